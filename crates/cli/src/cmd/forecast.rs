@@ -1,0 +1,471 @@
+//! `infogap forecast` (a series given inline or in a CSV, or the store's demand)
+//! and `infogap eval forecast` (holdout accuracy on a CSV series). Parsing and
+//! printing only: the models live in `infogap_models::forecast`, the demand
+//! series and chart in `infogap_engine::forecast`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use infogap_engine::forecast::{self as demand, DemandForecast, Measure, Period, Scope};
+use infogap_models::forecast::{
+    AutoEts, EtsFit, EtsFixed, EtsSpec, Forecast, Transform, fit_ets, mape, rmse,
+};
+use serde_json::{Value, json};
+
+use crate::Ctx;
+
+/// Which exponential smoothing method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    /// Automatic selection by AICc across the ETS family (plus log-scale models).
+    Auto,
+    /// Simple exponential smoothing, ETS(A,N,N).
+    Ses,
+    /// Holt's linear trend, ETS(A,A,N) (ETS(A,Ad,N) with --damped).
+    Holt,
+    /// Holt-Winters additive, ETS(A,A,A).
+    HwAdd,
+    /// Holt-Winters multiplicative, ETS(M,A,M).
+    HwMul,
+    /// augurs-ets AutoETS (non-seasonal only), kept for the benchmark.
+    Augurs,
+}
+
+/// Initial level: a number, `first` (the first observation) or `fit` (estimated).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitialLevel {
+    /// Estimated with the other parameters.
+    Fit,
+    /// The first observation.
+    First,
+    /// Given.
+    Value(f64),
+}
+
+fn parse_initial_level(s: &str) -> Result<InitialLevel, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "fit" | "estimated" | "estimate" => Ok(InitialLevel::Fit),
+        "first" => Ok(InitialLevel::First),
+        t => t
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(InitialLevel::Value)
+            .ok_or_else(|| format!("{s:?} is not a number, `first` or `fit`")),
+    }
+}
+
+/// Model options shared by both commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelOpts {
+    /// Method.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub method: Method,
+    /// Season length (observations per cycle, e.g. 12 for monthly data); 1 = none.
+    #[arg(long)]
+    pub season: Option<usize>,
+    /// Damped trend (holt, hw-add, hw-mul).
+    #[arg(long)]
+    pub damped: bool,
+    /// Level smoothing α in [0, 1] (estimated when absent).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Trend smoothing β (estimated when absent).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Seasonal smoothing γ (estimated when absent).
+    #[arg(long)]
+    pub gamma: Option<f64>,
+    /// Damping φ (estimated when absent).
+    #[arg(long)]
+    pub phi: Option<f64>,
+    /// Initial level: a number, `first` or `fit` (default).
+    #[arg(long, value_parser = parse_initial_level, default_value = "fit")]
+    pub initial_level: InitialLevel,
+    /// Coverage of the prediction intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+}
+
+/// Arguments of `infogap eval forecast`.
+#[derive(Debug, clap::Args)]
+pub struct EvalForecastArgs {
+    /// CSV file with the series.
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Date column (detected when absent).
+    #[arg(long)]
+    pub date_col: Option<String>,
+    /// Value column (detected when absent).
+    #[arg(long)]
+    pub value_col: Option<String>,
+    /// Number of final observations held out for the test.
+    #[arg(long, default_value_t = 12)]
+    pub holdout: usize,
+    /// Model options.
+    #[command(flatten)]
+    pub model: ModelOpts,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `infogap forecast`.
+#[derive(Debug, clap::Args)]
+pub struct ForecastArgs {
+    /// The series inline, comma-separated (e.g. 100,120,150,180).
+    #[arg(long, conflicts_with_all = ["csv", "store"])]
+    pub series: Option<String>,
+    /// A CSV file with the series.
+    #[arg(long, value_name = "FILE", conflicts_with = "store")]
+    pub csv: Option<PathBuf>,
+    /// Date column of --csv (detected when absent).
+    #[arg(long)]
+    pub date_col: Option<String>,
+    /// Value column of --csv (detected when absent).
+    #[arg(long)]
+    pub value_col: Option<String>,
+    /// Forecast the store's demand.
+    #[arg(long)]
+    pub store: bool,
+    /// Store demand of one product (key or store id).
+    #[arg(long, requires = "store", conflicts_with_all = ["category", "total"])]
+    pub product: Option<String>,
+    /// Store demand of one category.
+    #[arg(long, requires = "store", conflicts_with = "total")]
+    pub category: Option<String>,
+    /// Store demand of everything (the default).
+    #[arg(long, requires = "store")]
+    pub total: bool,
+    /// Period of the store series.
+    #[arg(long, value_parser = ["week", "month"], default_value = "week")]
+    pub by: String,
+    /// What to sum in the store series.
+    #[arg(long, value_parser = ["revenue", "quantity"], default_value = "revenue")]
+    pub measure: String,
+    /// Steps ahead.
+    #[arg(long, default_value_t = 12)]
+    pub horizon: usize,
+    /// Write an SVG chart (history, forecast, interval band) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
+    /// Model options.
+    #[command(flatten)]
+    pub model: ModelOpts,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn r6(v: f64) -> Value {
+    if v.is_finite() { json!((v * 1e6).round() / 1e6) } else { Value::Null }
+}
+
+fn rv(v: &[f64]) -> Value {
+    Value::Array(v.iter().map(|&x| r6(x)).collect())
+}
+
+fn params_json(fit: &EtsFit) -> Value {
+    let p = &fit.params;
+    let mut o = serde_json::Map::new();
+    o.insert("alpha".into(), r6(p.alpha));
+    if fit.spec.trend != infogap_models::forecast::TrendType::None {
+        o.insert("beta".into(), r6(p.beta));
+        o.insert("b0".into(), r6(p.b0));
+    }
+    if fit.spec.season != infogap_models::forecast::SeasonType::None {
+        o.insert("gamma".into(), r6(p.gamma));
+        o.insert("season".into(), json!(fit.spec.period));
+        o.insert("s0".into(), rv(&p.s0));
+    }
+    if fit.spec.trend == infogap_models::forecast::TrendType::Damped {
+        o.insert("phi".into(), r6(p.phi));
+    }
+    o.insert("l0".into(), r6(p.l0));
+    o.insert("sigma2".into(), r6(fit.sigma2));
+    if fit.spec.transform == Transform::Log {
+        o.insert("transform".into(), json!("log"));
+    }
+    Value::Object(o)
+}
+
+fn fixed_of(m: &ModelOpts, y: &[f64]) -> EtsFixed {
+    EtsFixed {
+        alpha: m.alpha,
+        beta: m.beta,
+        gamma: m.gamma,
+        phi: m.phi,
+        initial_level: match m.initial_level {
+            InitialLevel::Fit => None,
+            InitialLevel::First => y.first().copied(),
+            InitialLevel::Value(v) => Some(v),
+        },
+    }
+}
+
+/// Fits the chosen method. `Augurs` is handled by the caller.
+fn fit_method(m: &ModelOpts, y: &[f64]) -> anyhow::Result<EtsFit> {
+    let season = m.season.unwrap_or(1);
+    let fixed = fixed_of(m, y);
+    let spec = match m.method {
+        Method::Auto => {
+            if fixed != EtsFixed::default() || m.damped {
+                bail!("--alpha/--beta/--gamma/--phi/--initial-level/--damped need an explicit --method");
+            }
+            return Ok(AutoEts::new(season).fit_series(y)?.best);
+        }
+        Method::Ses => EtsSpec::ses(),
+        Method::Holt => EtsSpec::holt(m.damped),
+        Method::HwAdd | Method::HwMul if season < 2 => {
+            bail!("Holt-Winters needs --season N (N ≥ 2 observations per cycle)")
+        }
+        Method::HwAdd => EtsSpec::hw_additive(season, m.damped),
+        Method::HwMul => EtsSpec::hw_multiplicative(season, m.damped),
+        Method::Augurs => bail!("--method augurs is only available in `infogap eval forecast`"),
+    };
+    Ok(fit_ets(y, spec, &fixed)?)
+}
+
+fn check_level(level: f64) -> anyhow::Result<()> {
+    if !(level > 0.0 && level < 1.0) {
+        bail!("--level must be in (0, 1), got {level}");
+    }
+    Ok(())
+}
+
+/// `infogap eval forecast`: fit on all but the last `--holdout` observations,
+/// forecast them, report MAPE (%) and RMSE.
+pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
+    check_level(args.model.level)?;
+    let opts = infogap_ingest::series::SeriesOptions {
+        date_col: args.date_col.clone(),
+        value_col: args.value_col.clone(),
+    };
+    let series = infogap_ingest::series::read_series(&args.csv, &opts)?;
+    let y = &series.values;
+    if args.holdout == 0 || args.holdout >= y.len() {
+        bail!(
+            "--holdout {} must be between 1 and the series length minus 1 ({} observations in {})",
+            args.holdout,
+            y.len(),
+            args.csv.display()
+        );
+    }
+    let (train, test) = y.split_at(y.len() - args.holdout);
+    let h = test.len();
+    let t0 = Instant::now();
+    let (method, params, point, extra) = if args.model.method == Method::Augurs {
+        let (name, point) = infogap_models::forecast::augurs_auto_nonseasonal(train, h)?;
+        (name, json!({}), point, json!({}))
+    } else {
+        let fit = fit_method(&args.model, train)?;
+        let fc = fit.forecast_intervals(h, args.model.level)?;
+        let extra = json!({"aicc": r6(fit.aicc), "lower": rv(&fc.lower), "upper": rv(&fc.upper),
+            "interval_method": fc.interval_method, "level": fc.level});
+        (fit.name(), params_json(&fit), fc.point, extra)
+    };
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let out = json!({
+        "mape": r6(mape(test, &point)),
+        "rmse": r6(rmse(test, &point)),
+        "method": method,
+        "params": params,
+        "fit_seconds": fit_seconds,
+        "n_train": train.len(),
+        "n_test": h,
+        "forecast": rv(&point),
+        "actual": rv(test),
+        "aicc": extra.get("aicc").cloned().unwrap_or(Value::Null),
+        "lower": extra.get("lower").cloned().unwrap_or(Value::Null),
+        "upper": extra.get("upper").cloned().unwrap_or(Value::Null),
+        "interval_method": extra.get("interval_method").cloned().unwrap_or(Value::Null),
+    });
+    if args.json {
+        crate::ctx::print_json(&out)?;
+    } else {
+        println!("series: {} ({} observations, column {:?})", args.csv.display(), y.len(), series.value_column);
+        println!("train {} / test {}", train.len(), h);
+        println!("method: {method}");
+        println!("MAPE {:.3} %   RMSE {:.3}   fit {:.4} s", mape(test, &point), rmse(test, &point), fit_seconds);
+        println!("params: {}", out["params"]);
+    }
+    Ok(())
+}
+
+fn forecast_json(fit: &EtsFit, fc: &Forecast) -> Value {
+    json!({
+        "method": fit.name(),
+        "params": params_json(fit),
+        "aicc": r6(fit.aicc),
+        "levels": rv(&fit.levels),
+        "fitted": rv(&fit.fitted),
+        "forecast": rv(&fc.point),
+        "lower": rv(&fc.lower),
+        "upper": rv(&fc.upper),
+        "level": fc.level,
+        "interval_method": fc.interval_method,
+    })
+}
+
+/// `infogap forecast`.
+pub fn forecast(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
+    check_level(args.model.level)?;
+    if args.horizon == 0 {
+        bail!("--horizon must be at least 1");
+    }
+    if args.store {
+        return forecast_store(ctx, args);
+    }
+    if args.chart.is_some() {
+        bail!("--chart is available with --store");
+    }
+    let y: Vec<f64> = if let Some(s) = &args.series {
+        s.split(',')
+            .enumerate()
+            .map(|(i, t)| {
+                let t = t.trim();
+                t.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .with_context(|| format!("--series: value {} ({t:?}) is not a number", i + 1))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else if let Some(path) = &args.csv {
+        let opts = infogap_ingest::series::SeriesOptions {
+            date_col: args.date_col.clone(),
+            value_col: args.value_col.clone(),
+        };
+        infogap_ingest::series::read_series(path, &opts)?.values
+    } else {
+        bail!("give --series V1,V2,..., --csv FILE or --store");
+    };
+    let fit = fit_method(&args.model, &y)?;
+    let fc = fit.forecast_intervals(args.horizon, args.model.level)?;
+    let out = forecast_json(&fit, &fc);
+    if args.json {
+        crate::ctx::print_json(&out)?;
+    } else {
+        println!("method: {}   AICc {:.3}", fit.name(), fit.aicc);
+        println!("params: {}", out["params"]);
+        let lv: Vec<String> = fit.levels.iter().map(|v| format!("{v:.4}")).collect();
+        println!("levels: {}", lv.join(", "));
+        println!("{:>5}  {:>14}  {:>14}  {:>14}", "step", "forecast", "lower", "upper");
+        for j in 0..fc.point.len() {
+            println!("{:>5}  {:>14.4}  {:>14.4}  {:>14.4}", j + 1, fc.point[j], fc.lower[j], fc.upper[j]);
+        }
+        println!("({:.0}% intervals, {})", fc.level * 100.0, fc.interval_method);
+    }
+    Ok(())
+}
+
+fn demand_json(f: &DemandForecast) -> Value {
+    let dates: Vec<String> = f.future.iter().map(|d| d.to_string()).collect();
+    let hist_dates: Vec<String> = f.series.starts.iter().map(|d| d.to_string()).collect();
+    json!({
+        "scope": f.series.label,
+        "by": f.series.period.name(),
+        "measure": f.series.measure.name(),
+        "method": f.fit.name(),
+        "params": params_json(&f.fit),
+        "aicc": r6(f.fit.aicc),
+        "history": {"dates": hist_dates, "values": rv(&f.series.values)},
+        "dates": dates,
+        "forecast": rv(&f.forecast.point),
+        "lower": rv(&f.forecast.lower),
+        "upper": rv(&f.forecast.upper),
+        "level": f.forecast.level,
+        "interval_method": f.forecast.interval_method,
+    })
+}
+
+fn print_demand(f: &DemandForecast) {
+    println!(
+        "{} {} per {}: {} periods of history, model {}",
+        f.series.label,
+        f.series.measure.name(),
+        f.series.period.name(),
+        f.series.values.len(),
+        f.fit.name()
+    );
+    println!("{:>12}  {:>12}  {:>12}  {:>12}", "period", "forecast", "lower", "upper");
+    for (j, d) in f.future.iter().enumerate() {
+        println!(
+            "{:>12}  {:>12.2}  {:>12.2}  {:>12.2}",
+            d.to_string(),
+            f.forecast.point[j],
+            f.forecast.lower[j],
+            f.forecast.upper[j]
+        );
+    }
+    println!("({:.0}% intervals, {})", f.forecast.level * 100.0, f.forecast.interval_method);
+}
+
+fn forecast_store(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
+    if args.model.method != Method::Auto {
+        bail!("--store uses --method auto");
+    }
+    let period = if args.by == "month" { Period::Month } else { Period::Week };
+    let measure = if args.measure == "quantity" { Measure::Quantity } else { Measure::Revenue };
+    let scope = match (&args.product, &args.category) {
+        (Some(p), _) => Scope::Product(p.clone()),
+        (None, Some(c)) => Scope::Category(c.clone()),
+        (None, None) => Scope::Total,
+    };
+    let engine = ctx.engine()?;
+    let ds = engine.dataset()?;
+    let series = demand::demand_series(&ds, &scope, period, measure)?;
+    let f = demand::forecast_series(series, args.model.season, args.horizon, args.model.level)?;
+    if let Some(path) = &args.chart {
+        std::fs::write(path, demand::render_svg(&f))
+            .with_context(|| format!("writing chart {}", path.display()))?;
+    }
+    if args.json {
+        crate::ctx::print_json(&demand_json(&f))?;
+    } else {
+        print_demand(&f);
+        if let Some(path) = &args.chart {
+            println!("chart written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The quickstart's forecast section: a 12-week revenue forecast for the top
+/// 3 categories. Prints a short report unless `json`; returns the JSON.
+pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow::Result<Value> {
+    let ds = engine.dataset()?;
+    let cats = demand::top_categories(&ds, 3);
+    let mut out = Vec::new();
+    if !json {
+        println!("12-week demand forecast (revenue) for the top {} categories:", cats.len());
+    }
+    for c in cats {
+        let f = demand::forecast_demand(
+            &ds,
+            &Scope::Category(c.clone()),
+            Period::Week,
+            Measure::Revenue,
+            12,
+            0.95,
+        )?;
+        if !json {
+            let total: f64 = f.forecast.point.iter().sum();
+            let lo: f64 = f.forecast.lower.first().copied().unwrap_or(f64::NAN);
+            let hi: f64 = f.forecast.upper.first().copied().unwrap_or(f64::NAN);
+            println!(
+                "  {c:<20} next week {:>10.0} [{lo:.0}, {hi:.0}]   12 weeks {:>11.0}   ({})",
+                f.forecast.point.first().copied().unwrap_or(f64::NAN),
+                total,
+                f.fit.name()
+            );
+        }
+        let mut j = demand_json(&f);
+        if let Some(o) = j.as_object_mut() {
+            o.insert("category".into(), json!(c));
+            o.remove("history");
+        }
+        out.push(j);
+    }
+    Ok(json!({ "horizon_weeks": 12, "categories": out }))
+}

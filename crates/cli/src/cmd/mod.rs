@@ -1,0 +1,44 @@
+//! One module per command family. Each owns its argument structs and the
+//! printing of its reports; the work itself happens in the engine and models.
+
+pub mod analytics;
+pub mod classify;
+pub mod clv;
+pub mod data;
+pub mod forecast;
+pub mod rating;
+pub mod recs;
+
+/// Runs every model family's quickstart section; a failing section is
+/// reported in its place and does not stop the others.
+pub fn quickstart_sections(
+    engine: &infogap_engine::Engine,
+    json: bool,
+) -> serde_json::Map<String, serde_json::Value> {
+    type Section = fn(&infogap_engine::Engine, bool) -> anyhow::Result<serde_json::Value>;
+    let sections: [(&str, Section); 5] = [
+        ("recommendations", recs::quickstart_section),
+        ("churn", classify::quickstart_section),
+        ("segments", analytics::quickstart_section),
+        ("clv", clv::quickstart_section),
+        ("forecast", forecast::quickstart_section),
+    ];
+    let mut out = serde_json::Map::new();
+    for (name, f) in sections {
+        if !json {
+            println!();
+        }
+        let v = match f(engine, json) {
+            Ok(v) => v,
+            Err(e) => {
+                let msg = format!("{e:#}");
+                if !json {
+                    println!("{name}: not available: {msg}");
+                }
+                serde_json::json!({ "error": msg })
+            }
+        };
+        out.insert(name.to_string(), v);
+    }
+    out
+}

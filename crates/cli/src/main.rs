@@ -1,0 +1,142 @@
+//! `infogap`: the command-line front end. Thin by design: it parses arguments,
+//! calls the engine and prints (text or `--json`). Errors are printed with their
+//! whole cause chain and a non-zero exit code.
+
+mod cmd;
+mod ctx;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use ctx::Ctx;
+
+/// infogap: one trustworthy profile per customer, built from every department's data.
+#[derive(Debug, Parser)]
+#[command(name = "infogap", version, about, long_about = None)]
+struct Cli {
+    /// SQLite database file of the store.
+    #[arg(long, global = true, env = "INFOGAP_DB", value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// No progress bars or chatter (errors are still printed).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import every source listed in a config file into the store.
+    Import(cmd::data::ImportArgs),
+    /// Counts and revenue of what the store holds.
+    Stats(cmd::data::StatsArgs),
+    /// Look at, explain or split one unified customer.
+    #[command(subcommand)]
+    Customer(cmd::data::CustomerCmd),
+    /// Write a realistic multi-department demo data set with its config.
+    Demo(cmd::data::DemoArgs),
+    /// Demo data → import → report: the main job, end to end.
+    Quickstart(cmd::data::QuickstartArgs),
+    /// Evaluate a model family on a file (cross-validation or a given split).
+    #[command(subcommand)]
+    Eval(EvalCmd),
+    /// Train a model on the store's data and save it in the store.
+    #[command(subcommand)]
+    Train(TrainCmd),
+    /// Recommend products for one customer from the saved model.
+    Recommend(cmd::recs::RecommendArgs),
+    /// Customers by churn risk, with reasons.
+    Churn(cmd::classify::ChurnArgs),
+    /// Customer segments (RFM or k-means) and their profiles.
+    Segments(cmd::analytics::SegmentsArgs),
+    /// Work with one segment.
+    #[command(subcommand)]
+    Segment(cmd::analytics::SegmentCmd),
+    /// Bayes' rule that refuses incoherent inputs.
+    Bayes(cmd::analytics::BayesArgs),
+    /// Customers by lifetime value.
+    Clv(cmd::clv::ClvArgs),
+    /// Exponential-smoothing forecasts of a series or of the store's demand.
+    Forecast(cmd::forecast::ForecastArgs),
+    /// Throughput benchmarks of hot paths.
+    #[command(subcommand)]
+    Bench(cmd::data::BenchCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum EvalCmd {
+    /// Recommenders: rating prediction (k-fold) or top-N ranking (train/test).
+    Recs(cmd::recs::EvalRecsArgs),
+    /// Binary classification on any CSV.
+    Classify(cmd::classify::EvalClassifyArgs),
+    /// Linear regression on any CSV.
+    Regress(cmd::analytics::EvalRegressArgs),
+    /// BG/NBD + Gamma-Gamma on a transaction file.
+    Clv(cmd::clv::EvalClvArgs),
+    /// Holdout accuracy of exponential smoothing on a series.
+    Forecast(cmd::forecast::EvalForecastArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TrainCmd {
+    /// Train the recommender on the store.
+    Recs(cmd::recs::TrainRecsArgs),
+    /// Train the churn model on the store.
+    Churn(cmd::classify::TrainChurnArgs),
+    /// Train the next-period purchase-amount model on the store.
+    Amount(cmd::analytics::TrainAmountArgs),
+    /// Train BG/NBD + Gamma-Gamma on the store.
+    Clv(cmd::clv::TrainClvArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let ctx = Ctx::new(cli.db, cli.quiet);
+    let result = match &cli.command {
+        Command::Import(a) => cmd::data::import(&ctx, a),
+        Command::Stats(a) => cmd::data::stats(&ctx, a),
+        Command::Customer(c) => cmd::data::customer(&ctx, c),
+        Command::Demo(a) => cmd::data::demo(&ctx, a),
+        Command::Quickstart(a) => cmd::data::quickstart(&ctx, a),
+        Command::Eval(EvalCmd::Recs(a)) => cmd::recs::eval(&ctx, a),
+        Command::Eval(EvalCmd::Classify(a)) => cmd::classify::eval(&ctx, a),
+        Command::Eval(EvalCmd::Regress(a)) => cmd::analytics::eval_regress(&ctx, a),
+        Command::Eval(EvalCmd::Clv(a)) => cmd::clv::eval(&ctx, a),
+        Command::Eval(EvalCmd::Forecast(a)) => cmd::forecast::eval(&ctx, a),
+        Command::Train(TrainCmd::Recs(a)) => cmd::recs::train(&ctx, a),
+        Command::Train(TrainCmd::Churn(a)) => cmd::classify::train(&ctx, a),
+        Command::Train(TrainCmd::Amount(a)) => cmd::analytics::train_amount(&ctx, a),
+        Command::Train(TrainCmd::Clv(a)) => cmd::clv::train(&ctx, a),
+        Command::Recommend(a) => cmd::recs::recommend(&ctx, a),
+        Command::Churn(a) => cmd::classify::churn(&ctx, a),
+        Command::Segments(a) => cmd::analytics::segments(&ctx, a),
+        Command::Segment(c) => cmd::analytics::segment(&ctx, c),
+        Command::Bayes(a) => cmd::analytics::bayes(&ctx, a),
+        Command::Clv(a) => cmd::clv::clv(&ctx, a),
+        Command::Forecast(a) => cmd::forecast::forecast(&ctx, a),
+        Command::Bench(c) => cmd::data::bench(&ctx, c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("INFOGAP_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+}

@@ -1,0 +1,54 @@
+//! Helpers shared by the end-to-end tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Path of the built `infogap` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_infogap"))
+}
+
+/// Runs `infogap` with `args` in `dir`, with the store at `dir/infogap.db`.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .env("INFOGAP_DB", dir.join("infogap.db"))
+        .args(args)
+        .output()
+        .expect("spawn infogap")
+}
+
+/// Runs and asserts success; returns stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    assert!(
+        out.status.success(),
+        "infogap {:?} failed\nstdout:\n{}\nstderr:\n{}",
+        args,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs with `--json` output expected; parses stdout.
+pub fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let s = ok(dir, args);
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// `../shared/data` beside the repository; panics (fails the test) when missing,
+/// so real-data tests never skip silently.
+pub fn shared_data() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    assert!(p.is_dir(), "real data missing: {} (needed by the ignored real-data tests)", p.display());
+    p
+}
+
+/// `../shared/anchors` beside the repository.
+pub fn shared_anchors() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/anchors");
+    assert!(p.is_dir(), "anchors missing: {}", p.display());
+    p
+}

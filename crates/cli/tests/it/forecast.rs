@@ -1,0 +1,164 @@
+//! End-to-end tests of `infogap forecast` and `infogap eval forecast`.
+
+use std::path::Path;
+
+use crate::common::{json, run_in, shared_data};
+
+fn arr(v: &serde_json::Value, key: &str) -> Vec<f64> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+#[test]
+fn textbook_ses_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = json(
+        dir.path(),
+        &[
+            "forecast", "--series", "100,120,150,180", "--method", "ses", "--alpha", "0.2",
+            "--initial-level", "0", "--horizon", "3", "--json",
+        ],
+    );
+    let levels = arr(&v, "levels");
+    let want = [20.0, 40.0, 62.0, 85.6];
+    assert_eq!(levels.len(), 4);
+    for (g, w) in levels.iter().zip(want) {
+        assert!((g - w).abs() < 1e-9, "{levels:?}");
+    }
+    let fc = arr(&v, "forecast");
+    assert_eq!(fc.len(), 3);
+    assert!(fc.iter().all(|f| (f - 85.6).abs() < 1e-9), "{fc:?}");
+    let (lo, hi) = (arr(&v, "lower"), arr(&v, "upper"));
+    assert!(lo[0] < 85.6 && hi[0] > 85.6 && hi[2] - lo[2] > hi[0] - lo[0]);
+}
+
+/// A planted monthly series: trend × multiplicative season, CRLF and quoted header.
+fn write_seasonal_csv(path: &Path) -> Vec<f64> {
+    let season = [0.9, 0.85, 1.0, 0.97, 1.02, 1.12, 1.25, 1.22, 1.06, 0.93, 0.82, 0.87];
+    let mut s = String::from("\"date\",\"value\"\r\n");
+    let mut ys = Vec::new();
+    for t in 0..96usize {
+        // deterministic small wiggle instead of noise
+        let wiggle = 1.0 + 0.01 * (((t * 7919) % 13) as f64 / 6.0 - 1.0);
+        let y = (100.0 + 1.5 * t as f64) * season[t % 12] * wiggle;
+        ys.push(y);
+        s.push_str(&format!("{}-{:02}-01,{y:.3}\r\n", 2010 + t / 12, t % 12 + 1));
+    }
+    std::fs::write(path, s).expect("write csv");
+    ys
+}
+
+#[test]
+fn eval_forecast_on_a_planted_seasonal_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("series.csv");
+    write_seasonal_csv(&csv);
+    let csv_s = csv.to_str().expect("utf8 path");
+    let v = json(
+        dir.path(),
+        &["eval", "forecast", "--csv", csv_s, "--holdout", "12", "--season", "12", "--json"],
+    );
+    let mape = v["mape"].as_f64().expect("mape");
+    assert!(mape < 3.0, "mape {mape}: {v}");
+    assert!(v["rmse"].as_f64().expect("rmse") > 0.0);
+    assert!(v["fit_seconds"].as_f64().expect("fit_seconds") >= 0.0);
+    let method = v["method"].as_str().expect("method");
+    assert!(method.ends_with(",M)") || method.contains(",A) on log"), "{method}");
+    assert!(v["params"]["alpha"].is_number());
+    // An explicit method is honoured.
+    let v = json(
+        dir.path(),
+        &[
+            "eval", "forecast", "--csv", csv_s, "--holdout", "12", "--season", "12", "--method",
+            "hw-add", "--json",
+        ],
+    );
+    assert_eq!(v["method"], "ETS(A,A,A)");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run_in(dir.path(), &["forecast", "--series", "1,2,x,4", "--method", "ses"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("value 3") && err.contains("\"x\""), "{err}");
+
+    let csv = dir.path().join("bad.csv");
+    std::fs::write(&csv, "date,value\n2024-01-01,1\n2024-02-01,oops\n").expect("write");
+    let out = run_in(
+        dir.path(),
+        &["eval", "forecast", "--csv", csv.to_str().expect("utf8"), "--holdout", "1"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.csv") && err.contains("line 3") && err.contains("value"), "{err}");
+
+    let out = run_in(dir.path(), &["forecast", "--series", "1,2,3", "--method", "hw-add"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--season"));
+}
+
+#[test]
+fn store_demand_forecast_with_chart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let demo = dir.path().join("demo");
+    let demo_s = demo.to_str().expect("utf8");
+    crate::common::ok(dir.path(), &["demo", "--out", demo_s, "--customers", "300", "--seed", "7"]);
+    let cfg = demo.join("infogap.toml");
+    crate::common::ok(dir.path(), &["import", "--config", cfg.to_str().expect("utf8")]);
+    let chart = dir.path().join("total.svg");
+    let v = json(
+        dir.path(),
+        &[
+            "forecast", "--store", "--total", "--by", "week", "--horizon", "8", "--json",
+            "--chart", chart.to_str().expect("utf8"),
+        ],
+    );
+    let fc = arr(&v, "forecast");
+    let (lo, hi) = (arr(&v, "lower"), arr(&v, "upper"));
+    assert_eq!(fc.len(), 8);
+    assert_eq!(v["dates"].as_array().map(|a| a.len()), Some(8));
+    for j in 0..8 {
+        assert!(lo[j] <= fc[j] && fc[j] <= hi[j] && lo[j] >= 0.0);
+    }
+    // The forecast is on the scale of the recent history.
+    let hist = v["history"]["values"].as_array().expect("history");
+    let recent: f64 =
+        hist.iter().rev().take(8).map(|x| x.as_f64().expect("num")).sum::<f64>() / 8.0;
+    assert!(fc[0] > 0.3 * recent && fc[0] < 3.0 * recent, "{} vs {recent}", fc[0]);
+    let svg = std::fs::read_to_string(&chart).expect("chart written");
+    assert!(svg.starts_with("<svg") && svg.contains("<polygon") && svg.contains("<polyline"));
+
+    // Monthly quantity of a category.
+    let v = json(
+        dir.path(),
+        &["forecast", "--store", "--by", "month", "--measure", "quantity", "--horizon", "3", "--json"],
+    );
+    assert_eq!(v["by"], "month");
+    assert_eq!(arr(&v, "forecast").len(), 3);
+    let out = run_in(dir.path(), &["forecast", "--store", "--category", "no-such-category"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+#[ignore = "real data: ../shared/data"]
+fn airpassengers_auto_mape_at_most_2_2() {
+    let csv = shared_data().join("airpassengers/AirPassengers.csv");
+    assert!(csv.is_file(), "missing {}", csv.display());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v = json(
+        dir.path(),
+        &[
+            "eval", "forecast", "--csv", csv.to_str().expect("utf8"), "--holdout", "12",
+            "--season", "12", "--method", "auto", "--json",
+        ],
+    );
+    let mape = v["mape"].as_f64().expect("mape");
+    assert!(mape <= 2.2, "AirPassengers auto MAPE {mape} %: {v}");
+    assert_eq!(v["n_train"], 132);
+}

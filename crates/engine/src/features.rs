@@ -1,0 +1,595 @@
+//! Per-customer features as of a cutoff time, from the store's [`Dataset`].
+//!
+//! Why one pipeline: churn (and any other per-customer model) must see the
+//! same features at training time (cutoff in the past, label after it) and at
+//! scoring time (cutoff = now), and must never see the future. Every fact
+//! feeds a feature only when its time is **strictly before** the cutoff; facts
+//! without a time are left out (they cannot be placed before the cutoff).
+//! Labels are computed elsewhere (see `churn`) from facts at or after it.
+//!
+//! The column set depends only on the catalogue and the customers'
+//! attributes, never on the cutoff, so a model trained at one cutoff can
+//! score at another (columns are matched by name; a missing one counts as 0).
+//! Each column carries a group and a wording template so a model's per-column
+//! contributions can be turned into reasons a person can act on.
+//!
+//! Blank handling: a customer with no survey (review, rating) gets the mean
+//! of the customers who have one at the same cutoff, and a `has_*` flag says
+//! whether it was observed; attributes missing for a customer get all-zero
+//! one-hot columns (numeric attributes: the mean).
+
+use std::collections::{BTreeMap, HashMap};
+
+use infogap_core::dataset::{AttrValue, Dataset};
+use serde::{Deserialize, Serialize};
+
+/// Seconds per day.
+pub const DAY: i64 = 86_400;
+
+/// Options of the pipeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureOptions {
+    /// Length of the "recent" window for counts and the trend (days).
+    pub recent_days: i64,
+    /// How many product categories get a spend-share column.
+    pub top_categories: usize,
+    /// How many levels of a text attribute get a one-hot column (most frequent first).
+    pub max_attr_levels: usize,
+    /// Attributes to leave out (e.g. the churn label itself).
+    pub exclude_attributes: Vec<String>,
+}
+
+impl Default for FeatureOptions {
+    fn default() -> Self {
+        FeatureOptions { recent_days: 90, top_categories: 8, max_attr_levels: 12, exclude_attributes: Vec::new() }
+    }
+}
+
+/// One feature column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureColumn {
+    /// Column name (`tickets_recent`, `attr:age_band=30-39`, …).
+    pub name: String,
+    /// Columns of one group are explained together (the levels of one attribute).
+    pub group: String,
+    /// Wording with `{n}` (integer), `{x}` (one decimal), `{pct}` (percent) or
+    /// `{level}` placeholders, e.g. `{n} support tickets in the last 90 days`.
+    pub template: String,
+}
+
+/// Feature matrix of many customers as of one cutoff.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureTable {
+    /// Cutoff (Unix seconds): only facts strictly before it were used.
+    pub cutoff: i64,
+    /// Customer ids (rows), as in `Dataset.customers[].id`.
+    pub customers: Vec<i64>,
+    /// Display keys of the customers.
+    pub keys: Vec<String>,
+    /// The columns.
+    pub columns: Vec<FeatureColumn>,
+    /// Row-major values, `customers.len() × columns.len()`.
+    pub data: Vec<f64>,
+}
+
+impl FeatureTable {
+    /// Value of customer row `i`, column `j`.
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        self.data[i * self.columns.len() + j]
+    }
+
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f64] {
+        let d = self.columns.len();
+        &self.data[i * d..(i + 1) * d]
+    }
+
+    /// Index of a column by name.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// Column names.
+    pub fn names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// The rows re-ordered to the given column names (missing columns are 0).
+    pub fn aligned(&self, names: &[String]) -> Vec<f64> {
+        let idx: Vec<Option<usize>> = names.iter().map(|n| self.column(n)).collect();
+        let mut out = Vec::with_capacity(self.customers.len() * names.len());
+        for i in 0..self.customers.len() {
+            let r = self.row(i);
+            out.extend(idx.iter().map(|k| k.map_or(0.0, |k| r[k])));
+        }
+        out
+    }
+}
+
+/// Renders a column's template with a value.
+pub fn render(template: &str, value: f64) -> String {
+    let n: String = if value.is_finite() { format!("{}", value.round() as i64) } else { "?".into() };
+    template
+        .replace("{n}", &n)
+        .replace("{x}", &format!("{value:.1}"))
+        .replace("{pct}", &format!("{:.0}%", value * 100.0))
+        .replace("{s}", if n == "1" { "" } else { "s" })
+}
+
+#[derive(Default)]
+struct Acc {
+    orders: Vec<(i64, f64, f64)>, // time, amount, discount
+    lines: Vec<(i64, Option<i64>, f64, f64)>, // order id, product, quantity, amount
+    tickets: Vec<i64>,
+    surveys: Vec<(i64, f64)>,
+    reviews: Vec<(i64, f64)>,
+    ratings: Vec<f64>,
+    events: Vec<(i64, Option<String>)>,
+    exposures: Vec<i64>,
+    redemptions: Vec<i64>,
+    first_seen: Option<i64>,
+}
+
+fn is_ticket(kind: &str) -> bool {
+    let k = kind.to_ascii_lowercase();
+    k.contains("ticket") || k.contains("complaint") || k.contains("support")
+}
+
+fn col(name: &str, group: &str, template: &str) -> FeatureColumn {
+    FeatureColumn { name: name.into(), group: group.into(), template: template.into() }
+}
+
+/// The columns the pipeline produces for this data set (cutoff-independent).
+pub fn feature_columns(ds: &Dataset, opts: &FeatureOptions) -> Vec<FeatureColumn> {
+    let r = opts.recent_days;
+    let mut c = vec![
+        col("recency_days", "recency_days", "no purchase for {n} days"),
+        col("frequency", "frequency", "{n} order{s} in total"),
+        col("monetary_total", "monetary_total", "spent {x} in total"),
+        col("avg_order_value", "avg_order_value", "average order value {x}"),
+        col("tenure_days", "tenure_days", "customer for {n} days"),
+        col("ipt_mean_days", "ipt_mean_days", "buys every {n} days on average"),
+        col("ipt_std_days", "ipt_std_days", "irregular buying (gap varies by {n} days)"),
+        col("overdue_ratio", "overdue_ratio", "last purchase {x}× their usual gap ago"),
+        col("orders_recent", "order_trend", &format!("{{n}} order{{s}} in the last {r} days")),
+        col("orders_prior", "order_trend", &format!("{{n}} order{{s}} in the {r} days before that")),
+        col("order_trend", "order_trend", &format!("order count changed by {{n}} (last {r} days vs the {r} before)")),
+        col("spend_recent", "spend_trend", &format!("spent {{x}} in the last {r} days")),
+        col("spend_trend", "spend_trend", &format!("spend changed by {{x}} (last {r} days vs the {r} before)")),
+        col("basket_items", "basket_items", "{x} items per order on average"),
+        col("category_breadth", "category_breadth", "bought from {n} categories"),
+        col("discount_share", "discount_share", "{pct} of list value was discounted"),
+        col("exposures", "campaigns", "received {n} campaign{s}"),
+        col("exposures_recent", "campaigns", &format!("received {{n}} campaign{{s}} in the last {r} days")),
+        col("redemptions", "redemptions", "redeemed {n} campaign{s}"),
+        col("redemption_rate", "redemptions", "redeemed {pct} of campaigns received"),
+        col("tickets", "tickets", "{n} support ticket{s} or complaint{s} in total"),
+        col("tickets_recent", "tickets", &format!("{{n}} support ticket{{s}} in the last {r} days")),
+        col("survey_mean", "survey", "average survey score {x}"),
+        col("survey_last", "survey", "last survey score {x}"),
+        col("has_survey", "survey", "answered a survey"),
+        col("review_mean", "review", "average review score {x}"),
+        col("review_last", "review", "last review score {x}"),
+        col("has_review", "review", "wrote a review"),
+        col("rating_mean", "rating", "average product rating {x}"),
+        col("ratings", "rating", "{n} product rating{s}"),
+        col("events", "activity", "{n} web/app event{s} in total"),
+        col("events_recent", "activity", &format!("{{n}} web/app event{{s}} in the last {r} days")),
+        col("web_recent", "activity", &format!("{{n}} web event{{s}} in the last {r} days")),
+        col("app_recent", "activity", &format!("{{n}} app event{{s}} in the last {r} days")),
+    ];
+    for cat in top_categories(ds, opts.top_categories) {
+        c.push(col(&format!("share:{cat}"), &format!("share:{cat}"), &format!("{{pct}} of spend on {cat}")));
+    }
+    for (name, levels) in attribute_layout(ds, opts) {
+        match levels {
+            None => c.push(col(&format!("attr:{name}"), &format!("attr:{name}"), &format!("{name} is {{x}}"))),
+            Some(lv) => {
+                for l in lv {
+                    c.push(col(&format!("attr:{name}={l}"), &format!("attr:{name}"), &format!("{name} is {l}")));
+                }
+            }
+        }
+    }
+    c
+}
+
+/// Categories by number of catalogue products (then name), at most `k`.
+fn top_categories(ds: &Dataset, k: usize) -> Vec<String> {
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for p in &ds.products {
+        if let Some(c) = p.category.as_deref() {
+            *count.entry(c).or_default() += 1;
+        }
+    }
+    let mut v: Vec<(&str, usize)> = count.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.into_iter().take(k).map(|(c, _)| c.to_string()).collect()
+}
+
+/// Each attribute: `None` = numeric, `Some(levels)` = one-hot text levels.
+fn attribute_layout(ds: &Dataset, opts: &FeatureOptions) -> Vec<(String, Option<Vec<String>>)> {
+    let mut by_name: BTreeMap<&str, Vec<&AttrValue>> = BTreeMap::new();
+    for c in &ds.customers {
+        for (k, v) in &c.attributes {
+            if opts.exclude_attributes.iter().any(|e| e == k) {
+                continue;
+            }
+            by_name.entry(k.as_str()).or_default().push(v);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, vals) in by_name {
+        let numeric = vals.iter().all(|v| v.as_f64().is_some()) && !vals.iter().all(|v| matches!(v, AttrValue::Bool(_)));
+        if numeric {
+            out.push((name.to_string(), None));
+        } else {
+            let mut cnt: BTreeMap<String, usize> = BTreeMap::new();
+            for v in &vals {
+                *cnt.entry(v.as_text()).or_default() += 1;
+            }
+            // an attribute unique per customer (an id, a name) is not a feature
+            if cnt.len() > opts.max_attr_levels.max(1) * 4 && cnt.len() * 2 > vals.len() {
+                continue;
+            }
+            let mut lv: Vec<(String, usize)> = cnt.into_iter().collect();
+            lv.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.push((name.to_string(), Some(lv.into_iter().take(opts.max_attr_levels).map(|x| x.0).collect())));
+        }
+    }
+    out
+}
+
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    if v.is_empty() {
+        return (0.0, 0.0);
+    }
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / v.len() as f64;
+    (m, var.sqrt())
+}
+
+/// Builds features of every customer as of `cutoff` (Unix seconds). Only facts
+/// with `time < cutoff` are used.
+pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> FeatureTable {
+    let columns = feature_columns(ds, opts);
+    let n = ds.customers.len();
+    let index: HashMap<i64, usize> = ds.customers.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    let mut acc: Vec<Acc> = (0..n).map(|_| Acc::default()).collect();
+    let before = |t: Option<i64>| t.filter(|&t| t < cutoff);
+    let seen = |a: &mut Acc, t: i64| a.first_seen = Some(a.first_seen.map_or(t, |f| f.min(t)));
+    for o in &ds.orders {
+        if let (Some(t), Some(&i)) = (before(o.time), index.get(&o.customer)) {
+            acc[i].orders.push((t, o.amount, o.discount));
+            seen(&mut acc[i], t);
+        }
+    }
+    for l in &ds.lines {
+        if let (Some(_), Some(&i)) = (before(l.time), index.get(&l.customer)) {
+            acc[i].lines.push((l.order, l.product, l.quantity, l.amount));
+        }
+    }
+    for f in &ds.feedback {
+        if let (Some(t), Some(&i)) = (before(f.time), index.get(&f.customer)) {
+            let a = &mut acc[i];
+            seen(a, t);
+            let k = f.kind.to_ascii_lowercase();
+            if is_ticket(&k) {
+                a.tickets.push(t);
+            } else if let Some(s) = f.score.filter(|s| s.is_finite()) {
+                if k.contains("review") {
+                    a.reviews.push((t, s));
+                } else {
+                    a.surveys.push((t, s));
+                }
+            }
+        }
+    }
+    for e in &ds.events {
+        if let (Some(t), Some(&i)) = (before(e.time), index.get(&e.customer)) {
+            let a = &mut acc[i];
+            seen(a, t);
+            if e.kind.eq_ignore_ascii_case("rating") {
+                if let Some(v) = e.value.filter(|v| v.is_finite()) {
+                    a.ratings.push(v);
+                }
+            } else {
+                a.events.push((t, e.channel.as_ref().map(|c| c.to_ascii_lowercase())));
+            }
+        }
+    }
+    for x in &ds.exposures {
+        if let (Some(t), Some(&i)) = (before(x.time), index.get(&x.customer)) {
+            acc[i].exposures.push(t);
+        }
+    }
+    for x in &ds.redemptions {
+        if let (Some(t), Some(&i)) = (before(x.time), index.get(&x.customer)) {
+            acc[i].redemptions.push(t);
+        }
+    }
+    let product_cat: HashMap<i64, &str> =
+        ds.products.iter().filter_map(|p| p.category.as_deref().map(|c| (p.id, c))).collect();
+    let cats = top_categories(ds, opts.top_categories);
+    let attrs = attribute_layout(ds, opts);
+    // earliest fact overall (for customers with no order: recency = whole history)
+    let horizon_days = {
+        let first = ds.orders.iter().filter_map(|o| before(o.time)).min().unwrap_or(cutoff);
+        ((cutoff - first) as f64 / DAY as f64).max(1.0)
+    };
+    let recent = opts.recent_days * DAY;
+    let days = |s: i64| s as f64 / DAY as f64;
+
+    // population means for blank scores and numeric attributes
+    let mean_of = |f: &dyn Fn(&Acc) -> Option<f64>| {
+        let v: Vec<f64> = acc.iter().filter_map(f).collect();
+        if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+    };
+    let survey_fill = mean_of(&|a| mean_std(&a.surveys.iter().map(|s| s.1).collect::<Vec<_>>()).0.into_some(!a.surveys.is_empty()));
+    let review_fill = mean_of(&|a| mean_std(&a.reviews.iter().map(|s| s.1).collect::<Vec<_>>()).0.into_some(!a.reviews.is_empty()));
+    let rating_fill = mean_of(&|a| mean_std(&a.ratings).0.into_some(!a.ratings.is_empty()));
+    let attr_fill: HashMap<&str, f64> = attrs
+        .iter()
+        .filter(|(_, lv)| lv.is_none())
+        .map(|(name, _)| {
+            let v: Vec<f64> =
+                ds.customers.iter().filter_map(|c| c.attributes.get(name).and_then(AttrValue::as_f64)).collect();
+            (name.as_str(), mean_std(&v).0)
+        })
+        .collect();
+
+    let d = columns.len();
+    let mut data = Vec::with_capacity(n * d);
+    for (ci, a) in acc.iter_mut().enumerate() {
+        let start = data.len();
+        a.orders.sort_by_key(|o| o.0);
+        let k = a.orders.len();
+        let times: Vec<i64> = a.orders.iter().map(|o| o.0).collect();
+        let total: f64 = a.orders.iter().map(|o| o.1).sum();
+        let disc: f64 = a.orders.iter().map(|o| o.2).sum();
+        let recency = times.last().map_or(horizon_days, |&t| days(cutoff - t));
+        let tenure = a.first_seen.map_or(0.0, |t| days(cutoff - t));
+        let gaps: Vec<f64> = times.windows(2).map(|w| days(w[1] - w[0])).collect();
+        let (ipt_mean, ipt_std) = if gaps.is_empty() { (tenure.max(recency), 0.0) } else { mean_std(&gaps) };
+        let overdue = recency / ipt_mean.max(1.0);
+        let recent_n = times.iter().filter(|&&t| t >= cutoff - recent).count() as f64;
+        let prior_n = times.iter().filter(|&&t| t >= cutoff - 2 * recent && t < cutoff - recent).count() as f64;
+        let spend_recent: f64 = a.orders.iter().filter(|o| o.0 >= cutoff - recent).map(|o| o.1).sum();
+        let spend_prior: f64 =
+            a.orders.iter().filter(|o| o.0 >= cutoff - 2 * recent && o.0 < cutoff - recent).map(|o| o.1).sum();
+        let mut order_ids: Vec<i64> = a.lines.iter().map(|l| l.0).collect();
+        order_ids.sort_unstable();
+        order_ids.dedup();
+        let qty: f64 = a.lines.iter().map(|l| l.2).sum();
+        let basket = if order_ids.is_empty() { 0.0 } else { qty / order_ids.len() as f64 };
+        let mut cat_spend: HashMap<&str, f64> = HashMap::new();
+        let mut line_total = 0.0;
+        for l in &a.lines {
+            line_total += l.3;
+            if let Some(c) = l.1.and_then(|p| product_cat.get(&p)) {
+                *cat_spend.entry(c).or_default() += l.3;
+            }
+        }
+        let breadth = cat_spend.len() as f64;
+        a.tickets.sort_unstable();
+        let tickets_recent = a.tickets.iter().filter(|&&t| t >= cutoff - recent).count() as f64;
+        a.surveys.sort_by_key(|s| s.0);
+        a.reviews.sort_by_key(|s| s.0);
+        let sv: Vec<f64> = a.surveys.iter().map(|s| s.1).collect();
+        let rv: Vec<f64> = a.reviews.iter().map(|s| s.1).collect();
+        let exposures_recent = a.exposures.iter().filter(|&&t| t >= cutoff - recent).count() as f64;
+        let ev_recent: Vec<&Option<String>> = a.events.iter().filter(|e| e.0 >= cutoff - recent).map(|e| &e.1).collect();
+        let web = ev_recent.iter().filter(|c| c.as_deref().is_some_and(|c| c.contains("web"))).count() as f64;
+        let app = ev_recent.iter().filter(|c| c.as_deref().is_some_and(|c| c.contains("app") || c.contains("mobile"))).count() as f64;
+        let n_exp = a.exposures.len() as f64;
+        let n_red = a.redemptions.len() as f64;
+        data.extend_from_slice(&[
+            recency,
+            k as f64,
+            total,
+            if k > 0 { total / k as f64 } else { 0.0 },
+            tenure,
+            ipt_mean,
+            ipt_std,
+            overdue,
+            recent_n,
+            prior_n,
+            recent_n - prior_n,
+            spend_recent,
+            spend_recent - spend_prior,
+            basket,
+            breadth,
+            if total + disc > 0.0 { disc / (total + disc) } else { 0.0 },
+            n_exp,
+            exposures_recent,
+            n_red,
+            if n_exp > 0.0 { (n_red / n_exp).min(1.0) } else { 0.0 },
+            a.tickets.len() as f64,
+            tickets_recent,
+            if sv.is_empty() { survey_fill } else { mean_std(&sv).0 },
+            sv.last().copied().unwrap_or(survey_fill),
+            f64::from(u8::from(!sv.is_empty())),
+            if rv.is_empty() { review_fill } else { mean_std(&rv).0 },
+            rv.last().copied().unwrap_or(review_fill),
+            f64::from(u8::from(!rv.is_empty())),
+            if a.ratings.is_empty() { rating_fill } else { mean_std(&a.ratings).0 },
+            a.ratings.len() as f64,
+            a.events.len() as f64,
+            ev_recent.len() as f64,
+            web,
+            app,
+        ]);
+        for c in &cats {
+            let s = cat_spend.get(c.as_str()).copied().unwrap_or(0.0);
+            data.push(if line_total > 0.0 { s / line_total } else { 0.0 });
+        }
+        let cust = &ds.customers[ci];
+        for (name, levels) in &attrs {
+            let v = cust.attributes.get(name);
+            match levels {
+                None => data.push(
+                    v.and_then(AttrValue::as_f64).unwrap_or_else(|| attr_fill.get(name.as_str()).copied().unwrap_or(0.0)),
+                ),
+                Some(lv) => {
+                    let t = v.map(AttrValue::as_text);
+                    for l in lv {
+                        data.push(f64::from(u8::from(t.as_deref() == Some(l.as_str()))));
+                    }
+                }
+            }
+        }
+        debug_assert_eq!(data.len() - start, d);
+    }
+    FeatureTable {
+        cutoff,
+        customers: ds.customers.iter().map(|c| c.id).collect(),
+        keys: ds.customers.iter().map(|c| c.key.clone()).collect(),
+        columns,
+        data,
+    }
+}
+
+trait IntoSome {
+    fn into_some(self, ok: bool) -> Option<f64>;
+}
+impl IntoSome for f64 {
+    fn into_some(self, ok: bool) -> Option<f64> {
+        ok.then_some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infogap_core::dataset::*;
+
+    const T0: i64 = 1_700_000_000;
+
+    fn small() -> Dataset {
+        let mut attrs = BTreeMap::new();
+        attrs.insert("age_band".to_string(), AttrValue::Text("30-39".into()));
+        let customers = vec![
+            CustomerInfo { id: 1, key: "c:1".into(), attributes: attrs },
+            CustomerInfo { id: 2, key: "c:2".into(), attributes: BTreeMap::new() },
+        ];
+        let products = vec![ProductInfo { id: 10, key: "p10".into(), name: None, category: Some("Books".into()), price: None }];
+        let order = |id, c, day: i64, amount| OrderFact { id, customer: c, time: Some(T0 + day * DAY), amount, discount: 1.0 };
+        let orders = vec![order(100, 1, 0, 10.0), order(101, 1, 30, 20.0), order(102, 1, 200, 30.0), order(103, 2, 5, 5.0)];
+        let lines = orders
+            .iter()
+            .map(|o| LineFact {
+                order: o.id,
+                customer: o.customer,
+                product: Some(10),
+                quantity: 2.0,
+                amount: o.amount,
+                discount: 1.0,
+                time: o.time,
+            })
+            .collect();
+        let fb = |c, kind: &str, day: i64, score| FeedbackFact {
+            customer: c,
+            kind: kind.into(),
+            score,
+            text: None,
+            channel: None,
+            time: Some(T0 + day * DAY),
+        };
+        let feedback = vec![fb(1, "ticket", 50, None), fb(1, "survey", 60, Some(2.0)), fb(1, "ticket", 250, None)];
+        let events = vec![EventFact {
+            customer: 1,
+            kind: "view".into(),
+            product: Some(10),
+            value: None,
+            channel: Some("web".into()),
+            time: Some(T0 + 150 * DAY),
+        }];
+        let campaigns = vec![CampaignInfo { id: 7, key: "k".into(), name: None, kind: None, start: None, end: None }];
+        let exposures = vec![CampaignFact { customer: 1, campaign: 7, time: Some(T0 + 40 * DAY) }];
+        Dataset { customers, products, orders, lines, events, feedback, campaigns, exposures, redemptions: vec![] }
+    }
+
+    #[test]
+    fn values_as_of_cutoff() {
+        let ds = small();
+        let cutoff = T0 + 220 * DAY;
+        let f = build_features(&ds, cutoff, &FeatureOptions::default());
+        let v = |name: &str| f.get(0, f.column(name).unwrap());
+        assert_eq!(v("frequency"), 3.0);
+        assert_eq!(v("recency_days"), 20.0);
+        assert_eq!(v("monetary_total"), 60.0);
+        assert_eq!(v("tickets"), 1.0, "the ticket at day 250 is after the cutoff");
+        assert_eq!(v("survey_last"), 2.0);
+        assert_eq!(v("orders_recent"), 1.0);
+        assert_eq!(v("ipt_mean_days"), 100.0);
+        assert_eq!(v("share:Books"), 1.0);
+        assert_eq!(v("attr:age_band=30-39"), 1.0);
+        assert_eq!(v("exposures"), 1.0);
+        assert_eq!(v("web_recent"), 1.0);
+        // customer 2 has no survey: filled with the mean of those who have one, flagged
+        let c2 = |name: &str| f.get(1, f.column(name).unwrap());
+        assert_eq!(c2("survey_mean"), 2.0);
+        assert_eq!(c2("has_survey"), 0.0);
+        assert_eq!(c2("attr:age_band=30-39"), 0.0);
+        assert_eq!(render("{n} support ticket{s}", 3.2), "3 support tickets");
+        assert_eq!(render("{n} order{s}", 1.0), "1 order");
+        assert_eq!(render("{pct} of spend", 0.25), "25% of spend");
+    }
+
+    #[test]
+    fn no_leakage_moving_after_cutoff_facts_changes_nothing() {
+        let ds = small();
+        let cutoff = T0 + 220 * DAY;
+        let base = build_features(&ds, cutoff, &FeatureOptions::default());
+        // Move every after-cutoff fact somewhere else after the cutoff, change its
+        // values, and add new after-cutoff facts of every kind.
+        let mut moved = ds.clone();
+        let later = |t: &mut Option<i64>| {
+            if let Some(x) = t {
+                if *x >= cutoff {
+                    *x += 13 * DAY;
+                }
+            }
+        };
+        for o in &mut moved.orders {
+            if o.time.is_some_and(|t| t >= cutoff) {
+                o.amount *= 7.0;
+            }
+            later(&mut o.time);
+        }
+        moved.lines.iter_mut().for_each(|l| later(&mut l.time));
+        moved.feedback.iter_mut().for_each(|f| later(&mut f.time));
+        let mut extra_order = moved.orders[0].clone();
+        extra_order.id = 999;
+        extra_order.time = Some(cutoff);
+        moved.orders.push(extra_order);
+        moved.feedback.push(FeedbackFact {
+            customer: 2,
+            kind: "ticket".into(),
+            score: Some(1.0),
+            text: None,
+            channel: None,
+            time: Some(cutoff + 1),
+        });
+        moved.events.push(EventFact {
+            customer: 2,
+            kind: "rating".into(),
+            product: Some(10),
+            value: Some(1.0),
+            channel: Some("app".into()),
+            time: Some(cutoff + 5),
+        });
+        moved.exposures.push(CampaignFact { customer: 2, campaign: 7, time: Some(cutoff) });
+        moved.redemptions.push(CampaignFact { customer: 1, campaign: 7, time: Some(cutoff + DAY) });
+        let after = build_features(&moved, cutoff, &FeatureOptions::default());
+        assert_eq!(base.columns, after.columns);
+        assert_eq!(base.data, after.data);
+        // ...while moving one of them before the cutoff does change features.
+        let mut leaked = moved.clone();
+        if let Some(o) = leaked.orders.iter_mut().find(|o| o.id == 999) {
+            o.time = Some(cutoff - 1);
+        }
+        let changed = build_features(&leaked, cutoff, &FeatureOptions::default());
+        assert_ne!(base.data, changed.data);
+    }
+}

@@ -1,0 +1,548 @@
+//! Recommendation use cases: top-N evaluation on ratings files, training on
+//! the store, and answering "what should we offer this customer next?".
+//!
+//! - [`load_split`] / [`load_holdout`] read ratings files (through
+//!   `infogap_ingest::ratings`) into binary interactions plus per-user test
+//!   items; [`eval_topn`] picks a configuration on an inner validation split
+//!   of the TRAIN data only (when several are given), refits it on the whole
+//!   train data and measures it on the test items.
+//! - [`build_interactions`] turns the store's [`Dataset`] into weighted
+//!   implicit interactions (order lines, ratings, cart/view events, optional
+//!   time decay); [`train`] fits, measures on an inner holdout and saves the
+//!   model (parameters, metrics, id maps, training histories, product labels)
+//!   as JSON in the store; [`recommend`] answers from the saved model, folding
+//!   in customers that were not in the training data and falling back — with
+//!   a label — to popularity for customers without history.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Instant;
+
+use infogap_ingest::ratings::{RatingFormat, read_ratings};
+use infogap_models::metrics::ranking::RankingReport;
+use infogap_models::recs::data::{Combine, Csr, IdMap, Interactions, InteractionsBuilder, SignalWeights, TimeDecay};
+use infogap_models::recs::select::{self, Selection};
+use infogap_models::recs::topn::TopNFilter;
+use infogap_models::recs::{AlgoParams, Recommender};
+use serde::{Deserialize, Serialize};
+
+use crate::{Dataset, Engine, EngineError};
+
+/// Model kind under which recommenders are saved.
+pub const MODEL_KIND: &str = "recs";
+
+/// A top-N evaluation problem: binary training interactions and each user's test items.
+#[derive(Debug, Clone)]
+pub struct TopNData {
+    /// Training interactions (the item map also holds test-only items, so the catalogue is complete).
+    pub train: Interactions,
+    /// Test items per training row.
+    pub test: Vec<Vec<u32>>,
+    /// Duplicate (user, item) lines found in the files (the last rating was kept).
+    pub duplicates: usize,
+    /// Test rows whose user or item did not appear in the training file.
+    pub test_only: usize,
+}
+
+fn read(path: &Path, format: Option<RatingFormat>) -> Result<infogap_ingest::ratings::RatingsFile, EngineError> {
+    read_ratings(path, format).map_err(|e| EngineError::Invalid(e.to_string()))
+}
+
+/// Reads a train and a test ratings file (every rating = one interaction).
+pub fn load_split(train: &Path, test: &Path, format: Option<RatingFormat>) -> Result<TopNData, EngineError> {
+    let tr = read(train, format)?;
+    let te = read(test, format)?;
+    let mut b = InteractionsBuilder::new(Combine::Last);
+    for (u, i, _, _) in tr.iter_external() {
+        b.add(u, i, 1.0, None);
+    }
+    if b.is_empty() {
+        return Err(EngineError::Invalid(format!("{}: no ratings", train.display())));
+    }
+    let mut test_only = 0;
+    let mut pairs = Vec::new();
+    for (u, i, _, _) in te.iter_external() {
+        let uu = b.add_user(u);
+        let ii = b.add_item(i);
+        pairs.push((uu, ii));
+    }
+    let train_x = b.build()?;
+    let mut test_items = vec![Vec::new(); train_x.n_users()];
+    for (u, i) in pairs {
+        if train_x.by_user.row_len(u as usize) == 0 || train_x.by_item.row_len(i as usize) == 0 {
+            test_only += 1;
+        }
+        test_items[u as usize].push(i);
+    }
+    for t in &mut test_items {
+        t.sort_unstable();
+        t.dedup();
+    }
+    Ok(TopNData { train: train_x, test: test_items, duplicates: tr.duplicates + te.duplicates, test_only })
+}
+
+/// Reads one ratings file and holds out `fraction` of each user's ratings (seeded).
+pub fn load_holdout(
+    path: &Path,
+    fraction: f64,
+    seed: u64,
+    format: Option<RatingFormat>,
+) -> Result<TopNData, EngineError> {
+    let f = read(path, format)?;
+    let mut b = InteractionsBuilder::new(Combine::Last);
+    for (u, i, _, _) in f.iter_external() {
+        b.add(u, i, 1.0, None);
+    }
+    if b.is_empty() {
+        return Err(EngineError::Invalid(format!("{}: no ratings", path.display())));
+    }
+    let all = b.build()?;
+    let (train, test) = select::holdout(&all.by_user, fraction, seed)?;
+    let train = Interactions::from_csr(all.users, all.items, train);
+    Ok(TopNData { train, test, duplicates: f.duplicates, test_only: 0 })
+}
+
+/// What [`eval_topn`] measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopNEvalReport {
+    /// The configuration evaluated (chosen on the inner validation split when several were given).
+    pub params: AlgoParams,
+    /// Test metrics.
+    pub report: RankingReport,
+    /// Fit time on the whole training data (seconds).
+    pub fit_seconds: f64,
+    /// Time to score and rank every item for every training user (seconds).
+    pub score_all_seconds: f64,
+    /// The search, when there was one.
+    pub selection: Option<Selection>,
+    /// Training users, items, interactions.
+    pub n_users: usize,
+    /// Catalogue size.
+    pub n_items: usize,
+    /// Training interactions.
+    pub n_train: usize,
+    /// Test interactions.
+    pub n_test: usize,
+}
+
+/// Evaluates `candidates` (one = fixed configuration; several = choose by
+/// nDCG@k on a per-user holdout of `validation` from the TRAIN data, seeded),
+/// refits on all the training data and measures on the test items.
+pub fn eval_topn(
+    data: &TopNData,
+    candidates: &[AlgoParams],
+    k: usize,
+    validation: f64,
+    seed: u64,
+) -> Result<TopNEvalReport, EngineError> {
+    if k == 0 {
+        return Err(EngineError::Invalid("--k must be at least 1".into()));
+    }
+    let (params, selection) = match candidates {
+        [] => return Err(EngineError::Invalid("no configuration to evaluate".into())),
+        [one] => (one.clone(), None),
+        many => {
+            let sel = select::grid_search(many, &data.train.by_user, validation, seed, k)?;
+            (sel.best.clone(), Some(sel))
+        }
+    };
+    let t0 = Instant::now();
+    let model = Recommender::fit(&params, &data.train)?;
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let recs = model.recommend_all(&data.train.by_user, k, false);
+    let score_all_seconds = t1.elapsed().as_secs_f64();
+    let report = infogap_models::metrics::ranking::evaluate(&recs, &data.test, k, data.train.n_items());
+    Ok(TopNEvalReport {
+        params,
+        report,
+        fit_seconds,
+        score_all_seconds,
+        selection,
+        n_users: data.train.n_users(),
+        n_items: data.train.n_items(),
+        n_train: data.train.nnz(),
+        n_test: data.test.iter().map(Vec::len).sum(),
+    })
+}
+
+/// How the store's facts become implicit interactions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignalConfig {
+    /// Weight per signal kind: `purchase` (order lines), `rating`, and event kinds (`cart`, `view`, …).
+    pub weights: SignalWeights,
+    /// Half-life of the exponential time decay in days (relative to the latest fact), if any.
+    pub half_life_days: Option<f64>,
+}
+
+impl Default for SignalConfig {
+    fn default() -> Self {
+        SignalConfig { weights: SignalWeights::default(), half_life_days: None }
+    }
+}
+
+/// Builds customer × product interactions from the store snapshot. Users are
+/// customer ids and items product ids (as decimal strings); every product of
+/// the catalogue is an item. Summed weights `w` are damped to `log2(1 + w)`
+/// so one purchase counts 1 and repeats add less and less.
+pub fn build_interactions(ds: &Dataset, cfg: &SignalConfig) -> Result<Interactions, EngineError> {
+    let decay = match (cfg.half_life_days, ds.max_time()) {
+        (Some(d), Some(t)) if d > 0.0 => Some(TimeDecay { half_life_seconds: d * 86_400.0, reference_time: t }),
+        (Some(d), _) if !(d > 0.0) => return Err(EngineError::Invalid("half-life must be positive".into())),
+        _ => None,
+    };
+    let mut b = InteractionsBuilder::new(Combine::Sum).time_decay(decay);
+    for p in &ds.products {
+        b.add_item(&p.id.to_string());
+    }
+    let w = &cfg.weights;
+    for l in &ds.lines {
+        if let Some(p) = l.product {
+            b.add_signal(w, &l.customer.to_string(), &p.to_string(), "purchase", l.time);
+        }
+    }
+    for e in &ds.events {
+        if let Some(p) = e.product {
+            b.add_signal(w, &e.customer.to_string(), &p.to_string(), &e.kind, e.time);
+        }
+    }
+    let x = b.build()?;
+    let by_user = x.by_user.map_values(|v| (1.0 + v.max(0.0)).log2());
+    Ok(Interactions::from_csr(x.users, x.items, by_user))
+}
+
+/// A product as shown in answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProductLabel {
+    /// Store id.
+    pub id: i64,
+    /// External key.
+    pub key: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Category.
+    pub category: Option<String>,
+}
+
+/// What is saved in the model blob.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedRecs {
+    /// Blob format version.
+    pub format: u32,
+    /// Customer ids ↔ model rows.
+    pub users: IdMap,
+    /// Product ids ↔ model columns.
+    pub items: IdMap,
+    /// Training histories (customer × product, weighted).
+    pub histories: Csr,
+    /// Display key of each training customer, by model row.
+    pub customer_keys: Vec<String>,
+    /// Product labels, by model column.
+    pub products: Vec<ProductLabel>,
+    /// How interactions were built (reused for fold-in).
+    pub signals: SignalConfig,
+    /// The fitted model.
+    pub model: Recommender,
+}
+
+/// Options of [`train`].
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Algorithm name (see `infogap_models::recs::ALGORITHMS`) or `auto`.
+    pub algo: String,
+    /// Hyper-parameter overrides.
+    pub params: Vec<(String, f64)>,
+    /// How facts become interactions.
+    pub signals: SignalConfig,
+    /// Seed (inner split and randomized models).
+    pub seed: u64,
+    /// Cut-off of the inner-holdout metrics.
+    pub k: usize,
+}
+
+/// What [`train`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    /// Saved version.
+    pub version: i64,
+    /// The configuration fitted.
+    pub params: AlgoParams,
+    /// Metrics of that configuration on the inner holdout (20 % of each customer's items).
+    pub holdout: RankingReport,
+    /// Customers, products, interactions trained on.
+    pub customers: usize,
+    /// Products in the catalogue.
+    pub products: usize,
+    /// Interactions.
+    pub interactions: usize,
+    /// Fit time on all the data (seconds).
+    pub fit_seconds: f64,
+    /// Candidate configurations tried (for `auto`).
+    pub candidates_tried: usize,
+}
+
+fn candidates_for(algo: &str, overrides: &[(String, f64)], n_items: usize, seed: u64) -> Result<Vec<AlgoParams>, EngineError> {
+    if algo == "auto" {
+        if !overrides.is_empty() {
+            return Err(EngineError::Invalid("parameters cannot be set with --algo auto; use --algo NAME".into()));
+        }
+        return Ok(select::auto_candidates(n_items, seed));
+    }
+    let mut p = AlgoParams::default_for(algo)?.with_seed(seed);
+    for (name, v) in overrides {
+        p.set(name, *v)?;
+    }
+    Ok(vec![p])
+}
+
+/// Trains on the store's data and saves the model as the next `recs` version.
+pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, EngineError> {
+    let ds = engine.dataset()?;
+    let x = build_interactions(&ds, &opts.signals)?;
+    if x.nnz() == 0 {
+        return Err(EngineError::Invalid(
+            "the store has no purchases, ratings or product events to learn from; import data first".into(),
+        ));
+    }
+    let k = opts.k.max(1);
+    let cands = candidates_for(&opts.algo, &opts.params, x.n_items(), opts.seed)?;
+    // Inner holdout on the store's data: choose (if several) and measure.
+    let sel = select::grid_search(&cands, &x.by_user, 0.2, opts.seed, k)?;
+    let params = sel.best.clone();
+    let t0 = Instant::now();
+    let model = Recommender::fit(&params, &x)?;
+    let fit_seconds = t0.elapsed().as_secs_f64();
+    let by_id: HashMap<String, &infogap_core::dataset::ProductInfo> =
+        ds.products.iter().map(|p| (p.id.to_string(), p)).collect();
+    let products = x
+        .items
+        .ids()
+        .iter()
+        .map(|id| match by_id.get(id) {
+            Some(p) => ProductLabel { id: p.id, key: p.key.clone(), name: p.name.clone(), category: p.category.clone() },
+            None => ProductLabel { id: id.parse().unwrap_or(-1), key: id.clone(), name: None, category: None },
+        })
+        .collect();
+    let keys: HashMap<String, &str> = ds.customers.iter().map(|c| (c.id.to_string(), c.key.as_str())).collect();
+    let customer_keys =
+        x.users.ids().iter().map(|id| keys.get(id).map_or_else(|| format!("#{id}"), |k| (*k).to_owned())).collect();
+    let saved = SavedRecs {
+        format: 1,
+        customer_keys,
+        users: x.users.clone(),
+        items: x.items.clone(),
+        histories: x.by_user.clone(),
+        products,
+        signals: opts.signals.clone(),
+        model,
+    };
+    let blob = serde_json::to_vec(&saved).map_err(|e| EngineError::Invalid(format!("serializing the model: {e}")))?;
+    let params_json = serde_json::json!({
+        "algo": params.name(),
+        "params": params,
+        "signals": opts.signals,
+        "seed": opts.seed,
+    });
+    let metrics_json = serde_json::json!({
+        "holdout": sel.best_report,
+        "fit_seconds": fit_seconds,
+        "customers": x.n_users(),
+        "products": x.n_items(),
+        "interactions": x.nnz(),
+        "candidates_tried": sel.trials.len(),
+    });
+    let rec = engine.save_model(MODEL_KIND, &params_json, &metrics_json, &blob)?;
+    Ok(TrainReport {
+        version: rec.version,
+        params,
+        holdout: sel.best_report,
+        customers: x.n_users(),
+        products: x.n_items(),
+        interactions: x.nnz(),
+        fit_seconds,
+        candidates_tried: sel.trials.len(),
+    })
+}
+
+/// A saved model loaded from the store.
+#[derive(Debug, Clone)]
+pub struct LoadedRecs {
+    /// Model version.
+    pub version: i64,
+    /// The model and its maps.
+    pub saved: SavedRecs,
+}
+
+/// Loads the newest saved recommender.
+pub fn load(engine: &Engine) -> Result<LoadedRecs, EngineError> {
+    let rec = engine
+        .load_model(MODEL_KIND)?
+        .ok_or_else(|| EngineError::NotFound("no recommender model in the store; run `infogap train recs` first".into()))?;
+    let saved: SavedRecs = serde_json::from_slice(&rec.blob)
+        .map_err(|e| EngineError::Invalid(format!("the saved recs model v{} cannot be read: {e}", rec.version)))?;
+    Ok(LoadedRecs { version: rec.version, saved })
+}
+
+/// Options of [`recommend`].
+#[derive(Debug, Clone, Default)]
+pub struct RecommendOptions {
+    /// Number of items.
+    pub k: usize,
+    /// Also recommend what the customer already has.
+    pub include_seen: bool,
+    /// Explain each item by the customer's own items.
+    pub explain: bool,
+    /// Only products of this category.
+    pub category: Option<String>,
+    /// Never these product keys.
+    pub deny: Vec<String>,
+}
+
+/// One of the customer's items that contributed to a recommendation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Because {
+    /// The customer's product.
+    pub product: ProductLabel,
+    /// Its contribution to the score.
+    pub contribution: f32,
+}
+
+/// One recommended product.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecItem {
+    /// Rank (1 = best).
+    pub rank: usize,
+    /// The product.
+    pub product: ProductLabel,
+    /// Model score.
+    pub score: f32,
+    /// Explanation (when asked; empty for popularity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<Vec<Because>>,
+}
+
+/// The answer for one customer.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecsAnswer {
+    /// The customer's store id.
+    pub customer_id: i64,
+    /// The customer's display key.
+    pub customer: String,
+    /// Model version used.
+    pub model_version: i64,
+    /// Algorithm.
+    pub algo: String,
+    /// Whether the customer was in the training data (`false` = folded in from current history).
+    pub in_training: bool,
+    /// Items in the history used.
+    pub history_items: usize,
+    /// True when the history was empty and popularity was used.
+    pub fallback: bool,
+    /// Recommended products, best first.
+    pub items: Vec<RecItem>,
+}
+
+/// Recommends for one customer (by any key `find_customer` accepts) from a loaded model.
+pub fn recommend_with(
+    engine: &Engine,
+    loaded: &LoadedRecs,
+    key: &str,
+    namespace: Option<&str>,
+    opts: &RecommendOptions,
+) -> Result<RecsAnswer, EngineError> {
+    let cid = engine
+        .find_customer(key, namespace)?
+        .ok_or_else(|| EngineError::NotFound(format!("customer {key:?}")))?;
+    let s = &loaded.saved;
+    let row = s.users.get(&cid.to_string()).filter(|&r| (r as usize) < s.histories.n_rows);
+    let (history, in_training, display): (Vec<(u32, f32)>, bool, String) = match row {
+        Some(r) => (
+            s.histories.row(r as usize).collect(),
+            true,
+            s.customer_keys.get(r as usize).cloned().unwrap_or_else(|| format!("#{cid}")),
+        ),
+        None => {
+            // Fold-in: the customer's current interactions, built the same way.
+            let ds = engine.dataset()?;
+            let x = build_interactions(&ds, &s.signals)?;
+            let mut h = Vec::new();
+            if let Some(u) = x.users.get(&cid.to_string()) {
+                for (i, w) in x.by_user.row(u as usize) {
+                    if let Some(id) = x.items.id(i) {
+                        if let Some(j) = s.items.get(id) {
+                            h.push((j, w));
+                        }
+                    }
+                }
+            }
+            h.sort_by_key(|&(j, _)| j);
+            let disp =
+                ds.customers.iter().find(|c| c.id == cid).map_or_else(|| format!("#{cid}"), |c| c.key.clone());
+            (h, false, disp)
+        }
+    };
+    let deny: HashSet<u32> = opts
+        .deny
+        .iter()
+        .filter_map(|k| s.products.iter().position(|p| &p.key == k).map(|p| p as u32))
+        .collect();
+    let cat = opts.category.clone();
+    let pred = move |i: u32| match &cat {
+        Some(c) => s.products.get(i as usize).and_then(|p| p.category.as_deref()) == Some(c.as_str()),
+        None => true,
+    };
+    let filter =
+        TopNFilter { include_seen: opts.include_seen, allow: None, deny: Some(&deny), candidate: Some(&pred) };
+    let user = if in_training { row } else { None };
+    let ans = s.model.recommend(user, &history, opts.k, &filter);
+    let label = |i: u32| {
+        s.products.get(i as usize).cloned().unwrap_or(ProductLabel {
+            id: -1,
+            key: s.items.id(i).unwrap_or("?").to_owned(),
+            name: None,
+            category: None,
+        })
+    };
+    let items = ans
+        .items
+        .iter()
+        .enumerate()
+        .map(|(r, x)| RecItem {
+            rank: r + 1,
+            product: label(x.item),
+            score: x.score,
+            because: opts.explain.then(|| {
+                if ans.fallback {
+                    Vec::new()
+                } else {
+                    s.model
+                        .explain(user, &history, x.item, 3)
+                        .into_iter()
+                        .map(|(j, c)| Because { product: label(j), contribution: c })
+                        .collect()
+                }
+            }),
+        })
+        .collect();
+    Ok(RecsAnswer {
+        customer_id: cid,
+        customer: display,
+        model_version: loaded.version,
+        algo: s.model.params.name().to_owned(),
+        in_training,
+        history_items: history.len(),
+        fallback: ans.fallback,
+        items,
+    })
+}
+
+/// Loads the newest model and recommends for one customer.
+pub fn recommend(
+    engine: &Engine,
+    key: &str,
+    namespace: Option<&str>,
+    opts: &RecommendOptions,
+) -> Result<RecsAnswer, EngineError> {
+    let loaded = load(engine)?;
+    recommend_with(engine, &loaded, key, namespace, opts)
+}

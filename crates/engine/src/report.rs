@@ -1,0 +1,432 @@
+//! Reports over the store: stats, the unified customer view, why records were
+//! merged, and reversible splits. Also the progress-bar helper every long
+//! command uses (drawn only on a terminal).
+
+use std::collections::{BTreeSet, HashMap};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use infogap_core::dataset::AttrValue;
+use infogap_core::ids::{Email, Phone};
+use infogap_store::{
+    CampaignSummary, FeedbackSummary, IdentityRecord, LinkRecord, MergeLogEntry, OrderSummary, Stats,
+    Store, now_rfc3339,
+};
+use serde::Serialize;
+
+use crate::{Engine, EngineError};
+
+/// A progress bar on stderr when `enabled`, else `None`.
+pub fn progress_bar(enabled: bool, label: &str) -> Option<ProgressBar> {
+    if !enabled {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% {elapsed} (ETA {eta}) {per_sec}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style.progress_chars("=> "));
+    bar.set_message(label.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
+/// Store-wide counts.
+pub fn stats(engine: &Engine) -> Result<Stats, EngineError> {
+    Ok(engine.store().stats()?)
+}
+
+/// Finds the customer a key belongs to (see [`Engine::find_customer`]).
+pub fn find_customer(store: &dyn Store, key: &str, namespace: Option<&str>) -> Result<Option<i64>, EngineError> {
+    let key = key.trim();
+    if let Some(id) = key.strip_prefix('#') {
+        let id: i64 = id.parse().map_err(|_| EngineError::Invalid(format!("{key:?}: expected #<number>")))?;
+        return Ok((!store.customer_identities(id)?.is_empty()).then_some(id));
+    }
+    let cc = store.setting("identity.default_country_code")?;
+    let mut candidates: Vec<IdentityRecord> = Vec::new();
+    let mut values = vec![key.to_string()];
+    if let Some(e) = Email::parse(key) {
+        values.push(e.as_str().to_string());
+    }
+    if let Some(p) = Phone::parse(key, cc.as_deref()) {
+        values.push(p.as_str().to_string());
+    }
+    // "ns:value" as printed by infogap
+    if namespace.is_none() {
+        if let Some((ns, v)) = key.split_once(':') {
+            if !ns.is_empty() && !ns.contains('@') {
+                for rec in store.identities_by_value(v)? {
+                    if rec.namespace == ns {
+                        candidates.push(rec);
+                    }
+                }
+            }
+        }
+    }
+    values.dedup();
+    for v in &values {
+        for rec in store.identities_by_value(v)? {
+            if namespace.is_none_or(|ns| ns == rec.namespace) && !candidates.iter().any(|c| c.id == rec.id) {
+                candidates.push(rec);
+            }
+        }
+    }
+    let customers: BTreeSet<i64> = candidates.iter().map(|c| c.customer_id).collect();
+    match customers.len() {
+        0 => Ok(None),
+        1 => Ok(customers.into_iter().next()),
+        _ => {
+            let list: Vec<String> =
+                candidates.iter().map(|c| format!("{}:{} (customer #{})", c.namespace, c.value, c.customer_id)).collect();
+            Err(EngineError::Invalid(format!(
+                "{key:?} matches several customers: {}; pass --namespace NS or #ID",
+                list.join(", ")
+            )))
+        }
+    }
+}
+
+fn resolve_key(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<i64, EngineError> {
+    engine
+        .find_customer(key, namespace)?
+        .ok_or_else(|| EngineError::NotFound(format!("no customer with key {key:?}{}", namespace.map(|n| format!(" in namespace {n:?}")).unwrap_or_default())))
+}
+
+/// One identity in the unified view.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityView {
+    /// Namespace.
+    pub namespace: String,
+    /// Kind.
+    pub kind: String,
+    /// Value.
+    pub value: String,
+    /// Source that brought it.
+    pub source: String,
+    /// Line of that source.
+    pub line: i64,
+    /// How it joined this customer.
+    pub linked_by: String,
+}
+
+/// The unified customer view.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerView {
+    /// Store id.
+    pub id: i64,
+    /// Display key.
+    pub key: String,
+    /// Sources that hold records of this customer.
+    pub sources: Vec<String>,
+    /// Identities.
+    pub identities: Vec<IdentityView>,
+    /// Attributes: name → value (with source).
+    pub attributes: Vec<AttributeView>,
+    /// Orders summary.
+    pub orders: OrderSummary,
+    /// Events by type.
+    pub events: Vec<EventCount>,
+    /// Feedback per kind.
+    pub feedback: Vec<FeedbackSummary>,
+    /// Campaigns received and redeemed.
+    pub campaigns: Vec<CampaignSummary>,
+    /// Latest consent per purpose.
+    pub consents: Vec<ConsentView>,
+}
+
+/// An attribute.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttributeView {
+    /// Name.
+    pub name: String,
+    /// Typed value.
+    pub value: AttrValue,
+    /// Source.
+    pub source: String,
+}
+
+/// Events of one type.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventCount {
+    /// Type.
+    pub event: String,
+    /// Count.
+    pub count: i64,
+}
+
+/// Consent state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentView {
+    /// Purpose.
+    pub purpose: String,
+    /// Granted.
+    pub granted: bool,
+    /// When (Unix seconds).
+    pub time: Option<i64>,
+}
+
+fn source_names(store: &dyn Store) -> Result<HashMap<i64, String>, EngineError> {
+    Ok(store.sources()?.into_iter().map(|s| (s.id, s.name)).collect())
+}
+
+fn ident_label(i: &IdentityRecord) -> String {
+    if i.kind == "customer" { format!("{}:{}", i.namespace, i.value) } else { format!("{} {}", i.kind, i.value) }
+}
+
+/// Builds the unified view of the customer a key belongs to.
+pub fn customer_view(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<CustomerView, EngineError> {
+    let store = engine.store();
+    let id = resolve_key(engine, key, namespace)?;
+    let names = source_names(store)?;
+    let idents = store.customer_identities(id)?;
+    let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
+    let links = store.links_of(&ids)?;
+    let by_id: HashMap<i64, &IdentityRecord> = idents.iter().map(|i| (i.id, i)).collect();
+    let mut sources: BTreeSet<String> = BTreeSet::new();
+    let mut identities = Vec::new();
+    for (n, i) in idents.iter().enumerate() {
+        let src = names.get(&i.source_id).cloned().unwrap_or_default();
+        sources.insert(src.clone());
+        let linked_by = if n == 0 {
+            "first key of this customer".to_string()
+        } else {
+            match links.iter().find(|l| !l.suppressed && (l.a == i.id || l.b == i.id)) {
+                Some(l) => {
+                    let other = if l.a == i.id { l.b } else { l.a };
+                    let other = by_id.get(&other).map(|o| ident_label(o)).unwrap_or_else(|| format!("identity {other}"));
+                    let lsrc = names.get(&l.source_id).cloned().unwrap_or_default();
+                    format!("{} with {other} ({lsrc} line {})", rule_words(&l.rule), l.line)
+                }
+                None => "no live link".to_string(),
+            }
+        };
+        identities.push(IdentityView {
+            namespace: i.namespace.clone(),
+            kind: i.kind.clone(),
+            value: i.value.clone(),
+            source: src,
+            line: i.line,
+            linked_by,
+        });
+    }
+    for l in &links {
+        if let Some(s) = names.get(&l.source_id) {
+            if by_id.contains_key(&l.a) || by_id.contains_key(&l.b) {
+                sources.insert(s.clone());
+            }
+        }
+    }
+    let facts = store.customer_facts(id)?;
+    for (_, _, s) in &facts.attributes {
+        sources.insert(s.clone());
+    }
+    let key = idents.first().map(|i| format!("{}:{}", i.namespace, i.value)).unwrap_or_default();
+    Ok(CustomerView {
+        id,
+        key,
+        sources: sources.into_iter().filter(|s| !s.is_empty()).collect(),
+        identities,
+        attributes: facts
+            .attributes
+            .into_iter()
+            .map(|(name, value, source)| AttributeView { name, value, source })
+            .collect(),
+        orders: facts.orders,
+        events: facts.events.into_iter().map(|(event, count)| EventCount { event, count }).collect(),
+        feedback: facts.feedback,
+        campaigns: facts.campaigns,
+        consents: facts
+            .consents
+            .into_iter()
+            .map(|(purpose, granted, time)| ConsentView { purpose, granted, time })
+            .collect(),
+    })
+}
+
+fn rule_words(rule: &str) -> &'static str {
+    match rule {
+        "same_record" => "seen on the same record",
+        "link_table" => "mapped by a link table",
+        _ => "linked",
+    }
+}
+
+/// One piece of merge evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkView {
+    /// One key.
+    pub a: String,
+    /// The other.
+    pub b: String,
+    /// Rule.
+    pub rule: String,
+    /// Source of the evidence.
+    pub source: String,
+    /// Line of the evidence.
+    pub line: i64,
+    /// Undone by a split.
+    pub suppressed: bool,
+}
+
+/// Why a customer's records were merged.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeExplanation {
+    /// Customer id.
+    pub id: i64,
+    /// Identities.
+    pub identities: Vec<String>,
+    /// Links among (and from) them.
+    pub links: Vec<LinkView>,
+    /// History from the merge log.
+    pub history: Vec<MergeLogEntry>,
+}
+
+/// Explains why the customer's keys are one customer.
+pub fn merges(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<MergeExplanation, EngineError> {
+    let store = engine.store();
+    let id = resolve_key(engine, key, namespace)?;
+    let names = source_names(store)?;
+    let idents = store.customer_identities(id)?;
+    let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
+    let links = store.links_of(&ids)?;
+    let mut labels: HashMap<i64, String> = idents.iter().map(|i| (i.id, ident_label(i))).collect();
+    for l in &links {
+        for x in [l.a, l.b] {
+            if let std::collections::hash_map::Entry::Vacant(e) = labels.entry(x) {
+                if let Some(rec) = store.identity(x)? {
+                    e.insert(format!("{} (customer #{})", ident_label(&rec), rec.customer_id));
+                }
+            }
+        }
+    }
+    let link_views = links
+        .iter()
+        .map(|l: &LinkRecord| LinkView {
+            a: labels.get(&l.a).cloned().unwrap_or_default(),
+            b: labels.get(&l.b).cloned().unwrap_or_default(),
+            rule: l.rule.clone(),
+            source: names.get(&l.source_id).cloned().unwrap_or_default(),
+            line: l.line,
+            suppressed: l.suppressed,
+        })
+        .collect();
+    Ok(MergeExplanation {
+        id,
+        identities: idents.iter().map(ident_label).collect(),
+        links: link_views,
+        history: store.merge_log(id)?,
+    })
+}
+
+/// The outcome of a split or unsplit.
+#[derive(Debug, Clone, Serialize)]
+pub struct SplitOutcome {
+    /// The identity acted on.
+    pub identity: String,
+    /// Customer it belonged to before.
+    pub from_customer: i64,
+    /// Customer it belongs to now.
+    pub to_customer: i64,
+    /// Links switched off (split) or on (unsplit).
+    pub links_changed: usize,
+}
+
+fn find_identity(store: &dyn Store, spec: &str) -> Result<IdentityRecord, EngineError> {
+    let (ns, value) = spec
+        .split_once(':')
+        .ok_or_else(|| EngineError::Invalid(format!("--identity {spec:?}: expected NS:VALUE (e.g. web:W123 or email:ann@example.com)")))?;
+    let cc = store.setting("identity.default_country_code")?;
+    let value = match ns {
+        "email" => Email::parse(value).map(|e| e.as_str().to_string()).unwrap_or_else(|| value.trim().to_lowercase()),
+        "phone" => Phone::parse(value, cc.as_deref()).map(|p| p.as_str().to_string()).unwrap_or_else(|| value.to_string()),
+        _ => value.trim().to_string(),
+    };
+    store
+        .identities_by_value(&value)?
+        .into_iter()
+        .find(|i| i.namespace == ns)
+        .ok_or_else(|| EngineError::NotFound(format!("no identity {ns}:{value}")))
+}
+
+/// Undoes a wrong link: the identity and its facts become a separate customer.
+/// Reversible with [`unsplit`].
+pub fn split(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str) -> Result<SplitOutcome, EngineError> {
+    set_split(engine, key, namespace, identity, true)
+}
+
+/// Re-enables the links a split switched off.
+pub fn unsplit(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str) -> Result<SplitOutcome, EngineError> {
+    set_split(engine, key, namespace, identity, false)
+}
+
+fn set_split(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str, split: bool) -> Result<SplitOutcome, EngineError> {
+    let store = engine.store();
+    let customer = resolve_key(engine, key, namespace)?;
+    let ident = find_identity(store, identity)?;
+    if split && ident.customer_id != customer {
+        return Err(EngineError::Invalid(format!(
+            "{identity} belongs to customer #{}, not to #{customer} ({key})",
+            ident.customer_id
+        )));
+    }
+    let links: Vec<LinkRecord> = store.links_of(&[ident.id])?.into_iter().filter(|l| l.suppressed != split).collect();
+    if links.is_empty() {
+        return Err(EngineError::Invalid(if split {
+            format!("{identity} has no active link to split (it is alone in customer #{customer})")
+        } else {
+            format!("{identity} has no split link to restore")
+        }));
+    }
+    if split && store.customer_identities(customer)?.len() < 2 {
+        return Err(EngineError::Invalid(format!("customer #{customer} has a single identity: nothing to split")));
+    }
+    let max: usize = store
+        .setting("identity.max_customers_per_key")?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut tx = store.begin()?;
+    let ids: Vec<i64> = links.iter().map(|l| l.id).collect();
+    tx.set_links_suppressed(&ids, split)?;
+    let m = tx.max_ids()?;
+    let why = if split { "a split" } else { format!("undoing the split of {identity}").leak() };
+    crate::import::resolve_graph(tx.as_mut(), max, m.customer + 1, m.customer + 1, why)?;
+    let after = tx.identity_graph()?.0.into_iter().find(|i| i.id == ident.id).map(|i| i.customer_id).unwrap_or(customer);
+    tx.log_merge(&MergeLogEntry {
+        at: now_rfc3339(),
+        action: if split { "split".into() } else { "unsplit".into() },
+        customer_id: ident.customer_id,
+        other_id: Some(after),
+        detail: if split {
+            format!("{identity} split from customer #{} into #{after} ({} link(s) switched off)", ident.customer_id, ids.len())
+        } else {
+            format!("{identity} rejoined customer #{after} ({} link(s) restored)", ids.len())
+        },
+    })?;
+    tx.commit()?;
+    Ok(SplitOutcome { identity: identity.to_string(), from_customer: ident.customer_id, to_customer: after, links_changed: ids.len() })
+}
+
+/// Writes a Parquet file as CSV (header + rows), streaming; returns the row count.
+pub fn parquet_to_csv(parquet: &std::path::Path, out: &std::path::Path) -> Result<u64, EngineError> {
+    let mut r = infogap_ingest::reader::open(parquet, infogap_core::config::FileFormat::Parquet, None, &[])?;
+    let io = |e: std::io::Error| EngineError::Io { path: out.display().to_string(), source: e };
+    let f = std::fs::File::create(out).map_err(io)?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
+    let cerr = |e: csv::Error| EngineError::Invalid(format!("{}: {e}", out.display()));
+    let headers = r.headers().to_vec();
+    w.write_record(&headers).map_err(cerr)?;
+    let mut n = 0;
+    let mut rec: Vec<String> = Vec::with_capacity(headers.len());
+    while r.advance()? {
+        rec.clear();
+        for i in 0..headers.len() {
+            rec.push(match r.cell(i) {
+                infogap_core::value::Cell::Time(t) => infogap_core::value::format_time(t),
+                c => c.text().unwrap_or_default(),
+            });
+        }
+        w.write_record(&rec).map_err(cerr)?;
+        n += 1;
+    }
+    w.flush().map_err(io)?;
+    Ok(n)
+}

@@ -1,0 +1,770 @@
+//! Binary classification: logistic regression, a readable decision tree,
+//! gradient-boosted trees, a blend, and `auto`, which picks among them by
+//! inner stratified cross-validation on the training rows only.
+//!
+//! Why here and shaped like this: churn risk on the store and `eval classify`
+//! on any CSV share one family. Every model takes a dense row-major
+//! [`DenseMatrix`] (the tabular layer builds it from a typed table; the
+//! engine builds it from customer features) and `bool` labels, and every
+//! fitted [`Classifier`] answers the positive-class probability, per-feature
+//! contributions in log-odds (so churn reasons can be worded for a person),
+//! and a readable description. Fitted models are `serde` values so the engine
+//! can save them in the store. [`PlattScaler`] calibrates probabilities from
+//! out-of-fold scores; [`stratified_folds`] is the one fold splitter.
+
+pub mod bins;
+pub mod gbm;
+pub mod logreg;
+pub mod tree;
+
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+use crate::metrics::classification::{BinaryMetrics, roc_auc};
+
+pub use gbm::{GbmConfig, GbmModel};
+pub use logreg::{LogRegConfig, LogRegModel};
+pub use tree::{TreeConfig, TreeModel};
+
+/// A dense matrix, row-major, with column names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseMatrix {
+    /// Number of rows.
+    pub n_rows: usize,
+    /// Number of columns.
+    pub n_cols: usize,
+    /// `data[i * n_cols + j]`.
+    pub data: Vec<f64>,
+    /// Column names (`len == n_cols`).
+    pub names: Vec<String>,
+}
+
+impl DenseMatrix {
+    /// Builds a matrix from row-major data and column names.
+    pub fn new(n_rows: usize, data: Vec<f64>, names: Vec<String>) -> Result<Self, ModelError> {
+        let n_cols = names.len();
+        if data.len() != n_rows * n_cols {
+            return Err(ModelError::InvalidInput(format!(
+                "matrix data has {} values, expected {n_rows} rows x {n_cols} columns",
+                data.len()
+            )));
+        }
+        Ok(DenseMatrix { n_rows, n_cols, data, names })
+    }
+
+    /// Builds a matrix from rows (columns named `x0`, `x1`, …).
+    pub fn from_rows(rows: &[Vec<f64>]) -> Result<Self, ModelError> {
+        let n_cols = rows.first().map_or(0, Vec::len);
+        if rows.iter().any(|r| r.len() != n_cols) {
+            return Err(ModelError::InvalidInput("rows of different lengths".into()));
+        }
+        let data = rows.iter().flatten().copied().collect();
+        let names = (0..n_cols).map(|j| format!("x{j}")).collect();
+        DenseMatrix::new(rows.len(), data, names)
+    }
+
+    /// Value at row `i`, column `j`.
+    #[inline]
+    pub fn get(&self, i: usize, j: usize) -> f64 {
+        self.data[i * self.n_cols + j]
+    }
+
+    /// Row `i` as a slice.
+    #[inline]
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.data[i * self.n_cols..(i + 1) * self.n_cols]
+    }
+
+    /// The rows with the given indices, in that order.
+    pub fn select_rows(&self, idx: &[usize]) -> DenseMatrix {
+        let mut data = Vec::with_capacity(idx.len() * self.n_cols);
+        for &i in idx {
+            data.extend_from_slice(self.row(i));
+        }
+        DenseMatrix { n_rows: idx.len(), n_cols: self.n_cols, data, names: self.names.clone() }
+    }
+}
+
+fn check_xy(x: &DenseMatrix, y: &[bool]) -> Result<(), ModelError> {
+    if x.n_rows != y.len() {
+        return Err(ModelError::InvalidInput(format!("{} rows but {} labels", x.n_rows, y.len())));
+    }
+    if x.n_rows == 0 || x.n_cols == 0 {
+        return Err(ModelError::InvalidInput("no rows or no feature columns".into()));
+    }
+    let pos = y.iter().filter(|&&v| v).count();
+    if pos == 0 || pos == y.len() {
+        return Err(ModelError::InvalidInput("the labels hold only one class".into()));
+    }
+    Ok(())
+}
+
+/// Stratified shuffled k-fold assignment: returns the fold (0..k) of each row.
+/// Positives and negatives are shuffled separately with `seed` and dealt
+/// round-robin, so each fold has the same class balance (±1 row).
+pub fn stratified_folds(y: &[bool], k: usize, seed: u64) -> Result<Vec<usize>, ModelError> {
+    if k < 2 {
+        return Err(ModelError::InvalidParameter { name: "folds".into(), reason: "need at least 2".into() });
+    }
+    let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i]).collect();
+    let neg: Vec<usize> = (0..y.len()).filter(|&i| !y[i]).collect();
+    if pos.len() < k || neg.len() < k {
+        return Err(ModelError::InvalidInput(format!(
+            "{k} stratified folds need at least {k} rows of each class ({} positive, {} negative)",
+            pos.len(),
+            neg.len()
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut fold = vec![0usize; y.len()];
+    let mut offset = 0;
+    for mut group in [pos, neg] {
+        group.shuffle(&mut rng);
+        for (r, &i) in group.iter().enumerate() {
+            fold[i] = (r + offset) % k;
+        }
+        offset += group.len();
+    }
+    Ok(fold)
+}
+
+/// Row indices of (train, test) for fold `f`.
+pub fn split_indices(folds: &[usize], f: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut tr = Vec::new();
+    let mut te = Vec::new();
+    for (i, &g) in folds.iter().enumerate() {
+        if g == f { te.push(i) } else { tr.push(i) }
+    }
+    (tr, te)
+}
+
+/// Which model family to fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Standardized L2 logistic regression (with automatic nonlinear terms when inner CV prefers them under `auto`).
+    Logreg,
+    /// Depth-limited CART tree.
+    Tree,
+    /// Gradient-boosted trees.
+    Gbm,
+    /// Chosen by inner cross-validation among all of the above and a blend.
+    Auto,
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = ModelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "logreg" | "logistic" => Ok(ModelKind::Logreg),
+            "tree" | "cart" => Ok(ModelKind::Tree),
+            "gbm" | "boost" => Ok(ModelKind::Gbm),
+            "auto" => Ok(ModelKind::Auto),
+            other => Err(ModelError::InvalidParameter {
+                name: "model".into(),
+                reason: format!("`{other}` is not one of logreg, tree, gbm, auto"),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::Logreg => "logreg",
+            ModelKind::Tree => "tree",
+            ModelKind::Gbm => "gbm",
+            ModelKind::Auto => "auto",
+        })
+    }
+}
+
+/// A fitted classifier.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Classifier {
+    /// Logistic regression.
+    Logreg(LogRegModel),
+    /// Decision tree.
+    Tree(TreeModel),
+    /// Boosted trees.
+    Gbm(GbmModel),
+    /// Weighted average of probabilities of several models.
+    Blend(Vec<(f64, Classifier)>),
+}
+
+impl Classifier {
+    /// Positive-class probability of one row.
+    pub fn predict_row(&self, row: &[f64]) -> f64 {
+        match self {
+            Classifier::Logreg(m) => m.predict_row(row),
+            Classifier::Tree(m) => m.predict_row(row),
+            Classifier::Gbm(m) => m.predict_row(row),
+            Classifier::Blend(parts) => parts.iter().map(|(w, m)| w * m.predict_row(row)).sum(),
+        }
+    }
+
+    /// Positive-class probability of every row.
+    pub fn predict_proba(&self, x: &DenseMatrix) -> Vec<f64> {
+        (0..x.n_rows).map(|i| self.predict_row(x.row(i))).collect()
+    }
+
+    /// Per-input-column contributions to the log-odds of one row, relative to
+    /// the model's baseline (logistic regression: coefficient × standardized
+    /// value, nonlinear terms folded into their source column; trees: change
+    /// of log-odds along the path, credited to the split's column; blends: the
+    /// weighted sum).
+    pub fn contributions(&self, row: &[f64]) -> Vec<f64> {
+        match self {
+            Classifier::Logreg(m) => m.contributions(row),
+            Classifier::Tree(m) => m.contributions(row),
+            Classifier::Gbm(m) => m.contributions(row),
+            Classifier::Blend(parts) => {
+                let mut out = vec![0.0; row.len()];
+                for (w, m) in parts {
+                    for (o, c) in out.iter_mut().zip(m.contributions(row)) {
+                        *o += w * c;
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Short name (`logreg`, `logreg+nonlinear`, `tree(depth 5)`, `gbm(200 trees)`, `blend(..)`).
+    pub fn name(&self) -> String {
+        match self {
+            Classifier::Logreg(m) => {
+                if m.nonlinear() { "logreg+nonlinear".into() } else { "logreg".into() }
+            }
+            Classifier::Tree(m) => format!("tree(depth {})", m.depth()),
+            Classifier::Gbm(m) => format!("gbm({} trees)", m.n_trees()),
+            Classifier::Blend(parts) => {
+                let inner: Vec<String> = parts.iter().map(|(w, m)| format!("{w:.2}*{}", m.name())).collect();
+                format!("blend({})", inner.join(" + "))
+            }
+        }
+    }
+}
+
+/// Settings of every family plus the selection protocol of `auto`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    /// Which family.
+    pub kind: ModelKind,
+    /// Logistic-regression settings.
+    pub logreg: LogRegConfig,
+    /// Tree settings.
+    pub tree: TreeConfig,
+    /// Boosting settings.
+    pub gbm: GbmConfig,
+    /// Inner folds used by `auto` (and for out-of-fold calibration scores).
+    pub inner_folds: usize,
+    /// Seed of every random choice (folds, subsampling).
+    pub seed: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        ClassifierConfig {
+            kind: ModelKind::Auto,
+            logreg: LogRegConfig::default(),
+            tree: TreeConfig::default(),
+            gbm: GbmConfig::default(),
+            inner_folds: 3,
+            seed: 0,
+        }
+    }
+}
+
+/// One model considered by `auto`, with its inner-CV score.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CandidateScore {
+    /// Candidate name.
+    pub name: String,
+    /// Mean ROC AUC over the inner folds.
+    pub inner_roc_auc: f64,
+}
+
+/// A fitted classifier and how it was chosen.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitOutcome {
+    /// The model.
+    pub model: Classifier,
+    /// Inner-CV scores of every candidate (`auto` only; empty otherwise).
+    pub candidates: Vec<CandidateScore>,
+    /// Out-of-fold probabilities of the chosen candidate on the training rows
+    /// (filled when `auto` ran inner CV or when asked with [`ClassifierConfig::fit_with_oof`]).
+    pub oof: Vec<f64>,
+}
+
+#[derive(Clone)]
+enum Candidate {
+    Logreg(LogRegConfig),
+    Tree(TreeConfig),
+    Gbm(GbmConfig),
+}
+
+impl Candidate {
+    fn name(&self) -> String {
+        match self {
+            Candidate::Logreg(c) => {
+                if c.nonlinear { "logreg+nonlinear".into() } else { "logreg".into() }
+            }
+            Candidate::Tree(c) => format!("tree(depth {})", c.max_depth),
+            Candidate::Gbm(c) => format!("gbm({} trees)", c.n_trees),
+        }
+    }
+
+    fn fit(&self, x: &DenseMatrix, y: &[bool]) -> Result<Classifier, ModelError> {
+        Ok(match self {
+            Candidate::Logreg(c) => Classifier::Logreg(c.fit(x, y)?),
+            Candidate::Tree(c) => Classifier::Tree(c.fit(x, y)?),
+            Candidate::Gbm(c) => Classifier::Gbm(c.fit(x, y)?),
+        })
+    }
+}
+
+/// Out-of-fold probabilities of each candidate (rows × candidates) and the fold of each row.
+fn inner_oof(
+    cands: &[Candidate],
+    x: &DenseMatrix,
+    y: &[bool],
+    k: usize,
+    seed: u64,
+) -> Result<(Vec<Vec<f64>>, Vec<usize>), ModelError> {
+    let folds = stratified_folds(y, k, seed)?;
+    let jobs: Vec<(usize, usize)> = (0..k).flat_map(|f| (0..cands.len()).map(move |c| (f, c))).collect();
+    use rayon::prelude::*;
+    let results: Vec<Result<(usize, usize, Vec<usize>, Vec<f64>), ModelError>> = jobs
+        .par_iter()
+        .map(|&(f, c)| {
+            let (tr, te) = split_indices(&folds, f);
+            let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
+            let m = cands[c].fit(&x.select_rows(&tr), &ytr)?;
+            let p = m.predict_proba(&x.select_rows(&te));
+            Ok((f, c, te, p))
+        })
+        .collect();
+    let mut oof = vec![vec![0.0; y.len()]; cands.len()];
+    for r in results {
+        let (_, c, te, p) = r?;
+        for (i, v) in te.into_iter().zip(p) {
+            oof[c][i] = v;
+        }
+    }
+    Ok((oof, folds))
+}
+
+fn mean_fold_auc(y: &[bool], p: &[f64], folds: &[usize], k: usize) -> f64 {
+    let mut s = 0.0;
+    let mut n = 0;
+    for f in 0..k {
+        let (_, te) = split_indices(folds, f);
+        let yt: Vec<bool> = te.iter().map(|&i| y[i]).collect();
+        let pt: Vec<f64> = te.iter().map(|&i| p[i]).collect();
+        if let Some(a) = roc_auc(&yt, &pt) {
+            s += a;
+            n += 1;
+        }
+    }
+    if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+impl ClassifierConfig {
+    /// A configuration of one kind with defaults.
+    pub fn of_kind(kind: ModelKind, seed: u64) -> Self {
+        let mut c = ClassifierConfig { kind, seed, ..Default::default() };
+        c.gbm.seed = seed;
+        c
+    }
+
+    fn candidates(&self) -> Vec<Candidate> {
+        let mut nl = self.logreg.clone();
+        nl.nonlinear = true;
+        let mut plain = self.logreg.clone();
+        plain.nonlinear = false;
+        vec![
+            Candidate::Logreg(plain),
+            Candidate::Logreg(nl),
+            Candidate::Tree(self.tree.clone()),
+            Candidate::Gbm(self.gbm.clone()),
+        ]
+    }
+
+    /// Fits the configured model. `auto` runs inner stratified CV on `x`/`y`
+    /// (which must be training rows only) over logreg, logreg with automatic
+    /// nonlinear terms, the tree, boosting and the equal blend of the best
+    /// linear and the boosted model, and refits the winner on all of `x`.
+    pub fn fit(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
+        check_xy(x, y)?;
+        match self.kind {
+            ModelKind::Logreg => Ok(self.single(Candidate::Logreg(self.logreg.clone()), x, y)?),
+            ModelKind::Tree => Ok(self.single(Candidate::Tree(self.tree.clone()), x, y)?),
+            ModelKind::Gbm => Ok(self.single(Candidate::Gbm(self.gbm.clone()), x, y)?),
+            ModelKind::Auto => self.fit_auto(x, y),
+        }
+    }
+
+    /// Like [`fit`](Self::fit) but always fills `oof` (out-of-fold scores on the
+    /// training rows, from `inner_folds` inner folds), e.g. for calibration.
+    pub fn fit_with_oof(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
+        let mut out = self.fit(x, y)?;
+        if out.oof.is_empty() {
+            let cand = match self.kind {
+                ModelKind::Logreg => Candidate::Logreg(self.logreg.clone()),
+                ModelKind::Tree => Candidate::Tree(self.tree.clone()),
+                _ => Candidate::Gbm(self.gbm.clone()),
+            };
+            let (oof, _) = inner_oof(&[cand], x, y, self.inner_folds.max(2), self.seed ^ 0x5eed)?;
+            out.oof = oof.into_iter().next().unwrap_or_default();
+        }
+        Ok(out)
+    }
+
+    fn single(&self, c: Candidate, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
+        Ok(FitOutcome { model: c.fit(x, y)?, candidates: Vec::new(), oof: Vec::new() })
+    }
+
+    fn fit_auto(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
+        let cands = self.candidates();
+        let k = self.inner_folds.max(2);
+        let (oof, folds) = inner_oof(&cands, x, y, k, self.seed ^ 0x5eed)?;
+        let mut scores: Vec<CandidateScore> = cands
+            .iter()
+            .zip(&oof)
+            .map(|(c, p)| CandidateScore { name: c.name(), inner_roc_auc: mean_fold_auc(y, p, &folds, k) })
+            .collect();
+        // Blend of the better linear model with the boosted trees.
+        let lin = if scores[1].inner_roc_auc > scores[0].inner_roc_auc { 1 } else { 0 };
+        let gbm = 3;
+        let blend_p: Vec<f64> = oof[lin].iter().zip(&oof[gbm]).map(|(a, b)| 0.5 * a + 0.5 * b).collect();
+        scores.push(CandidateScore {
+            name: format!("blend(0.5*{} + 0.5*{})", cands[lin].name(), cands[gbm].name()),
+            inner_roc_auc: mean_fold_auc(y, &blend_p, &folds, k),
+        });
+        let mut best = 0;
+        for (i, s) in scores.iter().enumerate() {
+            // strictly better wins, so on ties the simpler (earlier) candidate stays
+            if s.inner_roc_auc > scores[best].inner_roc_auc {
+                best = i;
+            }
+        }
+        let (model, oof_best) = if best == cands.len() {
+            use rayon::prelude::*;
+            let pair: Vec<Result<Classifier, ModelError>> =
+                [lin, gbm].par_iter().map(|&c| cands[c].fit(x, y)).collect();
+            let mut it = pair.into_iter();
+            let (a, b) = match (it.next(), it.next()) {
+                (Some(a), Some(b)) => (a?, b?),
+                _ => return Err(ModelError::FitFailed("blend parts missing".into())),
+            };
+            (Classifier::Blend(vec![(0.5, a), (0.5, b)]), blend_p)
+        } else {
+            (cands[best].fit(x, y)?, oof[best].clone())
+        };
+        Ok(FitOutcome { model, candidates: scores, oof: oof_best })
+    }
+}
+
+/// Platt scaling: `p' = σ(a·logit(p) + b)`, fitted by Newton's method on
+/// out-of-fold scores (a tiny ridge keeps it finite on separable data).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlattScaler {
+    /// Slope on the logit of the raw probability.
+    pub a: f64,
+    /// Intercept.
+    pub b: f64,
+}
+
+fn logit(p: f64) -> f64 {
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).ln()
+}
+
+/// The logistic function.
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+impl PlattScaler {
+    /// The identity map.
+    pub fn identity() -> Self {
+        PlattScaler { a: 1.0, b: 0.0 }
+    }
+
+    /// Fits on raw probabilities and outcomes.
+    pub fn fit(p: &[f64], y: &[bool]) -> Result<Self, ModelError> {
+        if p.len() != y.len() || p.is_empty() {
+            return Err(ModelError::InvalidInput("calibration needs as many scores as labels".into()));
+        }
+        let s: Vec<f64> = p.iter().map(|&q| logit(q)).collect();
+        let (mut a, mut b) = (1.0, 0.0);
+        let ridge = 1e-6;
+        for _ in 0..100 {
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (ridge * (a - 1.0), ridge * b, ridge, 0.0, ridge);
+            for (&si, &yi) in s.iter().zip(y) {
+                let q = sigmoid(a * si + b);
+                let r = q - f64::from(u8::from(yi));
+                let w = (q * (1.0 - q)).max(1e-12);
+                ga += r * si;
+                gb += r;
+                haa += w * si * si;
+                hab += w * si;
+                hbb += w;
+            }
+            let det = haa * hbb - hab * hab;
+            if det.abs() < 1e-18 {
+                break;
+            }
+            let da = (hbb * ga - hab * gb) / det;
+            let db = (haa * gb - hab * ga) / det;
+            a -= da;
+            b -= db;
+            if da.abs().max(db.abs()) < 1e-10 {
+                break;
+            }
+        }
+        if !a.is_finite() || !b.is_finite() {
+            return Err(ModelError::FitFailed("Platt scaling diverged".into()));
+        }
+        Ok(PlattScaler { a, b })
+    }
+
+    /// Calibrated probability.
+    pub fn apply(&self, p: f64) -> f64 {
+        sigmoid(self.a * logit(p) + self.b)
+    }
+}
+
+/// Result of k-fold cross-validation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CvReport {
+    /// Metrics of each held-out fold.
+    pub per_fold: Vec<BinaryMetrics>,
+    /// Mean over folds.
+    pub mean: BinaryMetrics,
+    /// Standard deviation over folds (population, like numpy's default).
+    pub std: BinaryMetrics,
+    /// Wall-clock fit seconds of each fold (selection by inner CV included).
+    pub fit_seconds: Vec<f64>,
+    /// The model each fold ended up with.
+    pub models: Vec<String>,
+    /// Inner-CV candidate scores of each fold (`auto` only).
+    pub candidates: Vec<Vec<CandidateScore>>,
+}
+
+/// Stratified k-fold cross-validation of a configuration.
+pub fn cross_validate(
+    config: &ClassifierConfig,
+    x: &DenseMatrix,
+    y: &[bool],
+    k: usize,
+    seed: u64,
+) -> Result<CvReport, ModelError> {
+    check_xy(x, y)?;
+    let folds = stratified_folds(y, k, seed)?;
+    let mut per_fold = Vec::with_capacity(k);
+    let mut fit_seconds = Vec::with_capacity(k);
+    let mut models = Vec::with_capacity(k);
+    let mut candidates = Vec::with_capacity(k);
+    for f in 0..k {
+        let (tr, te) = split_indices(&folds, f);
+        let xtr = x.select_rows(&tr);
+        let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
+        let xte = x.select_rows(&te);
+        let yte: Vec<bool> = te.iter().map(|&i| y[i]).collect();
+        let t0 = Instant::now();
+        let out = config.fit(&xtr, &ytr)?;
+        fit_seconds.push(t0.elapsed().as_secs_f64());
+        let p = out.model.predict_proba(&xte);
+        per_fold.push(BinaryMetrics::compute(&yte, &p));
+        models.push(out.model.name());
+        candidates.push(out.candidates);
+    }
+    let (mean, std) = mean_std(&per_fold);
+    Ok(CvReport { per_fold, mean, std, fit_seconds, models, candidates })
+}
+
+fn mean_std(m: &[BinaryMetrics]) -> (BinaryMetrics, BinaryMetrics) {
+    let get = |f: fn(&BinaryMetrics) -> f64| -> (f64, f64) {
+        let v: Vec<f64> = m.iter().map(f).collect();
+        let n = v.len().max(1) as f64;
+        let mu = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mu).powi(2)).sum::<f64>() / n;
+        (mu, var.sqrt())
+    };
+    let a = get(|b| b.roc_auc);
+    let p = get(|b| b.pr_auc);
+    let l = get(|b| b.log_loss);
+    let br = get(|b| b.brier);
+    let ac = get(|b| b.accuracy);
+    (
+        BinaryMetrics { roc_auc: a.0, pr_auc: p.0, log_loss: l.0, brier: br.0, accuracy: ac.0 },
+        BinaryMetrics { roc_auc: a.1, pr_auc: p.1, log_loss: l.1, brier: br.1, accuracy: ac.1 },
+    )
+}
+
+/// What `eval classify` reports: mean metrics over the held-out folds (the
+/// field names are the CLI's JSON contract) plus how the table was read.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    /// Mean ROC AUC over folds.
+    pub roc_auc: f64,
+    /// Mean PR AUC (average precision).
+    pub pr_auc: f64,
+    /// Mean log loss.
+    pub log_loss: f64,
+    /// Mean Brier score.
+    pub brier: f64,
+    /// Mean accuracy at 0.5.
+    pub accuracy: f64,
+    /// Mean wall-clock seconds to fit one fold's model (inner-CV selection included for `auto`).
+    pub fit_seconds_per_fold: f64,
+    /// The requested model (`logreg`, `tree`, `gbm`, `auto`).
+    pub model: String,
+    /// Standard deviation of each metric over folds.
+    pub std: BinaryMetrics,
+    /// Metrics of each fold.
+    pub per_fold: Vec<BinaryMetrics>,
+    /// Fit seconds of each fold.
+    pub fit_seconds: Vec<f64>,
+    /// Model each fold ended with (what `auto` chose).
+    pub chosen: Vec<String>,
+    /// Inner-CV candidate scores per fold (`auto`).
+    pub candidates: Vec<Vec<CandidateScore>>,
+    /// Folds.
+    pub folds: usize,
+    /// Seed.
+    pub seed: u64,
+    /// How folds were made.
+    pub protocol: String,
+    /// Rows used and the target's encoding, dropped columns (ID-like, constant, --drop).
+    pub table: crate::tabular::PrepareReport,
+    /// How columns were encoded and blanks handled (encoder fitted on fold 1's training rows;
+    /// every fold refits it on its own training rows).
+    pub encoding: crate::tabular::EncodingReport,
+}
+
+/// Cross-validates a classifier on a typed table: extracts the binary target,
+/// drops `drop`, ID-like and constant columns, and in each stratified fold fits
+/// the encoding (one-hot, median imputation with missing indicators; no
+/// standardization here, the models standardize themselves) on the training
+/// rows only, fits the model, and scores the held-out rows.
+pub fn eval_frame(
+    frame: &crate::tabular::Frame,
+    target: &str,
+    positive: Option<String>,
+    drop: &[String],
+    config: &ClassifierConfig,
+    k: usize,
+    seed: u64,
+) -> Result<EvalReport, ModelError> {
+    use crate::tabular::{Encoder, EncoderOptions, TargetSpec, prepare};
+    let prep = prepare(frame, target, &TargetSpec::Binary { positive }, drop)?;
+    let y: Vec<bool> = prep.y.iter().map(|&v| v > 0.5).collect();
+    if prep.features.columns().is_empty() {
+        return Err(ModelError::InvalidInput("no feature columns left after dropping ID-like/constant/--drop columns".into()));
+    }
+    let folds = stratified_folds(&y, k, seed)?;
+    let enc = Encoder::new(EncoderOptions { standardize: false });
+    let mut per_fold = Vec::with_capacity(k);
+    let mut fit_seconds = Vec::with_capacity(k);
+    let mut chosen = Vec::with_capacity(k);
+    let mut candidates = Vec::with_capacity(k);
+    let mut encoding = None;
+    for f in 0..k {
+        let (tr, te) = split_indices(&folds, f);
+        let fitted = enc.fit(&prep.features, &tr)?;
+        let names = fitted.feature_names().to_vec();
+        let mtr = fitted.transform(&prep.features, &tr)?;
+        let mte = fitted.transform(&prep.features, &te)?;
+        if encoding.is_none() {
+            encoding = Some(fitted.report().clone());
+        }
+        let xtr = DenseMatrix::new(mtr.n_rows, mtr.data, names.clone())?;
+        let xte = DenseMatrix::new(mte.n_rows, mte.data, names)?;
+        let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
+        let yte: Vec<bool> = te.iter().map(|&i| y[i]).collect();
+        let t0 = Instant::now();
+        let out = config.fit(&xtr, &ytr)?;
+        fit_seconds.push(t0.elapsed().as_secs_f64());
+        let p = out.model.predict_proba(&xte);
+        per_fold.push(BinaryMetrics::compute(&yte, &p));
+        chosen.push(out.model.name());
+        candidates.push(out.candidates);
+    }
+    let (mean, std) = mean_std(&per_fold);
+    let encoding = encoding.ok_or_else(|| ModelError::InvalidInput("no folds".into()))?;
+    Ok(EvalReport {
+        roc_auc: mean.roc_auc,
+        pr_auc: mean.pr_auc,
+        log_loss: mean.log_loss,
+        brier: mean.brier,
+        accuracy: mean.accuracy,
+        fit_seconds_per_fold: fit_seconds.iter().sum::<f64>() / k as f64,
+        model: config.kind.to_string(),
+        std,
+        per_fold,
+        fit_seconds,
+        chosen,
+        candidates,
+        folds: k,
+        seed,
+        protocol: format!(
+            "{k} stratified folds (positives and negatives shuffled separately with seed {seed}, dealt round-robin); \
+             encoding and model fitted on each fold's training rows only; metrics on its held-out rows, mean and population std over folds; \
+             auto picks by {}-fold inner stratified CV on the training rows",
+            config.inner_folds
+        ),
+        table: prep.report,
+        encoding,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_are_stratified_and_seeded() {
+        let y: Vec<bool> = (0..103).map(|i| i % 4 == 0).collect();
+        let f = stratified_folds(&y, 5, 1).unwrap();
+        for k in 0..5 {
+            let n = f.iter().filter(|&&g| g == k).count();
+            let p = (0..y.len()).filter(|&i| f[i] == k && y[i]).count();
+            assert!((20..=21).contains(&n), "fold {k} has {n}");
+            assert!((5..=6).contains(&p), "fold {k} has {p} positives");
+        }
+        assert_eq!(f, stratified_folds(&y, 5, 1).unwrap());
+        assert_ne!(f, stratified_folds(&y, 5, 2).unwrap());
+        assert!(stratified_folds(&y, 1, 0).is_err());
+    }
+
+    #[test]
+    fn platt_recovers_a_known_distortion() {
+        // True probability q; model reports σ(2·logit(q)) (overconfident).
+        let mut p = Vec::new();
+        let mut y = Vec::new();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        use rand::Rng;
+        for _ in 0..20000 {
+            let z: f64 = rng.random_range(-3.0..3.0);
+            let q = sigmoid(z);
+            y.push(rng.random::<f64>() < q);
+            p.push(sigmoid(2.0 * z));
+        }
+        let s = PlattScaler::fit(&p, &y).unwrap();
+        assert!((s.a - 0.5).abs() < 0.05, "a = {}", s.a);
+        assert!(s.b.abs() < 0.05, "b = {}", s.b);
+    }
+}

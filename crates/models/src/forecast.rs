@@ -1,0 +1,1487 @@
+//! Exponential smoothing forecasts: simple exponential smoothing, Holt's linear
+//! trend (optionally damped), Holt-Winters additive and multiplicative
+//! seasonality, all as members of the ETS state-space family (Hyndman,
+//! Koehler, Ord & Snyder 2008), plus automatic model selection by AICc and
+//! prediction intervals.
+//!
+//! Why our own and not `augurs-ets`: augurs-ets 0.10 does not implement seasonal
+//! models (its seasonal fit path is `unimplemented!()`), so it cannot do
+//! Holt-Winters at all; on the non-seasonal family both are measured in
+//! `benchmarks/forecast.md`.
+//!
+//! How a model is fitted: the states follow the error-correction recursions of
+//! R's `forecast::ets` (the update does not depend on the error type; the error
+//! type only changes the likelihood). Every free parameter (smoothing
+//! parameters, damping, initial level, trend and m-1 seasonal states) is
+//! estimated by maximum likelihood with a restarted Nelder-Mead search inside
+//! the "usual" bounds (0 < β ≤ α < 1, 0 < γ ≤ 1-α, 0.8 ≤ φ ≤ 0.98), started
+//! from a classical-decomposition heuristic. The data are divided by their mean
+//! before fitting (and the likelihood shifted back), so one set of step sizes
+//! works at every scale.
+//!
+//! Automatic selection ([`AutoEts`]) fits every admissible combination of
+//! error (A, M), trend (N, A, Ad) and season (N, A, M) — R's restricted set:
+//! no additive error with multiplicative season — plus, optionally, the
+//! additive-error models on log(y) (a Box-Cox λ = 0 transform) whose
+//! likelihood is put back on the original scale with the Jacobian
+//! (−Σ log y), so every candidate's AICc is comparable. The lowest AICc wins;
+//! only the training data are used.
+//!
+//! Prediction intervals: analytic (Gaussian, Hyndman et al. 2008 §6.3, "class
+//! 1") for additive-error models with additive or no trend and season, also on
+//! the log scale (back-transformed, so the point forecast is then the median);
+//! by simulation (seeded, 2 000 sample paths) for every other model.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{Estimator, ModelError};
+
+/// How the error enters the observation equation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorType {
+    /// y = μ + ε.
+    Additive,
+    /// y = μ (1 + ε).
+    Multiplicative,
+}
+
+/// The trend component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrendType {
+    /// No trend.
+    None,
+    /// Additive (linear) trend.
+    Additive,
+    /// Additive damped trend (φ < 1).
+    Damped,
+}
+
+/// The seasonal component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SeasonType {
+    /// No seasonality.
+    None,
+    /// Additive seasonal offsets (sum to 0 over a period).
+    Additive,
+    /// Multiplicative seasonal factors (mean 1 over a period).
+    Multiplicative,
+}
+
+/// A transform applied to the data before fitting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transform {
+    /// Fit the data as they are.
+    None,
+    /// Fit log(y) (needs positive data); forecasts are back-transformed.
+    Log,
+}
+
+/// One member of the ETS family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtsSpec {
+    /// Error type.
+    pub error: ErrorType,
+    /// Trend type.
+    pub trend: TrendType,
+    /// Season type.
+    pub season: SeasonType,
+    /// Season length (observations per cycle); ignored without a season.
+    pub period: usize,
+    /// Transform of the data.
+    pub transform: Transform,
+}
+
+impl EtsSpec {
+    /// Simple exponential smoothing, ETS(A,N,N).
+    pub fn ses() -> Self {
+        EtsSpec::new(ErrorType::Additive, TrendType::None, SeasonType::None, 1)
+    }
+
+    /// Holt's linear trend, ETS(A,A,N) or ETS(A,Ad,N) when `damped`.
+    pub fn holt(damped: bool) -> Self {
+        let trend = if damped { TrendType::Damped } else { TrendType::Additive };
+        EtsSpec::new(ErrorType::Additive, trend, SeasonType::None, 1)
+    }
+
+    /// Holt-Winters additive, ETS(A,A,A) (damped: ETS(A,Ad,A)).
+    pub fn hw_additive(period: usize, damped: bool) -> Self {
+        let trend = if damped { TrendType::Damped } else { TrendType::Additive };
+        EtsSpec::new(ErrorType::Additive, trend, SeasonType::Additive, period)
+    }
+
+    /// Holt-Winters multiplicative, ETS(M,A,M) (damped: ETS(M,Ad,M)), as R's `hw`.
+    pub fn hw_multiplicative(period: usize, damped: bool) -> Self {
+        let trend = if damped { TrendType::Damped } else { TrendType::Additive };
+        EtsSpec::new(ErrorType::Multiplicative, trend, SeasonType::Multiplicative, period)
+    }
+
+    /// A spec from its parts, without transform.
+    pub fn new(error: ErrorType, trend: TrendType, season: SeasonType, period: usize) -> Self {
+        EtsSpec { error, trend, season, period: period.max(1), transform: Transform::None }
+    }
+
+    /// The same spec fitted on log(y).
+    pub fn on_log(mut self) -> Self {
+        self.transform = Transform::Log;
+        self
+    }
+
+    /// The season length actually used (1 without a season).
+    pub fn m(&self) -> usize {
+        if self.season == SeasonType::None { 1 } else { self.period.max(1) }
+    }
+
+    /// Name in Hyndman's notation, e.g. `ETS(M,Ad,M)`, with ` on log(y)` for the transform.
+    pub fn name(&self) -> String {
+        let e = match self.error {
+            ErrorType::Additive => "A",
+            ErrorType::Multiplicative => "M",
+        };
+        let t = match self.trend {
+            TrendType::None => "N",
+            TrendType::Additive => "A",
+            TrendType::Damped => "Ad",
+        };
+        let s = match self.season {
+            SeasonType::None => "N",
+            SeasonType::Additive => "A",
+            SeasonType::Multiplicative => "M",
+        };
+        let log = if self.transform == Transform::Log { " on log(y)" } else { "" };
+        format!("ETS({e},{t},{s}){log}")
+    }
+
+    /// Whether the analytic ("class 1") prediction variance applies.
+    fn is_linear(&self) -> bool {
+        self.error == ErrorType::Additive && self.season != SeasonType::Multiplicative
+    }
+}
+
+/// Parameters held at given values instead of estimated (`None` = estimate).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtsFixed {
+    /// Level smoothing α.
+    pub alpha: Option<f64>,
+    /// Trend smoothing β.
+    pub beta: Option<f64>,
+    /// Seasonal smoothing γ.
+    pub gamma: Option<f64>,
+    /// Damping φ.
+    pub phi: Option<f64>,
+    /// Initial level ℓ₀ (on the original scale).
+    pub initial_level: Option<f64>,
+}
+
+/// The fitted parameters of an ETS model (on the scale of the data it was fitted on).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EtsParams {
+    /// Level smoothing α.
+    pub alpha: f64,
+    /// Trend smoothing β (0 without trend).
+    pub beta: f64,
+    /// Seasonal smoothing γ (0 without season).
+    pub gamma: f64,
+    /// Damping φ (1 without damping).
+    pub phi: f64,
+    /// Initial level ℓ₀.
+    pub l0: f64,
+    /// Initial trend b₀ (0 without trend).
+    pub b0: f64,
+    /// Initial seasonal states s₋ₘ₊₁..s₀ in time order (empty without season).
+    pub s0: Vec<f64>,
+}
+
+/// A fitted ETS model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EtsFit {
+    /// Which model.
+    pub spec: EtsSpec,
+    /// Fitted parameters (for a log model: on the log scale).
+    pub params: EtsParams,
+    /// Number of observations fitted.
+    pub n: usize,
+    /// Number of estimated parameters, σ² included.
+    pub k: usize,
+    /// Log-likelihood on the original scale of the data.
+    pub loglik: f64,
+    /// Akaike information criterion.
+    pub aic: f64,
+    /// AIC with the small-sample correction.
+    pub aicc: f64,
+    /// Bayesian information criterion.
+    pub bic: f64,
+    /// Innovation variance σ² (on the fitted scale; relative for multiplicative error).
+    pub sigma2: f64,
+    /// Smoothed level after each observation (original scale, or log scale for a log model).
+    pub levels: Vec<f64>,
+    /// One-step-ahead fitted values (original scale).
+    pub fitted: Vec<f64>,
+    scale: f64,
+    last: State,
+}
+
+/// Point forecasts with a prediction interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// Point forecasts (mean; median for a log model), steps 1..=h.
+    pub point: Vec<f64>,
+    /// Lower interval bounds.
+    pub lower: Vec<f64>,
+    /// Upper interval bounds.
+    pub upper: Vec<f64>,
+    /// Coverage level of the interval, e.g. 0.95.
+    pub level: f64,
+    /// `analytic` or `simulation`.
+    pub interval_method: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    l: f64,
+    b: f64,
+    /// Seasonal ring: `s[t % m]` is the state used at time t.
+    s: Vec<f64>,
+    /// Time index of the next observation (for the ring position).
+    t: usize,
+}
+
+/// Smoothed levels of simple exponential smoothing with a given α and initial
+/// level: ℓₜ = α yₜ + (1 − α) ℓₜ₋₁. The textbook table: α = 0.2, ℓ₀ = 0 on
+/// 100, 120, 150, 180 gives 20, 40, 62, 85.6.
+pub fn ses_levels(y: &[f64], alpha: f64, l0: f64) -> Vec<f64> {
+    let mut l = l0;
+    y.iter()
+        .map(|&v| {
+            l += alpha * (v - l);
+            l
+        })
+        .collect()
+}
+
+fn check_series(y: &[f64]) -> Result<(), ModelError> {
+    if y.is_empty() {
+        return Err(ModelError::InvalidInput("empty series".into()));
+    }
+    if let Some(i) = y.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::InvalidInput(format!("value {} (index {i}) is not finite", y[i])));
+    }
+    Ok(())
+}
+
+fn check_unit(name: &str, v: Option<f64>, lo: f64, hi: f64) -> Result<(), ModelError> {
+    if let Some(v) = v
+        && !(v >= lo && v <= hi)
+    {
+        return Err(ModelError::InvalidParameter {
+            name: name.into(),
+            reason: format!("{v} is outside [{lo}, {hi}]"),
+        });
+    }
+    Ok(())
+}
+
+/// Layout of the optimisation vector for one spec and set of fixed values.
+#[derive(Debug, Clone)]
+struct Layout {
+    spec: EtsSpec,
+    m: usize,
+    fixed: EtsFixed,
+    /// Positions in the vector (None = fixed or absent).
+    alpha: Option<usize>,
+    beta: Option<usize>,
+    gamma: Option<usize>,
+    phi: Option<usize>,
+    l0: Option<usize>,
+    b0: Option<usize>,
+    s0: Option<usize>,
+    /// Initial seasonal states when they are not estimated.
+    s0_fixed: Vec<f64>,
+    dim: usize,
+}
+
+impl Layout {
+    fn new(spec: EtsSpec, fixed: EtsFixed, s0_fixed: Option<Vec<f64>>) -> Self {
+        let m = spec.m();
+        let mut dim = 0;
+        let mut take = |present: bool| {
+            if present {
+                dim += 1;
+                Some(dim - 1)
+            } else {
+                None
+            }
+        };
+        let trend = spec.trend != TrendType::None;
+        let season = spec.season != SeasonType::None;
+        let alpha = take(fixed.alpha.is_none());
+        let beta = take(trend && fixed.beta.is_none());
+        let gamma = take(season && fixed.gamma.is_none());
+        let phi = take(spec.trend == TrendType::Damped && fixed.phi.is_none());
+        let l0 = take(fixed.initial_level.is_none());
+        let b0 = take(trend);
+        let s0 = if season && s0_fixed.is_none() {
+            let at = dim;
+            dim += m - 1;
+            Some(at)
+        } else {
+            None
+        };
+        let s0_fixed = s0_fixed.unwrap_or_default();
+        Layout { spec, m, fixed, alpha, beta, gamma, phi, l0, b0, s0, s0_fixed, dim }
+    }
+
+    /// Unpacks a vector into parameters (scaled data). `l0_fixed` is the fixed
+    /// initial level already on the fitting scale.
+    fn unpack(&self, x: &[f64], l0_fixed: f64) -> EtsParams {
+        let get = |p: Option<usize>, f: Option<f64>, d: f64| p.map(|i| x[i]).or(f).unwrap_or(d);
+        let trend = self.spec.trend != TrendType::None;
+        let season = self.spec.season != SeasonType::None;
+        let alpha = get(self.alpha, self.fixed.alpha, 0.0);
+        let beta = if trend { get(self.beta, self.fixed.beta, 0.0) } else { 0.0 };
+        let gamma = if season { get(self.gamma, self.fixed.gamma, 0.0) } else { 0.0 };
+        let phi = match self.spec.trend {
+            TrendType::Damped => get(self.phi, self.fixed.phi, 0.98),
+            _ => 1.0,
+        };
+        let l0 = self.l0.map(|i| x[i]).unwrap_or(l0_fixed);
+        let b0 = self.b0.map(|i| x[i]).unwrap_or(0.0);
+        let s0 = match self.s0 {
+            Some(at) => {
+                let mut s: Vec<f64> = x[at..at + self.m - 1].to_vec();
+                let sum: f64 = s.iter().sum();
+                let last = match self.spec.season {
+                    SeasonType::Multiplicative => self.m as f64 - sum,
+                    _ => -sum,
+                };
+                s.push(last);
+                s
+            }
+            None => self.s0_fixed.clone(),
+        };
+        EtsParams { alpha, beta, gamma, phi, l0, b0, s0 }
+    }
+
+    /// Moves the estimated smoothing parameters into the usual bounds;
+    /// returns the squared distance moved.
+    fn clamp(&self, p: &mut EtsParams) -> f64 {
+        const LO: f64 = 1e-4;
+        const HI: f64 = 0.9999;
+        let mut d = 0.0;
+        let mut put = |v: &mut f64, lo: f64, hi: f64| {
+            let c = v.clamp(lo, hi.max(lo));
+            d += (*v - c) * (*v - c);
+            *v = c;
+        };
+        if self.alpha.is_some() {
+            put(&mut p.alpha, LO, HI);
+        }
+        if self.beta.is_some() {
+            put(&mut p.beta, LO, p.alpha.min(HI));
+        }
+        if self.gamma.is_some() {
+            put(&mut p.gamma, LO, 1.0 - p.alpha);
+        }
+        if self.phi.is_some() {
+            put(&mut p.phi, 0.8, 0.98);
+        }
+        d
+    }
+
+    /// Whether the smoothing parameters are inside the usual bounds (only the
+    /// estimated ones are checked; fixed ones were validated up front).
+    fn admissible(&self, p: &EtsParams) -> bool {
+        const LO: f64 = 1e-4;
+        const HI: f64 = 0.9999;
+        if self.alpha.is_some() && !(LO..=HI).contains(&p.alpha) {
+            return false;
+        }
+        if self.beta.is_some() && !(p.beta >= LO && p.beta <= p.alpha.min(HI)) {
+            return false;
+        }
+        if self.gamma.is_some() && !(p.gamma >= LO && p.gamma <= (1.0 - p.alpha).max(LO)) {
+            return false;
+        }
+        if self.phi.is_some() && !(0.8..=0.98).contains(&p.phi) {
+            return false;
+        }
+        if self.spec.season == SeasonType::Multiplicative && p.s0.iter().any(|&s| s <= 1e-3) {
+            return false;
+        }
+        true
+    }
+}
+
+/// Runs the recursions over `y` (already scaled). Returns
+/// (sum of squared errors, Σ log|μ| for multiplicative error, final state),
+/// or None when a forecast leaves the domain (μ ≤ 0 where it must be positive).
+fn run(
+    spec: &EtsSpec,
+    p: &EtsParams,
+    y: &[f64],
+    mut trace: Option<(&mut Vec<f64>, &mut Vec<f64>)>,
+) -> Option<(f64, f64, State)> {
+    run_amse(spec, p, y, 0, &mut trace).map(|(sse, logf, _, st)| (sse, logf, st))
+}
+
+/// [`run`] that also returns the average over horizons 1..=`h` of the mean
+/// squared k-step-ahead error (R's `opt.crit = "amse"`), when `h > 0`.
+fn run_amse(
+    spec: &EtsSpec,
+    p: &EtsParams,
+    y: &[f64],
+    h: usize,
+    trace: &mut Option<(&mut Vec<f64>, &mut Vec<f64>)>,
+) -> Option<(f64, f64, f64, State)> {
+    let m = spec.m();
+    let mut msek = vec![0.0; h];
+    let mut cntk = vec![0usize; h];
+    let mut l = p.l0;
+    let mut b = p.b0;
+    let mut s: Vec<f64> = if p.s0.is_empty() { vec![0.0; m] } else { p.s0.clone() };
+    let seasonal = spec.season;
+    let mult_err = spec.error == ErrorType::Multiplicative;
+    let damped_b = |b: f64| b * p.phi;
+    let mut sse = 0.0;
+    let mut logf = 0.0;
+    let mut prod = 1.0_f64;
+    for (t, &yt) in y.iter().enumerate() {
+        let i = t % m;
+        let phib = if spec.trend == TrendType::None { 0.0 } else { damped_b(b) };
+        let q = l + phib;
+        let si = s[i];
+        let mu = match seasonal {
+            SeasonType::None => q,
+            SeasonType::Additive => q + si,
+            SeasonType::Multiplicative => q * si,
+        };
+        let e = if mult_err {
+            if mu <= 1e-10 {
+                return None;
+            }
+            // Σ log μ as the log of running products (one ln per 32 steps).
+            prod *= mu;
+            if t % 32 == 31 {
+                logf += prod.ln();
+                prod = 1.0;
+            }
+            (yt - mu) / mu
+        } else {
+            yt - mu
+        };
+        sse += e * e;
+        if h > 0 {
+            let mut damp = 0.0;
+            let mut phik = 1.0;
+            for k in 0..h.min(y.len() - t) {
+                if spec.trend != TrendType::None {
+                    phik *= p.phi;
+                    damp += phik;
+                }
+                let qk = l + damp * b;
+                let sk = s[(t + k) % m];
+                let fk = match seasonal {
+                    SeasonType::None => qk,
+                    SeasonType::Additive => qk + sk,
+                    SeasonType::Multiplicative => qk * sk,
+                };
+                let ek = y[t + k] - fk;
+                msek[k] += ek * ek;
+                cntk[k] += 1;
+            }
+        }
+        let pv = match seasonal {
+            SeasonType::None => yt,
+            SeasonType::Additive => yt - si,
+            SeasonType::Multiplicative => {
+                if si.abs() < 1e-10 {
+                    return None;
+                }
+                yt / si
+            }
+        };
+        let l_new = q + p.alpha * (pv - q);
+        if spec.trend != TrendType::None {
+            b = phib + (p.beta / p.alpha) * (l_new - l - phib);
+        }
+        match seasonal {
+            SeasonType::None => {}
+            SeasonType::Additive => s[i] = si + p.gamma * (yt - q - si),
+            SeasonType::Multiplicative => {
+                if q.abs() < 1e-10 {
+                    return None;
+                }
+                s[i] = si + p.gamma * (yt / q - si)
+            }
+        }
+        l = l_new;
+        if let Some((levels, fitted)) = trace.as_mut() {
+            levels.push(l);
+            fitted.push(mu);
+        }
+    }
+    logf += prod.ln();
+    if !sse.is_finite() || !logf.is_finite() {
+        return None;
+    }
+    let amse = if h > 0 {
+        msek.iter().zip(&cntk).filter(|(_, c)| **c > 0).map(|(v, c)| v / *c as f64).sum::<f64>()
+            / h as f64
+    } else {
+        0.0
+    };
+    Some((sse, logf, amse, State { l, b, s, t: y.len() }))
+}
+
+/// −2 log-likelihood up to the constant n(1 + log 2π) − n log n, i.e. R's
+/// `n log(SSE) + 2 Σ log|μ|`.
+fn objective(spec: &EtsSpec, n: usize, sse: f64, logf: f64) -> f64 {
+    let base = n as f64 * sse.max(1e-300).ln();
+    if spec.error == ErrorType::Multiplicative { base + 2.0 * logf } else { base }
+}
+
+/// Classical-decomposition starting values (Hyndman et al. 2008 §2.6.1).
+fn heuristic_start(spec: &EtsSpec, y: &[f64]) -> (f64, f64, Vec<f64>) {
+    let m = spec.m();
+    let n = y.len();
+    let mut s = Vec::new();
+    let mut ysa: Vec<f64> = y.to_vec();
+    if spec.season != SeasonType::None && n >= 2 * m {
+        let cycles = (n / m).min(4);
+        let w = &y[..cycles * m];
+        // Centred moving average of order m (2×m for even m).
+        let mut ma = vec![f64::NAN; w.len()];
+        let half = m / 2;
+        for t in half..w.len().saturating_sub(half) {
+            let v = if m % 2 == 0 {
+                if t + half >= w.len() {
+                    continue;
+                }
+                let inner: f64 = w[t + 1 - half..t + half].iter().sum();
+                (inner + 0.5 * (w[t - half] + w[t + half])) / m as f64
+            } else {
+                w[t - half..=t + half].iter().sum::<f64>() / m as f64
+            };
+            ma[t] = v;
+        }
+        let mult = spec.season == SeasonType::Multiplicative;
+        let mut acc = vec![0.0; m];
+        let mut cnt = vec![0usize; m];
+        for t in 0..w.len() {
+            if ma[t].is_finite() && (!mult || ma[t] > 0.0) {
+                acc[t % m] += if mult { w[t] / ma[t] } else { w[t] - ma[t] };
+                cnt[t % m] += 1;
+            }
+        }
+        s = (0..m)
+            .map(|i| {
+                if cnt[i] > 0 {
+                    acc[i] / cnt[i] as f64
+                } else if mult {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mean = s.iter().sum::<f64>() / m as f64;
+        if mult {
+            for v in &mut s {
+                *v = (*v / mean).max(0.05);
+            }
+        } else {
+            for v in &mut s {
+                *v -= mean;
+            }
+        }
+        for (t, v) in ysa.iter_mut().enumerate() {
+            *v = if mult { *v / s[t % m] } else { *v - s[t % m] };
+        }
+    } else if spec.season != SeasonType::None {
+        s = vec![if spec.season == SeasonType::Multiplicative { 1.0 } else { 0.0 }; m];
+    }
+    let k = ysa.len().min((2 * m).max(10));
+    let head = &ysa[..k];
+    if spec.trend == TrendType::None || k < 2 {
+        let l0 = head.iter().sum::<f64>() / k as f64;
+        (l0, 0.0, s)
+    } else {
+        let tm = (k as f64 + 1.0) / 2.0;
+        let ym = head.iter().sum::<f64>() / k as f64;
+        let (mut sxy, mut sxx) = (0.0, 0.0);
+        for (i, &v) in head.iter().enumerate() {
+            let dx = (i + 1) as f64 - tm;
+            sxy += dx * (v - ym);
+            sxx += dx * dx;
+        }
+        let b0 = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        (ym - b0 * tm, b0, s)
+    }
+}
+
+/// Nelder-Mead minimisation with per-coordinate initial steps. Returns the best
+/// point and value.
+fn nelder_mead(
+    f: &mut dyn FnMut(&[f64]) -> f64,
+    x0: &[f64],
+    steps: &[f64],
+    max_evals: usize,
+    tol: f64,
+) -> (Vec<f64>, f64, usize) {
+    let d = x0.len();
+    let mut evals = 0;
+    let mut eval = |x: &[f64], evals: &mut usize| {
+        *evals += 1;
+        let v = f(x);
+        if v.is_finite() { v } else { f64::INFINITY }
+    };
+    if d == 0 {
+        let v = eval(x0, &mut evals);
+        return (Vec::new(), v, evals);
+    }
+    let mut simplex: Vec<Vec<f64>> = vec![x0.to_vec()];
+    for i in 0..d {
+        let mut x = x0.to_vec();
+        x[i] += steps[i];
+        simplex.push(x);
+    }
+    let mut fv: Vec<f64> = simplex.iter().map(|x| eval(x, &mut evals)).collect();
+    // Adaptive coefficients (Gao & Han 2012) help in higher dimensions.
+    let df = d as f64;
+    let (alpha, gamma, rho, sigma) = if d > 2 {
+        (1.0, 1.0 + 2.0 / df, 0.75 - 1.0 / (2.0 * df), 1.0 - 1.0 / df)
+    } else {
+        (1.0, 2.0, 0.5, 0.5)
+    };
+    let mut order: Vec<usize> = (0..=d).collect();
+    let mut centroid = vec![0.0; d];
+    let mut xr = vec![0.0; d];
+    let mut xe = vec![0.0; d];
+    let mut xc = vec![0.0; d];
+    while evals < max_evals {
+        order.sort_by(|&a, &b| fv[a].total_cmp(&fv[b]));
+        let (best, worst, second) = (order[0], order[d], order[d - 1]);
+        let spread = fv[worst] - fv[best];
+        if spread.abs() <= tol || !fv[best].is_finite() && spread.is_nan() {
+            break;
+        }
+        centroid.iter_mut().for_each(|c| *c = 0.0);
+        for &i in &order[..d] {
+            for (c, v) in centroid.iter_mut().zip(&simplex[i]) {
+                *c += v / df;
+            }
+        }
+        for j in 0..d {
+            xr[j] = centroid[j] + alpha * (centroid[j] - simplex[worst][j]);
+        }
+        let fr = eval(&xr, &mut evals);
+        if fr < fv[best] {
+            for j in 0..d {
+                xe[j] = centroid[j] + gamma * (xr[j] - centroid[j]);
+            }
+            let fe = eval(&xe, &mut evals);
+            if fe < fr {
+                simplex[worst].copy_from_slice(&xe);
+                fv[worst] = fe;
+            } else {
+                simplex[worst].copy_from_slice(&xr);
+                fv[worst] = fr;
+            }
+            continue;
+        }
+        if fr < fv[second] {
+            simplex[worst].copy_from_slice(&xr);
+            fv[worst] = fr;
+            continue;
+        }
+        let outside = fr < fv[worst];
+        for j in 0..d {
+            xc[j] = if outside {
+                centroid[j] + rho * (xr[j] - centroid[j])
+            } else {
+                centroid[j] + rho * (simplex[worst][j] - centroid[j])
+            };
+        }
+        let fc = eval(&xc, &mut evals);
+        if fc < fr.min(fv[worst]) {
+            simplex[worst].copy_from_slice(&xc);
+            fv[worst] = fc;
+            continue;
+        }
+        // Shrink towards the best point.
+        let xb = simplex[best].clone();
+        for &i in &order[1..] {
+            for j in 0..d {
+                simplex[i][j] = xb[j] + sigma * (simplex[i][j] - xb[j]);
+            }
+            fv[i] = eval(&simplex[i], &mut evals);
+        }
+    }
+    let best = (0..=d).min_by(|&a, &b| fv[a].total_cmp(&fv[b])).unwrap_or(0);
+    (simplex[best].clone(), fv[best], evals)
+}
+
+/// Options of the optimiser.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FitOptions {
+    /// Maximum likelihood evaluations per Nelder-Mead run.
+    pub max_evals: usize,
+    /// Number of restarts from the best point found (each with a fresh simplex).
+    pub restarts: usize,
+    /// 0: maximum likelihood. h > 0: minimise the average mean squared
+    /// 1..h-step-ahead error instead (R's `opt.crit = "amse"`, `nmse = h`).
+    pub amse_horizon: usize,
+    /// Keep the initial seasonal states at their classical-decomposition
+    /// values instead of estimating them (far fewer free parameters; they
+    /// are still counted in the AICc's parameter count).
+    pub heuristic_season: bool,
+    /// Stop when the simplex's objective values (−2 log-likelihood, or log
+    /// AMSE) differ by less than this.
+    pub tol: f64,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions { max_evals: 2000, restarts: 1, amse_horizon: 0, heuristic_season: false, tol: 1e-4 }
+    }
+}
+
+/// Fits one ETS model by maximum likelihood.
+pub fn fit_ets(y: &[f64], spec: EtsSpec, fixed: &EtsFixed) -> Result<EtsFit, ModelError> {
+    fit_ets_with(y, spec, fixed, &FitOptions::default())
+}
+
+/// Fits one ETS model with explicit optimiser options.
+pub fn fit_ets_with(
+    y: &[f64],
+    spec: EtsSpec,
+    fixed: &EtsFixed,
+    opts: &FitOptions,
+) -> Result<EtsFit, ModelError> {
+    check_series(y)?;
+    check_unit("alpha", fixed.alpha, 0.0, 1.0)?;
+    check_unit("beta", fixed.beta, 0.0, 1.0)?;
+    check_unit("gamma", fixed.gamma, 0.0, 1.0)?;
+    check_unit("phi", fixed.phi, 0.0, 1.0)?;
+    if let Some(l0) = fixed.initial_level
+        && !l0.is_finite()
+    {
+        return Err(ModelError::InvalidParameter {
+            name: "initial_level".into(),
+            reason: "not finite".into(),
+        });
+    }
+    if spec.trend != TrendType::None && fixed.alpha == Some(0.0) {
+        return Err(ModelError::InvalidParameter {
+            name: "alpha".into(),
+            reason: "must be > 0 for a trend model".into(),
+        });
+    }
+    let m = spec.m();
+    let positive = y.iter().all(|&v| v > 0.0);
+    if !positive
+        && (spec.error == ErrorType::Multiplicative
+            || spec.season == SeasonType::Multiplicative
+            || spec.transform == Transform::Log)
+    {
+        return Err(ModelError::InvalidInput(format!(
+            "{} needs strictly positive data",
+            spec.name()
+        )));
+    }
+    if spec.season != SeasonType::None && m < 2 {
+        return Err(ModelError::InvalidParameter {
+            name: "season".into(),
+            reason: "a seasonal model needs a season length of at least 2".into(),
+        });
+    }
+    let layout = Layout::new(spec, *fixed, None);
+    if y.len() < layout.dim + 2 || (spec.season != SeasonType::None && y.len() < 2 * m) {
+        return Err(ModelError::InvalidInput(format!(
+            "{} observations are too few for {} ({} parameters{})",
+            y.len(),
+            spec.name(),
+            layout.dim + 1,
+            if spec.season != SeasonType::None {
+                format!(", and at least two seasons of {m}")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    // Fitting scale: log transform, then divide by the mean magnitude.
+    let mut x: Vec<f64> = match spec.transform {
+        Transform::None => y.to_vec(),
+        Transform::Log => y.iter().map(|v| v.ln()).collect(),
+    };
+    let scale = {
+        let mean = x.iter().map(|v| v.abs()).sum::<f64>() / x.len() as f64;
+        if mean > 0.0 && mean.is_finite() { mean } else { 1.0 }
+    };
+    for v in &mut x {
+        *v /= scale;
+    }
+    let l0_fixed = fixed
+        .initial_level
+        .map(|l| match spec.transform {
+            Transform::None => l / scale,
+            Transform::Log => l.max(1e-300).ln() / scale,
+        })
+        .unwrap_or(0.0);
+
+    let (hl, hb, hs) = heuristic_start(&spec, &x);
+    let layout = if opts.heuristic_season && spec.season != SeasonType::None {
+        Layout::new(spec, *fixed, Some(hs.clone()))
+    } else {
+        layout
+    };
+    let mut x0 = vec![0.0; layout.dim];
+    let mut steps = vec![0.0; layout.dim];
+    let a0 = fixed.alpha.unwrap_or(if spec.season != SeasonType::None { 0.2 } else { 0.5 });
+    if let Some(i) = layout.alpha {
+        x0[i] = a0;
+        steps[i] = 0.1;
+    }
+    if let Some(i) = layout.beta {
+        x0[i] = (0.1 * a0).max(2e-4);
+        steps[i] = 0.02;
+    }
+    if let Some(i) = layout.gamma {
+        x0[i] = (0.05 * (1.0 - a0)).max(2e-4);
+        steps[i] = 0.05;
+    }
+    if let Some(i) = layout.phi {
+        x0[i] = 0.97;
+        steps[i] = -0.05;
+    }
+    let sd = {
+        let mean = x.iter().sum::<f64>() / x.len() as f64;
+        (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64).sqrt().max(1e-3)
+    };
+    if let Some(i) = layout.l0 {
+        x0[i] = hl;
+        steps[i] = 0.1 * sd;
+    }
+    if let Some(i) = layout.b0 {
+        x0[i] = hb;
+        steps[i] = 0.01 * sd;
+    }
+    if let Some(at) = layout.s0 {
+        for j in 0..m - 1 {
+            x0[at + j] = hs[j];
+            steps[at + j] = match spec.season {
+                SeasonType::Multiplicative => 0.02,
+                _ => 0.1 * sd,
+            };
+        }
+    }
+    let n = x.len();
+    let mut obj = |v: &[f64]| {
+        let mut p = layout.unpack(v, l0_fixed);
+        // Evaluate at the nearest point inside the bounds, plus a penalty
+        // growing with the distance: Nelder-Mead then slides along a bound
+        // instead of stalling on a wall of infinities.
+        let out = layout.clamp(&mut p);
+        if !layout.admissible(&p) {
+            return f64::INFINITY;
+        }
+        let penalty = 1e4 * out;
+        if opts.amse_horizon > 0 {
+            return match run_amse(&spec, &p, &x, opts.amse_horizon, &mut None) {
+                Some((_, _, amse, _)) => amse.max(1e-300).ln() + penalty,
+                None => f64::INFINITY,
+            };
+        }
+        match run(&spec, &p, &x, None) {
+            Some((sse, logf, _)) => objective(&spec, n, sse, logf) + penalty,
+            None => f64::INFINITY,
+        }
+    };
+    let (mut best, mut fbest, _) = nelder_mead(&mut obj, &x0, &steps, opts.max_evals, opts.tol);
+    for _ in 0..opts.restarts {
+        let (xb, fb, _) = nelder_mead(&mut obj, &best, &steps, opts.max_evals / 2, opts.tol);
+        let improved = fb < fbest - 1e-9 * fbest.abs().max(1.0);
+        if fb <= fbest {
+            best = xb;
+            fbest = fb;
+        }
+        if !improved {
+            break;
+        }
+    }
+    if !fbest.is_finite() {
+        return Err(ModelError::FitFailed(format!(
+            "{}: no admissible parameters found",
+            spec.name()
+        )));
+    }
+    let mut params = layout.unpack(&best, l0_fixed);
+    layout.clamp(&mut params);
+    let mut levels = Vec::with_capacity(n);
+    let mut fitted = Vec::with_capacity(n);
+    let (sse, logf, last) = run(&spec, &params, &x, Some((&mut levels, &mut fitted)))
+        .ok_or_else(|| ModelError::FitFailed(format!("{}: recursion diverged", spec.name())))?;
+    let nf = n as f64;
+    let sigma2 = sse / nf;
+    // Gaussian log-likelihood on the fitting scale, then back to the original scale.
+    let mut loglik = -0.5 * nf * ((2.0 * std::f64::consts::PI * sigma2.max(1e-300)).ln() + 1.0);
+    if spec.error == ErrorType::Multiplicative {
+        loglik -= logf;
+    }
+    loglik -= nf * scale.ln();
+    if spec.transform == Transform::Log {
+        loglik -= y.iter().map(|v| v.ln()).sum::<f64>();
+    }
+    let k = layout.dim + 1 + if layout.s0.is_none() && spec.season != SeasonType::None { m - 1 } else { 0 };
+    let kf = k as f64;
+    let aic = -2.0 * loglik + 2.0 * kf;
+    let aicc = if nf - kf - 1.0 > 0.0 {
+        aic + 2.0 * kf * (kf + 1.0) / (nf - kf - 1.0)
+    } else {
+        f64::INFINITY
+    };
+    let bic = -2.0 * loglik + kf * nf.ln();
+    // Back to the data's scale.
+    let unscale_add = |v: f64| v * scale;
+    let mut out = params.clone();
+    out.l0 = unscale_add(params.l0);
+    out.b0 = unscale_add(params.b0);
+    if spec.season == SeasonType::Additive {
+        out.s0 = params.s0.iter().map(|&v| unscale_add(v)).collect();
+    }
+    let levels: Vec<f64> = levels.into_iter().map(unscale_add).collect();
+    let fitted: Vec<f64> = fitted
+        .into_iter()
+        .map(|v| match spec.transform {
+            Transform::None => v * scale,
+            Transform::Log => (v * scale).exp(),
+        })
+        .collect();
+    let sigma2 = match spec.error {
+        ErrorType::Additive => sigma2 * scale * scale,
+        ErrorType::Multiplicative => sigma2,
+    };
+    let last = State {
+        l: last.l * scale,
+        b: last.b * scale,
+        s: if spec.season == SeasonType::Additive {
+            last.s.iter().map(|v| v * scale).collect()
+        } else {
+            last.s
+        },
+        t: last.t,
+    };
+    Ok(EtsFit {
+        spec,
+        params: out,
+        n,
+        k,
+        loglik,
+        aic,
+        aicc,
+        bic,
+        sigma2,
+        levels,
+        fitted,
+        scale,
+        last,
+    })
+}
+
+/// Acklam's rational approximation of the standard normal quantile (|error| < 1.2e-9).
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    let p = p.clamp(1e-300, 1.0 - 1e-16);
+    let plow = 0.02425;
+    if p < plow {
+        let q = (-2.0 * p.ln()).sqrt();
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    } else if p <= 1.0 - plow {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -normal_quantile(1.0 - p)
+    }
+}
+
+fn std_normal(rng: &mut ChaCha8Rng) -> f64 {
+    // Box-Muller.
+    let u1: f64 = rng.random::<f64>().max(1e-300);
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
+
+impl EtsFit {
+    /// The model's name, e.g. `ETS(M,Ad,M)`.
+    pub fn name(&self) -> String {
+        self.spec.name()
+    }
+
+    /// Point forecasts on the fitting scale (log scale for a log model).
+    fn mean_path(&self, h: usize) -> Vec<f64> {
+        let m = self.spec.m();
+        let st = &self.last;
+        let p = &self.params;
+        let mut out = Vec::with_capacity(h);
+        let mut damp_sum = 0.0;
+        let mut phi_j = 1.0;
+        for j in 1..=h {
+            phi_j *= p.phi;
+            damp_sum += phi_j;
+            let trend = if self.spec.trend == TrendType::None { 0.0 } else { damp_sum * st.b };
+            let q = st.l + trend;
+            let s = st.s.get((st.t + j - 1) % m).copied().unwrap_or(0.0);
+            out.push(match self.spec.season {
+                SeasonType::None => q,
+                SeasonType::Additive => q + s,
+                SeasonType::Multiplicative => q * s,
+            });
+        }
+        out
+    }
+
+    /// Point forecasts for steps 1..=h on the original scale (the median for a log model).
+    pub fn forecast(&self, h: usize) -> Vec<f64> {
+        let mean = self.mean_path(h);
+        match self.spec.transform {
+            Transform::None => mean,
+            Transform::Log => mean.into_iter().map(f64::exp).collect(),
+        }
+    }
+
+    /// Point forecasts with a `level` (e.g. 0.95) prediction interval: analytic
+    /// for the linear models, by seeded simulation otherwise.
+    pub fn forecast_intervals(&self, h: usize, level: f64) -> Result<Forecast, ModelError> {
+        if !(level > 0.0 && level < 1.0) {
+            return Err(ModelError::InvalidParameter {
+                name: "level".into(),
+                reason: format!("{level} is not in (0, 1)"),
+            });
+        }
+        let z = normal_quantile(0.5 + level / 2.0);
+        let mean = self.mean_path(h);
+        let back = |v: f64| match self.spec.transform {
+            Transform::None => v,
+            Transform::Log => v.exp(),
+        };
+        if self.spec.is_linear() {
+            let p = &self.params;
+            let m = self.spec.m();
+            let mut var_sum = 0.0;
+            let mut damp_sum = 0.0;
+            let mut phi_i = 1.0;
+            let (mut lower, mut upper) = (Vec::with_capacity(h), Vec::with_capacity(h));
+            for (j, &mu) in mean.iter().enumerate() {
+                // Var(h) = σ² (1 + Σ_{i=1}^{h-1} c_i²), c_i = α + β Σ_{k≤i} φ^k + γ 1[i mod m = 0].
+                if j > 0 {
+                    let i = j;
+                    phi_i *= p.phi;
+                    damp_sum += phi_i;
+                    let mut c = p.alpha;
+                    if self.spec.trend != TrendType::None {
+                        c += p.beta * damp_sum;
+                    }
+                    if self.spec.season != SeasonType::None && i % m == 0 {
+                        c += p.gamma;
+                    }
+                    var_sum += c * c;
+                }
+                let sd = (self.sigma2 * (1.0 + var_sum)).sqrt();
+                lower.push(back(mu - z * sd));
+                upper.push(back(mu + z * sd));
+            }
+            return Ok(Forecast {
+                point: mean.iter().map(|&v| back(v)).collect(),
+                lower,
+                upper,
+                level,
+                interval_method: "analytic".into(),
+            });
+        }
+        let paths = self.simulate(h, 2000, 0x5eed_f00d);
+        let (mut lower, mut upper) = (Vec::with_capacity(h), Vec::with_capacity(h));
+        let lo_q = (1.0 - level) / 2.0;
+        for j in 0..h {
+            let mut col: Vec<f64> = paths.iter().map(|p| p[j]).collect();
+            col.sort_by(f64::total_cmp);
+            lower.push(back(quantile_sorted(&col, lo_q)));
+            upper.push(back(quantile_sorted(&col, 1.0 - lo_q)));
+        }
+        Ok(Forecast {
+            point: mean.iter().map(|&v| back(v)).collect(),
+            lower,
+            upper,
+            level,
+            interval_method: "simulation".into(),
+        })
+    }
+
+    /// Simulated future sample paths (fitting scale) with Gaussian innovations.
+    fn simulate(&self, h: usize, paths: usize, seed: u64) -> Vec<Vec<f64>> {
+        let m = self.spec.m();
+        let p = &self.params;
+        let sd = self.sigma2.sqrt();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..paths)
+            .map(|_| {
+                let mut l = self.last.l;
+                let mut b = self.last.b;
+                let mut s = self.last.s.clone();
+                let mut out = Vec::with_capacity(h);
+                for j in 0..h {
+                    let i = (self.last.t + j) % m;
+                    let phib = if self.spec.trend == TrendType::None { 0.0 } else { p.phi * b };
+                    let q = l + phib;
+                    let si = s[i];
+                    let mu = match self.spec.season {
+                        SeasonType::None => q,
+                        SeasonType::Additive => q + si,
+                        SeasonType::Multiplicative => q * si,
+                    };
+                    let e = sd * std_normal(&mut rng);
+                    let yt = match self.spec.error {
+                        ErrorType::Additive => mu + e,
+                        ErrorType::Multiplicative => mu * (1.0 + e),
+                    };
+                    let pv = match self.spec.season {
+                        SeasonType::None => yt,
+                        SeasonType::Additive => yt - si,
+                        SeasonType::Multiplicative => yt / si,
+                    };
+                    let l_new = q + p.alpha * (pv - q);
+                    if self.spec.trend != TrendType::None {
+                        b = phib + (p.beta / p.alpha) * (l_new - l - phib);
+                    }
+                    match self.spec.season {
+                        SeasonType::None => {}
+                        SeasonType::Additive => s[i] = si + p.gamma * (yt - q - si),
+                        SeasonType::Multiplicative => s[i] = si + p.gamma * (yt / q - si),
+                    }
+                    l = l_new;
+                    out.push(yt);
+                }
+                out
+            })
+            .collect()
+    }
+}
+
+fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let w = pos - lo as f64;
+    v[lo] * (1.0 - w) + v[hi.min(v.len() - 1)] * w
+}
+
+/// Automatic model selection across the ETS family by AICc.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AutoEts {
+    /// Season length; 1 (or 0) means non-seasonal candidates only.
+    pub period: usize,
+    /// Consider damped trends.
+    pub allow_damped: bool,
+    /// Consider additive-error models on log(y) (positive data only).
+    pub allow_log: bool,
+    /// Optimiser options of the selection fits (maximum likelihood).
+    pub options: FitOptions,
+    /// 0: keep the maximum-likelihood parameters of the chosen model. h > 0:
+    /// re-estimate the chosen model's parameters by the average 1..h-step
+    /// squared error (AMSE) on the training data, aiming them at multi-step
+    /// forecasts (the choice of model stays the AICc one).
+    pub refit_amse: usize,
+    /// Seasonal candidates are screened with fixed initial seasonal states;
+    /// those within this AICc margin of the best screened one (at least 2, at
+    /// most `finalists`) are fitted in full.
+    pub screen_margin: f64,
+    /// Maximum number of seasonal candidates fitted in full.
+    pub finalists: usize,
+}
+
+impl Default for AutoEts {
+    fn default() -> Self {
+        AutoEts {
+            period: 1,
+            allow_damped: true,
+            allow_log: true,
+            options: FitOptions::default(),
+            refit_amse: 3,
+            screen_margin: 10.0,
+            finalists: 3,
+        }
+    }
+}
+
+/// The outcome of automatic selection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AutoFit {
+    /// The chosen model.
+    pub best: EtsFit,
+    /// Every candidate that could be fitted, with its AICc, best first.
+    pub candidates: Vec<(String, f64)>,
+    /// AICc of the chosen model at its maximum-likelihood parameters (the selection value).
+    pub selection_aicc: f64,
+    /// How the returned parameters were estimated: `mle` or `amse<h>`.
+    pub estimation: String,
+}
+
+impl AutoEts {
+    /// A search over the seasonal and non-seasonal family with season length `period`.
+    pub fn new(period: usize) -> Self {
+        AutoEts { period, ..AutoEts::default() }
+    }
+
+    /// The candidate specs for a series (R's restricted set, plus log models).
+    pub fn candidates(&self, y: &[f64]) -> Vec<EtsSpec> {
+        let positive = !y.is_empty() && y.iter().all(|&v| v > 0.0);
+        let m = self.period.max(1);
+        let seasonal_ok = m >= 2 && y.len() >= 2 * m + 2;
+        let mut trends = vec![TrendType::None, TrendType::Additive];
+        if self.allow_damped {
+            trends.push(TrendType::Damped);
+        }
+        let mut seasons = vec![SeasonType::None];
+        if seasonal_ok {
+            seasons.push(SeasonType::Additive);
+            if positive {
+                seasons.push(SeasonType::Multiplicative);
+            }
+        }
+        let mut errors = vec![ErrorType::Additive];
+        if positive {
+            errors.push(ErrorType::Multiplicative);
+        }
+        let mut out = Vec::new();
+        for &e in &errors {
+            for &t in &trends {
+                for &s in &seasons {
+                    if e == ErrorType::Additive && s == SeasonType::Multiplicative {
+                        continue; // infinite-variance combination (R's restrict = TRUE)
+                    }
+                    out.push(EtsSpec::new(e, t, s, m));
+                }
+            }
+        }
+        if self.allow_log && positive {
+            for &t in &trends {
+                for &s in &seasons {
+                    if s != SeasonType::Multiplicative {
+                        out.push(EtsSpec::new(ErrorType::Additive, t, s, m).on_log());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Fits every candidate (in parallel) and keeps the one with the lowest AICc.
+    pub fn fit_series(&self, y: &[f64]) -> Result<AutoFit, ModelError> {
+        check_series(y)?;
+        let specs = self.candidates(y);
+        // Stage 1: every candidate, seasonal ones with their initial seasonal
+        // states held at the decomposition values (cheap: few free parameters).
+        let quick = FitOptions {
+            heuristic_season: true,
+            restarts: 0,
+            max_evals: self.options.max_evals / 2,
+            ..self.options
+        };
+        let screened: Vec<EtsFit> = specs
+            .par_iter()
+            .filter_map(|s| fit_ets_with(y, *s, &EtsFixed::default(), &quick).ok())
+            .filter(|f| f.aicc.is_finite())
+            .collect();
+        // Stage 2: the promising seasonal candidates get the full fit (all
+        // initial states estimated); non-seasonal fits are already full.
+        let mut seasonal: Vec<&EtsFit> =
+            screened.iter().filter(|f| f.spec.season != SeasonType::None).collect();
+        seasonal.sort_by(|a, b| a.aicc.total_cmp(&b.aicc));
+        let floor = seasonal.first().map(|f| f.aicc).unwrap_or(f64::INFINITY);
+        let finalists: Vec<EtsSpec> = seasonal
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| *i < self.finalists.max(1) && (f.aicc - floor <= self.screen_margin || *i < 2))
+            .map(|(_, f)| f.spec)
+            .collect();
+        let full: Vec<EtsFit> = finalists
+            .par_iter()
+            .filter_map(|s| fit_ets_with(y, *s, &EtsFixed::default(), &self.options).ok())
+            .filter(|f| f.aicc.is_finite())
+            .collect();
+        let mut fits: Vec<EtsFit> = screened
+            .into_iter()
+            .filter(|f| f.spec.season == SeasonType::None)
+            .chain(full)
+            .collect();
+        fits.sort_by(|a, b| a.aicc.total_cmp(&b.aicc));
+        let candidates = fits.iter().map(|f| (f.name(), f.aicc)).collect();
+        let best = fits.into_iter().next().ok_or_else(|| {
+            ModelError::FitFailed(format!(
+                "no exponential smoothing model could be fitted to {} observations",
+                y.len()
+            ))
+        })?;
+        let selection_aicc = best.aicc;
+        let h = self.refit_amse;
+        // AMSE needs enough data beyond the parameters to be stable.
+        if h > 0 && y.len() >= 3 * (best.k + h) {
+            let opts = FitOptions { amse_horizon: h, ..self.options };
+            if let Ok(refit) = fit_ets_with(y, best.spec, &EtsFixed::default(), &opts) {
+                return Ok(AutoFit {
+                    best: refit,
+                    candidates,
+                    selection_aicc,
+                    estimation: format!("amse{h}"),
+                });
+            }
+        }
+        Ok(AutoFit { best, candidates, selection_aicc, estimation: "mle".into() })
+    }
+}
+
+impl Estimator<(), [f64]> for AutoEts {
+    type Fitted = AutoFit;
+    fn fit(&self, _x: &(), y: &[f64]) -> Result<AutoFit, ModelError> {
+        self.fit_series(y)
+    }
+}
+
+/// A fixed spec with fixed values is an estimator of its remaining parameters.
+impl Estimator<EtsFixed, [f64]> for EtsSpec {
+    type Fitted = EtsFit;
+    fn fit(&self, fixed: &EtsFixed, y: &[f64]) -> Result<EtsFit, ModelError> {
+        fit_ets(y, *self, fixed)
+    }
+}
+
+/// Mean absolute percentage error in percent (observations equal to 0 are skipped).
+pub fn mape(actual: &[f64], forecast: &[f64]) -> f64 {
+    let (mut s, mut n) = (0.0, 0usize);
+    for (&a, &f) in actual.iter().zip(forecast) {
+        if a != 0.0 {
+            s += ((a - f) / a).abs();
+            n += 1;
+        }
+    }
+    if n == 0 { f64::NAN } else { 100.0 * s / n as f64 }
+}
+
+/// Root mean squared error.
+pub fn rmse(actual: &[f64], forecast: &[f64]) -> f64 {
+    let n = actual.len().min(forecast.len());
+    if n == 0 {
+        return f64::NAN;
+    }
+    let s: f64 = actual.iter().zip(forecast).map(|(a, f)| (a - f).powi(2)).sum();
+    (s / n as f64).sqrt()
+}
+
+
+/// augurs-ets 0.10 `AutoETS` over the non-seasonal family ("ZZN"), for the
+/// benchmark against our own selection: returns the chosen model's name and
+/// `h` point forecasts. (augurs-ets 0.10 has no seasonal models.)
+pub fn augurs_auto_nonseasonal(train: &[f64], h: usize) -> Result<(String, Vec<f64>), ModelError> {
+    use augurs_core::{Fit, Predict};
+    check_series(train)?;
+    let auto = augurs_ets::AutoETS::new(1, "ZZN")
+        .map_err(|e| ModelError::InvalidParameter { name: "spec".into(), reason: e.to_string() })?;
+    let fit = auto.fit(train).map_err(|e| ModelError::FitFailed(format!("augurs: {e}")))?;
+    let fc = fit.predict(h, None).map_err(|e| ModelError::FitFailed(format!("augurs: {e}")))?;
+    let t = fit.model().model_type();
+    Ok((format!("augurs AutoETS {t:?}"), fc.point))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn textbook_ses_table() {
+        let lv = ses_levels(&[100.0, 120.0, 150.0, 180.0], 0.2, 0.0);
+        let want = [20.0, 40.0, 62.0, 85.6];
+        for (a, b) in lv.iter().zip(want) {
+            assert!((a - b).abs() < 1e-9, "{lv:?}");
+        }
+        let fixed = EtsFixed { alpha: Some(0.2), initial_level: Some(0.0), ..EtsFixed::default() };
+        let fit = fit_ets(&[100.0, 120.0, 150.0, 180.0], EtsSpec::ses(), &fixed).expect("fit");
+        for (a, b) in fit.levels.iter().zip(want) {
+            assert!((a - b).abs() < 1e-9, "{:?}", fit.levels);
+        }
+        assert!((fit.forecast(3)[2] - 85.6).abs() < 1e-9);
+    }
+
+    #[test]
+    #[ignore = "timing probe"]
+    fn probe_eval_cost() {
+        let y: Vec<f64> = (0..132).map(|t| 1.0 + 0.01 * t as f64 + 0.2 * ((t % 12) as f64 / 12.0)).collect();
+        let spec = EtsSpec::hw_multiplicative(12, false);
+        let p = EtsParams { alpha: 0.3, beta: 0.01, gamma: 0.3, phi: 1.0, l0: 1.0, b0: 0.01, s0: vec![1.0; 12] };
+        let t0 = std::time::Instant::now();
+        let mut acc = 0.0;
+        for _ in 0..100_000 {
+            acc += run(&spec, &p, &y, None).map(|r| r.0).unwrap_or(0.0);
+        }
+        eprintln!("per eval {:.3} us ({acc})", t0.elapsed().as_secs_f64() * 10.0);
+    }
+
+    #[test]
+    fn normal_quantile_known_values() {
+        assert!((normal_quantile(0.975) - 1.959_963_985).abs() < 1e-8);
+        assert!(normal_quantile(0.5).abs() < 1e-12);
+        assert!((normal_quantile(0.01) + 2.326_347_874).abs() < 1e-8);
+    }
+
+    #[test]
+    fn nelder_mead_finds_quadratic_minimum() {
+        let mut f = |x: &[f64]| (x[0] - 3.0).powi(2) + 10.0 * (x[1] + 1.0).powi(2) + x[2].powi(2);
+        let (x, v, _) = nelder_mead(&mut f, &[0.0, 0.0, 1.0], &[1.0, 1.0, 1.0], 5000, 1e-14);
+        assert!(v < 1e-8 && (x[0] - 3.0).abs() < 1e-3 && (x[1] + 1.0).abs() < 1e-3, "{x:?}");
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(fit_ets(&[], EtsSpec::ses(), &EtsFixed::default()).is_err());
+        assert!(fit_ets(&[1.0, f64::NAN, 2.0], EtsSpec::ses(), &EtsFixed::default()).is_err());
+        let y = [1.0, 2.0, 3.0, 0.0, 5.0, 6.0, 7.0, 8.0];
+        assert!(fit_ets(&y, EtsSpec::ses().on_log(), &EtsFixed::default()).is_err());
+        let fixed = EtsFixed { alpha: Some(1.5), ..EtsFixed::default() };
+        assert!(fit_ets(&y, EtsSpec::ses(), &fixed).is_err());
+        assert!(fit_ets(&y[..5], EtsSpec::hw_additive(4, false), &EtsFixed::default()).is_err());
+    }
+}

@@ -1,0 +1,643 @@
+//! infogap-store: where everything lands, behind one [`Store`] trait.
+//!
+//! Design decisions:
+//! - **Synchronous trait, any backend.** The engine and CLI are synchronous;
+//!   backends that speak async (sqlx) hide their runtime inside. A PostgreSQL
+//!   backend is one more implementation of [`Store`]/[`StoreTx`] in this crate;
+//!   [`conformance`] is the suite every backend must pass.
+//! - **Facts point at identities, not customers.** Order lines, events,
+//!   feedback, contacts and attributes carry the `identity_id` of the key that
+//!   brought them. Merging or splitting customers rewrites only
+//!   `identities.customer_id`; every fact follows.
+//! - **Ids are assigned by the writer.** An import holds the write lock for
+//!   the whole file (`BEGIN IMMEDIATE`), reads the current maximum ids once and
+//!   numbers new rows itself, so bulk inserts need no per-row round trip.
+//! - **Idempotent facts.** Fact rows carry `(source_id, row_key)`, unique; a
+//!   re-import inserts nothing new.
+//! - **Versioned migrations** live in `migrations/` and are applied in order at open.
+
+pub mod conformance;
+mod migrate;
+mod sqlite;
+
+use std::collections::HashMap;
+
+use infogap_core::dataset::{AttrValue, Dataset};
+use serde::Serialize;
+
+pub use sqlite::SqliteStore;
+
+/// Storage errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The store file cannot be opened or created.
+    #[error("cannot open store {path}: {reason}")]
+    Open {
+        /// Path of the store.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The store was written by a newer infogap.
+    #[error("store schema version {found} is newer than this infogap supports ({supported})")]
+    TooNew {
+        /// Version found.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// Stored data could not be decoded.
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A source as registered in the store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceRecord {
+    /// Store id.
+    pub id: i64,
+    /// Name from the config.
+    pub name: String,
+    /// Kind name.
+    pub kind: String,
+    /// Namespace of its customer ids.
+    pub namespace: String,
+}
+
+/// One identity key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IdentityRecord {
+    /// Store id.
+    pub id: i64,
+    /// Namespace (`email`/`phone` for global keys).
+    pub namespace: String,
+    /// `customer`, `email` or `phone`.
+    pub kind: String,
+    /// Normalized value.
+    pub value: String,
+    /// Unified customer it belongs to.
+    pub customer_id: i64,
+    /// Source that first brought it.
+    pub source_id: i64,
+    /// Line (record) of that source.
+    pub line: i64,
+}
+
+/// One edge of the identity graph.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkRecord {
+    /// Store id.
+    pub id: i64,
+    /// One identity.
+    pub a: i64,
+    /// The other identity.
+    pub b: i64,
+    /// Source whose record linked them.
+    pub source_id: i64,
+    /// Line of that record.
+    pub line: i64,
+    /// Rule: `same_record` or `link_table`.
+    pub rule: String,
+    /// Switched off by a split.
+    pub suppressed: bool,
+}
+
+/// A new identity to insert.
+#[derive(Debug, Clone)]
+pub struct NewIdentity {
+    /// Preassigned id.
+    pub id: i64,
+    /// Namespace.
+    pub namespace: String,
+    /// Kind.
+    pub kind: String,
+    /// Normalized value.
+    pub value: String,
+    /// Customer (provisional until resolution).
+    pub customer_id: i64,
+    /// Source.
+    pub source_id: i64,
+    /// Line.
+    pub line: i64,
+}
+
+/// A new link to insert (ignored when the same link of the same source and rule exists).
+#[derive(Debug, Clone)]
+pub struct NewLink {
+    /// One identity.
+    pub a: i64,
+    /// The other.
+    pub b: i64,
+    /// Source.
+    pub source_id: i64,
+    /// Line.
+    pub line: i64,
+    /// Rule.
+    pub rule: &'static str,
+}
+
+/// Product upsert (non-null fields overwrite).
+#[derive(Debug, Clone)]
+pub struct ProductRow {
+    /// Preassigned id.
+    pub id: i64,
+    /// External key.
+    pub key: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Category.
+    pub category: Option<String>,
+    /// Price.
+    pub price: Option<f64>,
+    /// Typed attributes as a JSON object text.
+    pub attrs: Option<String>,
+}
+
+/// Order upsert (non-null fields overwrite).
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    /// Preassigned id.
+    pub id: i64,
+    /// Namespace of the order key.
+    pub namespace: String,
+    /// External order key.
+    pub key: String,
+    /// Identity of the buyer.
+    pub identity_id: i64,
+    /// Time.
+    pub time: Option<i64>,
+    /// Amount (orders sources).
+    pub amount: Option<f64>,
+    /// Discount (orders sources).
+    pub discount: Option<f64>,
+}
+
+/// Order line.
+#[derive(Debug, Clone)]
+pub struct LineRow {
+    /// Source.
+    pub source_id: i64,
+    /// Idempotency key.
+    pub row_key: i64,
+    /// Order.
+    pub order_id: i64,
+    /// Buyer identity.
+    pub identity_id: i64,
+    /// Product.
+    pub product_id: Option<i64>,
+    /// Quantity.
+    pub quantity: f64,
+    /// Amount.
+    pub amount: f64,
+    /// Discount.
+    pub discount: f64,
+    /// Time.
+    pub time: Option<i64>,
+}
+
+/// Event (ratings included).
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// Source.
+    pub source_id: i64,
+    /// Idempotency key.
+    pub row_key: i64,
+    /// Identity.
+    pub identity_id: i64,
+    /// Event type.
+    pub kind: String,
+    /// Product.
+    pub product_id: Option<i64>,
+    /// Value (rating).
+    pub value: Option<f64>,
+    /// Channel.
+    pub channel: Option<String>,
+    /// Time.
+    pub time: Option<i64>,
+}
+
+/// Feedback.
+#[derive(Debug, Clone)]
+pub struct FeedbackRow {
+    /// Source.
+    pub source_id: i64,
+    /// Idempotency key.
+    pub row_key: i64,
+    /// Identity.
+    pub identity_id: i64,
+    /// survey | review | ticket | …
+    pub kind: String,
+    /// Score.
+    pub score: Option<f64>,
+    /// Text.
+    pub text: Option<String>,
+    /// Channel.
+    pub channel: Option<String>,
+    /// Time.
+    pub time: Option<i64>,
+}
+
+/// Campaign upsert.
+#[derive(Debug, Clone)]
+pub struct CampaignRow {
+    /// Preassigned id.
+    pub id: i64,
+    /// External key.
+    pub key: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Type.
+    pub kind: Option<String>,
+    /// Start.
+    pub start: Option<i64>,
+    /// End.
+    pub end: Option<i64>,
+}
+
+/// Campaign exposure or redemption.
+#[derive(Debug, Clone)]
+pub struct ContactRow {
+    /// Source.
+    pub source_id: i64,
+    /// Idempotency key.
+    pub row_key: i64,
+    /// Identity.
+    pub identity_id: i64,
+    /// Campaign.
+    pub campaign_id: i64,
+    /// `exposure` or `redemption`.
+    pub kind: &'static str,
+    /// Time.
+    pub time: Option<i64>,
+}
+
+/// Consent record.
+#[derive(Debug, Clone)]
+pub struct ConsentRow {
+    /// Source.
+    pub source_id: i64,
+    /// Idempotency key.
+    pub row_key: i64,
+    /// Identity.
+    pub identity_id: i64,
+    /// Purpose (marketing, profiling, …).
+    pub purpose: String,
+    /// Granted or withdrawn.
+    pub granted: bool,
+    /// Time.
+    pub time: Option<i64>,
+}
+
+/// Attribute upsert (per identity, name and source).
+#[derive(Debug, Clone)]
+pub struct AttributeRow {
+    /// Identity.
+    pub identity_id: i64,
+    /// Name.
+    pub name: String,
+    /// Typed value.
+    pub value: AttrValue,
+    /// Source.
+    pub source_id: i64,
+    /// Line.
+    pub line: i64,
+}
+
+/// Everything one write call inserts, in dependency order.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    /// New identities.
+    pub identities: Vec<NewIdentity>,
+    /// New links.
+    pub links: Vec<NewLink>,
+    /// Product upserts.
+    pub products: Vec<ProductRow>,
+    /// Campaign upserts.
+    pub campaigns: Vec<CampaignRow>,
+    /// Order upserts.
+    pub orders: Vec<OrderRow>,
+    /// Lines.
+    pub lines: Vec<LineRow>,
+    /// Events.
+    pub events: Vec<EventRow>,
+    /// Feedback.
+    pub feedback: Vec<FeedbackRow>,
+    /// Contacts.
+    pub contacts: Vec<ContactRow>,
+    /// Consents.
+    pub consents: Vec<ConsentRow>,
+    /// Attributes.
+    pub attributes: Vec<AttributeRow>,
+}
+
+impl WriteBatch {
+    /// Number of rows held.
+    pub fn len(&self) -> usize {
+        self.identities.len()
+            + self.links.len()
+            + self.products.len()
+            + self.campaigns.len()
+            + self.orders.len()
+            + self.lines.len()
+            + self.events.len()
+            + self.feedback.len()
+            + self.contacts.len()
+            + self.consents.len()
+            + self.attributes.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Empties the batch, keeping allocations.
+    pub fn clear(&mut self) {
+        self.identities.clear();
+        self.links.clear();
+        self.products.clear();
+        self.campaigns.clear();
+        self.orders.clear();
+        self.lines.clear();
+        self.events.clear();
+        self.feedback.clear();
+        self.contacts.clear();
+        self.consents.clear();
+        self.attributes.clear();
+    }
+}
+
+/// Largest ids in use, for the writer to number new rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MaxIds {
+    /// customers.id
+    pub customer: i64,
+    /// identities.id
+    pub identity: i64,
+    /// products.id
+    pub product: i64,
+    /// orders.id
+    pub order: i64,
+    /// campaigns.id
+    pub campaign: i64,
+}
+
+/// Key maps an import needs to reuse existing rows.
+#[derive(Debug, Clone, Default)]
+pub struct KeyMaps {
+    /// (namespace, kind, value) → (identity id, customer id)
+    pub identities: HashMap<(String, String, String), (i64, i64)>,
+    /// product key → id
+    pub products: HashMap<String, i64>,
+    /// campaign key → id
+    pub campaigns: HashMap<String, i64>,
+}
+
+/// One recorded import run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportRun {
+    /// Source name.
+    pub source: String,
+    /// File path.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub file_hash: String,
+    /// Digest of the mapping used.
+    pub config_hash: String,
+    /// Rows read.
+    pub rows_read: i64,
+    /// Fact rows newly written.
+    pub rows_written: i64,
+    /// Rows rejected (bad rows skipped).
+    pub rows_rejected: i64,
+    /// `ok`, `unchanged` or `failed`.
+    pub status: String,
+    /// Start (RFC 3339).
+    pub started_at: String,
+    /// End (RFC 3339).
+    pub finished_at: String,
+    /// Duration.
+    pub seconds: f64,
+}
+
+/// An entry of the merge log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergeLogEntry {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `merge`, `split` or `unsplit`.
+    pub action: String,
+    /// Customer acted on (the survivor of a merge; the origin of a split).
+    pub customer_id: i64,
+    /// The other customer (absorbed by a merge; created by a split).
+    pub other_id: Option<i64>,
+    /// Human explanation.
+    pub detail: String,
+}
+
+/// Per-source counts for `stats`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceStats {
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Fact rows it contributed.
+    pub rows: i64,
+    /// Last import: file.
+    pub last_file: Option<String>,
+    /// Last import: when.
+    pub last_import: Option<String>,
+    /// Last import: status.
+    pub last_status: Option<String>,
+}
+
+/// Store-wide counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Unified customers (that own at least one identity).
+    pub customers: i64,
+    /// Identity keys.
+    pub identities: i64,
+    /// Orders.
+    pub orders: i64,
+    /// Order lines.
+    pub order_lines: i64,
+    /// Products.
+    pub products: i64,
+    /// Events (ratings included).
+    pub events: i64,
+    /// Feedback.
+    pub feedback: i64,
+    /// Campaigns.
+    pub campaigns: i64,
+    /// Exposures + redemptions.
+    pub campaign_contacts: i64,
+    /// Consent records.
+    pub consents: i64,
+    /// Revenue: per order its `amount` from an orders source, else the sum of its lines.
+    pub revenue: f64,
+    /// Per-source counts.
+    pub sources: Vec<SourceStats>,
+}
+
+/// Orders summary of one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct OrderSummary {
+    /// Number of orders.
+    pub count: i64,
+    /// Revenue.
+    pub revenue: f64,
+    /// First order time.
+    pub first: Option<i64>,
+    /// Last order time.
+    pub last: Option<i64>,
+    /// Order lines.
+    pub lines: i64,
+    /// Total discount.
+    pub discount: f64,
+}
+
+/// Feedback summary of one customer, per kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedbackSummary {
+    /// Kind.
+    pub kind: String,
+    /// Count.
+    pub count: i64,
+    /// Mean score.
+    pub mean_score: Option<f64>,
+    /// Last score.
+    pub last_score: Option<f64>,
+    /// Last text.
+    pub last_text: Option<String>,
+}
+
+/// Campaign contact summary of one customer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignSummary {
+    /// Campaign key.
+    pub campaign: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Received (exposures).
+    pub received: i64,
+    /// Redeemed (redemptions).
+    pub redeemed: i64,
+}
+
+/// Everything the unified view shows about one customer (identities aside).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerFacts {
+    /// Orders.
+    pub orders: OrderSummary,
+    /// Events by type: (type, count).
+    pub events: Vec<(String, i64)>,
+    /// Feedback per kind.
+    pub feedback: Vec<FeedbackSummary>,
+    /// Campaigns.
+    pub campaigns: Vec<CampaignSummary>,
+    /// Attributes: (name, value, source name).
+    pub attributes: Vec<(String, AttrValue, String)>,
+    /// Latest consent per purpose: (purpose, granted, time).
+    pub consents: Vec<(String, bool, Option<i64>)>,
+}
+
+/// A saved model.
+#[derive(Debug, Clone)]
+pub struct SavedModel {
+    /// Kind.
+    pub kind: String,
+    /// Version (per kind, from 1).
+    pub version: i64,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Parameters.
+    pub params: serde_json::Value,
+    /// Metrics.
+    pub metrics: serde_json::Value,
+    /// Serialized model.
+    pub blob: Vec<u8>,
+}
+
+/// A write transaction. Dropping it without [`StoreTx::commit`] rolls back.
+pub trait StoreTx {
+    /// Registers (or finds) a source; returns its id.
+    fn upsert_source(&mut self, name: &str, kind: &str, namespace: &str) -> Result<i64>;
+    /// File and mapping digests of the source's last successful import.
+    fn last_import(&mut self, source_id: i64) -> Result<Option<(String, String)>>;
+    /// Largest ids in use.
+    fn max_ids(&mut self) -> Result<MaxIds>;
+    /// Key maps of identities, products and campaigns.
+    fn key_maps(&mut self) -> Result<KeyMaps>;
+    /// Order ids of one namespace, by key.
+    fn order_keys(&mut self, namespace: &str) -> Result<HashMap<String, i64>>;
+    /// Writes a batch; returns how many fact rows (lines, events, feedback,
+    /// contacts, consents, new orders, attributes) were newly written.
+    fn write(&mut self, batch: &WriteBatch) -> Result<u64>;
+    /// The identity graph (all identities and links).
+    fn identity_graph(&mut self) -> Result<(Vec<IdentityRecord>, Vec<LinkRecord>)>;
+    /// Reassigns identities to customers and creates the new customer rows.
+    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64]) -> Result<()>;
+    /// Switches links off (split) or on again (unsplit).
+    fn set_links_suppressed(&mut self, link_ids: &[i64], suppressed: bool) -> Result<()>;
+    /// Appends to the merge log.
+    fn log_merge(&mut self, entry: &MergeLogEntry) -> Result<()>;
+    /// Records an import run.
+    fn record_import(&mut self, run: &ImportRun) -> Result<()>;
+    /// Stores a setting (e.g. the identity policy used by the last import).
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Commits.
+    fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A storage backend.
+pub trait Store: Send + Sync {
+    /// Starts a write transaction (exclusive for writers).
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>>;
+    /// Store-wide counts.
+    fn stats(&self) -> Result<Stats>;
+    /// The analytical snapshot.
+    fn dataset(&self) -> Result<Dataset>;
+    /// Registered sources.
+    fn sources(&self) -> Result<Vec<SourceRecord>>;
+    /// Identities whose normalized value equals `value` (any namespace).
+    fn identities_by_value(&self, value: &str) -> Result<Vec<IdentityRecord>>;
+    /// Identity by store id.
+    fn identity(&self, id: i64) -> Result<Option<IdentityRecord>>;
+    /// All identities of a customer.
+    fn customer_identities(&self, customer_id: i64) -> Result<Vec<IdentityRecord>>;
+    /// Links touching any of the identities.
+    fn links_of(&self, identity_ids: &[i64]) -> Result<Vec<LinkRecord>>;
+    /// Facts summary of a customer.
+    fn customer_facts(&self, customer_id: i64) -> Result<CustomerFacts>;
+    /// Merge-log entries that name the customer.
+    fn merge_log(&self, customer_id: i64) -> Result<Vec<MergeLogEntry>>;
+    /// Import runs, newest first.
+    fn import_runs(&self) -> Result<Vec<ImportRun>>;
+    /// A stored setting.
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Saves a model as the next version of its kind.
+    fn save_model(
+        &self,
+        kind: &str,
+        params: &serde_json::Value,
+        metrics: &serde_json::Value,
+        blob: &[u8],
+    ) -> Result<SavedModel>;
+    /// The newest model of a kind.
+    fn load_model(&self, kind: &str) -> Result<Option<SavedModel>>;
+}
+
+/// Current time as RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

@@ -1,0 +1,985 @@
+//! The SQLite backend (the embedded default), over sqlx.
+//!
+//! One connection, guarded by a mutex, driven by a private current-thread
+//! tokio runtime: callers see a synchronous API. The database runs in WAL
+//! mode with `synchronous = NORMAL`; writers take the lock up front with
+//! `BEGIN IMMEDIATE`. Bulk inserts use multi-row `INSERT … VALUES` statements
+//! of a few hundred rows, which sqlx prepares once and caches.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use infogap_core::dataset::{
+    AttrValue, CampaignFact, CampaignInfo, CustomerInfo, Dataset, EventFact, FeedbackFact, LineFact,
+    OrderFact, ProductInfo,
+};
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Connection, Row, Sqlite, SqliteConnection};
+use tokio::runtime::Runtime;
+
+use crate::migrate::{MIGRATIONS, checksum, latest};
+use crate::*;
+
+type Q<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    rt: Runtime,
+    conn: Mutex<SqliteConnection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens or creates the store at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() && !parent.exists() {
+                std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| open_err(e.to_string()))?;
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
+            .foreign_keys(false);
+        let conn = rt
+            .block_on(SqliteConnection::connect_with(&opts))
+            .map_err(|e| open_err(e.to_string()))?;
+        let store = SqliteStore { rt, conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SqliteConnection> {
+        match self.conn.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.lock();
+        let rt = &self.rt;
+        rt.block_on(
+            sqlx::raw_sql(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+            )
+            .execute(&mut *conn),
+        )
+        .map_err(db_err)?;
+        let rows = rt
+            .block_on(sqlx::query("SELECT version, checksum FROM schema_migrations").fetch_all(&mut *conn))
+            .map_err(db_err)?;
+        let mut applied: HashMap<i64, String> = HashMap::new();
+        for r in rows {
+            applied.insert(get(&r, 0)?, get(&r, 1)?);
+        }
+        if let Some(max) = applied.keys().max() {
+            if *max > latest() {
+                return Err(StoreError::TooNew { found: *max, supported: latest() });
+            }
+        }
+        for m in MIGRATIONS {
+            if let Some(sum) = applied.get(&m.version) {
+                if *sum != checksum(m.sql) {
+                    return Err(StoreError::Corrupt(format!(
+                        "migration {} ({}) was changed after it was applied",
+                        m.version, m.name
+                    )));
+                }
+                continue;
+            }
+            rt.block_on(async {
+                let mut tx = conn.begin().await?;
+                sqlx::raw_sql(AssertSqlSafe(m.sql)).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)")
+                    .bind(m.version)
+                    .bind(m.name)
+                    .bind(checksum(m.sql))
+                    .bind(now_rfc3339())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            })
+            .map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    fn fetch_all(&self, q: Q<'_>) -> Result<Vec<SqliteRow>> {
+        let mut conn = self.lock();
+        self.rt.block_on(q.fetch_all(&mut *conn)).map_err(db_err)
+    }
+
+    fn fetch_i64(&self, sql: &'static str) -> Result<i64> {
+        let rows = self.fetch_all(sqlx::query(sql))?;
+        rows.first().map(|r| get::<i64>(r, 0)).transpose().map(|v| v.unwrap_or(0))
+    }
+}
+
+fn get<'r, T>(row: &'r SqliteRow, idx: usize) -> Result<T>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(idx).map_err(db_err)
+}
+
+fn attr_from_json(text: &str) -> Result<AttrValue> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("attribute value {text:?}: {e}")))
+}
+
+fn identity_from_row(r: &SqliteRow) -> Result<IdentityRecord> {
+    Ok(IdentityRecord {
+        id: get(r, 0)?,
+        namespace: get(r, 1)?,
+        kind: get(r, 2)?,
+        value: get(r, 3)?,
+        customer_id: get(r, 4)?,
+        source_id: get(r, 5)?,
+        line: get(r, 6)?,
+    })
+}
+
+fn link_from_row(r: &SqliteRow) -> Result<LinkRecord> {
+    Ok(LinkRecord {
+        id: get(r, 0)?,
+        a: get(r, 1)?,
+        b: get(r, 2)?,
+        source_id: get(r, 3)?,
+        line: get(r, 4)?,
+        rule: get(r, 5)?,
+        suppressed: get::<i64>(r, 6)? != 0,
+    })
+}
+
+const IDENTITY_COLS: &str = "id, namespace, kind, value, customer_id, source_id, line";
+const LINK_COLS: &str = "id, a, b, source_id, line, rule, suppressed";
+
+/// Rows per multi-row INSERT (kept well under SQLite's 32766 bound parameters).
+const CHUNK: usize = 400;
+
+/// A write transaction on the SQLite store.
+pub struct SqliteTx<'a> {
+    conn: MutexGuard<'a, SqliteConnection>,
+    rt: &'a Runtime,
+    open: bool,
+}
+
+impl SqliteTx<'_> {
+    fn exec(&mut self, q: Q<'_>) -> Result<u64> {
+        self.rt.block_on(q.execute(&mut *self.conn)).map(|r| r.rows_affected()).map_err(db_err)
+    }
+
+    fn fetch(&mut self, q: Q<'_>) -> Result<Vec<SqliteRow>> {
+        self.rt.block_on(q.fetch_all(&mut *self.conn)).map_err(db_err)
+    }
+
+    /// Multi-row insert: `head` is `INSERT … (cols) VALUES`, `tail` the conflict clause.
+    fn insert_many<T>(
+        &mut self,
+        head: &str,
+        cols: usize,
+        tail: &str,
+        rows: &[T],
+        bind: impl Fn(Q<'static>, &T) -> Q<'static>,
+    ) -> Result<u64> {
+        let mut written = 0;
+        let one = format!("({})", vec!["?"; cols].join(","));
+        let mut cached: Option<(usize, String)> = None;
+        for chunk in rows.chunks(CHUNK) {
+            let sql = match &cached {
+                Some((n, s)) if *n == chunk.len() => s.clone(),
+                _ => {
+                    let s = format!("{head} {} {tail}", vec![one.as_str(); chunk.len()].join(","));
+                    cached = Some((chunk.len(), s.clone()));
+                    s
+                }
+            };
+            let mut q: Q<'static> = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                q = bind(q, r);
+            }
+            written += self.exec(q)?;
+        }
+        Ok(written)
+    }
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.rt.block_on(sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn));
+        }
+    }
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn upsert_source(&mut self, name: &str, kind: &str, namespace: &str) -> Result<i64> {
+        self.exec(
+            sqlx::query(
+                "INSERT INTO sources (name, kind, namespace) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, namespace = excluded.namespace",
+            )
+            .bind(name.to_string())
+            .bind(kind.to_string())
+            .bind(namespace.to_string()),
+        )?;
+        let rows = self.fetch(sqlx::query("SELECT id FROM sources WHERE name = ?").bind(name.to_string()))?;
+        rows.first()
+            .map(|r| get(r, 0))
+            .transpose()?
+            .ok_or_else(|| StoreError::Database("source vanished after insert".into()))
+    }
+
+    fn last_import(&mut self, source_id: i64) -> Result<Option<(String, String)>> {
+        let rows = self.fetch(
+            sqlx::query(
+                "SELECT file_hash, config_hash FROM import_runs WHERE source_id = ? AND status IN ('ok', 'unchanged') ORDER BY id DESC LIMIT 1",
+            )
+            .bind(source_id),
+        )?;
+        rows.first().map(|r| Ok((get(r, 0)?, get(r, 1)?))).transpose()
+    }
+
+    fn max_ids(&mut self) -> Result<MaxIds> {
+        let rows = self.fetch(sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id),0) FROM customers), (SELECT COALESCE(MAX(id),0) FROM identities), (SELECT COALESCE(MAX(id),0) FROM products), (SELECT COALESCE(MAX(id),0) FROM orders), (SELECT COALESCE(MAX(id),0) FROM campaigns)",
+        ))?;
+        let r = rows.first().ok_or_else(|| StoreError::Database("no row".into()))?;
+        Ok(MaxIds {
+            customer: get(r, 0)?,
+            identity: get(r, 1)?,
+            product: get(r, 2)?,
+            order: get(r, 3)?,
+            campaign: get(r, 4)?,
+        })
+    }
+
+    fn key_maps(&mut self) -> Result<KeyMaps> {
+        let mut maps = KeyMaps::default();
+        for r in self.fetch(sqlx::query("SELECT namespace, kind, value, id, customer_id FROM identities"))? {
+            maps.identities.insert((get(&r, 0)?, get(&r, 1)?, get(&r, 2)?), (get(&r, 3)?, get(&r, 4)?));
+        }
+        for r in self.fetch(sqlx::query("SELECT key, id FROM products"))? {
+            maps.products.insert(get(&r, 0)?, get(&r, 1)?);
+        }
+        for r in self.fetch(sqlx::query("SELECT key, id FROM campaigns"))? {
+            maps.campaigns.insert(get(&r, 0)?, get(&r, 1)?);
+        }
+        Ok(maps)
+    }
+
+    fn order_keys(&mut self, namespace: &str) -> Result<HashMap<String, i64>> {
+        let mut m = HashMap::new();
+        for r in self.fetch(sqlx::query("SELECT key, id FROM orders WHERE namespace = ?").bind(namespace.to_string()))? {
+            m.insert(get(&r, 0)?, get(&r, 1)?);
+        }
+        Ok(m)
+    }
+
+    fn write(&mut self, b: &WriteBatch) -> Result<u64> {
+        let mut facts = 0;
+        self.insert_many(
+            "INSERT INTO identities (id, namespace, kind, value, customer_id, source_id, line) VALUES",
+            7,
+            "ON CONFLICT DO NOTHING",
+            &b.identities,
+            |q, r| {
+                q.bind(r.id)
+                    .bind(r.namespace.clone())
+                    .bind(r.kind.clone())
+                    .bind(r.value.clone())
+                    .bind(r.customer_id)
+                    .bind(r.source_id)
+                    .bind(r.line)
+            },
+        )?;
+        if !b.identities.is_empty() {
+            // every provisional customer id gets its row; resolution reassigns later
+            let mut cust: Vec<i64> = b.identities.iter().map(|i| i.customer_id).collect();
+            cust.sort_unstable();
+            cust.dedup();
+            let now = now_rfc3339();
+            self.insert_many("INSERT INTO customers (id, created_at) VALUES", 2, "ON CONFLICT DO NOTHING", &cust, |q, c| {
+                q.bind(*c).bind(now.clone())
+            })?;
+        }
+        self.insert_many(
+            "INSERT INTO identity_links (a, b, source_id, line, rule) VALUES",
+            5,
+            "ON CONFLICT DO NOTHING",
+            &b.links,
+            |q, r| q.bind(r.a).bind(r.b).bind(r.source_id).bind(r.line).bind(r.rule),
+        )?;
+        let count = |tx: &mut Self, table: &'static str| -> Result<i64> {
+            let r = tx.fetch(sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))))?;
+            r.first().map(|r| get(r, 0)).transpose().map(|v| v.unwrap_or(0))
+        };
+        let products_before = if b.products.is_empty() { 0 } else { count(self, "products")? };
+        let campaigns_before = if b.campaigns.is_empty() { 0 } else { count(self, "campaigns")? };
+        self.insert_many(
+            "INSERT INTO products (id, key, name, category, price, attrs) VALUES",
+            6,
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), category = COALESCE(excluded.category, category), price = COALESCE(excluded.price, price), attrs = COALESCE(excluded.attrs, attrs)",
+            &b.products,
+            |q, r| {
+                q.bind(r.id)
+                    .bind(r.key.clone())
+                    .bind(r.name.clone())
+                    .bind(r.category.clone())
+                    .bind(r.price)
+                    .bind(r.attrs.clone())
+            },
+        )?;
+        self.insert_many(
+            "INSERT INTO campaigns (id, key, name, kind, start, \"end\") VALUES",
+            6,
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), kind = COALESCE(excluded.kind, kind), start = COALESCE(excluded.start, start), \"end\" = COALESCE(excluded.\"end\", \"end\")",
+            &b.campaigns,
+            |q, r| q.bind(r.id).bind(r.key.clone()).bind(r.name.clone()).bind(r.kind.clone()).bind(r.start).bind(r.end),
+        )?;
+        if !b.products.is_empty() {
+            facts += (count(self, "products")? - products_before).max(0) as u64;
+        }
+        if !b.campaigns.is_empty() {
+            facts += (count(self, "campaigns")? - campaigns_before).max(0) as u64;
+        }
+        // New orders count as written records; updates of existing orders do not.
+        let before = if b.orders.is_empty() { 0 } else { count(self, "orders")? };
+        self.insert_many(
+            "INSERT INTO orders (id, namespace, key, identity_id, time, amount, discount) VALUES",
+            7,
+            "ON CONFLICT(id) DO UPDATE SET time = COALESCE(orders.time, excluded.time), amount = COALESCE(excluded.amount, orders.amount), discount = COALESCE(excluded.discount, orders.discount)",
+            &b.orders,
+            |q, r| {
+                q.bind(r.id)
+                    .bind(r.namespace.clone())
+                    .bind(r.key.clone())
+                    .bind(r.identity_id)
+                    .bind(r.time)
+                    .bind(r.amount)
+                    .bind(r.discount)
+            },
+        )?;
+        if !b.orders.is_empty() {
+            facts += (count(self, "orders")? - before).max(0) as u64;
+        }
+        facts += self.insert_many(
+            "INSERT INTO order_lines (source_id, row_key, order_id, identity_id, product_id, quantity, amount, discount, time) VALUES",
+            9,
+            "ON CONFLICT DO NOTHING",
+            &b.lines,
+            |q, r| {
+                q.bind(r.source_id)
+                    .bind(r.row_key)
+                    .bind(r.order_id)
+                    .bind(r.identity_id)
+                    .bind(r.product_id)
+                    .bind(r.quantity)
+                    .bind(r.amount)
+                    .bind(r.discount)
+                    .bind(r.time)
+            },
+        )?;
+        facts += self.insert_many(
+            "INSERT INTO events (source_id, row_key, identity_id, kind, product_id, value, channel, time) VALUES",
+            8,
+            "ON CONFLICT DO NOTHING",
+            &b.events,
+            |q, r| {
+                q.bind(r.source_id)
+                    .bind(r.row_key)
+                    .bind(r.identity_id)
+                    .bind(r.kind.clone())
+                    .bind(r.product_id)
+                    .bind(r.value)
+                    .bind(r.channel.clone())
+                    .bind(r.time)
+            },
+        )?;
+        facts += self.insert_many(
+            "INSERT INTO feedback (source_id, row_key, identity_id, kind, score, text, channel, time) VALUES",
+            8,
+            "ON CONFLICT DO NOTHING",
+            &b.feedback,
+            |q, r| {
+                q.bind(r.source_id)
+                    .bind(r.row_key)
+                    .bind(r.identity_id)
+                    .bind(r.kind.clone())
+                    .bind(r.score)
+                    .bind(r.text.clone())
+                    .bind(r.channel.clone())
+                    .bind(r.time)
+            },
+        )?;
+        facts += self.insert_many(
+            "INSERT INTO campaign_contacts (source_id, row_key, identity_id, campaign_id, kind, time) VALUES",
+            6,
+            "ON CONFLICT DO NOTHING",
+            &b.contacts,
+            |q, r| q.bind(r.source_id).bind(r.row_key).bind(r.identity_id).bind(r.campaign_id).bind(r.kind).bind(r.time),
+        )?;
+        facts += self.insert_many(
+            "INSERT INTO consents (source_id, row_key, identity_id, purpose, granted, time) VALUES",
+            6,
+            "ON CONFLICT DO NOTHING",
+            &b.consents,
+            |q, r| {
+                q.bind(r.source_id)
+                    .bind(r.row_key)
+                    .bind(r.identity_id)
+                    .bind(r.purpose.clone())
+                    .bind(i64::from(r.granted))
+                    .bind(r.time)
+            },
+        )?;
+        let mut attr_rows = Vec::with_capacity(b.attributes.len());
+        for a in &b.attributes {
+            let v = serde_json::to_string(&a.value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            attr_rows.push((a, v));
+        }
+        facts += self.insert_many(
+            "INSERT INTO attributes (identity_id, name, value, source_id, line) VALUES",
+            5,
+            "ON CONFLICT(identity_id, name, source_id) DO UPDATE SET value = excluded.value, line = excluded.line WHERE value <> excluded.value",
+            &attr_rows,
+            |q, (a, v)| q.bind(a.identity_id).bind(a.name.clone()).bind(v.clone()).bind(a.source_id).bind(a.line),
+        )?;
+        Ok(facts)
+    }
+
+    fn identity_graph(&mut self) -> Result<(Vec<IdentityRecord>, Vec<LinkRecord>)> {
+        let ids = self
+            .fetch(sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY id"))))?
+            .iter()
+            .map(identity_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let links = self
+            .fetch(sqlx::query(AssertSqlSafe(format!("SELECT {LINK_COLS} FROM identity_links ORDER BY id"))))?
+            .iter()
+            .map(link_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok((ids, links))
+    }
+
+    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64]) -> Result<()> {
+        let now = now_rfc3339();
+        self.insert_many("INSERT INTO customers (id, created_at) VALUES", 2, "ON CONFLICT DO NOTHING", new_customers, |q, c| {
+            q.bind(*c).bind(now.clone())
+        })?;
+        for (identity, customer) in changes {
+            self.exec(sqlx::query("UPDATE identities SET customer_id = ? WHERE id = ?").bind(*customer).bind(*identity))?;
+        }
+        // customers left without identities are gone (merged away)
+        self.exec(sqlx::query("DELETE FROM customers WHERE id NOT IN (SELECT customer_id FROM identities)"))?;
+        Ok(())
+    }
+
+    fn set_links_suppressed(&mut self, link_ids: &[i64], suppressed: bool) -> Result<()> {
+        for id in link_ids {
+            self.exec(sqlx::query("UPDATE identity_links SET suppressed = ? WHERE id = ?").bind(i64::from(suppressed)).bind(*id))?;
+        }
+        Ok(())
+    }
+
+    fn log_merge(&mut self, e: &MergeLogEntry) -> Result<()> {
+        self.exec(
+            sqlx::query("INSERT INTO merge_log (at, action, customer_id, other_id, detail) VALUES (?, ?, ?, ?, ?)")
+                .bind(e.at.clone())
+                .bind(e.action.clone())
+                .bind(e.customer_id)
+                .bind(e.other_id)
+                .bind(e.detail.clone()),
+        )?;
+        Ok(())
+    }
+
+    fn record_import(&mut self, r: &ImportRun) -> Result<()> {
+        self.exec(
+            sqlx::query(
+                "INSERT INTO import_runs (source_id, file, file_hash, config_hash, rows_read, rows_written, rows_rejected, status, started_at, finished_at, seconds) VALUES ((SELECT id FROM sources WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.source.clone())
+            .bind(r.file.clone())
+            .bind(r.file_hash.clone())
+            .bind(r.config_hash.clone())
+            .bind(r.rows_read)
+            .bind(r.rows_written)
+            .bind(r.rows_rejected)
+            .bind(r.status.clone())
+            .bind(r.started_at.clone())
+            .bind(r.finished_at.clone())
+            .bind(r.seconds),
+        )?;
+        Ok(())
+    }
+
+    fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
+        self.exec(
+            sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+                .bind(key.to_string())
+                .bind(value.to_string()),
+        )?;
+        Ok(())
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut *self.conn)).map_err(db_err)?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
+        let mut conn = self.lock();
+        self.rt.block_on(sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn)).map_err(db_err)?;
+        Ok(Box::new(SqliteTx { conn, rt: &self.rt, open: true }))
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let rows = self.fetch_all(sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM identities), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), (SELECT COUNT(*) FROM products), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM campaigns), (SELECT COUNT(*) FROM campaign_contacts), (SELECT COUNT(*) FROM consents)",
+        ))?;
+        let r = rows.first().ok_or_else(|| StoreError::Database("no row".into()))?;
+        let revenue_rows = self.fetch_all(sqlx::query(
+            "SELECT COALESCE((SELECT SUM(amount) FROM order_lines WHERE order_id NOT IN (SELECT id FROM orders WHERE amount IS NOT NULL)), 0) + COALESCE((SELECT SUM(amount) FROM orders WHERE amount IS NOT NULL), 0)",
+        ))?;
+        let revenue: f64 = revenue_rows.first().map(|r| get(r, 0)).transpose()?.unwrap_or(0.0);
+        let mut sources = Vec::new();
+        for s in self.fetch_all(sqlx::query(
+            "SELECT s.name, s.kind, s.namespace,
+                (SELECT COUNT(*) FROM order_lines WHERE source_id = s.id) + (SELECT COUNT(*) FROM events WHERE source_id = s.id) + (SELECT COUNT(*) FROM feedback WHERE source_id = s.id) + (SELECT COUNT(*) FROM campaign_contacts WHERE source_id = s.id) + (SELECT COUNT(*) FROM consents WHERE source_id = s.id),
+                r.file, r.finished_at, r.status, (SELECT COUNT(*) FROM identities WHERE source_id = s.id)
+             FROM sources s LEFT JOIN import_runs r ON r.id = (SELECT MAX(id) FROM import_runs WHERE source_id = s.id)
+             ORDER BY s.id",
+        ))? {
+            let facts: i64 = get(&s, 3)?;
+            let idents: i64 = get(&s, 7)?;
+            let kind: String = get(&s, 1)?;
+            // sources without fact rows (customers, products, campaigns, orders) count what they brought
+            let rows = if facts > 0 { facts } else { idents };
+            sources.push(SourceStats {
+                name: get(&s, 0)?,
+                kind,
+                namespace: get(&s, 2)?,
+                rows,
+                last_file: get(&s, 4)?,
+                last_import: get(&s, 5)?,
+                last_status: get(&s, 6)?,
+            });
+        }
+        Ok(Stats {
+            customers: get(r, 0)?,
+            identities: get(r, 1)?,
+            orders: get(r, 2)?,
+            order_lines: get(r, 3)?,
+            products: get(r, 4)?,
+            events: get(r, 5)?,
+            feedback: get(r, 6)?,
+            campaigns: get(r, 7)?,
+            campaign_contacts: get(r, 8)?,
+            consents: get(r, 9)?,
+            revenue: (revenue * 100.0).round() / 100.0,
+            sources,
+        })
+    }
+
+    fn dataset(&self) -> Result<Dataset> {
+        let mut ds = Dataset::default();
+        // customers: key = first identity (lowest id) as ns:value
+        let mut index: HashMap<i64, usize> = HashMap::new();
+        for r in self.fetch_all(sqlx::query(
+            "SELECT c.id, i.namespace, i.value FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id) ORDER BY c.id",
+        ))? {
+            let id: i64 = get(&r, 0)?;
+            let ns: String = get(&r, 1)?;
+            let value: String = get(&r, 2)?;
+            index.insert(id, ds.customers.len());
+            ds.customers.push(CustomerInfo { id, key: format!("{ns}:{value}"), attributes: Default::default() });
+        }
+        for r in self.fetch_all(sqlx::query(
+            "SELECT i.customer_id, a.name, a.value FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
+        ))? {
+            let c: i64 = get(&r, 0)?;
+            if let Some(&ix) = index.get(&c) {
+                let name: String = get(&r, 1)?;
+                let v: String = get(&r, 2)?;
+                ds.customers[ix].attributes.insert(name, attr_from_json(&v)?);
+            }
+        }
+        for r in self.fetch_all(sqlx::query("SELECT id, key, name, category, price FROM products ORDER BY id"))? {
+            ds.products.push(ProductInfo {
+                id: get(&r, 0)?,
+                key: get(&r, 1)?,
+                name: get(&r, 2)?,
+                category: get(&r, 3)?,
+                price: get(&r, 4)?,
+            });
+        }
+        for r in self.fetch_all(sqlx::query(
+            "SELECT o.id, i.customer_id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)),
+                    COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0),
+                    COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0)
+             FROM orders o JOIN identities i ON i.id = o.identity_id ORDER BY o.id",
+        ))? {
+            ds.orders.push(OrderFact {
+                id: get(&r, 0)?,
+                customer: get(&r, 1)?,
+                time: get(&r, 2)?,
+                amount: get(&r, 3)?,
+                discount: get(&r, 4)?,
+            });
+        }
+        for r in self.fetch_all(sqlx::query(
+            "SELECT l.order_id, i.customer_id, l.product_id, l.quantity, l.amount, l.discount, l.time FROM order_lines l JOIN identities i ON i.id = l.identity_id ORDER BY l.id",
+        ))? {
+            ds.lines.push(LineFact {
+                order: get(&r, 0)?,
+                customer: get(&r, 1)?,
+                product: get(&r, 2)?,
+                quantity: get(&r, 3)?,
+                amount: get(&r, 4)?,
+                discount: get(&r, 5)?,
+                time: get(&r, 6)?,
+            });
+        }
+        for r in self.fetch_all(sqlx::query(
+            "SELECT i.customer_id, e.kind, e.product_id, e.value, e.channel, e.time FROM events e JOIN identities i ON i.id = e.identity_id ORDER BY e.id",
+        ))? {
+            ds.events.push(EventFact {
+                customer: get(&r, 0)?,
+                kind: get(&r, 1)?,
+                product: get(&r, 2)?,
+                value: get(&r, 3)?,
+                channel: get(&r, 4)?,
+                time: get(&r, 5)?,
+            });
+        }
+        for r in self.fetch_all(sqlx::query(
+            "SELECT i.customer_id, f.kind, f.score, f.text, f.channel, f.time FROM feedback f JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
+        ))? {
+            ds.feedback.push(FeedbackFact {
+                customer: get(&r, 0)?,
+                kind: get(&r, 1)?,
+                score: get(&r, 2)?,
+                text: get(&r, 3)?,
+                channel: get(&r, 4)?,
+                time: get(&r, 5)?,
+            });
+        }
+        for r in self.fetch_all(sqlx::query("SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id"))? {
+            ds.campaigns.push(CampaignInfo {
+                id: get(&r, 0)?,
+                key: get(&r, 1)?,
+                name: get(&r, 2)?,
+                kind: get(&r, 3)?,
+                start: get(&r, 4)?,
+                end: get(&r, 5)?,
+            });
+        }
+        for r in self.fetch_all(sqlx::query(
+            "SELECT i.customer_id, c.campaign_id, c.time, c.kind FROM campaign_contacts c JOIN identities i ON i.id = c.identity_id ORDER BY c.id",
+        ))? {
+            let fact = CampaignFact { customer: get(&r, 0)?, campaign: get(&r, 1)?, time: get(&r, 2)? };
+            let kind: String = get(&r, 3)?;
+            if kind == "redemption" {
+                ds.redemptions.push(fact);
+            } else {
+                ds.exposures.push(fact);
+            }
+        }
+        Ok(ds)
+    }
+
+    fn sources(&self) -> Result<Vec<SourceRecord>> {
+        self.fetch_all(sqlx::query("SELECT id, name, kind, namespace FROM sources ORDER BY id"))?
+            .iter()
+            .map(|r| Ok(SourceRecord { id: get(r, 0)?, name: get(r, 1)?, kind: get(r, 2)?, namespace: get(r, 3)? }))
+            .collect()
+    }
+
+    fn identities_by_value(&self, value: &str) -> Result<Vec<IdentityRecord>> {
+        self.fetch_all(
+            sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities WHERE value = ? ORDER BY id")))
+                .bind(value.to_string()),
+        )?
+        .iter()
+        .map(identity_from_row)
+        .collect()
+    }
+
+    fn identity(&self, id: i64) -> Result<Option<IdentityRecord>> {
+        self.fetch_all(sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities WHERE id = ?"))).bind(id))?
+            .first()
+            .map(identity_from_row)
+            .transpose()
+    }
+
+    fn customer_identities(&self, customer_id: i64) -> Result<Vec<IdentityRecord>> {
+        self.fetch_all(
+            sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities WHERE customer_id = ? ORDER BY id")))
+                .bind(customer_id),
+        )?
+        .iter()
+        .map(identity_from_row)
+        .collect()
+    }
+
+    fn links_of(&self, identity_ids: &[i64]) -> Result<Vec<LinkRecord>> {
+        let mut out = Vec::new();
+        for chunk in identity_ids.chunks(400) {
+            let marks = vec!["?"; chunk.len()].join(",");
+            let sql = format!(
+                "SELECT {LINK_COLS} FROM identity_links WHERE a IN ({marks}) OR b IN ({marks}) ORDER BY id"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for id in chunk.iter().chain(chunk.iter()) {
+                q = q.bind(*id);
+            }
+            for r in self.fetch_all(q)? {
+                let l = link_from_row(&r)?;
+                if !out.iter().any(|o: &LinkRecord| o.id == l.id) {
+                    out.push(l);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn customer_facts(&self, c: i64) -> Result<CustomerFacts> {
+        let o = self.fetch_all(
+            sqlx::query(
+                "WITH mine AS (SELECT id FROM identities WHERE customer_id = ?1),
+                      ords AS (SELECT o.id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)) AS t,
+                                      COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0) AS amt,
+                                      COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0) AS disc
+                               FROM orders o WHERE o.identity_id IN (SELECT id FROM mine))
+                 SELECT COUNT(*), COALESCE(SUM(amt), 0), MIN(t), MAX(t), COALESCE(SUM(disc), 0),
+                        (SELECT COUNT(*) FROM order_lines WHERE identity_id IN (SELECT id FROM mine))
+                 FROM ords",
+            )
+            .bind(c),
+        )?;
+        let orow = o.first().ok_or_else(|| StoreError::Database("no row".into()))?;
+        let orders = OrderSummary {
+            count: get(orow, 0)?,
+            revenue: (get::<f64>(orow, 1)? * 100.0).round() / 100.0,
+            first: get(orow, 2)?,
+            last: get(orow, 3)?,
+            discount: (get::<f64>(orow, 4)? * 100.0).round() / 100.0,
+            lines: get(orow, 5)?,
+        };
+        let events = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT kind, COUNT(*) FROM events WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?) GROUP BY kind ORDER BY COUNT(*) DESC, kind",
+                )
+                .bind(c),
+            )?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .collect::<Result<Vec<(String, i64)>>>()?;
+        let feedback = self
+            .fetch_all(
+                sqlx::query(
+                    "WITH f AS (SELECT * FROM feedback WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?))
+                     SELECT kind, COUNT(*), AVG(score),
+                        (SELECT score FROM f f2 WHERE f2.kind = f.kind ORDER BY time DESC, id DESC LIMIT 1),
+                        (SELECT text FROM f f2 WHERE f2.kind = f.kind AND text IS NOT NULL ORDER BY time DESC, id DESC LIMIT 1)
+                     FROM f GROUP BY kind ORDER BY kind",
+                )
+                .bind(c),
+            )?
+            .iter()
+            .map(|r| {
+                Ok(FeedbackSummary {
+                    kind: get(r, 0)?,
+                    count: get(r, 1)?,
+                    mean_score: get(r, 2)?,
+                    last_score: get(r, 3)?,
+                    last_text: get(r, 4)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let campaigns = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT k.key, k.name, SUM(c.kind = 'exposure'), SUM(c.kind = 'redemption') FROM campaign_contacts c JOIN campaigns k ON k.id = c.campaign_id
+                     WHERE c.identity_id IN (SELECT id FROM identities WHERE customer_id = ?) GROUP BY k.id ORDER BY k.key",
+                )
+                .bind(c),
+            )?
+            .iter()
+            .map(|r| Ok(CampaignSummary { campaign: get(r, 0)?, name: get(r, 1)?, received: get(r, 2)?, redeemed: get(r, 3)? }))
+            .collect::<Result<Vec<_>>>()?;
+        let attributes = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT a.name, a.value, s.name FROM attributes a JOIN sources s ON s.id = a.source_id
+                     WHERE a.identity_id IN (SELECT id FROM identities WHERE customer_id = ?) ORDER BY a.name, s.name",
+                )
+                .bind(c),
+            )?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, attr_from_json(&get::<String>(r, 1)?)?, get(r, 2)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let consents = self
+            .fetch_all(
+                sqlx::query(
+                    "SELECT purpose, granted, time FROM consents c WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?1)
+                     AND id = (SELECT id FROM consents c2 WHERE c2.purpose = c.purpose AND c2.identity_id IN (SELECT id FROM identities WHERE customer_id = ?1) ORDER BY time DESC, id DESC LIMIT 1)
+                     ORDER BY purpose",
+                )
+                .bind(c),
+            )?
+            .iter()
+            .map(|r| Ok((get(r, 0)?, get::<i64>(r, 1)? != 0, get(r, 2)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CustomerFacts { orders, events, feedback, campaigns, attributes, consents })
+    }
+
+    fn merge_log(&self, customer_id: i64) -> Result<Vec<MergeLogEntry>> {
+        self.fetch_all(
+            sqlx::query(
+                "SELECT at, action, customer_id, other_id, detail FROM merge_log WHERE customer_id = ?1 OR other_id = ?1 ORDER BY id",
+            )
+            .bind(customer_id),
+        )?
+        .iter()
+        .map(|r| {
+            Ok(MergeLogEntry {
+                at: get(r, 0)?,
+                action: get(r, 1)?,
+                customer_id: get(r, 2)?,
+                other_id: get(r, 3)?,
+                detail: get(r, 4)?,
+            })
+        })
+        .collect()
+    }
+
+    fn import_runs(&self) -> Result<Vec<ImportRun>> {
+        self.fetch_all(sqlx::query(
+            "SELECT s.name, r.file, r.file_hash, r.config_hash, r.rows_read, r.rows_written, r.rows_rejected, r.status, r.started_at, r.finished_at, r.seconds
+             FROM import_runs r JOIN sources s ON s.id = r.source_id ORDER BY r.id DESC",
+        ))?
+        .iter()
+        .map(|r| {
+            Ok(ImportRun {
+                source: get(r, 0)?,
+                file: get(r, 1)?,
+                file_hash: get(r, 2)?,
+                config_hash: get(r, 3)?,
+                rows_read: get(r, 4)?,
+                rows_written: get(r, 5)?,
+                rows_rejected: get(r, 6)?,
+                status: get(r, 7)?,
+                started_at: get(r, 8)?,
+                finished_at: get(r, 9)?,
+                seconds: get(r, 10)?,
+            })
+        })
+        .collect()
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        self.fetch_all(sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key.to_string()))?
+            .first()
+            .map(|r| get(r, 0))
+            .transpose()
+    }
+
+    fn save_model(
+        &self,
+        kind: &str,
+        params: &serde_json::Value,
+        metrics: &serde_json::Value,
+        blob: &[u8],
+    ) -> Result<SavedModel> {
+        let created_at = now_rfc3339();
+        let mut conn = self.lock();
+        let version: i64 = self
+            .rt
+            .block_on(async {
+                let mut tx = conn.begin().await?;
+                let row = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE kind = ?")
+                    .bind(kind.to_string())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let v: i64 = row.try_get(0)?;
+                sqlx::query("INSERT INTO models (kind, version, created_at, params, metrics, blob) VALUES (?, ?, ?, ?, ?, ?)")
+                    .bind(kind.to_string())
+                    .bind(v)
+                    .bind(created_at.clone())
+                    .bind(params.to_string())
+                    .bind(metrics.to_string())
+                    .bind(blob.to_vec())
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<i64, sqlx::Error>(v)
+            })
+            .map_err(db_err)?;
+        Ok(SavedModel {
+            kind: kind.to_string(),
+            version,
+            created_at,
+            params: params.clone(),
+            metrics: metrics.clone(),
+            blob: blob.to_vec(),
+        })
+    }
+
+    fn load_model(&self, kind: &str) -> Result<Option<SavedModel>> {
+        let rows = self.fetch_all(
+            sqlx::query(
+                "SELECT kind, version, created_at, params, metrics, blob FROM models WHERE kind = ? ORDER BY version DESC LIMIT 1",
+            )
+            .bind(kind.to_string()),
+        )?;
+        rows.first()
+            .map(|r| {
+                let params: String = get(r, 3)?;
+                let metrics: String = get(r, 4)?;
+                Ok(SavedModel {
+                    kind: get(r, 0)?,
+                    version: get(r, 1)?,
+                    created_at: get(r, 2)?,
+                    params: serde_json::from_str(&params).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    metrics: serde_json::from_str(&metrics).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    blob: get(r, 5)?,
+                })
+            })
+            .transpose()
+    }
+}
+
+impl SqliteStore {
+    /// Number of customers (cheap count, used by reports).
+    pub fn customer_count(&self) -> Result<i64> {
+        self.fetch_i64("SELECT COUNT(*) FROM customers")
+    }
+}
