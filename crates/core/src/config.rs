@@ -51,11 +51,13 @@ pub enum SourceKind {
     Consents,
     /// Pure link table mapping one id space to another.
     IdentityLinks,
+    /// Which products a campaign's coupons apply to.
+    Coupons,
 }
 
 impl SourceKind {
     /// All kinds, for messages.
-    pub const ALL: [SourceKind; 12] = [
+    pub const ALL: [SourceKind; 13] = [
         SourceKind::Customers,
         SourceKind::Products,
         SourceKind::Orders,
@@ -68,6 +70,7 @@ impl SourceKind {
         SourceKind::Redemptions,
         SourceKind::Consents,
         SourceKind::IdentityLinks,
+        SourceKind::Coupons,
     ];
 
     /// Config name of the kind.
@@ -85,6 +88,7 @@ impl SourceKind {
             SourceKind::Redemptions => "redemptions",
             SourceKind::Consents => "consents",
             SourceKind::IdentityLinks => "identity_links",
+            SourceKind::Coupons => "coupons",
         }
     }
 
@@ -116,6 +120,7 @@ impl SourceKind {
             SourceKind::Redemptions => &["campaign", "customer", "email", "phone", "time"],
             SourceKind::Consents => &["customer", "email", "phone", "purpose", "granted", "time"],
             SourceKind::IdentityLinks => &["left", "right"],
+            SourceKind::Coupons => &["coupon", "product", "campaign"],
         }
     }
 
@@ -130,13 +135,17 @@ impl SourceKind {
             SourceKind::CampaignExposures | SourceKind::Redemptions => &["campaign"],
             SourceKind::Consents => &["purpose", "granted"],
             SourceKind::IdentityLinks => &["left", "right"],
+            SourceKind::Coupons => &["product", "campaign"],
             _ => &[],
         }
     }
 
     /// Whether rows of this kind belong to a customer (need an identity key).
     pub fn has_customer(self) -> bool {
-        !matches!(self, SourceKind::Products | SourceKind::Campaigns | SourceKind::IdentityLinks)
+        !matches!(
+            self,
+            SourceKind::Products | SourceKind::Campaigns | SourceKind::IdentityLinks | SourceKind::Coupons
+        )
     }
 }
 

@@ -137,6 +137,9 @@ pub struct RegressReport {
     /// Seconds to generate the data (synthetic runs).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generate_seconds: Option<f64>,
+    /// Further timings of the same fit (synthetic runs with repeats), seconds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fit_seconds_repeats: Vec<f64>,
 }
 
 fn regress_report(fit: &LinearFit, names: &[String], fit_seconds: f64) -> RegressReport {
@@ -173,6 +176,7 @@ fn regress_report(fit: &LinearFit, names: &[String], fit_seconds: f64) -> Regres
         encoding: None,
         encode_seconds: None,
         generate_seconds: None,
+        fit_seconds_repeats: Vec::new(),
     }
 }
 
@@ -225,10 +229,12 @@ pub fn eval_regress(frame: &Frame, opts: &RegressOptions) -> Result<RegressRepor
 
 /// OLS on the synthetic customer table of the scikit-learn anchor
 /// (RESULTS.md §6, same distributions): the speed benchmark.
+/// `repeats` further fits are timed into `fit_seconds_repeats`.
 pub fn eval_regress_synthetic(
     n: usize,
     seed: u64,
     ridge: f64,
+    repeats: usize,
 ) -> Result<RegressReport, EngineError> {
     let t0 = Instant::now();
     let (x, y) = regress::synthetic_customers(n, seed);
@@ -242,6 +248,12 @@ pub fn eval_regress_synthetic(
         .collect();
     let mut r = regress_report(&fit, &names, fit_seconds);
     r.generate_seconds = Some(generate_seconds);
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        let again = LinearRegression { ridge }.fit_matrix(&x, &y)?;
+        r.fit_seconds_repeats.push(t0.elapsed().as_secs_f64());
+        debug_assert_eq!(again.coefficients, fit.coefficients);
+    }
     Ok(r)
 }
 
@@ -517,8 +529,9 @@ fn free_text_attributes(ds: &Dataset) -> Vec<String> {
             }
         }
     }
-    const PERSONAL: [&str; 10] =
-        ["name", "email", "phone", "address", "street", "zip", "postal", "birth", "date", "seen"];
+    const PERSONAL: [&str; 10] = [
+        "name", "email", "phone", "address", "street", "zip", "postal", "birth", "date", "seen",
+    ];
     let personal = |k: &str| {
         let k = k.to_ascii_lowercase();
         PERSONAL.iter().any(|p| k.contains(p))
@@ -1218,6 +1231,8 @@ pub struct BayesStoreOptions {
     pub outcome: String,
     /// Churn window: no purchase in this many days after the cutoff (cutoff = latest time − window).
     pub window_days: i64,
+    /// Population: customers with an order in this many days before the cutoff.
+    pub active_days: i64,
     /// Confidence level of the interval.
     pub confidence: f64,
 }
@@ -1228,6 +1243,7 @@ impl Default for BayesStoreOptions {
             event: String::new(),
             outcome: "churn".into(),
             window_days: 90,
+            active_days: 365,
             confidence: 0.95,
         }
     }
@@ -1236,7 +1252,7 @@ impl Default for BayesStoreOptions {
 /// Counts behind the estimate.
 #[derive(Debug, Clone, Serialize)]
 pub struct BayesCounts {
-    /// Customers in the population (bought before the cutoff).
+    /// Customers in the population (an order in the `active_days` before the cutoff).
     pub customers: usize,
     /// With the outcome (A).
     pub outcome: usize,
@@ -1288,15 +1304,18 @@ pub struct BayesStoreReport {
     pub counts: BayesCounts,
 }
 
-/// Churn label of the analytics module: among customers with an order before
-/// `cutoff`, churned = no order in `[cutoff, cutoff + window)`.
-pub fn churn_labels(ds: &Dataset, cutoff: i64, window: i64) -> HashMap<i64, bool> {
+/// The churn label, defined as in `crate::churn` (`train churn`): among
+/// customers *active* before `cutoff` (an order in `[cutoff − active, cutoff)`),
+/// churned = no order in `[cutoff, cutoff + window)`.
+pub fn churn_labels(ds: &Dataset, cutoff: i64, window: i64, active: i64) -> HashMap<i64, bool> {
     let mut before: HashSet<i64> = HashSet::new();
     let mut after: HashSet<i64> = HashSet::new();
     for o in &ds.orders {
         if let Some(t) = o.time {
             if t < cutoff {
-                before.insert(o.customer);
+                if t >= cutoff - active {
+                    before.insert(o.customer);
+                }
             } else if t < cutoff + window {
                 after.insert(o.customer);
             }
@@ -1384,10 +1403,16 @@ pub fn bayes_from_store(
         .ok_or_else(|| EngineError::Invalid("the store has no dated facts".into()))?;
     let window = opts.window_days * DAY;
     let cutoff = max_t + 1 - window;
-    let labels = churn_labels(ds, cutoff, window);
+    if opts.active_days < 1 {
+        return Err(EngineError::Invalid(
+            "active-days must be at least 1".into(),
+        ));
+    }
+    let labels = churn_labels(ds, cutoff, window, opts.active_days * DAY);
     if labels.is_empty() {
         return Err(EngineError::Invalid(format!(
-            "no customer bought before the cutoff {}",
+            "no customer bought in the {} days before the cutoff {}",
+            opts.active_days,
             rfc3339(cutoff)
         )));
     }
@@ -1433,7 +1458,11 @@ pub fn bayes_from_store(
     // Default "low": ≤ 2 on a scale up to 5 (reviews, CSAT), ≤ 6 on larger
     // scales (0-10 NPS detractors), decided per feedback kind.
     let default_threshold = |kind: &str| {
-        if scale_max.get(kind).is_some_and(|&m| m > 5.0) { 6.0 } else { 2.0 }
+        if scale_max.get(kind).is_some_and(|&m| m > 5.0) {
+            6.0
+        } else {
+            2.0
+        }
     };
     let low_rule = if scale_max.is_empty() {
         "no scored feedback in the store".to_string()
@@ -1516,9 +1545,10 @@ pub fn bayes_from_store(
         posterior_without_event: (not_b > 0).then(|| (na - nab) as f64 / not_b as f64),
         event: event.describe(&low_rule),
         outcome: format!(
-            "churn: no purchase in the {} days from {} (customers who bought before)",
+            "churn: no purchase in the {} days from {} (customers with an order in the {} days before)",
             opts.window_days,
-            rfc3339(cutoff)
+            rfc3339(cutoff),
+            opts.active_days
         ),
         cutoff: rfc3339(cutoff),
         counts,

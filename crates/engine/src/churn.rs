@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use infogap_core::dataset::{AttrValue, Dataset};
 use infogap_models::classify::{
-    CandidateScore, Classifier, ClassifierConfig, DenseMatrix, ModelKind, PlattScaler, cross_validate,
+    CandidateScore, Classifier, ClassifierConfig, DenseMatrix, ModelKind, PlattScaler,
 };
 use infogap_models::metrics::classification::{BinaryMetrics, CalibrationBin, calibration_table, expected_calibration_error};
 use serde::{Deserialize, Serialize};
@@ -301,8 +301,7 @@ pub fn train_on_dataset(ds: &Dataset, opts: &ChurnOptions) -> Result<(ChurnModel
     let mut cfg = ClassifierConfig::of_kind(opts.model, opts.seed);
     cfg.inner_folds = 3;
     // Outer CV for honest metrics, keeping the out-of-fold probabilities for calibration.
-    let cv = cross_validate(&cfg, &x, y, opts.folds, opts.seed)?;
-    let oof = out_of_fold(&cfg, &x, y, opts.folds, opts.seed)?;
+    let (cv_mean, cv_std, oof) = cross_validate_oof(&cfg, &x, y, opts.folds, opts.seed)?;
     let platt = PlattScaler::fit(&oof, y)?;
     let calibrated: Vec<f64> = oof.iter().map(|&p| platt.apply(p)).collect();
     let ece_raw = expected_calibration_error(&calibration_table(y, &oof, 10));
@@ -339,8 +338,8 @@ pub fn train_on_dataset(ds: &Dataset, opts: &ChurnOptions) -> Result<(ChurnModel
         customers: y.len(),
         churners,
         churn_rate: churners as f64 / y.len() as f64,
-        metrics: cv.mean,
-        metrics_std: cv.std,
+        metrics: cv_mean,
+        metrics_std: cv_std,
         folds: opts.folds,
         calibration: calibration.clone(),
         ece_raw,
@@ -361,20 +360,43 @@ pub fn train_on_dataset(ds: &Dataset, opts: &ChurnOptions) -> Result<(ChurnModel
     Ok((model, report))
 }
 
-/// Out-of-fold probabilities of `cfg` over `k` stratified folds (same folds as `cross_validate`).
-fn out_of_fold(cfg: &ClassifierConfig, x: &DenseMatrix, y: &[bool], k: usize, seed: u64) -> Result<Vec<f64>, EngineError> {
+/// Stratified k-fold CV: mean and std of the metrics over folds, and the
+/// out-of-fold probability of every row.
+fn cross_validate_oof(
+    cfg: &ClassifierConfig,
+    x: &DenseMatrix,
+    y: &[bool],
+    k: usize,
+    seed: u64,
+) -> Result<(BinaryMetrics, BinaryMetrics, Vec<f64>), EngineError> {
     use infogap_models::classify::{split_indices, stratified_folds};
     let folds = stratified_folds(y, k, seed)?;
     let mut oof = vec![0.0; y.len()];
+    let mut per_fold = Vec::with_capacity(k);
     for f in 0..k {
         let (tr, te) = split_indices(&folds, f);
         let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
         let m = cfg.fit(&x.select_rows(&tr), &ytr)?.model;
+        let mut p = Vec::with_capacity(te.len());
         for &i in &te {
             oof[i] = m.predict_row(x.row(i));
+            p.push(oof[i]);
         }
+        let yte: Vec<bool> = te.iter().map(|&i| y[i]).collect();
+        per_fold.push(BinaryMetrics::compute(&yte, &p));
     }
-    Ok(oof)
+    let stat = |g: fn(&BinaryMetrics) -> f64| {
+        let v: Vec<f64> = per_fold.iter().map(g).collect();
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        (m, (v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / v.len() as f64).sqrt())
+    };
+    let (a, b, c, d, e) =
+        (stat(|m| m.roc_auc), stat(|m| m.pr_auc), stat(|m| m.log_loss), stat(|m| m.brier), stat(|m| m.accuracy));
+    Ok((
+        BinaryMetrics { roc_auc: a.0, pr_auc: b.0, log_loss: c.0, brier: d.0, accuracy: e.0 },
+        BinaryMetrics { roc_auc: a.1, pr_auc: b.1, log_loss: c.1, brier: d.1, accuracy: e.1 },
+        oof,
+    ))
 }
 
 /// Scores customers with features as of `as_of`; returns the `top` highest risks

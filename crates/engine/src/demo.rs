@@ -384,7 +384,7 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         if let Some(crm_id) = &person.crm_id {
             crm_line += 1;
             let junk_email = rng.random::<f64>() < 0.08 && !person.family_email;
-            let junk_phone = !junk_email && rng.random::<f64>() < 0.06;
+            let junk_phone = !junk_email && !person.family_email && rng.random::<f64>() < 0.06;
             crm_email_unusable |= junk_email;
             crm_phone_junk = junk_phone;
             let email = if junk_email { JUNK[rng.random_range(0..JUNK.len())].to_string() } else { email_variant(&email_for_crm, &mut rng) };

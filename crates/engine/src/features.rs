@@ -16,7 +16,9 @@
 //! Blank handling: a customer with no survey (review, rating) gets the mean
 //! of the customers who have one at the same cutoff, and a `has_*` flag says
 //! whether it was observed; attributes missing for a customer get all-zero
-//! one-hot columns (numeric attributes: the mean).
+//! one-hot columns (numeric attributes: the mean). Text attributes with more
+//! than 3 × `max_attr_levels` distinct values (names, ids, free text) are left
+//! out; the others keep their `max_attr_levels` most frequent levels.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -228,8 +230,8 @@ fn attribute_layout(ds: &Dataset, opts: &FeatureOptions) -> Vec<(String, Option<
             for v in &vals {
                 *cnt.entry(v.as_text()).or_default() += 1;
             }
-            // an attribute unique per customer (an id, a name) is not a feature
-            if cnt.len() > opts.max_attr_levels.max(1) * 4 && cnt.len() * 2 > vals.len() {
+            // high-cardinality text (ids, names, free text) is not a feature
+            if cnt.len() > opts.max_attr_levels.max(1) * 3 {
                 continue;
             }
             let mut lv: Vec<(String, usize)> = cnt.into_iter().collect();

@@ -126,18 +126,26 @@ pub fn demand_series(
     period: Period,
     measure: Measure,
 ) -> Result<DemandSeries, EngineError> {
-    let (label, keep): (String, Box<dyn Fn(Option<i64>) -> bool>) = match scope {
+    type Keep = Box<dyn Fn(Option<i64>) -> bool>;
+    let (label, keep): (String, Keep) = match scope {
         Scope::Total => ("total".into(), Box::new(|_| true)),
         Scope::Category(name) => {
             let ids: std::collections::HashSet<i64> = ds
                 .products
                 .iter()
-                .filter(|p| p.category.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(name)))
+                .filter(|p| {
+                    p.category
+                        .as_deref()
+                        .is_some_and(|c| c.eq_ignore_ascii_case(name))
+                })
                 .map(|p| p.id)
                 .collect();
             if ids.is_empty() {
-                let mut cats: Vec<&str> =
-                    ds.products.iter().filter_map(|p| p.category.as_deref()).collect();
+                let mut cats: Vec<&str> = ds
+                    .products
+                    .iter()
+                    .filter_map(|p| p.category.as_deref())
+                    .collect();
                 cats.sort_unstable();
                 cats.dedup();
                 return Err(EngineError::NotFound(format!(
@@ -145,7 +153,10 @@ pub fn demand_series(
                     cats.join(", ")
                 )));
             }
-            (format!("category {name}"), Box::new(move |p| p.is_some_and(|p| ids.contains(&p))))
+            (
+                format!("category {name}"),
+                Box::new(move |p| p.is_some_and(|p| ids.contains(&p))),
+            )
         }
         Scope::Product(key) => {
             let id = ds
@@ -172,7 +183,9 @@ pub fn demand_series(
         if !keep(line.product) {
             continue;
         }
-        let Some(d) = line.time.and_then(date_of) else { continue };
+        let Some(d) = line.time.and_then(date_of) else {
+            continue;
+        };
         let v = match measure {
             Measure::Revenue => line.amount,
             Measure::Quantity => line.quantity,
@@ -182,12 +195,17 @@ pub fn demand_series(
         }
     }
     let Some((&first, _)) = sums.iter().next() else {
-        return Err(EngineError::Invalid(format!("no dated order lines for {label}")));
+        return Err(EngineError::Invalid(format!(
+            "no dated order lines for {label}"
+        )));
     };
     // Last complete period.
     let end_start = period.start_of(data_end);
-    let last_complete =
-        if period.next(end_start) - Duration::days(1) == data_end { end_start } else { prev(period, end_start) };
+    let last_complete = if period.next(end_start) - Duration::days(1) == data_end {
+        end_start
+    } else {
+        prev(period, end_start)
+    };
     let mut starts = Vec::new();
     let mut values = Vec::new();
     let mut d = first;
@@ -202,7 +220,13 @@ pub fn demand_series(
             period.name()
         )));
     }
-    Ok(DemandSeries { label, starts, values, period, measure })
+    Ok(DemandSeries {
+        label,
+        starts,
+        values,
+        period,
+        measure,
+    })
 }
 
 fn prev(period: Period, start: NaiveDate) -> NaiveDate {
@@ -248,7 +272,11 @@ pub fn forecast_series(
     let auto = AutoEts::new(season);
     let fit = auto.fit_series(&series.values)?.best;
     let mut forecast = fit.forecast_intervals(horizon, level)?;
-    for v in forecast.lower.iter_mut().chain(forecast.point.iter_mut()).chain(forecast.upper.iter_mut())
+    for v in forecast
+        .lower
+        .iter_mut()
+        .chain(forecast.point.iter_mut())
+        .chain(forecast.upper.iter_mut())
     {
         *v = v.max(0.0);
     }
@@ -260,7 +288,13 @@ pub fn forecast_series(
             d = Some(series.period.next(x));
         }
     }
-    Ok(DemandForecast { series, fit, forecast, future, season })
+    Ok(DemandForecast {
+        series,
+        fit,
+        forecast,
+        future,
+        season,
+    })
 }
 
 /// Builds and forecasts the demand of a scope.
@@ -272,13 +306,21 @@ pub fn forecast_demand(
     horizon: usize,
     level: f64,
 ) -> Result<DemandForecast, EngineError> {
-    forecast_series(demand_series(ds, scope, period, measure)?, None, horizon, level)
+    forecast_series(
+        demand_series(ds, scope, period, measure)?,
+        None,
+        horizon,
+        level,
+    )
 }
 
 /// The `n` categories with the most revenue, largest first.
 pub fn top_categories(ds: &Dataset, n: usize) -> Vec<String> {
-    let cat: BTreeMap<i64, &str> =
-        ds.products.iter().filter_map(|p| p.category.as_deref().map(|c| (p.id, c))).collect();
+    let cat: BTreeMap<i64, &str> = ds
+        .products
+        .iter()
+        .filter_map(|p| p.category.as_deref().map(|c| (p.id, c)))
+        .collect();
     let mut rev: BTreeMap<&str, f64> = BTreeMap::new();
     for l in &ds.lines {
         if let Some(c) = l.product.and_then(|p| cat.get(&p)) {
@@ -308,7 +350,10 @@ fn nice_step(range: f64, ticks: usize) -> f64 {
 }
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn fmt_num(v: f64) -> String {
@@ -369,7 +414,11 @@ pub fn render_svg(f: &DemandForecast) -> String {
         f.fit.name(),
         f.forecast.level * 100.0
     );
-    let _ = writeln!(s, r#"<text x="{ml}" y="22" font-size="14">{}</text>"#, esc(&title));
+    let _ = writeln!(
+        s,
+        r#"<text x="{ml}" y="22" font-size="14">{}</text>"#,
+        esc(&title)
+    );
     // Grid and y labels.
     let mut v = y0;
     while v <= y1 + step * 1e-6 {
@@ -435,11 +484,21 @@ pub fn render_svg(f: &DemandForecast) -> String {
             p.join(" ")
         )
     };
-    let hp: Vec<(f64, f64)> = hist.iter().enumerate().map(|(i, &v)| (xs(i), ys(v))).collect();
+    let hp: Vec<(f64, f64)> = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (xs(i), ys(v)))
+        .collect();
     let _ = writeln!(s, "{}", line(hp, "#222222", ""));
     if nh > 0 {
         let mut fp = vec![(xs(nh - 1), ys(hist[nh - 1]))];
-        fp.extend(f.forecast.point.iter().enumerate().map(|(j, &v)| (xs(nh + j), ys(v))));
+        fp.extend(
+            f.forecast
+                .point
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| (xs(nh + j), ys(v))),
+        );
         let _ = writeln!(s, "{}", line(fp, "#08519c", r#" stroke-dasharray="6 3""#));
     }
     // Legend.
@@ -514,17 +573,44 @@ mod tests {
         let ds = dataset();
         let s = demand_series(&ds, &Scope::Total, Period::Week, Measure::Revenue).expect("series");
         assert_eq!(s.values, vec![25.0, 0.0, 10.0]);
-        assert_eq!(s.starts[0], NaiveDate::from_ymd_opt(2024, 1, 1).expect("date"));
-        let q = demand_series(&ds, &Scope::Category("books".into()), Period::Week, Measure::Quantity)
-            .expect("series");
+        assert_eq!(
+            s.starts[0],
+            NaiveDate::from_ymd_opt(2024, 1, 1).expect("date")
+        );
+        let q = demand_series(
+            &ds,
+            &Scope::Category("books".into()),
+            Period::Week,
+            Measure::Quantity,
+        )
+        .expect("series");
         assert_eq!(q.values, vec![2.0, 0.0, 1.0]);
-        let p = demand_series(&ds, &Scope::Product("P2".into()), Period::Week, Measure::Quantity)
-            .expect("series");
+        let p = demand_series(
+            &ds,
+            &Scope::Product("P2".into()),
+            Period::Week,
+            Measure::Quantity,
+        )
+        .expect("series");
         assert_eq!(p.values, vec![1.0, 0.0, 0.0]);
-        assert!(demand_series(&ds, &Scope::Category("nope".into()), Period::Week, Measure::Revenue)
-            .is_err());
-        assert!(demand_series(&ds, &Scope::Product("P9".into()), Period::Week, Measure::Revenue)
-            .is_err());
+        assert!(
+            demand_series(
+                &ds,
+                &Scope::Category("nope".into()),
+                Period::Week,
+                Measure::Revenue
+            )
+            .is_err()
+        );
+        assert!(
+            demand_series(
+                &ds,
+                &Scope::Product("P9".into()),
+                Period::Week,
+                Measure::Revenue
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -540,19 +626,33 @@ mod tests {
 
     #[test]
     fn forecast_and_chart() {
-        let mut ds = Dataset { products: vec![product(1, "Books")], ..Dataset::default() };
+        let mut ds = Dataset {
+            products: vec![product(1, "Books")],
+            ..Dataset::default()
+        };
         let start = NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
         for w in 0..60i64 {
             let d = start + Duration::days(7 * w + 2);
-            let t = d.and_hms_opt(10, 0, 0).map(|x| x.and_utc().timestamp()).unwrap_or(0);
-            ds.lines.push(line(1, t, 1.0, 100.0 + w as f64 + 5.0 * ((w % 3) as f64)));
+            let t = d
+                .and_hms_opt(10, 0, 0)
+                .map(|x| x.and_utc().timestamp())
+                .unwrap_or(0);
+            ds.lines
+                .push(line(1, t, 1.0, 100.0 + w as f64 + 5.0 * ((w % 3) as f64)));
         }
         let f = forecast_demand(&ds, &Scope::Total, Period::Week, Measure::Revenue, 8, 0.9)
             .expect("forecast");
         assert_eq!(f.forecast.point.len(), 8);
         assert_eq!(f.future.len(), 8);
-        assert_eq!(f.future[0], Period::Week.next(*f.series.starts.last().expect("start")));
-        assert!(f.forecast.point.iter().all(|&v| v > 120.0 && v < 200.0), "{:?}", f.forecast.point);
+        assert_eq!(
+            f.future[0],
+            Period::Week.next(*f.series.starts.last().expect("start"))
+        );
+        assert!(
+            f.forecast.point.iter().all(|&v| v > 120.0 && v < 200.0),
+            "{:?}",
+            f.forecast.point
+        );
         let svg = render_svg(&f);
         assert!(svg.starts_with("<svg") && svg.contains("<polygon") && svg.contains("2024-"));
         assert_eq!(svg.matches("<polyline").count(), 2);

@@ -22,7 +22,7 @@ use infogap_ingest::IngestError;
 use infogap_ingest::identity::{self, Edge, Node};
 use infogap_ingest::reader::{self, RowReader};
 use infogap_store::{
-    AttributeRow, CampaignRow, ConsentRow, ContactRow, EventRow, FeedbackRow, ImportRun, LineRow,
+    AttributeRow, CouponRow, CampaignRow, ConsentRow, ContactRow, EventRow, FeedbackRow, ImportRun, LineRow,
     MaxIds, MergeLogEntry, NewIdentity, NewLink, OrderRow, ProductRow, StoreTx, WriteBatch,
     now_rfc3339,
 };
@@ -59,6 +59,8 @@ pub struct SourceReport {
     pub rows_written: u64,
     /// Bad rows skipped.
     pub rows_rejected: u64,
+    /// Rows of an earlier version of this file that were replaced.
+    pub rows_replaced: u64,
     /// Where the rejected rows were written.
     pub rejects_file: Option<String>,
     /// Identity values ignored (blocklisted junk like "n/a", or not a valid email/phone).
@@ -178,68 +180,32 @@ fn sha256_file(path: &Path) -> Result<String, EngineError> {
     Ok(format!("{:x}", h.finalize()))
 }
 
-fn fnv(h: &mut u64, bytes: &[u8]) {
-    for b in bytes {
-        *h ^= u64::from(*b);
-        *h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-}
-
-fn hash_cell(h: &mut u64, c: &Cell<'_>) {
-    match c {
-        Cell::Null => fnv(h, &[0]),
-        Cell::Str(s) => {
-            fnv(h, &[1]);
-            fnv(h, s.trim().as_bytes());
-        }
-        Cell::Int(i) => {
-            fnv(h, &[2]);
-            fnv(h, &i.to_le_bytes());
-        }
-        Cell::Float(f) => {
-            fnv(h, &[3]);
-            fnv(h, &f.to_bits().to_le_bytes());
-        }
-        Cell::Bool(b) => fnv(h, &[4, u8::from(*b)]),
-        Cell::Time(t) => {
-            fnv(h, &[5]);
-            fnv(h, &t.to_le_bytes());
-        }
-    }
-    fnv(h, &[0xff]);
-}
-
 /// Field → header indices (several for `a + b` sums).
 struct Mapping {
     fields: HashMap<String, (Vec<usize>, String)>,
     attributes: Vec<(String, usize, String)>,
-    /// every mapped column index, in a fixed order, for the row key
-    all: Vec<usize>,
 }
 
 impl Mapping {
     fn new(src: &SourceConfig, headers: &[String]) -> Mapping {
         let idx = |c: &str| headers.iter().position(|h| h == c);
         let mut fields = HashMap::new();
-        let mut all = Vec::new();
         for (f, c) in &src.columns {
             let cols: Vec<usize> = split_columns(&c.column).iter().filter_map(|c| idx(c)).collect();
-            all.extend(&cols);
             fields.insert(f.clone(), (cols, c.column.clone()));
         }
         let mut attributes = Vec::new();
         for (a, c) in &src.attributes {
             if let Some(i) = idx(&c.column) {
-                all.push(i);
                 attributes.push((a.clone(), i, c.column.clone()));
             }
         }
-        Mapping { fields, attributes, all }
+        Mapping { fields, attributes }
     }
 }
 
-struct Loader<'t, 'c> {
-    tx: &'t mut dyn StoreTx,
+struct Loader<'c> {
+    sink: std::sync::mpsc::SyncSender<WriteBatch>,
     src: &'c SourceConfig,
     file: String,
     source_id: i64,
@@ -254,18 +220,17 @@ struct Loader<'t, 'c> {
     campaigns: HashMap<String, i64>,
     orders: HashMap<String, i64>,
     edges: HashSet<(i64, i64)>,
-    occurrences: HashMap<u64, u32>,
+    file_id: i64,
     blocklist: HashSet<String>,
     country_code: Option<String>,
     batch: WriteBatch,
-    written: u64,
     ignored_values: u64,
     line: u64,
 }
 
 type RowResult<T> = Result<T, IngestError>;
 
-impl Loader<'_, '_> {
+impl Loader<'_> {
     fn bad(&self, field: &str, cell: &Cell<'_>, reason: String) -> IngestError {
         let column = self.map.fields.get(field).map(|(_, c)| c.clone()).unwrap_or_else(|| field.to_string());
         IngestError::BadValue { file: self.file.clone(), line: self.line, column, value: cell.display(), reason }
@@ -422,18 +387,6 @@ impl Loader<'_, '_> {
         Ok(anchor)
     }
 
-    fn row_key(&mut self, r: &dyn RowReader) -> i64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for &c in &self.map.all {
-            hash_cell(&mut h, &r.cell(c));
-        }
-        let n = self.occurrences.entry(h).or_insert(0);
-        *n += 1;
-        let mut k = h;
-        fnv(&mut k, &n.to_le_bytes());
-        k as i64
-    }
-
     fn product_id(&mut self, key: &str) -> i64 {
         if let Some(&id) = self.products.get(key) {
             return id;
@@ -561,6 +514,7 @@ impl Loader<'_, '_> {
                     time,
                     amount,
                     discount,
+                    file_id: self.file_id,
                 });
             }
             SourceKind::OrderLines => {
@@ -579,7 +533,6 @@ impl Loader<'_, '_> {
                 let time = self.time(r, "time")?;
                 let product_key = self.text(r, "product");
                 let identity = self.identities(r)?;
-                let row_key = self.row_key(r);
                 let product_id = match product_key {
                     Some(p) => {
                         let id = self.product_id(&p);
@@ -594,7 +547,7 @@ impl Loader<'_, '_> {
                 let order_id = self.order_id(&key, identity, time);
                 self.batch.lines.push(LineRow {
                     source_id: sid,
-                    row_key,
+                    file_id: self.file_id,
                     order_id,
                     identity_id: identity,
                     product_id,
@@ -623,9 +576,8 @@ impl Loader<'_, '_> {
                 let product = self.text(r, "product");
                 let channel = self.text(r, "channel").map(|s| s.to_lowercase());
                 let identity = self.identities(r)?;
-                let row_key = self.row_key(r);
                 let product_id = product.map(|p| self.product_id(&p));
-                self.batch.events.push(EventRow { source_id: sid, row_key, identity_id: identity, kind, product_id, value, channel, time });
+                self.batch.events.push(EventRow { source_id: sid, file_id: self.file_id, identity_id: identity, kind, product_id, value, channel, time });
             }
             SourceKind::Feedback => {
                 let kind = self
@@ -639,8 +591,7 @@ impl Loader<'_, '_> {
                 let channel = self.text(r, "channel").map(|s| s.to_lowercase());
                 let identity = self.identities(r)?;
                 self.customer_attributes(r, identity);
-                let row_key = self.row_key(r);
-                self.batch.feedback.push(FeedbackRow { source_id: sid, row_key, identity_id: identity, kind, score, text, channel, time });
+                self.batch.feedback.push(FeedbackRow { source_id: sid, file_id: self.file_id, identity_id: identity, kind, score, text, channel, time });
             }
             SourceKind::Campaigns => {
                 let key = self.required_text(r, "campaign")?;
@@ -654,10 +605,9 @@ impl Loader<'_, '_> {
                 let key = self.required_text(r, "campaign")?;
                 let time = self.time(r, "time")?;
                 let identity = self.identities(r)?;
-                let row_key = self.row_key(r);
                 let campaign_id = self.campaign_id(&key);
                 let kind = if self.src.kind == SourceKind::Redemptions { "redemption" } else { "exposure" };
-                self.batch.contacts.push(ContactRow { source_id: sid, row_key, identity_id: identity, campaign_id, kind, time });
+                self.batch.contacts.push(ContactRow { source_id: sid, file_id: self.file_id, identity_id: identity, campaign_id, kind, time });
             }
             SourceKind::Consents => {
                 let purpose = self.required_text(r, "purpose")?.to_lowercase();
@@ -667,8 +617,15 @@ impl Loader<'_, '_> {
                     .ok_or_else(|| self.bad("granted", &c, "required field \"granted\" is empty".into()))?;
                 let time = self.time(r, "time")?;
                 let identity = self.identities(r)?;
-                let row_key = self.row_key(r);
-                self.batch.consents.push(ConsentRow { source_id: sid, row_key, identity_id: identity, purpose, granted, time });
+                self.batch.consents.push(ConsentRow { source_id: sid, file_id: self.file_id, identity_id: identity, purpose, granted, time });
+            }
+            SourceKind::Coupons => {
+                let campaign = self.required_text(r, "campaign")?;
+                let product = self.required_text(r, "product")?;
+                let coupon = self.text(r, "coupon").unwrap_or_default();
+                let campaign_id = self.campaign_id(&campaign);
+                let product_id = self.product_id(&product);
+                self.batch.coupons.push(CouponRow { campaign_id, product_id, coupon, source_id: sid });
             }
             SourceKind::IdentityLinks => {
                 let left = self.required_text(r, "left")?;
@@ -725,15 +682,17 @@ impl Loader<'_, '_> {
                 time,
                 amount: None,
                 discount: None,
+                file_id: self.file_id,
             });
         }
         id
     }
 
+    /// Hands the batch to the writer thread.
     fn flush(&mut self) -> Result<(), EngineError> {
         if !self.batch.is_empty() {
-            self.written += self.tx.write(&self.batch)?;
-            self.batch.clear();
+            let full = std::mem::take(&mut self.batch);
+            self.sink.send(full).map_err(|_| EngineError::Invalid("the store writer stopped".into()))?;
         }
         Ok(())
     }
@@ -741,7 +700,7 @@ impl Loader<'_, '_> {
 
 /// Lengths of every vector of a batch, to undo a half-parsed row.
 #[derive(Debug, Clone, Copy)]
-struct BatchMark([usize; 11]);
+struct BatchMark([usize; 12]);
 
 trait BatchUndo {
     fn clone_lengths(&self) -> BatchMark;
@@ -762,6 +721,7 @@ impl BatchUndo for WriteBatch {
             self.contacts.len(),
             self.consents.len(),
             self.attributes.len(),
+            self.coupons.len(),
         ])
     }
 
@@ -778,6 +738,7 @@ impl BatchUndo for WriteBatch {
         self.contacts.truncate(l[8]);
         self.consents.truncate(l[9]);
         self.attributes.truncate(l[10]);
+        self.coupons.truncate(l[11]);
     }
 }
 
@@ -807,12 +768,15 @@ fn import_source(
         rows_read: 0,
         rows_written: 0,
         rows_rejected: 0,
+        rows_replaced: 0,
         rejects_file: None,
         ignored_identity_values: 0,
         seconds: 0.0,
         rows_per_second: 0.0,
     };
-    if tx.last_import(source_id)?.as_ref() == Some(&(file_hash.clone(), config_digest.clone())) {
+    let file_id = tx.upsert_file(source_id, &file)?;
+    let previous = tx.last_import(source_id, &file)?;
+    if previous.as_ref() == Some(&(file_hash.clone(), config_digest.clone())) {
         report.status = "unchanged".into();
         report.seconds = started.elapsed().as_secs_f64();
         tx.record_import(&ImportRun {
@@ -832,10 +796,16 @@ fn import_source(
         return Ok((report, 0, Vec::new()));
     }
 
+    // a changed file replaces the rows it brought last time
+    let replaced = if previous.is_some() { tx.delete_file_facts(file_id)? } else { 0 };
     let mut rows = open_reader(src)?;
     let max = tx.max_ids()?;
     let maps = tx.key_maps()?;
-    let orders = tx.order_keys(&src.namespace)?;
+    let orders = if matches!(src.kind, SourceKind::Orders | SourceKind::OrderLines) {
+        tx.order_keys(&src.namespace)?
+    } else {
+        HashMap::new()
+    };
     let mut customer_ids = HashMap::new();
     let mut email_ids = HashMap::new();
     let mut phone_ids = HashMap::new();
@@ -857,8 +827,9 @@ fn import_source(
         }
     }
     let map = Mapping::new(src, rows.headers());
+    let (sink, receiver) = std::sync::mpsc::sync_channel::<WriteBatch>(2);
     let mut loader = Loader {
-        tx: tx.as_mut(),
+        sink,
         src,
         file: file.clone(),
         source_id,
@@ -873,57 +844,39 @@ fn import_source(
         campaigns: maps.campaigns,
         orders,
         edges: HashSet::new(),
-        occurrences: HashMap::new(),
+        file_id,
         blocklist: config.identity.blocklist.iter().cloned().collect(),
         country_code: config.identity.default_country_code.clone(),
         batch: WriteBatch::default(),
-        written: 0,
         ignored_values: 0,
         line: 0,
     };
     let bar = crate::report::progress_bar(opts.progress, &format!("{} ({})", src.name, src.kind));
-    let mut rejects: Vec<Reject> = Vec::new();
-    let mut read = 0u64;
-    loop {
-        let more = match rows.advance() {
-            Ok(m) => m,
-            Err(e) if e.is_row_error() => {
-                read += 1;
-                loader.line = e.line().unwrap_or(0);
-                reject_or_fail(&mut rejects, e, opts.skip_bad_rows)?;
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !more {
-            break;
-        }
-        read += 1;
-        loader.line = rows.line();
-        if let Err(e) = loader.row(rows.as_ref()) {
-            reject_or_fail(&mut rejects, e, opts.skip_bad_rows)?;
-        }
-        if loader.batch.len() >= BATCH_ROWS {
-            loader.flush()?;
-        }
-        if read % 8192 == 0 {
-            if let Some(b) = &bar {
-                let (pos, total) = rows.progress();
-                b.set_length(total.max(pos));
-                b.set_position(pos);
-                b.set_message(format!("{} {} rows", src.name, read));
+    // Parsing runs on its own thread and hands full batches to this one, which
+    // writes them: reading and writing overlap.
+    let parsed = std::thread::scope(|scope| -> Result<ParseOutcome, EngineError> {
+        let parser = scope.spawn(move || parse_rows(&mut loader, rows.as_mut(), opts, bar.as_ref()));
+        let mut written = 0u64;
+        let mut write_err = None;
+        for batch in receiver.iter() {
+            match tx.write(&batch) {
+                Ok(n) => written += n,
+                Err(e) => {
+                    write_err = Some(e);
+                    break;
+                }
             }
         }
-    }
-    loader.flush()?;
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let written = loader.written;
-    let ignored = loader.ignored_values;
-    let next_customer = loader.next.customer + 1;
-    let first_new = loader.first_new_customer;
-    drop(loader);
+        drop(receiver);
+        let outcome = parser.join().map_err(|_| EngineError::Invalid("the parser thread panicked".into()))?;
+        if let Some(e) = write_err {
+            return Err(e.into());
+        }
+        let mut outcome = outcome?;
+        outcome.written = written;
+        Ok(outcome)
+    })?;
+    let ParseOutcome { read, written, rejects, ignored, next_customer, first_new } = parsed;
 
     // resolve identities over the whole graph
     tx.set_setting("identity.max_customers_per_key", &config.identity.max_customers_per_key.to_string())?;
@@ -942,6 +895,7 @@ fn import_source(
         report.rejects_file = Some(path.display().to_string());
     }
     report.rows_read = read;
+    report.rows_replaced = replaced;
     report.rows_written = written;
     report.rows_rejected = rejects.len() as u64;
     report.ignored_identity_values = ignored;
@@ -962,6 +916,68 @@ fn import_source(
     })?;
     tx.commit()?;
     Ok((report, merges, over_shared))
+}
+
+struct ParseOutcome {
+    read: u64,
+    written: u64,
+    rejects: Vec<Reject>,
+    ignored: u64,
+    next_customer: i64,
+    first_new: i64,
+}
+
+fn parse_rows(
+    loader: &mut Loader<'_>,
+    rows: &mut dyn RowReader,
+    opts: &ImportOptions,
+    bar: Option<&indicatif::ProgressBar>,
+) -> Result<ParseOutcome, EngineError> {
+    let mut rejects: Vec<Reject> = Vec::new();
+    let mut read = 0u64;
+    loop {
+        let more = match rows.advance() {
+            Ok(m) => m,
+            Err(e) if e.is_row_error() => {
+                read += 1;
+                loader.line = e.line().unwrap_or(0);
+                reject_or_fail(&mut rejects, e, opts.skip_bad_rows)?;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if !more {
+            break;
+        }
+        read += 1;
+        loader.line = rows.line();
+        if let Err(e) = loader.row(rows) {
+            reject_or_fail(&mut rejects, e, opts.skip_bad_rows)?;
+        }
+        if loader.batch.len() >= BATCH_ROWS {
+            loader.flush()?;
+        }
+        if read % 8192 == 0 {
+            if let Some(b) = bar {
+                let (pos, total) = rows.progress();
+                b.set_length(total.max(pos));
+                b.set_position(pos);
+                b.set_message(format!("{} {} rows", loader.src.name, read));
+            }
+        }
+    }
+    loader.flush()?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(ParseOutcome {
+        read,
+        written: 0,
+        rejects,
+        ignored: loader.ignored_values,
+        next_customer: loader.next.customer + 1,
+        first_new: loader.first_new_customer,
+    })
 }
 
 fn reject_or_fail(rejects: &mut Vec<Reject>, e: IngestError, budget: u64) -> Result<(), EngineError> {
@@ -1025,7 +1041,8 @@ pub(crate) fn resolve_graph(
     let edges: Vec<Edge> = links.iter().map(|l| Edge { a: l.a, b: l.b, suppressed: l.suppressed }).collect();
     let next = next_customer.max(ids.iter().map(|i| i.customer_id).max().unwrap_or(0) + 1);
     let res = identity::resolve(&nodes, &edges, max_customers_per_key, first_new, next);
-    tx.assign_customers(&res.changes, &res.new_customers)?;
+    let shared: Vec<i64> = res.over_shared.iter().map(|o| o.identity).collect();
+    tx.assign_customers(&res.changes, &res.new_customers, &shared)?;
     let at = now_rfc3339();
     for (kept, gone) in &res.merges {
         tx.log_merge(&MergeLogEntry {

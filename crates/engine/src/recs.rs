@@ -20,7 +20,9 @@ use std::time::Instant;
 
 use infogap_ingest::ratings::{RatingFormat, read_ratings};
 use infogap_models::metrics::ranking::RankingReport;
-use infogap_models::recs::data::{Combine, Csr, IdMap, Interactions, InteractionsBuilder, SignalWeights, TimeDecay};
+use infogap_models::recs::data::{
+    Combine, Csr, IdMap, Interactions, InteractionsBuilder, SignalWeights, TimeDecay,
+};
 use infogap_models::recs::select::{self, Selection};
 use infogap_models::recs::topn::TopNFilter;
 use infogap_models::recs::{AlgoParams, Recommender};
@@ -44,12 +46,19 @@ pub struct TopNData {
     pub test_only: usize,
 }
 
-fn read(path: &Path, format: Option<RatingFormat>) -> Result<infogap_ingest::ratings::RatingsFile, EngineError> {
+fn read(
+    path: &Path,
+    format: Option<RatingFormat>,
+) -> Result<infogap_ingest::ratings::RatingsFile, EngineError> {
     read_ratings(path, format).map_err(|e| EngineError::Invalid(e.to_string()))
 }
 
 /// Reads a train and a test ratings file (every rating = one interaction).
-pub fn load_split(train: &Path, test: &Path, format: Option<RatingFormat>) -> Result<TopNData, EngineError> {
+pub fn load_split(
+    train: &Path,
+    test: &Path,
+    format: Option<RatingFormat>,
+) -> Result<TopNData, EngineError> {
     let tr = read(train, format)?;
     let te = read(test, format)?;
     let mut b = InteractionsBuilder::new(Combine::Last);
@@ -57,7 +66,10 @@ pub fn load_split(train: &Path, test: &Path, format: Option<RatingFormat>) -> Re
         b.add(u, i, 1.0, None);
     }
     if b.is_empty() {
-        return Err(EngineError::Invalid(format!("{}: no ratings", train.display())));
+        return Err(EngineError::Invalid(format!(
+            "{}: no ratings",
+            train.display()
+        )));
     }
     let mut test_only = 0;
     let mut pairs = Vec::new();
@@ -78,7 +90,12 @@ pub fn load_split(train: &Path, test: &Path, format: Option<RatingFormat>) -> Re
         t.sort_unstable();
         t.dedup();
     }
-    Ok(TopNData { train: train_x, test: test_items, duplicates: tr.duplicates + te.duplicates, test_only })
+    Ok(TopNData {
+        train: train_x,
+        test: test_items,
+        duplicates: tr.duplicates + te.duplicates,
+        test_only,
+    })
 }
 
 /// Reads one ratings file and holds out `fraction` of each user's ratings (seeded).
@@ -94,12 +111,20 @@ pub fn load_holdout(
         b.add(u, i, 1.0, None);
     }
     if b.is_empty() {
-        return Err(EngineError::Invalid(format!("{}: no ratings", path.display())));
+        return Err(EngineError::Invalid(format!(
+            "{}: no ratings",
+            path.display()
+        )));
     }
     let all = b.build()?;
     let (train, test) = select::holdout(&all.by_user, fraction, seed)?;
     let train = Interactions::from_csr(all.users, all.items, train);
-    Ok(TopNData { train, test, duplicates: f.duplicates, test_only: 0 })
+    Ok(TopNData {
+        train,
+        test,
+        duplicates: f.duplicates,
+        test_only: 0,
+    })
 }
 
 /// What [`eval_topn`] measured.
@@ -125,12 +150,46 @@ pub struct TopNEvalReport {
     pub n_test: usize,
 }
 
-/// Evaluates `candidates` (one = fixed configuration; several = choose by
-/// nDCG@k on a per-user holdout of `validation` from the TRAIN data, seeded),
-/// refits on all the training data and measures on the test items.
+/// Which configuration to fit.
+#[derive(Debug, Clone)]
+pub enum Search {
+    /// Exactly this one.
+    Fixed(AlgoParams),
+    /// The best of these on the inner validation split.
+    Grid(Vec<AlgoParams>),
+    /// `--algo auto` ([`select::auto_search`]).
+    Auto,
+}
+
+/// Chooses a configuration on a per-user holdout of `validation` of `train`
+/// (never on test data); a fixed configuration is returned as is.
+pub fn choose(
+    search: &Search,
+    train: &Csr,
+    validation: f64,
+    seed: u64,
+    k: usize,
+) -> Result<(AlgoParams, Option<Selection>), EngineError> {
+    Ok(match search {
+        Search::Fixed(p) => (p.clone(), None),
+        Search::Grid(c) if c.len() == 1 => (c[0].clone(), None),
+        Search::Grid(c) => {
+            let sel = select::grid_search(c, train, validation, seed, k)?;
+            (sel.best.clone(), Some(sel))
+        }
+        Search::Auto => {
+            let sel = select::auto_search(train, validation, seed, k)?;
+            (sel.best.clone(), Some(sel))
+        }
+    })
+}
+
+/// Evaluates a configuration (chosen by nDCG@k on a per-user holdout of
+/// `validation` from the TRAIN data when a search is asked), refits it on all
+/// the training data and measures it on the test items.
 pub fn eval_topn(
     data: &TopNData,
-    candidates: &[AlgoParams],
+    search: &Search,
     k: usize,
     validation: f64,
     seed: u64,
@@ -138,21 +197,15 @@ pub fn eval_topn(
     if k == 0 {
         return Err(EngineError::Invalid("--k must be at least 1".into()));
     }
-    let (params, selection) = match candidates {
-        [] => return Err(EngineError::Invalid("no configuration to evaluate".into())),
-        [one] => (one.clone(), None),
-        many => {
-            let sel = select::grid_search(many, &data.train.by_user, validation, seed, k)?;
-            (sel.best.clone(), Some(sel))
-        }
-    };
+    let (params, selection) = choose(search, &data.train.by_user, validation, seed, k)?;
     let t0 = Instant::now();
     let model = Recommender::fit(&params, &data.train)?;
     let fit_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let recs = model.recommend_all(&data.train.by_user, k, false);
     let score_all_seconds = t1.elapsed().as_secs_f64();
-    let report = infogap_models::metrics::ranking::evaluate(&recs, &data.test, k, data.train.n_items());
+    let report =
+        infogap_models::metrics::ranking::evaluate(&recs, &data.test, k, data.train.n_items());
     Ok(TopNEvalReport {
         params,
         report,
@@ -177,7 +230,10 @@ pub struct SignalConfig {
 
 impl Default for SignalConfig {
     fn default() -> Self {
-        SignalConfig { weights: SignalWeights::default(), half_life_days: None }
+        SignalConfig {
+            weights: SignalWeights::default(),
+            half_life_days: None,
+        }
     }
 }
 
@@ -187,8 +243,13 @@ impl Default for SignalConfig {
 /// so one purchase counts 1 and repeats add less and less.
 pub fn build_interactions(ds: &Dataset, cfg: &SignalConfig) -> Result<Interactions, EngineError> {
     let decay = match (cfg.half_life_days, ds.max_time()) {
-        (Some(d), Some(t)) if d > 0.0 => Some(TimeDecay { half_life_seconds: d * 86_400.0, reference_time: t }),
-        (Some(d), _) if !(d > 0.0) => return Err(EngineError::Invalid("half-life must be positive".into())),
+        (Some(d), Some(t)) if d > 0.0 => Some(TimeDecay {
+            half_life_seconds: d * 86_400.0,
+            reference_time: t,
+        }),
+        (Some(d), _) if !(d > 0.0) => {
+            return Err(EngineError::Invalid("half-life must be positive".into()));
+        }
         _ => None,
     };
     let mut b = InteractionsBuilder::new(Combine::Sum).time_decay(decay);
@@ -198,7 +259,13 @@ pub fn build_interactions(ds: &Dataset, cfg: &SignalConfig) -> Result<Interactio
     let w = &cfg.weights;
     for l in &ds.lines {
         if let Some(p) = l.product {
-            b.add_signal(w, &l.customer.to_string(), &p.to_string(), "purchase", l.time);
+            b.add_signal(
+                w,
+                &l.customer.to_string(),
+                &p.to_string(),
+                "purchase",
+                l.time,
+            );
         }
     }
     for e in &ds.events {
@@ -281,18 +348,20 @@ pub struct TrainReport {
     pub candidates_tried: usize,
 }
 
-fn candidates_for(algo: &str, overrides: &[(String, f64)], n_items: usize, seed: u64) -> Result<Vec<AlgoParams>, EngineError> {
+fn search_for(algo: &str, overrides: &[(String, f64)], seed: u64) -> Result<Search, EngineError> {
     if algo == "auto" {
         if !overrides.is_empty() {
-            return Err(EngineError::Invalid("parameters cannot be set with --algo auto; use --algo NAME".into()));
+            return Err(EngineError::Invalid(
+                "parameters cannot be set with --algo auto; use --algo NAME".into(),
+            ));
         }
-        return Ok(select::auto_candidates(n_items, seed));
+        return Ok(Search::Auto);
     }
     let mut p = AlgoParams::default_for(algo)?.with_seed(seed);
     for (name, v) in overrides {
         p.set(name, *v)?;
     }
-    Ok(vec![p])
+    Ok(Search::Fixed(p))
 }
 
 /// Trains on the store's data and saves the model as the next `recs` version.
@@ -305,10 +374,17 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
         ));
     }
     let k = opts.k.max(1);
-    let cands = candidates_for(&opts.algo, &opts.params, x.n_items(), opts.seed)?;
-    // Inner holdout on the store's data: choose (if several) and measure.
-    let sel = select::grid_search(&cands, &x.by_user, 0.2, opts.seed, k)?;
-    let params = sel.best.clone();
+    let search = search_for(&opts.algo, &opts.params, opts.seed)?;
+    // Inner holdout on the store's data: choose (for `auto`) and measure.
+    let (params, sel) = choose(&search, &x.by_user, 0.2, opts.seed, k)?;
+    let (holdout, tried) = match sel {
+        Some(s) => (s.best_report, s.trials.len()),
+        None => {
+            let (inner, valid) = select::holdout(&x.by_user, 0.2, opts.seed)?;
+            let m = Recommender::fit_matrices(&params, &inner, &inner.transpose())?;
+            (select::evaluate(&m, &inner, &valid, k).1, 1)
+        }
+    };
     let t0 = Instant::now();
     let model = Recommender::fit(&params, &x)?;
     let fit_seconds = t0.elapsed().as_secs_f64();
@@ -319,13 +395,34 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
         .ids()
         .iter()
         .map(|id| match by_id.get(id) {
-            Some(p) => ProductLabel { id: p.id, key: p.key.clone(), name: p.name.clone(), category: p.category.clone() },
-            None => ProductLabel { id: id.parse().unwrap_or(-1), key: id.clone(), name: None, category: None },
+            Some(p) => ProductLabel {
+                id: p.id,
+                key: p.key.clone(),
+                name: p.name.clone(),
+                category: p.category.clone(),
+            },
+            None => ProductLabel {
+                id: id.parse().unwrap_or(-1),
+                key: id.clone(),
+                name: None,
+                category: None,
+            },
         })
         .collect();
-    let keys: HashMap<String, &str> = ds.customers.iter().map(|c| (c.id.to_string(), c.key.as_str())).collect();
-    let customer_keys =
-        x.users.ids().iter().map(|id| keys.get(id).map_or_else(|| format!("#{id}"), |k| (*k).to_owned())).collect();
+    let keys: HashMap<String, &str> = ds
+        .customers
+        .iter()
+        .map(|c| (c.id.to_string(), c.key.as_str()))
+        .collect();
+    let customer_keys = x
+        .users
+        .ids()
+        .iter()
+        .map(|id| {
+            keys.get(id)
+                .map_or_else(|| format!("#{id}"), |k| (*k).to_owned())
+        })
+        .collect();
     let saved = SavedRecs {
         format: 1,
         customer_keys,
@@ -336,7 +433,8 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
         signals: opts.signals.clone(),
         model,
     };
-    let blob = serde_json::to_vec(&saved).map_err(|e| EngineError::Invalid(format!("serializing the model: {e}")))?;
+    let blob = serde_json::to_vec(&saved)
+        .map_err(|e| EngineError::Invalid(format!("serializing the model: {e}")))?;
     let params_json = serde_json::json!({
         "algo": params.name(),
         "params": params,
@@ -344,23 +442,23 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
         "seed": opts.seed,
     });
     let metrics_json = serde_json::json!({
-        "holdout": sel.best_report,
+        "holdout": holdout,
         "fit_seconds": fit_seconds,
         "customers": x.n_users(),
         "products": x.n_items(),
         "interactions": x.nnz(),
-        "candidates_tried": sel.trials.len(),
+        "candidates_tried": tried,
     });
     let rec = engine.save_model(MODEL_KIND, &params_json, &metrics_json, &blob)?;
     Ok(TrainReport {
         version: rec.version,
         params,
-        holdout: sel.best_report,
+        holdout,
         customers: x.n_users(),
         products: x.n_items(),
         interactions: x.nnz(),
         fit_seconds,
-        candidates_tried: sel.trials.len(),
+        candidates_tried: tried,
     })
 }
 
@@ -375,12 +473,21 @@ pub struct LoadedRecs {
 
 /// Loads the newest saved recommender.
 pub fn load(engine: &Engine) -> Result<LoadedRecs, EngineError> {
-    let rec = engine
-        .load_model(MODEL_KIND)?
-        .ok_or_else(|| EngineError::NotFound("no recommender model in the store; run `infogap train recs` first".into()))?;
-    let saved: SavedRecs = serde_json::from_slice(&rec.blob)
-        .map_err(|e| EngineError::Invalid(format!("the saved recs model v{} cannot be read: {e}", rec.version)))?;
-    Ok(LoadedRecs { version: rec.version, saved })
+    let rec = engine.load_model(MODEL_KIND)?.ok_or_else(|| {
+        EngineError::NotFound(
+            "no recommender model in the store; run `infogap train recs` first".into(),
+        )
+    })?;
+    let saved: SavedRecs = serde_json::from_slice(&rec.blob).map_err(|e| {
+        EngineError::Invalid(format!(
+            "the saved recs model v{} cannot be read: {e}",
+            rec.version
+        ))
+    })?;
+    Ok(LoadedRecs {
+        version: rec.version,
+        saved,
+    })
 }
 
 /// Options of [`recommend`].
@@ -454,12 +561,18 @@ pub fn recommend_with(
         .find_customer(key, namespace)?
         .ok_or_else(|| EngineError::NotFound(format!("customer {key:?}")))?;
     let s = &loaded.saved;
-    let row = s.users.get(&cid.to_string()).filter(|&r| (r as usize) < s.histories.n_rows);
+    let row = s
+        .users
+        .get(&cid.to_string())
+        .filter(|&r| (r as usize) < s.histories.n_rows);
     let (history, in_training, display): (Vec<(u32, f32)>, bool, String) = match row {
         Some(r) => (
             s.histories.row(r as usize).collect(),
             true,
-            s.customer_keys.get(r as usize).cloned().unwrap_or_else(|| format!("#{cid}")),
+            s.customer_keys
+                .get(r as usize)
+                .cloned()
+                .unwrap_or_else(|| format!("#{cid}")),
         ),
         None => {
             // Fold-in: the customer's current interactions, built the same way.
@@ -476,23 +589,40 @@ pub fn recommend_with(
                 }
             }
             h.sort_by_key(|&(j, _)| j);
-            let disp =
-                ds.customers.iter().find(|c| c.id == cid).map_or_else(|| format!("#{cid}"), |c| c.key.clone());
+            let disp = ds
+                .customers
+                .iter()
+                .find(|c| c.id == cid)
+                .map_or_else(|| format!("#{cid}"), |c| c.key.clone());
             (h, false, disp)
         }
     };
     let deny: HashSet<u32> = opts
         .deny
         .iter()
-        .filter_map(|k| s.products.iter().position(|p| &p.key == k).map(|p| p as u32))
+        .filter_map(|k| {
+            s.products
+                .iter()
+                .position(|p| &p.key == k)
+                .map(|p| p as u32)
+        })
         .collect();
     let cat = opts.category.clone();
     let pred = move |i: u32| match &cat {
-        Some(c) => s.products.get(i as usize).and_then(|p| p.category.as_deref()) == Some(c.as_str()),
+        Some(c) => {
+            s.products
+                .get(i as usize)
+                .and_then(|p| p.category.as_deref())
+                == Some(c.as_str())
+        }
         None => true,
     };
-    let filter =
-        TopNFilter { include_seen: opts.include_seen, allow: None, deny: Some(&deny), candidate: Some(&pred) };
+    let filter = TopNFilter {
+        include_seen: opts.include_seen,
+        allow: None,
+        deny: Some(&deny),
+        candidate: Some(&pred),
+    };
     let user = if in_training { row } else { None };
     let ans = s.model.recommend(user, &history, opts.k, &filter);
     let label = |i: u32| {
@@ -518,7 +648,10 @@ pub fn recommend_with(
                     s.model
                         .explain(user, &history, x.item, 3)
                         .into_iter()
-                        .map(|(j, c)| Because { product: label(j), contribution: c })
+                        .map(|(j, c)| Because {
+                            product: label(j),
+                            contribution: c,
+                        })
                         .collect()
                 }
             }),

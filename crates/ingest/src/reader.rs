@@ -20,7 +20,7 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use crate::IngestError;
 
 /// A streaming reader of rows with named columns.
-pub trait RowReader {
+pub trait RowReader: Send {
     /// Column names, in file order.
     fn headers(&self) -> &[String];
     /// Moves to the next row; `false` at the end.

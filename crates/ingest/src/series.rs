@@ -126,18 +126,31 @@ fn parse_number(s: &str) -> Option<f64> {
 /// Reads a series from a CSV file.
 pub fn read_series(path: &Path, opts: &SeriesOptions) -> Result<Series, SeriesError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| SeriesError::Io { file: file.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| SeriesError::Io {
+        file: file.clone(),
+        source,
+    })?;
     parse_series(&bytes, &file, opts)
 }
 
 /// Parses a series from CSV bytes; `file` names the source in errors.
 pub fn parse_series(bytes: &[u8], file: &str, opts: &SeriesOptions) -> Result<Series, SeriesError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let shape = |reason: String| SeriesError::Shape { file: file.to_string(), reason };
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).trim(csv::Trim::All).from_reader(bytes);
+    let shape = |reason: String| SeriesError::Shape {
+        file: file.to_string(),
+        reason,
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .trim(csv::Trim::All)
+        .from_reader(bytes);
     let headers: Vec<String> = rdr
         .headers()
-        .map_err(|e| SeriesError::Csv { file: file.to_string(), line: 1, reason: e.to_string() })?
+        .map_err(|e| SeriesError::Csv {
+            file: file.to_string(),
+            line: 1,
+            reason: e.to_string(),
+        })?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
@@ -148,7 +161,11 @@ pub fn parse_series(bytes: &[u8], file: &str, opts: &SeriesOptions) -> Result<Se
     for rec in rdr.records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map(|p| p.line()).unwrap_or(0);
-            SeriesError::Csv { file: file.to_string(), line, reason: e.to_string() }
+            SeriesError::Csv {
+                file: file.to_string(),
+                line,
+                reason: e.to_string(),
+            }
         })?;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         if rec.iter().all(|f| f.trim().is_empty()) {
@@ -165,15 +182,19 @@ pub fn parse_series(bytes: &[u8], file: &str, opts: &SeriesOptions) -> Result<Se
             .position(|h| h == name)
             .or_else(|| headers.iter().position(|h| h.eq_ignore_ascii_case(name)))
             .ok_or_else(|| {
-                shape(format!("no {what} column named {name:?} (columns: {})", headers.join(", ")))
+                shape(format!(
+                    "no {what} column named {name:?} (columns: {})",
+                    headers.join(", ")
+                ))
             })
     };
     let first = &rows[0].1;
     let date_idx = match &opts.date_col {
         Some(name) => Some(find(name, "date")?),
-        None => headers.iter().position(|h| looks_like_date_name(h)).or_else(|| {
-            (0..headers.len()).find(|&i| first.get(i).and_then(parse_date).is_some())
-        }),
+        None => headers
+            .iter()
+            .position(|h| looks_like_date_name(h))
+            .or_else(|| (0..headers.len()).find(|&i| first.get(i).and_then(parse_date).is_some())),
     };
     let value_idx = match &opts.value_col {
         Some(name) => find(name, "value")?,
@@ -189,7 +210,10 @@ pub fn parse_series(bytes: &[u8], file: &str, opts: &SeriesOptions) -> Result<Se
             })?,
     };
     if Some(value_idx) == date_idx {
-        return Err(shape(format!("column {:?} cannot be both date and value", headers[value_idx])));
+        return Err(shape(format!(
+            "column {:?} cannot be both date and value",
+            headers[value_idx]
+        )));
     }
     let value_name = headers[value_idx].clone();
     let mut dates = Vec::with_capacity(rows.len());
@@ -241,7 +265,10 @@ pub fn parse_series(bytes: &[u8], file: &str, opts: &SeriesOptions) -> Result<Se
             dates = order.iter().map(|&i| dates[i].clone()).collect();
             parsed_dates = Some(order.iter().map(|&i| parsed[i]).collect());
         } else if opts.date_col.is_some() {
-            let i = dates.iter().position(|s| parse_date(s).is_none()).unwrap_or(0);
+            let i = dates
+                .iter()
+                .position(|s| parse_date(s).is_none())
+                .unwrap_or(0);
             return Err(SeriesError::Value {
                 file: file.to_string(),
                 line: lines[i],
@@ -262,6 +289,13 @@ pub fn parse_series(bytes: &[u8], file: &str, opts: &SeriesOptions) -> Result<Se
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn err_of(r: Result<Series, SeriesError>) -> String {
+        match r {
+            Ok(s) => panic!("expected an error, got {s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
 
     fn parse(s: &str) -> Result<Series, SeriesError> {
         parse_series(s.as_bytes(), "t.csv", &SeriesOptions::default())
@@ -287,24 +321,37 @@ mod tests {
 
     #[test]
     fn named_columns() {
-        let opts = SeriesOptions { date_col: Some("d".into()), value_col: Some("units".into()) };
-        let s = parse_series(b"d,units,price\n2024-01-01,3,9.5\n2024-01-02,4,9.0\n", "f", &opts)
-            .expect("parse");
+        let opts = SeriesOptions {
+            date_col: Some("d".into()),
+            value_col: Some("units".into()),
+        };
+        let s = parse_series(
+            b"d,units,price\n2024-01-01,3,9.5\n2024-01-02,4,9.0\n",
+            "f",
+            &opts,
+        )
+        .expect("parse");
         assert_eq!(s.values, vec![3.0, 4.0]);
-        let bad = SeriesOptions { value_col: Some("nope".into()), ..SeriesOptions::default() };
-        let e = parse_series(b"d,units\n2024-01-01,3\n", "f.csv", &bad).unwrap_err().to_string();
+        let bad = SeriesOptions {
+            value_col: Some("nope".into()),
+            ..SeriesOptions::default()
+        };
+        let e = err_of(parse_series(b"d,units\n2024-01-01,3\n", "f.csv", &bad));
         assert!(e.contains("f.csv") && e.contains("nope"), "{e}");
     }
 
     #[test]
     fn errors_name_file_line_column() {
-        let e = parse("date,value\n2024-01-01,1\n2024-01-02,abc\n").unwrap_err().to_string();
-        assert!(e.contains("t.csv") && e.contains("line 3") && e.contains("value"), "{e}");
-        let e = parse("date,value\n2024-01-01,1\n2024-01-02,\n").unwrap_err().to_string();
+        let e = err_of(parse("date,value\n2024-01-01,1\n2024-01-02,abc\n"));
+        assert!(
+            e.contains("t.csv") && e.contains("line 3") && e.contains("value"),
+            "{e}"
+        );
+        let e = err_of(parse("date,value\n2024-01-01,1\n2024-01-02,\n"));
         assert!(e.contains("line 3") && e.contains("missing"), "{e}");
-        let e = parse("date,value\n2024-01-01,1\n2024-01-01,2\n").unwrap_err().to_string();
+        let e = err_of(parse("date,value\n2024-01-01,1\n2024-01-01,2\n"));
         assert!(e.contains("duplicate"), "{e}");
-        let e = parse("date,value\n2024-01-01,1\n2024-01-02,2,3\n").unwrap_err().to_string();
+        let e = err_of(parse("date,value\n2024-01-01,1\n2024-01-02,2,3\n"));
         assert!(e.contains("line 3"), "{e}");
         assert!(parse("date,value\n").is_err());
         assert!(parse("a,b\nx,y\n").is_err());

@@ -102,25 +102,48 @@ impl EtsSpec {
 
     /// Holt's linear trend, ETS(A,A,N) or ETS(A,Ad,N) when `damped`.
     pub fn holt(damped: bool) -> Self {
-        let trend = if damped { TrendType::Damped } else { TrendType::Additive };
+        let trend = if damped {
+            TrendType::Damped
+        } else {
+            TrendType::Additive
+        };
         EtsSpec::new(ErrorType::Additive, trend, SeasonType::None, 1)
     }
 
     /// Holt-Winters additive, ETS(A,A,A) (damped: ETS(A,Ad,A)).
     pub fn hw_additive(period: usize, damped: bool) -> Self {
-        let trend = if damped { TrendType::Damped } else { TrendType::Additive };
+        let trend = if damped {
+            TrendType::Damped
+        } else {
+            TrendType::Additive
+        };
         EtsSpec::new(ErrorType::Additive, trend, SeasonType::Additive, period)
     }
 
     /// Holt-Winters multiplicative, ETS(M,A,M) (damped: ETS(M,Ad,M)), as R's `hw`.
     pub fn hw_multiplicative(period: usize, damped: bool) -> Self {
-        let trend = if damped { TrendType::Damped } else { TrendType::Additive };
-        EtsSpec::new(ErrorType::Multiplicative, trend, SeasonType::Multiplicative, period)
+        let trend = if damped {
+            TrendType::Damped
+        } else {
+            TrendType::Additive
+        };
+        EtsSpec::new(
+            ErrorType::Multiplicative,
+            trend,
+            SeasonType::Multiplicative,
+            period,
+        )
     }
 
     /// A spec from its parts, without transform.
     pub fn new(error: ErrorType, trend: TrendType, season: SeasonType, period: usize) -> Self {
-        EtsSpec { error, trend, season, period: period.max(1), transform: Transform::None }
+        EtsSpec {
+            error,
+            trend,
+            season,
+            period: period.max(1),
+            transform: Transform::None,
+        }
     }
 
     /// The same spec fitted on log(y).
@@ -131,7 +154,11 @@ impl EtsSpec {
 
     /// The season length actually used (1 without a season).
     pub fn m(&self) -> usize {
-        if self.season == SeasonType::None { 1 } else { self.period.max(1) }
+        if self.season == SeasonType::None {
+            1
+        } else {
+            self.period.max(1)
+        }
     }
 
     /// Name in Hyndman's notation, e.g. `ETS(M,Ad,M)`, with ` on log(y)` for the transform.
@@ -150,7 +177,11 @@ impl EtsSpec {
             SeasonType::Additive => "A",
             SeasonType::Multiplicative => "M",
         };
-        let log = if self.transform == Transform::Log { " on log(y)" } else { "" };
+        let log = if self.transform == Transform::Log {
+            " on log(y)"
+        } else {
+            ""
+        };
         format!("ETS({e},{t},{s}){log}")
     }
 
@@ -266,7 +297,10 @@ fn check_series(y: &[f64]) -> Result<(), ModelError> {
         return Err(ModelError::InvalidInput("empty series".into()));
     }
     if let Some(i) = y.iter().position(|v| !v.is_finite()) {
-        return Err(ModelError::InvalidInput(format!("value {} (index {i}) is not finite", y[i])));
+        return Err(ModelError::InvalidInput(format!(
+            "value {} (index {i}) is not finite",
+            y[i]
+        )));
     }
     Ok(())
 }
@@ -330,7 +364,20 @@ impl Layout {
             None
         };
         let s0_fixed = s0_fixed.unwrap_or_default();
-        Layout { spec, m, fixed, alpha, beta, gamma, phi, l0, b0, s0, s0_fixed, dim }
+        Layout {
+            spec,
+            m,
+            fixed,
+            alpha,
+            beta,
+            gamma,
+            phi,
+            l0,
+            b0,
+            s0,
+            s0_fixed,
+            dim,
+        }
     }
 
     /// Unpacks a vector into parameters (scaled data). `l0_fixed` is the fixed
@@ -340,8 +387,16 @@ impl Layout {
         let trend = self.spec.trend != TrendType::None;
         let season = self.spec.season != SeasonType::None;
         let alpha = get(self.alpha, self.fixed.alpha, 0.0);
-        let beta = if trend { get(self.beta, self.fixed.beta, 0.0) } else { 0.0 };
-        let gamma = if season { get(self.gamma, self.fixed.gamma, 0.0) } else { 0.0 };
+        let beta = if trend {
+            get(self.beta, self.fixed.beta, 0.0)
+        } else {
+            0.0
+        };
+        let gamma = if season {
+            get(self.gamma, self.fixed.gamma, 0.0)
+        } else {
+            0.0
+        };
         let phi = match self.spec.trend {
             TrendType::Damped => get(self.phi, self.fixed.phi, 0.98),
             _ => 1.0,
@@ -361,7 +416,15 @@ impl Layout {
             }
             None => self.s0_fixed.clone(),
         };
-        EtsParams { alpha, beta, gamma, phi, l0, b0, s0 }
+        EtsParams {
+            alpha,
+            beta,
+            gamma,
+            phi,
+            l0,
+            b0,
+            s0,
+        }
     }
 
     /// Moves the estimated smoothing parameters into the usual bounds;
@@ -440,7 +503,11 @@ fn run_amse(
     let mut cntk = vec![0usize; h];
     let mut l = p.l0;
     let mut b = p.b0;
-    let mut s: Vec<f64> = if p.s0.is_empty() { vec![0.0; m] } else { p.s0.clone() };
+    let mut s: Vec<f64> = if p.s0.is_empty() {
+        vec![0.0; m]
+    } else {
+        p.s0.clone()
+    };
     let seasonal = spec.season;
     let mult_err = spec.error == ErrorType::Multiplicative;
     let damped_b = |b: f64| b * p.phi;
@@ -449,7 +516,11 @@ fn run_amse(
     let mut prod = 1.0_f64;
     for (t, &yt) in y.iter().enumerate() {
         let i = t % m;
-        let phib = if spec.trend == TrendType::None { 0.0 } else { damped_b(b) };
+        let phib = if spec.trend == TrendType::None {
+            0.0
+        } else {
+            damped_b(b)
+        };
         let q = l + phib;
         let si = s[i];
         let mu = match seasonal {
@@ -527,19 +598,37 @@ fn run_amse(
         return None;
     }
     let amse = if h > 0 {
-        msek.iter().zip(&cntk).filter(|(_, c)| **c > 0).map(|(v, c)| v / *c as f64).sum::<f64>()
+        msek.iter()
+            .zip(&cntk)
+            .filter(|(_, c)| **c > 0)
+            .map(|(v, c)| v / *c as f64)
+            .sum::<f64>()
             / h as f64
     } else {
         0.0
     };
-    Some((sse, logf, amse, State { l, b, s, t: y.len() }))
+    Some((
+        sse,
+        logf,
+        amse,
+        State {
+            l,
+            b,
+            s,
+            t: y.len(),
+        },
+    ))
 }
 
 /// −2 log-likelihood up to the constant n(1 + log 2π) − n log n, i.e. R's
 /// `n log(SSE) + 2 Σ log|μ|`.
 fn objective(spec: &EtsSpec, n: usize, sse: f64, logf: f64) -> f64 {
     let base = n as f64 * sse.max(1e-300).ln();
-    if spec.error == ErrorType::Multiplicative { base + 2.0 * logf } else { base }
+    if spec.error == ErrorType::Multiplicative {
+        base + 2.0 * logf
+    } else {
+        base
+    }
 }
 
 /// Classical-decomposition starting values (Hyndman et al. 2008 §2.6.1).
@@ -555,7 +644,7 @@ fn heuristic_start(spec: &EtsSpec, y: &[f64]) -> (f64, f64, Vec<f64>) {
         let mut ma = vec![f64::NAN; w.len()];
         let half = m / 2;
         for t in half..w.len().saturating_sub(half) {
-            let v = if m % 2 == 0 {
+            let v = if m.is_multiple_of(2) {
                 if t + half >= w.len() {
                     continue;
                 }
@@ -600,7 +689,14 @@ fn heuristic_start(spec: &EtsSpec, y: &[f64]) -> (f64, f64, Vec<f64>) {
             *v = if mult { *v / s[t % m] } else { *v - s[t % m] };
         }
     } else if spec.season != SeasonType::None {
-        s = vec![if spec.season == SeasonType::Multiplicative { 1.0 } else { 0.0 }; m];
+        s = vec![
+            if spec.season == SeasonType::Multiplicative {
+                1.0
+            } else {
+                0.0
+            };
+            m
+        ];
     }
     let k = ysa.len().min((2 * m).max(10));
     let head = &ysa[..k];
@@ -719,7 +815,9 @@ fn nelder_mead(
             fv[i] = eval(&simplex[i], &mut evals);
         }
     }
-    let best = (0..=d).min_by(|&a, &b| fv[a].total_cmp(&fv[b])).unwrap_or(0);
+    let best = (0..=d)
+        .min_by(|&a, &b| fv[a].total_cmp(&fv[b]))
+        .unwrap_or(0);
     (simplex[best].clone(), fv[best], evals)
 }
 
@@ -744,7 +842,13 @@ pub struct FitOptions {
 
 impl Default for FitOptions {
     fn default() -> Self {
-        FitOptions { max_evals: 2000, restarts: 1, amse_horizon: 0, heuristic_season: false, tol: 1e-4 }
+        FitOptions {
+            max_evals: 1500,
+            restarts: 1,
+            amse_horizon: 0,
+            heuristic_season: false,
+            tol: 1e-4,
+        }
     }
 }
 
@@ -818,7 +922,11 @@ pub fn fit_ets_with(
     };
     let scale = {
         let mean = x.iter().map(|v| v.abs()).sum::<f64>() / x.len() as f64;
-        if mean > 0.0 && mean.is_finite() { mean } else { 1.0 }
+        if mean > 0.0 && mean.is_finite() {
+            mean
+        } else {
+            1.0
+        }
     };
     for v in &mut x {
         *v /= scale;
@@ -839,7 +947,11 @@ pub fn fit_ets_with(
     };
     let mut x0 = vec![0.0; layout.dim];
     let mut steps = vec![0.0; layout.dim];
-    let a0 = fixed.alpha.unwrap_or(if spec.season != SeasonType::None { 0.2 } else { 0.5 });
+    let a0 = fixed.alpha.unwrap_or(if spec.season != SeasonType::None {
+        0.2
+    } else {
+        0.5
+    });
     if let Some(i) = layout.alpha {
         x0[i] = a0;
         steps[i] = 0.1;
@@ -858,7 +970,9 @@ pub fn fit_ets_with(
     }
     let sd = {
         let mean = x.iter().sum::<f64>() / x.len() as f64;
-        (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64).sqrt().max(1e-3)
+        (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / x.len() as f64)
+            .sqrt()
+            .max(1e-3)
     };
     if let Some(i) = layout.l0 {
         x0[i] = hl;
@@ -934,7 +1048,13 @@ pub fn fit_ets_with(
     if spec.transform == Transform::Log {
         loglik -= y.iter().map(|v| v.ln()).sum::<f64>();
     }
-    let k = layout.dim + 1 + if layout.s0.is_none() && spec.season != SeasonType::None { m - 1 } else { 0 };
+    let k = layout.dim
+        + 1
+        + if layout.s0.is_none() && spec.season != SeasonType::None {
+            m - 1
+        } else {
+            0
+        };
     let kf = k as f64;
     let aic = -2.0 * loglik + 2.0 * kf;
     let aicc = if nf - kf - 1.0 > 0.0 {
@@ -988,6 +1108,30 @@ pub fn fit_ets_with(
         scale,
         last,
     })
+}
+
+/// Fits one model for forecasting: by AMSE over 1..`amse_h` steps when the
+/// series is long enough for it (n ≥ 3 (k + h), k the number of parameters),
+/// else (or when `amse_h` is 0) by maximum likelihood. Returns the fit and
+/// `amse<h>` or `mle`.
+pub fn fit_ets_for_forecast(
+    y: &[f64],
+    spec: EtsSpec,
+    fixed: &EtsFixed,
+    amse_h: usize,
+) -> Result<(EtsFit, String), ModelError> {
+    let mle = fit_ets(y, spec, fixed)?;
+    if amse_h == 0 || y.len() < 3 * (mle.k + amse_h) || mle.k <= 1 {
+        return Ok((mle, "mle".into()));
+    }
+    let opts = FitOptions {
+        amse_horizon: amse_h,
+        ..FitOptions::default()
+    };
+    match fit_ets_with(y, spec, fixed, &opts) {
+        Ok(f) => Ok((f, format!("amse{amse_h}"))),
+        Err(_) => Ok((mle, "mle".into())),
+    }
 }
 
 /// Acklam's rational approximation of the standard normal quantile (|error| < 1.2e-9).
@@ -1061,7 +1205,11 @@ impl EtsFit {
         for j in 1..=h {
             phi_j *= p.phi;
             damp_sum += phi_j;
-            let trend = if self.spec.trend == TrendType::None { 0.0 } else { damp_sum * st.b };
+            let trend = if self.spec.trend == TrendType::None {
+                0.0
+            } else {
+                damp_sum * st.b
+            };
             let q = st.l + trend;
             let s = st.s.get((st.t + j - 1) % m).copied().unwrap_or(0.0);
             out.push(match self.spec.season {
@@ -1163,7 +1311,11 @@ impl EtsFit {
                 let mut out = Vec::with_capacity(h);
                 for j in 0..h {
                     let i = (self.last.t + j) % m;
-                    let phib = if self.spec.trend == TrendType::None { 0.0 } else { p.phi * b };
+                    let phib = if self.spec.trend == TrendType::None {
+                        0.0
+                    } else {
+                        p.phi * b
+                    };
                     let q = l + phib;
                     let si = s[i];
                     let mu = match self.spec.season {
@@ -1264,7 +1416,10 @@ pub struct AutoFit {
 impl AutoEts {
     /// A search over the seasonal and non-seasonal family with season length `period`.
     pub fn new(period: usize) -> Self {
-        AutoEts { period, ..AutoEts::default() }
+        AutoEts {
+            period,
+            ..AutoEts::default()
+        }
     }
 
     /// The candidate specs for a series (R's restricted set, plus log models).
@@ -1329,14 +1484,18 @@ impl AutoEts {
             .collect();
         // Stage 2: the promising seasonal candidates get the full fit (all
         // initial states estimated); non-seasonal fits are already full.
-        let mut seasonal: Vec<&EtsFit> =
-            screened.iter().filter(|f| f.spec.season != SeasonType::None).collect();
+        let mut seasonal: Vec<&EtsFit> = screened
+            .iter()
+            .filter(|f| f.spec.season != SeasonType::None)
+            .collect();
         seasonal.sort_by(|a, b| a.aicc.total_cmp(&b.aicc));
         let floor = seasonal.first().map(|f| f.aicc).unwrap_or(f64::INFINITY);
         let finalists: Vec<EtsSpec> = seasonal
             .iter()
             .enumerate()
-            .filter(|(i, f)| *i < self.finalists.max(1) && (f.aicc - floor <= self.screen_margin || *i < 2))
+            .filter(|(i, f)| {
+                *i < self.finalists.max(1) && (f.aicc - floor <= self.screen_margin || *i < 2)
+            })
             .map(|(_, f)| f.spec)
             .collect();
         let full: Vec<EtsFit> = finalists
@@ -1361,7 +1520,10 @@ impl AutoEts {
         let h = self.refit_amse;
         // AMSE needs enough data beyond the parameters to be stable.
         if h > 0 && y.len() >= 3 * (best.k + h) {
-            let opts = FitOptions { amse_horizon: h, ..self.options };
+            let opts = FitOptions {
+                amse_horizon: h,
+                ..self.options
+            };
             if let Ok(refit) = fit_ets_with(y, best.spec, &EtsFixed::default(), &opts) {
                 return Ok(AutoFit {
                     best: refit,
@@ -1371,7 +1533,12 @@ impl AutoEts {
                 });
             }
         }
-        Ok(AutoFit { best, candidates, selection_aicc, estimation: "mle".into() })
+        Ok(AutoFit {
+            best,
+            candidates,
+            selection_aicc,
+            estimation: "mle".into(),
+        })
     }
 }
 
@@ -1399,7 +1566,11 @@ pub fn mape(actual: &[f64], forecast: &[f64]) -> f64 {
             n += 1;
         }
     }
-    if n == 0 { f64::NAN } else { 100.0 * s / n as f64 }
+    if n == 0 {
+        f64::NAN
+    } else {
+        100.0 * s / n as f64
+    }
 }
 
 /// Root mean squared error.
@@ -1408,10 +1579,13 @@ pub fn rmse(actual: &[f64], forecast: &[f64]) -> f64 {
     if n == 0 {
         return f64::NAN;
     }
-    let s: f64 = actual.iter().zip(forecast).map(|(a, f)| (a - f).powi(2)).sum();
+    let s: f64 = actual
+        .iter()
+        .zip(forecast)
+        .map(|(a, f)| (a - f).powi(2))
+        .sum();
     (s / n as f64).sqrt()
 }
-
 
 /// augurs-ets 0.10 `AutoETS` over the non-seasonal family ("ZZN"), for the
 /// benchmark against our own selection: returns the chosen model's name and
@@ -1419,10 +1593,16 @@ pub fn rmse(actual: &[f64], forecast: &[f64]) -> f64 {
 pub fn augurs_auto_nonseasonal(train: &[f64], h: usize) -> Result<(String, Vec<f64>), ModelError> {
     use augurs_core::{Fit, Predict};
     check_series(train)?;
-    let auto = augurs_ets::AutoETS::new(1, "ZZN")
-        .map_err(|e| ModelError::InvalidParameter { name: "spec".into(), reason: e.to_string() })?;
-    let fit = auto.fit(train).map_err(|e| ModelError::FitFailed(format!("augurs: {e}")))?;
-    let fc = fit.predict(h, None).map_err(|e| ModelError::FitFailed(format!("augurs: {e}")))?;
+    let auto = augurs_ets::AutoETS::new(1, "ZZN").map_err(|e| ModelError::InvalidParameter {
+        name: "spec".into(),
+        reason: e.to_string(),
+    })?;
+    let fit = auto
+        .fit(train)
+        .map_err(|e| ModelError::FitFailed(format!("augurs: {e}")))?;
+    let fc = fit
+        .predict(h, None)
+        .map_err(|e| ModelError::FitFailed(format!("augurs: {e}")))?;
     let t = fit.model().model_type();
     Ok((format!("augurs AutoETS {t:?}"), fc.point))
 }
@@ -1438,26 +1618,16 @@ mod tests {
         for (a, b) in lv.iter().zip(want) {
             assert!((a - b).abs() < 1e-9, "{lv:?}");
         }
-        let fixed = EtsFixed { alpha: Some(0.2), initial_level: Some(0.0), ..EtsFixed::default() };
+        let fixed = EtsFixed {
+            alpha: Some(0.2),
+            initial_level: Some(0.0),
+            ..EtsFixed::default()
+        };
         let fit = fit_ets(&[100.0, 120.0, 150.0, 180.0], EtsSpec::ses(), &fixed).expect("fit");
         for (a, b) in fit.levels.iter().zip(want) {
             assert!((a - b).abs() < 1e-9, "{:?}", fit.levels);
         }
         assert!((fit.forecast(3)[2] - 85.6).abs() < 1e-9);
-    }
-
-    #[test]
-    #[ignore = "timing probe"]
-    fn probe_eval_cost() {
-        let y: Vec<f64> = (0..132).map(|t| 1.0 + 0.01 * t as f64 + 0.2 * ((t % 12) as f64 / 12.0)).collect();
-        let spec = EtsSpec::hw_multiplicative(12, false);
-        let p = EtsParams { alpha: 0.3, beta: 0.01, gamma: 0.3, phi: 1.0, l0: 1.0, b0: 0.01, s0: vec![1.0; 12] };
-        let t0 = std::time::Instant::now();
-        let mut acc = 0.0;
-        for _ in 0..100_000 {
-            acc += run(&spec, &p, &y, None).map(|r| r.0).unwrap_or(0.0);
-        }
-        eprintln!("per eval {:.3} us ({acc})", t0.elapsed().as_secs_f64() * 10.0);
     }
 
     #[test]
@@ -1471,7 +1641,10 @@ mod tests {
     fn nelder_mead_finds_quadratic_minimum() {
         let mut f = |x: &[f64]| (x[0] - 3.0).powi(2) + 10.0 * (x[1] + 1.0).powi(2) + x[2].powi(2);
         let (x, v, _) = nelder_mead(&mut f, &[0.0, 0.0, 1.0], &[1.0, 1.0, 1.0], 5000, 1e-14);
-        assert!(v < 1e-8 && (x[0] - 3.0).abs() < 1e-3 && (x[1] + 1.0).abs() < 1e-3, "{x:?}");
+        assert!(
+            v < 1e-8 && (x[0] - 3.0).abs() < 1e-3 && (x[1] + 1.0).abs() < 1e-3,
+            "{x:?}"
+        );
     }
 
     #[test]
@@ -1480,8 +1653,18 @@ mod tests {
         assert!(fit_ets(&[1.0, f64::NAN, 2.0], EtsSpec::ses(), &EtsFixed::default()).is_err());
         let y = [1.0, 2.0, 3.0, 0.0, 5.0, 6.0, 7.0, 8.0];
         assert!(fit_ets(&y, EtsSpec::ses().on_log(), &EtsFixed::default()).is_err());
-        let fixed = EtsFixed { alpha: Some(1.5), ..EtsFixed::default() };
+        let fixed = EtsFixed {
+            alpha: Some(1.5),
+            ..EtsFixed::default()
+        };
         assert!(fit_ets(&y, EtsSpec::ses(), &fixed).is_err());
-        assert!(fit_ets(&y[..5], EtsSpec::hw_additive(4, false), &EtsFixed::default()).is_err());
+        assert!(
+            fit_ets(
+                &y[..5],
+                EtsSpec::hw_additive(4, false),
+                &EtsFixed::default()
+            )
+            .is_err()
+        );
     }
 }

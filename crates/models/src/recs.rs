@@ -38,7 +38,14 @@ use popularity::Popularity;
 use topn::{Scored, TopNFilter, top_n};
 
 /// The algorithm names accepted by [`AlgoParams::default_for`].
-pub const ALGORITHMS: &[&str] = &["popularity", "item-knn", "user-knn", "ials", "ease", "blend"];
+pub const ALGORITHMS: &[&str] = &[
+    "popularity",
+    "item-knn",
+    "user-knn",
+    "ials",
+    "ease",
+    "blend",
+];
 
 /// An algorithm with its hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,10 +101,20 @@ impl AlgoParams {
     pub fn default_for(name: &str) -> Result<Self, ModelError> {
         Ok(match name {
             "popularity" | "pop" => AlgoParams::Popularity,
-            "item-knn" | "itemknn" | "item_knn" => AlgoParams::ItemKnn { k: 100, shrink: 10.0 },
-            "user-knn" | "userknn" | "user_knn" => AlgoParams::UserKnn { k: 50, shrink: 10.0 },
+            "item-knn" | "itemknn" | "item_knn" => AlgoParams::ItemKnn {
+                k: 100,
+                shrink: 10.0,
+            },
+            "user-knn" | "userknn" | "user_knn" => AlgoParams::UserKnn {
+                k: 50,
+                shrink: 10.0,
+            },
             "ials" | "als" => AlgoParams::Ials(IalsParams::default()),
-            "ease" => AlgoParams::Ease { lambda: 500.0, dropout: 0.0, max_items: EASE_MAX_ITEMS },
+            "ease" => AlgoParams::Ease {
+                lambda: 500.0,
+                dropout: 0.0,
+                max_items: EASE_MAX_ITEMS,
+            },
             "blend" => AlgoParams::Blend {
                 lambda: 500.0,
                 dropout: 0.0,
@@ -108,7 +125,10 @@ impl AlgoParams {
             other => {
                 return Err(ModelError::InvalidParameter {
                     name: "algo".into(),
-                    reason: format!("unknown algorithm {other:?}; expected one of {}", ALGORITHMS.join(", ")),
+                    reason: format!(
+                        "unknown algorithm {other:?}; expected one of {}",
+                        ALGORITHMS.join(", ")
+                    ),
                 });
             }
         })
@@ -130,9 +150,16 @@ impl AlgoParams {
     /// `alpha`, `iterations`, `cg_steps`, `seed`, `lambda`, `dropout`,
     /// `weight`, `max_items`).
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
-        let bad = |reason: &str| ModelError::InvalidParameter { name: key.to_owned(), reason: reason.to_owned() };
+        let bad = |reason: &str| ModelError::InvalidParameter {
+            name: key.to_owned(),
+            reason: reason.to_owned(),
+        };
         let as_count = |v: f64| -> Result<usize, ModelError> {
-            if v >= 1.0 && v.fract() == 0.0 && v < 1e9 { Ok(v as usize) } else { Err(bad("must be a whole number >= 1")) }
+            if v >= 1.0 && v.fract() == 0.0 && v < 1e9 {
+                Ok(v as usize)
+            } else {
+                Err(bad("must be a whole number >= 1"))
+            }
         };
         if !value.is_finite() {
             return Err(bad("must be finite"));
@@ -163,7 +190,11 @@ impl AlgoParams {
                 _ => false,
             },
             AlgoParams::Ials(p) => set_ials(p)?,
-            AlgoParams::Ease { lambda, dropout, max_items } => match key {
+            AlgoParams::Ease {
+                lambda,
+                dropout,
+                max_items,
+            } => match key {
                 "lambda" => {
                     *lambda = value;
                     true
@@ -178,7 +209,13 @@ impl AlgoParams {
                 }
                 _ => false,
             },
-            AlgoParams::Blend { lambda, dropout, weight, ials, max_items } => match key {
+            AlgoParams::Blend {
+                lambda,
+                dropout,
+                weight,
+                ials,
+                max_items,
+            } => match key {
                 "lambda" => {
                     *lambda = value;
                     true
@@ -198,7 +235,11 @@ impl AlgoParams {
                 _ => set_ials(ials)?,
             },
         };
-        if known { Ok(()) } else { Err(bad(&format!("not a parameter of {}", self.name()))) }
+        if known {
+            Ok(())
+        } else {
+            Err(bad(&format!("not a parameter of {}", self.name())))
+        }
     }
 
     /// Sets the seed of the randomized algorithms (no-op for the others).
@@ -279,31 +320,60 @@ impl Recommender {
     }
 
     /// Fits on a user × item matrix and its transpose.
-    pub fn fit_matrices(params: &AlgoParams, by_user: &Csr, by_item: &Csr) -> Result<Self, ModelError> {
+    pub fn fit_matrices(
+        params: &AlgoParams,
+        by_user: &Csr,
+        by_item: &Csr,
+    ) -> Result<Self, ModelError> {
         if by_user.n_cols == 0 {
             return Err(ModelError::InvalidInput("no items to recommend".into()));
         }
         let popularity = Popularity::fit(by_user);
         let model = match params {
             AlgoParams::Popularity => Fitted::Popularity,
-            AlgoParams::ItemKnn { k, shrink } => Fitted::ItemKnn(ItemKnn::fit(by_user, by_item, *k, *shrink)),
-            AlgoParams::UserKnn { k, shrink } => Fitted::UserKnn(UserKnn::fit(by_user, by_item, *k, *shrink)),
-            AlgoParams::Ials(p) => Fitted::Ials(Ials::fit(by_user, by_item, *p)?),
-            AlgoParams::Ease { lambda, dropout, max_items } => {
-                Fitted::Ease(Ease::fit(by_user, by_item, *lambda, *dropout, *max_items)?)
+            AlgoParams::ItemKnn { k, shrink } => {
+                Fitted::ItemKnn(ItemKnn::fit(by_user, by_item, *k, *shrink))
             }
-            AlgoParams::Blend { lambda, dropout, weight, ials, max_items } => {
+            AlgoParams::UserKnn { k, shrink } => {
+                Fitted::UserKnn(UserKnn::fit(by_user, by_item, *k, *shrink))
+            }
+            AlgoParams::Ials(p) => Fitted::Ials(Ials::fit(by_user, by_item, *p)?),
+            AlgoParams::Ease {
+                lambda,
+                dropout,
+                max_items,
+            } => Fitted::Ease(Ease::fit(by_user, by_item, *lambda, *dropout, *max_items)?),
+            AlgoParams::Blend {
+                lambda,
+                dropout,
+                weight,
+                ials,
+                max_items,
+            } => {
                 if !(0.0..=1.0).contains(weight) {
-                    return Err(ModelError::InvalidParameter { name: "weight".into(), reason: "must be in [0, 1]".into() });
+                    return Err(ModelError::InvalidParameter {
+                        name: "weight".into(),
+                        reason: "must be in [0, 1]".into(),
+                    });
                 }
                 let (ease, ials) = rayon::join(
                     || Ease::fit(by_user, by_item, *lambda, *dropout, *max_items),
                     || Ials::fit(by_user, by_item, *ials),
                 );
-                Fitted::Blend { ease: ease?, ials: ials?, weight: *weight }
+                Fitted::Blend {
+                    ease: ease?,
+                    ials: ials?,
+                    weight: *weight,
+                }
             }
         };
-        Ok(Recommender { params: params.clone(), n_items: by_user.n_cols, n_users: by_user.n_rows, popularity, model })
+        Ok(Recommender {
+            params: params.clone(),
+            n_items: by_user.n_cols,
+            n_users: by_user.n_rows,
+            popularity,
+            model,
+        })
     }
 
     /// Scores every item. `user` is the training row when the customer was in
@@ -347,13 +417,19 @@ impl Recommender {
             self.scores(user, history, &mut s);
         }
         let seen: Vec<u32> = history.iter().map(|&(i, _)| i).collect();
-        Recommendation { items: top_n(&s, &seen, n, filter), fallback }
+        Recommendation {
+            items: top_n(&s, &seen, n, filter),
+            fallback,
+        }
     }
 
     /// Top-`n` item lists for every row of `by_user` (the training users, in
     /// order), in parallel; seen items are excluded unless `include_seen`.
     pub fn recommend_all(&self, by_user: &Csr, n: usize, include_seen: bool) -> Vec<Vec<u32>> {
-        let filter = TopNFilter { include_seen, ..Default::default() };
+        let filter = TopNFilter {
+            include_seen,
+            ..Default::default()
+        };
         (0..by_user.n_rows)
             .into_par_iter()
             .map_init(
@@ -365,7 +441,10 @@ impl Recommender {
                     } else {
                         self.scores(Some(u as u32), &hist, s);
                     }
-                    top_n(s, by_user.row_indices(u), n, &filter).into_iter().map(|x| x.item).collect()
+                    top_n(s, by_user.row_indices(u), n, &filter)
+                        .into_iter()
+                        .map(|x| x.item)
+                        .collect()
                 },
             )
             .collect()
@@ -373,7 +452,13 @@ impl Recommender {
 
     /// The customer's own items that contributed most to `item`'s score,
     /// largest contribution first (at most `top`; only positive contributions).
-    pub fn explain(&self, user: Option<u32>, history: &[(u32, f32)], item: u32, top: usize) -> Vec<(u32, f32)> {
+    pub fn explain(
+        &self,
+        user: Option<u32>,
+        history: &[(u32, f32)],
+        item: u32,
+        top: usize,
+    ) -> Vec<(u32, f32)> {
         let _ = user;
         let mut c = match &self.model {
             Fitted::Popularity => Vec::new(),

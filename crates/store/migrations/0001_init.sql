@@ -1,15 +1,22 @@
 -- infogap store schema, version 1.
 -- Facts point at the identity that brought them (identity_id), never at the
 -- unified customer directly: merging or splitting customers then only rewrites
--- identities.customer_id, and every fact follows. Re-imports are idempotent:
--- each fact row carries (source_id, row_key) where row_key hashes the row's
--- mapped values and its occurrence number in the file.
+-- identities.customer_id, and every fact follows. Every fact row carries the
+-- file it came from (file_id): re-importing an unchanged file is skipped, a
+-- changed file replaces that file's rows, a new file adds to the source.
 
 CREATE TABLE sources (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
     kind        TEXT NOT NULL,
     namespace   TEXT NOT NULL
+);
+
+CREATE TABLE files (
+    id          INTEGER PRIMARY KEY,
+    source_id   INTEGER NOT NULL REFERENCES sources(id),
+    path        TEXT NOT NULL,
+    UNIQUE (source_id, path)
 );
 
 CREATE TABLE import_runs (
@@ -40,6 +47,7 @@ CREATE TABLE identities (
     customer_id INTEGER NOT NULL,
     source_id   INTEGER NOT NULL REFERENCES sources(id),
     line        INTEGER NOT NULL,       -- source record that first brought it
+    shared      INTEGER NOT NULL DEFAULT 0, -- over-shared global key: never links
     UNIQUE (namespace, kind, value)
 );
 CREATE INDEX identities_customer ON identities(customer_id);
@@ -85,6 +93,7 @@ CREATE TABLE orders (
     time        INTEGER,
     amount      REAL,                   -- from an orders source; NULL = sum of lines
     discount    REAL,
+    file_id     INTEGER,                -- file that created it (order lines)
     UNIQUE (namespace, key)
 );
 CREATE INDEX orders_identity ON orders(identity_id);
@@ -92,42 +101,39 @@ CREATE INDEX orders_identity ON orders(identity_id);
 CREATE TABLE order_lines (
     id          INTEGER PRIMARY KEY,
     source_id   INTEGER NOT NULL,
-    row_key     INTEGER NOT NULL,
+    file_id     INTEGER NOT NULL,
     order_id    INTEGER NOT NULL REFERENCES orders(id),
     identity_id INTEGER NOT NULL,
     product_id  INTEGER,
     quantity    REAL NOT NULL,
     amount      REAL NOT NULL,
     discount    REAL NOT NULL,
-    time        INTEGER,
-    UNIQUE (source_id, row_key)
+    time        INTEGER
 );
 CREATE INDEX order_lines_order ON order_lines(order_id);
 
 CREATE TABLE events (
     id          INTEGER PRIMARY KEY,
     source_id   INTEGER NOT NULL,
-    row_key     INTEGER NOT NULL,
+    file_id     INTEGER NOT NULL,
     identity_id INTEGER NOT NULL,
     kind        TEXT NOT NULL,
     product_id  INTEGER,
     value       REAL,
     channel     TEXT,
-    time        INTEGER,
-    UNIQUE (source_id, row_key)
+    time        INTEGER
 );
 
 CREATE TABLE feedback (
     id          INTEGER PRIMARY KEY,
     source_id   INTEGER NOT NULL,
-    row_key     INTEGER NOT NULL,
+    file_id     INTEGER NOT NULL,
     identity_id INTEGER NOT NULL,
     kind        TEXT NOT NULL,          -- survey | review | ticket | …
     score       REAL,
     text        TEXT,
     channel     TEXT,
-    time        INTEGER,
-    UNIQUE (source_id, row_key)
+    time        INTEGER
 );
 
 CREATE TABLE campaigns (
@@ -142,23 +148,29 @@ CREATE TABLE campaigns (
 CREATE TABLE campaign_contacts (
     id          INTEGER PRIMARY KEY,
     source_id   INTEGER NOT NULL,
-    row_key     INTEGER NOT NULL,
+    file_id     INTEGER NOT NULL,
     identity_id INTEGER NOT NULL,
     campaign_id INTEGER NOT NULL REFERENCES campaigns(id),
     kind        TEXT NOT NULL,          -- exposure | redemption
-    time        INTEGER,
-    UNIQUE (source_id, row_key)
+    time        INTEGER
+);
+
+CREATE TABLE campaign_products (
+    campaign_id INTEGER NOT NULL,
+    product_id  INTEGER NOT NULL,
+    coupon      TEXT NOT NULL DEFAULT '',
+    source_id   INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, product_id, coupon)
 );
 
 CREATE TABLE consents (
     id          INTEGER PRIMARY KEY,
     source_id   INTEGER NOT NULL,
-    row_key     INTEGER NOT NULL,
+    file_id     INTEGER NOT NULL,
     identity_id INTEGER NOT NULL,
     purpose     TEXT NOT NULL,
     granted     INTEGER NOT NULL,
-    time        INTEGER,
-    UNIQUE (source_id, row_key)
+    time        INTEGER
 );
 
 CREATE TABLE attributes (

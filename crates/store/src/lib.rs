@@ -12,8 +12,10 @@
 //! - **Ids are assigned by the writer.** An import holds the write lock for
 //!   the whole file (`BEGIN IMMEDIATE`), reads the current maximum ids once and
 //!   numbers new rows itself, so bulk inserts need no per-row round trip.
-//! - **Idempotent facts.** Fact rows carry `(source_id, row_key)`, unique; a
-//!   re-import inserts nothing new.
+//! - **Facts remember their file.** Fact rows carry the `file_id` they came
+//!   from: an unchanged file is skipped (by hash), a changed one replaces its
+//!   own rows, a new file adds to its source. No per-row uniqueness index is
+//!   needed, which keeps bulk inserts close to SQLite's raw speed.
 //! - **Versioned migrations** live in `migrations/` and are applied in order at open.
 
 pub mod conformance;
@@ -176,6 +178,8 @@ pub struct OrderRow {
     pub amount: Option<f64>,
     /// Discount (orders sources).
     pub discount: Option<f64>,
+    /// File that created the order.
+    pub file_id: i64,
 }
 
 /// Order line.
@@ -183,8 +187,8 @@ pub struct OrderRow {
 pub struct LineRow {
     /// Source.
     pub source_id: i64,
-    /// Idempotency key.
-    pub row_key: i64,
+    /// File the row came from (a changed file replaces its rows).
+    pub file_id: i64,
     /// Order.
     pub order_id: i64,
     /// Buyer identity.
@@ -206,8 +210,8 @@ pub struct LineRow {
 pub struct EventRow {
     /// Source.
     pub source_id: i64,
-    /// Idempotency key.
-    pub row_key: i64,
+    /// File the row came from (a changed file replaces its rows).
+    pub file_id: i64,
     /// Identity.
     pub identity_id: i64,
     /// Event type.
@@ -227,8 +231,8 @@ pub struct EventRow {
 pub struct FeedbackRow {
     /// Source.
     pub source_id: i64,
-    /// Idempotency key.
-    pub row_key: i64,
+    /// File the row came from (a changed file replaces its rows).
+    pub file_id: i64,
     /// Identity.
     pub identity_id: i64,
     /// survey | review | ticket | …
@@ -265,8 +269,8 @@ pub struct CampaignRow {
 pub struct ContactRow {
     /// Source.
     pub source_id: i64,
-    /// Idempotency key.
-    pub row_key: i64,
+    /// File the row came from (a changed file replaces its rows).
+    pub file_id: i64,
     /// Identity.
     pub identity_id: i64,
     /// Campaign.
@@ -282,8 +286,8 @@ pub struct ContactRow {
 pub struct ConsentRow {
     /// Source.
     pub source_id: i64,
-    /// Idempotency key.
-    pub row_key: i64,
+    /// File the row came from (a changed file replaces its rows).
+    pub file_id: i64,
     /// Identity.
     pub identity_id: i64,
     /// Purpose (marketing, profiling, …).
@@ -307,6 +311,19 @@ pub struct AttributeRow {
     pub source_id: i64,
     /// Line.
     pub line: i64,
+}
+
+/// A product a campaign's coupon applies to.
+#[derive(Debug, Clone)]
+pub struct CouponRow {
+    /// Campaign.
+    pub campaign_id: i64,
+    /// Product.
+    pub product_id: i64,
+    /// Coupon code ('' when none).
+    pub coupon: String,
+    /// Source.
+    pub source_id: i64,
 }
 
 /// Everything one write call inserts, in dependency order.
@@ -334,6 +351,8 @@ pub struct WriteBatch {
     pub consents: Vec<ConsentRow>,
     /// Attributes.
     pub attributes: Vec<AttributeRow>,
+    /// Campaign products (coupons).
+    pub coupons: Vec<CouponRow>,
 }
 
 impl WriteBatch {
@@ -350,6 +369,7 @@ impl WriteBatch {
             + self.contacts.len()
             + self.consents.len()
             + self.attributes.len()
+            + self.coupons.len()
     }
 
     /// True when empty.
@@ -370,6 +390,7 @@ impl WriteBatch {
         self.contacts.clear();
         self.consents.clear();
         self.attributes.clear();
+        self.coupons.clear();
     }
 }
 
@@ -463,8 +484,10 @@ pub struct SourceStats {
 /// Store-wide counts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stats {
-    /// Unified customers (that own at least one identity).
+    /// Unified customers (owning at least one identity that is not an over-shared key).
     pub customers: i64,
+    /// Over-shared keys (family or office emails, shop phones) kept apart and never linked.
+    pub shared_keys: i64,
     /// Identity keys.
     pub identities: i64,
     /// Orders.
@@ -572,8 +595,12 @@ pub struct SavedModel {
 pub trait StoreTx {
     /// Registers (or finds) a source; returns its id.
     fn upsert_source(&mut self, name: &str, kind: &str, namespace: &str) -> Result<i64>;
-    /// File and mapping digests of the source's last successful import.
-    fn last_import(&mut self, source_id: i64) -> Result<Option<(String, String)>>;
+    /// Registers (or finds) a file of a source; returns its id.
+    fn upsert_file(&mut self, source_id: i64, path: &str) -> Result<i64>;
+    /// File and mapping digests of the last successful import of this file of the source.
+    fn last_import(&mut self, source_id: i64, path: &str) -> Result<Option<(String, String)>>;
+    /// Deletes every fact that came from a file (before re-importing a changed file); returns rows deleted.
+    fn delete_file_facts(&mut self, file_id: i64) -> Result<u64>;
     /// Largest ids in use.
     fn max_ids(&mut self) -> Result<MaxIds>;
     /// Key maps of identities, products and campaigns.
@@ -585,8 +612,9 @@ pub trait StoreTx {
     fn write(&mut self, batch: &WriteBatch) -> Result<u64>;
     /// The identity graph (all identities and links).
     fn identity_graph(&mut self) -> Result<(Vec<IdentityRecord>, Vec<LinkRecord>)>;
-    /// Reassigns identities to customers and creates the new customer rows.
-    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64]) -> Result<()>;
+    /// Reassigns identities to customers and creates the new customer rows;
+    /// `shared` lists the over-shared keys (all others are marked not shared).
+    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64], shared: &[i64]) -> Result<()>;
     /// Switches links off (split) or on again (unsplit).
     fn set_links_suppressed(&mut self, link_ids: &[i64], suppressed: bool) -> Result<()>;
     /// Appends to the merge log.

@@ -252,12 +252,40 @@ impl StoreTx for SqliteTx<'_> {
             .ok_or_else(|| StoreError::Database("source vanished after insert".into()))
     }
 
-    fn last_import(&mut self, source_id: i64) -> Result<Option<(String, String)>> {
+    fn upsert_file(&mut self, source_id: i64, path: &str) -> Result<i64> {
+        self.exec(
+            sqlx::query("INSERT INTO files (source_id, path) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                .bind(source_id)
+                .bind(path.to_string()),
+        )?;
+        let rows = self.fetch(
+            sqlx::query("SELECT id FROM files WHERE source_id = ? AND path = ?").bind(source_id).bind(path.to_string()),
+        )?;
+        rows.first()
+            .map(|r| get(r, 0))
+            .transpose()?
+            .ok_or_else(|| StoreError::Database("file vanished after insert".into()))
+    }
+
+    fn delete_file_facts(&mut self, file_id: i64) -> Result<u64> {
+        let mut n = 0;
+        for table in ["order_lines", "events", "feedback", "campaign_contacts", "consents"] {
+            n += self.exec(sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE file_id = ?"))).bind(file_id))?;
+        }
+        n += self.exec(
+            sqlx::query("DELETE FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)").bind(file_id),
+        )?;
+        self.exec(sqlx::query("UPDATE orders SET amount = NULL, discount = NULL WHERE file_id = ?").bind(file_id))?;
+        Ok(n)
+    }
+
+    fn last_import(&mut self, source_id: i64, path: &str) -> Result<Option<(String, String)>> {
         let rows = self.fetch(
             sqlx::query(
-                "SELECT file_hash, config_hash FROM import_runs WHERE source_id = ? AND status IN ('ok', 'unchanged') ORDER BY id DESC LIMIT 1",
+                "SELECT file_hash, config_hash FROM import_runs WHERE source_id = ? AND file = ? AND status IN ('ok', 'unchanged') ORDER BY id DESC LIMIT 1",
             )
-            .bind(source_id),
+            .bind(source_id)
+            .bind(path.to_string()),
         )?;
         rows.first().map(|r| Ok((get(r, 0)?, get(r, 1)?))).transpose()
     }
@@ -368,8 +396,8 @@ impl StoreTx for SqliteTx<'_> {
         // New orders count as written records; updates of existing orders do not.
         let before = if b.orders.is_empty() { 0 } else { count(self, "orders")? };
         self.insert_many(
-            "INSERT INTO orders (id, namespace, key, identity_id, time, amount, discount) VALUES",
-            7,
+            "INSERT INTO orders (id, namespace, key, identity_id, time, amount, discount, file_id) VALUES",
+            8,
             "ON CONFLICT(id) DO UPDATE SET time = COALESCE(orders.time, excluded.time), amount = COALESCE(excluded.amount, orders.amount), discount = COALESCE(excluded.discount, orders.discount)",
             &b.orders,
             |q, r| {
@@ -380,19 +408,20 @@ impl StoreTx for SqliteTx<'_> {
                     .bind(r.time)
                     .bind(r.amount)
                     .bind(r.discount)
+                    .bind(r.file_id)
             },
         )?;
         if !b.orders.is_empty() {
             facts += (count(self, "orders")? - before).max(0) as u64;
         }
         facts += self.insert_many(
-            "INSERT INTO order_lines (source_id, row_key, order_id, identity_id, product_id, quantity, amount, discount, time) VALUES",
+            "INSERT INTO order_lines (source_id, file_id, order_id, identity_id, product_id, quantity, amount, discount, time) VALUES",
             9,
             "ON CONFLICT DO NOTHING",
             &b.lines,
             |q, r| {
                 q.bind(r.source_id)
-                    .bind(r.row_key)
+                    .bind(r.file_id)
                     .bind(r.order_id)
                     .bind(r.identity_id)
                     .bind(r.product_id)
@@ -403,13 +432,13 @@ impl StoreTx for SqliteTx<'_> {
             },
         )?;
         facts += self.insert_many(
-            "INSERT INTO events (source_id, row_key, identity_id, kind, product_id, value, channel, time) VALUES",
+            "INSERT INTO events (source_id, file_id, identity_id, kind, product_id, value, channel, time) VALUES",
             8,
             "ON CONFLICT DO NOTHING",
             &b.events,
             |q, r| {
                 q.bind(r.source_id)
-                    .bind(r.row_key)
+                    .bind(r.file_id)
                     .bind(r.identity_id)
                     .bind(r.kind.clone())
                     .bind(r.product_id)
@@ -419,13 +448,13 @@ impl StoreTx for SqliteTx<'_> {
             },
         )?;
         facts += self.insert_many(
-            "INSERT INTO feedback (source_id, row_key, identity_id, kind, score, text, channel, time) VALUES",
+            "INSERT INTO feedback (source_id, file_id, identity_id, kind, score, text, channel, time) VALUES",
             8,
             "ON CONFLICT DO NOTHING",
             &b.feedback,
             |q, r| {
                 q.bind(r.source_id)
-                    .bind(r.row_key)
+                    .bind(r.file_id)
                     .bind(r.identity_id)
                     .bind(r.kind.clone())
                     .bind(r.score)
@@ -435,25 +464,32 @@ impl StoreTx for SqliteTx<'_> {
             },
         )?;
         facts += self.insert_many(
-            "INSERT INTO campaign_contacts (source_id, row_key, identity_id, campaign_id, kind, time) VALUES",
+            "INSERT INTO campaign_contacts (source_id, file_id, identity_id, campaign_id, kind, time) VALUES",
             6,
             "ON CONFLICT DO NOTHING",
             &b.contacts,
-            |q, r| q.bind(r.source_id).bind(r.row_key).bind(r.identity_id).bind(r.campaign_id).bind(r.kind).bind(r.time),
+            |q, r| q.bind(r.source_id).bind(r.file_id).bind(r.identity_id).bind(r.campaign_id).bind(r.kind).bind(r.time),
         )?;
         facts += self.insert_many(
-            "INSERT INTO consents (source_id, row_key, identity_id, purpose, granted, time) VALUES",
+            "INSERT INTO consents (source_id, file_id, identity_id, purpose, granted, time) VALUES",
             6,
             "ON CONFLICT DO NOTHING",
             &b.consents,
             |q, r| {
                 q.bind(r.source_id)
-                    .bind(r.row_key)
+                    .bind(r.file_id)
                     .bind(r.identity_id)
                     .bind(r.purpose.clone())
                     .bind(i64::from(r.granted))
                     .bind(r.time)
             },
+        )?;
+        facts += self.insert_many(
+            "INSERT INTO campaign_products (campaign_id, product_id, coupon, source_id) VALUES",
+            4,
+            "ON CONFLICT DO NOTHING",
+            &b.coupons,
+            |q, r| q.bind(r.campaign_id).bind(r.product_id).bind(r.coupon.clone()).bind(r.source_id),
         )?;
         let mut attr_rows = Vec::with_capacity(b.attributes.len());
         for a in &b.attributes {
@@ -484,7 +520,11 @@ impl StoreTx for SqliteTx<'_> {
         Ok((ids, links))
     }
 
-    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64]) -> Result<()> {
+    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64], shared: &[i64]) -> Result<()> {
+        self.exec(sqlx::query("UPDATE identities SET shared = 0 WHERE shared <> 0"))?;
+        for id in shared {
+            self.exec(sqlx::query("UPDATE identities SET shared = 1 WHERE id = ?").bind(*id))?;
+        }
         let now = now_rfc3339();
         self.insert_many("INSERT INTO customers (id, created_at) VALUES", 2, "ON CONFLICT DO NOTHING", new_customers, |q, c| {
             q.bind(*c).bind(now.clone())
@@ -561,11 +601,11 @@ impl Store for SqliteStore {
 
     fn stats(&self) -> Result<Stats> {
         let rows = self.fetch_all(sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM customers), (SELECT COUNT(*) FROM identities), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), (SELECT COUNT(*) FROM products), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM campaigns), (SELECT COUNT(*) FROM campaign_contacts), (SELECT COUNT(*) FROM consents)",
+            "SELECT (SELECT COUNT(DISTINCT customer_id) FROM identities WHERE shared = 0), (SELECT COUNT(*) FROM identities), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), (SELECT COUNT(*) FROM products), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM campaigns), (SELECT COUNT(*) FROM campaign_contacts), (SELECT COUNT(*) FROM consents), (SELECT COUNT(*) FROM identities WHERE shared <> 0)",
         ))?;
         let r = rows.first().ok_or_else(|| StoreError::Database("no row".into()))?;
         let revenue_rows = self.fetch_all(sqlx::query(
-            "SELECT COALESCE((SELECT SUM(amount) FROM order_lines WHERE order_id NOT IN (SELECT id FROM orders WHERE amount IS NOT NULL)), 0) + COALESCE((SELECT SUM(amount) FROM orders WHERE amount IS NOT NULL), 0)",
+            "SELECT COALESCE((SELECT SUM(amount) FROM order_lines WHERE order_id NOT IN (SELECT id FROM orders WHERE amount IS NOT NULL)), 0.0) + COALESCE((SELECT SUM(amount) FROM orders WHERE amount IS NOT NULL), 0.0)",
         ))?;
         let revenue: f64 = revenue_rows.first().map(|r| get(r, 0)).transpose()?.unwrap_or(0.0);
         let mut sources = Vec::new();
@@ -602,6 +642,7 @@ impl Store for SqliteStore {
             campaigns: get(r, 7)?,
             campaign_contacts: get(r, 8)?,
             consents: get(r, 9)?,
+            shared_keys: get(r, 10)?,
             revenue: (revenue * 100.0).round() / 100.0,
             sources,
         })
@@ -641,8 +682,8 @@ impl Store for SqliteStore {
         }
         for r in self.fetch_all(sqlx::query(
             "SELECT o.id, i.customer_id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)),
-                    COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0),
-                    COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0)
+                    COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0),
+                    COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0)
              FROM orders o JOIN identities i ON i.id = o.identity_id ORDER BY o.id",
         ))? {
             ds.orders.push(OrderFact {
@@ -774,10 +815,10 @@ impl Store for SqliteStore {
             sqlx::query(
                 "WITH mine AS (SELECT id FROM identities WHERE customer_id = ?1),
                       ords AS (SELECT o.id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)) AS t,
-                                      COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0) AS amt,
-                                      COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0) AS disc
+                                      COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0) AS amt,
+                                      COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0) AS disc
                                FROM orders o WHERE o.identity_id IN (SELECT id FROM mine))
-                 SELECT COUNT(*), COALESCE(SUM(amt), 0), MIN(t), MAX(t), COALESCE(SUM(disc), 0),
+                 SELECT COUNT(*), COALESCE(SUM(amt), 0.0), MIN(t), MAX(t), COALESCE(SUM(disc), 0.0),
                         (SELECT COUNT(*) FROM order_lines WHERE identity_id IN (SELECT id FROM mine))
                  FROM ords",
             )

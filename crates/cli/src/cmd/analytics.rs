@@ -39,6 +39,9 @@ pub struct EvalRegressArgs {
     /// anchor with this many rows (speed benchmark).
     #[arg(long, value_name = "ROWS", conflicts_with = "csv")]
     synthetic: Option<usize>,
+    /// With --synthetic: time this many further fits (`fit_seconds_repeats`).
+    #[arg(long, default_value_t = 0, requires = "synthetic")]
+    repeats: usize,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -49,6 +52,14 @@ fn fmt_opt(v: Option<f64>, prec: usize) -> String {
 }
 
 fn print_regress(r: &RegressReport) {
+    if !r.fit_seconds_repeats.is_empty() {
+        let t: Vec<String> = r
+            .fit_seconds_repeats
+            .iter()
+            .map(|s| format!("{s:.4}"))
+            .collect();
+        println!("fit repeats (s): {}", t.join(", "));
+    }
     println!(
         "rows {}  R² {:.4}  adj R² {:.4}  RMSE {:.4}  fit {:.4} s",
         r.n, r.r2, r.adj_r2, r.rmse, r.fit_seconds
@@ -118,7 +129,7 @@ pub fn eval_regress(_ctx: &Ctx, args: &EvalRegressArgs) -> anyhow::Result<()> {
         if n < 10 {
             bail!("--synthetic needs at least 10 rows");
         }
-        analytics::eval_regress_synthetic(n, args.seed, args.ridge)?
+        analytics::eval_regress_synthetic(n, args.seed, args.ridge, args.repeats)?
     } else {
         let (Some(csv), Some(target)) = (&args.csv, &args.target) else {
             bail!("--csv FILE and --target COL are required");
@@ -352,6 +363,10 @@ pub struct BayesArgs {
     /// With --from-store: churn = no purchase in this many days after the cutoff.
     #[arg(long, default_value_t = 90, value_name = "DAYS")]
     window_days: i64,
+    /// With --from-store: the population is the customers with an order in
+    /// this many days before the cutoff (as `train churn`).
+    #[arg(long, default_value_t = 365, value_name = "DAYS")]
+    active_days: i64,
     /// With --from-store: confidence level of the interval.
     #[arg(long, default_value_t = 0.95)]
     confidence: f64,
@@ -372,6 +387,7 @@ pub fn bayes(ctx: &Ctx, args: &BayesArgs) -> anyhow::Result<()> {
             event: event.clone(),
             outcome: args.outcome.clone(),
             window_days: args.window_days,
+            active_days: args.active_days,
             confidence: args.confidence,
         };
         let r = analytics::bayes_from_store(&ds, &opts)?;

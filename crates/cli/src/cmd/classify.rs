@@ -201,7 +201,7 @@ fn print_risks(s: &ChurnScores, reasons: bool) {
     println!("  {:<24} {:>6}  top reasons (contribution to log-odds)", "customer", "risk");
     for r in &s.customers {
         let why: Vec<&str> = r.reasons.iter().map(|x| x.text.as_str()).collect();
-        let why = if reasons { why.join("; ") } else { String::new() };
+        let why = if reasons { why.join(" | ") } else { String::new() };
         println!("  {:<24} {:>5.1}%  {}", r.key, r.probability * 100.0, why);
     }
 }

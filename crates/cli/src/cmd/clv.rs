@@ -76,24 +76,31 @@ pub fn eval(_ctx: &Ctx, args: &EvalClvArgs) -> anyhow::Result<()> {
         );
     }
     let repeat = args.repeat.max(1);
-    let mut times = Vec::with_capacity(repeat);
+    // (total, BG/NBD, Gamma-Gamma) seconds of each repeat
+    let mut times: Vec<[f64; 3]> = Vec::with_capacity(repeat);
     let mut fits = None;
     for _ in 0..repeat {
         let t0 = Instant::now();
         let bg = BgNbd::default()
             .fit_summaries(&summaries)
             .context("fitting BG/NBD")?;
+        let t_bg = t0.elapsed().as_secs_f64();
         let gg = GammaGamma::default()
             .fit_summaries(&summaries)
             .context("fitting Gamma-Gamma")?;
-        times.push(t0.elapsed().as_secs_f64());
+        let total = t0.elapsed().as_secs_f64();
+        times.push([total, t_bg, total - t_bg]);
         fits = Some((bg, gg));
     }
     let Some((bg, gg)) = fits else {
         bail!("no fit was run")
     };
-    times.sort_by(f64::total_cmp);
-    let fit_seconds = times[times.len() / 2];
+    let median = |i: usize| {
+        let mut v: Vec<f64> = times.iter().map(|t| t[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (fit_seconds, bgnbd_seconds, gamma_gamma_seconds) = (median(0), median(1), median(2));
     let p = &bg.params;
     let g = &gg.params;
     let out = json!({
@@ -109,6 +116,8 @@ pub fn eval(_ctx: &Ctx, args: &EvalClvArgs) -> anyhow::Result<()> {
         "read_seconds": read_seconds,
         "summary_seconds": summary_seconds,
         "fit_repeats": repeat,
+        "bgnbd_seconds": bgnbd_seconds,
+        "gamma_gamma_seconds": gamma_gamma_seconds,
     });
     if args.json {
         return crate::ctx::print_json(&out);

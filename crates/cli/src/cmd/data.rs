@@ -208,7 +208,7 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<()> {
         return print_json(&s);
     }
     println!("customers    {:>12}", s.customers);
-    println!("identities   {:>12}", s.identities);
+    println!("identities   {:>12}  ({} over-shared keys kept apart)", s.identities, s.shared_keys);
     println!("orders       {:>12}", s.orders);
     println!("order lines  {:>12}", s.order_lines);
     println!("products     {:>12}", s.products);

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use infogap_engine::forecast::{self as demand, DemandForecast, Measure, Period, Scope};
 use infogap_models::forecast::{
-    AutoEts, EtsFit, EtsFixed, EtsSpec, Forecast, Transform, fit_ets, mape, rmse,
+    AutoEts, EtsFit, EtsFixed, EtsSpec, Forecast, Transform, fit_ets_for_forecast, mape, rmse,
 };
 use serde_json::{Value, json};
 
@@ -86,7 +86,16 @@ pub struct ModelOpts {
     /// Coverage of the prediction intervals.
     #[arg(long, default_value_t = 0.95)]
     pub level: f64,
+    /// How parameters are estimated: `amse` (default: minimise the average
+    /// 1..3-step-ahead squared error, when the series is long enough; auto
+    /// still chooses the model by the AICc of maximum-likelihood fits) or
+    /// `mle` (maximum likelihood).
+    #[arg(long, value_parser = ["amse", "mle"], default_value = "amse")]
+    pub estimation: String,
 }
+
+/// Horizon of the AMSE criterion (R's default `nmse`).
+const AMSE_H: usize = 3;
 
 /// Arguments of `infogap eval forecast`.
 #[derive(Debug, clap::Args)]
@@ -159,7 +168,11 @@ pub struct ForecastArgs {
 }
 
 fn r6(v: f64) -> Value {
-    if v.is_finite() { json!((v * 1e6).round() / 1e6) } else { Value::Null }
+    if v.is_finite() {
+        json!((v * 1e6).round() / 1e6)
+    } else {
+        Value::Null
+    }
 }
 
 fn rv(v: &[f64]) -> Value {
@@ -204,16 +217,33 @@ fn fixed_of(m: &ModelOpts, y: &[f64]) -> EtsFixed {
     }
 }
 
-/// Fits the chosen method. `Augurs` is handled by the caller.
-fn fit_method(m: &ModelOpts, y: &[f64]) -> anyhow::Result<EtsFit> {
+/// Fits the chosen method (`Augurs` is handled by the caller). Returns the
+/// fit and what to report about how it was chosen and estimated.
+fn fit_method(m: &ModelOpts, y: &[f64]) -> anyhow::Result<(EtsFit, Value)> {
     let season = m.season.unwrap_or(1);
     let fixed = fixed_of(m, y);
+    let amse_h = if m.estimation == "amse" { AMSE_H } else { 0 };
     let spec = match m.method {
         Method::Auto => {
             if fixed != EtsFixed::default() || m.damped {
-                bail!("--alpha/--beta/--gamma/--phi/--initial-level/--damped need an explicit --method");
+                bail!(
+                    "--alpha/--beta/--gamma/--phi/--initial-level/--damped need an explicit --method"
+                );
             }
-            return Ok(AutoEts::new(season).fit_series(y)?.best);
+            let auto = AutoEts {
+                refit_amse: amse_h,
+                ..AutoEts::new(season)
+            };
+            let a = auto.fit_series(y)?;
+            let top: Vec<Value> = a
+                .candidates
+                .iter()
+                .take(5)
+                .map(|(name, aicc)| json!({"method": name, "aicc": r6(*aicc)}))
+                .collect();
+            let info = json!({"estimation": a.estimation, "selection_aicc": r6(a.selection_aicc),
+                "candidates_fitted": a.candidates.len(), "top_candidates": top});
+            return Ok((a.best, info));
         }
         Method::Ses => EtsSpec::ses(),
         Method::Holt => EtsSpec::holt(m.damped),
@@ -224,7 +254,8 @@ fn fit_method(m: &ModelOpts, y: &[f64]) -> anyhow::Result<EtsFit> {
         Method::HwMul => EtsSpec::hw_multiplicative(season, m.damped),
         Method::Augurs => bail!("--method augurs is only available in `infogap eval forecast`"),
     };
-    Ok(fit_ets(y, spec, &fixed)?)
+    let (fit, estimation) = fit_ets_for_forecast(y, spec, &fixed, amse_h)?;
+    Ok((fit, json!({"estimation": estimation})))
 }
 
 fn check_level(level: f64) -> anyhow::Result<()> {
@@ -259,11 +290,15 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
         let (name, point) = infogap_models::forecast::augurs_auto_nonseasonal(train, h)?;
         (name, json!({}), point, json!({}))
     } else {
-        let fit = fit_method(&args.model, train)?;
+        let (fit, info) = fit_method(&args.model, train)?;
         let fc = fit.forecast_intervals(h, args.model.level)?;
         let extra = json!({"aicc": r6(fit.aicc), "lower": rv(&fc.lower), "upper": rv(&fc.upper),
-            "interval_method": fc.interval_method, "level": fc.level});
-        (fit.name(), params_json(&fit), fc.point, extra)
+            "interval_method": fc.interval_method, "level": fc.level, "selection": info});
+        let mut params = params_json(&fit);
+        if let (Some(o), Some(e)) = (params.as_object_mut(), info.get("estimation")) {
+            o.insert("estimation".into(), e.clone());
+        }
+        (fit.name(), params, fc.point, extra)
     };
     let fit_seconds = t0.elapsed().as_secs_f64();
     let out = json!({
@@ -280,14 +315,25 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
         "lower": extra.get("lower").cloned().unwrap_or(Value::Null),
         "upper": extra.get("upper").cloned().unwrap_or(Value::Null),
         "interval_method": extra.get("interval_method").cloned().unwrap_or(Value::Null),
+        "selection": extra.get("selection").cloned().unwrap_or(Value::Null),
     });
     if args.json {
         crate::ctx::print_json(&out)?;
     } else {
-        println!("series: {} ({} observations, column {:?})", args.csv.display(), y.len(), series.value_column);
+        println!(
+            "series: {} ({} observations, column {:?})",
+            args.csv.display(),
+            y.len(),
+            series.value_column
+        );
         println!("train {} / test {}", train.len(), h);
         println!("method: {method}");
-        println!("MAPE {:.3} %   RMSE {:.3}   fit {:.4} s", mape(test, &point), rmse(test, &point), fit_seconds);
+        println!(
+            "MAPE {:.3} %   RMSE {:.3}   fit {:.4} s",
+            mape(test, &point),
+            rmse(test, &point),
+            fit_seconds
+        );
         println!("params: {}", out["params"]);
     }
     Ok(())
@@ -340,9 +386,12 @@ pub fn forecast(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
     } else {
         bail!("give --series V1,V2,..., --csv FILE or --store");
     };
-    let fit = fit_method(&args.model, &y)?;
+    let (fit, info) = fit_method(&args.model, &y)?;
     let fc = fit.forecast_intervals(args.horizon, args.model.level)?;
-    let out = forecast_json(&fit, &fc);
+    let mut out = forecast_json(&fit, &fc);
+    if let Some(o) = out.as_object_mut() {
+        o.insert("selection".into(), info);
+    }
     if args.json {
         crate::ctx::print_json(&out)?;
     } else {
@@ -350,11 +399,24 @@ pub fn forecast(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
         println!("params: {}", out["params"]);
         let lv: Vec<String> = fit.levels.iter().map(|v| format!("{v:.4}")).collect();
         println!("levels: {}", lv.join(", "));
-        println!("{:>5}  {:>14}  {:>14}  {:>14}", "step", "forecast", "lower", "upper");
+        println!(
+            "{:>5}  {:>14}  {:>14}  {:>14}",
+            "step", "forecast", "lower", "upper"
+        );
         for j in 0..fc.point.len() {
-            println!("{:>5}  {:>14.4}  {:>14.4}  {:>14.4}", j + 1, fc.point[j], fc.lower[j], fc.upper[j]);
+            println!(
+                "{:>5}  {:>14.4}  {:>14.4}  {:>14.4}",
+                j + 1,
+                fc.point[j],
+                fc.lower[j],
+                fc.upper[j]
+            );
         }
-        println!("({:.0}% intervals, {})", fc.level * 100.0, fc.interval_method);
+        println!(
+            "({:.0}% intervals, {})",
+            fc.level * 100.0,
+            fc.interval_method
+        );
     }
     Ok(())
 }
@@ -388,7 +450,10 @@ fn print_demand(f: &DemandForecast) {
         f.series.values.len(),
         f.fit.name()
     );
-    println!("{:>12}  {:>12}  {:>12}  {:>12}", "period", "forecast", "lower", "upper");
+    println!(
+        "{:>12}  {:>12}  {:>12}  {:>12}",
+        "period", "forecast", "lower", "upper"
+    );
     for (j, d) in f.future.iter().enumerate() {
         println!(
             "{:>12}  {:>12.2}  {:>12.2}  {:>12.2}",
@@ -398,15 +463,27 @@ fn print_demand(f: &DemandForecast) {
             f.forecast.upper[j]
         );
     }
-    println!("({:.0}% intervals, {})", f.forecast.level * 100.0, f.forecast.interval_method);
+    println!(
+        "({:.0}% intervals, {})",
+        f.forecast.level * 100.0,
+        f.forecast.interval_method
+    );
 }
 
 fn forecast_store(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
     if args.model.method != Method::Auto {
         bail!("--store uses --method auto");
     }
-    let period = if args.by == "month" { Period::Month } else { Period::Week };
-    let measure = if args.measure == "quantity" { Measure::Quantity } else { Measure::Revenue };
+    let period = if args.by == "month" {
+        Period::Month
+    } else {
+        Period::Week
+    };
+    let measure = if args.measure == "quantity" {
+        Measure::Quantity
+    } else {
+        Measure::Revenue
+    };
     let scope = match (&args.product, &args.category) {
         (Some(p), _) => Scope::Product(p.clone()),
         (None, Some(c)) => Scope::Category(c.clone()),
@@ -438,7 +515,10 @@ pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow
     let cats = demand::top_categories(&ds, 3);
     let mut out = Vec::new();
     if !json {
-        println!("12-week demand forecast (revenue) for the top {} categories:", cats.len());
+        println!(
+            "12-week demand forecast (revenue) for the top {} categories:",
+            cats.len()
+        );
     }
     for c in cats {
         let f = demand::forecast_demand(

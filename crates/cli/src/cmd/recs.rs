@@ -106,7 +106,10 @@ pub struct EvalRecsArgs {
 impl EvalRecsArgs {
     /// The forced ratings format, if any.
     pub fn ratings_format(&self) -> anyhow::Result<Option<RatingFormat>> {
-        self.format.as_deref().map(|f| f.parse::<RatingFormat>().map_err(anyhow::Error::msg)).transpose()
+        self.format
+            .as_deref()
+            .map(|f| f.parse::<RatingFormat>().map_err(anyhow::Error::msg))
+            .transpose()
     }
 
     /// The top-N hyper-parameters given as flags, by model parameter name.
@@ -122,7 +125,10 @@ impl EvalRecsArgs {
             ("shrink", self.shrink),
             ("weight", self.weight),
         ];
-        pairs.into_iter().filter_map(|(n, v)| v.map(|v| (n.to_owned(), v))).collect()
+        pairs
+            .into_iter()
+            .filter_map(|(n, v)| v.map(|v| (n.to_owned(), v)))
+            .collect()
     }
 
     fn is_topn(&self) -> bool {
@@ -134,15 +140,24 @@ impl EvalRecsArgs {
 pub fn eval(ctx: &Ctx, args: &EvalRecsArgs) -> anyhow::Result<()> {
     if !args.is_topn() {
         if args.ratings.is_none() {
-            bail!("give --train FILE --test FILE (top-N), --ratings FILE --holdout-per-user F (top-N), or --ratings FILE [--folds N] (rating prediction)");
+            bail!(
+                "give --train FILE --test FILE (top-N), --ratings FILE --holdout-per-user F (top-N), or --ratings FILE [--folds N] (rating prediction)"
+            );
         }
         return crate::cmd::rating::eval_rating(ctx, args);
     }
     if args.folds.is_some() {
-        bail!("--folds is for rating prediction; top-N evaluation uses --train/--test or --holdout-per-user");
+        bail!(
+            "--folds is for rating prediction; top-N evaluation uses --train/--test or --holdout-per-user"
+        );
     }
     let format = args.ratings_format()?;
-    let data = match (&args.train, &args.test, &args.ratings, args.holdout_per_user) {
+    let data = match (
+        &args.train,
+        &args.test,
+        &args.ratings,
+        args.holdout_per_user,
+    ) {
         (Some(tr), Some(te), None, None) => erecs::load_split(tr, te, format)?,
         (None, None, Some(r), Some(h)) => erecs::load_holdout(r, h, args.seed, format)?,
         (Some(_), None, _, _) | (None, Some(_), _, _) => bail!("--train and --test go together"),
@@ -151,23 +166,25 @@ pub fn eval(ctx: &Ctx, args: &EvalRecsArgs) -> anyhow::Result<()> {
     };
     let algo = args.algo.clone().unwrap_or_else(|| "auto".to_owned());
     let overrides = args.topn_overrides();
-    let candidates: Vec<AlgoParams> = if algo == "auto" {
+    let search = if algo == "auto" {
         if args.grid.is_some() || !overrides.is_empty() {
-            bail!("--algo auto chooses its own parameters; use --algo NAME with --grid or parameter flags");
+            bail!(
+                "--algo auto chooses its own parameters; use --algo NAME with --grid or parameter flags"
+            );
         }
-        select::auto_candidates(data.train.n_items(), args.seed)
+        erecs::Search::Auto
     } else {
         let mut base = AlgoParams::default_for(&algo)?.with_seed(args.seed);
         for (n, v) in &overrides {
             base.set(n, *v).with_context(|| format!("--algo {algo}"))?;
         }
         match &args.grid {
-            Some(g) => select::expand_grid(&base, &select::parse_grid(g)?)?,
-            None => vec![base],
+            Some(g) => erecs::Search::Grid(select::expand_grid(&base, &select::parse_grid(g)?)?),
+            None => erecs::Search::Fixed(base),
         }
     };
     let validation = args.validation.unwrap_or(0.25);
-    let rep = erecs::eval_topn(&data, &candidates, args.k, validation, args.seed)?;
+    let rep = erecs::eval_topn(&data, &search, args.k, validation, args.seed)?;
     let k = args.k;
     let mut out = serde_json::Map::new();
     out.insert(format!("precision@{k}"), json!(rep.report.precision));
@@ -230,9 +247,16 @@ pub fn eval(ctx: &Ctx, args: &EvalRecsArgs) -> anyhow::Result<()> {
     }
     println!(
         "  P@{k} {:.4}  R@{k} {:.4}  nDCG@{k} {:.4}  MAP@{k} {:.4}  coverage {:.3}",
-        rep.report.precision, rep.report.recall, rep.report.ndcg, rep.report.map, rep.report.coverage
+        rep.report.precision,
+        rep.report.recall,
+        rep.report.ndcg,
+        rep.report.map,
+        rep.report.coverage
     );
-    println!("  fit {:.3} s, score all users {:.3} s", rep.fit_seconds, rep.score_all_seconds);
+    println!(
+        "  fit {:.3} s, score all users {:.3} s",
+        rep.fit_seconds, rep.score_all_seconds
+    );
     Ok(())
 }
 
@@ -275,8 +299,13 @@ fn parse_set(s: &Option<String>) -> anyhow::Result<Vec<(String, f64)>> {
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|p| {
-            let (n, v) = p.split_once('=').with_context(|| format!("--set {p:?}: expected name=value"))?;
-            let v: f64 = v.trim().parse().with_context(|| format!("--set {p:?}: {v:?} is not a number"))?;
+            let (n, v) = p
+                .split_once('=')
+                .with_context(|| format!("--set {p:?}: expected name=value"))?;
+            let v: f64 = v
+                .trim()
+                .parse()
+                .with_context(|| format!("--set {p:?}: {v:?} is not a number"))?;
             Ok((n.trim().to_owned(), v))
         })
         .collect()
@@ -287,7 +316,10 @@ fn signals(args: &TrainRecsArgs) -> SignalConfig {
     w.weights.insert("cart".into(), args.cart_weight);
     w.weights.insert("view".into(), args.view_weight);
     w.weights.insert("rating".into(), args.rating_weight);
-    SignalConfig { weights: w, half_life_days: args.half_life_days }
+    SignalConfig {
+        weights: w,
+        half_life_days: args.half_life_days,
+    }
 }
 
 /// `train recs`.
@@ -410,11 +442,19 @@ fn print_answer(ans: &erecs::RecsAnswer) {
     } else if ans.in_training {
         format!("{} from {} items of history", ans.algo, ans.history_items)
     } else {
-        format!("{} folded in from {} current items (not in the training data)", ans.algo, ans.history_items)
+        format!(
+            "{} folded in from {} current items (not in the training data)",
+            ans.algo, ans.history_items
+        )
     };
     println!("{} (model v{}): {how}", ans.customer, ans.model_version);
     for it in &ans.items {
-        println!("  {:>2}. {}  score {:.4}", it.rank, product_name(&it.product), it.score);
+        println!(
+            "  {:>2}. {}  score {:.4}",
+            it.rank,
+            product_name(&it.product),
+            it.score
+        );
         if let Some(b) = &it.because {
             if !b.is_empty() {
                 let why: Vec<String> = b.iter().map(|x| product_name(&x.product)).collect();
@@ -440,10 +480,16 @@ pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow
     let h = &loaded.saved.histories;
     let mut rows: Vec<usize> = (0..h.n_rows).collect();
     rows.sort_by_key(|&r| (std::cmp::Reverse(h.row_len(r)), r));
-    let ropts = RecommendOptions { k: 5, explain: true, ..Default::default() };
+    let ropts = RecommendOptions {
+        k: 5,
+        explain: true,
+        ..Default::default()
+    };
     let mut answers = Vec::new();
     for &r in rows.iter().take(3) {
-        let Some(id) = loaded.saved.users.id(r as u32) else { continue };
+        let Some(id) = loaded.saved.users.id(r as u32) else {
+            continue;
+        };
         let ans = erecs::recommend_with(engine, &loaded, &format!("#{id}"), None, &ropts)?;
         answers.push(ans);
     }

@@ -354,3 +354,42 @@ fn segments_export_bayes_and_amount_on_the_demo_store() {
         "{a}"
     );
 }
+
+/// Telco churn (real data): the 11 blank `TotalCharges` stay a numeric column
+/// (median + indicator), `customerID` is dropped as ID-like, and the monthly
+/// charge is (almost) a linear function of the subscribed services.
+#[test]
+#[ignore = "real data: ../shared/data"]
+fn eval_regress_on_telco() {
+    let data = crate::common::shared_data();
+    let csv = data.join("telco-churn/WA_Fn-UseC_-Telco-Customer-Churn.csv");
+    let dir = tmp();
+    let v = json(
+        dir.path(),
+        &[
+            "eval",
+            "regress",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--target",
+            "MonthlyCharges",
+            "--json",
+        ],
+    );
+    assert!(v["cv"]["r2"].as_f64().unwrap() > 0.99, "{}", v["cv"]);
+    let dropped = v["preparation"]["dropped"].as_array().unwrap();
+    assert!(dropped.iter().any(|d| d["name"] == "customerID"));
+    let numeric = v["encoding"]["numeric"].as_array().unwrap();
+    let tc = numeric
+        .iter()
+        .find(|n| n["name"] == "TotalCharges")
+        .expect("TotalCharges numeric");
+    assert_eq!(tc["blanks_in_training"].as_u64(), Some(11));
+    assert_eq!(tc["indicator"], "TotalCharges=missing");
+    // Fibre costs more than DSL.
+    let c = &v["coefficients"];
+    assert!(
+        c["InternetService=Fiber optic"].as_f64().unwrap()
+            > c["InternetService=DSL"].as_f64().unwrap()
+    );
+}

@@ -19,8 +19,18 @@ fn textbook_ses_table() {
     let v = json(
         dir.path(),
         &[
-            "forecast", "--series", "100,120,150,180", "--method", "ses", "--alpha", "0.2",
-            "--initial-level", "0", "--horizon", "3", "--json",
+            "forecast",
+            "--series",
+            "100,120,150,180",
+            "--method",
+            "ses",
+            "--alpha",
+            "0.2",
+            "--initial-level",
+            "0",
+            "--horizon",
+            "3",
+            "--json",
         ],
     );
     let levels = arr(&v, "levels");
@@ -38,7 +48,9 @@ fn textbook_ses_table() {
 
 /// A planted monthly series: trend × multiplicative season, CRLF and quoted header.
 fn write_seasonal_csv(path: &Path) -> Vec<f64> {
-    let season = [0.9, 0.85, 1.0, 0.97, 1.02, 1.12, 1.25, 1.22, 1.06, 0.93, 0.82, 0.87];
+    let season = [
+        0.9, 0.85, 1.0, 0.97, 1.02, 1.12, 1.25, 1.22, 1.06, 0.93, 0.82, 0.87,
+    ];
     let mut s = String::from("\"date\",\"value\"\r\n");
     let mut ys = Vec::new();
     for t in 0..96usize {
@@ -46,7 +58,11 @@ fn write_seasonal_csv(path: &Path) -> Vec<f64> {
         let wiggle = 1.0 + 0.01 * (((t * 7919) % 13) as f64 / 6.0 - 1.0);
         let y = (100.0 + 1.5 * t as f64) * season[t % 12] * wiggle;
         ys.push(y);
-        s.push_str(&format!("{}-{:02}-01,{y:.3}\r\n", 2010 + t / 12, t % 12 + 1));
+        s.push_str(&format!(
+            "{}-{:02}-01,{y:.3}\r\n",
+            2010 + t / 12,
+            t % 12 + 1
+        ));
     }
     std::fs::write(path, s).expect("write csv");
     ys
@@ -60,21 +76,43 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
     let csv_s = csv.to_str().expect("utf8 path");
     let v = json(
         dir.path(),
-        &["eval", "forecast", "--csv", csv_s, "--holdout", "12", "--season", "12", "--json"],
+        &[
+            "eval",
+            "forecast",
+            "--csv",
+            csv_s,
+            "--holdout",
+            "12",
+            "--season",
+            "12",
+            "--json",
+        ],
     );
     let mape = v["mape"].as_f64().expect("mape");
     assert!(mape < 3.0, "mape {mape}: {v}");
     assert!(v["rmse"].as_f64().expect("rmse") > 0.0);
     assert!(v["fit_seconds"].as_f64().expect("fit_seconds") >= 0.0);
     let method = v["method"].as_str().expect("method");
-    assert!(method.ends_with(",M)") || method.contains(",A) on log"), "{method}");
+    assert!(
+        method.ends_with(",M)") || method.contains(",A) on log"),
+        "{method}"
+    );
     assert!(v["params"]["alpha"].is_number());
     // An explicit method is honoured.
     let v = json(
         dir.path(),
         &[
-            "eval", "forecast", "--csv", csv_s, "--holdout", "12", "--season", "12", "--method",
-            "hw-add", "--json",
+            "eval",
+            "forecast",
+            "--csv",
+            csv_s,
+            "--holdout",
+            "12",
+            "--season",
+            "12",
+            "--method",
+            "hw-add",
+            "--json",
         ],
     );
     assert_eq!(v["method"], "ETS(A,A,A)");
@@ -83,7 +121,10 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run_in(dir.path(), &["forecast", "--series", "1,2,x,4", "--method", "ses"]);
+    let out = run_in(
+        dir.path(),
+        &["forecast", "--series", "1,2,x,4", "--method", "ses"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("value 3") && err.contains("\"x\""), "{err}");
@@ -92,13 +133,26 @@ fn bad_input_is_a_clear_error() {
     std::fs::write(&csv, "date,value\n2024-01-01,1\n2024-02-01,oops\n").expect("write");
     let out = run_in(
         dir.path(),
-        &["eval", "forecast", "--csv", csv.to_str().expect("utf8"), "--holdout", "1"],
+        &[
+            "eval",
+            "forecast",
+            "--csv",
+            csv.to_str().expect("utf8"),
+            "--holdout",
+            "1",
+        ],
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.csv") && err.contains("line 3") && err.contains("value"), "{err}");
+    assert!(
+        err.contains("bad.csv") && err.contains("line 3") && err.contains("value"),
+        "{err}"
+    );
 
-    let out = run_in(dir.path(), &["forecast", "--series", "1,2,3", "--method", "hw-add"]);
+    let out = run_in(
+        dir.path(),
+        &["forecast", "--series", "1,2,3", "--method", "hw-add"],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--season"));
 }
@@ -108,15 +162,29 @@ fn store_demand_forecast_with_chart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let demo = dir.path().join("demo");
     let demo_s = demo.to_str().expect("utf8");
-    crate::common::ok(dir.path(), &["demo", "--out", demo_s, "--customers", "300", "--seed", "7"]);
+    crate::common::ok(
+        dir.path(),
+        &["demo", "--out", demo_s, "--customers", "300", "--seed", "7"],
+    );
     let cfg = demo.join("infogap.toml");
-    crate::common::ok(dir.path(), &["import", "--config", cfg.to_str().expect("utf8")]);
+    crate::common::ok(
+        dir.path(),
+        &["import", "--config", cfg.to_str().expect("utf8")],
+    );
     let chart = dir.path().join("total.svg");
     let v = json(
         dir.path(),
         &[
-            "forecast", "--store", "--total", "--by", "week", "--horizon", "8", "--json",
-            "--chart", chart.to_str().expect("utf8"),
+            "forecast",
+            "--store",
+            "--total",
+            "--by",
+            "week",
+            "--horizon",
+            "8",
+            "--json",
+            "--chart",
+            chart.to_str().expect("utf8"),
         ],
     );
     let fc = arr(&v, "forecast");
@@ -128,20 +196,42 @@ fn store_demand_forecast_with_chart() {
     }
     // The forecast is on the scale of the recent history.
     let hist = v["history"]["values"].as_array().expect("history");
-    let recent: f64 =
-        hist.iter().rev().take(8).map(|x| x.as_f64().expect("num")).sum::<f64>() / 8.0;
-    assert!(fc[0] > 0.3 * recent && fc[0] < 3.0 * recent, "{} vs {recent}", fc[0]);
+    let recent: f64 = hist
+        .iter()
+        .rev()
+        .take(8)
+        .map(|x| x.as_f64().expect("num"))
+        .sum::<f64>()
+        / 8.0;
+    assert!(
+        fc[0] > 0.3 * recent && fc[0] < 3.0 * recent,
+        "{} vs {recent}",
+        fc[0]
+    );
     let svg = std::fs::read_to_string(&chart).expect("chart written");
     assert!(svg.starts_with("<svg") && svg.contains("<polygon") && svg.contains("<polyline"));
 
     // Monthly quantity of a category.
     let v = json(
         dir.path(),
-        &["forecast", "--store", "--by", "month", "--measure", "quantity", "--horizon", "3", "--json"],
+        &[
+            "forecast",
+            "--store",
+            "--by",
+            "month",
+            "--measure",
+            "quantity",
+            "--horizon",
+            "3",
+            "--json",
+        ],
     );
     assert_eq!(v["by"], "month");
     assert_eq!(arr(&v, "forecast").len(), 3);
-    let out = run_in(dir.path(), &["forecast", "--store", "--category", "no-such-category"]);
+    let out = run_in(
+        dir.path(),
+        &["forecast", "--store", "--category", "no-such-category"],
+    );
     assert!(!out.status.success());
 }
 
@@ -154,8 +244,17 @@ fn airpassengers_auto_mape_at_most_2_2() {
     let v = json(
         dir.path(),
         &[
-            "eval", "forecast", "--csv", csv.to_str().expect("utf8"), "--holdout", "12",
-            "--season", "12", "--method", "auto", "--json",
+            "eval",
+            "forecast",
+            "--csv",
+            csv.to_str().expect("utf8"),
+            "--holdout",
+            "12",
+            "--season",
+            "12",
+            "--method",
+            "auto",
+            "--json",
         ],
     );
     let mape = v["mape"].as_f64().expect("mape");

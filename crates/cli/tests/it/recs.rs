@@ -1,1 +1,387 @@
-//! End-to-end tests: recs (placeholder).
+//! End-to-end tests of `eval recs` (top-N mode), `train recs` and `recommend`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use infogap_models::recs::data::Interactions;
+use infogap_models::recs::select::holdout;
+use infogap_models::recs::synth::planted_taste;
+
+use crate::common::{json, ok, run_in, shared_anchors};
+
+/// Writes a planted-taste train/test split (and the whole file) as MovieLens-style CSVs.
+fn write_planted(dir: &Path) -> Vec<u32> {
+    let p = planted_taste(200, 80, 4, 14, 0.1, 11);
+    let x = Interactions::from_dense_triples(200, 80, &p.triples).expect("triples");
+    let (train, test) = holdout(&x.by_user, 0.25, 3).expect("holdout");
+    let mut tr = String::from("userId,movieId,rating,timestamp\n");
+    let mut all = tr.clone();
+    for u in 0..train.n_rows {
+        for &i in train.row_indices(u) {
+            writeln!(tr, "u{u},m{i},4,100").expect("write");
+            writeln!(all, "u{u},m{i},4,100").expect("write");
+        }
+    }
+    let mut te = String::from("userId,movieId,rating,timestamp\n");
+    for (u, items) in test.iter().enumerate() {
+        for &i in items {
+            writeln!(te, "u{u},m{i},4,100").expect("write");
+            writeln!(all, "u{u},m{i},4,100").expect("write");
+        }
+    }
+    std::fs::write(dir.join("train.csv"), tr).expect("write train");
+    std::fs::write(dir.join("test.csv"), te).expect("write test");
+    // CRLF and no final newline are fine for the reader.
+    std::fs::write(dir.join("all.csv"), all.replace('\n', "\r\n").trim_end()).expect("write all");
+    p.user_group
+}
+
+#[test]
+fn eval_recs_topn_on_a_planted_split() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_planted(dir.path());
+    let ease = json(
+        dir.path(),
+        &[
+            "eval",
+            "recs",
+            "--train",
+            "train.csv",
+            "--test",
+            "test.csv",
+            "--algo",
+            "ease",
+            "--lambda",
+            "20",
+            "--json",
+        ],
+    );
+    for key in [
+        "precision@10",
+        "recall@10",
+        "ndcg@10",
+        "map@10",
+        "coverage",
+        "fit_seconds",
+        "score_all_seconds",
+    ] {
+        assert!(ease[key].is_number(), "missing {key}: {ease}");
+    }
+    assert_eq!(ease["algo"], "ease");
+    assert_eq!(ease["users_evaluated"], 200);
+    let pop = json(
+        dir.path(),
+        &[
+            "eval",
+            "recs",
+            "--train",
+            "train.csv",
+            "--test",
+            "test.csv",
+            "--algo",
+            "popularity",
+            "--json",
+        ],
+    );
+    let (e, p) = (
+        ease["ndcg@10"].as_f64().expect("ndcg"),
+        pop["ndcg@10"].as_f64().expect("ndcg"),
+    );
+    assert!(e > p + 0.15, "EASE nDCG@10 {e:.3} vs popularity {p:.3}");
+
+    // A grid is searched on the training data and reported; metric names follow --k.
+    let grid = json(
+        dir.path(),
+        &[
+            "eval",
+            "recs",
+            "--train",
+            "train.csv",
+            "--test",
+            "test.csv",
+            "--algo",
+            "item-knn",
+            "--grid",
+            "k=5,40;shrink=0,10",
+            "--k",
+            "5",
+            "--json",
+        ],
+    );
+    assert!(grid["ndcg@5"].is_number());
+    assert_eq!(
+        grid["selection"]["candidates"]
+            .as_array()
+            .expect("candidates")
+            .len(),
+        4
+    );
+    assert!(
+        grid["selection"]["chosen_on"]
+            .as_str()
+            .expect("chosen_on")
+            .contains("training data")
+    );
+
+    // One file split per user.
+    let h = json(
+        dir.path(),
+        &[
+            "eval",
+            "recs",
+            "--ratings",
+            "all.csv",
+            "--holdout-per-user",
+            "0.25",
+            "--algo",
+            "user-knn",
+            "--json",
+        ],
+    );
+    assert!(
+        h["ndcg@10"].as_f64().expect("ndcg") > p,
+        "user-kNN on the holdout: {h}"
+    );
+    assert_eq!(h["users_evaluated"], 200);
+
+    // Human output names the metrics.
+    let text = ok(
+        dir.path(),
+        &[
+            "eval",
+            "recs",
+            "--train",
+            "train.csv",
+            "--test",
+            "test.csv",
+            "--algo",
+            "ials",
+        ],
+    );
+    assert!(text.contains("nDCG@10"), "{text}");
+}
+
+#[test]
+fn eval_recs_rejects_bad_requests() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_planted(dir.path());
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["eval", "recs", "--train", "train.csv"],
+            "--train and --test",
+        ),
+        (
+            &[
+                "eval",
+                "recs",
+                "--train",
+                "train.csv",
+                "--test",
+                "test.csv",
+                "--algo",
+                "nope",
+            ],
+            "unknown algorithm",
+        ),
+        (
+            &[
+                "eval",
+                "recs",
+                "--train",
+                "train.csv",
+                "--test",
+                "test.csv",
+                "--algo",
+                "ials",
+                "--lambda",
+                "5",
+            ],
+            "lambda",
+        ),
+        (
+            &[
+                "eval",
+                "recs",
+                "--train",
+                "train.csv",
+                "--test",
+                "missing.csv",
+                "--algo",
+                "ease",
+            ],
+            "missing.csv",
+        ),
+        (
+            &[
+                "eval",
+                "recs",
+                "--ratings",
+                "all.csv",
+                "--holdout-per-user",
+                "1.5",
+            ],
+            "holdout",
+        ),
+        (
+            &[
+                "eval",
+                "recs",
+                "--train",
+                "train.csv",
+                "--test",
+                "test.csv",
+                "--algo",
+                "ease",
+                "--grid",
+                "lambda=x",
+            ],
+            "not a number",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = run_in(dir.path(), args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(needle),
+            "{args:?}: stderr {err:?} should mention {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn train_and_recommend_on_the_demo_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    ok(
+        d,
+        &["demo", "--out", "demo", "--customers", "120", "--seed", "5"],
+    );
+    ok(d, &["import", "--config", "demo/infogap.toml"]);
+    // No model yet: a clear error.
+    let out = run_in(d, &["recommend", "--customer", "C000002"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("train recs"));
+
+    let t = json(d, &["train", "recs", "--algo", "ease", "--json"]);
+    assert_eq!(t["version"], 1);
+    assert_eq!(t["algo"], "ease");
+    assert!(t["holdout"]["ndcg@10"].as_f64().expect("ndcg") > 0.0);
+
+    let r = json(
+        d,
+        &[
+            "recommend",
+            "--customer",
+            "C000002",
+            "--k",
+            "5",
+            "--explain",
+            "--json",
+        ],
+    );
+    assert_eq!(r["fallback"], false);
+    assert_eq!(r["in_training"], true);
+    let items = r["items"].as_array().expect("items");
+    assert_eq!(items.len(), 5);
+    for it in items {
+        let because = it["because"].as_array().expect("because");
+        assert!(!because.is_empty(), "no explanation: {it}");
+    }
+    // Only one category when asked; seen products may come back with --include-seen.
+    let cat = items[0]["product"]["category"]
+        .as_str()
+        .expect("category")
+        .to_owned();
+    let c = json(
+        d,
+        &[
+            "recommend",
+            "--customer",
+            "C000002",
+            "--k",
+            "3",
+            "--category",
+            &cat,
+            "--json",
+        ],
+    );
+    assert!(
+        c["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["product"]["category"] == cat.as_str())
+    );
+    let seen = json(
+        d,
+        &[
+            "recommend",
+            "--customer",
+            "C000002",
+            "--k",
+            "100000",
+            "--include-seen",
+            "--json",
+        ],
+    );
+    let unseen = json(
+        d,
+        &[
+            "recommend",
+            "--customer",
+            "C000002",
+            "--k",
+            "100000",
+            "--json",
+        ],
+    );
+    let n_seen = seen["items"].as_array().expect("items").len();
+    let n_unseen = unseen["items"].as_array().expect("items").len();
+    assert_eq!(
+        n_seen - n_unseen,
+        r["history_items"].as_u64().expect("history") as usize
+    );
+    // Unknown customers are a clear error.
+    let out = run_in(d, &["recommend", "--customer", "nobody-here"]);
+    assert!(!out.status.success());
+    // Retraining makes version 2.
+    let t2 = json(d, &["train", "recs", "--algo", "item-knn", "--json"]);
+    assert_eq!(t2["version"], 2);
+}
+
+#[test]
+#[ignore = "real data: ../shared/data"]
+fn eval_recs_auto_on_the_shared_ml100k_split() {
+    let a = shared_anchors();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let train = a.join("ml100k_split_train.csv");
+    let test = a.join("ml100k_split_test.csv");
+    let v = json(
+        dir.path(),
+        &[
+            "eval",
+            "recs",
+            "--train",
+            train.to_str().expect("path"),
+            "--test",
+            test.to_str().expect("path"),
+            "--algo",
+            "auto",
+            "--json",
+        ],
+    );
+    let ndcg = v["ndcg@10"].as_f64().expect("ndcg");
+    // Chosen on the training data only; the peers' best (EASE, λ picked on the
+    // test set) is 0.479. The 0.50 target is not reached yet (see
+    // benchmarks/recs-topn.md).
+    assert!(ndcg >= 0.48, "nDCG@10 {ndcg:.4}");
+    assert_eq!(v["users_evaluated"], 943);
+    assert!(
+        v["selection"]["candidates"]
+            .as_array()
+            .expect("candidates")
+            .len()
+            > 10
+    );
+}

@@ -16,6 +16,8 @@ pub(crate) struct Minimum {
     pub iterations: usize,
     /// Whether the gradient tolerance was met.
     pub converged: bool,
+    /// Objective evaluations.
+    pub evaluations: usize,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -41,6 +43,14 @@ fn probe<F: FnMut(&[f64], &mut [f64]) -> f64>(fg: &mut F, x: &[f64], d: &[f64], 
     Probe { t, f, g, dphi }
 }
 
+/// Rounding noise allowed in the sufficient-decrease test (the "approximate
+/// Wolfe" idea of Hager & Zhang): near the minimum the objective, a sum over
+/// thousands of customers, cannot resolve smaller changes, and insisting on
+/// them makes the search zoom until it gives up.
+fn f_noise(f0: f64) -> f64 {
+    1e-12 * f0.abs().max(1e-300)
+}
+
 /// Strong-Wolfe line search (Nocedal & Wright, algorithms 3.5 and 3.6) with
 /// safeguarded quadratic/bisection interpolation. Non-finite objective values
 /// count as "too far".
@@ -63,7 +73,7 @@ fn line_search<F: FnMut(&[f64], &mut [f64]) -> f64>(
     let mut t = t_init;
     for i in 0..40 {
         let p = probe(fg, x, d, t);
-        if p.f > f0 + C1 * t * dphi0 || (i > 0 && p.f >= prev.f) {
+        if p.f > f0 + C1 * t * dphi0 + f_noise(f0) || (i > 0 && p.f >= prev.f) {
             return zoom(fg, x, f0, dphi0, d, prev, p);
         }
         if p.dphi.abs() <= -C2 * dphi0 {
@@ -106,7 +116,7 @@ fn zoom<F: FnMut(&[f64], &mut [f64]) -> f64>(
             }
         }
         let p = probe(fg, x, d, t);
-        if p.f > f0 + C1 * t * dphi0 || p.f >= lo.f {
+        if p.f > f0 + C1 * t * dphi0 + f_noise(f0) || p.f > lo.f + f_noise(f0) {
             hi = p;
         } else {
             if p.dphi.abs() <= -C2 * dphi0 {
@@ -136,11 +146,16 @@ const STALL_GTOL: f64 = 1e-6;
 /// Minimises `fg` (which returns f and writes ∇f) from `x0` with BFGS.
 /// Stops when max |∇f| ≤ `gtol`, or when a line search can make no progress.
 pub(crate) fn bfgs<F: FnMut(&[f64], &mut [f64]) -> f64>(
-    mut fg: F,
+    mut inner: F,
     x0: &[f64],
     gtol: f64,
     max_iter: usize,
 ) -> Minimum {
+    let mut evaluations = 0;
+    let mut fg = |x: &[f64], g: &mut [f64]| {
+        evaluations += 1;
+        inner(x, g)
+    };
     let n = x0.len();
     let mut x = x0.to_vec();
     let mut g = vec![0.0; n];
@@ -235,6 +250,7 @@ pub(crate) fn bfgs<F: FnMut(&[f64], &mut [f64]) -> f64>(
         f,
         iterations,
         converged,
+        evaluations,
     }
 }
 

@@ -48,8 +48,13 @@ pub fn ndcg_at_k(recs: &[u32], relevant: &[u32], k: usize) -> f64 {
         return 0.0;
     }
     let hit = is_hit(relevant);
-    let dcg: f64 =
-        recs.iter().take(k).enumerate().filter(|(_, i)| hit(i)).map(|(r, _)| 1.0 / ((r + 2) as f64).log2()).sum();
+    let dcg: f64 = recs
+        .iter()
+        .take(k)
+        .enumerate()
+        .filter(|(_, i)| hit(i))
+        .map(|(r, _)| 1.0 / ((r + 2) as f64).log2())
+        .sum();
     let idcg: f64 = (0..ideal).map(|r| 1.0 / ((r + 2) as f64).log2()).sum();
     dcg / idcg
 }
@@ -94,7 +99,15 @@ pub struct RankingReport {
 /// Evaluates per-user recommendation lists (`recs[u]`, already without the
 /// user's training items) against per-user relevant items (`test[u]`).
 pub fn evaluate(recs: &[Vec<u32>], test: &[Vec<u32>], k: usize, n_items: usize) -> RankingReport {
-    let mut rep = RankingReport { k, users: 0, precision: 0.0, recall: 0.0, ndcg: 0.0, map: 0.0, coverage: 0.0 };
+    let mut rep = RankingReport {
+        k,
+        users: 0,
+        precision: 0.0,
+        recall: 0.0,
+        ndcg: 0.0,
+        map: 0.0,
+        coverage: 0.0,
+    };
     let mut seen: HashSet<u32> = HashSet::new();
     for (r, t) in recs.iter().zip(test) {
         if t.is_empty() {
@@ -114,7 +127,11 @@ pub fn evaluate(recs: &[Vec<u32>], test: &[Vec<u32>], k: usize, n_items: usize) 
         rep.ndcg /= n;
         rep.map /= n;
     }
-    rep.coverage = if n_items > 0 { seen.len() as f64 / n_items as f64 } else { 0.0 };
+    rep.coverage = if n_items > 0 {
+        seen.len() as f64 / n_items as f64
+    } else {
+        0.0
+    };
     rep
 }
 

@@ -123,7 +123,9 @@ impl Csr {
                 )));
             }
             if !v.is_finite() {
-                return Err(ModelError::InvalidInput(format!("non-finite value at ({r}, {c})")));
+                return Err(ModelError::InvalidInput(format!(
+                    "non-finite value at ({r}, {c})"
+                )));
             }
             counts[r as usize + 1] += 1;
         }
@@ -165,7 +167,13 @@ impl Csr {
             }
             indptr.push(indices.len());
         }
-        Ok(Csr { n_rows, n_cols, indptr, indices, values })
+        Ok(Csr {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            values,
+        })
     }
 
     /// Number of stored entries.
@@ -185,7 +193,10 @@ impl Csr {
 
     /// `(column, value)` pairs of row `r`.
     pub fn row(&self, r: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
-        self.row_indices(r).iter().copied().zip(self.row_values(r).iter().copied())
+        self.row_indices(r)
+            .iter()
+            .copied()
+            .zip(self.row_values(r).iter().copied())
     }
 
     /// Number of entries in row `r`.
@@ -214,12 +225,21 @@ impl Csr {
                 next[c as usize] += 1;
             }
         }
-        Csr { n_rows: self.n_cols, n_cols: self.n_rows, indptr: counts, indices, values }
+        Csr {
+            n_rows: self.n_cols,
+            n_cols: self.n_rows,
+            indptr: counts,
+            indices,
+            values,
+        }
     }
 
     /// A copy with every stored value replaced by `f(value)`.
     pub fn map_values(&self, f: impl Fn(f32) -> f32) -> Csr {
-        Csr { values: self.values.iter().map(|&v| f(v)).collect(), ..self.clone() }
+        Csr {
+            values: self.values.iter().map(|&v| f(v)).collect(),
+            ..self.clone()
+        }
     }
 
     /// Keeps only the rows in `keep` (others become empty), same shape.
@@ -234,7 +254,13 @@ impl Csr {
             }
             indptr.push(indices.len());
         }
-        Csr { n_rows: self.n_rows, n_cols: self.n_cols, indptr, indices, values }
+        Csr {
+            n_rows: self.n_rows,
+            n_cols: self.n_cols,
+            indptr,
+            indices,
+            values,
+        }
     }
 }
 
@@ -255,7 +281,12 @@ impl Interactions {
     /// Builds from a user × item matrix and its id maps.
     pub fn from_csr(users: IdMap, items: IdMap, by_user: Csr) -> Self {
         let by_item = by_user.transpose();
-        Interactions { users, items, by_user, by_item }
+        Interactions {
+            users,
+            items,
+            by_user,
+            by_item,
+        }
     }
 
     /// Builds from dense triples `(user, item, value)` with ids `"0".."n-1"`;
@@ -348,11 +379,21 @@ pub struct SignalWeights {
 
 impl Default for SignalWeights {
     fn default() -> Self {
-        let weights = [("purchase", 1.0), ("rating", 1.0), ("cart", 0.5), ("wishlist", 0.5), ("click", 0.2), ("view", 0.1)]
-            .into_iter()
-            .map(|(k, w)| (k.to_owned(), w))
-            .collect();
-        SignalWeights { weights, default: 0.0 }
+        let weights = [
+            ("purchase", 1.0),
+            ("rating", 1.0),
+            ("cart", 0.5),
+            ("wishlist", 0.5),
+            ("click", 0.2),
+            ("view", 0.1),
+        ]
+        .into_iter()
+        .map(|(k, w)| (k.to_owned(), w))
+        .collect();
+        SignalWeights {
+            weights,
+            default: 0.0,
+        }
     }
 }
 
@@ -377,7 +418,10 @@ pub struct InteractionsBuilder {
 impl InteractionsBuilder {
     /// A builder combining duplicates with `combine`.
     pub fn new(combine: Combine) -> Self {
-        InteractionsBuilder { combine, ..Default::default() }
+        InteractionsBuilder {
+            combine,
+            ..Default::default()
+        }
     }
 
     /// Starts from existing id maps (so indices stay those of a trained model);
@@ -413,7 +457,14 @@ impl InteractionsBuilder {
     }
 
     /// Adds an implicit signal of `kind` weighted by `weights` (ignored when the weight is 0).
-    pub fn add_signal(&mut self, weights: &SignalWeights, user: &str, item: &str, kind: &str, time: Option<i64>) {
+    pub fn add_signal(
+        &mut self,
+        weights: &SignalWeights,
+        user: &str,
+        item: &str,
+        kind: &str,
+        time: Option<i64>,
+    ) {
         let w = weights.weight(kind);
         if w != 0.0 {
             self.add(user, item, w, time);
@@ -445,11 +496,17 @@ impl InteractionsBuilder {
             }
         }
         let combine = self.combine;
-        let csr = Csr::from_triples(self.users.len(), self.items.len(), &triples, |a, b| match combine {
-            Combine::Last => b,
-            Combine::Sum => a + b,
-            Combine::Max => a.max(b),
-        })?;
+        let csr =
+            Csr::from_triples(
+                self.users.len(),
+                self.items.len(),
+                &triples,
+                |a, b| match combine {
+                    Combine::Last => b,
+                    Combine::Sum => a + b,
+                    Combine::Max => a.max(b),
+                },
+            )?;
         Ok(Interactions::from_csr(self.users, self.items, csr))
     }
 }
@@ -471,7 +528,10 @@ mod tests {
         assert_eq!(x.nnz(), 3);
         let u1 = x.users.get("u1").unwrap() as usize;
         let a = x.items.get("a").unwrap();
-        assert_eq!(x.history(u1), vec![(a, 5.0), (x.items.get("c").unwrap(), 1.0)]);
+        assert_eq!(
+            x.history(u1),
+            vec![(a, 5.0), (x.items.get("c").unwrap(), 1.0)]
+        );
         assert_eq!(x.by_item.row_len(a as usize), 1);
         assert_eq!(x.by_item.transpose(), x.by_user);
     }

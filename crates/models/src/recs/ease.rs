@@ -33,15 +33,29 @@ pub struct Ease {
 impl Ease {
     /// Fits on `by_user`/`by_item` with L2 `lambda`, dropout emphasis `dropout`
     /// in `[0, 1)`, keeping at most `max_items` (most popular) items.
-    pub fn fit(by_user: &Csr, by_item: &Csr, lambda: f64, dropout: f64, max_items: usize) -> Result<Self, ModelError> {
+    pub fn fit(
+        by_user: &Csr,
+        by_item: &Csr,
+        lambda: f64,
+        dropout: f64,
+        max_items: usize,
+    ) -> Result<Self, ModelError> {
         if !(lambda >= 0.0) {
-            return Err(ModelError::InvalidParameter { name: "lambda".into(), reason: "must be >= 0".into() });
+            return Err(ModelError::InvalidParameter {
+                name: "lambda".into(),
+                reason: "must be >= 0".into(),
+            });
         }
         if !(0.0..1.0).contains(&dropout) {
-            return Err(ModelError::InvalidParameter { name: "dropout".into(), reason: "must be in [0, 1)".into() });
+            return Err(ModelError::InvalidParameter {
+                name: "dropout".into(),
+                reason: "must be in [0, 1)".into(),
+            });
         }
         let n_all = by_item.n_rows;
-        let mut items: Vec<u32> = (0..n_all as u32).filter(|&i| by_item.row_len(i as usize) > 0).collect();
+        let mut items: Vec<u32> = (0..n_all as u32)
+            .filter(|&i| by_item.row_len(i as usize) > 0)
+            .collect();
         if items.len() > max_items {
             items.sort_by_key(|&i| (std::cmp::Reverse(by_item.row_len(i as usize)), i));
             items.truncate(max_items);
@@ -53,7 +67,11 @@ impl Ease {
             pos[i as usize] = p as u32;
         }
         if n == 0 {
-            return Ok(Ease { items, pos, b: Vec::new() });
+            return Ok(Ease {
+                items,
+                pos,
+                b: Vec::new(),
+            });
         }
         // Gram matrix, one row per item in parallel.
         let mut g = vec![0f64; n * n];
@@ -72,7 +90,13 @@ impl Ease {
     }
 
     /// Solves EASE from a precomputed dense Gram matrix (row-major `|items|²`) over `items`.
-    pub fn from_gram(items: Vec<u32>, pos: Vec<u32>, g: Vec<f64>, lambda: f64, dropout: f64) -> Result<Self, ModelError> {
+    pub fn from_gram(
+        items: Vec<u32>,
+        pos: Vec<u32>,
+        g: Vec<f64>,
+        lambda: f64,
+        dropout: f64,
+    ) -> Result<Self, ModelError> {
         let n = items.len();
         let emph = dropout / (1.0 - dropout);
         let mut m = faer::Mat::<f64>::from_fn(n, n, |i, j| g[i * n + j]);
@@ -82,7 +106,9 @@ impl Ease {
             m[(j, j)] = gjj + lambda + emph * gjj;
         }
         let llt = m.llt(Side::Lower).map_err(|e| {
-            ModelError::FitFailed(format!("EASE: Gram + lambda*I is not positive definite ({e:?}); raise lambda"))
+            ModelError::FitFailed(format!(
+                "EASE: Gram + lambda*I is not positive definite ({e:?}); raise lambda"
+            ))
         })?;
         drop(m);
         let p = llt.inverse();
@@ -107,7 +133,9 @@ impl Ease {
         }
         let mut acc = vec![0f32; n];
         for &(i, w) in history {
-            let Some(&p) = self.pos.get(i as usize) else { continue };
+            let Some(&p) = self.pos.get(i as usize) else {
+                continue;
+            };
             if p == u32::MAX {
                 continue;
             }
@@ -124,7 +152,9 @@ impl Ease {
     /// Contribution of each history item to the score of `item`.
     pub fn contributions(&self, history: &[(u32, f32)], item: u32) -> Vec<(u32, f32)> {
         let n = self.items.len();
-        let Some(&pj) = self.pos.get(item as usize) else { return Vec::new() };
+        let Some(&pj) = self.pos.get(item as usize) else {
+            return Vec::new();
+        };
         if pj == u32::MAX {
             return Vec::new();
         }

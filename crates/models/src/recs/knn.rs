@@ -28,8 +28,16 @@ impl ItemKnn {
     /// Fits from the user × item matrix (`by_user`) and its transpose (`by_item`).
     pub fn fit(by_user: &Csr, by_item: &Csr, k: usize, shrink: f32) -> Self {
         let n = by_item.n_rows;
-        let norms: Vec<f32> =
-            (0..n).map(|i| by_item.row_values(i).iter().map(|v| v * v).sum::<f32>().sqrt()).collect();
+        let norms: Vec<f32> = (0..n)
+            .map(|i| {
+                by_item
+                    .row_values(i)
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f32>()
+                    .sqrt()
+            })
+            .collect();
         let rows: Vec<Vec<(u32, f32)>> = (0..n)
             .into_par_iter()
             .map_init(
@@ -56,7 +64,9 @@ impl ItemKnn {
                     }
                     touched.clear();
                     if cand.len() > k {
-                        cand.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                        cand.select_nth_unstable_by(k, |a, b| {
+                            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
+                        });
                         cand.truncate(k);
                     }
                     cand.sort_by_key(|&(j, _)| j);
@@ -75,7 +85,15 @@ impl ItemKnn {
             }
             indptr.push(indices.len());
         }
-        ItemKnn { neighbors: Csr { n_rows: n, n_cols: n, indptr, indices, values } }
+        ItemKnn {
+            neighbors: Csr {
+                n_rows: n,
+                n_cols: n,
+                indptr,
+                indices,
+                values,
+            },
+        }
     }
 
     /// Scores every item for a history of `(item, weight)` pairs.
@@ -96,7 +114,9 @@ impl ItemKnn {
             .iter()
             .filter_map(|&(i, w)| {
                 let row = self.neighbors.row_indices(i as usize);
-                row.binary_search(&item).ok().map(|p| (i, w * self.neighbors.row_values(i as usize)[p]))
+                row.binary_search(&item)
+                    .ok()
+                    .map(|p| (i, w * self.neighbors.row_values(i as usize)[p]))
             })
             .collect()
     }
@@ -120,9 +140,23 @@ pub struct UserKnn {
 impl UserKnn {
     /// Fits (stores the data and the norms).
     pub fn fit(by_user: &Csr, by_item: &Csr, k: usize, shrink: f32) -> Self {
-        let norms =
-            (0..by_user.n_rows).map(|u| by_user.row_values(u).iter().map(|v| v * v).sum::<f32>().sqrt()).collect();
-        UserKnn { by_user: by_user.clone(), by_item: by_item.clone(), norms, k, shrink }
+        let norms = (0..by_user.n_rows)
+            .map(|u| {
+                by_user
+                    .row_values(u)
+                    .iter()
+                    .map(|v| v * v)
+                    .sum::<f32>()
+                    .sqrt()
+            })
+            .collect();
+        UserKnn {
+            by_user: by_user.clone(),
+            by_item: by_item.clone(),
+            norms,
+            k,
+            shrink,
+        }
     }
 
     /// The `k` most similar training users to a history (excluding `exclude`).
@@ -147,7 +181,10 @@ impl UserKnn {
                 *a /= hn * self.norms[v] + self.shrink + 1e-12;
             }
         }
-        top_k_indices(&acc, self.k, |v| acc[v] > 0.0).into_iter().map(|v| (v, acc[v as usize])).collect()
+        top_k_indices(&acc, self.k, |v| acc[v] > 0.0)
+            .into_iter()
+            .map(|v| (v, acc[v as usize]))
+            .collect()
     }
 
     /// Scores every item for a history; `user` (a training row) is left out of its own neighbours.
@@ -163,14 +200,21 @@ impl UserKnn {
     /// Contribution of each history item to the score of `item`: the score is
     /// `Σ_v sim_v x_vj` with `sim_v = Σ_i w_i x_vi / denom_v`, so item `i`
     /// contributes `Σ_v w_i x_vi x_vj / denom_v` over the neighbours `v`.
-    pub fn contributions(&self, history: &[(u32, f32)], item: u32, user: Option<u32>) -> Vec<(u32, f32)> {
+    pub fn contributions(
+        &self,
+        history: &[(u32, f32)],
+        item: u32,
+        user: Option<u32>,
+    ) -> Vec<(u32, f32)> {
         let hn = history.iter().map(|&(_, w)| w * w).sum::<f32>().sqrt();
         let mut out: Vec<(u32, f32)> = history.iter().map(|&(i, _)| (i, 0.0)).collect();
         for (v, _) in self.neighbours(history, user) {
             let v = v as usize;
             let cols = self.by_user.row_indices(v);
             let vals = self.by_user.row_values(v);
-            let Ok(pj) = cols.binary_search(&item) else { continue };
+            let Ok(pj) = cols.binary_search(&item) else {
+                continue;
+            };
             let denom = hn * self.norms[v] + self.shrink + 1e-12;
             for (k, &(i, w)) in history.iter().enumerate() {
                 if let Ok(pi) = cols.binary_search(&i) {

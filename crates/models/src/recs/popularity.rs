@@ -24,7 +24,11 @@ impl Popularity {
             weights[c as usize] += f64::from(v);
         }
         let max_w = weights.iter().copied().fold(0.0, f64::max).max(1e-12);
-        let scores = counts.iter().zip(&weights).map(|(&c, &w)| (c + 0.5 * w / max_w) as f32).collect();
+        let scores = counts
+            .iter()
+            .zip(&weights)
+            .map(|(&c, &w)| (c + 0.5 * w / max_w) as f32)
+            .collect();
         Popularity { scores }
     }
 

@@ -13,7 +13,12 @@
 //! - `knn-baseline` — item-kNN on baseline residuals with pearson-baseline
 //!   shrunk similarity ([`knn`]);
 //! - `blend` — a ridge-regression blend of several models whose weights are
-//!   fitted on a validation split carved from the training data only.
+//!   fitted on a validation split carved from the training data only. The
+//!   features are each model's prediction `p_k`, and `p_k·s_u`, `p_k·s_i`
+//!   with the supports `s = 1/√(1+n)` of the user and the item (feature-
+//!   weighted linear stacking, Sill et al. 2009), so the blend can trust the
+//!   neighbourhood model more for well-known items and the factor model more
+//!   for others.
 //!
 //! Model selection ([`choose`]) fits candidate configurations on an inner
 //! split of the training data, scores them on the held-out part, and (for
@@ -258,7 +263,8 @@ pub enum RatingAlgo {
 pub struct BlendParams {
     /// The blended models.
     pub components: Vec<RatingAlgo>,
-    /// `[intercept, w_1, …]` when already chosen (by [`choose`]); `None` =
+    /// Weights of the blend features `[1, s_u, s_i, p_k…, p_k·s_u…, p_k·s_i…]`
+    /// (`s = 1/√(1+n)`, see the module docs) when already chosen (by [`choose`]); `None` =
     /// fit them on an inner validation split of the training data.
     pub weights: Option<Vec<f64>>,
     /// Share of the training data held out to fit the weights (when `weights` is `None`).
@@ -461,6 +467,28 @@ impl RatingAlgo {
         }
     }
 
+    /// A deterministic estimate of the fitting work on `data` (operation
+    /// count), used to prefer the cheaper of two equally accurate models.
+    pub fn cost(&self, data: &RatingData) -> f64 {
+        let n = data.len() as f64;
+        match self {
+            RatingAlgo::GlobalMean => n,
+            RatingAlgo::Baseline(p) => n * (2 * p.epochs.max(1)) as f64,
+            RatingAlgo::Svd(p) => n * (p.epochs * (p.factors + 4)) as f64,
+            RatingAlgo::Svdpp(p) => n * (p.epochs * (2 * p.factors + 4)) as f64,
+            RatingAlgo::KnnBaseline(_) => {
+                // Co-rating pairs (each counted once) plus the baseline.
+                let pairs: f64 = data
+                    .user_counts()
+                    .iter()
+                    .map(|&c| (c as f64) * (c as f64) / 2.0)
+                    .sum();
+                4.0 * pairs + 20.0 * n
+            }
+            RatingAlgo::Blend(b) => b.components.iter().map(|c| c.cost(data)).sum(),
+        }
+    }
+
     /// Fits on `data` (deterministic for `seed`).
     pub fn fit(&self, data: &RatingData, seed: u64) -> Result<RatingModel, ModelError> {
         if data.is_empty() {
@@ -569,7 +597,7 @@ impl RatingModel {
             .collect()
     }
 
-    /// Blend weights `[intercept, w_1, …]` when this is a blend.
+    /// Blend weights (over `[1, s_u, s_i, p_k…, p_k·s_u…, p_k·s_i…]`) when this is a blend.
     pub fn blend_weights(&self) -> Option<&[f64]> {
         match &self.inner {
             Inner::Blend(_, w, _, _) => Some(w),
@@ -875,6 +903,11 @@ pub fn auto_candidates() -> Vec<RatingAlgo> {
     ]
 }
 
+/// The accuracy `--algo auto` gives up for speed: it takes the cheapest
+/// candidate whose validation RMSE is within 0.25 % of the best (the
+/// validation estimate itself is not more precise than that).
+pub const AUTO_TOLERANCE: f64 = 0.0025;
+
 /// One candidate's inner-validation score.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trial {
@@ -882,6 +915,8 @@ pub struct Trial {
     pub label: String,
     /// RMSE on the inner validation split (+∞ when it could not be fitted).
     pub val_rmse: f64,
+    /// [`RatingAlgo::cost`] on the training data.
+    pub cost: f64,
     /// Why it could not be fitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -894,21 +929,31 @@ pub struct Choice {
     pub algo: RatingAlgo,
     /// Its inner-validation RMSE.
     pub val_rmse: f64,
+    /// The lowest inner-validation RMSE of all candidates.
+    pub best_val_rmse: f64,
     /// Every candidate's score, in the order tried.
     pub trials: Vec<Trial>,
 }
 
-/// Picks the candidate with the lowest RMSE on a validation split
-/// (`val_frac` of `train`, drawn with `seed`) after fitting on the rest. With
-/// `try_blend`, a ridge blend of the best kNN candidate and the best factor
-/// model (SVD or SVD++) is also scored, its weights cross-fitted on two halves of the validation
-/// split so its score is as honest as the single models'; if it wins, it is
-/// returned with weights fitted on the whole validation split.
+/// Picks a candidate by its RMSE on a validation split (`val_frac` of
+/// `train`, drawn with `seed`) after fitting on the rest.
+///
+/// With `try_blend`, ridge blends of every combination of two or three of
+/// the best kNN, the best SVD and the best SVD++ candidate are also scored,
+/// their weights cross-fitted on two halves of the validation split so the
+/// score is as honest as the single models'; a chosen blend comes with
+/// weights fitted on the whole validation split.
+///
+/// `tolerance` trades accuracy for speed: among the candidates whose
+/// validation RMSE is within `(1 + tolerance) ×` the best, the one with the
+/// lowest [`RatingAlgo::cost`] wins (0 = strictly the lowest RMSE). The cost
+/// is a deterministic operation count, so the choice is reproducible.
 pub fn choose(
     train: &RatingData,
     candidates: &[RatingAlgo],
     try_blend: bool,
     val_frac: f64,
+    tolerance: f64,
     seed: u64,
 ) -> Result<Choice, ModelError> {
     if candidates.is_empty() {
@@ -936,52 +981,53 @@ pub fn choose(
         .map(|(c, p)| Trial {
             label: c.label(),
             val_rmse: p.as_ref().map_or(f64::INFINITY, |p| rmse(p, &vad.ratings)),
+            cost: c.cost(train),
             error: p.as_ref().err().map(ToString::to_string),
         })
         .collect();
+    let mut algos: Vec<RatingAlgo> = candidates.to_vec();
     let preds: Vec<Vec<f32>> = results.into_iter().map(Result::unwrap_or_default).collect();
-    let mut best = 0;
-    for (k, t) in trials.iter().enumerate() {
-        if t.val_rmse < trials[best].val_rmse {
-            best = k;
-        }
-    }
-    let mut choice = Choice {
-        algo: candidates[best].clone(),
-        val_rmse: trials[best].val_rmse,
-        trials: Vec::new(),
-    };
     if try_blend {
-        // The best kNN and the best factor model (SVD or SVD++): the two
-        // families whose errors differ most; global-mean and baseline add
-        // nothing a blend can use.
+        // The best kNN, the best SVD and the best SVD++ (global-mean and
+        // baseline add nothing a blend can use); every combination of two
+        // or three of them is scored.
         let best_of = |pred: &dyn Fn(&RatingAlgo) -> bool| -> Option<usize> {
             (0..candidates.len())
                 .filter(|&k| pred(&candidates[k]) && trials[k].val_rmse.is_finite())
                 .min_by(|&a, &b| trials[a].val_rmse.total_cmp(&trials[b].val_rmse))
         };
-        let fam: Vec<usize> = [
+        let members: Vec<usize> = [
             best_of(&|c| matches!(c, RatingAlgo::KnnBaseline(_))),
-            best_of(&|c| matches!(c, RatingAlgo::Svd(_) | RatingAlgo::Svdpp(_))),
+            best_of(&|c| matches!(c, RatingAlgo::Svd(_))),
+            best_of(&|c| matches!(c, RatingAlgo::Svdpp(_))),
         ]
         .into_iter()
         .flatten()
         .collect();
-        if fam.len() >= 2 {
+        let mut sets: Vec<Vec<usize>> = Vec::new();
+        for a in 0..members.len() {
+            for b in a + 1..members.len() {
+                sets.push(vec![members[a], members[b]]);
+            }
+        }
+        if members.len() == 3 {
+            sets.push(members.clone());
+        }
+        let n = vad.len();
+        let half: Vec<bool> = {
+            let (_, b) = inner_split(n, 0.5, seed ^ 0xb1e4d);
+            let mut h = vec![false; n];
+            for t in b {
+                h[t as usize] = true;
+            }
+            h
+        };
+        let other: Vec<bool> = half.iter().map(|h| !h).collect();
+        let (lo, hi) = train.range();
+        for fam in sets {
             let rows = BlendRows::new(fam.iter().map(|&k| preds[k].clone()).collect(), &trd, &vad);
-            let n = vad.len();
-            let half: Vec<bool> = {
-                let (_, b) = inner_split(n, 0.5, seed ^ 0xb1e4d);
-                let mut h = vec![false; n];
-                for t in b {
-                    h[t as usize] = true;
-                }
-                h
-            };
-            let other: Vec<bool> = half.iter().map(|h| !h).collect();
             let wa = rows.ridge(&vad.ratings, Some(&half), BLEND_RIDGE);
             let wb = rows.ridge(&vad.ratings, Some(&other), BLEND_RIDGE);
-            let (lo, hi) = train.range();
             let mut cross = vec![0f32; n];
             for (t, c) in cross.iter_mut().enumerate() {
                 // Weights fitted on the other half.
@@ -999,16 +1045,34 @@ pub fn choose(
             trials.push(Trial {
                 label: algo.label(),
                 val_rmse: score,
+                cost: algo.cost(train),
                 error: None,
             });
-            if score < choice.val_rmse {
-                choice.algo = algo;
-                choice.val_rmse = score;
-            }
+            algos.push(algo);
         }
     }
-    choice.trials = trials;
-    Ok(choice)
+    let best_rmse = trials
+        .iter()
+        .map(|t| t.val_rmse)
+        .fold(f64::INFINITY, f64::min);
+    let limit = best_rmse * (1.0 + tolerance.max(0.0));
+    let mut pick = None::<usize>;
+    for (k, t) in trials.iter().enumerate() {
+        if t.val_rmse > limit {
+            continue;
+        }
+        pick = match pick {
+            Some(p) if (trials[p].cost, trials[p].val_rmse) <= (t.cost, t.val_rmse) => Some(p),
+            _ => Some(k),
+        };
+    }
+    let pick = pick.ok_or_else(|| ModelError::FitFailed("no candidate could be scored".into()))?;
+    Ok(Choice {
+        algo: algos[pick].clone(),
+        val_rmse: trials[pick].val_rmse,
+        best_val_rmse: best_rmse,
+        trials,
+    })
 }
 
 #[cfg(test)]

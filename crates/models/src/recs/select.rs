@@ -24,7 +24,11 @@ use crate::metrics::ranking::{self, RankingReport};
 
 /// Splits each user's interactions: a share `fraction` (rounded half up) goes
 /// to test. Returns the training matrix (same shape) and each user's test items.
-pub fn holdout(by_user: &Csr, fraction: f64, seed: u64) -> Result<(Csr, Vec<Vec<u32>>), ModelError> {
+pub fn holdout(
+    by_user: &Csr,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Csr, Vec<Vec<u32>>), ModelError> {
     if !(fraction > 0.0 && fraction < 1.0) {
         return Err(ModelError::InvalidParameter {
             name: "holdout-per-user".into(),
@@ -49,7 +53,12 @@ pub fn holdout(by_user: &Csr, fraction: f64, seed: u64) -> Result<(Csr, Vec<Vec<
 }
 
 /// Top-`k` lists of every training user (train items removed) and their metrics.
-pub fn evaluate(model: &Recommender, train: &Csr, test: &[Vec<u32>], k: usize) -> (Vec<Vec<u32>>, RankingReport) {
+pub fn evaluate(
+    model: &Recommender,
+    train: &Csr,
+    test: &[Vec<u32>],
+    k: usize,
+) -> (Vec<Vec<u32>>, RankingReport) {
     let recs = model.recommend_all(train, k, false);
     let rep = ranking::evaluate(&recs, test, k, train.n_cols);
     (recs, rep)
@@ -89,7 +98,9 @@ pub fn grid_search(
     k: usize,
 ) -> Result<Selection, ModelError> {
     if candidates.is_empty() {
-        return Err(ModelError::InvalidInput("no candidate configurations".into()));
+        return Err(ModelError::InvalidInput(
+            "no candidate configurations".into(),
+        ));
     }
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
@@ -104,7 +115,12 @@ pub fn grid_search(
                 if best.is_none_or(|(_, b)| rep.ndcg > b.ndcg) {
                     best = Some((ci, rep));
                 }
-                trials.push(Trial { params: c.clone(), report: Some(rep), fit_seconds, error: None });
+                trials.push(Trial {
+                    params: c.clone(),
+                    report: Some(rep),
+                    fit_seconds,
+                    error: None,
+                });
             }
             Err(e) => trials.push(Trial {
                 params: c.clone(),
@@ -114,19 +130,26 @@ pub fn grid_search(
             }),
         }
     }
-    let (bi, best_report) =
-        best.ok_or_else(|| ModelError::FitFailed("every candidate configuration failed to fit".into()))?;
-    Ok(Selection { best: candidates[bi].clone(), best_report, trials })
+    let (bi, best_report) = best.ok_or_else(|| {
+        ModelError::FitFailed("every candidate configuration failed to fit".into())
+    })?;
+    Ok(Selection {
+        best: candidates[bi].clone(),
+        best_report,
+        trials,
+    })
 }
 
 /// Parses `name=v1,v2;name2=v3` into `(name, values)` pairs.
 pub fn parse_grid(spec: &str) -> Result<Vec<(String, Vec<f64>)>, ModelError> {
     let mut out = Vec::new();
     for part in spec.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, vals) = part.split_once('=').ok_or_else(|| ModelError::InvalidParameter {
-            name: "grid".into(),
-            reason: format!("{part:?} is not name=v1,v2,..."),
-        })?;
+        let (name, vals) = part
+            .split_once('=')
+            .ok_or_else(|| ModelError::InvalidParameter {
+                name: "grid".into(),
+                reason: format!("{part:?} is not name=v1,v2,..."),
+            })?;
         let vals = vals
             .split(',')
             .map(str::trim)
@@ -139,18 +162,27 @@ pub fn parse_grid(spec: &str) -> Result<Vec<(String, Vec<f64>)>, ModelError> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         if vals.is_empty() {
-            return Err(ModelError::InvalidParameter { name: format!("grid {}", name.trim()), reason: "no values".into() });
+            return Err(ModelError::InvalidParameter {
+                name: format!("grid {}", name.trim()),
+                reason: "no values".into(),
+            });
         }
         out.push((name.trim().to_owned(), vals));
     }
     if out.is_empty() {
-        return Err(ModelError::InvalidParameter { name: "grid".into(), reason: "empty".into() });
+        return Err(ModelError::InvalidParameter {
+            name: "grid".into(),
+            reason: "empty".into(),
+        });
     }
     Ok(out)
 }
 
 /// Every combination of the grid's values applied to `base`.
-pub fn expand_grid(base: &AlgoParams, grid: &[(String, Vec<f64>)]) -> Result<Vec<AlgoParams>, ModelError> {
+pub fn expand_grid(
+    base: &AlgoParams,
+    grid: &[(String, Vec<f64>)],
+) -> Result<Vec<AlgoParams>, ModelError> {
     let mut out = vec![base.clone()];
     for (name, vals) in grid {
         let mut next = Vec::with_capacity(out.len() * vals.len());
@@ -166,23 +198,101 @@ pub fn expand_grid(base: &AlgoParams, grid: &[(String, Vec<f64>)]) -> Result<Vec
     Ok(out)
 }
 
-/// The candidates `--algo auto` searches, sized to the data: EASE (several λ
-/// and dropout emphases) while the catalogue fits the dense model, iALS,
-/// item-kNN and popularity always.
+/// The first-stage candidates of `--algo auto`, sized to the data:
+/// popularity, item-kNN, user-kNN, iALS over a log-spaced `reg × alpha` grid,
+/// and — while the catalogue fits the dense model ([`EASE_MAX_ITEMS`]) — EASE
+/// over a log-spaced `λ` grid with and without dropout emphasis.
 pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
     let mut c = vec![AlgoParams::Popularity];
     for k in [50, 200] {
         c.push(AlgoParams::ItemKnn { k, shrink: 10.0 });
     }
-    for (factors, reg, alpha) in [(64, 1.0, 10.0), (128, 5.0, 20.0)] {
-        c.push(AlgoParams::Ials(IalsParams { factors, reg, alpha, iterations: 15, cg_steps: 3, seed }));
+    c.push(AlgoParams::UserKnn {
+        k: 50,
+        shrink: 10.0,
+    });
+    for reg in [3.0, 10.0, 30.0, 100.0] {
+        for alpha in [1.0, 3.0, 10.0] {
+            c.push(AlgoParams::Ials(IalsParams {
+                factors: 64,
+                reg,
+                alpha,
+                iterations: 15,
+                cg_steps: 3,
+                seed,
+            }));
+        }
     }
     if n_items <= EASE_MAX_ITEMS {
-        for lambda in [100.0, 300.0, 1000.0] {
-            for dropout in [0.0, 0.25, 0.5] {
-                c.push(AlgoParams::Ease { lambda, dropout, max_items: EASE_MAX_ITEMS });
+        for lambda in [50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0] {
+            for dropout in [0.0, 0.5] {
+                c.push(AlgoParams::Ease {
+                    lambda,
+                    dropout,
+                    max_items: EASE_MAX_ITEMS,
+                });
             }
         }
     }
     c
+}
+
+/// `--algo auto`: stage 1 searches [`auto_candidates`] on an inner split of
+/// `train`; stage 2 tries rank blends (EASE weight 0.3, 0.5, 0.7) of the best
+/// EASE and the best iALS of stage 1 on the same split. The best of all by
+/// validation nDCG@k wins. Only `train` is used.
+pub fn auto_search(
+    train: &Csr,
+    fraction: f64,
+    seed: u64,
+    k: usize,
+) -> Result<Selection, ModelError> {
+    let cands = auto_candidates(train.n_cols, seed);
+    let first = grid_search(&cands, train, fraction, seed, k)?;
+    let best_of = |name: &str| {
+        first
+            .trials
+            .iter()
+            .filter(|t| t.params.name() == name)
+            .filter_map(|t| t.report.map(|r| (r.ndcg, t.params.clone())))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|x| x.1)
+    };
+    let (
+        Some(AlgoParams::Ease {
+            lambda,
+            dropout,
+            max_items,
+        }),
+        Some(AlgoParams::Ials(ials)),
+    ) = (best_of("ease"), best_of("ials"))
+    else {
+        return Ok(first);
+    };
+    let blends: Vec<AlgoParams> = [0.3f32, 0.5, 0.7]
+        .into_iter()
+        .map(|weight| AlgoParams::Blend {
+            lambda,
+            dropout,
+            weight,
+            ials,
+            max_items,
+        })
+        .collect();
+    let second = grid_search(&blends, train, fraction, seed, k)?;
+    let mut trials = first.trials;
+    trials.extend(second.trials);
+    Ok(if second.best_report.ndcg > first.best_report.ndcg {
+        Selection {
+            best: second.best,
+            best_report: second.best_report,
+            trials,
+        }
+    } else {
+        Selection {
+            best: first.best,
+            best_report: first.best_report,
+            trials,
+        }
+    })
 }

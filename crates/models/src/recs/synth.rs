@@ -54,9 +54,17 @@ pub fn planted_taste(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n_groups = n_groups.max(1);
     let item_group: Vec<u32> = (0..n_items).map(|i| (i % n_groups) as u32).collect();
-    let group_items: Vec<Vec<u32>> =
-        (0..n_groups).map(|g| (0..n_items as u32).filter(|i| item_group[*i as usize] == g as u32).collect()).collect();
-    let cdfs: Vec<Vec<f64>> = group_items.iter().map(|v| zipf_cdf(v.len().max(1), 0.8)).collect();
+    let group_items: Vec<Vec<u32>> = (0..n_groups)
+        .map(|g| {
+            (0..n_items as u32)
+                .filter(|i| item_group[*i as usize] == g as u32)
+                .collect()
+        })
+        .collect();
+    let cdfs: Vec<Vec<f64>> = group_items
+        .iter()
+        .map(|v| zipf_cdf(v.len().max(1), 0.8))
+        .collect();
     let mut user_group = Vec::with_capacity(n_users);
     let mut triples = Vec::with_capacity(n_users * per_user);
     for u in 0..n_users {
@@ -76,13 +84,23 @@ pub fn planted_taste(
         }
         triples.extend(chosen.into_iter().map(|i| (u as u32, i, 1.0)));
     }
-    Planted { triples, user_group, item_group }
+    Planted {
+        triples,
+        user_group,
+        item_group,
+    }
 }
 
 /// About `nnz` implicit interactions between `n_users` and `n_items` with Zipf
 /// exponent `exponent` on both sides (item ranks shuffled so popularity is
 /// not the id order). Duplicate pairs may occur (combine them when building).
-pub fn power_law(n_users: usize, n_items: usize, nnz: usize, exponent: f64, seed: u64) -> Vec<(u32, u32, f32)> {
+pub fn power_law(
+    n_users: usize,
+    n_items: usize,
+    nnz: usize,
+    exponent: f64,
+    seed: u64,
+) -> Vec<(u32, u32, f32)> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let item_cdf = zipf_cdf(n_items, exponent);
     let user_cdf = zipf_cdf(n_users, exponent * 0.5);

@@ -65,7 +65,10 @@ impl TopNFilter<'_> {
 /// Indices of the `k` largest entries of `scores` among those where `keep(i)`,
 /// best first (ties broken by lower index, so results are deterministic).
 pub fn top_k_indices(scores: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<u32> {
-    let mut cand: Vec<u32> = (0..scores.len()).filter(|&i| keep(i)).map(|i| i as u32).collect();
+    let mut cand: Vec<u32> = (0..scores.len())
+        .filter(|&i| keep(i))
+        .map(|i| i as u32)
+        .collect();
     let cmp = |a: &u32, b: &u32| {
         let (sa, sb) = (scores[*a as usize], scores[*b as usize]);
         // NaN sorts last.
@@ -99,7 +102,10 @@ pub fn top_n(scores: &[f32], seen: &[u32], n: usize, filter: &TopNFilter<'_>) ->
     }
     top_k_indices(scores, n, |i| !excluded[i] && filter.admits(i as u32))
         .into_iter()
-        .map(|item| Scored { item, score: scores[item as usize] })
+        .map(|item| Scored {
+            item,
+            score: scores[item as usize],
+        })
         .collect()
 }
 
@@ -111,14 +117,25 @@ mod tests {
     fn excludes_seen_and_fills_exactly_n() {
         let scores = [0.5, 0.9, 0.0, 0.0, 0.1];
         let r = top_n(&scores, &[1], 4, &TopNFilter::default());
-        assert_eq!(r.iter().map(|s| s.item).collect::<Vec<_>>(), vec![0, 4, 2, 3]);
+        assert_eq!(
+            r.iter().map(|s| s.item).collect::<Vec<_>>(),
+            vec![0, 4, 2, 3]
+        );
         let deny: HashSet<u32> = [0].into();
         let pred = |i: u32| i != 4;
-        let f = TopNFilter { include_seen: true, deny: Some(&deny), candidate: Some(&pred), ..Default::default() };
+        let f = TopNFilter {
+            include_seen: true,
+            deny: Some(&deny),
+            candidate: Some(&pred),
+            ..Default::default()
+        };
         let r = top_n(&scores, &[1], 10, &f);
         assert_eq!(r.iter().map(|s| s.item).collect::<Vec<_>>(), vec![1, 2, 3]);
         let allow: HashSet<u32> = [2, 4].into();
-        let f = TopNFilter { allow: Some(&allow), ..Default::default() };
+        let f = TopNFilter {
+            allow: Some(&allow),
+            ..Default::default()
+        };
         assert_eq!(top_n(&scores, &[], 1, &f)[0].item, 4);
     }
 }

@@ -12,11 +12,15 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
-const SEASON12: [f64; 12] = [-12.0, -8.0, 0.0, 5.0, 9.0, 14.0, 16.0, 10.0, 2.0, -6.0, -14.0, -16.0];
+const SEASON12: [f64; 12] = [
+    -12.0, -8.0, 0.0, 5.0, 9.0, 14.0, 16.0, 10.0, 2.0, -6.0, -14.0, -16.0,
+];
 
 fn planted_additive(n: usize, seed: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n).map(|t| 100.0 + 0.8 * t as f64 + SEASON12[t % 12] + 1.5 * normal(&mut rng)).collect()
+    (0..n)
+        .map(|t| 100.0 + 0.8 * t as f64 + SEASON12[t % 12] + 1.5 * normal(&mut rng))
+        .collect()
 }
 
 fn planted_multiplicative(n: usize, seed: u64) -> Vec<f64> {
@@ -32,7 +36,11 @@ fn planted_multiplicative(n: usize, seed: u64) -> Vec<f64> {
 #[test]
 fn ses_textbook_table_20_40_62_85_6() {
     let y = [100.0, 120.0, 150.0, 180.0];
-    let fixed = EtsFixed { alpha: Some(0.2), initial_level: Some(0.0), ..EtsFixed::default() };
+    let fixed = EtsFixed {
+        alpha: Some(0.2),
+        initial_level: Some(0.0),
+        ..EtsFixed::default()
+    };
     let fit = fit_ets(&y, EtsSpec::ses(), &fixed).expect("fit");
     let want = [20.0, 40.0, 62.0, 85.6];
     assert_eq!(fit.levels.len(), 4);
@@ -63,7 +71,9 @@ fn ses_estimates_alpha_on_a_random_walk() {
 #[test]
 fn holt_recovers_planted_level_and_trend() {
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let y: Vec<f64> = (0..120).map(|t| 30.0 + 2.5 * t as f64 + normal(&mut rng)).collect();
+    let y: Vec<f64> = (0..120)
+        .map(|t| 30.0 + 2.5 * t as f64 + normal(&mut rng))
+        .collect();
     let fit = fit_ets(&y, EtsSpec::holt(false), &EtsFixed::default()).expect("fit");
     let f = fit.forecast(10);
     let slope = (f[9] - f[0]) / 9.0;
@@ -72,7 +82,10 @@ fn holt_recovers_planted_level_and_trend() {
     let truth = 30.0 + 2.5 * 129.0;
     assert!((f[9] - truth).abs() < 3.0, "h=10: {} vs {truth}", f[9]);
     let last = *fit.levels.last().expect("levels");
-    assert!((last - (30.0 + 2.5 * 119.0)).abs() < 2.0, "last level {last}");
+    assert!(
+        (last - (30.0 + 2.5 * 119.0)).abs() < 2.0,
+        "last level {last}"
+    );
     // Damped: φ within its bounds and still near the line at short horizons.
     let d = fit_ets(&y, EtsSpec::holt(true), &EtsFixed::default()).expect("fit");
     assert!((0.8..=0.98).contains(&d.params.phi));
@@ -98,7 +111,12 @@ fn holt_winters_additive_recovers_season_and_trend() {
 #[test]
 fn holt_winters_multiplicative_recovers_factors() {
     let y = planted_multiplicative(96, 5);
-    let fit = fit_ets(&y, EtsSpec::hw_multiplicative(12, false), &EtsFixed::default()).expect("fit");
+    let fit = fit_ets(
+        &y,
+        EtsSpec::hw_multiplicative(12, false),
+        &EtsFixed::default(),
+    )
+    .expect("fit");
     let f = fit.forecast(12);
     for (j, &v) in f.iter().enumerate() {
         let t = 96 + j;
@@ -112,10 +130,20 @@ fn aicc_picks_seasonal_only_when_planted() {
     for seed in [1, 2] {
         let y = planted_additive(84, seed);
         let auto = AutoEts::new(12).fit_series(&y).expect("auto");
-        assert_ne!(auto.best.spec.season, SeasonType::None, "seed {seed}: {}", auto.best.name());
+        assert_ne!(
+            auto.best.spec.season,
+            SeasonType::None,
+            "seed {seed}: {}",
+            auto.best.name()
+        );
         let y = planted_multiplicative(84, seed);
         let auto = AutoEts::new(12).fit_series(&y).expect("auto");
-        assert_ne!(auto.best.spec.season, SeasonType::None, "seed {seed}: {}", auto.best.name());
+        assert_ne!(
+            auto.best.spec.season,
+            SeasonType::None,
+            "seed {seed}: {}",
+            auto.best.name()
+        );
     }
     // No season planted: local level with noise, offered a season of 12.
     for seed in [3, 4] {
@@ -128,13 +156,25 @@ fn aicc_picks_seasonal_only_when_planted() {
             })
             .collect();
         let auto = AutoEts::new(12).fit_series(&y).expect("auto");
-        assert_eq!(auto.best.spec.season, SeasonType::None, "seed {seed}: {}", auto.best.name());
+        assert_eq!(
+            auto.best.spec.season,
+            SeasonType::None,
+            "seed {seed}: {}",
+            auto.best.name()
+        );
     }
     // A strong trend without season: a trend model.
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let y: Vec<f64> = (0..60).map(|t| 10.0 + 3.0 * t as f64 + normal(&mut rng)).collect();
+    let y: Vec<f64> = (0..60)
+        .map(|t| 10.0 + 3.0 * t as f64 + normal(&mut rng))
+        .collect();
     let auto = AutoEts::new(1).fit_series(&y).expect("auto");
-    assert_ne!(auto.best.spec.trend, TrendType::None, "{}", auto.best.name());
+    assert_ne!(
+        auto.best.spec.trend,
+        TrendType::None,
+        "{}",
+        auto.best.name()
+    );
 }
 
 #[test]
@@ -187,7 +227,12 @@ fn intervals_cover_by_simulation_for_multiplicative_error() {
             })
             .collect();
         let (train, test) = y.split_at(60);
-        let spec = EtsSpec::new(ErrorType::Multiplicative, TrendType::None, SeasonType::None, 1);
+        let spec = EtsSpec::new(
+            ErrorType::Multiplicative,
+            TrendType::None,
+            SeasonType::None,
+            1,
+        );
         let fit = fit_ets(train, spec, &EtsFixed::default()).expect("fit");
         let fc = fit.forecast_intervals(4, 0.95).expect("intervals");
         assert_eq!(fc.interval_method, "simulation");
@@ -213,7 +258,12 @@ fn seasonal_intervals_widen_with_horizon() {
     assert!(w[23] > w[0], "{w:?}");
     assert!(fc.lower.iter().zip(&fc.point).all(|(l, p)| l < p));
     let y = planted_multiplicative(72, 8);
-    let fit = fit_ets(&y, EtsSpec::hw_multiplicative(12, false), &EtsFixed::default()).expect("fit");
+    let fit = fit_ets(
+        &y,
+        EtsSpec::hw_multiplicative(12, false),
+        &EtsFixed::default(),
+    )
+    .expect("fit");
     let fc = fit.forecast_intervals(24, 0.9).expect("intervals");
     assert!(fc.upper[23] - fc.lower[23] > fc.upper[0] - fc.lower[0]);
 }
@@ -221,13 +271,28 @@ fn seasonal_intervals_widen_with_horizon() {
 #[test]
 fn log_model_is_comparable_and_positive() {
     let y = planted_multiplicative(72, 12);
-    let fit = fit_ets(&y, EtsSpec::hw_additive(12, false).on_log(), &EtsFixed::default()).expect("fit");
+    let fit = fit_ets(
+        &y,
+        EtsSpec::hw_additive(12, false).on_log(),
+        &EtsFixed::default(),
+    )
+    .expect("fit");
     assert!(fit.aicc.is_finite());
     let fc = fit.forecast_intervals(12, 0.95).expect("intervals");
     assert!(fc.lower.iter().all(|&v| v > 0.0));
     // Its likelihood is on the original scale: close to the multiplicative model's.
-    let mul = fit_ets(&y, EtsSpec::hw_multiplicative(12, false), &EtsFixed::default()).expect("fit");
-    assert!((fit.loglik - mul.loglik).abs() < 30.0, "{} vs {}", fit.loglik, mul.loglik);
+    let mul = fit_ets(
+        &y,
+        EtsSpec::hw_multiplicative(12, false),
+        &EtsFixed::default(),
+    )
+    .expect("fit");
+    assert!(
+        (fit.loglik - mul.loglik).abs() < 30.0,
+        "{} vs {}",
+        fit.loglik,
+        mul.loglik
+    );
 }
 
 #[test]

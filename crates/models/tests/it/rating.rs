@@ -51,20 +51,35 @@ fn holdout_rmse(algo: &RatingAlgo, data: &RatingData, seed: u64) -> f64 {
 fn every_model_beats_the_baseline_which_beats_the_mean() {
     let data = planted(1);
     let mean = holdout_rmse(&RatingAlgo::GlobalMean, &data, 0);
-    let base = holdout_rmse(&RatingAlgo::default_for("baseline").expect("algo"), &data, 0);
+    let base = holdout_rmse(
+        &RatingAlgo::default_for("baseline").expect("algo"),
+        &data,
+        0,
+    );
     assert!(base < 0.9 * mean, "baseline {base} vs mean {mean}");
     for name in ["svd", "knn-baseline", "blend"] {
         let r = holdout_rmse(&RatingAlgo::default_for(name).expect("algo"), &data, 0);
-        assert!(r < 0.9 * base, "{name}: {r} vs baseline {base} (mean {mean})");
+        assert!(
+            r < 0.9 * base,
+            "{name}: {r} vs baseline {base} (mean {mean})"
+        );
     }
     // SVD++'s defaults (8 short epochs, strong regularization) are tuned for
     // noisy MovieLens-like data and underfit this strong planted signal;
     // they still beat the baseline, and the long setting `auto` also tries
     // beats it by the same margin as the others.
     let short = holdout_rmse(&RatingAlgo::default_for("svdpp").expect("algo"), &data, 0);
-    assert!(short < 0.98 * base, "svdpp default: {short} vs baseline {base}");
+    assert!(
+        short < 0.98 * base,
+        "svdpp default: {short} vs baseline {base}"
+    );
     let mut long = RatingAlgo::default_for("svdpp").expect("algo");
-    for (k, v) in [("epochs", 30.0), ("lr", 0.02), ("reg", 0.02), ("decay", 0.95)] {
+    for (k, v) in [
+        ("epochs", 30.0),
+        ("lr", 0.02),
+        ("reg", 0.02),
+        ("decay", 0.95),
+    ] {
         long.set(k, v).expect("param");
     }
     let r = holdout_rmse(&long, &data, 0);
@@ -126,7 +141,7 @@ fn selection_uses_train_only_and_picks_a_personalized_model() {
     let data = planted(4);
     let folds = kfold(data.len(), 5, 0).expect("folds");
     let train = data.subset(&complement(data.len(), &folds[0]));
-    let ch = choose(&train, &auto_candidates(), true, 0.1, 0).expect("choose");
+    let ch = choose(&train, &auto_candidates(), true, 0.1, 0.0, 0).expect("choose");
     assert!(
         !matches!(ch.algo, RatingAlgo::Baseline(_) | RatingAlgo::GlobalMean),
         "{:?}",
@@ -141,11 +156,17 @@ fn selection_uses_train_only_and_picks_a_personalized_model() {
         .map(|t| t.val_rmse)
         .fold(f64::INFINITY, f64::min);
     assert!(ch.val_rmse <= best_single);
+    assert_eq!(ch.val_rmse, ch.best_val_rmse, "tolerance 0 takes the best");
+    // With a tolerance, a cheaper model within it may win instead.
+    let tol = 0.05;
+    let ch2 = choose(&train, &auto_candidates(), true, 0.1, tol, 0).expect("choose");
+    assert!(ch2.val_rmse <= ch2.best_val_rmse * (1.0 + tol));
+    assert!(ch2.algo.cost(&train) <= ch.algo.cost(&train));
     // A grid over an obviously bad value is not chosen.
     let grid = parse_grid("reg=0.08,50").expect("grid");
     let cands =
         expand_grid(&RatingAlgo::default_for("svdpp").expect("algo"), &grid).expect("expand");
-    let ch = choose(&train, &cands, false, 0.1, 0).expect("choose");
+    let ch = choose(&train, &cands, false, 0.1, 0.0, 0).expect("choose");
     assert_eq!(ch.algo, cands[0], "{:?}", ch.trials);
 }
 

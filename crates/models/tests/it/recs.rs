@@ -23,7 +23,14 @@ fn planted() -> (Planted, Interactions) {
 }
 
 fn small_ials() -> AlgoParams {
-    AlgoParams::Ials(IalsParams { factors: 8, reg: 1.0, alpha: 5.0, iterations: 8, cg_steps: 3, seed: 3 })
+    AlgoParams::Ials(IalsParams {
+        factors: 8,
+        reg: 1.0,
+        alpha: 5.0,
+        iterations: 8,
+        cg_steps: 3,
+        seed: 3,
+    })
 }
 
 fn all_algos() -> Vec<AlgoParams> {
@@ -31,12 +38,23 @@ fn all_algos() -> Vec<AlgoParams> {
         AlgoParams::ItemKnn { k: 30, shrink: 2.0 },
         AlgoParams::UserKnn { k: 30, shrink: 2.0 },
         small_ials(),
-        AlgoParams::Ease { lambda: 20.0, dropout: 0.0, max_items: 10_000 },
+        AlgoParams::Ease {
+            lambda: 20.0,
+            dropout: 0.0,
+            max_items: 10_000,
+        },
         AlgoParams::Blend {
             lambda: 20.0,
             dropout: 0.0,
             weight: 0.5,
-            ials: IalsParams { factors: 8, reg: 1.0, alpha: 5.0, iterations: 8, cg_steps: 3, seed: 3 },
+            ials: IalsParams {
+                factors: 8,
+                reg: 1.0,
+                alpha: 5.0,
+                iterations: 8,
+                cg_steps: 3,
+                seed: 3,
+            },
             max_items: 10_000,
         },
     ]
@@ -57,23 +75,45 @@ fn every_algorithm_beats_random_by_far_on_planted_tastes() {
     let pop = recall_at_10(&AlgoParams::Popularity, &train, &test);
     for a in all_algos() {
         let r = recall_at_10(&a, &train, &test);
-        assert!(r > 3.0 * random, "{}: recall@10 {r:.3} vs random {random:.3}", a.name());
-        assert!(r > pop + 0.1, "{}: recall@10 {r:.3} vs popularity {pop:.3}", a.name());
+        assert!(
+            r > 3.0 * random,
+            "{}: recall@10 {r:.3} vs random {random:.3}",
+            a.name()
+        );
+        assert!(
+            r > pop + 0.1,
+            "{}: recall@10 {r:.3} vs popularity {pop:.3}",
+            a.name()
+        );
     }
 }
 
 #[test]
 fn recommendations_come_from_the_users_taste_group() {
     let (p, x) = planted();
-    let m = Recommender::fit(&AlgoParams::Ease { lambda: 20.0, dropout: 0.0, max_items: 10_000 }, &x).expect("fit");
+    let m = Recommender::fit(
+        &AlgoParams::Ease {
+            lambda: 20.0,
+            dropout: 0.0,
+            max_items: 10_000,
+        },
+        &x,
+    )
+    .expect("fit");
     let recs = m.recommend_all(&x.by_user, 10, false);
     let mut in_group = 0usize;
     for (u, r) in recs.iter().enumerate() {
-        in_group += r.iter().filter(|&&i| p.item_group[i as usize] == p.user_group[u]).count();
+        in_group += r
+            .iter()
+            .filter(|&&i| p.item_group[i as usize] == p.user_group[u])
+            .count();
     }
     let share = in_group as f64 / (N_USERS * 10) as f64;
     // A random pick would be in the group 1/4 of the time.
-    assert!(share > 0.8, "share of recommendations in the user's group: {share:.3}");
+    assert!(
+        share > 0.8,
+        "share of recommendations in the user's group: {share:.3}"
+    );
 }
 
 #[test]
@@ -85,11 +125,18 @@ fn seen_items_are_never_returned_unless_asked() {
             let h = x.history(u);
             let r = m.recommend(Some(u as u32), &h, 20, &TopNFilter::default());
             assert_eq!(r.items.len(), 20, "{}: exactly N", a.name());
-            assert!(r.items.iter().all(|s| !h.iter().any(|&(i, _)| i == s.item)), "{} returned a seen item", a.name());
+            assert!(
+                r.items.iter().all(|s| !h.iter().any(|&(i, _)| i == s.item)),
+                "{} returned a seen item",
+                a.name()
+            );
         }
         // With include_seen the user's own items come back (they score high).
         let h = x.history(0);
-        let f = TopNFilter { include_seen: true, ..Default::default() };
+        let f = TopNFilter {
+            include_seen: true,
+            ..Default::default()
+        };
         let r = m.recommend(Some(0), &h, N_ITEMS, &f);
         assert_eq!(r.items.len(), N_ITEMS);
         assert!(h.iter().all(|&(i, _)| r.items.iter().any(|s| s.item == i)));
@@ -103,8 +150,13 @@ fn exactly_n_when_candidates_exist_and_filters_hold() {
     let h = x.history(3);
     // Only group-2 items: there are 30, minus the seen ones.
     let pred = |i: u32| p.item_group[i as usize] == 2;
-    let f = TopNFilter { candidate: Some(&pred), ..Default::default() };
-    let unseen_in_group = (0..N_ITEMS as u32).filter(|&i| pred(i) && !h.iter().any(|&(j, _)| j == i)).count();
+    let f = TopNFilter {
+        candidate: Some(&pred),
+        ..Default::default()
+    };
+    let unseen_in_group = (0..N_ITEMS as u32)
+        .filter(|&i| pred(i) && !h.iter().any(|&(j, _)| j == i))
+        .count();
     let r = m.recommend(Some(3), &h, 1000, &f);
     assert_eq!(r.items.len(), unseen_in_group);
     assert!(r.items.iter().all(|s| pred(s.item)));
@@ -144,19 +196,43 @@ fn fold_in_approaches_a_retrain() {
         for u in keep..N_USERS {
             let h = x.history(u);
             let f = TopNFilter::default();
-            let folded: Vec<u32> = part.recommend(None, &h, 10, &f).items.iter().map(|s| s.item).collect();
-            let trained: Vec<u32> = full.recommend(Some(u as u32), &h, 10, &f).items.iter().map(|s| s.item).collect();
+            let folded: Vec<u32> = part
+                .recommend(None, &h, 10, &f)
+                .items
+                .iter()
+                .map(|s| s.item)
+                .collect();
+            let trained: Vec<u32> = full
+                .recommend(Some(u as u32), &h, 10, &f)
+                .items
+                .iter()
+                .map(|s| s.item)
+                .collect();
             total += overlap(&folded, &trained);
         }
         let mean = total / 20.0;
-        assert!(mean >= 0.6, "{}: top-10 overlap fold-in vs retrain {mean:.3}", a.name());
+        assert!(
+            mean >= 0.6,
+            "{}: top-10 overlap fold-in vs retrain {mean:.3}",
+            a.name()
+        );
     }
     // For EASE and item-kNN, folding in a training user is exactly its trained answer.
-    for a in [AlgoParams::ItemKnn { k: 30, shrink: 2.0 }, AlgoParams::Ease { lambda: 20.0, dropout: 0.0, max_items: 100 }] {
+    for a in [
+        AlgoParams::ItemKnn { k: 30, shrink: 2.0 },
+        AlgoParams::Ease {
+            lambda: 20.0,
+            dropout: 0.0,
+            max_items: 100,
+        },
+    ] {
         let m = Recommender::fit(&a, &x).expect("fit");
         let h = x.history(5);
         let f = TopNFilter::default();
-        assert_eq!(m.recommend(None, &h, 10, &f), m.recommend(Some(5), &h, 10, &f));
+        assert_eq!(
+            m.recommend(None, &h, 10, &f),
+            m.recommend(Some(5), &h, 10, &f)
+        );
     }
 }
 
@@ -168,8 +244,18 @@ fn ials_fold_in_matches_trained_user_factors() {
     let mut total = 0.0;
     for u in 0..30u32 {
         let h = x.history(u as usize);
-        let a: Vec<u32> = m.recommend(None, &h, 10, &f).items.iter().map(|s| s.item).collect();
-        let b: Vec<u32> = m.recommend(Some(u), &h, 10, &f).items.iter().map(|s| s.item).collect();
+        let a: Vec<u32> = m
+            .recommend(None, &h, 10, &f)
+            .items
+            .iter()
+            .map(|s| s.item)
+            .collect();
+        let b: Vec<u32> = m
+            .recommend(Some(u), &h, 10, &f)
+            .items
+            .iter()
+            .map(|s| s.item)
+            .collect();
         total += overlap(&a, &b);
     }
     assert!(total / 30.0 > 0.8, "overlap {:.3}", total / 30.0);
@@ -190,7 +276,11 @@ fn explanations_name_the_users_own_items_of_the_same_taste() {
     let (p, x) = planted();
     for a in [
         AlgoParams::ItemKnn { k: 30, shrink: 2.0 },
-        AlgoParams::Ease { lambda: 20.0, dropout: 0.0, max_items: 10_000 },
+        AlgoParams::Ease {
+            lambda: 20.0,
+            dropout: 0.0,
+            max_items: 10_000,
+        },
         AlgoParams::UserKnn { k: 30, shrink: 2.0 },
         small_ials(),
     ] {
@@ -204,7 +294,11 @@ fn explanations_name_the_users_own_items_of_the_same_taste() {
                 let why = m.explain(Some(u as u32), &h, s.item, 3);
                 assert!(!why.is_empty(), "{}: no explanation", a.name());
                 for (i, c) in why {
-                    assert!(h.iter().any(|&(j, _)| j == i), "{}: explanation item not in history", a.name());
+                    assert!(
+                        h.iter().any(|&(j, _)| j == i),
+                        "{}: explanation item not in history",
+                        a.name()
+                    );
                     assert!(c > 0.0);
                     total += 1;
                     same += usize::from(p.item_group[i as usize] == p.item_group[s.item as usize]);
@@ -212,7 +306,11 @@ fn explanations_name_the_users_own_items_of_the_same_taste() {
             }
         }
         let share = same as f64 / total as f64;
-        assert!(share > 0.7, "{}: explanations from the same group {share:.3}", a.name());
+        assert!(
+            share > 0.7,
+            "{}: explanations from the same group {share:.3}",
+            a.name()
+        );
     }
 }
 
@@ -220,13 +318,21 @@ fn explanations_name_the_users_own_items_of_the_same_taste() {
 fn grid_search_uses_train_only_and_picks_a_sane_lambda() {
     let (_, x) = planted();
     let (train, _test) = holdout(&x.by_user, 0.25, 1).expect("holdout");
-    let base = AlgoParams::Ease { lambda: 1.0, dropout: 0.0, max_items: 10_000 };
+    let base = AlgoParams::Ease {
+        lambda: 1.0,
+        dropout: 0.0,
+        max_items: 10_000,
+    };
     let grid = select::parse_grid("lambda=1,20,1e6").expect("grid");
     let cands = select::expand_grid(&base, &grid).expect("expand");
     assert_eq!(cands.len(), 3);
     let sel = select::grid_search(&cands, &train, 0.25, 0, 10).expect("search");
     assert_eq!(sel.trials.len(), 3);
-    let best = sel.trials.iter().filter_map(|t| t.report.map(|r| r.ndcg)).fold(f64::MIN, f64::max);
+    let best = sel
+        .trials
+        .iter()
+        .filter_map(|t| t.report.map(|r| r.ndcg))
+        .fold(f64::MIN, f64::max);
     assert_eq!(sel.best_report.ndcg, best);
     // Popularity ignores tastes: next to EASE it must lose on the validation split.
     let mixed = vec![AlgoParams::Popularity, cands[1].clone()];

@@ -343,17 +343,30 @@ pub fn fit_svdpp(data: &RatingData, p: &MfParams, seed: u64) -> Result<FactorMod
     let mut z = vec![0f32; k];
     let mut g = vec![0f32; k];
     let mut pe = vec![0f32; k];
-    let mut perm: Vec<u32> = Vec::new();
+    // Each user's ratings in a random order, fixed across epochs (the user
+    // order is reshuffled every epoch), so the hot loop reads sequentially.
+    let mut seg: Vec<(u32, f32)> = Vec::new();
+    for u in 0..data.n_users {
+        let (s, e_) = (csr.indptr[u], csr.indptr[u + 1]);
+        seg.clear();
+        seg.extend(
+            items[s..e_]
+                .iter()
+                .copied()
+                .zip(vals[s..e_].iter().copied()),
+        );
+        seg.shuffle(&mut rng);
+        for (t, &(j, v)) in seg.iter().enumerate() {
+            items[s + t] = j;
+            vals[s + t] = v;
+        }
+    }
     for _ in 0..p.epochs {
         order.shuffle(&mut rng);
         for &u in &order {
             let u = u as usize;
             let (s, e_) = (csr.indptr[u], csr.indptr[u + 1]);
-            // Shuffle this user's ratings in place (items and values together).
             let n = e_ - s;
-            perm.clear();
-            perm.extend(0..n as u32);
-            perm.shuffle(&mut rng);
             let nrm = 1.0 / (n as f32).sqrt();
             z.iter_mut().for_each(|x| *x = 0.0);
             for &j in &items[s..e_] {
@@ -365,8 +378,7 @@ pub fn fit_svdpp(data: &RatingData, p: &MfParams, seed: u64) -> Result<FactorMod
             z.iter_mut().for_each(|x| *x *= nrm);
             g.iter_mut().for_each(|x| *x = 0.0);
             let pv = &mut pu[u * k..(u + 1) * k];
-            for &o in &perm {
-                let t = s + o as usize;
+            for t in s..e_ {
                 let i = items[t] as usize;
                 let r = vals[t];
                 let qv = &mut qi[i * k..(i + 1) * k];
@@ -376,12 +388,18 @@ pub fn fit_svdpp(data: &RatingData, p: &MfParams, seed: u64) -> Result<FactorMod
                 let err = r - (bu[u] + bi[i] + dot(&pe, qv));
                 bu[u] += lrb * (err - regb * bu[u]);
                 bi[i] += lrb * (err - regb * bi[i]);
-                for f in 0..k {
-                    let qo = qv[f];
-                    qv[f] += lr * (err * pe[f] - reg * qo);
-                    pv[f] += lr * (err * qo - reg * pv[f]);
-                    g[f] += err * qo;
-                    z[f] += lr * (err * qo - regy * z[f]);
+                for ((((q, p), e), gf), zf) in qv
+                    .iter_mut()
+                    .zip(pv.iter_mut())
+                    .zip(&pe)
+                    .zip(g.iter_mut())
+                    .zip(z.iter_mut())
+                {
+                    let qo = *q;
+                    *q += lr * (err * e - reg * qo);
+                    *p += lr * (err * qo - reg * *p);
+                    *gf += err * qo;
+                    *zf += lr * (err * qo - regy * *zf);
                 }
             }
             // One y update per user with the accumulated gradient.
