@@ -19,21 +19,35 @@ fn data() -> Interactions {
 fn bench(c: &mut Criterion) {
     let x = data();
     let algos = [
-        AlgoParams::ItemKnn { k: 100, shrink: 10.0 },
-        AlgoParams::Ease { lambda: 500.0, dropout: 0.0, max_items: 20_000 },
-        AlgoParams::Ials(IalsParams { iterations: 5, ..IalsParams::default() }),
+        AlgoParams::ItemKnn {
+            k: 100,
+            shrink: 10.0,
+        },
+        AlgoParams::Ease {
+            lambda: 500.0,
+            dropout: 0.0,
+            max_items: 20_000,
+        },
+        AlgoParams::Ials(IalsParams {
+            iterations: 5,
+            ..IalsParams::default()
+        }),
     ];
     let mut g = c.benchmark_group("recs_fit");
     g.sample_size(10);
     for a in &algos {
-        g.bench_function(a.name(), |b| b.iter(|| Recommender::fit(black_box(a), &x).expect("fit")));
+        g.bench_function(a.name(), |b| {
+            b.iter(|| Recommender::fit(black_box(a), &x).expect("fit"))
+        });
     }
     g.finish();
     let mut g = c.benchmark_group("recs_score_all");
     g.sample_size(10);
     for a in &algos {
         let m = Recommender::fit(a, &x).expect("fit");
-        g.bench_function(a.name(), |b| b.iter(|| m.recommend_all(black_box(&x.by_user), 10, false)));
+        g.bench_function(a.name(), |b| {
+            b.iter(|| m.recommend_all(black_box(&x.by_user), 10, false))
+        });
     }
     g.finish();
 }

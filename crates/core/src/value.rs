@@ -169,6 +169,9 @@ fn yyyymmdd(i: i64) -> Option<i64> {
 /// Parses a timestamp string; `None` when no accepted form matches.
 pub fn parse_time_str(t: &str) -> Option<i64> {
     let bytes = t.as_bytes();
+    if let Some(v) = fast_datetime(bytes) {
+        return Some(v);
+    }
     if bytes.iter().all(u8::is_ascii_digit) || (bytes.first() == Some(&b'-') && bytes.len() > 1) {
         let i: i64 = t.parse().ok()?;
         return Some(int_time(i));
@@ -195,6 +198,30 @@ pub fn parse_time_str(t: &str) -> Option<i64> {
         return parse_time_str(s);
     }
     None
+}
+
+/// Fast path for the two commonest layouts, `YYYY-MM-DD` and
+/// `YYYY-MM-DD HH:MM:SS` (or with `T`), validated field by field.
+fn fast_datetime(b: &[u8]) -> Option<i64> {
+    if !(b.len() == 10 || (b.len() == 19 && (b[10] == b' ' || b[10] == b'T'))) {
+        return None;
+    }
+    if b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+    let (h, m, sec) = if b.len() == 19 {
+        if b[13] != b':' || b[16] != b':' {
+            return None;
+        }
+        (num(11..13)?, num(14..16)?, num(17..19)?)
+    } else {
+        (0, 0, 0)
+    };
+    Some(date.and_hms_opt(h, m, sec)?.and_utc().timestamp())
 }
 
 /// Formats Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC), or the number when out of range.

@@ -24,7 +24,9 @@ use infogap_core::dataset::{AttrValue, Dataset};
 use infogap_models::classify::{
     CandidateScore, Classifier, ClassifierConfig, DenseMatrix, ModelKind, PlattScaler,
 };
-use infogap_models::metrics::classification::{BinaryMetrics, CalibrationBin, calibration_table, expected_calibration_error};
+use infogap_models::metrics::classification::{
+    BinaryMetrics, CalibrationBin, calibration_table, expected_calibration_error,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::features::{DAY, FeatureColumn, FeatureOptions, FeatureTable, build_features, render};
@@ -176,7 +178,8 @@ pub struct ChurnScores {
 
 /// Formats Unix seconds as a UTC date.
 pub fn fmt_date(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d").to_string())
+    chrono::DateTime::from_timestamp(t, 0)
+        .map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d").to_string())
 }
 
 /// Parses `YYYY-MM-DD` (or RFC 3339) to Unix seconds (midnight UTC).
@@ -218,16 +221,27 @@ pub struct LabeledFeatures {
 
 /// Builds the labelled training table (no model).
 pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeatures, EngineError> {
-    let max_t = ds.max_time().ok_or_else(|| EngineError::Invalid("the store holds no dated facts".into()))?;
+    let max_t = ds
+        .max_time()
+        .ok_or_else(|| EngineError::Invalid("the store holds no dated facts".into()))?;
     let mut fopts = opts.features.clone();
-    let (cutoff, label, labels_of): (i64, String, Box<dyn Fn(usize) -> Option<bool>>) = match &opts.label_attribute {
+    let (cutoff, label, labels_of): (i64, String, Box<dyn Fn(usize) -> Option<bool>>) = match &opts
+        .label_attribute
+    {
         Some(attr) => {
             fopts.exclude_attributes.push(attr.clone());
             let cutoff = opts.cutoff.unwrap_or(max_t + 1);
             let a = attr.clone();
-            let lab: Vec<Option<bool>> =
-                ds.customers.iter().map(|c| c.attributes.get(&a).and_then(truthy)).collect();
-            (cutoff, format!("customer attribute `{attr}`"), Box::new(move |i| lab[i]))
+            let lab: Vec<Option<bool>> = ds
+                .customers
+                .iter()
+                .map(|c| c.attributes.get(&a).and_then(truthy))
+                .collect();
+            (
+                cutoff,
+                format!("customer attribute `{attr}`"),
+                Box::new(move |i| lab[i]),
+            )
         }
         None => {
             if opts.window_days <= 0 {
@@ -236,11 +250,18 @@ pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeat
             let w = opts.window_days * DAY;
             let cutoff = opts.cutoff.unwrap_or(max_t + 1 - w);
             let active_from = cutoff - opts.active_days.max(1) * DAY;
-            let index: BTreeMap<i64, usize> = ds.customers.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+            let index: BTreeMap<i64, usize> = ds
+                .customers
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id, i))
+                .collect();
             let mut active = vec![false; ds.customers.len()];
             let mut bought_after = vec![false; ds.customers.len()];
             for o in &ds.orders {
-                let (Some(t), Some(&i)) = (o.time, index.get(&o.customer)) else { continue };
+                let (Some(t), Some(&i)) = (o.time, index.get(&o.customer)) else {
+                    continue;
+                };
                 if t < cutoff && t >= active_from {
                     active[i] = true;
                 }
@@ -248,7 +269,9 @@ pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeat
                     bought_after[i] = true;
                 }
             }
-            let lab: Vec<Option<bool>> = (0..ds.customers.len()).map(|i| active[i].then(|| !bought_after[i])).collect();
+            let lab: Vec<Option<bool>> = (0..ds.customers.len())
+                .map(|i| active[i].then(|| !bought_after[i]))
+                .collect();
             (
                 cutoff,
                 format!(
@@ -262,7 +285,9 @@ pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeat
         }
     };
     let full = build_features(ds, cutoff, &fopts);
-    let rows: Vec<usize> = (0..ds.customers.len()).filter(|&i| labels_of(i).is_some()).collect();
+    let rows: Vec<usize> = (0..ds.customers.len())
+        .filter(|&i| labels_of(i).is_some())
+        .collect();
     let labels: Vec<bool> = rows.iter().filter_map(|&i| labels_of(i)).collect();
     let d = full.columns.len();
     let mut data = Vec::with_capacity(rows.len() * d);
@@ -276,15 +301,27 @@ pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeat
         columns: full.columns,
         data,
     };
-    Ok(LabeledFeatures { table, labels, cutoff, label })
+    Ok(LabeledFeatures {
+        table,
+        labels,
+        cutoff,
+        label,
+    })
 }
 
 fn matrix(table: &FeatureTable) -> Result<DenseMatrix, EngineError> {
-    Ok(DenseMatrix::new(table.customers.len(), table.data.clone(), table.names())?)
+    Ok(DenseMatrix::new(
+        table.customers.len(),
+        table.data.clone(),
+        table.names(),
+    )?)
 }
 
 /// Trains on a data set (pure: nothing is saved).
-pub fn train_on_dataset(ds: &Dataset, opts: &ChurnOptions) -> Result<(ChurnModel, ChurnTrainReport), EngineError> {
+pub fn train_on_dataset(
+    ds: &Dataset,
+    opts: &ChurnOptions,
+) -> Result<(ChurnModel, ChurnTrainReport), EngineError> {
     let t0 = Instant::now();
     let lf = labeled_features(ds, opts)?;
     let y = &lf.labels;
@@ -326,7 +363,10 @@ pub fn train_on_dataset(ds: &Dataset, opts: &ChurnOptions) -> Result<(ChurnModel
     let n_neg = (y.len() - churners).max(1) as f64;
     let mut drivers: Vec<Driver> = sum_c
         .into_iter()
-        .map(|(feature, (p, n))| Driver { feature, separation: platt.a * (p / n_pos - n / n_neg) })
+        .map(|(feature, (p, n))| Driver {
+            feature,
+            separation: platt.a * (p / n_pos - n / n_neg),
+        })
         .collect();
     drivers.sort_by(|a, b| b.separation.total_cmp(&a.separation));
     let report = ChurnTrainReport {
@@ -388,20 +428,45 @@ fn cross_validate_oof(
     let stat = |g: fn(&BinaryMetrics) -> f64| {
         let v: Vec<f64> = per_fold.iter().map(g).collect();
         let m = v.iter().sum::<f64>() / v.len() as f64;
-        (m, (v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / v.len() as f64).sqrt())
+        (
+            m,
+            (v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / v.len() as f64).sqrt(),
+        )
     };
-    let (a, b, c, d, e) =
-        (stat(|m| m.roc_auc), stat(|m| m.pr_auc), stat(|m| m.log_loss), stat(|m| m.brier), stat(|m| m.accuracy));
+    let (a, b, c, d, e) = (
+        stat(|m| m.roc_auc),
+        stat(|m| m.pr_auc),
+        stat(|m| m.log_loss),
+        stat(|m| m.brier),
+        stat(|m| m.accuracy),
+    );
     Ok((
-        BinaryMetrics { roc_auc: a.0, pr_auc: b.0, log_loss: c.0, brier: d.0, accuracy: e.0 },
-        BinaryMetrics { roc_auc: a.1, pr_auc: b.1, log_loss: c.1, brier: d.1, accuracy: e.1 },
+        BinaryMetrics {
+            roc_auc: a.0,
+            pr_auc: b.0,
+            log_loss: c.0,
+            brier: d.0,
+            accuracy: e.0,
+        },
+        BinaryMetrics {
+            roc_auc: a.1,
+            pr_auc: b.1,
+            log_loss: c.1,
+            brier: d.1,
+            accuracy: e.1,
+        },
         oof,
     ))
 }
 
 /// Scores customers with features as of `as_of`; returns the `top` highest risks
 /// (all when `top == 0`) and how many were scored.
-pub fn score_dataset(ds: &Dataset, model: &ChurnModel, as_of: i64, top: usize) -> (usize, Vec<ChurnRisk>) {
+pub fn score_dataset(
+    ds: &Dataset,
+    model: &ChurnModel,
+    as_of: i64,
+    top: usize,
+) -> (usize, Vec<ChurnRisk>) {
     let mut fopts = model.options.features.clone();
     if let Some(a) = &model.options.label_attribute {
         fopts.exclude_attributes.push(a.clone());
@@ -435,12 +500,20 @@ pub fn score_dataset(ds: &Dataset, model: &ChurnModel, as_of: i64, top: usize) -
         });
     }
     let scored = out.len();
-    out.sort_by(|a, b| b.probability.total_cmp(&a.probability).then(a.customer.cmp(&b.customer)));
+    out.sort_by(|a, b| {
+        b.probability
+            .total_cmp(&a.probability)
+            .then(a.customer.cmp(&b.customer))
+    });
     if top > 0 {
         out.truncate(top);
     }
-    let pos: std::collections::HashMap<i64, usize> =
-        table.customers.iter().enumerate().map(|(i, &c)| (c, i)).collect();
+    let pos: std::collections::HashMap<i64, usize> = table
+        .customers
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (c, i))
+        .collect();
     for r in &mut out {
         if let Some(&i) = pos.get(&r.customer) {
             r.reasons = reasons(model, &aligned[i * d..(i + 1) * d], 3);
@@ -473,7 +546,13 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
             let (text, value) = if is_level {
                 match cols.iter().find(|&&j| row[j] == 1.0) {
                     Some(&j) => (model.columns[j].template.clone(), 1.0),
-                    None => (format!("{} is another value or not recorded", group.trim_start_matches("attr:")), 0.0),
+                    None => (
+                        format!(
+                            "{} is another value or not recorded",
+                            group.trim_start_matches("attr:")
+                        ),
+                        0.0,
+                    ),
                 }
             } else {
                 // the (up to two) columns of the group that push the risk up most
@@ -481,14 +560,22 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
                 by.sort_by(|&a, &b| c[b].total_cmp(&c[a]));
                 let j = by[0];
                 let mut text = render(&model.columns[j].template, row[j]);
-                if let Some(&k) = by.get(1).filter(|&&k| c[k] > 0.01 && !model.columns[k].name.ends_with("_trend")) {
+                if let Some(&k) = by
+                    .get(1)
+                    .filter(|&&k| c[k] > 0.01 && !model.columns[k].name.ends_with("_trend"))
+                {
                     if !model.columns[j].name.ends_with("_trend") {
                         text = format!("{text}; {}", render(&model.columns[k].template, row[k]));
                     }
                 }
                 (text, row[j])
             };
-            Reason { feature: group, text: format!("{text} ({contribution:+.2})"), value, contribution }
+            Reason {
+                feature: group,
+                text: format!("{text} ({contribution:+.2})"),
+                value,
+                contribution,
+            }
         })
         .collect()
 }
@@ -497,7 +584,8 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
 pub fn train(engine: &Engine, opts: &ChurnOptions) -> Result<ChurnTrainReport, EngineError> {
     let ds = engine.dataset()?;
     let (model, mut report) = train_on_dataset(&ds, opts)?;
-    let blob = serde_json::to_vec(&model).map_err(|e| EngineError::Invalid(format!("serializing churn model: {e}")))?;
+    let blob = serde_json::to_vec(&model)
+        .map_err(|e| EngineError::Invalid(format!("serializing churn model: {e}")))?;
     let params = serde_json::to_value(opts).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let metrics = serde_json::to_value(&report).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let rec = engine.save_model("churn", &params, &metrics, &blob)?;
@@ -507,11 +595,15 @@ pub fn train(engine: &Engine, opts: &ChurnOptions) -> Result<ChurnTrainReport, E
 
 /// `churn --top N`: scores with the saved model as of the latest data.
 pub fn risk(engine: &Engine, top: usize) -> Result<ChurnScores, EngineError> {
-    let rec = engine
-        .load_model("churn")?
-        .ok_or_else(|| EngineError::NotFound("no churn model in the store: run `infogap train churn` first".into()))?;
-    let model: ChurnModel = serde_json::from_slice(&rec.blob)
-        .map_err(|e| EngineError::Invalid(format!("saved churn model v{} is unreadable: {e}", rec.version)))?;
+    let rec = engine.load_model("churn")?.ok_or_else(|| {
+        EngineError::NotFound("no churn model in the store: run `infogap train churn` first".into())
+    })?;
+    let model: ChurnModel = serde_json::from_slice(&rec.blob).map_err(|e| {
+        EngineError::Invalid(format!(
+            "saved churn model v{} is unreadable: {e}",
+            rec.version
+        ))
+    })?;
     let ds = engine.dataset()?;
     let as_of = ds.max_time().map_or(model.cutoff, |t| t + 1);
     let (scored, customers) = score_dataset(&ds, &model, as_of, top);
@@ -552,8 +644,15 @@ mod tests {
         let mut oid = 0;
         for id in 0..n as i64 {
             let mut attributes = BTreeMap::new();
-            attributes.insert("age_band".to_string(), AttrValue::Text(bands[rng.random_range(0..4)].into()));
-            ds.customers.push(CustomerInfo { id, key: format!("crm:{id}"), attributes });
+            attributes.insert(
+                "age_band".to_string(),
+                AttrValue::Text(bands[rng.random_range(0..4)].into()),
+            );
+            ds.customers.push(CustomerInfo {
+                id,
+                key: format!("crm:{id}"),
+                attributes,
+            });
             let tickets = (0..6).filter(|_| rng.random::<f64>() < 0.2).count() as f64;
             let score = rng.random_range(1..=5) as f64;
             let decline = rng.random::<f64>() < 0.3;
@@ -563,7 +662,13 @@ mod tests {
             let mut t = cutoff - 400 * DAY;
             let mut push = |t: i64, ds: &mut Dataset, rng: &mut ChaCha8Rng| {
                 let amount = rng.random_range(10.0..60.0);
-                ds.orders.push(OrderFact { id: oid, customer: id, time: Some(t), amount, discount: 0.0 });
+                ds.orders.push(OrderFact {
+                    id: oid,
+                    customer: id,
+                    time: Some(t),
+                    amount,
+                    discount: 0.0,
+                });
                 ds.lines.push(LineFact {
                     order: oid,
                     customer: id,
@@ -576,7 +681,11 @@ mod tests {
                 oid += 1;
             };
             loop {
-                let g = if decline && t > cutoff - 100 * DAY { gap * 4.0 } else { gap };
+                let g = if decline && t > cutoff - 100 * DAY {
+                    gap * 4.0
+                } else {
+                    gap
+                };
                 t += (rng.random_range(0.5..1.5) * g * DAY as f64) as i64;
                 if t >= cutoff {
                     break;
@@ -620,24 +729,61 @@ mod tests {
     #[test]
     fn planted_drivers_are_recovered_and_age_band_is_not_one() {
         let ds = planted(1200, 5);
-        let opts = ChurnOptions { model: ModelKind::Logreg, ..Default::default() };
+        let opts = ChurnOptions {
+            model: ModelKind::Logreg,
+            ..Default::default()
+        };
         let (model, report) = train_on_dataset(&ds, &opts).unwrap();
         assert_eq!(report.cutoff, fmt_date(END - 90 * DAY));
-        assert!(report.metrics.roc_auc > 0.75, "auc {}", report.metrics.roc_auc);
-        let top: Vec<&str> = report.drivers.iter().take(4).map(|d| d.feature.as_str()).collect();
+        assert!(
+            report.metrics.roc_auc > 0.75,
+            "auc {}",
+            report.metrics.roc_auc
+        );
+        let top: Vec<&str> = report
+            .drivers
+            .iter()
+            .take(4)
+            .map(|d| d.feature.as_str())
+            .collect();
         assert!(top.contains(&"tickets"), "{:?}", report.drivers);
         assert!(top.contains(&"survey"), "{:?}", report.drivers);
         assert!(
-            top.iter().any(|f| ["order_trend", "recency_days", "overdue_ratio", "ipt_mean_days"].contains(f)),
+            top.iter().any(|f| [
+                "order_trend",
+                "recency_days",
+                "overdue_ratio",
+                "ipt_mean_days"
+            ]
+            .contains(f)),
             "{:?}",
             report.drivers
         );
-        let age = report.drivers.iter().find(|d| d.feature == "attr:age_band").unwrap();
-        let tickets = report.drivers.iter().find(|d| d.feature == "tickets").unwrap();
-        assert!(age.separation.abs() < tickets.separation / 4.0, "{:?}", report.drivers);
+        let age = report
+            .drivers
+            .iter()
+            .find(|d| d.feature == "attr:age_band")
+            .unwrap();
+        let tickets = report
+            .drivers
+            .iter()
+            .find(|d| d.feature == "tickets")
+            .unwrap();
+        assert!(
+            age.separation.abs() < tickets.separation / 4.0,
+            "{:?}",
+            report.drivers
+        );
         // Calibration table covers everyone and calibrated ECE is small.
-        assert_eq!(report.calibration.iter().map(|b| b.count).sum::<usize>(), report.customers);
-        assert!(report.ece_calibrated < 0.06, "ece {}", report.ece_calibrated);
+        assert_eq!(
+            report.calibration.iter().map(|b| b.count).sum::<usize>(),
+            report.customers
+        );
+        assert!(
+            report.ece_calibrated < 0.06,
+            "ece {}",
+            report.ece_calibrated
+        );
         // Scoring as of the latest data works on the active customers...
         let (scored_now, now) = score_dataset(&ds, &model, ds.max_time().unwrap() + 1, 0);
         assert!(scored_now > 300 && now.len() == scored_now);
@@ -645,7 +791,11 @@ mod tests {
         let (scored, risks) = score_dataset(&ds, &model, model.cutoff, 50);
         assert!(scored > 500);
         assert_eq!(risks.len(), 50);
-        assert!(risks.windows(2).all(|w| w[0].probability >= w[1].probability));
+        assert!(
+            risks
+                .windows(2)
+                .all(|w| w[0].probability >= w[1].probability)
+        );
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for r in &risks {
             assert!(!r.reasons.is_empty());
@@ -654,13 +804,23 @@ mod tests {
                 assert!(x.text.contains("(+"), "{}", x.text);
             }
         }
-        let driver_hits = ["tickets", "survey", "order_trend", "recency_days", "overdue_ratio"]
-            .iter()
-            .map(|k| counts.get(*k).copied().unwrap_or(0))
-            .sum::<usize>();
+        let driver_hits = [
+            "tickets",
+            "survey",
+            "order_trend",
+            "recency_days",
+            "overdue_ratio",
+        ]
+        .iter()
+        .map(|k| counts.get(*k).copied().unwrap_or(0))
+        .sum::<usize>();
         let age_hits = counts.get("attr:age_band").copied().unwrap_or(0);
         assert!(driver_hits > 5 * age_hits.max(1), "{counts:?}");
-        assert!(risks.iter().any(|r| r.reasons.iter().any(|x| x.text.contains("support ticket"))));
+        assert!(
+            risks
+                .iter()
+                .any(|r| r.reasons.iter().any(|x| x.text.contains("support ticket")))
+        );
     }
 
     #[test]
@@ -673,13 +833,25 @@ mod tests {
         // A churn column from a source attribute.
         let mut ds2 = ds.clone();
         for (i, c) in ds2.customers.iter_mut().enumerate() {
-            c.attributes.insert("churned".into(), AttrValue::Text(if i % 3 == 0 { "Yes" } else { "No" }.into()));
+            c.attributes.insert(
+                "churned".into(),
+                AttrValue::Text(if i % 3 == 0 { "Yes" } else { "No" }.into()),
+            );
         }
-        let opts = ChurnOptions { label_attribute: Some("churned".into()), ..Default::default() };
+        let opts = ChurnOptions {
+            label_attribute: Some("churned".into()),
+            ..Default::default()
+        };
         let lf2 = labeled_features(&ds2, &opts).unwrap();
         assert_eq!(lf2.labels.len(), 300);
         assert_eq!(lf2.labels.iter().filter(|&&b| b).count(), 100);
-        assert!(lf2.table.columns.iter().all(|c| !c.name.contains("churned")), "the label is not a feature");
+        assert!(
+            lf2.table
+                .columns
+                .iter()
+                .all(|c| !c.name.contains("churned")),
+            "the label is not a feature"
+        );
         assert!(parse_date("2025-10-03").is_ok());
         assert!(parse_date("03/10/2025").is_err());
     }

@@ -43,7 +43,12 @@ pub struct FeatureOptions {
 
 impl Default for FeatureOptions {
     fn default() -> Self {
-        FeatureOptions { recent_days: 90, top_categories: 8, max_attr_levels: 12, exclude_attributes: Vec::new() }
+        FeatureOptions {
+            recent_days: 90,
+            top_categories: 8,
+            max_attr_levels: 12,
+            exclude_attributes: Vec::new(),
+        }
     }
 }
 
@@ -110,7 +115,11 @@ impl FeatureTable {
 
 /// Renders a column's template with a value.
 pub fn render(template: &str, value: f64) -> String {
-    let n: String = if value.is_finite() { format!("{}", value.round() as i64) } else { "?".into() };
+    let n: String = if value.is_finite() {
+        format!("{}", value.round() as i64)
+    } else {
+        "?".into()
+    };
     template
         .replace("{n}", &n)
         .replace("{x}", &format!("{value:.1}"))
@@ -120,7 +129,7 @@ pub fn render(template: &str, value: f64) -> String {
 
 #[derive(Default)]
 struct Acc {
-    orders: Vec<(i64, f64, f64)>, // time, amount, discount
+    orders: Vec<(i64, f64, f64)>,             // time, amount, discount
     lines: Vec<(i64, Option<i64>, f64, f64)>, // order id, product, quantity, amount
     tickets: Vec<i64>,
     surveys: Vec<(i64, f64)>,
@@ -138,7 +147,11 @@ fn is_ticket(kind: &str) -> bool {
 }
 
 fn col(name: &str, group: &str, template: &str) -> FeatureColumn {
-    FeatureColumn { name: name.into(), group: group.into(), template: template.into() }
+    FeatureColumn {
+        name: name.into(),
+        group: group.into(),
+        template: template.into(),
+    }
 }
 
 /// The columns the pipeline produces for this data set (cutoff-independent).
@@ -148,25 +161,89 @@ pub fn feature_columns(ds: &Dataset, opts: &FeatureOptions) -> Vec<FeatureColumn
         col("recency_days", "recency_days", "no purchase for {n} days"),
         col("frequency", "frequency", "{n} order{s} in total"),
         col("monetary_total", "monetary_total", "spent {x} in total"),
-        col("avg_order_value", "avg_order_value", "average order value {x}"),
+        col(
+            "avg_order_value",
+            "avg_order_value",
+            "average order value {x}",
+        ),
         col("tenure_days", "tenure_days", "customer for {n} days"),
-        col("ipt_mean_days", "ipt_mean_days", "buys every {n} days on average"),
-        col("ipt_std_days", "ipt_std_days", "irregular buying (gap varies by {n} days)"),
-        col("overdue_ratio", "overdue_ratio", "last purchase {x}× their usual gap ago"),
-        col("orders_recent", "order_trend", &format!("{{n}} order{{s}} in the last {r} days")),
-        col("orders_prior", "order_trend", &format!("{{n}} order{{s}} in the {r} days before that")),
-        col("order_trend", "order_trend", &format!("order count changed by {{n}} (last {r} days vs the {r} before)")),
-        col("spend_recent", "spend_trend", &format!("spent {{x}} in the last {r} days")),
-        col("spend_trend", "spend_trend", &format!("spend changed by {{x}} (last {r} days vs the {r} before)")),
-        col("basket_items", "basket_items", "{x} items per order on average"),
-        col("category_breadth", "category_breadth", "bought from {n} categories"),
-        col("discount_share", "discount_share", "{pct} of list value was discounted"),
+        col(
+            "ipt_mean_days",
+            "ipt_mean_days",
+            "buys every {n} days on average",
+        ),
+        col(
+            "ipt_std_days",
+            "ipt_std_days",
+            "irregular buying (gap varies by {n} days)",
+        ),
+        col(
+            "overdue_ratio",
+            "overdue_ratio",
+            "last purchase {x}× their usual gap ago",
+        ),
+        col(
+            "orders_recent",
+            "order_trend",
+            &format!("{{n}} order{{s}} in the last {r} days"),
+        ),
+        col(
+            "orders_prior",
+            "order_trend",
+            &format!("{{n}} order{{s}} in the {r} days before that"),
+        ),
+        col(
+            "order_trend",
+            "order_trend",
+            &format!("order count changed by {{n}} (last {r} days vs the {r} before)"),
+        ),
+        col(
+            "spend_recent",
+            "spend_trend",
+            &format!("spent {{x}} in the last {r} days"),
+        ),
+        col(
+            "spend_trend",
+            "spend_trend",
+            &format!("spend changed by {{x}} (last {r} days vs the {r} before)"),
+        ),
+        col(
+            "basket_items",
+            "basket_items",
+            "{x} items per order on average",
+        ),
+        col(
+            "category_breadth",
+            "category_breadth",
+            "bought from {n} categories",
+        ),
+        col(
+            "discount_share",
+            "discount_share",
+            "{pct} of list value was discounted",
+        ),
         col("exposures", "campaigns", "received {n} campaign{s}"),
-        col("exposures_recent", "campaigns", &format!("received {{n}} campaign{{s}} in the last {r} days")),
+        col(
+            "exposures_recent",
+            "campaigns",
+            &format!("received {{n}} campaign{{s}} in the last {r} days"),
+        ),
         col("redemptions", "redemptions", "redeemed {n} campaign{s}"),
-        col("redemption_rate", "redemptions", "redeemed {pct} of campaigns received"),
-        col("tickets", "tickets", "{n} support ticket{s} or complaint{s} in total"),
-        col("tickets_recent", "tickets", &format!("{{n}} support ticket{{s}} in the last {r} days")),
+        col(
+            "redemption_rate",
+            "redemptions",
+            "redeemed {pct} of campaigns received",
+        ),
+        col(
+            "tickets",
+            "tickets",
+            "{n} support ticket{s} or complaint{s} in total",
+        ),
+        col(
+            "tickets_recent",
+            "tickets",
+            &format!("{{n}} support ticket{{s}} in the last {r} days"),
+        ),
         col("survey_mean", "survey", "average survey score {x}"),
         col("survey_last", "survey", "last survey score {x}"),
         col("has_survey", "survey", "answered a survey"),
@@ -176,19 +253,43 @@ pub fn feature_columns(ds: &Dataset, opts: &FeatureOptions) -> Vec<FeatureColumn
         col("rating_mean", "rating", "average product rating {x}"),
         col("ratings", "rating", "{n} product rating{s}"),
         col("events", "activity", "{n} web/app event{s} in total"),
-        col("events_recent", "activity", &format!("{{n}} web/app event{{s}} in the last {r} days")),
-        col("web_recent", "activity", &format!("{{n}} web event{{s}} in the last {r} days")),
-        col("app_recent", "activity", &format!("{{n}} app event{{s}} in the last {r} days")),
+        col(
+            "events_recent",
+            "activity",
+            &format!("{{n}} web/app event{{s}} in the last {r} days"),
+        ),
+        col(
+            "web_recent",
+            "activity",
+            &format!("{{n}} web event{{s}} in the last {r} days"),
+        ),
+        col(
+            "app_recent",
+            "activity",
+            &format!("{{n}} app event{{s}} in the last {r} days"),
+        ),
     ];
     for cat in top_categories(ds, opts.top_categories) {
-        c.push(col(&format!("share:{cat}"), &format!("share:{cat}"), &format!("{{pct}} of spend on {cat}")));
+        c.push(col(
+            &format!("share:{cat}"),
+            &format!("share:{cat}"),
+            &format!("{{pct}} of spend on {cat}"),
+        ));
     }
     for (name, levels) in attribute_layout(ds, opts) {
         match levels {
-            None => c.push(col(&format!("attr:{name}"), &format!("attr:{name}"), &format!("{name} is {{x}}"))),
+            None => c.push(col(
+                &format!("attr:{name}"),
+                &format!("attr:{name}"),
+                &format!("{name} is {{x}}"),
+            )),
             Some(lv) => {
                 for l in lv {
-                    c.push(col(&format!("attr:{name}={l}"), &format!("attr:{name}"), &format!("{name} is {l}")));
+                    c.push(col(
+                        &format!("attr:{name}={l}"),
+                        &format!("attr:{name}"),
+                        &format!("{name} is {l}"),
+                    ));
                 }
             }
         }
@@ -222,7 +323,8 @@ fn attribute_layout(ds: &Dataset, opts: &FeatureOptions) -> Vec<(String, Option<
     }
     let mut out = Vec::new();
     for (name, vals) in by_name {
-        let numeric = vals.iter().all(|v| v.as_f64().is_some()) && !vals.iter().all(|v| matches!(v, AttrValue::Bool(_)));
+        let numeric = vals.iter().all(|v| v.as_f64().is_some())
+            && !vals.iter().all(|v| matches!(v, AttrValue::Bool(_)));
         if numeric {
             out.push((name.to_string(), None));
         } else {
@@ -236,7 +338,15 @@ fn attribute_layout(ds: &Dataset, opts: &FeatureOptions) -> Vec<(String, Option<
             }
             let mut lv: Vec<(String, usize)> = cnt.into_iter().collect();
             lv.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            out.push((name.to_string(), Some(lv.into_iter().take(opts.max_attr_levels).map(|x| x.0).collect())));
+            out.push((
+                name.to_string(),
+                Some(
+                    lv.into_iter()
+                        .take(opts.max_attr_levels)
+                        .map(|x| x.0)
+                        .collect(),
+                ),
+            ));
         }
     }
     out
@@ -256,7 +366,12 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> FeatureTable {
     let columns = feature_columns(ds, opts);
     let n = ds.customers.len();
-    let index: HashMap<i64, usize> = ds.customers.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+    let index: HashMap<i64, usize> = ds
+        .customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.id, i))
+        .collect();
     let mut acc: Vec<Acc> = (0..n).map(|_| Acc::default()).collect();
     let before = |t: Option<i64>| t.filter(|&t| t < cutoff);
     let seen = |a: &mut Acc, t: i64| a.first_seen = Some(a.first_seen.map_or(t, |f| f.min(t)));
@@ -268,7 +383,9 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
     }
     for l in &ds.lines {
         if let (Some(_), Some(&i)) = (before(l.time), index.get(&l.customer)) {
-            acc[i].lines.push((l.order, l.product, l.quantity, l.amount));
+            acc[i]
+                .lines
+                .push((l.order, l.product, l.quantity, l.amount));
         }
     }
     for f in &ds.feedback {
@@ -296,7 +413,8 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
                     a.ratings.push(v);
                 }
             } else {
-                a.events.push((t, e.channel.as_ref().map(|c| c.to_ascii_lowercase())));
+                a.events
+                    .push((t, e.channel.as_ref().map(|c| c.to_ascii_lowercase())));
             }
         }
     }
@@ -310,13 +428,21 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
             acc[i].redemptions.push(t);
         }
     }
-    let product_cat: HashMap<i64, &str> =
-        ds.products.iter().filter_map(|p| p.category.as_deref().map(|c| (p.id, c))).collect();
+    let product_cat: HashMap<i64, &str> = ds
+        .products
+        .iter()
+        .filter_map(|p| p.category.as_deref().map(|c| (p.id, c)))
+        .collect();
     let cats = top_categories(ds, opts.top_categories);
     let attrs = attribute_layout(ds, opts);
     // earliest fact overall (for customers with no order: recency = whole history)
     let horizon_days = {
-        let first = ds.orders.iter().filter_map(|o| before(o.time)).min().unwrap_or(cutoff);
+        let first = ds
+            .orders
+            .iter()
+            .filter_map(|o| before(o.time))
+            .min()
+            .unwrap_or(cutoff);
         ((cutoff - first) as f64 / DAY as f64).max(1.0)
     };
     let recent = opts.recent_days * DAY;
@@ -325,17 +451,32 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
     // population means for blank scores and numeric attributes
     let mean_of = |f: &dyn Fn(&Acc) -> Option<f64>| {
         let v: Vec<f64> = acc.iter().filter_map(f).collect();
-        if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     };
-    let survey_fill = mean_of(&|a| mean_std(&a.surveys.iter().map(|s| s.1).collect::<Vec<_>>()).0.into_some(!a.surveys.is_empty()));
-    let review_fill = mean_of(&|a| mean_std(&a.reviews.iter().map(|s| s.1).collect::<Vec<_>>()).0.into_some(!a.reviews.is_empty()));
+    let survey_fill = mean_of(&|a| {
+        mean_std(&a.surveys.iter().map(|s| s.1).collect::<Vec<_>>())
+            .0
+            .into_some(!a.surveys.is_empty())
+    });
+    let review_fill = mean_of(&|a| {
+        mean_std(&a.reviews.iter().map(|s| s.1).collect::<Vec<_>>())
+            .0
+            .into_some(!a.reviews.is_empty())
+    });
     let rating_fill = mean_of(&|a| mean_std(&a.ratings).0.into_some(!a.ratings.is_empty()));
     let attr_fill: HashMap<&str, f64> = attrs
         .iter()
         .filter(|(_, lv)| lv.is_none())
         .map(|(name, _)| {
-            let v: Vec<f64> =
-                ds.customers.iter().filter_map(|c| c.attributes.get(name).and_then(AttrValue::as_f64)).collect();
+            let v: Vec<f64> = ds
+                .customers
+                .iter()
+                .filter_map(|c| c.attributes.get(name).and_then(AttrValue::as_f64))
+                .collect();
             (name.as_str(), mean_std(&v).0)
         })
         .collect();
@@ -352,18 +493,38 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
         let recency = times.last().map_or(horizon_days, |&t| days(cutoff - t));
         let tenure = a.first_seen.map_or(0.0, |t| days(cutoff - t));
         let gaps: Vec<f64> = times.windows(2).map(|w| days(w[1] - w[0])).collect();
-        let (ipt_mean, ipt_std) = if gaps.is_empty() { (tenure.max(recency), 0.0) } else { mean_std(&gaps) };
+        let (ipt_mean, ipt_std) = if gaps.is_empty() {
+            (tenure.max(recency), 0.0)
+        } else {
+            mean_std(&gaps)
+        };
         let overdue = recency / ipt_mean.max(1.0);
         let recent_n = times.iter().filter(|&&t| t >= cutoff - recent).count() as f64;
-        let prior_n = times.iter().filter(|&&t| t >= cutoff - 2 * recent && t < cutoff - recent).count() as f64;
-        let spend_recent: f64 = a.orders.iter().filter(|o| o.0 >= cutoff - recent).map(|o| o.1).sum();
-        let spend_prior: f64 =
-            a.orders.iter().filter(|o| o.0 >= cutoff - 2 * recent && o.0 < cutoff - recent).map(|o| o.1).sum();
+        let prior_n = times
+            .iter()
+            .filter(|&&t| t >= cutoff - 2 * recent && t < cutoff - recent)
+            .count() as f64;
+        let spend_recent: f64 = a
+            .orders
+            .iter()
+            .filter(|o| o.0 >= cutoff - recent)
+            .map(|o| o.1)
+            .sum();
+        let spend_prior: f64 = a
+            .orders
+            .iter()
+            .filter(|o| o.0 >= cutoff - 2 * recent && o.0 < cutoff - recent)
+            .map(|o| o.1)
+            .sum();
         let mut order_ids: Vec<i64> = a.lines.iter().map(|l| l.0).collect();
         order_ids.sort_unstable();
         order_ids.dedup();
         let qty: f64 = a.lines.iter().map(|l| l.2).sum();
-        let basket = if order_ids.is_empty() { 0.0 } else { qty / order_ids.len() as f64 };
+        let basket = if order_ids.is_empty() {
+            0.0
+        } else {
+            qty / order_ids.len() as f64
+        };
         let mut cat_spend: HashMap<&str, f64> = HashMap::new();
         let mut line_total = 0.0;
         for l in &a.lines {
@@ -379,10 +540,28 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
         a.reviews.sort_by_key(|s| s.0);
         let sv: Vec<f64> = a.surveys.iter().map(|s| s.1).collect();
         let rv: Vec<f64> = a.reviews.iter().map(|s| s.1).collect();
-        let exposures_recent = a.exposures.iter().filter(|&&t| t >= cutoff - recent).count() as f64;
-        let ev_recent: Vec<&Option<String>> = a.events.iter().filter(|e| e.0 >= cutoff - recent).map(|e| &e.1).collect();
-        let web = ev_recent.iter().filter(|c| c.as_deref().is_some_and(|c| c.contains("web"))).count() as f64;
-        let app = ev_recent.iter().filter(|c| c.as_deref().is_some_and(|c| c.contains("app") || c.contains("mobile"))).count() as f64;
+        let exposures_recent = a
+            .exposures
+            .iter()
+            .filter(|&&t| t >= cutoff - recent)
+            .count() as f64;
+        let ev_recent: Vec<&Option<String>> = a
+            .events
+            .iter()
+            .filter(|e| e.0 >= cutoff - recent)
+            .map(|e| &e.1)
+            .collect();
+        let web = ev_recent
+            .iter()
+            .filter(|c| c.as_deref().is_some_and(|c| c.contains("web")))
+            .count() as f64;
+        let app = ev_recent
+            .iter()
+            .filter(|c| {
+                c.as_deref()
+                    .is_some_and(|c| c.contains("app") || c.contains("mobile"))
+            })
+            .count() as f64;
         let n_exp = a.exposures.len() as f64;
         let n_red = a.redemptions.len() as f64;
         data.extend_from_slice(&[
@@ -401,20 +580,40 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
             spend_recent - spend_prior,
             basket,
             breadth,
-            if total + disc > 0.0 { disc / (total + disc) } else { 0.0 },
+            if total + disc > 0.0 {
+                disc / (total + disc)
+            } else {
+                0.0
+            },
             n_exp,
             exposures_recent,
             n_red,
-            if n_exp > 0.0 { (n_red / n_exp).min(1.0) } else { 0.0 },
+            if n_exp > 0.0 {
+                (n_red / n_exp).min(1.0)
+            } else {
+                0.0
+            },
             a.tickets.len() as f64,
             tickets_recent,
-            if sv.is_empty() { survey_fill } else { mean_std(&sv).0 },
+            if sv.is_empty() {
+                survey_fill
+            } else {
+                mean_std(&sv).0
+            },
             sv.last().copied().unwrap_or(survey_fill),
             f64::from(u8::from(!sv.is_empty())),
-            if rv.is_empty() { review_fill } else { mean_std(&rv).0 },
+            if rv.is_empty() {
+                review_fill
+            } else {
+                mean_std(&rv).0
+            },
             rv.last().copied().unwrap_or(review_fill),
             f64::from(u8::from(!rv.is_empty())),
-            if a.ratings.is_empty() { rating_fill } else { mean_std(&a.ratings).0 },
+            if a.ratings.is_empty() {
+                rating_fill
+            } else {
+                mean_std(&a.ratings).0
+            },
             a.ratings.len() as f64,
             a.events.len() as f64,
             ev_recent.len() as f64,
@@ -423,14 +622,19 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
         ]);
         for c in &cats {
             let s = cat_spend.get(c.as_str()).copied().unwrap_or(0.0);
-            data.push(if line_total > 0.0 { s / line_total } else { 0.0 });
+            data.push(if line_total > 0.0 {
+                s / line_total
+            } else {
+                0.0
+            });
         }
         let cust = &ds.customers[ci];
         for (name, levels) in &attrs {
             let v = cust.attributes.get(name);
             match levels {
                 None => data.push(
-                    v.and_then(AttrValue::as_f64).unwrap_or_else(|| attr_fill.get(name.as_str()).copied().unwrap_or(0.0)),
+                    v.and_then(AttrValue::as_f64)
+                        .unwrap_or_else(|| attr_fill.get(name.as_str()).copied().unwrap_or(0.0)),
                 ),
                 Some(lv) => {
                     let t = v.map(AttrValue::as_text);
@@ -471,12 +675,37 @@ mod tests {
         let mut attrs = BTreeMap::new();
         attrs.insert("age_band".to_string(), AttrValue::Text("30-39".into()));
         let customers = vec![
-            CustomerInfo { id: 1, key: "c:1".into(), attributes: attrs },
-            CustomerInfo { id: 2, key: "c:2".into(), attributes: BTreeMap::new() },
+            CustomerInfo {
+                id: 1,
+                key: "c:1".into(),
+                attributes: attrs,
+            },
+            CustomerInfo {
+                id: 2,
+                key: "c:2".into(),
+                attributes: BTreeMap::new(),
+            },
         ];
-        let products = vec![ProductInfo { id: 10, key: "p10".into(), name: None, category: Some("Books".into()), price: None }];
-        let order = |id, c, day: i64, amount| OrderFact { id, customer: c, time: Some(T0 + day * DAY), amount, discount: 1.0 };
-        let orders = vec![order(100, 1, 0, 10.0), order(101, 1, 30, 20.0), order(102, 1, 200, 30.0), order(103, 2, 5, 5.0)];
+        let products = vec![ProductInfo {
+            id: 10,
+            key: "p10".into(),
+            name: None,
+            category: Some("Books".into()),
+            price: None,
+        }];
+        let order = |id, c, day: i64, amount| OrderFact {
+            id,
+            customer: c,
+            time: Some(T0 + day * DAY),
+            amount,
+            discount: 1.0,
+        };
+        let orders = vec![
+            order(100, 1, 0, 10.0),
+            order(101, 1, 30, 20.0),
+            order(102, 1, 200, 30.0),
+            order(103, 2, 5, 5.0),
+        ];
         let lines = orders
             .iter()
             .map(|o| LineFact {
@@ -497,7 +726,11 @@ mod tests {
             channel: None,
             time: Some(T0 + day * DAY),
         };
-        let feedback = vec![fb(1, "ticket", 50, None), fb(1, "survey", 60, Some(2.0)), fb(1, "ticket", 250, None)];
+        let feedback = vec![
+            fb(1, "ticket", 50, None),
+            fb(1, "survey", 60, Some(2.0)),
+            fb(1, "ticket", 250, None),
+        ];
         let events = vec![EventFact {
             customer: 1,
             kind: "view".into(),
@@ -506,9 +739,30 @@ mod tests {
             channel: Some("web".into()),
             time: Some(T0 + 150 * DAY),
         }];
-        let campaigns = vec![CampaignInfo { id: 7, key: "k".into(), name: None, kind: None, start: None, end: None }];
-        let exposures = vec![CampaignFact { customer: 1, campaign: 7, time: Some(T0 + 40 * DAY) }];
-        Dataset { customers, products, orders, lines, events, feedback, campaigns, exposures, redemptions: vec![] }
+        let campaigns = vec![CampaignInfo {
+            id: 7,
+            key: "k".into(),
+            name: None,
+            kind: None,
+            start: None,
+            end: None,
+        }];
+        let exposures = vec![CampaignFact {
+            customer: 1,
+            campaign: 7,
+            time: Some(T0 + 40 * DAY),
+        }];
+        Dataset {
+            customers,
+            products,
+            orders,
+            lines,
+            events,
+            feedback,
+            campaigns,
+            exposures,
+            redemptions: vec![],
+        }
     }
 
     #[test]
@@ -520,7 +774,11 @@ mod tests {
         assert_eq!(v("frequency"), 3.0);
         assert_eq!(v("recency_days"), 20.0);
         assert_eq!(v("monetary_total"), 60.0);
-        assert_eq!(v("tickets"), 1.0, "the ticket at day 250 is after the cutoff");
+        assert_eq!(
+            v("tickets"),
+            1.0,
+            "the ticket at day 250 is after the cutoff"
+        );
         assert_eq!(v("survey_last"), 2.0);
         assert_eq!(v("orders_recent"), 1.0);
         assert_eq!(v("ipt_mean_days"), 100.0);
@@ -581,8 +839,16 @@ mod tests {
             channel: Some("app".into()),
             time: Some(cutoff + 5),
         });
-        moved.exposures.push(CampaignFact { customer: 2, campaign: 7, time: Some(cutoff) });
-        moved.redemptions.push(CampaignFact { customer: 1, campaign: 7, time: Some(cutoff + DAY) });
+        moved.exposures.push(CampaignFact {
+            customer: 2,
+            campaign: 7,
+            time: Some(cutoff),
+        });
+        moved.redemptions.push(CampaignFact {
+            customer: 1,
+            campaign: 7,
+            time: Some(cutoff + DAY),
+        });
         let after = build_features(&moved, cutoff, &FeatureOptions::default());
         assert_eq!(base.columns, after.columns);
         assert_eq!(base.data, after.data);

@@ -212,16 +212,17 @@ struct Loader<'c> {
     map: Mapping,
     next: MaxIds,
     first_new_customer: i64,
-    customer_ids: HashMap<String, i64>,
-    email_ids: HashMap<String, i64>,
-    phone_ids: HashMap<String, i64>,
-    other_ns_ids: HashMap<(String, String, String), i64>,
-    products: HashMap<String, i64>,
-    campaigns: HashMap<String, i64>,
-    orders: HashMap<String, i64>,
-    edges: HashSet<(i64, i64)>,
+    customer_ids: FastMap<String, i64>,
+    email_ids: FastMap<String, i64>,
+    phone_ids: FastMap<String, i64>,
+    other_ns_ids: FastMap<(String, String, String), i64>,
+    products: FastMap<String, i64>,
+    campaigns: FastMap<String, i64>,
+    orders: FastMap<String, i64>,
+    edges: HashSet<(i64, i64), foldhash::fast::RandomState>,
     file_id: i64,
-    blocklist: HashSet<String>,
+    blocklist: Vec<String>,
+    blocklist_max_len: usize,
     country_code: Option<String>,
     batch: WriteBatch,
     ignored_values: u64,
@@ -229,6 +230,25 @@ struct Loader<'c> {
 }
 
 type RowResult<T> = Result<T, IngestError>;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+fn fast_map<K: std::hash::Hash + Eq, V>(from: HashMap<K, V>) -> FastMap<K, V> {
+    from.into_iter().collect()
+}
+
+/// Calls `f` with the cell as key text without allocating for text and integers.
+fn with_key<R>(cell: &Cell<'_>, f: impl FnOnce(&str) -> R) -> Option<R> {
+    match cell {
+        Cell::Null => None,
+        Cell::Str(s) => {
+            let t = s.trim();
+            (!t.is_empty()).then(|| f(t))
+        }
+        Cell::Int(i) => Some(f(itoa::Buffer::new().format(*i))),
+        other => other.text().map(|t| f(&t)),
+    }
+}
 
 impl Loader<'_> {
     fn bad(&self, field: &str, cell: &Cell<'_>, reason: String) -> IngestError {
@@ -281,7 +301,8 @@ impl Loader<'_> {
     }
 
     fn blocked(&self, raw: &str) -> bool {
-        self.blocklist.contains(&blocklist_form(raw))
+        let t = raw.trim();
+        t.len() <= self.blocklist_max_len && self.blocklist.iter().any(|b| b.eq_ignore_ascii_case(t))
     }
 
     fn new_identity(&mut self, namespace: &str, kind: KeyKind, value: &str) -> i64 {
@@ -344,13 +365,19 @@ impl Loader<'_> {
     /// The identity keys of a row; returns the anchor identity (customer id, else email, else phone).
     fn identities(&mut self, r: &dyn RowReader) -> RowResult<i64> {
         let mut keys: Vec<i64> = Vec::with_capacity(3);
-        if let Some(v) = self.text(r, "customer") {
-            if self.blocked(&v) {
+        let src = self.src;
+        let cust = self.cell(r, "customer");
+        if let Some(id) = with_key(&cust, |v| {
+            if self.blocked(v) {
                 self.ignored_values += 1;
+                None
             } else {
-                let ns = self.src.namespace.clone();
-                keys.push(self.key_id(&ns, KeyKind::Customer, &v));
+                Some(self.key_id(&src.namespace, KeyKind::Customer, v))
             }
+        })
+        .flatten()
+        {
+            keys.push(id);
         }
         if let Some(v) = self.text(r, "email") {
             match Email::parse(&v) {
@@ -518,7 +545,10 @@ impl Loader<'_> {
                 });
             }
             SourceKind::OrderLines => {
-                let key = self.required_text(r, "order")?;
+                let order_cell = self.cell(r, "order");
+                if order_cell.is_null() {
+                    return Err(self.bad("order", &order_cell, "required field \"order\" is empty".into()));
+                }
                 let quantity = self.decimal(r, "quantity")?.unwrap_or(1.0);
                 let price = self.decimal(r, "price")?;
                 let amount = match (self.decimal(r, "amount")?, price) {
@@ -531,20 +561,17 @@ impl Loader<'_> {
                 };
                 let discount = self.decimal(r, "discount")?.map(f64::abs).unwrap_or(0.0);
                 let time = self.time(r, "time")?;
-                let product_key = self.text(r, "product");
                 let identity = self.identities(r)?;
-                let product_id = match product_key {
-                    Some(p) => {
-                        let id = self.product_id(&p);
-                        let (name, category) = (self.text(r, "name"), self.text(r, "category"));
-                        if name.is_some() || category.is_some() {
-                            self.batch.products.push(ProductRow { id, key: p, name, category, price, attrs: None });
-                        }
-                        Some(id)
+                let product_cell = self.cell(r, "product");
+                let product_id = with_key(&product_cell, |p| self.product_id(p));
+                if let Some(id) = product_id {
+                    let (name, category) = (self.text(r, "name"), self.text(r, "category"));
+                    if name.is_some() || category.is_some() {
+                        let key = product_cell.text().unwrap_or_default();
+                        self.batch.products.push(ProductRow { id, key, name, category, price, attrs: None });
                     }
-                    None => None,
-                };
-                let order_id = self.order_id(&key, identity, time);
+                }
+                let order_id = with_key(&order_cell, |k| self.order_id(k, identity, time)).unwrap_or(0);
                 self.batch.lines.push(LineRow {
                     source_id: sid,
                     file_id: self.file_id,
@@ -806,10 +833,10 @@ fn import_source(
     } else {
         HashMap::new()
     };
-    let mut customer_ids = HashMap::new();
-    let mut email_ids = HashMap::new();
-    let mut phone_ids = HashMap::new();
-    let mut other_ns_ids = HashMap::new();
+    let mut customer_ids = FastMap::default();
+    let mut email_ids = FastMap::default();
+    let mut phone_ids = FastMap::default();
+    let mut other_ns_ids = FastMap::default();
     for ((ns, kind, value), (id, _)) in maps.identities {
         match kind.as_str() {
             "email" => {
@@ -840,12 +867,13 @@ fn import_source(
         email_ids,
         phone_ids,
         other_ns_ids,
-        products: maps.products,
-        campaigns: maps.campaigns,
-        orders,
-        edges: HashSet::new(),
+        products: fast_map(maps.products),
+        campaigns: fast_map(maps.campaigns),
+        orders: fast_map(orders),
+        edges: HashSet::default(),
         file_id,
-        blocklist: config.identity.blocklist.iter().cloned().collect(),
+        blocklist: config.identity.blocklist.iter().map(|b| blocklist_form(b)).collect(),
+        blocklist_max_len: config.identity.blocklist.iter().map(|b| b.trim().len()).max().unwrap_or(0),
         country_code: config.identity.default_country_code.clone(),
         batch: WriteBatch::default(),
         ignored_values: 0,

@@ -220,21 +220,12 @@ pub fn eval_topn(
 }
 
 /// How the store's facts become implicit interactions.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SignalConfig {
     /// Weight per signal kind: `purchase` (order lines), `rating`, and event kinds (`cart`, `view`, …).
     pub weights: SignalWeights,
     /// Half-life of the exponential time decay in days (relative to the latest fact), if any.
     pub half_life_days: Option<f64>,
-}
-
-impl Default for SignalConfig {
-    fn default() -> Self {
-        SignalConfig {
-            weights: SignalWeights::default(),
-            half_life_days: None,
-        }
-    }
 }
 
 /// Builds customer × product interactions from the store snapshot. Users are
@@ -247,7 +238,7 @@ pub fn build_interactions(ds: &Dataset, cfg: &SignalConfig) -> Result<Interactio
             half_life_seconds: d * 86_400.0,
             reference_time: t,
         }),
-        (Some(d), _) if !(d > 0.0) => {
+        (Some(d), _) if d.is_nan() || d <= 0.0 => {
             return Err(EngineError::Invalid("half-life must be positive".into()));
         }
         _ => None,
@@ -581,10 +572,8 @@ pub fn recommend_with(
             let mut h = Vec::new();
             if let Some(u) = x.users.get(&cid.to_string()) {
                 for (i, w) in x.by_user.row(u as usize) {
-                    if let Some(id) = x.items.id(i) {
-                        if let Some(j) = s.items.get(id) {
-                            h.push((j, w));
-                        }
+                    if let Some(j) = x.items.id(i).and_then(|id| s.items.get(id)) {
+                        h.push((j, w));
                     }
                 }
             }

@@ -54,7 +54,12 @@ impl DenseMatrix {
                 data.len()
             )));
         }
-        Ok(DenseMatrix { n_rows, n_cols, data, names })
+        Ok(DenseMatrix {
+            n_rows,
+            n_cols,
+            data,
+            names,
+        })
     }
 
     /// Builds a matrix from rows (columns named `x0`, `x1`, …).
@@ -86,20 +91,33 @@ impl DenseMatrix {
         for &i in idx {
             data.extend_from_slice(self.row(i));
         }
-        DenseMatrix { n_rows: idx.len(), n_cols: self.n_cols, data, names: self.names.clone() }
+        DenseMatrix {
+            n_rows: idx.len(),
+            n_cols: self.n_cols,
+            data,
+            names: self.names.clone(),
+        }
     }
 }
 
 fn check_xy(x: &DenseMatrix, y: &[bool]) -> Result<(), ModelError> {
     if x.n_rows != y.len() {
-        return Err(ModelError::InvalidInput(format!("{} rows but {} labels", x.n_rows, y.len())));
+        return Err(ModelError::InvalidInput(format!(
+            "{} rows but {} labels",
+            x.n_rows,
+            y.len()
+        )));
     }
     if x.n_rows == 0 || x.n_cols == 0 {
-        return Err(ModelError::InvalidInput("no rows or no feature columns".into()));
+        return Err(ModelError::InvalidInput(
+            "no rows or no feature columns".into(),
+        ));
     }
     let pos = y.iter().filter(|&&v| v).count();
     if pos == 0 || pos == y.len() {
-        return Err(ModelError::InvalidInput("the labels hold only one class".into()));
+        return Err(ModelError::InvalidInput(
+            "the labels hold only one class".into(),
+        ));
     }
     Ok(())
 }
@@ -109,7 +127,10 @@ fn check_xy(x: &DenseMatrix, y: &[bool]) -> Result<(), ModelError> {
 /// round-robin, so each fold has the same class balance (±1 row).
 pub fn stratified_folds(y: &[bool], k: usize, seed: u64) -> Result<Vec<usize>, ModelError> {
     if k < 2 {
-        return Err(ModelError::InvalidParameter { name: "folds".into(), reason: "need at least 2".into() });
+        return Err(ModelError::InvalidParameter {
+            name: "folds".into(),
+            reason: "need at least 2".into(),
+        });
     }
     let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i]).collect();
     let neg: Vec<usize> = (0..y.len()).filter(|&i| !y[i]).collect();
@@ -239,12 +260,19 @@ impl Classifier {
     pub fn name(&self) -> String {
         match self {
             Classifier::Logreg(m) => {
-                if m.nonlinear() { "logreg+nonlinear".into() } else { "logreg".into() }
+                if m.nonlinear() {
+                    "logreg+nonlinear".into()
+                } else {
+                    "logreg".into()
+                }
             }
             Classifier::Tree(m) => format!("tree(depth {})", m.depth()),
             Classifier::Gbm(m) => format!("gbm({} trees)", m.n_trees()),
             Classifier::Blend(parts) => {
-                let inner: Vec<String> = parts.iter().map(|(w, m)| format!("{w:.2}*{}", m.name())).collect();
+                let inner: Vec<String> = parts
+                    .iter()
+                    .map(|(w, m)| format!("{w:.2}*{}", m.name()))
+                    .collect();
                 format!("blend({})", inner.join(" + "))
             }
         }
@@ -281,6 +309,9 @@ impl Default for ClassifierConfig {
     }
 }
 
+/// Rounds of greedy ensemble selection in `auto` (weights are multiples of 1/rounds).
+pub const ENSEMBLE_ROUNDS: usize = 10;
+
 /// One model considered by `auto`, with its inner-CV score.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CandidateScore {
@@ -313,7 +344,11 @@ impl Candidate {
     fn name(&self) -> String {
         match self {
             Candidate::Logreg(c) => {
-                if c.nonlinear { "logreg+nonlinear".into() } else { "logreg".into() }
+                if c.nonlinear {
+                    "logreg+nonlinear".into()
+                } else {
+                    "logreg".into()
+                }
             }
             Candidate::Tree(c) => format!("tree(depth {})", c.max_depth),
             Candidate::Gbm(c) => format!("gbm({} trees)", c.n_trees),
@@ -338,7 +373,9 @@ fn inner_oof(
     seed: u64,
 ) -> Result<(Vec<Vec<f64>>, Vec<usize>), ModelError> {
     let folds = stratified_folds(y, k, seed)?;
-    let jobs: Vec<(usize, usize)> = (0..k).flat_map(|f| (0..cands.len()).map(move |c| (f, c))).collect();
+    let jobs: Vec<(usize, usize)> = (0..k)
+        .flat_map(|f| (0..cands.len()).map(move |c| (f, c)))
+        .collect();
     use rayon::prelude::*;
     let results: Vec<Result<(usize, usize, Vec<usize>, Vec<f64>), ModelError>> = jobs
         .par_iter()
@@ -378,7 +415,11 @@ fn mean_fold_auc(y: &[bool], p: &[f64], folds: &[usize], k: usize) -> f64 {
 impl ClassifierConfig {
     /// A configuration of one kind with defaults.
     pub fn of_kind(kind: ModelKind, seed: u64) -> Self {
-        let mut c = ClassifierConfig { kind, seed, ..Default::default() };
+        let mut c = ClassifierConfig {
+            kind,
+            seed,
+            ..Default::default()
+        };
         c.gbm.seed = seed;
         c
     }
@@ -398,8 +439,9 @@ impl ClassifierConfig {
 
     /// Fits the configured model. `auto` runs inner stratified CV on `x`/`y`
     /// (which must be training rows only) over logreg, logreg with automatic
-    /// nonlinear terms, the tree, boosting and the equal blend of the best
-    /// linear and the boosted model, and refits the winner on all of `x`.
+    /// nonlinear terms, the tree and boosting, adds a weighted blend found by
+    /// greedy ensemble selection on the same out-of-fold probabilities, and
+    /// refits the best by inner ROC AUC on all of `x`.
     pub fn fit(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
         check_xy(x, y)?;
         match self.kind {
@@ -427,7 +469,11 @@ impl ClassifierConfig {
     }
 
     fn single(&self, c: Candidate, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
-        Ok(FitOutcome { model: c.fit(x, y)?, candidates: Vec::new(), oof: Vec::new() })
+        Ok(FitOutcome {
+            model: c.fit(x, y)?,
+            candidates: Vec::new(),
+            oof: Vec::new(),
+        })
     }
 
     fn fit_auto(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
@@ -437,15 +483,62 @@ impl ClassifierConfig {
         let mut scores: Vec<CandidateScore> = cands
             .iter()
             .zip(&oof)
-            .map(|(c, p)| CandidateScore { name: c.name(), inner_roc_auc: mean_fold_auc(y, p, &folds, k) })
+            .map(|(c, p)| CandidateScore {
+                name: c.name(),
+                inner_roc_auc: mean_fold_auc(y, p, &folds, k),
+            })
             .collect();
-        // Blend of the better linear model with the boosted trees.
-        let lin = if scores[1].inner_roc_auc > scores[0].inner_roc_auc { 1 } else { 0 };
-        let gbm = 3;
-        let blend_p: Vec<f64> = oof[lin].iter().zip(&oof[gbm]).map(|(a, b)| 0.5 * a + 0.5 * b).collect();
+        // Ensemble selection (Caruana et al. 2004): greedily add, with
+        // replacement, the candidate whose out-of-fold probabilities raise the
+        // inner-CV AUC of the running average most; keep the best round.
+        let mut counts = vec![0usize; cands.len()];
+        let mut sum = vec![0.0; y.len()];
+        let mut best_counts = counts.clone();
+        let mut best_score = f64::NEG_INFINITY;
+        for round in 1..=ENSEMBLE_ROUNDS {
+            let mut pick: Option<(f64, usize)> = None;
+            for (c, p) in oof.iter().enumerate() {
+                let avg: Vec<f64> = sum
+                    .iter()
+                    .zip(p)
+                    .map(|(s, v)| (s + v) / round as f64)
+                    .collect();
+                let sc = mean_fold_auc(y, &avg, &folds, k);
+                if pick.is_none_or(|(b, _)| sc > b) {
+                    pick = Some((sc, c));
+                }
+            }
+            let Some((sc, c)) = pick else { break };
+            counts[c] += 1;
+            for (s, v) in sum.iter_mut().zip(&oof[c]) {
+                *s += v;
+            }
+            if sc > best_score {
+                best_score = sc;
+                best_counts = counts.clone();
+            }
+        }
+        let total: usize = best_counts.iter().sum();
+        let members: Vec<(usize, f64)> = best_counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(c, &n)| (c, n as f64 / total as f64))
+            .collect();
+        let ens_oof: Vec<f64> = (0..y.len())
+            .map(|i| members.iter().map(|&(c, w)| w * oof[c][i]).sum())
+            .collect();
+        let ens_name = format!(
+            "blend({})",
+            members
+                .iter()
+                .map(|&(c, w)| format!("{w:.2}*{}", cands[c].name()))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        );
         scores.push(CandidateScore {
-            name: format!("blend(0.5*{} + 0.5*{})", cands[lin].name(), cands[gbm].name()),
-            inner_roc_auc: mean_fold_auc(y, &blend_p, &folds, k),
+            name: ens_name,
+            inner_roc_auc: mean_fold_auc(y, &ens_oof, &folds, k),
         });
         let mut best = 0;
         for (i, s) in scores.iter().enumerate() {
@@ -454,20 +547,27 @@ impl ClassifierConfig {
                 best = i;
             }
         }
-        let (model, oof_best) = if best == cands.len() {
+        let (model, oof_best) = if best == cands.len() && members.len() > 1 {
             use rayon::prelude::*;
-            let pair: Vec<Result<Classifier, ModelError>> =
-                [lin, gbm].par_iter().map(|&c| cands[c].fit(x, y)).collect();
-            let mut it = pair.into_iter();
-            let (a, b) = match (it.next(), it.next()) {
-                (Some(a), Some(b)) => (a?, b?),
-                _ => return Err(ModelError::FitFailed("blend parts missing".into())),
-            };
-            (Classifier::Blend(vec![(0.5, a), (0.5, b)]), blend_p)
+            let fitted: Vec<Result<(f64, Classifier), ModelError>> = members
+                .par_iter()
+                .map(|&(c, w)| cands[c].fit(x, y).map(|m| (w, m)))
+                .collect();
+            let parts = fitted.into_iter().collect::<Result<Vec<_>, _>>()?;
+            (Classifier::Blend(parts), ens_oof)
         } else {
-            (cands[best].fit(x, y)?, oof[best].clone())
+            let single = if best == cands.len() {
+                members[0].0
+            } else {
+                best
+            };
+            (cands[single].fit(x, y)?, oof[single].clone())
         };
-        Ok(FitOutcome { model, candidates: scores, oof: oof_best })
+        Ok(FitOutcome {
+            model,
+            candidates: scores,
+            oof: oof_best,
+        })
     }
 }
 
@@ -505,13 +605,16 @@ impl PlattScaler {
     /// Fits on raw probabilities and outcomes.
     pub fn fit(p: &[f64], y: &[bool]) -> Result<Self, ModelError> {
         if p.len() != y.len() || p.is_empty() {
-            return Err(ModelError::InvalidInput("calibration needs as many scores as labels".into()));
+            return Err(ModelError::InvalidInput(
+                "calibration needs as many scores as labels".into(),
+            ));
         }
         let s: Vec<f64> = p.iter().map(|&q| logit(q)).collect();
         let (mut a, mut b) = (1.0, 0.0);
         let ridge = 1e-6;
         for _ in 0..100 {
-            let (mut ga, mut gb, mut haa, mut hab, mut hbb) = (ridge * (a - 1.0), ridge * b, ridge, 0.0, ridge);
+            let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
+                (ridge * (a - 1.0), ridge * b, ridge, 0.0, ridge);
             for (&si, &yi) in s.iter().zip(y) {
                 let q = sigmoid(a * si + b);
                 let r = q - f64::from(u8::from(yi));
@@ -592,7 +695,14 @@ pub fn cross_validate(
         candidates.push(out.candidates);
     }
     let (mean, std) = mean_std(&per_fold);
-    Ok(CvReport { per_fold, mean, std, fit_seconds, models, candidates })
+    Ok(CvReport {
+        per_fold,
+        mean,
+        std,
+        fit_seconds,
+        models,
+        candidates,
+    })
 }
 
 fn mean_std(m: &[BinaryMetrics]) -> (BinaryMetrics, BinaryMetrics) {
@@ -609,8 +719,20 @@ fn mean_std(m: &[BinaryMetrics]) -> (BinaryMetrics, BinaryMetrics) {
     let br = get(|b| b.brier);
     let ac = get(|b| b.accuracy);
     (
-        BinaryMetrics { roc_auc: a.0, pr_auc: p.0, log_loss: l.0, brier: br.0, accuracy: ac.0 },
-        BinaryMetrics { roc_auc: a.1, pr_auc: p.1, log_loss: l.1, brier: br.1, accuracy: ac.1 },
+        BinaryMetrics {
+            roc_auc: a.0,
+            pr_auc: p.0,
+            log_loss: l.0,
+            brier: br.0,
+            accuracy: ac.0,
+        },
+        BinaryMetrics {
+            roc_auc: a.1,
+            pr_auc: p.1,
+            log_loss: l.1,
+            brier: br.1,
+            accuracy: ac.1,
+        },
     )
 }
 
@@ -673,7 +795,9 @@ pub fn eval_frame(
     let prep = prepare(frame, target, &TargetSpec::Binary { positive }, drop)?;
     let y: Vec<bool> = prep.y.iter().map(|&v| v > 0.5).collect();
     if prep.features.columns().is_empty() {
-        return Err(ModelError::InvalidInput("no feature columns left after dropping ID-like/constant/--drop columns".into()));
+        return Err(ModelError::InvalidInput(
+            "no feature columns left after dropping ID-like/constant/--drop columns".into(),
+        ));
     }
     let folds = stratified_folds(&y, k, seed)?;
     let enc = Encoder::new(EncoderOptions { standardize: false });

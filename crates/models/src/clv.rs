@@ -336,6 +336,8 @@ pub struct BgNbdFit {
     pub repeaters: usize,
     /// BFGS iterations.
     pub iterations: usize,
+    /// Likelihood-and-gradient evaluations.
+    pub evaluations: usize,
 }
 
 /// Customers grouped by identical (x, tₓ, T), with lookup tables of the
@@ -538,6 +540,7 @@ impl BgNbd {
             customers: data.len(),
             repeaters: data.iter().filter(|s| s.frequency > 0).count(),
             iterations: m.iterations,
+            evaluations: m.evaluations,
         })
     }
 }
@@ -624,6 +627,8 @@ pub struct GammaGammaFit {
     pub customers: usize,
     /// BFGS iterations.
     pub iterations: usize,
+    /// Likelihood-and-gradient evaluations.
+    pub evaluations: usize,
 }
 
 /// Repeat customers' (x, mean spend) prepared for fast likelihood
@@ -751,6 +756,7 @@ impl GammaGamma {
             log_likelihood: -m.f * n - n * scale.ln(),
             customers: obs.len(),
             iterations: m.iterations,
+            evaluations: m.evaluations,
         })
     }
 }

@@ -1120,9 +1120,9 @@ pub fn fit_ets_for_forecast(
     fixed: &EtsFixed,
     amse_h: usize,
 ) -> Result<(EtsFit, String), ModelError> {
-    let mle = fit_ets(y, spec, fixed)?;
-    if amse_h == 0 || y.len() < 3 * (mle.k + amse_h) || mle.k <= 1 {
-        return Ok((mle, "mle".into()));
+    let k = Layout::new(spec, *fixed, None).dim + 1;
+    if amse_h == 0 || y.len() < 3 * (k + amse_h) || k <= 1 {
+        return Ok((fit_ets(y, spec, fixed)?, "mle".into()));
     }
     let opts = FitOptions {
         amse_horizon: amse_h,
@@ -1130,7 +1130,7 @@ pub fn fit_ets_for_forecast(
     };
     match fit_ets_with(y, spec, fixed, &opts) {
         Ok(f) => Ok((f, format!("amse{amse_h}"))),
-        Err(_) => Ok((mle, "mle".into())),
+        Err(_) => Ok((fit_ets(y, spec, fixed)?, "mle".into())),
     }
 }
 

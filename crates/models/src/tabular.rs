@@ -13,7 +13,8 @@
 //!    drops columns that cannot generalize: ID-like columns (a categorical
 //!    column whose non-missing values are (almost) all unique, ≥ 90 %; a column
 //!    named like an id (`id`, `*_id`, `customerID`, `UserId`, …) with ≥ 90 %
-//!    unique values; a numeric row counter 0..n-1 or 1..n) and constant columns.
+//!    unique values; a numeric row counter 0..n-1 or 1..n), constant columns
+//!    and columns whose every cell is blank.
 //! 2. [`Encoder::fit`] on the *training rows only* (so cross-validation folds
 //!    never leak) learns, per column: for numerics the training median (blank
 //!    cells are imputed with it, and a `COL=missing` 0/1 indicator column is
@@ -246,7 +247,7 @@ pub struct Prepared {
 /// Fraction of unique non-missing values from which a column is ID-like.
 pub const ID_UNIQUE_RATIO: f64 = 0.9;
 
-/// Extracts the target, drops `drop` columns, ID-like and constant columns, and
+/// Extracts the target, drops `drop` columns, ID-like, constant and all-blank columns, and
 /// rows with a missing target. See the module docs for the rules.
 pub fn prepare(
     frame: &Frame,
@@ -316,6 +317,13 @@ pub fn prepare(
             });
             continue;
         }
+        if (0..sub.len()).all(|r| sub.is_missing(r)) {
+            dropped.push(DroppedColumn {
+                name: c.name.clone(),
+                reason: "empty (every cell blank)".into(),
+            });
+            continue;
+        }
         if is_constant(&sub) {
             dropped.push(DroppedColumn {
                 name: c.name.clone(),
@@ -329,7 +337,7 @@ pub fn prepare(
         });
     }
     if kept_cols.is_empty() {
-        return Err(ModelError::InvalidInput("no feature columns left after dropping the target, --drop, ID-like and constant columns".into()));
+        return Err(ModelError::InvalidInput("no feature columns left after dropping the target, --drop, ID-like, constant and empty columns".into()));
     }
     let kept = kept_cols.iter().map(|c| c.name.clone()).collect();
     let features = Frame::new(kept_cols)?;
@@ -1160,6 +1168,19 @@ mod tests {
         // idx is no longer a perfect counter after the row drop, but is named like an index.
         assert_eq!(p.report.dropped.len(), 1, "{:?}", p.report.dropped);
         assert!(p.report.dropped[0].reason.starts_with("id-like"));
+    }
+
+    #[test]
+    fn all_blank_columns_are_dropped() {
+        let f = Frame::new(vec![
+            num("a", &[Some(1.0), Some(2.0), Some(3.0)]),
+            cat("empty", &["", "", ""]),
+            num("y", &[Some(1.0), Some(0.0), Some(1.0)]),
+        ])
+        .unwrap();
+        let p = prepare(&f, "y", &TargetSpec::Binary { positive: None }, &[]).unwrap();
+        assert_eq!(p.report.kept, ["a"]);
+        assert_eq!(p.report.dropped[0].reason, "empty (every cell blank)");
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub struct EvalClassifyArgs {
 }
 
 fn parse_model(s: &str) -> anyhow::Result<ModelKind> {
-    s.parse::<ModelKind>().map_err(|e| anyhow::anyhow!("--model: {e}"))
+    s.parse::<ModelKind>()
+        .map_err(|e| anyhow::anyhow!("--model: {e}"))
 }
 
 /// `infogap eval classify`.
@@ -53,8 +54,16 @@ pub fn eval(_ctx: &Ctx, args: &EvalClassifyArgs) -> anyhow::Result<()> {
     }
     let frame = infogap_engine::analytics::read_frame(&args.csv)?;
     let config = ClassifierConfig::of_kind(kind, args.seed);
-    let report = eval_frame(&frame, &args.target, args.positive.clone(), &args.drop, &config, args.folds, args.seed)
-        .with_context(|| format!("classification on {}", args.csv.display()))?;
+    let report = eval_frame(
+        &frame,
+        &args.target,
+        args.positive.clone(),
+        &args.drop,
+        &config,
+        args.folds,
+        args.seed,
+    )
+    .with_context(|| format!("classification on {}", args.csv.display()))?;
     if args.json {
         print_json(&report)
     } else {
@@ -64,15 +73,23 @@ pub fn eval(_ctx: &Ctx, args: &EvalClassifyArgs) -> anyhow::Result<()> {
 }
 
 fn print_eval(r: &EvalReport, path: &std::path::Path) {
-    println!("{}: {} rows, target {} ({} positive)", path.display(), r.table.rows_used, r.table.target.name,
-        r.table.target.positives.unwrap_or(0));
+    println!(
+        "{}: {} rows, target {} ({} positive)",
+        path.display(),
+        r.table.rows_used,
+        r.table.target.name,
+        r.table.target.positives.unwrap_or(0)
+    );
     for d in &r.table.dropped {
         println!("  dropped {}: {}", d.name, d.reason);
     }
     for rule in &r.encoding.rules {
         println!("  {rule}");
     }
-    println!("model {} · {} stratified folds, seed {}", r.model, r.folds, r.seed);
+    println!(
+        "model {} · {} stratified folds, seed {}",
+        r.model, r.folds, r.seed
+    );
     println!("  ROC AUC   {:.4} ± {:.4}", r.roc_auc, r.std.roc_auc);
     println!("  PR AUC    {:.4} ± {:.4}", r.pr_auc, r.std.pr_auc);
     println!("  log loss  {:.4} ± {:.4}", r.log_loss, r.std.log_loss);
@@ -142,7 +159,10 @@ pub fn train(ctx: &Ctx, args: &TrainChurnArgs) -> anyhow::Result<()> {
 
 fn print_calibration(table: &[CalibrationBin]) {
     println!("  calibration (out-of-fold, calibrated):");
-    println!("    {:>11}  {:>6}  {:>9}  {:>8}", "predicted", "count", "mean pred", "observed");
+    println!(
+        "    {:>11}  {:>6}  {:>9}  {:>8}",
+        "predicted", "count", "mean pred", "observed"
+    );
     for b in table {
         println!(
             "    {:>4.0}-{:<4.0}%  {:>6}  {:>8.1}%  {:>7.1}%",
@@ -164,21 +184,39 @@ fn print_train(r: &ChurnTrainReport) {
         r.window_days
     );
     println!("  label: {}", r.label);
-    println!("  {} customers, {} churned ({:.1}%), {} features", r.customers, r.churners, r.churn_rate * 100.0, r.n_features);
+    println!(
+        "  {} customers, {} churned ({:.1}%), {} features",
+        r.customers,
+        r.churners,
+        r.churn_rate * 100.0,
+        r.n_features
+    );
     println!(
         "  {}-fold CV: ROC AUC {:.3} ± {:.3}, PR AUC {:.3}, log loss {:.3}, Brier {:.3}, accuracy {:.3}",
-        r.folds, r.metrics.roc_auc, r.metrics_std.roc_auc, r.metrics.pr_auc, r.metrics.log_loss, r.metrics.brier,
+        r.folds,
+        r.metrics.roc_auc,
+        r.metrics_std.roc_auc,
+        r.metrics.pr_auc,
+        r.metrics.log_loss,
+        r.metrics.brier,
         r.metrics.accuracy
     );
     if !r.candidates.is_empty() {
-        let c: Vec<String> = r.candidates.iter().map(|c| format!("{} {:.3}", c.name, c.inner_roc_auc)).collect();
+        let c: Vec<String> = r
+            .candidates
+            .iter()
+            .map(|c| format!("{} {:.3}", c.name, c.inner_roc_auc))
+            .collect();
         println!("  auto (inner CV ROC AUC): {}", c.join(", "));
     }
     println!("  top drivers (log-odds, churners vs retained):");
     for d in r.drivers.iter().take(6) {
         println!("    {:<22} {:+.3}", d.feature, d.separation);
     }
-    println!("  expected calibration error: raw {:.3}, calibrated {:.3}", r.ece_raw, r.ece_calibrated);
+    println!(
+        "  expected calibration error: raw {:.3}, calibrated {:.3}",
+        r.ece_raw, r.ece_calibrated
+    );
     print_calibration(&r.calibration);
 }
 
@@ -198,10 +236,17 @@ fn print_risks(s: &ChurnScores, reasons: bool) {
         "churn risk as of {} (model v{}, {} active customers scored)",
         s.as_of, s.model_version, s.scored
     );
-    println!("  {:<24} {:>6}  top reasons (contribution to log-odds)", "customer", "risk");
+    println!(
+        "  {:<24} {:>6}  top reasons (contribution to log-odds)",
+        "customer", "risk"
+    );
     for r in &s.customers {
         let why: Vec<&str> = r.reasons.iter().map(|x| x.text.as_str()).collect();
-        let why = if reasons { why.join(" | ") } else { String::new() };
+        let why = if reasons {
+            why.join(" | ")
+        } else {
+            String::new()
+        };
         println!("  {:<24} {:>5.1}%  {}", r.key, r.probability * 100.0, why);
     }
 }
@@ -221,7 +266,10 @@ pub fn churn(ctx: &Ctx, args: &ChurnArgs) -> anyhow::Result<()> {
 
 /// The churn section of `quickstart`: trains (auto) when no model is saved,
 /// then prints the 10 riskiest customers with reasons and the calibration table.
-pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow::Result<serde_json::Value> {
+pub fn quickstart_section(
+    engine: &infogap_engine::Engine,
+    json: bool,
+) -> anyhow::Result<serde_json::Value> {
     let trained = if engine.load_model("churn")?.is_none() {
         Some(churn::train(engine, &ChurnOptions::default()).context("training the churn model")?)
     } else {

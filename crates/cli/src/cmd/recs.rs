@@ -455,11 +455,9 @@ fn print_answer(ans: &erecs::RecsAnswer) {
             product_name(&it.product),
             it.score
         );
-        if let Some(b) = &it.because {
-            if !b.is_empty() {
-                let why: Vec<String> = b.iter().map(|x| product_name(&x.product)).collect();
-                println!("      because: {}", why.join("; "));
-            }
+        if let Some(b) = it.because.as_ref().filter(|b| !b.is_empty()) {
+            let why: Vec<String> = b.iter().map(|x| product_name(&x.product)).collect();
+            println!("      because: {}", why.join("; "));
         }
     }
 }

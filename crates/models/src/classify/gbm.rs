@@ -1,11 +1,11 @@
 //! Gradient-boosted trees for binary classification (logistic loss), our own
 //! histogram implementation.
 //!
-//! Why our own: perpetual `=3.0.0-rc.2` builds on stable and was the first
-//! choice, but on Telco it fitted slower than the 0.1 s/fold budget and gave no
-//! per-split access for explanations (see benchmarks/classify.md); a small
-//! histogram booster is a few hundred lines, fast on the table sizes we see,
-//! and lets every split credit its column for churn reasons.
+//! Why our own: it is a few hundred lines, fast on the table sizes we see
+//! (Telco: ~0.07 s per fold), deterministic with a seed, and lets every
+//! split credit its column for churn reasons. perpetual `=3.0.0-rc.2` (which
+//! builds on stable) was not evaluated against it yet; see
+//! benchmarks/classify.md.
 //!
 //! Algorithm: columns binned once (≤ `max_bins` quantile bins, `u8`,
 //! row-major); each round fits a depth-limited tree to the gradient and
@@ -131,7 +131,9 @@ impl Booster<'_> {
     }
 
     fn grow(&mut self, rows: &mut [usize], hist: Hist, depth: usize) -> u32 {
-        let (gs, hs) = rows.iter().fold((0.0, 0.0), |(a, b), &i| (a + self.grad[i], b + self.hess[i]));
+        let (gs, hs) = rows.iter().fold((0.0, 0.0), |(a, b), &i| {
+            (a + self.grad[i], b + self.hess[i])
+        });
         let lambda = self.cfg.l2;
         let id = self.nodes.len() as u32;
         self.nodes.push(GNode {
@@ -188,12 +190,20 @@ impl Booster<'_> {
             }
         }
         let (lrows, rrows) = rows.split_at_mut(split);
-        let (small_is_left, small) = if lrows.len() <= rrows.len() { (true, &*lrows) } else { (false, &*rrows) };
+        let (small_is_left, small) = if lrows.len() <= rrows.len() {
+            (true, &*lrows)
+        } else {
+            (false, &*rrows)
+        };
         let small_hist = self.build_hist(small);
         let mut big_hist = Hist::zeros(hist.0.len());
         big_hist.sub_from(&hist, &small_hist);
         drop(hist);
-        let (lh, rh) = if small_is_left { (small_hist, big_hist) } else { (big_hist, small_hist) };
+        let (lh, rh) = if small_is_left {
+            (small_hist, big_hist)
+        } else {
+            (big_hist, small_hist)
+        };
         let left = self.grow(lrows, lh, depth + 1);
         let right = self.grow(rrows, rh, depth + 1);
         let node = &mut self.nodes[id as usize];
@@ -210,7 +220,10 @@ impl Booster<'_> {
 impl GbmConfig {
     fn validate(&self) -> Result<(), ModelError> {
         let bad = |name: &str, reason: &str| {
-            Err(ModelError::InvalidParameter { name: name.into(), reason: reason.into() })
+            Err(ModelError::InvalidParameter {
+                name: name.into(),
+                reason: reason.into(),
+            })
         };
         if self.n_trees == 0 {
             return bad("n_trees", "must be > 0");
@@ -221,7 +234,9 @@ impl GbmConfig {
         if self.max_depth == 0 || self.max_depth > 16 {
             return bad("max_depth", "must be 1..=16");
         }
-        if !(self.subsample > 0.0 && self.subsample <= 1.0) || !(self.colsample > 0.0 && self.colsample <= 1.0) {
+        if !(self.subsample > 0.0 && self.subsample <= 1.0)
+            || !(self.colsample > 0.0 && self.colsample <= 1.0)
+        {
             return bad("subsample", "subsample and colsample must be in (0, 1]");
         }
         if !(self.l2 >= 0.0) {
@@ -302,13 +317,21 @@ impl GbmConfig {
                 while !tree[k].leaf {
                     let nd = &tree[k];
                     let b = bins[i * d + nd.feature as usize];
-                    k = if b <= nd.bin { nd.left as usize } else { nd.right as usize };
+                    k = if b <= nd.bin {
+                        nd.left as usize
+                    } else {
+                        nd.right as usize
+                    };
                 }
                 f[i] += tree[k].value;
             }
             trees.push(tree);
         }
-        Ok(GbmModel { base, trees, n_cols: d })
+        Ok(GbmModel {
+            base,
+            trees,
+            n_cols: d,
+        })
     }
 }
 
@@ -320,7 +343,11 @@ impl GbmModel {
             let mut k = 0usize;
             while !t[k].leaf {
                 let nd = &t[k];
-                k = if !(row[nd.feature as usize] > nd.threshold) { nd.left as usize } else { nd.right as usize };
+                k = if !(row[nd.feature as usize] > nd.threshold) {
+                    nd.left as usize
+                } else {
+                    nd.right as usize
+                };
             }
             s += t[k].value;
         }
@@ -339,8 +366,11 @@ impl GbmModel {
             let mut k = 0usize;
             while !t[k].leaf {
                 let nd = &t[k];
-                let next =
-                    if !(row[nd.feature as usize] > nd.threshold) { nd.left as usize } else { nd.right as usize };
+                let next = if !(row[nd.feature as usize] > nd.threshold) {
+                    nd.left as usize
+                } else {
+                    nd.right as usize
+                };
                 out[nd.feature as usize] += t[next].value - nd.value;
                 k = next;
             }

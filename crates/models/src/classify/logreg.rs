@@ -33,7 +33,11 @@ pub struct LogRegConfig {
 
 impl Default for LogRegConfig {
     fn default() -> Self {
-        LogRegConfig { l2: 1.0, nonlinear: false, max_iter: 50 }
+        LogRegConfig {
+            l2: 1.0,
+            nonlinear: false,
+            max_iter: 50,
+        }
     }
 }
 
@@ -137,7 +141,10 @@ impl LogRegConfig {
     pub fn fit(&self, x: &DenseMatrix, y: &[bool]) -> Result<LogRegModel, ModelError> {
         check_xy(x, y)?;
         if !(self.l2 >= 0.0) {
-            return Err(ModelError::InvalidParameter { name: "l2".into(), reason: "must be >= 0".into() });
+            return Err(ModelError::InvalidParameter {
+                name: "l2".into(),
+                reason: "must be >= 0".into(),
+            });
         }
         let n = x.n_rows;
         // Terms.
@@ -160,7 +167,11 @@ impl LogRegConfig {
                 }
                 terms.push(Term::Log { col: j, min: s[0] });
                 names.push(format!("log1p({})", x.names[j]));
-                terms.push(Term::Square { col: j, mean: m, sd });
+                terms.push(Term::Square {
+                    col: j,
+                    mean: m,
+                    sd,
+                });
                 names.push(format!("{}²", x.names[j]));
             }
         }
@@ -188,7 +199,11 @@ impl LogRegConfig {
         for i in 0..n {
             z[i * p] = 1.0;
             for t in 0..d {
-                z[i * p + 1 + t] = if sd[t] > 0.0 { (raw[i * d + t] - mean[t]) / sd[t] } else { 0.0 };
+                z[i * p + 1 + t] = if sd[t] > 0.0 {
+                    (raw[i * d + t] - mean[t]) / sd[t]
+                } else {
+                    0.0
+                };
             }
         }
         let yv: Vec<f64> = y.iter().map(|&b| f64::from(u8::from(b))).collect();
@@ -229,7 +244,9 @@ impl LogRegConfig {
             }
             let mut step = g.clone();
             if !cholesky_solve(&mut h, &mut step, p) {
-                return Err(ModelError::FitFailed("logistic regression Hessian is not positive definite".into()));
+                return Err(ModelError::FitFailed(
+                    "logistic regression Hessian is not positive definite".into(),
+                ));
             }
             let mut max_step: f64 = 0.0;
             for (b, s) in beta.iter_mut().zip(&step) {
@@ -259,12 +276,19 @@ impl LogRegConfig {
 
 impl LogRegModel {
     fn zt(&self, t: usize, row: &[f64]) -> f64 {
-        if self.sd[t] > 0.0 { (self.terms[t].eval(row) - self.mean[t]) / self.sd[t] } else { 0.0 }
+        if self.sd[t] > 0.0 {
+            (self.terms[t].eval(row) - self.mean[t]) / self.sd[t]
+        } else {
+            0.0
+        }
     }
 
     /// Log-odds of one row.
     pub fn decision_row(&self, row: &[f64]) -> f64 {
-        self.intercept + (0..self.terms.len()).map(|t| self.coef[t] * self.zt(t, row)).sum::<f64>()
+        self.intercept
+            + (0..self.terms.len())
+                .map(|t| self.coef[t] * self.zt(t, row))
+                .sum::<f64>()
     }
 
     /// Probability of one row.
@@ -298,7 +322,11 @@ impl LogRegModel {
             .map(|t| Coefficient {
                 name: self.names[t].clone(),
                 standardized: self.coef[t],
-                per_unit: if self.sd[t] > 0.0 { self.coef[t] / self.sd[t] } else { 0.0 },
+                per_unit: if self.sd[t] > 0.0 {
+                    self.coef[t] / self.sd[t]
+                } else {
+                    0.0
+                },
             })
             .collect()
     }
@@ -322,7 +350,12 @@ mod tests {
             y.push(rng.random::<f64>() < p);
         }
         let x = DenseMatrix::from_rows(&rows).unwrap();
-        let m = LogRegConfig { l2: 0.0, ..Default::default() }.fit(&x, &y).unwrap();
+        let m = LogRegConfig {
+            l2: 0.0,
+            ..Default::default()
+        }
+        .fit(&x, &y)
+        .unwrap();
         let c = m.coefficients();
         assert!((c[0].per_unit - 1.5).abs() < 0.1, "{c:?}");
         assert!((c[1].per_unit + 1.0).abs() < 0.1, "{c:?}");
@@ -344,7 +377,12 @@ mod tests {
         }
         let x = DenseMatrix::from_rows(&rows).unwrap();
         let lin = LogRegConfig::default().fit(&x, &y).unwrap();
-        let nl = LogRegConfig { nonlinear: true, ..Default::default() }.fit(&x, &y).unwrap();
+        let nl = LogRegConfig {
+            nonlinear: true,
+            ..Default::default()
+        }
+        .fit(&x, &y)
+        .unwrap();
         let auc = |m: &LogRegModel| {
             let p: Vec<f64> = (0..x.n_rows).map(|i| m.predict_row(x.row(i))).collect();
             crate::metrics::classification::roc_auc(&y, &p).unwrap()

@@ -26,7 +26,11 @@ pub struct TreeConfig {
 
 impl Default for TreeConfig {
     fn default() -> Self {
-        TreeConfig { max_depth: 5, min_samples_leaf: 20, max_bins: 255 }
+        TreeConfig {
+            max_depth: 5,
+            min_samples_leaf: 20,
+            max_bins: 255,
+        }
     }
 }
 
@@ -68,7 +72,11 @@ struct Grower<'a> {
 
 fn gini_sum(n: f64, pos: f64) -> f64 {
     // n · gini = n · 2p(1-p) = 2·pos·(n-pos)/n
-    if n <= 0.0 { 0.0 } else { 2.0 * pos * (n - pos) / n }
+    if n <= 0.0 {
+        0.0
+    } else {
+        2.0 * pos * (n - pos) / n
+    }
 }
 
 impl Grower<'_> {
@@ -89,7 +97,8 @@ impl Grower<'_> {
             prob: Self::leaf_prob(n, pos),
             n,
         });
-        if depth >= self.cfg.max_depth || pos == 0 || pos == n || n < 2 * self.cfg.min_samples_leaf {
+        if depth >= self.cfg.max_depth || pos == 0 || pos == n || n < 2 * self.cfg.min_samples_leaf
+        {
             return id;
         }
         let parent = gini_sum(n as f64, pos as f64);
@@ -121,8 +130,9 @@ impl Grower<'_> {
                 if rn < self.cfg.min_samples_leaf {
                     break;
                 }
-                let gain =
-                    parent - gini_sum(ln as f64, lp as f64) - gini_sum(rn as f64, (pos - lp) as f64);
+                let gain = parent
+                    - gini_sum(ln as f64, lp as f64)
+                    - gini_sum(rn as f64, (pos - lp) as f64);
                 if gain > 1e-9 && best.is_none_or(|(g, _, _)| gain > g) {
                     best = Some((gain, j, b));
                 }
@@ -149,7 +159,10 @@ impl TreeConfig {
     pub fn fit(&self, x: &DenseMatrix, y: &[bool]) -> Result<TreeModel, ModelError> {
         check_xy(x, y)?;
         if self.max_depth == 0 || self.max_depth > 30 {
-            return Err(ModelError::InvalidParameter { name: "max_depth".into(), reason: "must be 1..=30".into() });
+            return Err(ModelError::InvalidParameter {
+                name: "max_depth".into(),
+                reason: "must be 1..=30".into(),
+            });
         }
         let binner = Binner::fit(x, self.max_bins);
         let bins = binner.transform(x);
@@ -165,7 +178,11 @@ impl TreeConfig {
             nodes: Vec::new(),
         };
         g.grow((0..x.n_rows).collect(), 0);
-        Ok(TreeModel { nodes: g.nodes, names: x.names.clone(), binary })
+        Ok(TreeModel {
+            nodes: g.nodes,
+            names: x.names.clone(),
+            binary,
+        })
     }
 }
 
@@ -184,7 +201,11 @@ impl TreeModel {
         let mut k = 0;
         while !self.nodes[k].leaf {
             let nd = &self.nodes[k];
-            k = if !(row[nd.feature] > nd.threshold) { nd.left } else { nd.right };
+            k = if !(row[nd.feature] > nd.threshold) {
+                nd.left
+            } else {
+                nd.right
+            };
         }
         k
     }
@@ -200,7 +221,11 @@ impl TreeModel {
         let mut k = 0;
         while !self.nodes[k].leaf {
             let nd = &self.nodes[k];
-            let next = if !(row[nd.feature] > nd.threshold) { nd.left } else { nd.right };
+            let next = if !(row[nd.feature] > nd.threshold) {
+                nd.left
+            } else {
+                nd.right
+            };
             out[nd.feature] += logit(self.nodes[next].prob) - logit(nd.prob);
             k = next;
         }
@@ -211,7 +236,11 @@ impl TreeModel {
     pub fn depth(&self) -> usize {
         fn d(m: &TreeModel, k: usize) -> usize {
             let nd = &m.nodes[k];
-            if nd.leaf { 0 } else { 1 + d(m, nd.left).max(d(m, nd.right)) }
+            if nd.leaf {
+                0
+            } else {
+                1 + d(m, nd.left).max(d(m, nd.right))
+            }
         }
         d(self, 0)
     }
@@ -225,7 +254,11 @@ impl TreeModel {
         let nd = &self.nodes[k];
         let name = &self.names[nd.feature];
         if self.binary[nd.feature] {
-            if left { format!("not {name}") } else { name.clone() }
+            if left {
+                format!("not {name}")
+            } else {
+                name.clone()
+            }
         } else if left {
             format!("{name} <= {}", fmt_num(nd.threshold))
         } else {
@@ -253,7 +286,11 @@ impl TreeModel {
         while let Some((k, conds)) = stack.pop() {
             let nd = &self.nodes[k];
             if nd.leaf {
-                let c = if conds.is_empty() { "always".to_string() } else { conds.join(" AND ") };
+                let c = if conds.is_empty() {
+                    "always".to_string()
+                } else {
+                    conds.join(" AND ")
+                };
                 out.push(format!("IF {c} THEN p = {:.3} (n = {})", nd.prob, nd.n));
             } else {
                 let mut r = conds.clone();
@@ -284,11 +321,20 @@ mod tests {
         }
         let mut x = DenseMatrix::from_rows(&rows).unwrap();
         x.names = vec!["tenure".into(), "promo".into()];
-        let m = TreeConfig { max_depth: 2, min_samples_leaf: 5, max_bins: 255 }.fit(&x, &y).unwrap();
+        let m = TreeConfig {
+            max_depth: 2,
+            min_samples_leaf: 5,
+            max_bins: 255,
+        }
+        .fit(&x, &y)
+        .unwrap();
         assert_eq!(m.nodes()[0].feature, 0);
         assert!((m.nodes()[0].threshold - 29.5).abs() < 1e-9);
         let rules = m.rules();
-        assert!(rules.iter().any(|r| r.contains("tenure <= 29.5")), "{rules:?}");
+        assert!(
+            rules.iter().any(|r| r.contains("tenure <= 29.5")),
+            "{rules:?}"
+        );
         assert!(m.predict_row(&[10.0, 0.0]) > 0.9);
         assert!(m.predict_row(&[80.0, 0.0]) < 0.1);
         assert_eq!(m.path(&[10.0, 1.0])[0], "tenure <= 29.5");

@@ -289,7 +289,7 @@ mod tests {
         assert!(close(ln_gamma(2.0), 0.0, 1e-13));
         assert!(close(ln_gamma(0.5), 0.5 * PI.ln(), 1e-14));
         assert!(close(ln_gamma(10.0), 362_880f64.ln(), 1e-14));
-        assert!(close(ln_gamma(1e-3), 6.907_178_885_383_853_7, 1e-13));
+        assert!(close(ln_gamma(1e-3), 6.907_178_885_383_853, 1e-13));
         assert!(close(ln_gamma(171.5), 709.143_163_030_928_3, 1e-14));
         let (l, s) = ln_gamma_sign(-0.5); // Γ(−1/2) = −2√π
         assert!(close(l, (2.0 * PI.sqrt()).ln(), 1e-14));
@@ -331,13 +331,13 @@ mod tests {
     #[test]
     fn hyp2f1_closed_forms() {
         // ₂F₁(1,1;2;z) = −ln(1−z)/z (c−a−b = 0: the long-series path near 1)
-        for &z in &[-0.9, -0.3, 0.2, 0.5, 0.95, 0.999] {
-            let want = -(1.0 - z as f64).ln() / z;
+        for &z in &[-0.9f64, -0.3, 0.2, 0.5, 0.95, 0.999] {
+            let want = -(1.0 - z).ln() / z;
             assert!(close(hyp2f1(1.0, 1.0, 2.0, z), want, 1e-12), "z={z}");
         }
         // ₂F₁(a,b;b;z) = (1−z)^(−a) (c−a−b = −a, not an integer: the 1−z formula)
-        for &z in &[-5.0, -0.7, 0.4, 0.93, 0.999_9] {
-            let want = (1.0 - z as f64).powf(-0.3);
+        for &z in &[-5.0f64, -0.7, 0.4, 0.93, 0.999_9] {
+            let want = (1.0 - z).powf(-0.3);
             assert!(close(hyp2f1(0.3, 1.7, 1.7, z), want, 1e-12), "z={z}");
         }
         // ₂F₁(1/2,1/2;3/2;x²) = arcsin(x)/x

@@ -485,7 +485,7 @@ impl InteractionsBuilder {
     pub fn build(self) -> Result<Interactions, ModelError> {
         let mut triples = self.triples;
         if let Some(decay) = self.decay {
-            if !(decay.half_life_seconds > 0.0) {
+            if decay.half_life_seconds.is_nan() || decay.half_life_seconds <= 0.0 {
                 return Err(ModelError::InvalidParameter {
                     name: "half_life".into(),
                     reason: "must be positive".into(),

@@ -40,7 +40,7 @@ impl Ease {
         dropout: f64,
         max_items: usize,
     ) -> Result<Self, ModelError> {
-        if !(lambda >= 0.0) {
+        if lambda.is_nan() || lambda < 0.0 {
             return Err(ModelError::InvalidParameter {
                 name: "lambda".into(),
                 reason: "must be >= 0".into(),

@@ -226,7 +226,7 @@ impl Ials {
                 reason: "must be >= 1".into(),
             });
         }
-        if !(params.reg > 0.0) || !(params.alpha >= 0.0) {
+        if params.reg.is_nan() || params.reg <= 0.0 || params.alpha.is_nan() || params.alpha < 0.0 {
             return Err(ModelError::InvalidParameter {
                 name: "reg/alpha".into(),
                 reason: "reg must be > 0 and alpha >= 0".into(),

@@ -171,10 +171,8 @@ impl UserKnn {
                 }
             }
         }
-        if let Some(u) = exclude {
-            if (u as usize) < n {
-                acc[u as usize] = 0.0;
-            }
+        if let Some(u) = exclude.filter(|&u| (u as usize) < n) {
+            acc[u as usize] = 0.0;
         }
         for (v, a) in acc.iter_mut().enumerate() {
             if *a != 0.0 {

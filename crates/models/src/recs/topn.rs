@@ -43,22 +43,9 @@ impl std::fmt::Debug for TopNFilter<'_> {
 impl TopNFilter<'_> {
     /// Whether `item` passes the allow/deny lists and the predicate (history aside).
     pub fn admits(&self, item: u32) -> bool {
-        if let Some(a) = self.allow {
-            if !a.contains(&item) {
-                return false;
-            }
-        }
-        if let Some(d) = self.deny {
-            if d.contains(&item) {
-                return false;
-            }
-        }
-        if let Some(c) = self.candidate {
-            if !c(item) {
-                return false;
-            }
-        }
-        true
+        self.allow.is_none_or(|a| a.contains(&item))
+            && self.deny.is_none_or(|d| !d.contains(&item))
+            && self.candidate.is_none_or(|c| c(item))
     }
 }
 
