@@ -668,3 +668,82 @@ pub fn recommend(
     let loaded = load(engine)?;
     recommend_with(engine, &loaded, key, namespace, opts)
 }
+
+#[cfg(test)]
+mod tests {
+    use infogap_core::dataset::{EventFact, LineFact, ProductInfo};
+
+    use super::*;
+
+    fn line(customer: i64, product: i64, time: i64) -> LineFact {
+        LineFact {
+            order: 1,
+            customer,
+            product: Some(product),
+            quantity: 1.0,
+            amount: 10.0,
+            discount: 0.0,
+            time: Some(time),
+        }
+    }
+
+    fn event(customer: i64, kind: &str, product: i64) -> EventFact {
+        EventFact {
+            customer,
+            kind: kind.into(),
+            product: Some(product),
+            value: None,
+            channel: None,
+            time: Some(0),
+        }
+    }
+
+    #[test]
+    fn interactions_from_a_hand_built_dataset() {
+        let products = (1..=4)
+            .map(|id| ProductInfo {
+                id,
+                key: format!("P{id}"),
+                name: None,
+                category: None,
+                price: None,
+            })
+            .collect();
+        let ds = Dataset {
+            products,
+            lines: vec![
+                line(10, 1, 0),
+                line(10, 1, 0),
+                line(10, 2, 0),
+                line(11, 2, 0),
+            ],
+            events: vec![event(11, "view", 3), event(11, "unknown", 4)],
+            ..Default::default()
+        };
+        let x = build_interactions(&ds, &SignalConfig::default()).expect("build");
+        assert_eq!(x.n_items(), 4, "the whole catalogue is kept");
+        assert_eq!(x.n_users(), 2);
+        let u10 = x.users.get("10").expect("customer 10") as usize;
+        let p1 = x.items.get("1").expect("product 1");
+        let h: Vec<(u32, f32)> = x.history(u10);
+        // Two purchases of product 1: log2(1 + 2); one of product 2: 1.
+        assert!((h.iter().find(|t| t.0 == p1).expect("p1").1 - 3f32.log2()).abs() < 1e-6);
+        let u11 = x.users.get("11").expect("customer 11") as usize;
+        assert_eq!(
+            x.by_user.row_len(u11),
+            2,
+            "purchase + view; unknown kinds are ignored"
+        );
+        // A fitted model recommends the co-purchased product to customer 11.
+        let m = Recommender::fit(&AlgoParams::ItemKnn { k: 10, shrink: 0.0 }, &x).expect("fit");
+        let r = m.recommend(None, &x.history(u11), 1, &TopNFilter::default());
+        assert_eq!(r.items[0].item, p1);
+        assert!(!r.fallback);
+        // Decay needs a positive half-life.
+        let bad = SignalConfig {
+            half_life_days: Some(0.0),
+            ..Default::default()
+        };
+        assert!(build_interactions(&ds, &bad).is_err());
+    }
+}
