@@ -8,10 +8,6 @@
 //! mapping between dense indices and store customer ids, and persists the
 //! model.
 
-// `EngineError` (lead-owned, shared by every use case) is large; see the
-// report's request to box `IngestError` inside it.
-#![allow(clippy::result_large_err)]
-
 use std::time::Instant;
 
 use chrono::NaiveDate;

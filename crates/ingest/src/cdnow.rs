@@ -16,10 +16,6 @@
 //!
 //! [`detect_format`] picks the format from the first non-empty line.
 
-// `IngestError` (the crate-wide error, shared by every reader) is large; it is
-// returned once per file, so boxing it buys nothing here.
-#![allow(clippy::result_large_err)]
-
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
