@@ -150,11 +150,10 @@ pub fn parse_time(cell: &Cell<'_>) -> Result<Option<i64>, String> {
 }
 
 fn int_time(i: i64) -> i64 {
-    if (10_000_000..=99_999_999).contains(&i) {
-        if let Some(d) = yyyymmdd(i) {
+    if (10_000_000..=99_999_999).contains(&i)
+        && let Some(d) = yyyymmdd(i) {
             return d;
         }
-    }
     i
 }
 
@@ -251,16 +250,14 @@ pub fn infer_attr(cell: &Cell<'_>) -> Option<AttrValue> {
             if t.is_empty() {
                 return None;
             }
-            if let Ok(i) = t.parse::<i64>() {
-                if !(t.len() > 1 && t.starts_with('0')) {
+            if let Ok(i) = t.parse::<i64>()
+                && !(t.len() > 1 && t.starts_with('0')) {
                     return Some(AttrValue::Int(i));
                 }
-            }
-            if let Ok(f) = t.parse::<f64>() {
-                if f.is_finite() && (!t.starts_with('0') || t.starts_with("0.")) {
+            if let Ok(f) = t.parse::<f64>()
+                && f.is_finite() && (!t.starts_with('0') || t.starts_with("0.")) {
                     return Some(AttrValue::Float(f));
                 }
-            }
             match t.to_lowercase().as_str() {
                 "true" => return Some(AttrValue::Bool(true)),
                 "false" => return Some(AttrValue::Bool(false)),

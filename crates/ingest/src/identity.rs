@@ -127,11 +127,11 @@ pub fn resolve(nodes: &[Node], edges: &[Edge], max_customers_per_key: usize, fir
     let mut keys: Vec<_> = neighbours.into_iter().collect();
     keys.sort_by_key(|(g, _)| *g);
     for (g, per_ns) in keys {
-        if let Some((ns, ids)) = per_ns.iter().max_by_key(|(_, s)| s.len()) {
-            if ids.len() > max_customers_per_key {
-                ignored.insert(g);
-                over_shared.push(OverShared { identity: nodes[g].id, namespace: (*ns).to_string(), ids: ids.len() });
-            }
+        if let Some((ns, ids)) = per_ns.iter().max_by_key(|(_, s)| s.len())
+            && ids.len() > max_customers_per_key
+        {
+            ignored.insert(g);
+            over_shared.push(OverShared { identity: nodes[g].id, namespace: (*ns).to_string(), ids: ids.len() });
         }
     }
 

@@ -63,10 +63,10 @@ pub fn sniff_delimiter(first_line: &str) -> u8 {
     for b in first_line.bytes() {
         if b == b'"' {
             in_quotes = !in_quotes;
-        } else if !in_quotes {
-            if let Some(i) = cands.iter().position(|&c| c == b) {
-                counts[i] += 1;
-            }
+        } else if !in_quotes
+            && let Some(i) = cands.iter().position(|&c| c == b)
+        {
+            counts[i] += 1;
         }
     }
     let mut best = 0;

@@ -46,11 +46,10 @@ impl SqliteStore {
     /// Opens or creates the store at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore> {
         let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() && !parent.exists() {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty() && !parent.exists() {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
             }
-        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -96,11 +95,10 @@ impl SqliteStore {
         for r in rows {
             applied.insert(get(&r, 0)?, get(&r, 1)?);
         }
-        if let Some(max) = applied.keys().max() {
-            if *max > latest() {
+        if let Some(max) = applied.keys().max()
+            && *max > latest() {
                 return Err(StoreError::TooNew { found: *max, supported: latest() });
             }
-        }
         for m in MIGRATIONS {
             if let Some(sum) = applied.get(&m.version) {
                 if *sum != checksum(m.sql) {
