@@ -182,14 +182,14 @@ fn sha256_file(path: &Path) -> Result<String, EngineError> {
 
 /// Field → header indices (several for `a + b` sums).
 struct Mapping {
-    fields: HashMap<String, (Vec<usize>, String)>,
+    fields: FastMap<String, (Vec<usize>, String)>,
     attributes: Vec<(String, usize, String)>,
 }
 
 impl Mapping {
     fn new(src: &SourceConfig, headers: &[String]) -> Mapping {
         let idx = |c: &str| headers.iter().position(|h| h == c);
-        let mut fields = HashMap::new();
+        let mut fields = FastMap::default();
         for (f, c) in &src.columns {
             let cols: Vec<usize> = split_columns(&c.column).iter().filter_map(|c| idx(c)).collect();
             fields.insert(f.clone(), (cols, c.column.clone()));
