@@ -20,7 +20,9 @@ impl Ctx {
 
     /// The store path: `--db`/`INFOGAP_DB`, else `./infogap.db`.
     pub fn db_path(&self) -> PathBuf {
-        self.db_arg.clone().unwrap_or_else(|| PathBuf::from("infogap.db"))
+        self.db_arg
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("infogap.db"))
     }
 
     /// Whether progress bars may be drawn (stderr is a terminal and not `--quiet`).

@@ -151,7 +151,8 @@ fn quiet_broken_pipe() {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("INFOGAP_LOG").unwrap_or_else(|_| EnvFilter::new("warn,sqlx=error"));
+    let filter = EnvFilter::try_from_env("INFOGAP_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,sqlx=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

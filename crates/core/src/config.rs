@@ -103,18 +103,22 @@ impl SourceKind {
         match self {
             SourceKind::Customers => &["customer", "email", "phone", "time"],
             SourceKind::Products => &["product", "name", "category", "price"],
-            SourceKind::Orders => &["order", "customer", "email", "phone", "amount", "discount", "time"],
+            SourceKind::Orders => &[
+                "order", "customer", "email", "phone", "amount", "discount", "time",
+            ],
             SourceKind::OrderLines => &[
                 "order", "customer", "email", "phone", "product", "quantity", "amount", "price",
                 "discount", "time", "name", "category",
             ],
-            SourceKind::Events => {
-                &["customer", "email", "phone", "event", "product", "value", "time", "channel"]
-            }
-            SourceKind::Ratings => &["customer", "email", "phone", "product", "rating", "time", "channel"],
-            SourceKind::Feedback => {
-                &["customer", "email", "phone", "type", "score", "text", "channel", "time"]
-            }
+            SourceKind::Events => &[
+                "customer", "email", "phone", "event", "product", "value", "time", "channel",
+            ],
+            SourceKind::Ratings => &[
+                "customer", "email", "phone", "product", "rating", "time", "channel",
+            ],
+            SourceKind::Feedback => &[
+                "customer", "email", "phone", "type", "score", "text", "channel", "time",
+            ],
             SourceKind::Campaigns => &["campaign", "name", "type", "start", "end"],
             SourceKind::CampaignExposures => &["campaign", "customer", "email", "phone", "time"],
             SourceKind::Redemptions => &["campaign", "customer", "email", "phone", "time"],
@@ -144,7 +148,10 @@ impl SourceKind {
     pub fn has_customer(self) -> bool {
         !matches!(
             self,
-            SourceKind::Products | SourceKind::Campaigns | SourceKind::IdentityLinks | SourceKind::Coupons
+            SourceKind::Products
+                | SourceKind::Campaigns
+                | SourceKind::IdentityLinks
+                | SourceKind::Coupons
         )
     }
 }
@@ -189,10 +196,20 @@ pub struct IdentityConfig {
 impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig {
-            blocklist: ["", "null", "n/a", "na", "none", "0", "unknown", "-", "test@test.com"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            blocklist: [
+                "",
+                "null",
+                "n/a",
+                "na",
+                "none",
+                "0",
+                "unknown",
+                "-",
+                "test@test.com",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
             max_customers_per_key: 5,
             default_country_code: None,
         }
@@ -299,7 +316,11 @@ struct Lines<'a> {
 impl Lines<'_> {
     fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
     }
 }
 
@@ -319,7 +340,11 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let lines = Lines { text };
-        let err = |line: usize, message: String| ConfigError { file: file.clone(), line, message };
+        let err = |line: usize, message: String| ConfigError {
+            file: file.clone(),
+            line,
+            message,
+        };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| lines.line(s.start)).unwrap_or(0);
             err(line, e.message().to_string())
@@ -334,7 +359,10 @@ impl Config {
             if let Some(m) = id.max_customers_per_key {
                 let v = *m.get_ref();
                 if v < 1 {
-                    return Err(err(lines.line(m.span().start), "max_customers_per_key must be at least 1".into()));
+                    return Err(err(
+                        lines.line(m.span().start),
+                        "max_customers_per_key must be at least 1".into(),
+                    ));
                 }
                 identity.max_customers_per_key = v as usize;
             }
@@ -343,7 +371,10 @@ impl Config {
                 if v.is_empty() || v.len() > 3 || !v.chars().all(|c| c.is_ascii_digit()) {
                     return Err(err(
                         lines.line(cc.span().start),
-                        format!("default_country_code must be 1-3 digits, got {:?}", cc.get_ref()),
+                        format!(
+                            "default_country_code must be 1-3 digits, got {:?}",
+                            cc.get_ref()
+                        ),
                     ));
                 }
                 identity.default_country_code = Some(v);
@@ -360,23 +391,39 @@ impl Config {
             let s = spanned.into_inner();
             let name = s.name.get_ref().trim().to_string();
             if name.is_empty() {
-                return Err(err(lines.line(s.name.span().start), "source name is empty".into()));
+                return Err(err(
+                    lines.line(s.name.span().start),
+                    "source name is empty".into(),
+                ));
             }
             if let Some(prev) = sources.iter().find(|p| p.name == name) {
                 return Err(err(
                     lines.line(s.name.span().start),
-                    format!("duplicate source name {name:?} (first at line {})", prev.line),
+                    format!(
+                        "duplicate source name {name:?} (first at line {})",
+                        prev.line
+                    ),
                 ));
             }
             let kind_line = lines.line(s.kind.span().start);
             let kind = SourceKind::parse(s.kind.get_ref().trim()).ok_or_else(|| {
                 let all: Vec<&str> = SourceKind::ALL.iter().map(|k| k.as_str()).collect();
-                err(kind_line, format!("unknown kind {:?}; expected one of: {}", s.kind.get_ref(), all.join(", ")))
+                err(
+                    kind_line,
+                    format!(
+                        "unknown kind {:?}; expected one of: {}",
+                        s.kind.get_ref(),
+                        all.join(", ")
+                    ),
+                )
             })?;
             let file_line = lines.line(s.file.span().start);
             let file_path = base.join(s.file.get_ref());
             if !file_path.is_file() {
-                return Err(err(file_line, format!("source {name:?}: file not found: {}", file_path.display())));
+                return Err(err(
+                    file_line,
+                    format!("source {name:?}: file not found: {}", file_path.display()),
+                ));
             }
             let format = match &s.format {
                 Some(f) => match f.get_ref().to_lowercase().as_str() {
@@ -402,7 +449,9 @@ impl Config {
                         _ => {
                             return Err(err(
                                 lines.line(d.span().start),
-                                format!("delimiter must be one ASCII character (or \"\\t\"), got {v:?}"),
+                                format!(
+                                    "delimiter must be one ASCII character (or \"\\t\"), got {v:?}"
+                                ),
                             ));
                         }
                     };
@@ -423,28 +472,49 @@ impl Config {
                     ));
                 }
                 if v.get_ref().trim().is_empty() {
-                    return Err(err(l, format!("source {name:?}: column for {field:?} is empty")));
+                    return Err(err(
+                        l,
+                        format!("source {name:?}: column for {field:?} is empty"),
+                    ));
                 }
-                columns.insert(field, ColumnRef { column: v.get_ref().clone(), line: l });
+                columns.insert(
+                    field,
+                    ColumnRef {
+                        column: v.get_ref().clone(),
+                        line: l,
+                    },
+                );
             }
             for req in kind.required() {
                 if !columns.contains_key(*req) {
-                    return Err(err(at, format!("source {name:?} ({kind}) must map the field {req:?} in [source.columns]")));
+                    return Err(err(
+                        at,
+                        format!(
+                            "source {name:?} ({kind}) must map the field {req:?} in [source.columns]"
+                        ),
+                    ));
                 }
             }
             if kind.has_customer()
-                && !["customer", "email", "phone"].iter().any(|f| columns.contains_key(*f))
+                && !["customer", "email", "phone"]
+                    .iter()
+                    .any(|f| columns.contains_key(*f))
             {
                 return Err(err(
                     at,
-                    format!("source {name:?} ({kind}) must map at least one identity field: customer, email or phone"),
+                    format!(
+                        "source {name:?} ({kind}) must map at least one identity field: customer, email or phone"
+                    ),
                 ));
             }
             let mut attributes = BTreeMap::new();
             for (k, v) in &s.attributes {
                 attributes.insert(
                     k.get_ref().trim().to_string(),
-                    ColumnRef { column: v.get_ref().clone(), line: lines.line(k.span().start) },
+                    ColumnRef {
+                        column: v.get_ref().clone(),
+                        line: lines.line(k.span().start),
+                    },
                 );
             }
             let namespace = s
@@ -453,24 +523,47 @@ impl Config {
                 .map(|n| n.get_ref().trim().to_string())
                 .unwrap_or_else(|| name.clone());
             if namespace == "email" || namespace == "phone" {
-                let l = s.namespace.as_ref().map(|n| lines.line(n.span().start)).unwrap_or(at);
-                return Err(err(l, "namespaces \"email\" and \"phone\" are reserved for global keys".into()));
+                let l = s
+                    .namespace
+                    .as_ref()
+                    .map(|n| lines.line(n.span().start))
+                    .unwrap_or(at);
+                return Err(err(
+                    l,
+                    "namespaces \"email\" and \"phone\" are reserved for global keys".into(),
+                ));
             }
             let (left_namespace, right_namespace) = if kind == SourceKind::IdentityLinks {
-                let get = |v: &Option<Spanned<String>>, which: &str| -> Result<String, ConfigError> {
+                let get = |v: &Option<Spanned<String>>,
+                           which: &str|
+                 -> Result<String, ConfigError> {
                     v.as_ref()
                         .map(|n| n.get_ref().trim().to_string())
                         .filter(|n| !n.is_empty())
-                        .ok_or_else(|| err(at, format!("identity_links source {name:?} needs {which}_namespace")))
+                        .ok_or_else(|| {
+                            err(
+                                at,
+                                format!("identity_links source {name:?} needs {which}_namespace"),
+                            )
+                        })
                 };
-                (Some(get(&s.left_namespace, "left")?), Some(get(&s.right_namespace, "right")?))
+                (
+                    Some(get(&s.left_namespace, "left")?),
+                    Some(get(&s.right_namespace, "right")?),
+                )
             } else {
                 (None, None)
             };
             let mapping_digest = format!(
                 "{kind}|{namespace}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                columns.iter().map(|(k, v)| (k, &v.column)).collect::<Vec<_>>(),
-                attributes.iter().map(|(k, v)| (k, &v.column)).collect::<Vec<_>>(),
+                columns
+                    .iter()
+                    .map(|(k, v)| (k, &v.column))
+                    .collect::<Vec<_>>(),
+                attributes
+                    .iter()
+                    .map(|(k, v)| (k, &v.column))
+                    .collect::<Vec<_>>(),
                 s.default_type,
                 left_namespace,
                 right_namespace,
@@ -492,13 +585,23 @@ impl Config {
                 mapping_digest,
             });
         }
-        Ok(Config { path: path.to_path_buf(), store_path, identity, sources })
+        Ok(Config {
+            path: path.to_path_buf(),
+            store_path,
+            identity,
+            sources,
+        })
     }
 }
 
 /// Format from a file extension (`.parquet`, `.jsonl`/`.ndjson`/`.json`, else delimited text).
 pub fn format_from_extension(path: &Path) -> FileFormat {
-    match path.extension().and_then(|e| e.to_str()).map(str::to_lowercase).as_deref() {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_lowercase)
+        .as_deref()
+    {
         Some("parquet") | Some("pq") => FileFormat::Parquet,
         Some("jsonl") | Some("ndjson") | Some("json") => FileFormat::JsonLines,
         _ => FileFormat::Csv,
@@ -510,7 +613,11 @@ mod tests {
     use super::*;
 
     fn dir_with(files: &[&str]) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("infogap-cfg-{}-{}", std::process::id(), files.len()));
+        let d = std::env::temp_dir().join(format!(
+            "infogap-cfg-{}-{}",
+            std::process::id(),
+            files.len()
+        ));
         std::fs::create_dir_all(&d).ok();
         for f in files {
             std::fs::write(d.join(f), "a,b\n1,2\n").ok();
@@ -522,7 +629,9 @@ mod tests {
     fn names_the_line_of_an_unknown_kind() {
         let d = dir_with(&["x.csv"]);
         let text = "[[source]]\nname = \"s\"\nfile = \"x.csv\"\nkind = \"invoices\"\n[source.columns]\ncustomer = \"a\"\n";
-        let e = Config::parse(text, &d.join("infogap.toml")).err().map(|e| (e.line, e.message));
+        let e = Config::parse(text, &d.join("infogap.toml"))
+            .err()
+            .map(|e| (e.line, e.message));
         let (line, msg) = e.unwrap_or_default();
         assert_eq!(line, 4);
         assert!(msg.contains("unknown kind"), "{msg}");

@@ -155,7 +155,10 @@ mod tests {
 
     #[test]
     fn email_normalizes_case_and_space() {
-        assert_eq!(Email::parse("  Ann.Lee@Example.COM ").map(|e| e.0), Some("ann.lee@example.com".into()));
+        assert_eq!(
+            Email::parse("  Ann.Lee@Example.COM ").map(|e| e.0),
+            Some("ann.lee@example.com".into())
+        );
         assert!(Email::parse("n/a").is_none());
         assert!(Email::parse("a@b").is_none());
         assert!(Email::parse("a b@c.com").is_none());
@@ -175,7 +178,10 @@ mod tests {
         assert_eq!(c, d);
         assert!(Phone::parse("123", cc).is_none());
         assert!(Phone::parse("call me", cc).is_none());
-        assert_eq!(Phone::parse("0555 123 4567", Some("44")).map(|p| p.0), Some("445551234567".into()));
+        assert_eq!(
+            Phone::parse("0555 123 4567", Some("44")).map(|p| p.0),
+            Some("445551234567".into())
+        );
     }
 
     #[test]

@@ -67,7 +67,11 @@ impl Cell<'_> {
 
 /// Renders a float without a trailing `.0` for integral values.
 pub fn format_float(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() }
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
 }
 
 /// Parses a decimal number (`1234.5`, `-3`, `1e3`; a thousands separator is refused).
@@ -102,7 +106,9 @@ pub fn parse_int(cell: &Cell<'_>) -> Result<Option<i64>, String> {
             if t.is_empty() {
                 return Ok(None);
             }
-            t.parse::<i64>().map(Some).map_err(|_| "expected an integer".into())
+            t.parse::<i64>()
+                .map(Some)
+                .map_err(|_| "expected an integer".into())
         }
         _ => Err("expected an integer".into()),
     }
@@ -151,9 +157,10 @@ pub fn parse_time(cell: &Cell<'_>) -> Result<Option<i64>, String> {
 
 fn int_time(i: i64) -> i64 {
     if (10_000_000..=99_999_999).contains(&i)
-        && let Some(d) = yyyymmdd(i) {
-            return d;
-        }
+        && let Some(d) = yyyymmdd(i)
+    {
+        return d;
+    }
     i
 }
 
@@ -184,7 +191,12 @@ pub fn parse_time_str(t: &str) -> Option<i64> {
             .and_then(|d| d.and_hms_opt(0, 0, 0))
             .map(|d| d.and_utc().timestamp());
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(d) = NaiveDateTime::parse_from_str(t, fmt) {
             return Some(d.and_utc().timestamp());
         }
@@ -209,7 +221,9 @@ fn fast_datetime(b: &[u8]) -> Option<i64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
     };
     let date = NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
     let (h, m, sec) = if b.len() == 19 {
@@ -251,13 +265,16 @@ pub fn infer_attr(cell: &Cell<'_>) -> Option<AttrValue> {
                 return None;
             }
             if let Ok(i) = t.parse::<i64>()
-                && !(t.len() > 1 && t.starts_with('0')) {
-                    return Some(AttrValue::Int(i));
-                }
+                && !(t.len() > 1 && t.starts_with('0'))
+            {
+                return Some(AttrValue::Int(i));
+            }
             if let Ok(f) = t.parse::<f64>()
-                && f.is_finite() && (!t.starts_with('0') || t.starts_with("0.")) {
-                    return Some(AttrValue::Float(f));
-                }
+                && f.is_finite()
+                && (!t.starts_with('0') || t.starts_with("0."))
+            {
+                return Some(AttrValue::Float(f));
+            }
             match t.to_lowercase().as_str() {
                 "true" => return Some(AttrValue::Bool(true)),
                 "false" => return Some(AttrValue::Bool(false)),
@@ -306,9 +323,15 @@ mod tests {
     #[test]
     fn attr_inference_keeps_codes_as_text() {
         assert_eq!(infer_attr(&Cell::Str("35")), Some(AttrValue::Int(35)));
-        assert_eq!(infer_attr(&Cell::Str("0123")), Some(AttrValue::Text("0123".into())));
+        assert_eq!(
+            infer_attr(&Cell::Str("0123")),
+            Some(AttrValue::Text("0123".into()))
+        );
         assert_eq!(infer_attr(&Cell::Str("2.5")), Some(AttrValue::Float(2.5)));
-        assert_eq!(infer_attr(&Cell::Str("25-34")), Some(AttrValue::Text("25-34".into())));
+        assert_eq!(
+            infer_attr(&Cell::Str("25-34")),
+            Some(AttrValue::Text("25-34".into()))
+        );
         assert_eq!(infer_attr(&Cell::Str("")), None);
     }
 }

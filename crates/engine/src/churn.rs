@@ -184,10 +184,10 @@ pub fn fmt_date(t: i64) -> String {
 
 /// Parses `YYYY-MM-DD` (or RFC 3339) to Unix seconds (midnight UTC).
 pub fn parse_date(s: &str) -> Result<i64, EngineError> {
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
-        if let Some(dt) = d.and_hms_opt(0, 0, 0) {
-            return Ok(dt.and_utc().timestamp());
-        }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        && let Some(dt) = d.and_hms_opt(0, 0, 0)
+    {
+        return Ok(dt.and_utc().timestamp());
     }
     chrono::DateTime::parse_from_rfc3339(s.trim())
         .map(|d| d.timestamp())
@@ -225,9 +225,8 @@ pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeat
         .max_time()
         .ok_or_else(|| EngineError::Invalid("the store holds no dated facts".into()))?;
     let mut fopts = opts.features.clone();
-    let (cutoff, label, labels_of): (i64, String, Box<dyn Fn(usize) -> Option<bool>>) = match &opts
-        .label_attribute
-    {
+    type LabelOf = Box<dyn Fn(usize) -> Option<bool>>;
+    let (cutoff, label, labels_of): (i64, String, LabelOf) = match &opts.label_attribute {
         Some(attr) => {
             fopts.exclude_attributes.push(attr.clone());
             let cutoff = opts.cutoff.unwrap_or(max_t + 1);
@@ -348,7 +347,7 @@ pub fn train_on_dataset(
     let classifier = fit.model;
     // Global drivers: mean group contribution among churners minus among the retained.
     let mut sum_c: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for i in 0..x.n_rows {
+    for (i, &yi) in y.iter().enumerate() {
         let c = classifier.contributions(x.row(i));
         let mut g: BTreeMap<&str, f64> = BTreeMap::new();
         for (j, v) in c.iter().enumerate() {
@@ -356,7 +355,7 @@ pub fn train_on_dataset(
         }
         for (k, v) in g {
             let e = sum_c.entry(k.to_string()).or_default();
-            if y[i] { e.0 += v } else { e.1 += v }
+            if yi { e.0 += v } else { e.1 += v }
         }
     }
     let n_pos = churners.max(1) as f64;
@@ -476,10 +475,11 @@ pub fn score_dataset(
     let active_from = as_of - model.options.active_days.max(1) * DAY;
     let mut active = std::collections::HashSet::new();
     for o in &ds.orders {
-        if let Some(t) = o.time {
-            if t < as_of && t >= active_from {
-                active.insert(o.customer);
-            }
+        if let Some(t) = o.time
+            && t < as_of
+            && t >= active_from
+        {
+            active.insert(o.customer);
         }
     }
     let names: Vec<String> = model.columns.iter().map(|c| c.name.clone()).collect();
@@ -563,8 +563,9 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
                 if let Some(&k) = by
                     .get(1)
                     .filter(|&&k| c[k] > 0.01 && !model.columns[k].name.ends_with("_trend"))
+                    && !model.columns[j].name.ends_with("_trend")
                 {
-                    if !model.columns[j].name.ends_with("_trend") {
+                    {
                         text = format!("{text}; {}", render(&model.columns[k].template, row[k]));
                     }
                 }

@@ -71,16 +71,26 @@ pub struct DemoSummary {
 }
 
 /// Product categories of the demo catalogue.
-pub const CATEGORIES: [&str; 8] =
-    ["books", "electronics", "garden", "toys", "sports", "beauty", "grocery", "fashion"];
+pub const CATEGORIES: [&str; 8] = [
+    "books",
+    "electronics",
+    "garden",
+    "toys",
+    "sports",
+    "beauty",
+    "grocery",
+    "fashion",
+];
 const PRODUCTS_PER_CATEGORY: usize = 25;
 const FIRST: [&str; 24] = [
-    "Ann", "Ben", "Carla", "David", "Eva", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kim", "Leo", "Maria",
-    "Nils", "Olga", "Paul", "Rosa", "Sam", "Tara", "Uwe", "Vera", "Will", "Xenia", "Yusuf",
+    "Ann", "Ben", "Carla", "David", "Eva", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Kim", "Leo",
+    "Maria", "Nils", "Olga", "Paul", "Rosa", "Sam", "Tara", "Uwe", "Vera", "Will", "Xenia",
+    "Yusuf",
 ];
 const LAST: [&str; 20] = [
-    "Lee", "Smith", "Garcia", "Novak", "Khan", "Rossi", "Meyer", "Dubois", "Silva", "Kowalski", "Tanaka",
-    "Olsen", "Brown", "Müller", "Costa", "Ivanova", "Nguyen", "Cohen", "Haddad", "Murphy",
+    "Lee", "Smith", "Garcia", "Novak", "Khan", "Rossi", "Meyer", "Dubois", "Silva", "Kowalski",
+    "Tanaka", "Olsen", "Brown", "Müller", "Costa", "Ivanova", "Nguyen", "Cohen", "Haddad",
+    "Murphy",
 ];
 const AGE_BANDS: [&str; 6] = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"];
 const INCOME_BANDS: [&str; 5] = ["<25K", "25-49K", "50-74K", "75-99K", "100K+"];
@@ -94,8 +104,12 @@ const COMPLAINTS: [&str; 6] = [
     "Support never called back",
     "Wrong size sent",
 ];
-const QUESTIONS: [&str; 4] =
-    ["How do I change my address?", "Question about warranty", "Where is my invoice?", "Gift wrapping options?"];
+const QUESTIONS: [&str; 4] = [
+    "How do I change my address?",
+    "Question about warranty",
+    "Where is my invoice?",
+    "Gift wrapping options?",
+];
 const FAMILY_EMAIL: &str = "family.home@example.net";
 
 fn ts(y: i32, m: u32, d: u32) -> i64 {
@@ -106,20 +120,31 @@ fn ts(y: i32, m: u32, d: u32) -> i64 {
 }
 
 fn date_str(t: i64) -> String {
-    Utc.timestamp_opt(t, 0).single().map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    Utc.timestamp_opt(t, 0)
+        .single()
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 fn datetime_str(t: i64) -> String {
-    Utc.timestamp_opt(t, 0).single().map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+    Utc.timestamp_opt(t, 0)
+        .single()
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
 fn rfc3339(t: i64) -> String {
-    Utc.timestamp_opt(t, 0).single().map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
+    Utc.timestamp_opt(t, 0)
+        .single()
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
 }
 
 /// Seasonal multiplier of purchase intensity on a day.
 fn season(t: i64) -> f64 {
-    let Some(d) = Utc.timestamp_opt(t, 0).single() else { return 1.0 };
+    let Some(d) = Utc.timestamp_opt(t, 0).single() else {
+        return 1.0;
+    };
     let wd = d.weekday().num_days_from_monday();
     let weekly = if wd >= 5 { 1.6 } else { 0.85 };
     let m = d.month();
@@ -176,11 +201,18 @@ impl Writers {
 }
 
 fn io_err(p: &Path, e: std::io::Error) -> EngineError {
-    EngineError::Io { path: p.display().to_string(), source: e }
+    EngineError::Io {
+        path: p.display().to_string(),
+        source: e,
+    }
 }
 
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn email_variant(e: &str, rng: &mut ChaCha8Rng) -> String {
@@ -189,7 +221,9 @@ fn email_variant(e: &str, rng: &mut ChaCha8Rng) -> String {
         1 => format!("  {e} "),
         2 => {
             let mut c = e.chars();
-            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
         }
         3 => e.replace("example", "Example"),
         _ => e.to_string(),
@@ -228,28 +262,43 @@ fn poisson(rng: &mut ChaCha8Rng, lambda: f64) -> u32 {
 
 fn gamma_ish(rng: &mut ChaCha8Rng, shape_k: u32, scale: f64) -> f64 {
     // sum of exponentials: Erlang(k, scale)
-    (0..shape_k).map(|_| -rng.random::<f64>().max(1e-12).ln()).sum::<f64>() * scale
+    (0..shape_k)
+        .map(|_| -rng.random::<f64>().max(1e-12).ln())
+        .sum::<f64>()
+        * scale
 }
 
 /// Writes the demo data set and its config.
 pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
     if opts.customers == 0 {
-        return Err(EngineError::Invalid("--customers must be at least 1".into()));
+        return Err(EngineError::Invalid(
+            "--customers must be at least 1".into(),
+        ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     std::fs::create_dir_all(&opts.out).map_err(|e| io_err(&opts.out, e))?;
-    let mut w = Writers { dir: opts.out.clone(), files: Vec::new() };
+    let mut w = Writers {
+        dir: opts.out.clone(),
+        files: Vec::new(),
+    };
     let start = ts(2024, 1, 1);
     let end = ts(2026, 1, 1);
     let day = 86_400i64;
 
     // catalogue
-    let (mut products, _) = w.open("catalog/products.csv", "sku,title,category,list_price,brand")?;
-    let adjectives = ["Classic", "Smart", "Eco", "Deluxe", "Mini", "Pro", "Urban", "Vintage"];
+    let (mut products, _) = w.open(
+        "catalog/products.csv",
+        "sku,title,category,list_price,brand",
+    )?;
+    let adjectives = [
+        "Classic", "Smart", "Eco", "Deluxe", "Mini", "Pro", "Urban", "Vintage",
+    ];
     let mut prices = Vec::new();
     for (ci, cat) in CATEGORIES.iter().enumerate() {
         for k in 0..PRODUCTS_PER_CATEGORY {
-            let price = ((5.0 + rng.random::<f64>() * 95.0) * (1.0 + ci as f64 * 0.15) * 100.0).round() / 100.0;
+            let price = ((5.0 + rng.random::<f64>() * 95.0) * (1.0 + ci as f64 * 0.15) * 100.0)
+                .round()
+                / 100.0;
             prices.push(price);
             let brand = format!("Brand{}", (ci * 3 + k) % 11);
             writeln!(
@@ -270,17 +319,33 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
     let n_products = prices.len();
 
     // campaigns
-    let (mut campaigns, _) = w.open("marketing/campaigns.csv", "campaign_code,title,channel,starts,ends,category")?;
+    let (mut campaigns, _) = w.open(
+        "marketing/campaigns.csv",
+        "campaign_code,title,channel,starts,ends,category",
+    )?;
     let campaign_defs: Vec<(String, usize, i64, i64)> = (0..8)
         .map(|k| {
             let s = start + (k as i64) * 85 * day + 20 * day;
-            (format!("CMP{:02}", k + 1), k % CATEGORIES.len(), s, s + 28 * day)
+            (
+                format!("CMP{:02}", k + 1),
+                k % CATEGORIES.len(),
+                s,
+                s + 28 * day,
+            )
         })
         .collect();
     for (code, cat, s, e) in &campaign_defs {
         let channel = ["email", "sms", "app", "mail"][rng.random_range(0..4)];
-        writeln!(campaigns, "{code},{} deals {},{channel},{},{},{}", CATEGORIES[*cat], code, date_str(*s), date_str(*e), CATEGORIES[*cat])
-            .map_err(|e| io_err(&opts.out, e))?;
+        writeln!(
+            campaigns,
+            "{code},{} deals {},{channel},{},{},{}",
+            CATEGORIES[*cat],
+            code,
+            date_str(*s),
+            date_str(*e),
+            CATEGORIES[*cat]
+        )
+        .map_err(|e| io_err(&opts.out, e))?;
     }
     campaigns.flush().map_err(|e| io_err(&opts.out, e))?;
 
@@ -290,21 +355,32 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
     web_numbers.shuffle(&mut rng);
     let mut support_numbers: Vec<usize> = (0..n).collect();
     support_numbers.shuffle(&mut rng);
-    let family: Vec<usize> = if n >= 40 { (0..7).map(|k| 3 + k * (n / 8)).collect() } else { Vec::new() };
+    let family: Vec<usize> = if n >= 40 {
+        (0..7).map(|k| 3 + k * (n / 8)).collect()
+    } else {
+        Vec::new()
+    };
     let mut persons = Vec::with_capacity(n);
     for p in 0..n {
         let first = FIRST[rng.random_range(0..FIRST.len())];
         let last = LAST[rng.random_range(0..LAST.len())];
         let domain = ["example.com", "mail.example.org", "example.net"][rng.random_range(0..3)];
-        let email = format!("{}.{}{}@{}", first.to_lowercase(), last.to_lowercase().replace('ü', "ue"), p, domain);
+        let email = format!(
+            "{}.{}{}@{}",
+            first.to_lowercase(),
+            last.to_lowercase().replace('ü', "ue"),
+            p,
+            domain
+        );
         let area = 201 + (p * 7919 % 700);
         let phone = format!("{area}{:07}", (p * 104_729 + 1_234_567) % 10_000_000);
         let dissatisfaction: f64 = rng.random();
-        let churn_at = if dissatisfaction > 0.72 || (dissatisfaction > 0.55 && rng.random::<f64>() < 0.25) {
-            Some(ts(2025, 6, 1) + rng.random_range(0..165) * day)
-        } else {
-            None
-        };
+        let churn_at =
+            if dissatisfaction > 0.72 || (dissatisfaction > 0.55 && rng.random::<f64>() < 0.25) {
+                Some(ts(2025, 6, 1) + rng.random_range(0..165) * day)
+            } else {
+                None
+            };
         let n_fav = if rng.random::<f64>() < 0.5 { 1 } else { 2 };
         let mut favourites = Vec::new();
         while favourites.len() < n_fav {
@@ -337,7 +413,10 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         });
     }
 
-    let (mut crm, mut crm_line) = w.open("crm/customers.csv", "customer_id,first_name,last_name,email,phone,age_band,income_band,region,signup_date")?;
+    let (mut crm, mut crm_line) = w.open(
+        "crm/customers.csv",
+        "customer_id,first_name,last_name,email,phone,age_band,income_band,region,signup_date",
+    )?;
     let (mut consents, _) = w.open("crm/consents.csv", "customer_id,purpose,granted,updated_at")?;
     let (mut links, mut link_line) = w.open("web/crm_links.csv", "web_user,crm_customer")?;
     let (mut events, mut event_line) = w.open("web/events.jsonl", "")?;
@@ -346,10 +425,20 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         "sales/order_lines.csv",
         "order_no,customer_ref,guest_email,sku,qty,line_total,discount,ordered_at",
     )?;
-    let (mut surveys, _) = w.open("feedback/surveys.csv", "respondent_email,kind,score,comment,answered_at")?;
-    let (mut tickets, mut ticket_line) = w.open("support/tickets.tsv", "ticket_id\tcontact_id\tcontact_phone\tcontact_email\tsubject\topened")?;
-    let (mut exposures, mut exposure_line) = w.open("marketing/exposures.csv", "campaign,recipient,sent_at")?;
-    let (mut redemptions, mut redemption_line) = w.open("marketing/redemptions.csv", "campaign,member_id,email,redeemed_at")?;
+    let (mut surveys, _) = w.open(
+        "feedback/surveys.csv",
+        "respondent_email,kind,score,comment,answered_at",
+    )?;
+    let (mut tickets, mut ticket_line) = w.open(
+        "support/tickets.tsv",
+        "ticket_id\tcontact_id\tcontact_phone\tcontact_email\tsubject\topened",
+    )?;
+    let (mut exposures, mut exposure_line) =
+        w.open("marketing/exposures.csv", "campaign,recipient,sent_at")?;
+    let (mut redemptions, mut redemption_line) = w.open(
+        "marketing/redemptions.csv",
+        "campaign,member_id,email,redeemed_at",
+    )?;
     let (mut truth, _) = w.open("truth/records.csv", "source,line,namespace,key,person")?;
     let (mut truth_p, _) = w.open(
         "truth/persons.csv",
@@ -368,7 +457,10 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         tickets: 0,
         files: Vec::new(),
     };
-    let werr = |e: std::io::Error| EngineError::Io { path: "demo".into(), source: e };
+    let werr = |e: std::io::Error| EngineError::Io {
+        path: "demo".into(),
+        source: e,
+    };
     let mut order_no = 100_000u64;
     let mut ticket_no = 1u64;
 
@@ -377,7 +469,11 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         if person.churn_at.is_some() {
             summary.churners += 1;
         }
-        let email_for_crm = if person.family_email { FAMILY_EMAIL.to_string() } else { person.email.clone() };
+        let email_for_crm = if person.family_email {
+            FAMILY_EMAIL.to_string()
+        } else {
+            person.email.clone()
+        };
         // CRM row
         let mut crm_email_unusable = person.family_email;
         let mut crm_phone_junk = false;
@@ -387,8 +483,16 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
             let junk_phone = !junk_email && !person.family_email && rng.random::<f64>() < 0.06;
             crm_email_unusable |= junk_email;
             crm_phone_junk = junk_phone;
-            let email = if junk_email { JUNK[rng.random_range(0..JUNK.len())].to_string() } else { email_variant(&email_for_crm, &mut rng) };
-            let phone = if junk_phone { JUNK[rng.random_range(0..JUNK.len())].to_string() } else { phone_variant(&person.phone, &mut rng) };
+            let email = if junk_email {
+                JUNK[rng.random_range(0..JUNK.len())].to_string()
+            } else {
+                email_variant(&email_for_crm, &mut rng)
+            };
+            let phone = if junk_phone {
+                JUNK[rng.random_range(0..JUNK.len())].to_string()
+            } else {
+                phone_variant(&person.phone, &mut rng)
+            };
             writeln!(
                 crm,
                 "{crm_id},{},{},{},{},{},{},{},{}",
@@ -405,8 +509,13 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
             writeln!(truth, "crm,{crm_line},crm,{crm_id},{pid}").map_err(werr)?;
             for purpose in ["marketing", "profiling"] {
                 let granted = rng.random::<f64>() < 0.7;
-                writeln!(consents, "{crm_id},{purpose},{},{}", if granted { "yes" } else { "no" }, date_str(person.signup + 3 * day))
-                    .map_err(werr)?;
+                writeln!(
+                    consents,
+                    "{crm_id},{purpose},{},{}",
+                    if granted { "yes" } else { "no" },
+                    date_str(person.signup + 3 * day)
+                )
+                .map_err(werr)?;
             }
         }
         // web identity: login events carry the email; family-email people are mapped by the link table
@@ -417,7 +526,11 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                     writeln!(links, "{web_id},{crm_id}").map_err(werr)?;
                 }
             }
-            let login_email = if person.family_email { None } else { Some(email_variant(&person.email, &mut rng)) };
+            let login_email = if person.family_email {
+                None
+            } else {
+                Some(email_variant(&person.email, &mut rng))
+            };
             let first_login = person.signup.max(start) + rng.random_range(0..30) * day;
             event_line += 1;
             let ev = serde_json::json!({
@@ -455,23 +568,36 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                     } else {
                         rng.random_range(0..CATEGORIES.len())
                     };
-                    let item = cat * PRODUCTS_PER_CATEGORY + rng.random_range(0..PRODUCTS_PER_CATEGORY);
+                    let item =
+                        cat * PRODUCTS_PER_CATEGORY + rng.random_range(0..PRODUCTS_PER_CATEGORY);
                     my_items.push(item);
                     let qty = 1 + poisson(&mut rng, 0.3 * person.basket_value);
                     let gross = prices[item] * f64::from(qty);
-                    let discount = if rng.random::<f64>() < 0.2 { (gross * 0.1 * 100.0).round() / 100.0 } else { 0.0 };
+                    let discount = if rng.random::<f64>() < 0.2 {
+                        (gross * 0.1 * 100.0).round() / 100.0
+                    } else {
+                        0.0
+                    };
                     let total = ((gross - discount) * 100.0).round() / 100.0;
                     order_line += 1;
                     summary.order_lines += 1;
                     let (cref, gmail) = if guest {
-                        (String::new(), csv_field(&email_variant(&person.email, &mut rng)))
+                        (
+                            String::new(),
+                            csv_field(&email_variant(&person.email, &mut rng)),
+                        )
                     } else {
                         (person.crm_id.clone().unwrap_or_default(), String::new())
                     };
-                    writeln!(orders, "SO{order_no},{cref},{gmail},P{item:03},{qty},{total:.2},{discount:.2},{}", datetime_str(ot))
-                        .map_err(werr)?;
+                    writeln!(
+                        orders,
+                        "SO{order_no},{cref},{gmail},P{item:03},{qty},{total:.2},{discount:.2},{}",
+                        datetime_str(ot)
+                    )
+                    .map_err(werr)?;
                     if guest {
-                        writeln!(truth, "sales,{order_line},email,{},{pid}", person.email).map_err(werr)?;
+                        writeln!(truth, "sales,{order_line},email,{},{pid}", person.email)
+                            .map_err(werr)?;
                     }
                 }
             }
@@ -509,8 +635,12 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                 let base = if fav { 4.3 } else { 2.4 } + (rng.random::<f64>() - 0.5) * 1.6;
                 let stars = base.round().clamp(1.0, 5.0) as i64;
                 summary.ratings += 1;
-                writeln!(ratings, "{web_id},P{item:03},{stars},{}", start + rng.random_range(0..(stop.min(end) - start).max(day)))
-                    .map_err(werr)?;
+                writeln!(
+                    ratings,
+                    "{web_id},P{item:03},{stars},{}",
+                    start + rng.random_range(0..(stop.min(end) - start).max(day))
+                )
+                .map_err(werr)?;
             }
         }
 
@@ -519,18 +649,41 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         for _ in 0..n_surveys {
             let st = start + rng.random_range(0..(stop.min(end) - start).max(day));
             let (kind, score) = if rng.random::<f64>() < 0.6 {
-                ("survey", (10.0 - 8.0 * person.dissatisfaction + (rng.random::<f64>() - 0.5) * 3.0).round().clamp(0.0, 10.0))
+                (
+                    "survey",
+                    (10.0 - 8.0 * person.dissatisfaction + (rng.random::<f64>() - 0.5) * 3.0)
+                        .round()
+                        .clamp(0.0, 10.0),
+                )
             } else {
-                ("review", (5.0 - 3.5 * person.dissatisfaction + (rng.random::<f64>() - 0.5) * 1.5).round().clamp(1.0, 5.0))
+                (
+                    "review",
+                    (5.0 - 3.5 * person.dissatisfaction + (rng.random::<f64>() - 0.5) * 1.5)
+                        .round()
+                        .clamp(1.0, 5.0),
+                )
             };
-            let comment = if score <= 4.0 && kind == "survey" || score <= 2.0 { COMPLAINTS[rng.random_range(0..COMPLAINTS.len())] } else { "All good" };
+            let comment = if score <= 4.0 && kind == "survey" || score <= 2.0 {
+                COMPLAINTS[rng.random_range(0..COMPLAINTS.len())]
+            } else {
+                "All good"
+            };
             summary.feedback += 1;
-            writeln!(surveys, "{},{kind},{score},{},{}", csv_field(&email_variant(&person.email, &mut rng)), csv_field(comment), date_str(st))
-                .map_err(werr)?;
+            writeln!(
+                surveys,
+                "{},{kind},{score},{},{}",
+                csv_field(&email_variant(&person.email, &mut rng)),
+                csv_field(comment),
+                date_str(st)
+            )
+            .map_err(werr)?;
         }
 
         // support tickets: complaints pile up before churn
-        let mut n_tickets = poisson(&mut rng, 0.4 + 3.0 * person.dissatisfaction * person.dissatisfaction);
+        let mut n_tickets = poisson(
+            &mut rng,
+            0.4 + 3.0 * person.dissatisfaction * person.dissatisfaction,
+        );
         if person.churn_at.is_none() {
             n_tickets = n_tickets.min(3);
         }
@@ -544,15 +697,34 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                 _ => start + rng.random_range(0..(stop.min(end) - start).max(day)),
             };
             let complaint = rng.random::<f64>() < 0.3 + 0.6 * person.dissatisfaction;
-            let subject = if complaint { COMPLAINTS[rng.random_range(0..COMPLAINTS.len())] } else { QUESTIONS[rng.random_range(0..QUESTIONS.len())] };
+            let subject = if complaint {
+                COMPLAINTS[rng.random_range(0..COMPLAINTS.len())]
+            } else {
+                QUESTIONS[rng.random_range(0..QUESTIONS.len())]
+            };
             ticket_line += 1;
             summary.tickets += 1;
             // the desk records the email on a first contact, the phone always
-            let email = if k == 0 || rng.random::<f64>() < 0.3 { email_variant(&person.email, &mut rng).trim().to_string() } else { String::new() };
-            writeln!(tickets, "T{ticket_no:07}\t{}\t{}\t{email}\t{subject}\t{}", person.support_id, phone_variant(&person.phone, &mut rng), datetime_str(tt))
-                .map_err(werr)?;
+            let email = if k == 0 || rng.random::<f64>() < 0.3 {
+                email_variant(&person.email, &mut rng).trim().to_string()
+            } else {
+                String::new()
+            };
+            writeln!(
+                tickets,
+                "T{ticket_no:07}\t{}\t{}\t{email}\t{subject}\t{}",
+                person.support_id,
+                phone_variant(&person.phone, &mut rng),
+                datetime_str(tt)
+            )
+            .map_err(werr)?;
             if k == 0 {
-                writeln!(truth, "support,{ticket_line},support,{},{pid}", person.support_id).map_err(werr)?;
+                writeln!(
+                    truth,
+                    "support,{ticket_line},support,{},{pid}",
+                    person.support_id
+                )
+                .map_err(werr)?;
             }
             ticket_no += 1;
         }
@@ -563,16 +735,31 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                 continue;
             }
             exposure_line += 1;
-            writeln!(exposures, "{code},{},{}", csv_field(&email_variant(&person.email, &mut rng)), date_str(*cs)).map_err(werr)?;
+            writeln!(
+                exposures,
+                "{code},{},{}",
+                csv_field(&email_variant(&person.email, &mut rng)),
+                date_str(*cs)
+            )
+            .map_err(werr)?;
             let alive = person.churn_at.is_none_or(|c| c > *ce);
-            let p_redeem = if person.favourites.contains(cat) { 0.35 } else { 0.08 } * (1.0 - 0.7 * person.dissatisfaction);
+            let p_redeem = if person.favourites.contains(cat) {
+                0.35
+            } else {
+                0.08
+            } * (1.0 - 0.7 * person.dissatisfaction);
             if alive && rng.random::<f64>() < p_redeem {
                 redemption_line += 1;
                 let (member, email) = match &person.crm_id {
                     Some(c) => (c.clone(), String::new()),
                     None => (String::new(), person.email.clone()),
                 };
-                writeln!(redemptions, "{code},{member},{email},{}", date_str(cs + rng.random_range(0..(ce - cs)))).map_err(werr)?;
+                writeln!(
+                    redemptions,
+                    "{code},{member},{email},{}",
+                    date_str(cs + rng.random_range(0..(ce - cs)))
+                )
+                .map_err(werr)?;
             }
         }
 
@@ -596,7 +783,20 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         .map_err(werr)?;
     }
     let _ = (link_line, exposure_line, redemption_line, n_products);
-    for wr in [&mut crm, &mut consents, &mut links, &mut events, &mut ratings, &mut orders, &mut surveys, &mut tickets, &mut exposures, &mut redemptions, &mut truth, &mut truth_p] {
+    for wr in [
+        &mut crm,
+        &mut consents,
+        &mut links,
+        &mut events,
+        &mut ratings,
+        &mut orders,
+        &mut surveys,
+        &mut tickets,
+        &mut exposures,
+        &mut redemptions,
+        &mut truth,
+        &mut truth_p,
+    ] {
         wr.flush().map_err(werr)?;
     }
     std::fs::write(opts.out.join("infogap.toml"), CONFIG).map_err(|e| io_err(&opts.out, e))?;

@@ -17,7 +17,8 @@
 //! of the customers who have one at the same cutoff, and a `has_*` flag says
 //! whether it was observed; attributes missing for a customer get all-zero
 //! one-hot columns (numeric attributes: the mean). Text attributes with more
-//! than 3 × `max_attr_levels` distinct values (names, ids, free text) are left
+//! than 3 × `max_attr_levels` distinct values (ids, free text) or named like
+//! personal identifiers (`*name*`, `*mail*`, `*phone*`, `*address*`) are left
 //! out; the others keep their `max_attr_levels` most frequent levels.
 
 use std::collections::{BTreeMap, HashMap};
@@ -332,8 +333,13 @@ fn attribute_layout(ds: &Dataset, opts: &FeatureOptions) -> Vec<(String, Option<
             for v in &vals {
                 *cnt.entry(v.as_text()).or_default() += 1;
             }
-            // high-cardinality text (ids, names, free text) is not a feature
-            if cnt.len() > opts.max_attr_levels.max(1) * 3 {
+            // high-cardinality text (ids, free text) and personal identifiers
+            // (names, e-mail, phone, address) are not features
+            let lname = name.to_ascii_lowercase();
+            let personal = ["name", "email", "mail", "phone", "address", "street"]
+                .iter()
+                .any(|p| lname.contains(p));
+            if personal || cnt.len() > opts.max_attr_levels.max(1) * 3 {
                 continue;
             }
             let mut lv: Vec<(String, usize)> = cnt.into_iter().collect();

@@ -22,9 +22,9 @@ use infogap_ingest::IngestError;
 use infogap_ingest::identity::{self, Edge, Node};
 use infogap_ingest::reader::{self, RowReader};
 use infogap_store::{
-    AttributeRow, CouponRow, CampaignRow, ConsentRow, ContactRow, EventRow, FeedbackRow, ImportRun, LineRow,
-    MaxIds, MergeLogEntry, NewIdentity, NewLink, OrderRow, ProductRow, StoreTx, WriteBatch,
-    now_rfc3339,
+    AttributeRow, CampaignRow, ConsentRow, ContactRow, CouponRow, EventRow, FeedbackRow, ImportRun,
+    LineRow, MaxIds, MergeLogEntry, NewIdentity, NewLink, OrderRow, ProductRow, StoreTx,
+    WriteBatch, now_rfc3339,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -107,7 +107,11 @@ struct Reject {
 }
 
 /// Runs the import of every source in `config`.
-pub fn import(engine: &Engine, config: &Config, opts: &ImportOptions) -> Result<ImportReport, EngineError> {
+pub fn import(
+    engine: &Engine,
+    config: &Config,
+    opts: &ImportOptions,
+) -> Result<ImportReport, EngineError> {
     // 1. every mapped column must exist, before anything is written
     for src in &config.sources {
         let r = open_reader(src)?;
@@ -127,7 +131,12 @@ pub fn import(engine: &Engine, config: &Config, opts: &ImportOptions) -> Result<
     let customers = engine.store().stats()?.customers;
     let mut keys: Vec<OverSharedKey> = over_shared.into_values().collect();
     keys.sort_by(|a, b| a.value.cmp(&b.value));
-    Ok(ImportReport { sources: reports, customers, merges, over_shared_keys: keys })
+    Ok(ImportReport {
+        sources: reports,
+        customers,
+        merges,
+        over_shared_keys: keys,
+    })
 }
 
 fn open_reader(src: &SourceConfig) -> Result<Box<dyn RowReader>, EngineError> {
@@ -142,10 +151,17 @@ fn open_reader(src: &SourceConfig) -> Result<Box<dyn RowReader>, EngineError> {
 
 /// `a + b` in a numeric mapping sums columns.
 fn split_columns(spec: &str) -> Vec<String> {
-    spec.split('+').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    spec.split('+')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
-fn check_columns(src: &SourceConfig, headers: &[String], config: &Config) -> Result<(), EngineError> {
+fn check_columns(
+    src: &SourceConfig,
+    headers: &[String],
+    config: &Config,
+) -> Result<(), EngineError> {
     let mapped = src.columns.iter().chain(src.attributes.iter());
     for (field, col) in mapped {
         for c in split_columns(&col.column) {
@@ -166,12 +182,17 @@ fn check_columns(src: &SourceConfig, headers: &[String], config: &Config) -> Res
 }
 
 fn sha256_file(path: &Path) -> Result<String, EngineError> {
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| EngineError::Io { path: path.display().to_string(), source: e })?;
+    let mut f = std::fs::File::open(path).map_err(|e| EngineError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).map_err(|e| EngineError::Io { path: path.display().to_string(), source: e })?;
+        let n = f.read(&mut buf).map_err(|e| EngineError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         if n == 0 {
             break;
         }
@@ -191,7 +212,10 @@ impl Mapping {
         let idx = |c: &str| headers.iter().position(|h| h == c);
         let mut fields = FastMap::default();
         for (f, c) in &src.columns {
-            let cols: Vec<usize> = split_columns(&c.column).iter().filter_map(|c| idx(c)).collect();
+            let cols: Vec<usize> = split_columns(&c.column)
+                .iter()
+                .filter_map(|c| idx(c))
+                .collect();
             fields.insert(f.clone(), (cols, c.column.clone()));
         }
         let mut attributes = Vec::new();
@@ -252,8 +276,19 @@ fn with_key<R>(cell: &Cell<'_>, f: impl FnOnce(&str) -> R) -> Option<R> {
 
 impl Loader<'_> {
     fn bad(&self, field: &str, cell: &Cell<'_>, reason: String) -> IngestError {
-        let column = self.map.fields.get(field).map(|(_, c)| c.clone()).unwrap_or_else(|| field.to_string());
-        IngestError::BadValue { file: self.file.clone(), line: self.line, column, value: cell.display(), reason }
+        let column = self
+            .map
+            .fields
+            .get(field)
+            .map(|(_, c)| c.clone())
+            .unwrap_or_else(|| field.to_string());
+        IngestError::BadValue {
+            file: self.file.clone(),
+            line: self.line,
+            column,
+            value: cell.display(),
+            reason,
+        }
     }
 
     fn cell<'r>(&self, r: &'r dyn RowReader, field: &str) -> Cell<'r> {
@@ -268,7 +303,9 @@ impl Loader<'_> {
     }
 
     fn decimal(&self, r: &dyn RowReader, field: &str) -> RowResult<Option<f64>> {
-        let Some((cols, _)) = self.map.fields.get(field) else { return Ok(None) };
+        let Some((cols, _)) = self.map.fields.get(field) else {
+            return Ok(None);
+        };
         let mut sum: Option<f64> = None;
         for &c in cols {
             let cell = r.cell(c);
@@ -297,12 +334,14 @@ impl Loader<'_> {
 
     fn required_text(&self, r: &dyn RowReader, field: &str) -> RowResult<String> {
         let c = self.cell(r, field);
-        c.text().ok_or_else(|| self.bad(field, &c, format!("required field {field:?} is empty")))
+        c.text()
+            .ok_or_else(|| self.bad(field, &c, format!("required field {field:?} is empty")))
     }
 
     fn blocked(&self, raw: &str) -> bool {
         let t = raw.trim();
-        t.len() <= self.blocklist_max_len && self.blocklist.iter().any(|b| b.eq_ignore_ascii_case(t))
+        t.len() <= self.blocklist_max_len
+            && self.blocklist.iter().any(|b| b.eq_ignore_ascii_case(t))
     }
 
     fn new_identity(&mut self, namespace: &str, kind: KeyKind, value: &str) -> i64 {
@@ -327,9 +366,10 @@ impl Loader<'_> {
             KeyKind::Email => self.email_ids.get(value).copied(),
             KeyKind::Phone => self.phone_ids.get(value).copied(),
             KeyKind::Customer if own_ns => self.customer_ids.get(value).copied(),
-            KeyKind::Customer => {
-                self.other_ns_ids.get(&(namespace.to_string(), "customer".into(), value.to_string())).copied()
-            }
+            KeyKind::Customer => self
+                .other_ns_ids
+                .get(&(namespace.to_string(), "customer".into(), value.to_string()))
+                .copied(),
         };
         if let Some(id) = found {
             return id;
@@ -346,7 +386,10 @@ impl Loader<'_> {
                 self.customer_ids.insert(value.to_string(), id);
             }
             KeyKind::Customer => {
-                self.other_ns_ids.insert((namespace.to_string(), "customer".into(), value.to_string()), id);
+                self.other_ns_ids.insert(
+                    (namespace.to_string(), "customer".into(), value.to_string()),
+                    id,
+                );
             }
         }
         id
@@ -358,7 +401,13 @@ impl Loader<'_> {
         }
         let key = (a.min(b), a.max(b));
         if self.edges.insert(key) {
-            self.batch.links.push(NewLink { a: key.0, b: key.1, source_id: self.source_id, line: self.line as i64, rule });
+            self.batch.links.push(NewLink {
+                a: key.0,
+                b: key.1,
+                source_id: self.source_id,
+                line: self.line as i64,
+                rule,
+            });
         }
     }
 
@@ -381,7 +430,9 @@ impl Loader<'_> {
         }
         if let Some(v) = self.text(r, "email") {
             match Email::parse(&v) {
-                Some(e) if !self.blocked(e.as_str()) => keys.push(self.key_id("email", KeyKind::Email, e.as_str())),
+                Some(e) if !self.blocked(e.as_str()) => {
+                    keys.push(self.key_id("email", KeyKind::Email, e.as_str()))
+                }
                 _ => self.ignored_values += 1,
             }
         }
@@ -421,7 +472,14 @@ impl Loader<'_> {
         self.next.product += 1;
         let id = self.next.product;
         self.products.insert(key.to_string(), id);
-        self.batch.products.push(ProductRow { id, key: key.to_string(), name: None, category: None, price: None, attrs: None });
+        self.batch.products.push(ProductRow {
+            id,
+            key: key.to_string(),
+            name: None,
+            category: None,
+            price: None,
+            attrs: None,
+        });
         id
     }
 
@@ -432,7 +490,14 @@ impl Loader<'_> {
         self.next.campaign += 1;
         let id = self.next.campaign;
         self.campaigns.insert(key.to_string(), id);
-        self.batch.campaigns.push(CampaignRow { id, key: key.to_string(), name: None, kind: None, start: None, end: None });
+        self.batch.campaigns.push(CampaignRow {
+            id,
+            key: key.to_string(),
+            name: None,
+            kind: None,
+            start: None,
+            end: None,
+        });
         id
     }
 
@@ -477,7 +542,8 @@ impl Loader<'_> {
                 self.email_ids.retain(|_, v| !gone.contains(v));
                 self.phone_ids.retain(|_, v| !gone.contains(v));
                 self.other_ns_ids.retain(|_, v| !gone.contains(v));
-                self.edges.retain(|(a, b)| !gone.contains(a) && !gone.contains(b));
+                self.edges
+                    .retain(|(a, b)| !gone.contains(a) && !gone.contains(b));
             }
             if next.product > prev.product {
                 self.products.retain(|_, v| *v <= prev.product);
@@ -522,7 +588,14 @@ impl Loader<'_> {
                     p.price = price;
                     p.attrs = attrs;
                 } else {
-                    self.batch.products.push(ProductRow { id, key, name, category, price, attrs });
+                    self.batch.products.push(ProductRow {
+                        id,
+                        key,
+                        name,
+                        category,
+                        price,
+                        attrs,
+                    });
                 }
             }
             SourceKind::Orders => {
@@ -547,7 +620,11 @@ impl Loader<'_> {
             SourceKind::OrderLines => {
                 let order_cell = self.cell(r, "order");
                 if order_cell.is_null() {
-                    return Err(self.bad("order", &order_cell, "required field \"order\" is empty".into()));
+                    return Err(self.bad(
+                        "order",
+                        &order_cell,
+                        "required field \"order\" is empty".into(),
+                    ));
                 }
                 let quantity = self.decimal(r, "quantity")?.unwrap_or(1.0);
                 let price = self.decimal(r, "price")?;
@@ -556,7 +633,11 @@ impl Loader<'_> {
                     (None, Some(p)) => p * quantity,
                     (None, None) => {
                         let c = self.cell(r, "amount");
-                        return Err(self.bad("amount", &c, "required field \"amount\" is empty".into()));
+                        return Err(self.bad(
+                            "amount",
+                            &c,
+                            "required field \"amount\" is empty".into(),
+                        ));
                     }
                 };
                 let discount = self.decimal(r, "discount")?.map(f64::abs).unwrap_or(0.0);
@@ -568,10 +649,18 @@ impl Loader<'_> {
                     let (name, category) = (self.text(r, "name"), self.text(r, "category"));
                     if name.is_some() || category.is_some() {
                         let key = product_cell.text().unwrap_or_default();
-                        self.batch.products.push(ProductRow { id, key, name, category, price, attrs: None });
+                        self.batch.products.push(ProductRow {
+                            id,
+                            key,
+                            name,
+                            category,
+                            price,
+                            attrs: None,
+                        });
                     }
                 }
-                let order_id = with_key(&order_cell, |k| self.order_id(k, identity, time)).unwrap_or(0);
+                let order_id =
+                    with_key(&order_cell, |k| self.order_id(k, identity, time)).unwrap_or(0);
                 self.batch.lines.push(LineRow {
                     source_id: sid,
                     file_id: self.file_id,
@@ -589,7 +678,9 @@ impl Loader<'_> {
                     let c = self.cell(r, "rating");
                     let v = parse_decimal(&c)
                         .map_err(|reason| self.bad("rating", &c, reason))?
-                        .ok_or_else(|| self.bad("rating", &c, "required field \"rating\" is empty".into()))?;
+                        .ok_or_else(|| {
+                            self.bad("rating", &c, "required field \"rating\" is empty".into())
+                        })?;
                     ("rating".to_string(), Some(v))
                 } else {
                     let kind = self
@@ -604,7 +695,16 @@ impl Loader<'_> {
                 let channel = self.text(r, "channel").map(|s| s.to_lowercase());
                 let identity = self.identities(r)?;
                 let product_id = product.map(|p| self.product_id(&p));
-                self.batch.events.push(EventRow { source_id: sid, file_id: self.file_id, identity_id: identity, kind, product_id, value, channel, time });
+                self.batch.events.push(EventRow {
+                    source_id: sid,
+                    file_id: self.file_id,
+                    identity_id: identity,
+                    kind,
+                    product_id,
+                    value,
+                    channel,
+                    time,
+                });
             }
             SourceKind::Feedback => {
                 let kind = self
@@ -618,7 +718,16 @@ impl Loader<'_> {
                 let channel = self.text(r, "channel").map(|s| s.to_lowercase());
                 let identity = self.identities(r)?;
                 self.customer_attributes(r, identity);
-                self.batch.feedback.push(FeedbackRow { source_id: sid, file_id: self.file_id, identity_id: identity, kind, score, text, channel, time });
+                self.batch.feedback.push(FeedbackRow {
+                    source_id: sid,
+                    file_id: self.file_id,
+                    identity_id: identity,
+                    kind,
+                    score,
+                    text,
+                    channel,
+                    time,
+                });
             }
             SourceKind::Campaigns => {
                 let key = self.required_text(r, "campaign")?;
@@ -626,25 +735,52 @@ impl Loader<'_> {
                 let end = self.time(r, "end")?;
                 let id = self.campaign_id(&key);
                 let (name, kind) = (self.text(r, "name"), self.text(r, "type"));
-                self.batch.campaigns.push(CampaignRow { id, key, name, kind, start, end });
+                self.batch.campaigns.push(CampaignRow {
+                    id,
+                    key,
+                    name,
+                    kind,
+                    start,
+                    end,
+                });
             }
             SourceKind::CampaignExposures | SourceKind::Redemptions => {
                 let key = self.required_text(r, "campaign")?;
                 let time = self.time(r, "time")?;
                 let identity = self.identities(r)?;
                 let campaign_id = self.campaign_id(&key);
-                let kind = if self.src.kind == SourceKind::Redemptions { "redemption" } else { "exposure" };
-                self.batch.contacts.push(ContactRow { source_id: sid, file_id: self.file_id, identity_id: identity, campaign_id, kind, time });
+                let kind = if self.src.kind == SourceKind::Redemptions {
+                    "redemption"
+                } else {
+                    "exposure"
+                };
+                self.batch.contacts.push(ContactRow {
+                    source_id: sid,
+                    file_id: self.file_id,
+                    identity_id: identity,
+                    campaign_id,
+                    kind,
+                    time,
+                });
             }
             SourceKind::Consents => {
                 let purpose = self.required_text(r, "purpose")?.to_lowercase();
                 let c = self.cell(r, "granted");
                 let granted = parse_bool(&c)
                     .map_err(|reason| self.bad("granted", &c, reason))?
-                    .ok_or_else(|| self.bad("granted", &c, "required field \"granted\" is empty".into()))?;
+                    .ok_or_else(|| {
+                        self.bad("granted", &c, "required field \"granted\" is empty".into())
+                    })?;
                 let time = self.time(r, "time")?;
                 let identity = self.identities(r)?;
-                self.batch.consents.push(ConsentRow { source_id: sid, file_id: self.file_id, identity_id: identity, purpose, granted, time });
+                self.batch.consents.push(ConsentRow {
+                    source_id: sid,
+                    file_id: self.file_id,
+                    identity_id: identity,
+                    purpose,
+                    granted,
+                    time,
+                });
             }
             SourceKind::Coupons => {
                 let campaign = self.required_text(r, "campaign")?;
@@ -652,7 +788,12 @@ impl Loader<'_> {
                 let coupon = self.text(r, "coupon").unwrap_or_default();
                 let campaign_id = self.campaign_id(&campaign);
                 let product_id = self.product_id(&product);
-                self.batch.coupons.push(CouponRow { campaign_id, product_id, coupon, source_id: sid });
+                self.batch.coupons.push(CouponRow {
+                    campaign_id,
+                    product_id,
+                    coupon,
+                    source_id: sid,
+                });
             }
             SourceKind::IdentityLinks => {
                 let left = self.required_text(r, "left")?;
@@ -719,7 +860,9 @@ impl Loader<'_> {
     fn flush(&mut self) -> Result<(), EngineError> {
         if !self.batch.is_empty() {
             let full = std::mem::take(&mut self.batch);
-            self.sink.send(full).map_err(|_| EngineError::Invalid("the store writer stopped".into()))?;
+            self.sink
+                .send(full)
+                .map_err(|_| EngineError::Invalid("the store writer stopped".into()))?;
         }
         Ok(())
     }
@@ -782,7 +925,13 @@ fn import_source(
     let started = Instant::now();
     let started_at = now_rfc3339();
     let file_hash = sha256_file(&src.file)?;
-    let config_digest = format!("{:x}", Sha256::digest(format!("{}|{:?}", src.mapping_digest, config.identity.blocklist)));
+    let config_digest = format!(
+        "{:x}",
+        Sha256::digest(format!(
+            "{}|{:?}",
+            src.mapping_digest, config.identity.blocklist
+        ))
+    );
     let store = engine.store();
     let mut tx = store.begin()?;
     let source_id = tx.upsert_source(&src.name, src.kind.as_str(), &src.namespace)?;
@@ -824,7 +973,11 @@ fn import_source(
     }
 
     // a changed file replaces the rows it brought last time
-    let replaced = if previous.is_some() { tx.delete_file_facts(file_id)? } else { 0 };
+    let replaced = if previous.is_some() {
+        tx.delete_file_facts(file_id)?
+    } else {
+        0
+    };
     let mut rows = open_reader(src)?;
     let max = tx.max_ids()?;
     let maps = tx.key_maps()?;
@@ -872,8 +1025,19 @@ fn import_source(
         orders: fast_map(orders),
         edges: HashSet::default(),
         file_id,
-        blocklist: config.identity.blocklist.iter().map(|b| blocklist_form(b)).collect(),
-        blocklist_max_len: config.identity.blocklist.iter().map(|b| b.trim().len()).max().unwrap_or(0),
+        blocklist: config
+            .identity
+            .blocklist
+            .iter()
+            .map(|b| blocklist_form(b))
+            .collect(),
+        blocklist_max_len: config
+            .identity
+            .blocklist
+            .iter()
+            .map(|b| b.trim().len())
+            .max()
+            .unwrap_or(0),
         country_code: config.identity.default_country_code.clone(),
         batch: WriteBatch::default(),
         ignored_values: 0,
@@ -883,7 +1047,8 @@ fn import_source(
     // Parsing runs on its own thread and hands full batches to this one, which
     // writes them: reading and writing overlap.
     let parsed = std::thread::scope(|scope| -> Result<ParseOutcome, EngineError> {
-        let parser = scope.spawn(move || parse_rows(&mut loader, rows.as_mut(), opts, bar.as_ref()));
+        let parser =
+            scope.spawn(move || parse_rows(&mut loader, rows.as_mut(), opts, bar.as_ref()));
         let mut written = 0u64;
         let mut write_err = None;
         for batch in receiver.iter() {
@@ -896,7 +1061,9 @@ fn import_source(
             }
         }
         drop(receiver);
-        let outcome = parser.join().map_err(|_| EngineError::Invalid("the parser thread panicked".into()))?;
+        let outcome = parser
+            .join()
+            .map_err(|_| EngineError::Invalid("the parser thread panicked".into()))?;
         if let Some(e) = write_err {
             return Err(e.into());
         }
@@ -904,20 +1071,34 @@ fn import_source(
         outcome.written = written;
         Ok(outcome)
     })?;
-    let ParseOutcome { read, written, rejects, ignored, next_customer, first_new } = parsed;
+    let ParseOutcome {
+        read,
+        written,
+        rejects,
+        ignored,
+        next_customer,
+        first_new,
+    } = parsed;
 
     // resolve identities over the whole graph
-    tx.set_setting("identity.max_customers_per_key", &config.identity.max_customers_per_key.to_string())?;
+    tx.set_setting(
+        "identity.max_customers_per_key",
+        &config.identity.max_customers_per_key.to_string(),
+    )?;
     if let Some(cc) = &config.identity.default_country_code {
         tx.set_setting("identity.default_country_code", cc)?;
     }
-    let (merges, over_shared) = resolve_in(tx.as_mut(), config, first_new, next_customer, &src.name)?;
+    let (merges, over_shared) =
+        resolve_in(tx.as_mut(), config, first_new, next_customer, &src.name)?;
 
     if !rejects.is_empty() {
-        let dir = opts
-            .rejects_dir
-            .clone()
-            .unwrap_or_else(|| config.path.parent().map(Path::to_path_buf).unwrap_or_default());
+        let dir = opts.rejects_dir.clone().unwrap_or_else(|| {
+            config
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        });
         let path = dir.join(format!("{}.rejects.csv", src.name));
         write_rejects(&path, &file, &rejects)?;
         report.rejects_file = Some(path.display().to_string());
@@ -928,7 +1109,11 @@ fn import_source(
     report.rows_rejected = rejects.len() as u64;
     report.ignored_identity_values = ignored;
     report.seconds = started.elapsed().as_secs_f64();
-    report.rows_per_second = if report.seconds > 0.0 { read as f64 / report.seconds } else { 0.0 };
+    report.rows_per_second = if report.seconds > 0.0 {
+        read as f64 / report.seconds
+    } else {
+        0.0
+    };
     tx.record_import(&ImportRun {
         source: src.name.clone(),
         file,
@@ -1008,29 +1193,52 @@ fn parse_rows(
     })
 }
 
-fn reject_or_fail(rejects: &mut Vec<Reject>, e: IngestError, budget: u64) -> Result<(), EngineError> {
+fn reject_or_fail(
+    rejects: &mut Vec<Reject>,
+    e: IngestError,
+    budget: u64,
+) -> Result<(), EngineError> {
     if (rejects.len() as u64) >= budget {
         return Err(e.into());
     }
     let (line, column, value, reason) = match &e {
-        IngestError::BadValue { line, column, value, reason, .. } => (*line, column.clone(), value.clone(), reason.clone()),
-        IngestError::BadRow { line, reason, .. } => (*line, String::new(), String::new(), reason.clone()),
+        IngestError::BadValue {
+            line,
+            column,
+            value,
+            reason,
+            ..
+        } => (*line, column.clone(), value.clone(), reason.clone()),
+        IngestError::BadRow { line, reason, .. } => {
+            (*line, String::new(), String::new(), reason.clone())
+        }
         other => (0, String::new(), String::new(), other.to_string()),
     };
-    rejects.push(Reject { line, column, value, reason });
+    rejects.push(Reject {
+        line,
+        column,
+        value,
+        reason,
+    });
     Ok(())
 }
 
 fn write_rejects(path: &Path, file: &str, rejects: &[Reject]) -> Result<(), EngineError> {
-    let io = |e: std::io::Error| EngineError::Io { path: path.display().to_string(), source: e };
+    let io = |e: std::io::Error| EngineError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p).map_err(io)?;
     }
-    let mut w = csv::Writer::from_path(path).map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
+    let mut w = csv::Writer::from_path(path)
+        .map_err(|e| EngineError::Invalid(format!("{}: {e}", path.display())))?;
     let werr = |e: csv::Error| EngineError::Invalid(format!("{}: {e}", path.display()));
-    w.write_record(["file", "line", "column", "value", "reason"]).map_err(werr)?;
+    w.write_record(["file", "line", "column", "value", "reason"])
+        .map_err(werr)?;
     for r in rejects {
-        w.write_record([file, &r.line.to_string(), &r.column, &r.value, &r.reason]).map_err(werr)?;
+        w.write_record([file, &r.line.to_string(), &r.column, &r.value, &r.reason])
+            .map_err(werr)?;
     }
     w.flush().map_err(io)?;
     Ok(())
@@ -1044,7 +1252,13 @@ pub(crate) fn resolve_in(
     next_customer: i64,
     why: &str,
 ) -> Result<(usize, OverSharedList), EngineError> {
-    resolve_graph(tx, config.identity.max_customers_per_key, first_new, next_customer, why)
+    resolve_graph(
+        tx,
+        config.identity.max_customers_per_key,
+        first_new,
+        next_customer,
+        why,
+    )
 }
 
 /// Re-resolves the identity graph with a given policy (used by import and split).
@@ -1056,7 +1270,8 @@ pub(crate) fn resolve_graph(
     why: &str,
 ) -> Result<(usize, OverSharedList), EngineError> {
     let (ids, links) = tx.identity_graph()?;
-    let by_id: HashMap<i64, &infogap_store::IdentityRecord> = ids.iter().map(|i| (i.id, i)).collect();
+    let by_id: HashMap<i64, &infogap_store::IdentityRecord> =
+        ids.iter().map(|i| (i.id, i)).collect();
     let nodes: Vec<Node> = ids
         .iter()
         .map(|i| Node {
@@ -1066,7 +1281,14 @@ pub(crate) fn resolve_graph(
             customer: i.customer_id,
         })
         .collect();
-    let edges: Vec<Edge> = links.iter().map(|l| Edge { a: l.a, b: l.b, suppressed: l.suppressed }).collect();
+    let edges: Vec<Edge> = links
+        .iter()
+        .map(|l| Edge {
+            a: l.a,
+            b: l.b,
+            suppressed: l.suppressed,
+        })
+        .collect();
     let next = next_customer.max(ids.iter().map(|i| i.customer_id).max().unwrap_or(0) + 1);
     let res = identity::resolve(&nodes, &edges, max_customers_per_key, first_new, next);
     let shared: Vec<i64> = res.over_shared.iter().map(|o| o.identity).collect();
@@ -1078,7 +1300,9 @@ pub(crate) fn resolve_graph(
             action: "merge".into(),
             customer_id: *kept,
             other_id: Some(*gone),
-            detail: format!("customer #{gone} merged into #{kept}: their keys were linked by {why}"),
+            detail: format!(
+                "customer #{gone} merged into #{kept}: their keys were linked by {why}"
+            ),
         })?;
     }
     let over = res

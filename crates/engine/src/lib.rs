@@ -86,7 +86,9 @@ impl Engine {
     /// Opens (creating and migrating if needed) the SQLite store at `path`.
     pub fn open(path: &Path) -> Result<Self, EngineError> {
         let store = SqliteStore::open(path)?;
-        Ok(Engine { store: Box::new(store) })
+        Ok(Engine {
+            store: Box::new(store),
+        })
     }
 
     /// Wraps any storage backend.
@@ -124,7 +126,11 @@ impl Engine {
     /// Finds the unified customer a key belongs to: a customer id of `namespace`
     /// (or of any namespace when `None`), an email or a phone number (normalized
     /// the same way as on import), or `#ID` for the store's own id.
-    pub fn find_customer(&self, key: &str, namespace: Option<&str>) -> Result<Option<i64>, EngineError> {
+    pub fn find_customer(
+        &self,
+        key: &str,
+        namespace: Option<&str>,
+    ) -> Result<Option<i64>, EngineError> {
         report::find_customer(self.store.as_ref(), key, namespace)
     }
 }

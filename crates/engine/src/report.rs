@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use infogap_core::dataset::AttrValue;
 use infogap_core::ids::{Email, Phone};
 use infogap_store::{
-    CampaignSummary, FeedbackSummary, IdentityRecord, LinkRecord, MergeLogEntry, OrderSummary, Stats,
-    Store, now_rfc3339,
+    CampaignSummary, FeedbackSummary, IdentityRecord, LinkRecord, MergeLogEntry, OrderSummary,
+    Stats, Store, now_rfc3339,
 };
 use serde::Serialize;
 
@@ -21,8 +21,10 @@ pub fn progress_bar(enabled: bool, label: &str) -> Option<ProgressBar> {
         return None;
     }
     let bar = ProgressBar::new(0);
-    let style = ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {percent}% {elapsed} (ETA {eta}) {per_sec}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let style = ProgressStyle::with_template(
+        "{spinner} {msg} [{bar:30}] {percent}% {elapsed} (ETA {eta}) {per_sec}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style.progress_chars("=> "));
     bar.set_message(label.to_string());
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -35,10 +37,16 @@ pub fn stats(engine: &Engine) -> Result<Stats, EngineError> {
 }
 
 /// Finds the customer a key belongs to (see [`Engine::find_customer`]).
-pub fn find_customer(store: &dyn Store, key: &str, namespace: Option<&str>) -> Result<Option<i64>, EngineError> {
+pub fn find_customer(
+    store: &dyn Store,
+    key: &str,
+    namespace: Option<&str>,
+) -> Result<Option<i64>, EngineError> {
     let key = key.trim();
     if let Some(id) = key.strip_prefix('#') {
-        let id: i64 = id.parse().map_err(|_| EngineError::Invalid(format!("{key:?}: expected #<number>")))?;
+        let id: i64 = id
+            .parse()
+            .map_err(|_| EngineError::Invalid(format!("{key:?}: expected #<number>")))?;
         return Ok((!store.customer_identities(id)?.is_empty()).then_some(id));
     }
     let cc = store.setting("identity.default_country_code")?;
@@ -65,7 +73,9 @@ pub fn find_customer(store: &dyn Store, key: &str, namespace: Option<&str>) -> R
     values.dedup();
     for v in &values {
         for rec in store.identities_by_value(v)? {
-            if namespace.is_none_or(|ns| ns == rec.namespace) && !candidates.iter().any(|c| c.id == rec.id) {
+            if namespace.is_none_or(|ns| ns == rec.namespace)
+                && !candidates.iter().any(|c| c.id == rec.id)
+            {
                 candidates.push(rec);
             }
         }
@@ -75,8 +85,10 @@ pub fn find_customer(store: &dyn Store, key: &str, namespace: Option<&str>) -> R
         0 => Ok(None),
         1 => Ok(customers.into_iter().next()),
         _ => {
-            let list: Vec<String> =
-                candidates.iter().map(|c| format!("{}:{} (customer #{})", c.namespace, c.value, c.customer_id)).collect();
+            let list: Vec<String> = candidates
+                .iter()
+                .map(|c| format!("{}:{} (customer #{})", c.namespace, c.value, c.customer_id))
+                .collect();
             Err(EngineError::Invalid(format!(
                 "{key:?} matches several customers: {}; pass --namespace NS or #ID",
                 list.join(", ")
@@ -86,9 +98,14 @@ pub fn find_customer(store: &dyn Store, key: &str, namespace: Option<&str>) -> R
 }
 
 fn resolve_key(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<i64, EngineError> {
-    engine
-        .find_customer(key, namespace)?
-        .ok_or_else(|| EngineError::NotFound(format!("no customer with key {key:?}{}", namespace.map(|n| format!(" in namespace {n:?}")).unwrap_or_default())))
+    engine.find_customer(key, namespace)?.ok_or_else(|| {
+        EngineError::NotFound(format!(
+            "no customer with key {key:?}{}",
+            namespace
+                .map(|n| format!(" in namespace {n:?}"))
+                .unwrap_or_default()
+        ))
+    })
 }
 
 /// One identity in the unified view.
@@ -165,15 +182,27 @@ pub struct ConsentView {
 }
 
 fn source_names(store: &dyn Store) -> Result<HashMap<i64, String>, EngineError> {
-    Ok(store.sources()?.into_iter().map(|s| (s.id, s.name)).collect())
+    Ok(store
+        .sources()?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect())
 }
 
 fn ident_label(i: &IdentityRecord) -> String {
-    if i.kind == "customer" { format!("{}:{}", i.namespace, i.value) } else { format!("{} {}", i.kind, i.value) }
+    if i.kind == "customer" {
+        format!("{}:{}", i.namespace, i.value)
+    } else {
+        format!("{} {}", i.kind, i.value)
+    }
 }
 
 /// Builds the unified view of the customer a key belongs to.
-pub fn customer_view(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<CustomerView, EngineError> {
+pub fn customer_view(
+    engine: &Engine,
+    key: &str,
+    namespace: Option<&str>,
+) -> Result<CustomerView, EngineError> {
     let store = engine.store();
     let id = resolve_key(engine, key, namespace)?;
     let names = source_names(store)?;
@@ -189,12 +218,22 @@ pub fn customer_view(engine: &Engine, key: &str, namespace: Option<&str>) -> Res
         let linked_by = if n == 0 {
             "first key of this customer".to_string()
         } else {
-            match links.iter().find(|l| !l.suppressed && (l.a == i.id || l.b == i.id)) {
+            match links
+                .iter()
+                .find(|l| !l.suppressed && (l.a == i.id || l.b == i.id))
+            {
                 Some(l) => {
                     let other = if l.a == i.id { l.b } else { l.a };
-                    let other = by_id.get(&other).map(|o| ident_label(o)).unwrap_or_else(|| format!("identity {other}"));
+                    let other = by_id
+                        .get(&other)
+                        .map(|o| ident_label(o))
+                        .unwrap_or_else(|| format!("identity {other}"));
                     let lsrc = names.get(&l.source_id).cloned().unwrap_or_default();
-                    format!("{} with {other} ({lsrc} line {})", rule_words(&l.rule), l.line)
+                    format!(
+                        "{} with {other} ({lsrc} line {})",
+                        rule_words(&l.rule),
+                        l.line
+                    )
                 }
                 None => "no live link".to_string(),
             }
@@ -219,7 +258,10 @@ pub fn customer_view(engine: &Engine, key: &str, namespace: Option<&str>) -> Res
     for (_, _, s) in &facts.attributes {
         sources.insert(s.clone());
     }
-    let key = idents.first().map(|i| format!("{}:{}", i.namespace, i.value)).unwrap_or_default();
+    let key = idents
+        .first()
+        .map(|i| format!("{}:{}", i.namespace, i.value))
+        .unwrap_or_default();
     Ok(CustomerView {
         id,
         key,
@@ -228,16 +270,28 @@ pub fn customer_view(engine: &Engine, key: &str, namespace: Option<&str>) -> Res
         attributes: facts
             .attributes
             .into_iter()
-            .map(|(name, value, source)| AttributeView { name, value, source })
+            .map(|(name, value, source)| AttributeView {
+                name,
+                value,
+                source,
+            })
             .collect(),
         orders: facts.orders,
-        events: facts.events.into_iter().map(|(event, count)| EventCount { event, count }).collect(),
+        events: facts
+            .events
+            .into_iter()
+            .map(|(event, count)| EventCount { event, count })
+            .collect(),
         feedback: facts.feedback,
         campaigns: facts.campaigns,
         consents: facts
             .consents
             .into_iter()
-            .map(|(purpose, granted, time)| ConsentView { purpose, granted, time })
+            .map(|(purpose, granted, time)| ConsentView {
+                purpose,
+                granted,
+                time,
+            })
             .collect(),
     })
 }
@@ -281,7 +335,11 @@ pub struct MergeExplanation {
 }
 
 /// Explains why the customer's keys are one customer.
-pub fn merges(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<MergeExplanation, EngineError> {
+pub fn merges(
+    engine: &Engine,
+    key: &str,
+    namespace: Option<&str>,
+) -> Result<MergeExplanation, EngineError> {
     let store = engine.store();
     let id = resolve_key(engine, key, namespace)?;
     let names = source_names(store)?;
@@ -293,7 +351,11 @@ pub fn merges(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<Mer
         for x in [l.a, l.b] {
             if let std::collections::hash_map::Entry::Vacant(e) = labels.entry(x) {
                 if let Some(rec) = store.identity(x)? {
-                    e.insert(format!("{} (customer #{})", ident_label(&rec), rec.customer_id));
+                    e.insert(format!(
+                        "{} (customer #{})",
+                        ident_label(&rec),
+                        rec.customer_id
+                    ));
                 }
             }
         }
@@ -331,13 +393,19 @@ pub struct SplitOutcome {
 }
 
 fn find_identity(store: &dyn Store, spec: &str) -> Result<IdentityRecord, EngineError> {
-    let (ns, value) = spec
-        .split_once(':')
-        .ok_or_else(|| EngineError::Invalid(format!("--identity {spec:?}: expected NS:VALUE (e.g. web:W123 or email:ann@example.com)")))?;
+    let (ns, value) = spec.split_once(':').ok_or_else(|| {
+        EngineError::Invalid(format!(
+            "--identity {spec:?}: expected NS:VALUE (e.g. web:W123 or email:ann@example.com)"
+        ))
+    })?;
     let cc = store.setting("identity.default_country_code")?;
     let value = match ns {
-        "email" => Email::parse(value).map(|e| e.as_str().to_string()).unwrap_or_else(|| value.trim().to_lowercase()),
-        "phone" => Phone::parse(value, cc.as_deref()).map(|p| p.as_str().to_string()).unwrap_or_else(|| value.to_string()),
+        "email" => Email::parse(value)
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_else(|| value.trim().to_lowercase()),
+        "phone" => Phone::parse(value, cc.as_deref())
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| value.to_string()),
         _ => value.trim().to_string(),
     };
     store
@@ -349,16 +417,32 @@ fn find_identity(store: &dyn Store, spec: &str) -> Result<IdentityRecord, Engine
 
 /// Undoes a wrong link: the identity and its facts become a separate customer.
 /// Reversible with [`unsplit`].
-pub fn split(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str) -> Result<SplitOutcome, EngineError> {
+pub fn split(
+    engine: &Engine,
+    key: &str,
+    namespace: Option<&str>,
+    identity: &str,
+) -> Result<SplitOutcome, EngineError> {
     set_split(engine, key, namespace, identity, true)
 }
 
 /// Re-enables the links a split switched off.
-pub fn unsplit(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str) -> Result<SplitOutcome, EngineError> {
+pub fn unsplit(
+    engine: &Engine,
+    key: &str,
+    namespace: Option<&str>,
+    identity: &str,
+) -> Result<SplitOutcome, EngineError> {
     set_split(engine, key, namespace, identity, false)
 }
 
-fn set_split(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str, split: bool) -> Result<SplitOutcome, EngineError> {
+fn set_split(
+    engine: &Engine,
+    key: &str,
+    namespace: Option<&str>,
+    identity: &str,
+    split: bool,
+) -> Result<SplitOutcome, EngineError> {
     let store = engine.store();
     let customer = resolve_key(engine, key, namespace)?;
     let ident = find_identity(store, identity)?;
@@ -368,7 +452,11 @@ fn set_split(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str
             ident.customer_id
         )));
     }
-    let links: Vec<LinkRecord> = store.links_of(&[ident.id])?.into_iter().filter(|l| l.suppressed != split).collect();
+    let links: Vec<LinkRecord> = store
+        .links_of(&[ident.id])?
+        .into_iter()
+        .filter(|l| l.suppressed != split)
+        .collect();
     if links.is_empty() {
         return Err(EngineError::Invalid(if split {
             format!("{identity} has no active link to split (it is alone in customer #{customer})")
@@ -377,7 +465,9 @@ fn set_split(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str
         }));
     }
     if split && store.customer_identities(customer)?.len() < 2 {
-        return Err(EngineError::Invalid(format!("customer #{customer} has a single identity: nothing to split")));
+        return Err(EngineError::Invalid(format!(
+            "customer #{customer} has a single identity: nothing to split"
+        )));
     }
     let max: usize = store
         .setting("identity.max_customers_per_key")?
@@ -387,28 +477,65 @@ fn set_split(engine: &Engine, key: &str, namespace: Option<&str>, identity: &str
     let ids: Vec<i64> = links.iter().map(|l| l.id).collect();
     tx.set_links_suppressed(&ids, split)?;
     let m = tx.max_ids()?;
-    let why = if split { "a split" } else { format!("undoing the split of {identity}").leak() };
+    let why = if split {
+        "a split"
+    } else {
+        format!("undoing the split of {identity}").leak()
+    };
     crate::import::resolve_graph(tx.as_mut(), max, m.customer + 1, m.customer + 1, why)?;
-    let after = tx.identity_graph()?.0.into_iter().find(|i| i.id == ident.id).map(|i| i.customer_id).unwrap_or(customer);
+    let after = tx
+        .identity_graph()?
+        .0
+        .into_iter()
+        .find(|i| i.id == ident.id)
+        .map(|i| i.customer_id)
+        .unwrap_or(customer);
     tx.log_merge(&MergeLogEntry {
         at: now_rfc3339(),
-        action: if split { "split".into() } else { "unsplit".into() },
+        action: if split {
+            "split".into()
+        } else {
+            "unsplit".into()
+        },
         customer_id: ident.customer_id,
         other_id: Some(after),
         detail: if split {
-            format!("{identity} split from customer #{} into #{after} ({} link(s) switched off)", ident.customer_id, ids.len())
+            format!(
+                "{identity} split from customer #{} into #{after} ({} link(s) switched off)",
+                ident.customer_id,
+                ids.len()
+            )
         } else {
-            format!("{identity} rejoined customer #{after} ({} link(s) restored)", ids.len())
+            format!(
+                "{identity} rejoined customer #{after} ({} link(s) restored)",
+                ids.len()
+            )
         },
     })?;
     tx.commit()?;
-    Ok(SplitOutcome { identity: identity.to_string(), from_customer: ident.customer_id, to_customer: after, links_changed: ids.len() })
+    Ok(SplitOutcome {
+        identity: identity.to_string(),
+        from_customer: ident.customer_id,
+        to_customer: after,
+        links_changed: ids.len(),
+    })
 }
 
 /// Writes a Parquet file as CSV (header + rows), streaming; returns the row count.
-pub fn parquet_to_csv(parquet: &std::path::Path, out: &std::path::Path) -> Result<u64, EngineError> {
-    let mut r = infogap_ingest::reader::open(parquet, infogap_core::config::FileFormat::Parquet, None, &[])?;
-    let io = |e: std::io::Error| EngineError::Io { path: out.display().to_string(), source: e };
+pub fn parquet_to_csv(
+    parquet: &std::path::Path,
+    out: &std::path::Path,
+) -> Result<u64, EngineError> {
+    let mut r = infogap_ingest::reader::open(
+        parquet,
+        infogap_core::config::FileFormat::Parquet,
+        None,
+        &[],
+    )?;
+    let io = |e: std::io::Error| EngineError::Io {
+        path: out.display().to_string(),
+        source: e,
+    };
     let f = std::fs::File::create(out).map_err(io)?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(f));
     let cerr = |e: csv::Error| EngineError::Invalid(format!("{}: {e}", out.display()));

@@ -77,7 +77,10 @@ struct Dsu {
 
 impl Dsu {
     fn new(n: usize) -> Self {
-        Dsu { parent: (0..n).collect(), rank: vec![0; n] }
+        Dsu {
+            parent: (0..n).collect(),
+            rank: vec![0; n],
+        }
     }
     fn find(&mut self, mut x: usize) -> usize {
         while self.parent[x] != x {
@@ -105,7 +108,13 @@ impl Dsu {
 /// Resolves the graph. `first_new` is the first customer id that did not exist
 /// before this run (ids `>= first_new` are provisional: merging them is not
 /// reported); `next_id` is the next free customer id.
-pub fn resolve(nodes: &[Node], edges: &[Edge], max_customers_per_key: usize, first_new: i64, next_id: i64) -> Resolution {
+pub fn resolve(
+    nodes: &[Node],
+    edges: &[Edge],
+    max_customers_per_key: usize,
+    first_new: i64,
+    next_id: i64,
+) -> Resolution {
     let index: HashMap<i64, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     let live: Vec<(usize, usize)> = edges
         .iter()
@@ -118,7 +127,12 @@ pub fn resolve(nodes: &[Node], edges: &[Edge], max_customers_per_key: usize, fir
     for &(a, b) in &live {
         for (g, o) in [(a, b), (b, a)] {
             if nodes[g].global && !nodes[o].global {
-                neighbours.entry(g).or_default().entry(nodes[o].namespace.as_str()).or_default().insert(o);
+                neighbours
+                    .entry(g)
+                    .or_default()
+                    .entry(nodes[o].namespace.as_str())
+                    .or_default()
+                    .insert(o);
             }
         }
     }
@@ -131,7 +145,11 @@ pub fn resolve(nodes: &[Node], edges: &[Edge], max_customers_per_key: usize, fir
             && ids.len() > max_customers_per_key
         {
             ignored.insert(g);
-            over_shared.push(OverShared { identity: nodes[g].id, namespace: (*ns).to_string(), ids: ids.len() });
+            over_shared.push(OverShared {
+                identity: nodes[g].id,
+                namespace: (*ns).to_string(),
+                ids: ids.len(),
+            });
         }
     }
 
@@ -154,14 +172,27 @@ pub fn resolve(nodes: &[Node], edges: &[Edge], max_customers_per_key: usize, fir
             let mut cands: Vec<i64> = members.iter().map(|&m| nodes[m].customer).collect();
             cands.sort_unstable();
             cands.dedup();
-            let min_node = members.iter().map(|&m| nodes[m].id).min().unwrap_or(i64::MAX);
-            (cands.first().copied().unwrap_or(i64::MAX), min_node, members, cands)
+            let min_node = members
+                .iter()
+                .map(|&m| nodes[m].id)
+                .min()
+                .unwrap_or(i64::MAX);
+            (
+                cands.first().copied().unwrap_or(i64::MAX),
+                min_node,
+                members,
+                cands,
+            )
         })
         .collect();
     ordered.sort_by_key(|(first, min_node, _, _)| (*first, *min_node));
     let mut taken: HashSet<i64> = HashSet::new();
     let mut next = next_id;
-    let mut res = Resolution { over_shared, customers: ordered.len(), ..Default::default() };
+    let mut res = Resolution {
+        over_shared,
+        customers: ordered.len(),
+        ..Default::default()
+    };
     let mut kept_by_group: Vec<(i64, Vec<i64>)> = Vec::new();
     for (_, _, members, cands) in &ordered {
         let chosen = match cands.iter().find(|c| !taken.contains(c)) {
@@ -200,10 +231,19 @@ mod tests {
     use super::*;
 
     fn node(id: i64, ns: &str, customer: i64) -> Node {
-        Node { id, namespace: ns.into(), global: ns == "email" || ns == "phone", customer }
+        Node {
+            id,
+            namespace: ns.into(),
+            global: ns == "email" || ns == "phone",
+            customer,
+        }
     }
     fn edge(a: i64, b: i64) -> Edge {
-        Edge { a, b, suppressed: false }
+        Edge {
+            a,
+            b,
+            suppressed: false,
+        }
     }
 
     #[test]
@@ -237,7 +277,11 @@ mod tests {
     #[test]
     fn suppressed_edge_splits_with_a_new_id() {
         let nodes = vec![node(1, "crm", 7), node(2, "web", 7)];
-        let edges = vec![Edge { a: 1, b: 2, suppressed: true }];
+        let edges = vec![Edge {
+            a: 1,
+            b: 2,
+            suppressed: true,
+        }];
         let r = resolve(&nodes, &edges, 5, 50, 50);
         assert_eq!(r.customers, 2);
         assert_eq!(r.new_customers, vec![50]);

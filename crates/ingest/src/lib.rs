@@ -82,6 +82,9 @@ impl IngestError {
 
     /// A row-level error (can be skipped with `--skip-bad-rows`).
     pub fn is_row_error(&self) -> bool {
-        matches!(self, IngestError::BadValue { .. } | IngestError::BadRow { .. })
+        matches!(
+            self,
+            IngestError::BadValue { .. } | IngestError::BadRow { .. }
+        )
     }
 }

@@ -52,7 +52,10 @@ pub fn open(
 }
 
 fn file_err(path: &Path, reason: impl std::fmt::Display) -> IngestError {
-    IngestError::File { file: path.display().to_string(), reason: reason.to_string() }
+    IngestError::File {
+        file: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Guesses the delimiter from the first line: the most frequent of `,` tab `;` `|` outside quotes.
@@ -63,9 +66,7 @@ pub fn sniff_delimiter(first_line: &str) -> u8 {
     for b in first_line.bytes() {
         if b == b'"' {
             in_quotes = !in_quotes;
-        } else if !in_quotes
-            && let Some(i) = cands.iter().position(|&c| c == b)
-        {
+        } else if !in_quotes && let Some(i) = cands.iter().position(|&c| c == b) {
             counts[i] += 1;
         }
     }
@@ -86,7 +87,8 @@ struct CountingReader<R> {
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -110,7 +112,8 @@ impl CsvRows {
         let total = f.metadata().map(|m| m.len()).unwrap_or(0);
         let mut first = String::new();
         let mut br = BufReader::new(File::open(path).map_err(|e| file_err(path, e))?);
-        br.read_line(&mut first).map_err(|e| file_err(path, format!("not UTF-8 text ({e})")))?;
+        br.read_line(&mut first)
+            .map_err(|e| file_err(path, format!("not UTF-8 text ({e})")))?;
         // csv reports a CRLF record's start on the previous line: correct for it
         let crlf = u64::from(first.ends_with("\r\n"));
         let delimiter = delimiter.unwrap_or_else(|| sniff_delimiter(&first));
@@ -119,7 +122,10 @@ impl CsvRows {
             .delimiter(delimiter)
             .has_headers(true)
             .flexible(false)
-            .from_reader(CountingReader { inner: f, count: read.clone() });
+            .from_reader(CountingReader {
+                inner: f,
+                count: read.clone(),
+            });
         let headers = reader
             .headers()
             .map_err(|e| file_err(path, format!("cannot read the header line: {e}")))?
@@ -151,21 +157,34 @@ impl RowReader for CsvRows {
         match self.reader.read_record(&mut self.record) {
             Ok(more) => {
                 if more {
-                    self.line = self.record.position().map(|p| p.line() + self.crlf).unwrap_or(self.line + 1);
+                    self.line = self
+                        .record
+                        .position()
+                        .map(|p| p.line() + self.crlf)
+                        .unwrap_or(self.line + 1);
                 }
                 Ok(more)
             }
             Err(e) => {
-                let line = e.position().map(|p| p.line() + self.crlf).unwrap_or(self.line + 1);
+                let line = e
+                    .position()
+                    .map(|p| p.line() + self.crlf)
+                    .unwrap_or(self.line + 1);
                 let reason = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
                         format!("has {len} fields but the header has {expected_len}")
                     }
                     csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
                     _ => e.to_string(),
                 };
                 self.line = line;
-                Err(IngestError::BadRow { file: self.file.clone(), line, reason })
+                Err(IngestError::BadRow {
+                    file: self.file.clone(),
+                    line,
+                    reason,
+                })
             }
         }
     }
@@ -182,7 +201,10 @@ impl RowReader for CsvRows {
     }
 
     fn progress(&self) -> (u64, u64) {
-        (self.read.load(std::sync::atomic::Ordering::Relaxed), self.total)
+        (
+            self.read.load(std::sync::atomic::Ordering::Relaxed),
+            self.total,
+        )
     }
 }
 
@@ -204,7 +226,11 @@ impl JsonRows {
         let f = File::open(path).map_err(|e| file_err(path, e))?;
         let total = f.metadata().map(|m| m.len()).unwrap_or(0);
         let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut lines = BufReader::new(CountingReader { inner: f, count: read.clone() }).lines();
+        let mut lines = BufReader::new(CountingReader {
+            inner: f,
+            count: read.clone(),
+        })
+        .lines();
         let file = path.display().to_string();
         let mut line = 0;
         let first = loop {
@@ -220,13 +246,23 @@ impl JsonRows {
             }
         };
         let headers = first.keys().cloned().collect();
-        Ok(JsonRows { file, headers, lines, current: Vec::new(), pending: Some(first), line: line - 1, read, total })
+        Ok(JsonRows {
+            file,
+            headers,
+            lines,
+            current: Vec::new(),
+            pending: Some(first),
+            line: line - 1,
+            read,
+            total,
+        })
     }
 
     fn load(&mut self, obj: serde_json::Map<String, serde_json::Value>) {
         self.current.clear();
         for h in &self.headers {
-            self.current.push(obj.get(h).cloned().unwrap_or(serde_json::Value::Null));
+            self.current
+                .push(obj.get(h).cloned().unwrap_or(serde_json::Value::Null));
         }
     }
 }
@@ -238,8 +274,16 @@ fn parse_object(
 ) -> Result<serde_json::Map<String, serde_json::Value>, IngestError> {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
-        Ok(_) => Err(IngestError::BadRow { file: file.to_string(), line, reason: "not a JSON object".into() }),
-        Err(e) => Err(IngestError::BadRow { file: file.to_string(), line, reason: format!("invalid JSON: {e}") }),
+        Ok(_) => Err(IngestError::BadRow {
+            file: file.to_string(),
+            line,
+            reason: "not a JSON object".into(),
+        }),
+        Err(e) => Err(IngestError::BadRow {
+            file: file.to_string(),
+            line,
+            reason: format!("invalid JSON: {e}"),
+        }),
     }
 }
 
@@ -258,7 +302,11 @@ impl RowReader for JsonRows {
             match self.lines.next() {
                 None => return Ok(false),
                 Some(Err(e)) => {
-                    return Err(IngestError::BadRow { file: self.file.clone(), line: self.line + 1, reason: e.to_string() });
+                    return Err(IngestError::BadRow {
+                        file: self.file.clone(),
+                        line: self.line + 1,
+                        reason: e.to_string(),
+                    });
                 }
                 Some(Ok(l)) => {
                     self.line += 1;
@@ -299,7 +347,10 @@ impl RowReader for JsonRows {
     }
 
     fn progress(&self) -> (u64, u64) {
-        (self.read.load(std::sync::atomic::Ordering::Relaxed), self.total)
+        (
+            self.read.load(std::sync::atomic::Ordering::Relaxed),
+            self.total,
+        )
     }
 }
 
@@ -369,10 +420,11 @@ impl ParquetRows {
         self.cols.clear();
         for (i, array) in batch.columns().iter().enumerate() {
             let name = batch.schema().field(i).name().clone();
-            self.cols.push(normalize(array, &name).map_err(|reason| IngestError::File {
-                file: self.file.clone(),
-                reason: format!("column {name:?}: {reason}"),
-            })?);
+            self.cols
+                .push(normalize(array, &name).map_err(|reason| IngestError::File {
+                    file: self.file.clone(),
+                    reason: format!("column {name:?}: {reason}"),
+                })?);
         }
         self.rows_in_batch = batch.num_rows();
         self.row = 0;
@@ -393,7 +445,11 @@ fn normalize(array: &ArrayRef, _name: &str) -> Result<Col, String> {
         | DataType::UInt16
         | DataType::UInt32
         | DataType::UInt64 => Col::Int(c(&DataType::Int64)?.as_primitive::<Int64Type>().clone()),
-        DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => {
+        DataType::Float16
+        | DataType::Float32
+        | DataType::Float64
+        | DataType::Decimal128(_, _)
+        | DataType::Decimal256(_, _) => {
             Col::Float(c(&DataType::Float64)?.as_primitive::<Float64Type>().clone())
         }
         DataType::Boolean => Col::Bool(array.as_boolean().clone()),
@@ -404,13 +460,22 @@ fn normalize(array: &ArrayRef, _name: &str) -> Result<Col, String> {
                 TimeUnit::Microsecond => 1_000_000,
                 TimeUnit::Nanosecond => 1_000_000_000,
             };
-            Col::Time(c(&DataType::Int64)?.as_primitive::<Int64Type>().clone(), div, 1)
+            Col::Time(
+                c(&DataType::Int64)?.as_primitive::<Int64Type>().clone(),
+                div,
+                1,
+            )
         }
         DataType::Date32 => {
-            let ints = c(&DataType::Int32).and_then(|a| cast(&a, &DataType::Int64).map_err(|e| e.to_string()))?;
+            let ints = c(&DataType::Int32)
+                .and_then(|a| cast(&a, &DataType::Int64).map_err(|e| e.to_string()))?;
             Col::Time(ints.as_primitive::<Int64Type>().clone(), 1, 86_400)
         }
-        DataType::Date64 => Col::Time(c(&DataType::Int64)?.as_primitive::<Int64Type>().clone(), 1_000, 1),
+        DataType::Date64 => Col::Time(
+            c(&DataType::Int64)?.as_primitive::<Int64Type>().clone(),
+            1_000,
+            1,
+        ),
         _ => Col::Str(c(&DataType::Utf8)?.as_string::<i32>().clone()),
     })
 }
@@ -430,7 +495,10 @@ impl RowReader for ParquetRows {
             match self.reader.next() {
                 None => return Ok(false),
                 Some(Err(e)) => {
-                    return Err(IngestError::File { file: self.file.clone(), reason: format!("Parquet read error: {e}") });
+                    return Err(IngestError::File {
+                        file: self.file.clone(),
+                        reason: format!("Parquet read error: {e}"),
+                    });
                 }
                 Some(Ok(batch)) => {
                     if batch.num_rows() == 0 {
@@ -449,18 +517,48 @@ impl RowReader for ParquetRows {
     }
 
     fn cell(&self, col: usize) -> Cell<'_> {
-        let Some(Some(p)) = self.position.get(col) else { return Cell::Null };
-        let Some(c) = self.cols.get(*p) else { return Cell::Null };
+        let Some(Some(p)) = self.position.get(col) else {
+            return Cell::Null;
+        };
+        let Some(c) = self.cols.get(*p) else {
+            return Cell::Null;
+        };
         let r = self.row;
         match c {
-            Col::Int(a) => if a.is_null(r) { Cell::Null } else { Cell::Int(a.value(r)) },
-            Col::Float(a) => if a.is_null(r) { Cell::Null } else { Cell::Float(a.value(r)) },
-            Col::Bool(a) => if a.is_null(r) { Cell::Null } else { Cell::Bool(a.value(r)) },
+            Col::Int(a) => {
+                if a.is_null(r) {
+                    Cell::Null
+                } else {
+                    Cell::Int(a.value(r))
+                }
+            }
+            Col::Float(a) => {
+                if a.is_null(r) {
+                    Cell::Null
+                } else {
+                    Cell::Float(a.value(r))
+                }
+            }
+            Col::Bool(a) => {
+                if a.is_null(r) {
+                    Cell::Null
+                } else {
+                    Cell::Bool(a.value(r))
+                }
+            }
             Col::Str(a) => {
-                if a.is_null(r) || a.value(r).trim().is_empty() { Cell::Null } else { Cell::Str(a.value(r)) }
+                if a.is_null(r) || a.value(r).trim().is_empty() {
+                    Cell::Null
+                } else {
+                    Cell::Str(a.value(r))
+                }
             }
             Col::Time(a, div, mul) => {
-                if a.is_null(r) { Cell::Null } else { Cell::Time(a.value(r).div_euclid(*div) * mul) }
+                if a.is_null(r) {
+                    Cell::Null
+                } else {
+                    Cell::Time(a.value(r).div_euclid(*div) * mul)
+                }
             }
         }
     }
@@ -527,6 +625,9 @@ mod tests {
         assert_eq!(r.cell(id), Cell::Int(7));
         assert!(matches!(r.advance(), Ok(true)));
         assert_eq!(r.line(), 3);
-        assert!(matches!(r.advance(), Err(IngestError::BadRow { line: 4, .. })));
+        assert!(matches!(
+            r.advance(),
+            Err(IngestError::BadRow { line: 4, .. })
+        ));
     }
 }

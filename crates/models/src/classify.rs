@@ -122,6 +122,12 @@ fn check_xy(x: &DenseMatrix, y: &[bool]) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// Tree routing: rows with `value <= threshold` or a missing (NaN) value go left.
+#[inline]
+pub(crate) fn goes_left(value: f64, threshold: f64) -> bool {
+    value <= threshold || value.is_nan()
+}
+
 /// Stratified shuffled k-fold assignment: returns the fold (0..k) of each row.
 /// Positives and negatives are shuffled separately with `seed` and dealt
 /// round-robin, so each fold has the same class balance (±1 row).
@@ -377,7 +383,8 @@ fn inner_oof(
         .flat_map(|f| (0..cands.len()).map(move |c| (f, c)))
         .collect();
     use rayon::prelude::*;
-    let results: Vec<Result<(usize, usize, Vec<usize>, Vec<f64>), ModelError>> = jobs
+    type FoldPreds = (usize, usize, Vec<usize>, Vec<f64>);
+    let results: Vec<Result<FoldPreds, ModelError>> = jobs
         .par_iter()
         .map(|&(f, c)| {
             let (tr, te) = split_indices(&folds, f);

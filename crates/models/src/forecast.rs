@@ -24,8 +24,12 @@
 //! no additive error with multiplicative season — plus, optionally, the
 //! additive-error models on log(y) (a Box-Cox λ = 0 transform) whose
 //! likelihood is put back on the original scale with the Jacobian
-//! (−Σ log y), so every candidate's AICc is comparable. The lowest AICc wins;
-//! only the training data are used.
+//! (−Σ log y), so every candidate's AICc is comparable. Seasonal candidates are
+//! screened with their initial seasonal states held at decomposition values,
+//! the best few are fitted in full, and the lowest AICc wins; the winner's
+//! parameters are then re-estimated by the average 1..3-step squared error
+//! (AMSE, R's `opt.crit = "amse"`) when the series is long enough. Only the
+//! data passed in (the training part) are used.
 //!
 //! Prediction intervals: analytic (Gaussian, Hyndman et al. 2008 §6.3, "class
 //! 1") for additive-error models with additive or no trend and season, also on

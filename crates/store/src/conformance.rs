@@ -15,27 +15,147 @@ fn ok<T>(r: Result<T>) -> T {
 
 fn sample_batch(source_id: i64) -> WriteBatch {
     let mut b = WriteBatch::default();
-    b.identities.push(NewIdentity { id: 1, namespace: "crm".into(), kind: "customer".into(), value: "C1".into(), customer_id: 1, source_id, line: 2 });
-    b.identities.push(NewIdentity { id: 2, namespace: "email".into(), kind: "email".into(), value: "a@x.com".into(), customer_id: 2, source_id, line: 2 });
-    b.links.push(NewLink { a: 1, b: 2, source_id, line: 2, rule: "same_record" });
-    b.products.push(ProductRow { id: 1, key: "P1".into(), name: Some("Pen".into()), category: Some("office".into()), price: Some(2.5), attrs: None });
-    b.orders.push(OrderRow { id: 1, namespace: "crm".into(), key: "O1".into(), identity_id: 1, time: Some(100), amount: None, discount: None, file_id: 11 });
-    b.lines.push(LineRow { source_id, file_id: 11, order_id: 1, identity_id: 1, product_id: Some(1), quantity: 2.0, amount: 5.0, discount: 0.5, time: Some(100) });
-    b.lines.push(LineRow { source_id, file_id: 11, order_id: 1, identity_id: 1, product_id: Some(1), quantity: 1.0, amount: 2.5, discount: 0.0, time: Some(100) });
-    b.events.push(EventRow { source_id, file_id: 13, identity_id: 2, kind: "rating".into(), product_id: Some(1), value: Some(4.0), channel: Some("web".into()), time: Some(90) });
-    b.feedback.push(FeedbackRow { source_id, file_id: 14, identity_id: 2, kind: "ticket".into(), score: None, text: Some("late".into()), channel: None, time: Some(95) });
-    b.campaigns.push(CampaignRow { id: 1, key: "K1".into(), name: Some("Spring".into()), kind: None, start: Some(0), end: Some(1000) });
-    b.contacts.push(ContactRow { source_id, file_id: 15, identity_id: 1, campaign_id: 1, kind: "exposure", time: Some(50) });
-    b.contacts.push(ContactRow { source_id, file_id: 16, identity_id: 2, campaign_id: 1, kind: "redemption", time: Some(60) });
-    b.consents.push(ConsentRow { source_id, file_id: 17, identity_id: 1, purpose: "marketing".into(), granted: true, time: Some(10) });
-    b.attributes.push(AttributeRow { identity_id: 1, name: "age_band".into(), value: AttrValue::Text("25-34".into()), source_id, line: 2 });
+    b.identities.push(NewIdentity {
+        id: 1,
+        namespace: "crm".into(),
+        kind: "customer".into(),
+        value: "C1".into(),
+        customer_id: 1,
+        source_id,
+        line: 2,
+    });
+    b.identities.push(NewIdentity {
+        id: 2,
+        namespace: "email".into(),
+        kind: "email".into(),
+        value: "a@x.com".into(),
+        customer_id: 2,
+        source_id,
+        line: 2,
+    });
+    b.links.push(NewLink {
+        a: 1,
+        b: 2,
+        source_id,
+        line: 2,
+        rule: "same_record",
+    });
+    b.products.push(ProductRow {
+        id: 1,
+        key: "P1".into(),
+        name: Some("Pen".into()),
+        category: Some("office".into()),
+        price: Some(2.5),
+        attrs: None,
+    });
+    b.orders.push(OrderRow {
+        id: 1,
+        namespace: "crm".into(),
+        key: "O1".into(),
+        identity_id: 1,
+        time: Some(100),
+        amount: None,
+        discount: None,
+        file_id: 11,
+    });
+    b.lines.push(LineRow {
+        source_id,
+        file_id: 11,
+        order_id: 1,
+        identity_id: 1,
+        product_id: Some(1),
+        quantity: 2.0,
+        amount: 5.0,
+        discount: 0.5,
+        time: Some(100),
+    });
+    b.lines.push(LineRow {
+        source_id,
+        file_id: 11,
+        order_id: 1,
+        identity_id: 1,
+        product_id: Some(1),
+        quantity: 1.0,
+        amount: 2.5,
+        discount: 0.0,
+        time: Some(100),
+    });
+    b.events.push(EventRow {
+        source_id,
+        file_id: 13,
+        identity_id: 2,
+        kind: "rating".into(),
+        product_id: Some(1),
+        value: Some(4.0),
+        channel: Some("web".into()),
+        time: Some(90),
+    });
+    b.feedback.push(FeedbackRow {
+        source_id,
+        file_id: 14,
+        identity_id: 2,
+        kind: "ticket".into(),
+        score: None,
+        text: Some("late".into()),
+        channel: None,
+        time: Some(95),
+    });
+    b.campaigns.push(CampaignRow {
+        id: 1,
+        key: "K1".into(),
+        name: Some("Spring".into()),
+        kind: None,
+        start: Some(0),
+        end: Some(1000),
+    });
+    b.contacts.push(ContactRow {
+        source_id,
+        file_id: 15,
+        identity_id: 1,
+        campaign_id: 1,
+        kind: "exposure",
+        time: Some(50),
+    });
+    b.contacts.push(ContactRow {
+        source_id,
+        file_id: 16,
+        identity_id: 2,
+        campaign_id: 1,
+        kind: "redemption",
+        time: Some(60),
+    });
+    b.consents.push(ConsentRow {
+        source_id,
+        file_id: 17,
+        identity_id: 1,
+        purpose: "marketing".into(),
+        granted: true,
+        time: Some(10),
+    });
+    b.attributes.push(AttributeRow {
+        identity_id: 1,
+        name: "age_band".into(),
+        value: AttrValue::Text("25-34".into()),
+        source_id,
+        line: 2,
+    });
     b
 }
 
 /// A fresh store has the schema and is empty.
 pub fn empty_store_is_empty(store: &dyn Store) {
     let s = ok(store.stats());
-    assert_eq!((s.customers, s.orders, s.order_lines, s.products, s.events, s.feedback), (0, 0, 0, 0, 0, 0));
+    assert_eq!(
+        (
+            s.customers,
+            s.orders,
+            s.order_lines,
+            s.products,
+            s.events,
+            s.feedback
+        ),
+        (0, 0, 0, 0, 0, 0)
+    );
     assert_eq!(s.revenue, 0.0);
     assert!(ok(store.dataset()).customers.is_empty());
 }
@@ -48,7 +168,18 @@ pub fn write_read_and_idempotence(store: &dyn Store) {
     assert!(written >= 10, "facts written: {written}");
     ok(tx.commit());
     let s = ok(store.stats());
-    assert_eq!((s.orders, s.order_lines, s.products, s.events, s.feedback, s.campaign_contacts, s.consents), (1, 2, 1, 1, 1, 2, 1));
+    assert_eq!(
+        (
+            s.orders,
+            s.order_lines,
+            s.products,
+            s.events,
+            s.feedback,
+            s.campaign_contacts,
+            s.consents
+        ),
+        (1, 2, 1, 1, 1, 2, 1)
+    );
     assert!((s.revenue - 7.5).abs() < 1e-9, "revenue {}", s.revenue);
     let ds = ok(store.dataset());
     assert_eq!(ds.lines.len(), 2);
@@ -93,7 +224,13 @@ pub fn identities_and_merges(store: &dyn Store) {
     assert_eq!(ids.len(), 2);
     assert_eq!(links.len(), 1);
     ok(tx.assign_customers(&[(2, 1)], &[], &[]));
-    ok(tx.log_merge(&MergeLogEntry { at: now_rfc3339(), action: "merge".into(), customer_id: 1, other_id: Some(2), detail: "test".into() }));
+    ok(tx.log_merge(&MergeLogEntry {
+        at: now_rfc3339(),
+        action: "merge".into(),
+        customer_id: 1,
+        other_id: Some(2),
+        detail: "test".into(),
+    }));
     ok(tx.set_setting("identity.max_customers_per_key", "5"));
     ok(tx.commit());
     assert_eq!(ok(store.stats()).customers, 1);
@@ -101,7 +238,10 @@ pub fn identities_and_merges(store: &dyn Store) {
     assert_eq!(ok(store.identities_by_value("a@x.com"))[0].customer_id, 1);
     assert_eq!(ok(store.links_of(&[1])).len(), 1);
     assert_eq!(ok(store.merge_log(2)).len(), 1);
-    assert_eq!(ok(store.setting("identity.max_customers_per_key")).as_deref(), Some("5"));
+    assert_eq!(
+        ok(store.setting("identity.max_customers_per_key")).as_deref(),
+        Some("5")
+    );
     let f = ok(store.customer_facts(1));
     assert_eq!(f.orders.count, 1);
     assert_eq!(f.orders.lines, 2);
@@ -126,7 +266,10 @@ pub fn models_round_trip(store: &dyn Store) {
     let m2 = ok(store.save_model("recs", &p, &serde_json::json!({"ndcg": 0.5}), b"two"));
     assert_eq!((m1.version, m2.version), (1, 2));
     let got = ok(store.load_model("recs")).map(|m| (m.version, m.blob, m.metrics));
-    assert_eq!(got, Some((2, b"two".to_vec(), serde_json::json!({"ndcg": 0.5}))));
+    assert_eq!(
+        got,
+        Some((2, b"two".to_vec(), serde_json::json!({"ndcg": 0.5})))
+    );
     assert!(ok(store.load_model("churn")).is_none());
 }
 
@@ -149,7 +292,10 @@ pub fn import_runs_recorded(store: &dyn Store) {
             seconds: 0.1,
         }));
     }
-    assert_eq!(ok(tx.last_import(sid, "a.csv")), Some(("h1".to_string(), "c".to_string())));
+    assert_eq!(
+        ok(tx.last_import(sid, "a.csv")),
+        Some(("h1".to_string(), "c".to_string()))
+    );
     assert_eq!(ok(tx.last_import(sid, "b.csv")), None);
     ok(tx.commit());
     let runs = ok(store.import_runs());

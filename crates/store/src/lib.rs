@@ -614,7 +614,12 @@ pub trait StoreTx {
     fn identity_graph(&mut self) -> Result<(Vec<IdentityRecord>, Vec<LinkRecord>)>;
     /// Reassigns identities to customers and creates the new customer rows;
     /// `shared` lists the over-shared keys (all others are marked not shared).
-    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64], shared: &[i64]) -> Result<()>;
+    fn assign_customers(
+        &mut self,
+        changes: &[(i64, i64)],
+        new_customers: &[i64],
+        shared: &[i64],
+    ) -> Result<()>;
     /// Switches links off (split) or on again (unsplit).
     fn set_links_suppressed(&mut self, link_ids: &[i64], suppressed: bool) -> Result<()>;
     /// Appends to the merge log.

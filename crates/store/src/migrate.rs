@@ -10,8 +10,11 @@ pub(crate) struct Migration {
 }
 
 /// All migrations, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "init", sql: include_str!("../migrations/0001_init.sql") }];
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).
 pub(crate) fn checksum(sql: &str) -> String {

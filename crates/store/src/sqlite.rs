@@ -12,8 +12,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use infogap_core::dataset::{
-    AttrValue, CampaignFact, CampaignInfo, CustomerInfo, Dataset, EventFact, FeedbackFact, LineFact,
-    OrderFact, ProductInfo,
+    AttrValue, CampaignFact, CampaignInfo, CustomerInfo, Dataset, EventFact, FeedbackFact,
+    LineFact, OrderFact, ProductInfo,
 };
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous,
@@ -45,11 +45,16 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens or creates the store at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
         if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty() && !parent.exists() {
-                std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
-            }
+            && !parent.as_os_str().is_empty()
+            && !parent.exists()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -66,7 +71,10 @@ impl SqliteStore {
         let conn = rt
             .block_on(SqliteConnection::connect_with(&opts))
             .map_err(|e| open_err(e.to_string()))?;
-        let store = SqliteStore { rt, conn: Mutex::new(conn) };
+        let store = SqliteStore {
+            rt,
+            conn: Mutex::new(conn),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -89,16 +97,23 @@ impl SqliteStore {
         )
         .map_err(db_err)?;
         let rows = rt
-            .block_on(sqlx::query("SELECT version, checksum FROM schema_migrations").fetch_all(&mut *conn))
+            .block_on(
+                sqlx::query("SELECT version, checksum FROM schema_migrations")
+                    .fetch_all(&mut *conn),
+            )
             .map_err(db_err)?;
         let mut applied: HashMap<i64, String> = HashMap::new();
         for r in rows {
             applied.insert(get(&r, 0)?, get(&r, 1)?);
         }
         if let Some(max) = applied.keys().max()
-            && *max > latest() {
-                return Err(StoreError::TooNew { found: *max, supported: latest() });
-            }
+            && *max > latest()
+        {
+            return Err(StoreError::TooNew {
+                found: *max,
+                supported: latest(),
+            });
+        }
         for m in MIGRATIONS {
             if let Some(sum) = applied.get(&m.version) {
                 if *sum != checksum(m.sql) {
@@ -133,7 +148,10 @@ impl SqliteStore {
 
     fn fetch_i64(&self, sql: &'static str) -> Result<i64> {
         let rows = self.fetch_all(sqlx::query(sql))?;
-        rows.first().map(|r| get::<i64>(r, 0)).transpose().map(|v| v.unwrap_or(0))
+        rows.first()
+            .map(|r| get::<i64>(r, 0))
+            .transpose()
+            .map(|v| v.unwrap_or(0))
     }
 }
 
@@ -145,7 +163,8 @@ where
 }
 
 fn attr_from_json(text: &str) -> Result<AttrValue> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("attribute value {text:?}: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("attribute value {text:?}: {e}")))
 }
 
 fn identity_from_row(r: &SqliteRow) -> Result<IdentityRecord> {
@@ -187,11 +206,16 @@ pub struct SqliteTx<'a> {
 
 impl SqliteTx<'_> {
     fn exec(&mut self, q: Q<'_>) -> Result<u64> {
-        self.rt.block_on(q.execute(&mut *self.conn)).map(|r| r.rows_affected()).map_err(db_err)
+        self.rt
+            .block_on(q.execute(&mut *self.conn))
+            .map(|r| r.rows_affected())
+            .map_err(db_err)
     }
 
     fn fetch(&mut self, q: Q<'_>) -> Result<Vec<SqliteRow>> {
-        self.rt.block_on(q.fetch_all(&mut *self.conn)).map_err(db_err)
+        self.rt
+            .block_on(q.fetch_all(&mut *self.conn))
+            .map_err(db_err)
     }
 
     /// Multi-row insert: `head` is `INSERT … (cols) VALUES`, `tail` the conflict clause.
@@ -210,7 +234,10 @@ impl SqliteTx<'_> {
             let sql = match &cached {
                 Some((n, s)) if *n == chunk.len() => s.clone(),
                 _ => {
-                    let s = format!("{head} {} {tail}", vec![one.as_str(); chunk.len()].join(","));
+                    let s = format!(
+                        "{head} {} {tail}",
+                        vec![one.as_str(); chunk.len()].join(",")
+                    );
                     cached = Some((chunk.len(), s.clone()));
                     s
                 }
@@ -228,7 +255,9 @@ impl SqliteTx<'_> {
 impl Drop for SqliteTx<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.rt.block_on(sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn));
+            let _ = self
+                .rt
+                .block_on(sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn));
         }
     }
 }
@@ -243,7 +272,8 @@ impl StoreTx for SqliteTx<'_> {
             .bind(kind.to_string())
             .bind(namespace.to_string()),
         )?;
-        let rows = self.fetch(sqlx::query("SELECT id FROM sources WHERE name = ?").bind(name.to_string()))?;
+        let rows = self
+            .fetch(sqlx::query("SELECT id FROM sources WHERE name = ?").bind(name.to_string()))?;
         rows.first()
             .map(|r| get(r, 0))
             .transpose()?
@@ -257,7 +287,9 @@ impl StoreTx for SqliteTx<'_> {
                 .bind(path.to_string()),
         )?;
         let rows = self.fetch(
-            sqlx::query("SELECT id FROM files WHERE source_id = ? AND path = ?").bind(source_id).bind(path.to_string()),
+            sqlx::query("SELECT id FROM files WHERE source_id = ? AND path = ?")
+                .bind(source_id)
+                .bind(path.to_string()),
         )?;
         rows.first()
             .map(|r| get(r, 0))
@@ -267,13 +299,27 @@ impl StoreTx for SqliteTx<'_> {
 
     fn delete_file_facts(&mut self, file_id: i64) -> Result<u64> {
         let mut n = 0;
-        for table in ["order_lines", "events", "feedback", "campaign_contacts", "consents"] {
-            n += self.exec(sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE file_id = ?"))).bind(file_id))?;
+        for table in [
+            "order_lines",
+            "events",
+            "feedback",
+            "campaign_contacts",
+            "consents",
+        ] {
+            n += self.exec(
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE file_id = ?"
+                )))
+                .bind(file_id),
+            )?;
         }
         n += self.exec(
             sqlx::query("DELETE FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)").bind(file_id),
         )?;
-        self.exec(sqlx::query("UPDATE orders SET amount = NULL, discount = NULL WHERE file_id = ?").bind(file_id))?;
+        self.exec(
+            sqlx::query("UPDATE orders SET amount = NULL, discount = NULL WHERE file_id = ?")
+                .bind(file_id),
+        )?;
         Ok(n)
     }
 
@@ -285,14 +331,18 @@ impl StoreTx for SqliteTx<'_> {
             .bind(source_id)
             .bind(path.to_string()),
         )?;
-        rows.first().map(|r| Ok((get(r, 0)?, get(r, 1)?))).transpose()
+        rows.first()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+            .transpose()
     }
 
     fn max_ids(&mut self) -> Result<MaxIds> {
         let rows = self.fetch(sqlx::query(
             "SELECT (SELECT COALESCE(MAX(id),0) FROM customers), (SELECT COALESCE(MAX(id),0) FROM identities), (SELECT COALESCE(MAX(id),0) FROM products), (SELECT COALESCE(MAX(id),0) FROM orders), (SELECT COALESCE(MAX(id),0) FROM campaigns)",
         ))?;
-        let r = rows.first().ok_or_else(|| StoreError::Database("no row".into()))?;
+        let r = rows
+            .first()
+            .ok_or_else(|| StoreError::Database("no row".into()))?;
         Ok(MaxIds {
             customer: get(r, 0)?,
             identity: get(r, 1)?,
@@ -304,8 +354,13 @@ impl StoreTx for SqliteTx<'_> {
 
     fn key_maps(&mut self) -> Result<KeyMaps> {
         let mut maps = KeyMaps::default();
-        for r in self.fetch(sqlx::query("SELECT namespace, kind, value, id, customer_id FROM identities"))? {
-            maps.identities.insert((get(&r, 0)?, get(&r, 1)?, get(&r, 2)?), (get(&r, 3)?, get(&r, 4)?));
+        for r in self.fetch(sqlx::query(
+            "SELECT namespace, kind, value, id, customer_id FROM identities",
+        ))? {
+            maps.identities.insert(
+                (get(&r, 0)?, get(&r, 1)?, get(&r, 2)?),
+                (get(&r, 3)?, get(&r, 4)?),
+            );
         }
         for r in self.fetch(sqlx::query("SELECT key, id FROM products"))? {
             maps.products.insert(get(&r, 0)?, get(&r, 1)?);
@@ -318,7 +373,10 @@ impl StoreTx for SqliteTx<'_> {
 
     fn order_keys(&mut self, namespace: &str) -> Result<HashMap<String, i64>> {
         let mut m = HashMap::new();
-        for r in self.fetch(sqlx::query("SELECT key, id FROM orders WHERE namespace = ?").bind(namespace.to_string()))? {
+        for r in self.fetch(
+            sqlx::query("SELECT key, id FROM orders WHERE namespace = ?")
+                .bind(namespace.to_string()),
+        )? {
             m.insert(get(&r, 0)?, get(&r, 1)?);
         }
         Ok(m)
@@ -347,23 +405,46 @@ impl StoreTx for SqliteTx<'_> {
             cust.sort_unstable();
             cust.dedup();
             let now = now_rfc3339();
-            self.insert_many("INSERT INTO customers (id, created_at) VALUES", 2, "ON CONFLICT DO NOTHING", &cust, |q, c| {
-                q.bind(*c).bind(now.clone())
-            })?;
+            self.insert_many(
+                "INSERT INTO customers (id, created_at) VALUES",
+                2,
+                "ON CONFLICT DO NOTHING",
+                &cust,
+                |q, c| q.bind(*c).bind(now.clone()),
+            )?;
         }
         self.insert_many(
             "INSERT INTO identity_links (a, b, source_id, line, rule) VALUES",
             5,
             "ON CONFLICT DO NOTHING",
             &b.links,
-            |q, r| q.bind(r.a).bind(r.b).bind(r.source_id).bind(r.line).bind(r.rule),
+            |q, r| {
+                q.bind(r.a)
+                    .bind(r.b)
+                    .bind(r.source_id)
+                    .bind(r.line)
+                    .bind(r.rule)
+            },
         )?;
         let count = |tx: &mut Self, table: &'static str| -> Result<i64> {
-            let r = tx.fetch(sqlx::query(AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"))))?;
-            r.first().map(|r| get(r, 0)).transpose().map(|v| v.unwrap_or(0))
+            let r = tx.fetch(sqlx::query(AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM {table}"
+            ))))?;
+            r.first()
+                .map(|r| get(r, 0))
+                .transpose()
+                .map(|v| v.unwrap_or(0))
         };
-        let products_before = if b.products.is_empty() { 0 } else { count(self, "products")? };
-        let campaigns_before = if b.campaigns.is_empty() { 0 } else { count(self, "campaigns")? };
+        let products_before = if b.products.is_empty() {
+            0
+        } else {
+            count(self, "products")?
+        };
+        let campaigns_before = if b.campaigns.is_empty() {
+            0
+        } else {
+            count(self, "campaigns")?
+        };
         self.insert_many(
             "INSERT INTO products (id, key, name, category, price, attrs) VALUES",
             6,
@@ -392,7 +473,11 @@ impl StoreTx for SqliteTx<'_> {
             facts += (count(self, "campaigns")? - campaigns_before).max(0) as u64;
         }
         // New orders count as written records; updates of existing orders do not.
-        let before = if b.orders.is_empty() { 0 } else { count(self, "orders")? };
+        let before = if b.orders.is_empty() {
+            0
+        } else {
+            count(self, "orders")?
+        };
         self.insert_many(
             "INSERT INTO orders (id, namespace, key, identity_id, time, amount, discount, file_id) VALUES",
             8,
@@ -487,11 +572,17 @@ impl StoreTx for SqliteTx<'_> {
             4,
             "ON CONFLICT DO NOTHING",
             &b.coupons,
-            |q, r| q.bind(r.campaign_id).bind(r.product_id).bind(r.coupon.clone()).bind(r.source_id),
+            |q, r| {
+                q.bind(r.campaign_id)
+                    .bind(r.product_id)
+                    .bind(r.coupon.clone())
+                    .bind(r.source_id)
+            },
         )?;
         let mut attr_rows = Vec::with_capacity(b.attributes.len());
         for a in &b.attributes {
-            let v = serde_json::to_string(&a.value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let v =
+                serde_json::to_string(&a.value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             attr_rows.push((a, v));
         }
         facts += self.insert_many(
@@ -506,38 +597,63 @@ impl StoreTx for SqliteTx<'_> {
 
     fn identity_graph(&mut self) -> Result<(Vec<IdentityRecord>, Vec<LinkRecord>)> {
         let ids = self
-            .fetch(sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY id"))))?
+            .fetch(sqlx::query(AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLS} FROM identities ORDER BY id"
+            ))))?
             .iter()
             .map(identity_from_row)
             .collect::<Result<Vec<_>>>()?;
         let links = self
-            .fetch(sqlx::query(AssertSqlSafe(format!("SELECT {LINK_COLS} FROM identity_links ORDER BY id"))))?
+            .fetch(sqlx::query(AssertSqlSafe(format!(
+                "SELECT {LINK_COLS} FROM identity_links ORDER BY id"
+            ))))?
             .iter()
             .map(link_from_row)
             .collect::<Result<Vec<_>>>()?;
         Ok((ids, links))
     }
 
-    fn assign_customers(&mut self, changes: &[(i64, i64)], new_customers: &[i64], shared: &[i64]) -> Result<()> {
-        self.exec(sqlx::query("UPDATE identities SET shared = 0 WHERE shared <> 0"))?;
+    fn assign_customers(
+        &mut self,
+        changes: &[(i64, i64)],
+        new_customers: &[i64],
+        shared: &[i64],
+    ) -> Result<()> {
+        self.exec(sqlx::query(
+            "UPDATE identities SET shared = 0 WHERE shared <> 0",
+        ))?;
         for id in shared {
             self.exec(sqlx::query("UPDATE identities SET shared = 1 WHERE id = ?").bind(*id))?;
         }
         let now = now_rfc3339();
-        self.insert_many("INSERT INTO customers (id, created_at) VALUES", 2, "ON CONFLICT DO NOTHING", new_customers, |q, c| {
-            q.bind(*c).bind(now.clone())
-        })?;
+        self.insert_many(
+            "INSERT INTO customers (id, created_at) VALUES",
+            2,
+            "ON CONFLICT DO NOTHING",
+            new_customers,
+            |q, c| q.bind(*c).bind(now.clone()),
+        )?;
         for (identity, customer) in changes {
-            self.exec(sqlx::query("UPDATE identities SET customer_id = ? WHERE id = ?").bind(*customer).bind(*identity))?;
+            self.exec(
+                sqlx::query("UPDATE identities SET customer_id = ? WHERE id = ?")
+                    .bind(*customer)
+                    .bind(*identity),
+            )?;
         }
         // customers left without identities are gone (merged away)
-        self.exec(sqlx::query("DELETE FROM customers WHERE id NOT IN (SELECT customer_id FROM identities)"))?;
+        self.exec(sqlx::query(
+            "DELETE FROM customers WHERE id NOT IN (SELECT customer_id FROM identities)",
+        ))?;
         Ok(())
     }
 
     fn set_links_suppressed(&mut self, link_ids: &[i64], suppressed: bool) -> Result<()> {
         for id in link_ids {
-            self.exec(sqlx::query("UPDATE identity_links SET suppressed = ? WHERE id = ?").bind(i64::from(suppressed)).bind(*id))?;
+            self.exec(
+                sqlx::query("UPDATE identity_links SET suppressed = ? WHERE id = ?")
+                    .bind(i64::from(suppressed))
+                    .bind(*id),
+            )?;
         }
         Ok(())
     }
@@ -584,7 +700,9 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
-        self.rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut *self.conn)).map_err(db_err)?;
+        self.rt
+            .block_on(sqlx::raw_sql("COMMIT").execute(&mut *self.conn))
+            .map_err(db_err)?;
         self.open = false;
         Ok(())
     }
@@ -593,19 +711,31 @@ impl StoreTx for SqliteTx<'_> {
 impl Store for SqliteStore {
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
         let mut conn = self.lock();
-        self.rt.block_on(sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn)).map_err(db_err)?;
-        Ok(Box::new(SqliteTx { conn, rt: &self.rt, open: true }))
+        self.rt
+            .block_on(sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn))
+            .map_err(db_err)?;
+        Ok(Box::new(SqliteTx {
+            conn,
+            rt: &self.rt,
+            open: true,
+        }))
     }
 
     fn stats(&self) -> Result<Stats> {
         let rows = self.fetch_all(sqlx::query(
             "SELECT (SELECT COUNT(DISTINCT customer_id) FROM identities WHERE shared = 0), (SELECT COUNT(*) FROM identities), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), (SELECT COUNT(*) FROM products), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM campaigns), (SELECT COUNT(*) FROM campaign_contacts), (SELECT COUNT(*) FROM consents), (SELECT COUNT(*) FROM identities WHERE shared <> 0)",
         ))?;
-        let r = rows.first().ok_or_else(|| StoreError::Database("no row".into()))?;
+        let r = rows
+            .first()
+            .ok_or_else(|| StoreError::Database("no row".into()))?;
         let revenue_rows = self.fetch_all(sqlx::query(
             "SELECT COALESCE((SELECT SUM(amount) FROM order_lines WHERE order_id NOT IN (SELECT id FROM orders WHERE amount IS NOT NULL)), 0.0) + COALESCE((SELECT SUM(amount) FROM orders WHERE amount IS NOT NULL), 0.0)",
         ))?;
-        let revenue: f64 = revenue_rows.first().map(|r| get(r, 0)).transpose()?.unwrap_or(0.0);
+        let revenue: f64 = revenue_rows
+            .first()
+            .map(|r| get(r, 0))
+            .transpose()?
+            .unwrap_or(0.0);
         let mut sources = Vec::new();
         for s in self.fetch_all(sqlx::query(
             "SELECT s.name, s.kind, s.namespace,
@@ -669,7 +799,9 @@ impl Store for SqliteStore {
                 ds.customers[ix].attributes.insert(name, attr_from_json(&v)?);
             }
         }
-        for r in self.fetch_all(sqlx::query("SELECT id, key, name, category, price FROM products ORDER BY id"))? {
+        for r in self.fetch_all(sqlx::query(
+            "SELECT id, key, name, category, price FROM products ORDER BY id",
+        ))? {
             ds.products.push(ProductInfo {
                 id: get(&r, 0)?,
                 key: get(&r, 1)?,
@@ -729,7 +861,9 @@ impl Store for SqliteStore {
                 time: get(&r, 5)?,
             });
         }
-        for r in self.fetch_all(sqlx::query("SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id"))? {
+        for r in self.fetch_all(sqlx::query(
+            "SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id",
+        ))? {
             ds.campaigns.push(CampaignInfo {
                 id: get(&r, 0)?,
                 key: get(&r, 1)?,
@@ -754,16 +888,27 @@ impl Store for SqliteStore {
     }
 
     fn sources(&self) -> Result<Vec<SourceRecord>> {
-        self.fetch_all(sqlx::query("SELECT id, name, kind, namespace FROM sources ORDER BY id"))?
-            .iter()
-            .map(|r| Ok(SourceRecord { id: get(r, 0)?, name: get(r, 1)?, kind: get(r, 2)?, namespace: get(r, 3)? }))
-            .collect()
+        self.fetch_all(sqlx::query(
+            "SELECT id, name, kind, namespace FROM sources ORDER BY id",
+        ))?
+        .iter()
+        .map(|r| {
+            Ok(SourceRecord {
+                id: get(r, 0)?,
+                name: get(r, 1)?,
+                kind: get(r, 2)?,
+                namespace: get(r, 3)?,
+            })
+        })
+        .collect()
     }
 
     fn identities_by_value(&self, value: &str) -> Result<Vec<IdentityRecord>> {
         self.fetch_all(
-            sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities WHERE value = ? ORDER BY id")))
-                .bind(value.to_string()),
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLS} FROM identities WHERE value = ? ORDER BY id"
+            )))
+            .bind(value.to_string()),
         )?
         .iter()
         .map(identity_from_row)
@@ -771,16 +916,23 @@ impl Store for SqliteStore {
     }
 
     fn identity(&self, id: i64) -> Result<Option<IdentityRecord>> {
-        self.fetch_all(sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities WHERE id = ?"))).bind(id))?
-            .first()
-            .map(identity_from_row)
-            .transpose()
+        self.fetch_all(
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLS} FROM identities WHERE id = ?"
+            )))
+            .bind(id),
+        )?
+        .first()
+        .map(identity_from_row)
+        .transpose()
     }
 
     fn customer_identities(&self, customer_id: i64) -> Result<Vec<IdentityRecord>> {
         self.fetch_all(
-            sqlx::query(AssertSqlSafe(format!("SELECT {IDENTITY_COLS} FROM identities WHERE customer_id = ? ORDER BY id")))
-                .bind(customer_id),
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT {IDENTITY_COLS} FROM identities WHERE customer_id = ? ORDER BY id"
+            )))
+            .bind(customer_id),
         )?
         .iter()
         .map(identity_from_row)
@@ -822,7 +974,9 @@ impl Store for SqliteStore {
             )
             .bind(c),
         )?;
-        let orow = o.first().ok_or_else(|| StoreError::Database("no row".into()))?;
+        let orow = o
+            .first()
+            .ok_or_else(|| StoreError::Database("no row".into()))?;
         let orders = OrderSummary {
             count: get(orow, 0)?,
             revenue: (get::<f64>(orow, 1)? * 100.0).round() / 100.0,
@@ -897,7 +1051,14 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| Ok((get(r, 0)?, get::<i64>(r, 1)? != 0, get(r, 2)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(CustomerFacts { orders, events, feedback, campaigns, attributes, consents })
+        Ok(CustomerFacts {
+            orders,
+            events,
+            feedback,
+            campaigns,
+            attributes,
+            consents,
+        })
     }
 
     fn merge_log(&self, customer_id: i64) -> Result<Vec<MergeLogEntry>> {
@@ -945,10 +1106,12 @@ impl Store for SqliteStore {
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
-        self.fetch_all(sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key.to_string()))?
-            .first()
-            .map(|r| get(r, 0))
-            .transpose()
+        self.fetch_all(
+            sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key.to_string()),
+        )?
+        .first()
+        .map(|r| get(r, 0))
+        .transpose()
     }
 
     fn save_model(
@@ -1007,8 +1170,10 @@ impl Store for SqliteStore {
                     kind: get(r, 0)?,
                     version: get(r, 1)?,
                     created_at: get(r, 2)?,
-                    params: serde_json::from_str(&params).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    metrics: serde_json::from_str(&metrics).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    params: serde_json::from_str(&params)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    metrics: serde_json::from_str(&metrics)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     blob: get(r, 5)?,
                 })
             })

@@ -27,11 +27,19 @@ pub fn demo(customers: usize, seed: u64) -> DemoFixture {
         Err(e) => panic!("tempdir: {e}"),
     };
     let out = dir.path().join("demo");
-    let summary = match infogap_engine::demo::generate(&infogap_engine::demo::DemoOptions { out: out.clone(), customers, seed }) {
+    let summary = match infogap_engine::demo::generate(&infogap_engine::demo::DemoOptions {
+        out: out.clone(),
+        customers,
+        seed,
+    }) {
         Ok(s) => s,
         Err(e) => panic!("demo: {e}"),
     };
-    DemoFixture { config: out.join("infogap.toml"), persons: summary.persons, dir }
+    DemoFixture {
+        config: out.join("infogap.toml"),
+        persons: summary.persons,
+        dir,
+    }
 }
 
 /// One row of `truth/records.csv`: which person an identity key belongs to.
@@ -57,7 +65,11 @@ pub fn truth_records(demo_dir: &Path) -> Vec<TruthRecord> {
             let f: Vec<&str> = l.split(',').collect();
             (f.len() == 5).then(|| TruthRecord {
                 namespace: f[2].to_string(),
-                key: if f[2] == "email" { f[3].trim().to_lowercase() } else { f[3].to_string() },
+                key: if f[2] == "email" {
+                    f[3].trim().to_lowercase()
+                } else {
+                    f[3].to_string()
+                },
                 person: f[4].parse().unwrap_or(usize::MAX),
             })
         })
@@ -71,6 +83,19 @@ pub fn truth_persons(demo_dir: &Path) -> Vec<HashMap<String, String>> {
         Err(e) => panic!("truth: {e}"),
     };
     let mut lines = text.lines();
-    let header: Vec<String> = lines.next().unwrap_or_default().split(',').map(str::to_string).collect();
-    lines.map(|l| header.iter().cloned().zip(l.split(',').map(str::to_string)).collect()).collect()
+    let header: Vec<String> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    lines
+        .map(|l| {
+            header
+                .iter()
+                .cloned()
+                .zip(l.split(',').map(str::to_string))
+                .collect()
+        })
+        .collect()
 }

@@ -155,7 +155,9 @@ pub enum BenchCmd {
 /// Opens the store named by the config's `[store] path` unless `--db` is given.
 fn engine_for(ctx: &Ctx, config: &Config) -> anyhow::Result<Engine> {
     match (&ctx.db_arg, &config.store_path) {
-        (None, Some(p)) => Engine::open(p).with_context(|| format!("opening store {}", p.display())),
+        (None, Some(p)) => {
+            Engine::open(p).with_context(|| format!("opening store {}", p.display()))
+        }
         _ => ctx.engine(),
     }
 }
@@ -164,7 +166,11 @@ fn engine_for(ctx: &Ctx, config: &Config) -> anyhow::Result<Engine> {
 pub fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<()> {
     let config = Config::load(&a.config)?;
     let engine = engine_for(ctx, &config)?;
-    let opts = ImportOptions { skip_bad_rows: a.skip_bad_rows, rejects_dir: a.rejects_dir.clone(), progress: ctx.progress() };
+    let opts = ImportOptions {
+        skip_bad_rows: a.skip_bad_rows,
+        rejects_dir: a.rejects_dir.clone(),
+        progress: ctx.progress(),
+    };
     let rep = infogap_engine::import::import(&engine, &config, &opts)?;
     if a.json {
         print_json(&rep)
@@ -175,17 +181,32 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<()> {
 }
 
 fn print_import(rep: &ImportReport) {
-    println!("{:<16} {:<18} {:>10} {:>10} {:>8} {:>10}  status", "source", "kind", "read", "written", "rejected", "rows/s");
+    println!(
+        "{:<16} {:<18} {:>10} {:>10} {:>8} {:>10}  status",
+        "source", "kind", "read", "written", "rejected", "rows/s"
+    );
     for s in &rep.sources {
         println!(
             "{:<16} {:<18} {:>10} {:>10} {:>8} {:>10.0}  {}",
-            s.name, s.kind, s.rows_read, s.rows_written, s.rows_rejected, s.rows_per_second, s.status
+            s.name,
+            s.kind,
+            s.rows_read,
+            s.rows_written,
+            s.rows_rejected,
+            s.rows_per_second,
+            s.status
         );
         if let Some(f) = &s.rejects_file {
-            println!("  {} bad row(s) skipped, written with their reasons to {f}", s.rows_rejected);
+            println!(
+                "  {} bad row(s) skipped, written with their reasons to {f}",
+                s.rows_rejected
+            );
         }
         if s.ignored_identity_values > 0 {
-            println!("  {} junk or invalid identity value(s) ignored for linking", s.ignored_identity_values);
+            println!(
+                "  {} junk or invalid identity value(s) ignored for linking",
+                s.ignored_identity_values
+            );
         }
     }
     for k in &rep.over_shared_keys {
@@ -195,7 +216,10 @@ fn print_import(rep: &ImportReport) {
         );
     }
     if rep.merges > 0 {
-        println!("{} existing customer(s) merged by new evidence (see `infogap customer merges KEY`)", rep.merges);
+        println!(
+            "{} existing customer(s) merged by new evidence (see `infogap customer merges KEY`)",
+            rep.merges
+        );
     }
     println!("{} unified customers in the store", rep.customers);
 }
@@ -208,17 +232,26 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<()> {
         return print_json(&s);
     }
     println!("customers    {:>12}", s.customers);
-    println!("identities   {:>12}  ({} over-shared keys kept apart)", s.identities, s.shared_keys);
+    println!(
+        "identities   {:>12}  ({} over-shared keys kept apart)",
+        s.identities, s.shared_keys
+    );
     println!("orders       {:>12}", s.orders);
     println!("order lines  {:>12}", s.order_lines);
     println!("products     {:>12}", s.products);
     println!("events       {:>12}", s.events);
     println!("feedback     {:>12}", s.feedback);
-    println!("campaigns    {:>12}  ({} contacts)", s.campaigns, s.campaign_contacts);
+    println!(
+        "campaigns    {:>12}  ({} contacts)",
+        s.campaigns, s.campaign_contacts
+    );
     println!("consents     {:>12}", s.consents);
     println!("revenue      {:>12.2}", s.revenue);
     println!();
-    println!("{:<16} {:<18} {:<10} {:>10}  last import", "source", "kind", "namespace", "rows");
+    println!(
+        "{:<16} {:<18} {:<10} {:>10}  last import",
+        "source", "kind", "namespace", "rows"
+    );
     for src in &s.sources {
         println!(
             "{:<16} {:<18} {:<10} {:>10}  {} {}",
@@ -237,15 +270,38 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<()> {
 pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
     let engine = ctx.engine()?;
     match c {
-        CustomerCmd::Show { key, namespace, json } => {
+        CustomerCmd::Show {
+            key,
+            namespace,
+            json,
+        } => {
             let v = report::customer_view(&engine, key, namespace.as_deref())?;
-            if *json { print_json(&v) } else { print_customer(&v); Ok(()) }
+            if *json {
+                print_json(&v)
+            } else {
+                print_customer(&v);
+                Ok(())
+            }
         }
-        CustomerCmd::Merges { key, namespace, json } => {
+        CustomerCmd::Merges {
+            key,
+            namespace,
+            json,
+        } => {
             let m = report::merges(&engine, key, namespace.as_deref())?;
-            if *json { print_json(&m) } else { print_merges(&m); Ok(()) }
+            if *json {
+                print_json(&m)
+            } else {
+                print_merges(&m);
+                Ok(())
+            }
         }
-        CustomerCmd::Split { key, identity, namespace, json } => {
+        CustomerCmd::Split {
+            key,
+            identity,
+            namespace,
+            json,
+        } => {
             let o = report::split(&engine, key, namespace.as_deref(), identity)?;
             if *json {
                 print_json(&o)
@@ -257,12 +313,20 @@ pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        CustomerCmd::Unsplit { key, identity, namespace, json } => {
+        CustomerCmd::Unsplit {
+            key,
+            identity,
+            namespace,
+            json,
+        } => {
             let o = report::unsplit(&engine, key, namespace.as_deref(), identity)?;
             if *json {
                 print_json(&o)
             } else {
-                println!("{} is in customer #{} again ({} link(s) restored)", o.identity, o.to_customer, o.links_changed);
+                println!(
+                    "{} is in customer #{} again ({} link(s) restored)",
+                    o.identity, o.to_customer, o.links_changed
+                );
                 Ok(())
             }
         }
@@ -278,7 +342,10 @@ fn print_customer(v: &CustomerView) {
     println!("sources: {}", v.sources.join(", "));
     println!("\nidentities:");
     for i in &v.identities {
-        println!("  {:<8} {:<10} {:<36} from {} line {} — {}", i.kind, i.namespace, i.value, i.source, i.line, i.linked_by);
+        println!(
+            "  {:<8} {:<10} {:<36} from {} line {} — {}",
+            i.kind, i.namespace, i.value, i.source, i.line, i.linked_by
+        );
     }
     if !v.attributes.is_empty() {
         println!("\nattributes:");
@@ -297,7 +364,11 @@ fn print_customer(v: &CustomerView) {
         opt_date(o.last)
     );
     if !v.events.is_empty() {
-        let ev: Vec<String> = v.events.iter().map(|e| format!("{} {}", e.event, e.count)).collect();
+        let ev: Vec<String> = v
+            .events
+            .iter()
+            .map(|e| format!("{} {}", e.event, e.count))
+            .collect();
         println!("events: {}", ev.join(", "));
     }
     if !v.feedback.is_empty() {
@@ -307,24 +378,52 @@ fn print_customer(v: &CustomerView) {
                 "  {:<8} {:>3}  mean score {}  last score {}  last text {:?}",
                 f.kind,
                 f.count,
-                f.mean_score.map(|s| format!("{s:.1}")).unwrap_or_else(|| "-".into()),
-                f.last_score.map(|s| format!("{s:.0}")).unwrap_or_else(|| "-".into()),
+                f.mean_score
+                    .map(|s| format!("{s:.1}"))
+                    .unwrap_or_else(|| "-".into()),
+                f.last_score
+                    .map(|s| format!("{s:.0}"))
+                    .unwrap_or_else(|| "-".into()),
                 f.last_text.clone().unwrap_or_default()
             );
         }
     }
     if !v.campaigns.is_empty() {
-        let c: Vec<String> = v.campaigns.iter().map(|c| format!("{} (received {}, redeemed {})", c.campaign, c.received, c.redeemed)).collect();
+        let c: Vec<String> = v
+            .campaigns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} (received {}, redeemed {})",
+                    c.campaign, c.received, c.redeemed
+                )
+            })
+            .collect();
         println!("campaigns: {}", c.join(", "));
     }
     if !v.consents.is_empty() {
-        let c: Vec<String> = v.consents.iter().map(|c| format!("{} {}", c.purpose, if c.granted { "granted" } else { "withdrawn" })).collect();
+        let c: Vec<String> = v
+            .consents
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c.purpose,
+                    if c.granted { "granted" } else { "withdrawn" }
+                )
+            })
+            .collect();
         println!("consent: {}", c.join(", "));
     }
 }
 
 fn print_merges(m: &MergeExplanation) {
-    println!("customer #{} is {} key(s): {}", m.id, m.identities.len(), m.identities.join(", "));
+    println!(
+        "customer #{} is {} key(s): {}",
+        m.id,
+        m.identities.len(),
+        m.identities.join(", ")
+    );
     if m.links.is_empty() {
         println!("no links: nothing was merged");
     }
@@ -341,7 +440,11 @@ fn print_merges(m: &MergeExplanation) {
             how,
             l.source,
             l.line,
-            if l.suppressed { "  [undone by a split]" } else { "" }
+            if l.suppressed {
+                "  [undone by a split]"
+            } else {
+                ""
+            }
         );
     }
     if !m.history.is_empty() {
@@ -354,7 +457,11 @@ fn print_merges(m: &MergeExplanation) {
 
 /// `infogap demo`
 pub fn demo(_ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
-    let s = demo::generate(&demo::DemoOptions { out: a.out.clone(), customers: a.customers, seed: a.seed })?;
+    let s = demo::generate(&demo::DemoOptions {
+        out: a.out.clone(),
+        customers: a.customers,
+        seed: a.seed,
+    })?;
     if a.json {
         return print_json(&s);
     }
@@ -362,18 +469,32 @@ pub fn demo(_ctx: &Ctx, a: &DemoArgs) -> anyhow::Result<()> {
         "wrote {} people ({} planted churners): {} orders, {} order lines, {} events, {} ratings, {} surveys/reviews, {} tickets",
         s.persons, s.churners, s.orders, s.order_lines, s.events, s.ratings, s.feedback, s.tickets
     );
-    println!("config: {}   (import with: infogap import --config {})", s.config, s.config);
+    println!(
+        "config: {}   (import with: infogap import --config {})",
+        s.config, s.config
+    );
     Ok(())
 }
 
 /// `infogap quickstart`: demo → import → report (+ the model sections).
 pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let s = demo::generate(&demo::DemoOptions { out: a.dir.clone(), customers: a.customers, seed: a.seed })?;
-    let db = ctx.db_arg.clone().unwrap_or_else(|| a.dir.join("infogap.db"));
+    let s = demo::generate(&demo::DemoOptions {
+        out: a.dir.clone(),
+        customers: a.customers,
+        seed: a.seed,
+    })?;
+    let db = ctx
+        .db_arg
+        .clone()
+        .unwrap_or_else(|| a.dir.join("infogap.db"));
     let engine = Engine::open(&db).with_context(|| format!("opening store {}", db.display()))?;
     let config = Config::load(Path::new(&s.config))?;
-    let opts = ImportOptions { skip_bad_rows: 0, rejects_dir: None, progress: ctx.progress() };
+    let opts = ImportOptions {
+        skip_bad_rows: 0,
+        rejects_dir: None,
+        progress: ctx.progress(),
+    };
     let rep = infogap_engine::import::import(&engine, &config, &opts)?;
     let stats = report::stats(&engine)?;
     let mut out = serde_json::json!({
@@ -384,7 +505,11 @@ pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
     });
     let sample = busiest_customer(&engine)?;
     if !a.json {
-        println!("infogap quickstart — demo data in {}, store {}", a.dir.display(), db.display());
+        println!(
+            "infogap quickstart — demo data in {}, store {}",
+            a.dir.display(),
+            db.display()
+        );
         println!();
         print_import(&rep);
         println!();
@@ -398,7 +523,10 @@ pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
         );
         if let Some(v) = &sample {
             println!();
-            println!("A unified customer seen by the most departments (`infogap customer show {}`):", v.key);
+            println!(
+                "A unified customer seen by the most departments (`infogap customer show {}`):",
+                v.key
+            );
             print_customer(v);
         }
     }
@@ -412,7 +540,12 @@ pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
         print_json(&out)?;
     } else {
         println!();
-        println!("Done in {:.1} s. Next: `infogap --db {} stats`, `infogap --db {} customer show KEY`.", started.elapsed().as_secs_f64(), db.display(), db.display());
+        println!(
+            "Done in {:.1} s. Next: `infogap --db {} stats`, `infogap --db {} customer show KEY`.",
+            started.elapsed().as_secs_f64(),
+            db.display(),
+            db.display()
+        );
     }
     Ok(())
 }
@@ -453,14 +586,24 @@ pub fn bench(ctx: &Ctx, c: &BenchCmd) -> anyhow::Result<()> {
             let config = Config::load(config)?;
             let engine = engine_for(ctx, &config)?;
             let t = Instant::now();
-            let rep = infogap_engine::import::import(&engine, &config, &ImportOptions { progress: ctx.progress(), ..Default::default() })?;
+            let rep = infogap_engine::import::import(
+                &engine,
+                &config,
+                &ImportOptions {
+                    progress: ctx.progress(),
+                    ..Default::default()
+                },
+            )?;
             let secs = t.elapsed().as_secs_f64();
             let rows: u64 = rep.sources.iter().map(|s| s.rows_read).sum();
             let out = serde_json::json!({"rows": rows, "seconds": secs, "rows_per_second": rows as f64 / secs, "sources": rep.sources});
             if *json {
                 print_json(&out)
             } else {
-                println!("{rows} rows in {secs:.2} s = {:.0} rows/s", rows as f64 / secs);
+                println!(
+                    "{rows} rows in {secs:.2} s = {:.0} rows/s",
+                    rows as f64 / secs
+                );
                 Ok(())
             }
         }

@@ -42,7 +42,11 @@ pub fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
 /// so real-data tests never skip silently.
 pub fn shared_data() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    assert!(p.is_dir(), "real data missing: {} (needed by the ignored real-data tests)", p.display());
+    assert!(
+        p.is_dir(),
+        "real data missing: {} (needed by the ignored real-data tests)",
+        p.display()
+    );
     p
 }
 

@@ -38,14 +38,22 @@ time = "date"
 fn sales_with_bad_date() -> String {
     let mut s = String::from("order,customer,sku,total,date\n");
     for i in 2..=12 {
-        let date = if i == 7 { "2024-02-30".to_string() } else { format!("2024-03-{i:02}") };
+        let date = if i == 7 {
+            "2024-02-30".to_string()
+        } else {
+            format!("2024-03-{i:02}")
+        };
         s.push_str(&format!("O{i},C{},P{},{}.50,{date}\n", i % 3, i % 4, i));
     }
     s
 }
 
 fn setup(dir: &Path) {
-    write(dir, "crm.csv", "id,email\nC0,a@example.com\nC1, B@Example.com \nC2,n/a\n");
+    write(
+        dir,
+        "crm.csv",
+        "id,email\nC0,a@example.com\nC1, B@Example.com \nC2,n/a\n",
+    );
     write(dir, "sales.csv", &sales_with_bad_date());
     write(dir, "infogap.toml", CONFIG);
 }
@@ -73,13 +81,24 @@ fn a_bad_date_fails_the_file_names_line_and_column_and_writes_nothing_from_it() 
 fn skip_bad_rows_imports_the_rest_and_writes_rejects() {
     let d = tempfile::tempdir().expect("tmp");
     setup(d.path());
-    let rep = json(d.path(), &["import", "--config", "infogap.toml", "--skip-bad-rows", "1", "--json"]);
+    let rep = json(
+        d.path(),
+        &[
+            "import",
+            "--config",
+            "infogap.toml",
+            "--skip-bad-rows",
+            "1",
+            "--json",
+        ],
+    );
     let sales = &rep["sources"][1];
     assert_eq!(sales["rows_read"], 11);
     assert_eq!(sales["rows_rejected"], 1);
     let s = json(d.path(), &["stats", "--json"]);
     assert_eq!(s["order_lines"], 10);
-    let rejects = std::fs::read_to_string(d.path().join("sales.rejects.csv")).expect("rejects file");
+    let rejects =
+        std::fs::read_to_string(d.path().join("sales.rejects.csv")).expect("rejects file");
     let lines: Vec<&str> = rejects.lines().collect();
     assert_eq!(lines.len(), 2, "{rejects}");
     assert!(lines[1].contains(",7,date,2024-02-30,"), "{rejects}");
@@ -87,38 +106,73 @@ fn skip_bad_rows_imports_the_rest_and_writes_rejects() {
     let mut two = sales_with_bad_date();
     two.push_str("O99,C1,P1,abc,2024-03-01\n");
     write(d.path(), "sales.csv", &two);
-    let out = run_in(d.path(), &["import", "--config", "infogap.toml", "--skip-bad-rows", "1"]);
+    let out = run_in(
+        d.path(),
+        &["import", "--config", "infogap.toml", "--skip-bad-rows", "1"],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 13") && err.contains("\"total\""), "{err}");
-    assert_eq!(json(d.path(), &["stats", "--json"])["order_lines"], 10, "the failed re-import changed nothing");
+    assert!(
+        err.contains("line 13") && err.contains("\"total\""),
+        "{err}"
+    );
+    assert_eq!(
+        json(d.path(), &["stats", "--json"])["order_lines"],
+        10,
+        "the failed re-import changed nothing"
+    );
 }
 
 #[test]
 fn a_mapped_column_missing_from_the_header_fails_before_anything_is_written() {
     let d = tempfile::tempdir().expect("tmp");
     setup(d.path());
-    write(d.path(), "infogap.toml", &CONFIG.replace("amount = \"total\"", "amount = \"line_total\""));
+    write(
+        d.path(),
+        "infogap.toml",
+        &CONFIG.replace("amount = \"total\"", "amount = \"line_total\""),
+    );
     let out = run_in(d.path(), &["import", "--config", "infogap.toml"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line_total") && err.contains("infogap.toml:19"), "{err}");
-    assert_eq!(json(d.path(), &["stats", "--json"])["customers"], 0, "nothing written");
+    assert!(
+        err.contains("line_total") && err.contains("infogap.toml:19"),
+        "{err}"
+    );
+    assert_eq!(
+        json(d.path(), &["stats", "--json"])["customers"],
+        0,
+        "nothing written"
+    );
 }
 
 #[test]
 fn config_errors_name_the_line() {
     let d = tempfile::tempdir().expect("tmp");
     setup(d.path());
-    write(d.path(), "infogap.toml", &CONFIG.replace("kind = \"order_lines\"", "kind = \"orderlines\""));
+    write(
+        d.path(),
+        "infogap.toml",
+        &CONFIG.replace("kind = \"order_lines\"", "kind = \"orderlines\""),
+    );
     let out = run_in(d.path(), &["import", "--config", "infogap.toml"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("infogap.toml:13") && err.contains("unknown kind"), "{err}");
-    write(d.path(), "infogap.toml", &CONFIG.replace("file = \"crm.csv\"", "file = \"nope.csv\""));
+    assert!(
+        err.contains("infogap.toml:13") && err.contains("unknown kind"),
+        "{err}"
+    );
+    write(
+        d.path(),
+        "infogap.toml",
+        &CONFIG.replace("file = \"crm.csv\"", "file = \"nope.csv\""),
+    );
     let out = run_in(d.path(), &["import", "--config", "infogap.toml"]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("infogap.toml:4") && err.contains("not found"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("infogap.toml:4") && err.contains("not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,32 +183,64 @@ fn a_row_without_any_identity_key_is_a_bad_row() {
     let out = run_in(d.path(), &["import", "--config", "infogap.toml"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("crm.csv: line 3") && err.contains("no identity key"), "{err}");
+    assert!(
+        err.contains("crm.csv: line 3") && err.contains("no identity key"),
+        "{err}"
+    );
 }
 
 fn truth_people(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("truth/persons.csv")).expect("truth").lines().count() - 1
+    std::fs::read_to_string(dir.join("truth/persons.csv"))
+        .expect("truth")
+        .lines()
+        .count()
+        - 1
 }
 
 #[test]
 fn the_messy_demo_resolves_to_the_true_number_of_people_and_reimport_changes_nothing() {
     let d = tempfile::tempdir().expect("tmp");
-    ok(d.path(), &["demo", "--out", "demo", "--customers", "300", "--seed", "7"]);
+    ok(
+        d.path(),
+        &["demo", "--out", "demo", "--customers", "300", "--seed", "7"],
+    );
     let people = truth_people(&d.path().join("demo"));
     assert_eq!(people, 300);
-    let rep = json(d.path(), &["import", "--config", "demo/infogap.toml", "--json"]);
-    assert_eq!(rep["customers"], 300, "identity resolution must find exactly the planted people");
+    let rep = json(
+        d.path(),
+        &["import", "--config", "demo/infogap.toml", "--json"],
+    );
+    assert_eq!(
+        rep["customers"], 300,
+        "identity resolution must find exactly the planted people"
+    );
     let shared = rep["over_shared_keys"].as_array().expect("list");
-    assert!(shared.iter().any(|k| k["value"] == "family.home@example.net"), "{shared:?}");
+    assert!(
+        shared
+            .iter()
+            .any(|k| k["value"] == "family.home@example.net"),
+        "{shared:?}"
+    );
     let before = json(d.path(), &["stats", "--json"]);
     assert_eq!(before["customers"], 300);
-    let again = json(d.path(), &["import", "--config", "demo/infogap.toml", "--json"]);
+    let again = json(
+        d.path(),
+        &["import", "--config", "demo/infogap.toml", "--json"],
+    );
     for s in again["sources"].as_array().expect("sources") {
         assert_eq!(s["status"], "unchanged", "{s}");
         assert_eq!(s["rows_written"], 0);
     }
     let after = json(d.path(), &["stats", "--json"]);
-    for k in ["customers", "orders", "order_lines", "products", "events", "feedback", "revenue"] {
+    for k in [
+        "customers",
+        "orders",
+        "order_lines",
+        "products",
+        "events",
+        "feedback",
+        "revenue",
+    ] {
         assert_eq!(before[k], after[k], "{k} changed on re-import");
     }
 }
@@ -162,7 +248,10 @@ fn the_messy_demo_resolves_to_the_true_number_of_people_and_reimport_changes_not
 #[test]
 fn customer_show_lists_every_source_of_a_merged_person_and_split_is_reversible() {
     let d = tempfile::tempdir().expect("tmp");
-    ok(d.path(), &["demo", "--out", "demo", "--customers", "200", "--seed", "3"]);
+    ok(
+        d.path(),
+        &["demo", "--out", "demo", "--customers", "200", "--seed", "3"],
+    );
     ok(d.path(), &["import", "--config", "demo/infogap.toml"]);
     // a person present in the CRM, on the web and at the support desk
     let persons = std::fs::read_to_string(d.path().join("demo/truth/persons.csv")).expect("truth");
@@ -173,33 +262,99 @@ fn customer_show_lists_every_source_of_a_merged_person_and_split_is_reversible()
         .find(|f| !f[1].is_empty() && !f[2].is_empty() && f[12] == "0")
         .expect("a person with crm and web ids");
     let (crm, web, support, email) = (&row[1], &row[2], &row[3], &row[4]);
-    let view = json(d.path(), &["customer", "show", crm, "--namespace", "crm", "--json"]);
-    let values: Vec<String> =
-        view["identities"].as_array().expect("ids").iter().map(|i| i["value"].as_str().unwrap_or("").to_string()).collect();
+    let view = json(
+        d.path(),
+        &["customer", "show", crm, "--namespace", "crm", "--json"],
+    );
+    let values: Vec<String> = view["identities"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|i| i["value"].as_str().unwrap_or("").to_string())
+        .collect();
     for k in [crm, web, support, email] {
         assert!(values.contains(k), "{k} missing from {values:?}");
     }
-    let sources: Vec<&str> = view["sources"].as_array().expect("sources").iter().filter_map(|s| s.as_str()).collect();
+    let sources: Vec<&str> = view["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
     for s in ["crm", "web", "support"] {
         assert!(sources.contains(&s), "{s} missing from {sources:?}");
     }
     // the same customer by email, in any case and with spaces
-    let by_email = json(d.path(), &["customer", "show", &format!("  {}  ", email.to_uppercase()), "--json"]);
+    let by_email = json(
+        d.path(),
+        &[
+            "customer",
+            "show",
+            &format!("  {}  ", email.to_uppercase()),
+            "--json",
+        ],
+    );
     assert_eq!(by_email["id"], view["id"]);
     let merges = ok(d.path(), &["customer", "merges", crm, "--namespace", "crm"]);
-    assert!(merges.contains(web.as_str()) || merges.contains(email.as_str()), "{merges}");
+    assert!(
+        merges.contains(web.as_str()) || merges.contains(email.as_str()),
+        "{merges}"
+    );
 
-    let n0 = json(d.path(), &["stats", "--json"])["customers"].as_i64().expect("n");
+    let n0 = json(d.path(), &["stats", "--json"])["customers"]
+        .as_i64()
+        .expect("n");
     let spec = format!("web:{web}");
-    let sp = json(d.path(), &["customer", "split", crm, "--namespace", "crm", "--identity", &spec, "--json"]);
+    let sp = json(
+        d.path(),
+        &[
+            "customer",
+            "split",
+            crm,
+            "--namespace",
+            "crm",
+            "--identity",
+            &spec,
+            "--json",
+        ],
+    );
     assert_ne!(sp["to_customer"], sp["from_customer"]);
-    assert_eq!(json(d.path(), &["stats", "--json"])["customers"].as_i64(), Some(n0 + 1));
-    let after = json(d.path(), &["customer", "show", web, "--namespace", "web", "--json"]);
-    assert_ne!(after["id"], view["id"], "the web identity is a customer of its own now");
-    assert!(after["events"].as_array().is_some_and(|e| !e.is_empty()), "its events went with it");
-    ok(d.path(), &["customer", "unsplit", crm, "--namespace", "crm", "--identity", &spec]);
-    assert_eq!(json(d.path(), &["stats", "--json"])["customers"].as_i64(), Some(n0));
-    let back = json(d.path(), &["customer", "show", web, "--namespace", "web", "--json"]);
+    assert_eq!(
+        json(d.path(), &["stats", "--json"])["customers"].as_i64(),
+        Some(n0 + 1)
+    );
+    let after = json(
+        d.path(),
+        &["customer", "show", web, "--namespace", "web", "--json"],
+    );
+    assert_ne!(
+        after["id"], view["id"],
+        "the web identity is a customer of its own now"
+    );
+    assert!(
+        after["events"].as_array().is_some_and(|e| !e.is_empty()),
+        "its events went with it"
+    );
+    ok(
+        d.path(),
+        &[
+            "customer",
+            "unsplit",
+            crm,
+            "--namespace",
+            "crm",
+            "--identity",
+            &spec,
+        ],
+    );
+    assert_eq!(
+        json(d.path(), &["stats", "--json"])["customers"].as_i64(),
+        Some(n0)
+    );
+    let back = json(
+        d.path(),
+        &["customer", "show", web, "--namespace", "web", "--json"],
+    );
     assert_eq!(back["id"], view["id"]);
 }
 
@@ -209,7 +364,11 @@ fn unknown_customer_is_a_clear_error() {
     setup(d.path());
     let out = run_in(d.path(), &["customer", "show", "nobody@example.com"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no customer"), "{:?}", out);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no customer"),
+        "{:?}",
+        out
+    );
 }
 
 #[test]
@@ -218,18 +377,33 @@ fn complete_journey_imports_to_the_published_figures_twice() {
     let data = crate::common::shared_data();
     assert!(data.join("completejourney/transactions.parquet").is_file());
     let d = tempfile::tempdir().expect("tmp");
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/completejourney/infogap.toml");
+    let cfg =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/completejourney/infogap.toml");
     let cfg = cfg.to_string_lossy().to_string();
     ok(d.path(), &["import", "--config", &cfg, "--quiet"]);
     let check = |s: &serde_json::Value| {
         assert_eq!(s["customers"], 2469);
         assert_eq!(s["orders"], 155_848);
         assert_eq!(s["order_lines"], 1_469_307);
-        assert!((s["revenue"].as_f64().unwrap_or(0.0) - 4_596_039.58).abs() < 0.005, "{}", s["revenue"]);
+        assert!(
+            (s["revenue"].as_f64().unwrap_or(0.0) - 4_596_039.58).abs() < 0.005,
+            "{}",
+            s["revenue"]
+        );
     };
     let first = json(d.path(), &["stats", "--json"]);
     check(&first);
-    let h = json(d.path(), &["customer", "show", "1023", "--namespace", "household", "--json"]);
+    let h = json(
+        d.path(),
+        &[
+            "customer",
+            "show",
+            "1023",
+            "--namespace",
+            "household",
+            "--json",
+        ],
+    );
     assert_eq!(h["orders"]["count"], 375);
     assert!((h["orders"]["revenue"].as_f64().unwrap_or(0.0) - 24_879.75).abs() < 0.005);
     ok(d.path(), &["import", "--config", &cfg, "--quiet"]);

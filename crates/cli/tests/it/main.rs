@@ -1,9 +1,9 @@
 //! End-to-end tests of the `infogap` binary, one module per command family.
+mod analytics;
+mod classify;
+mod clv;
 mod common;
 mod data;
-mod recs;
-mod rating;
-mod classify;
-mod analytics;
-mod clv;
 mod forecast;
+mod rating;
+mod recs;

@@ -26,16 +26,29 @@ fn every_key_lands_on_its_true_person_and_no_customer_mixes_people() {
     let mut customers_of_person: HashMap<usize, HashSet<i64>> = HashMap::new();
     for r in &truth {
         let ids = store.identities_by_value(&r.key).expect("lookup");
-        let id = ids.iter().find(|i| i.namespace == r.namespace).unwrap_or_else(|| panic!("{}:{} not in the store", r.namespace, r.key));
+        let id = ids
+            .iter()
+            .find(|i| i.namespace == r.namespace)
+            .unwrap_or_else(|| panic!("{}:{} not in the store", r.namespace, r.key));
         if let Some(p) = person_of_customer.insert(id.customer_id, r.person) {
-            assert_eq!(p, r.person, "customer #{} holds persons {p} and {}", id.customer_id, r.person);
+            assert_eq!(
+                p, r.person,
+                "customer #{} holds persons {p} and {}",
+                id.customer_id, r.person
+            );
         }
-        customers_of_person.entry(r.person).or_default().insert(id.customer_id);
+        customers_of_person
+            .entry(r.person)
+            .or_default()
+            .insert(id.customer_id);
     }
     for (p, cs) in &customers_of_person {
         assert_eq!(cs.len(), 1, "person {p} is split over customers {cs:?}");
     }
-    assert_eq!(engine.store().stats().expect("stats").customers as usize, fx.persons);
+    assert_eq!(
+        engine.store().stats().expect("stats").customers as usize,
+        fx.persons
+    );
 }
 
 #[test]
@@ -47,13 +60,21 @@ fn the_dataset_snapshot_matches_the_stats() {
     assert_eq!(ds.orders.len() as i64, stats.orders);
     assert_eq!(ds.events.len() as i64, stats.events);
     let revenue: f64 = ds.orders.iter().map(|o| o.amount).sum();
-    assert!((revenue - stats.revenue).abs() < 0.01, "{revenue} vs {}", stats.revenue);
+    assert!(
+        (revenue - stats.revenue).abs() < 0.01,
+        "{revenue} vs {}",
+        stats.revenue
+    );
     // every fact points at a listed customer
     let ids: HashSet<i64> = ds.customers.iter().map(|c| c.id).collect();
     assert!(ds.lines.iter().all(|l| ids.contains(&l.customer)));
     assert!(ds.events.iter().all(|e| ids.contains(&e.customer)));
     // planted tastes: most purchases fall in few categories per customer
-    assert!(ds.customers.iter().any(|c| c.attributes.contains_key("age_band")));
+    assert!(
+        ds.customers
+            .iter()
+            .any(|c| c.attributes.contains_key("age_band"))
+    );
 }
 
 #[test]
@@ -62,7 +83,11 @@ fn a_changed_file_replaces_its_rows_and_an_unchanged_one_is_skipped() {
     let config = Config::load(&fx.config).expect("config");
     let before = engine.store().stats().expect("stats");
     // drop the last order line of the sales file and re-import
-    let sales = fx.config.parent().expect("dir").join("sales/order_lines.csv");
+    let sales = fx
+        .config
+        .parent()
+        .expect("dir")
+        .join("sales/order_lines.csv");
     let text = std::fs::read_to_string(&sales).expect("read");
     let mut lines: Vec<&str> = text.lines().collect();
     lines.pop();
@@ -70,9 +95,18 @@ fn a_changed_file_replaces_its_rows_and_an_unchanged_one_is_skipped() {
     let rep = import(&engine, &config, &ImportOptions::default()).expect("reimport");
     let after = engine.store().stats().expect("stats");
     assert_eq!(after.order_lines, before.order_lines - 1);
-    let sales_rep = rep.sources.iter().find(|s| s.name == "sales").expect("sales");
+    let sales_rep = rep
+        .sources
+        .iter()
+        .find(|s| s.name == "sales")
+        .expect("sales");
     assert_eq!(sales_rep.status, "ok");
     assert!(sales_rep.rows_replaced as i64 >= before.order_lines);
-    assert!(rep.sources.iter().filter(|s| s.name != "sales").all(|s| s.status == "unchanged"));
+    assert!(
+        rep.sources
+            .iter()
+            .filter(|s| s.name != "sales")
+            .all(|s| s.status == "unchanged")
+    );
     assert_eq!(after.customers, before.customers);
 }

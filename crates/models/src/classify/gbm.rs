@@ -234,12 +234,11 @@ impl GbmConfig {
         if self.max_depth == 0 || self.max_depth > 16 {
             return bad("max_depth", "must be 1..=16");
         }
-        if !(self.subsample > 0.0 && self.subsample <= 1.0)
-            || !(self.colsample > 0.0 && self.colsample <= 1.0)
-        {
+        let unit = |v: f64| v > 0.0 && v <= 1.0;
+        if !(unit(self.subsample) && unit(self.colsample)) {
             return bad("subsample", "subsample and colsample must be in (0, 1]");
         }
-        if !(self.l2 >= 0.0) {
+        if self.l2.is_nan() || self.l2 < 0.0 {
             return bad("l2", "must be >= 0");
         }
         Ok(())
@@ -343,7 +342,7 @@ impl GbmModel {
             let mut k = 0usize;
             while !t[k].leaf {
                 let nd = &t[k];
-                k = if !(row[nd.feature as usize] > nd.threshold) {
+                k = if super::goes_left(row[nd.feature as usize], nd.threshold) {
                     nd.left as usize
                 } else {
                     nd.right as usize
@@ -366,7 +365,7 @@ impl GbmModel {
             let mut k = 0usize;
             while !t[k].leaf {
                 let nd = &t[k];
-                let next = if !(row[nd.feature as usize] > nd.threshold) {
+                let next = if super::goes_left(row[nd.feature as usize], nd.threshold) {
                     nd.left as usize
                 } else {
                     nd.right as usize

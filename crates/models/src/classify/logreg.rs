@@ -140,7 +140,7 @@ impl LogRegConfig {
     /// Fits on `x`, `y`.
     pub fn fit(&self, x: &DenseMatrix, y: &[bool]) -> Result<LogRegModel, ModelError> {
         check_xy(x, y)?;
-        if !(self.l2 >= 0.0) {
+        if self.l2.is_nan() || self.l2 < 0.0 {
             return Err(ModelError::InvalidParameter {
                 name: "l2".into(),
                 reason: "must be >= 0".into(),

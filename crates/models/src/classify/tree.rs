@@ -201,7 +201,7 @@ impl TreeModel {
         let mut k = 0;
         while !self.nodes[k].leaf {
             let nd = &self.nodes[k];
-            k = if !(row[nd.feature] > nd.threshold) {
+            k = if super::goes_left(row[nd.feature], nd.threshold) {
                 nd.left
             } else {
                 nd.right
@@ -221,7 +221,7 @@ impl TreeModel {
         let mut k = 0;
         while !self.nodes[k].leaf {
             let nd = &self.nodes[k];
-            let next = if !(row[nd.feature] > nd.threshold) {
+            let next = if super::goes_left(row[nd.feature], nd.threshold) {
                 nd.left
             } else {
                 nd.right
@@ -272,7 +272,7 @@ impl TreeModel {
         let mut k = 0;
         while !self.nodes[k].leaf {
             let nd = &self.nodes[k];
-            let left = !(row[nd.feature] > nd.threshold);
+            let left = super::goes_left(row[nd.feature], nd.threshold);
             out.push(self.condition(k, left));
             k = if left { nd.left } else { nd.right };
         }

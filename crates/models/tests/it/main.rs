@@ -1,9 +1,9 @@
 //! Integration tests of infogap-models: one module per model family.
-mod recs;
-mod rating;
-mod classify;
-mod regress;
-mod segment;
 mod bayes;
+mod classify;
 mod clv;
 mod forecast;
+mod rating;
+mod recs;
+mod regress;
+mod segment;

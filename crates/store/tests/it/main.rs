@@ -27,7 +27,8 @@ fn reopening_keeps_data_and_migrations_are_recorded() {
     let p = dir.path().join("x.db");
     {
         let s = SqliteStore::open(&p).expect("open");
-        s.save_model("m", &serde_json::json!({}), &serde_json::json!({}), b"x").expect("save");
+        s.save_model("m", &serde_json::json!({}), &serde_json::json!({}), b"x")
+            .expect("save");
     }
     let s = SqliteStore::open(&p).expect("reopen");
     assert_eq!(s.load_model("m").expect("load").map(|m| m.version), Some(1));
@@ -38,6 +39,9 @@ fn opening_a_non_database_fails_cleanly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("junk.db");
     std::fs::write(&p, vec![b'x'; 4096]).expect("write");
-    let err = SqliteStore::open(&p).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = SqliteStore::open(&p)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
     assert!(err.contains("junk.db") || err.contains("database"), "{err}");
 }
