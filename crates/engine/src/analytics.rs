@@ -1566,6 +1566,7 @@ mod tests {
     /// 40 customers: the first 20 buy every 10 days until the end (20 orders);
     /// the next 20 buy twice early and stop 200 days before the end, 10 of them
     /// filed tickets. Customer 40 never buys.
+    #[allow(clippy::field_reassign_with_default)]
     fn dataset() -> Dataset {
         let mut ds = Dataset::default();
         ds.products = vec![

@@ -520,11 +520,11 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         }
         // web identity: login events carry the email; family-email people are mapped by the link table
         if let Some(web_id) = &person.web_id {
-            if person.family_email || (person.crm_id.is_some() && rng.random::<f64>() < 0.15) {
-                if let Some(crm_id) = &person.crm_id {
-                    link_line += 1;
-                    writeln!(links, "{web_id},{crm_id}").map_err(werr)?;
-                }
+            if (person.family_email || (person.crm_id.is_some() && rng.random::<f64>() < 0.15))
+                && let Some(crm_id) = &person.crm_id
+            {
+                link_line += 1;
+                writeln!(links, "{web_id},{crm_id}").map_err(werr)?;
             }
             let login_email = if person.family_email {
                 None

@@ -811,10 +811,10 @@ mod tests {
         // values, and add new after-cutoff facts of every kind.
         let mut moved = ds.clone();
         let later = |t: &mut Option<i64>| {
-            if let Some(x) = t {
-                if *x >= cutoff {
-                    *x += 13 * DAY;
-                }
+            if let Some(x) = t
+                && *x >= cutoff
+            {
+                *x += 13 * DAY;
             }
         };
         for o in &mut moved.orders {

@@ -165,7 +165,7 @@ fn check_columns(
     let mapped = src.columns.iter().chain(src.attributes.iter());
     for (field, col) in mapped {
         for c in split_columns(&col.column) {
-            if !headers.iter().any(|h| *h == c) {
+            if !headers.contains(&c) {
                 return Err(IngestError::MissingColumn {
                     file: src.file.display().to_string(),
                     column: c,
@@ -504,10 +504,10 @@ impl Loader<'_> {
     fn attributes_json(&self, r: &dyn RowReader) -> Option<String> {
         let mut m = serde_json::Map::new();
         for (name, col, _) in &self.map.attributes {
-            if let Some(v) = infer_attr(&r.cell(*col)) {
-                if let Ok(j) = serde_json::to_value(v) {
-                    m.insert(name.clone(), j);
-                }
+            if let Some(v) = infer_attr(&r.cell(*col))
+                && let Ok(j) = serde_json::to_value(v)
+            {
+                m.insert(name.clone(), j);
             }
         }
         (!m.is_empty()).then(|| serde_json::Value::Object(m).to_string())
@@ -1170,13 +1170,13 @@ fn parse_rows(
         if loader.batch.len() >= BATCH_ROWS {
             loader.flush()?;
         }
-        if read % 8192 == 0 {
-            if let Some(b) = bar {
-                let (pos, total) = rows.progress();
-                b.set_length(total.max(pos));
-                b.set_position(pos);
-                b.set_message(format!("{} {} rows", loader.src.name, read));
-            }
+        if read.is_multiple_of(8192)
+            && let Some(b) = bar
+        {
+            let (pos, total) = rows.progress();
+            b.set_length(total.max(pos));
+            b.set_position(pos);
+            b.set_message(format!("{} {} rows", loader.src.name, read));
         }
     }
     loader.flush()?;

@@ -59,14 +59,14 @@ pub fn find_customer(
         values.push(p.as_str().to_string());
     }
     // "ns:value" as printed by infogap
-    if namespace.is_none() {
-        if let Some((ns, v)) = key.split_once(':') {
-            if !ns.is_empty() && !ns.contains('@') {
-                for rec in store.identities_by_value(v)? {
-                    if rec.namespace == ns {
-                        candidates.push(rec);
-                    }
-                }
+    if namespace.is_none()
+        && let Some((ns, v)) = key.split_once(':')
+        && !ns.is_empty()
+        && !ns.contains('@')
+    {
+        for rec in store.identities_by_value(v)? {
+            if rec.namespace == ns {
+                candidates.push(rec);
             }
         }
     }
@@ -248,10 +248,10 @@ pub fn customer_view(
         });
     }
     for l in &links {
-        if let Some(s) = names.get(&l.source_id) {
-            if by_id.contains_key(&l.a) || by_id.contains_key(&l.b) {
-                sources.insert(s.clone());
-            }
+        if let Some(s) = names.get(&l.source_id)
+            && (by_id.contains_key(&l.a) || by_id.contains_key(&l.b))
+        {
+            sources.insert(s.clone());
         }
     }
     let facts = store.customer_facts(id)?;
@@ -349,14 +349,14 @@ pub fn merges(
     let mut labels: HashMap<i64, String> = idents.iter().map(|i| (i.id, ident_label(i))).collect();
     for l in &links {
         for x in [l.a, l.b] {
-            if let std::collections::hash_map::Entry::Vacant(e) = labels.entry(x) {
-                if let Some(rec) = store.identity(x)? {
-                    e.insert(format!(
-                        "{} (customer #{})",
-                        ident_label(&rec),
-                        rec.customer_id
-                    ));
-                }
+            if let std::collections::hash_map::Entry::Vacant(e) = labels.entry(x)
+                && let Some(rec) = store.identity(x)?
+            {
+                e.insert(format!(
+                    "{} (customer #{})",
+                    ident_label(&rec),
+                    rec.customer_id
+                ));
             }
         }
     }
