@@ -193,6 +193,16 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// Position of each customer in [`Dataset::customers`], by store id: the
+    /// one lookup every per-customer aggregation needs.
+    pub fn customer_index(&self) -> std::collections::HashMap<i64, usize> {
+        self.customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id, i))
+            .collect()
+    }
+
     /// The latest fact time in the data set (orders, lines, events, feedback), if any.
     pub fn max_time(&self) -> Option<i64> {
         let o = self.orders.iter().filter_map(|o| o.time);

@@ -685,12 +685,7 @@ struct Rfm {
 }
 
 fn rfm_values(ds: &Dataset, as_of: i64) -> Rfm {
-    let index: HashMap<i64, usize> = ds
-        .customers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id, i))
-        .collect();
+    let index = ds.customer_index();
     let n = ds.customers.len();
     let mut last: Vec<Option<i64>> = vec![None; n];
     let mut frequency = vec![0usize; n];
@@ -918,12 +913,7 @@ pub fn segments(
         .collect();
 
     // Category spend per customer.
-    let index: HashMap<i64, usize> = ds
-        .customers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id, i))
-        .collect();
+    let index = ds.customer_index();
     let product_cat: HashMap<i64, &str> = ds
         .products
         .iter()

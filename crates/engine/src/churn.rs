@@ -249,12 +249,7 @@ pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeat
             let w = opts.window_days * DAY;
             let cutoff = opts.cutoff.unwrap_or(max_t + 1 - w);
             let active_from = cutoff - opts.active_days.max(1) * DAY;
-            let index: BTreeMap<i64, usize> = ds
-                .customers
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.id, i))
-                .collect();
+            let index = ds.customer_index();
             let mut active = vec![false; ds.customers.len()];
             let mut bought_after = vec![false; ds.customers.len()];
             for o in &ds.orders {

@@ -372,12 +372,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> FeatureTable {
     let columns = feature_columns(ds, opts);
     let n = ds.customers.len();
-    let index: HashMap<i64, usize> = ds
-        .customers
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.id, i))
-        .collect();
+    let index = ds.customer_index();
     let mut acc: Vec<Acc> = (0..n).map(|_| Acc::default()).collect();
     let before = |t: Option<i64>| t.filter(|&t| t < cutoff);
     let seen = |a: &mut Acc, t: i64| a.first_seen = Some(a.first_seen.map_or(t, |f| f.min(t)));
