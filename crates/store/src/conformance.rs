@@ -258,6 +258,24 @@ pub fn identities_and_merges(store: &dyn Store) {
     assert_eq!(ok(store.stats()).customers, 2);
 }
 
+/// A customer owning only over-shared keys is no person: `stats` does not
+/// count it and the analytical snapshot leaves it out, while its facts stay.
+pub fn shared_keys_are_not_customers(store: &dyn Store) {
+    let mut tx = ok(store.begin());
+    let sid = ok(tx.upsert_source("crm", "customers", "crm"));
+    ok(tx.write(&sample_batch(sid)));
+    // identity 2 (the email) is over-shared and stays its own customer 2
+    ok(tx.assign_customers(&[], &[], &[2]));
+    ok(tx.commit());
+    let s = ok(store.stats());
+    assert_eq!((s.customers, s.shared_keys), (1, 1));
+    let ds = ok(store.dataset());
+    let ids: Vec<i64> = ds.customers.iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec![1]);
+    assert_eq!(ds.customers[0].key, "crm:C1");
+    assert_eq!(ds.orders.len(), 1, "facts are kept");
+}
+
 /// Models are versioned per kind and round-trip.
 pub fn models_round_trip(store: &dyn Store) {
     assert!(ok(store.load_model("recs")).is_none());
@@ -309,6 +327,7 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     write_read_and_idempotence(make().as_ref());
     dropped_transaction_rolls_back(make().as_ref());
     identities_and_merges(make().as_ref());
+    shared_keys_are_not_customers(make().as_ref());
     models_round_trip(make().as_ref());
     import_runs_recorded(make().as_ref());
 }

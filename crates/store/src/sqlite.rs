@@ -778,10 +778,14 @@ impl Store for SqliteStore {
 
     fn dataset(&self) -> Result<Dataset> {
         let mut ds = Dataset::default();
-        // customers: key = first identity (lowest id) as ns:value
+        // customers: key = first personal identity (lowest id) as ns:value.
+        // A customer that owns only over-shared keys (a family mailbox) is no
+        // person: it is left out, as `stats` leaves it out of the count. Facts
+        // recorded under such a key keep its id, so totals (demand) still see
+        // them while per-customer analytics (RFM, churn, CLV) skip them.
         let mut index: HashMap<i64, usize> = HashMap::new();
         for r in self.fetch_all(sqlx::query(
-            "SELECT c.id, i.namespace, i.value FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id) ORDER BY c.id",
+            "SELECT c.id, i.namespace, i.value FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id AND shared = 0) ORDER BY c.id",
         ))? {
             let id: i64 = get(&r, 0)?;
             let ns: String = get(&r, 1)?;
