@@ -236,8 +236,13 @@ fn print_risks(s: &ChurnScores, reasons: bool) {
         "churn risk as of {} (model v{}, {} active customers scored)",
         s.as_of, s.model_version, s.scored
     );
+    let w = s
+        .customers
+        .iter()
+        .map(|r| r.key.chars().count())
+        .fold(8, usize::max);
     println!(
-        "  {:<24} {:>6}  top reasons (contribution to log-odds)",
+        "  {:<w$} {:>6}  top reasons (contribution to log-odds)",
         "customer", "risk"
     );
     for r in &s.customers {
@@ -247,7 +252,7 @@ fn print_risks(s: &ChurnScores, reasons: bool) {
         } else {
             String::new()
         };
-        println!("  {:<24} {:>5.1}%  {}", r.key, r.probability * 100.0, why);
+        println!("  {:<w$} {:>5.1}%  {}", r.key, r.probability * 100.0, why);
     }
 }
 

@@ -221,13 +221,18 @@ fn print_ranking(r: &ClvRanking) {
         "CLV over {} months (monthly discount {}), model version {}, histories to {}: {} customers, total {:.2}",
         r.horizon_months, r.discount_rate, r.model_version, r.as_of, r.customers, r.total_clv
     );
+    let w = r
+        .top
+        .iter()
+        .map(|c| c.key.chars().count())
+        .fold(8, usize::max);
     println!(
-        "{:>4}  {:<28} {:>10} {:>9} {:>8} {:>10} {:>6}",
+        "{:>4}  {:<w$} {:>10} {:>9} {:>8} {:>10} {:>6}",
         "rank", "customer", "CLV", "E[purch]", "P(alive)", "E[spend]", "x"
     );
     for (i, c) in r.top.iter().enumerate() {
         println!(
-            "{:>4}  {:<28} {:>10.2} {:>9.2} {:>8.3} {:>10.2} {:>6}",
+            "{:>4}  {:<w$} {:>10.2} {:>9.2} {:>8.3} {:>10.2} {:>6}",
             i + 1,
             c.key,
             c.clv,
