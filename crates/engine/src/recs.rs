@@ -3,9 +3,11 @@
 //!
 //! - [`load_split`] / [`load_holdout`] read ratings files (through
 //!   `infogap_ingest::ratings`) into binary interactions plus per-user test
-//!   items; [`eval_topn`] picks a configuration on an inner validation split
-//!   of the TRAIN data only (when several are given), refits it on the whole
-//!   train data and measures it on the test items.
+//!   items (and, when every training rating has a timestamp, the
+//!   chronological order of each user's ratings, which sequence models use);
+//!   [`eval_topn`] picks a configuration on an inner validation split of the
+//!   TRAIN data only (when several are given), refits it on the whole train
+//!   data and measures it on the test items.
 //! - [`build_interactions`] turns the store's [`Dataset`] into weighted
 //!   implicit interactions (order lines, ratings, cart/view events, optional
 //!   time decay); [`train`] fits, measures on an inner holdout and saves the
@@ -25,7 +27,7 @@ use infogap_models::recs::data::{
 };
 use infogap_models::recs::select::{self, Selection};
 use infogap_models::recs::topn::TopNFilter;
-use infogap_models::recs::{AlgoParams, Recommender};
+use infogap_models::recs::{AlgoParams, FitContext, Recommender};
 use serde::{Deserialize, Serialize};
 
 use crate::{Dataset, Engine, EngineError};
@@ -44,6 +46,9 @@ pub struct TopNData {
     pub duplicates: usize,
     /// Test rows whose user or item did not appear in the training file.
     pub test_only: usize,
+    /// Chronological rank of each training interaction (same shape as
+    /// `train.by_user`), when every training rating had a timestamp.
+    pub order: Option<Csr>,
 }
 
 fn read(
@@ -62,8 +67,8 @@ pub fn load_split(
     let tr = read(train, format)?;
     let te = read(test, format)?;
     let mut b = InteractionsBuilder::new(Combine::Last);
-    for (u, i, _, _) in tr.iter_external() {
-        b.add(u, i, 1.0, None);
+    for (u, i, _, t) in tr.iter_external() {
+        b.add(u, i, 1.0, t);
     }
     if b.is_empty() {
         return Err(EngineError::Invalid(format!(
@@ -78,7 +83,7 @@ pub fn load_split(
         let ii = b.add_item(i);
         pairs.push((uu, ii));
     }
-    let train_x = b.build()?;
+    let (train_x, order) = b.build_with_order()?;
     let mut test_items = vec![Vec::new(); train_x.n_users()];
     for (u, i) in pairs {
         if train_x.by_user.row_len(u as usize) == 0 || train_x.by_item.row_len(i as usize) == 0 {
@@ -95,6 +100,7 @@ pub fn load_split(
         test: test_items,
         duplicates: tr.duplicates + te.duplicates,
         test_only,
+        order,
     })
 }
 
@@ -107,8 +113,8 @@ pub fn load_holdout(
 ) -> Result<TopNData, EngineError> {
     let f = read(path, format)?;
     let mut b = InteractionsBuilder::new(Combine::Last);
-    for (u, i, _, _) in f.iter_external() {
-        b.add(u, i, 1.0, None);
+    for (u, i, _, t) in f.iter_external() {
+        b.add(u, i, 1.0, t);
     }
     if b.is_empty() {
         return Err(EngineError::Invalid(format!(
@@ -116,7 +122,8 @@ pub fn load_holdout(
             path.display()
         )));
     }
-    let all = b.build()?;
+    // The order covers every rating; models only look up the training ones.
+    let (all, order) = b.build_with_order()?;
     let (train, test) = select::holdout(&all.by_user, fraction, seed)?;
     let train = Interactions::from_csr(all.users, all.items, train);
     Ok(TopNData {
@@ -124,6 +131,7 @@ pub fn load_holdout(
         test,
         duplicates: f.duplicates,
         test_only: 0,
+        order,
     })
 }
 
@@ -138,6 +146,8 @@ pub struct TopNEvalReport {
     pub fit_seconds: f64,
     /// Time to score and rank every item for every training user (seconds).
     pub score_all_seconds: f64,
+    /// Time of the configuration search on the inner validation split (seconds; 0 without one).
+    pub select_seconds: f64,
     /// The search, when there was one.
     pub selection: Option<Selection>,
     /// Training users, items, interactions.
@@ -162,10 +172,12 @@ pub enum Search {
 }
 
 /// Chooses a configuration on a per-user holdout of `validation` of `train`
-/// (never on test data); a fixed configuration is returned as is.
+/// (never on test data); a fixed configuration is returned as is. `order`
+/// (the chronological rank of `train`'s interactions) enables sequence models.
 pub fn choose(
     search: &Search,
     train: &Csr,
+    order: Option<&Csr>,
     validation: f64,
     seed: u64,
     k: usize,
@@ -174,11 +186,11 @@ pub fn choose(
         Search::Fixed(p) => (p.clone(), None),
         Search::Grid(c) if c.len() == 1 => (c[0].clone(), None),
         Search::Grid(c) => {
-            let sel = select::grid_search(c, train, validation, seed, k)?;
+            let sel = select::grid_search_with(c, train, order, validation, seed, k)?;
             (sel.best.clone(), Some(sel))
         }
         Search::Auto => {
-            let sel = select::auto_search(train, validation, seed, k)?;
+            let sel = select::auto_search_with(train, order, validation, seed, k)?;
             (sel.best.clone(), Some(sel))
         }
     })
@@ -197,9 +209,19 @@ pub fn eval_topn(
     if k == 0 {
         return Err(EngineError::Invalid("--k must be at least 1".into()));
     }
-    let (params, selection) = choose(search, &data.train.by_user, validation, seed, k)?;
+    let (params, selection) = choose(
+        search,
+        &data.train.by_user,
+        data.order.as_ref(),
+        validation,
+        seed,
+        k,
+    )?;
+    let select_seconds = selection.as_ref().map_or(0.0, |s| s.seconds);
     let t0 = Instant::now();
-    let model = Recommender::fit(&params, &data.train)?;
+    let ctx =
+        FitContext::new(&data.train.by_user, &data.train.by_item).with_order(data.order.as_ref());
+    let model = Recommender::fit_in(&params, &ctx)?;
     let fit_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
     let recs = model.recommend_all(&data.train.by_user, k, false);
@@ -211,6 +233,7 @@ pub fn eval_topn(
         report,
         fit_seconds,
         score_all_seconds,
+        select_seconds,
         selection,
         n_users: data.train.n_users(),
         n_items: data.train.n_items(),
@@ -233,6 +256,15 @@ pub struct SignalConfig {
 /// the catalogue is an item. Summed weights `w` are damped to `log2(1 + w)`
 /// so one purchase counts 1 and repeats add less and less.
 pub fn build_interactions(ds: &Dataset, cfg: &SignalConfig) -> Result<Interactions, EngineError> {
+    Ok(build_interactions_with_order(ds, cfg)?.0)
+}
+
+/// [`build_interactions`] plus the chronological order of each customer's
+/// products (`None` unless every fact used has a time), for sequence models.
+pub fn build_interactions_with_order(
+    ds: &Dataset,
+    cfg: &SignalConfig,
+) -> Result<(Interactions, Option<Csr>), EngineError> {
     let decay = match (cfg.half_life_days, ds.max_time()) {
         (Some(d), Some(t)) if d > 0.0 => Some(TimeDecay {
             half_life_seconds: d * 86_400.0,
@@ -264,9 +296,9 @@ pub fn build_interactions(ds: &Dataset, cfg: &SignalConfig) -> Result<Interactio
             b.add_signal(w, &e.customer.to_string(), &p.to_string(), &e.kind, e.time);
         }
     }
-    let x = b.build()?;
+    let (x, order) = b.build_with_order()?;
     let by_user = x.by_user.map_values(|v| (1.0 + v.max(0.0)).log2());
-    Ok(Interactions::from_csr(x.users, x.items, by_user))
+    Ok((Interactions::from_csr(x.users, x.items, by_user), order))
 }
 
 /// A product as shown in answers.
@@ -358,7 +390,7 @@ fn search_for(algo: &str, overrides: &[(String, f64)], seed: u64) -> Result<Sear
 /// Trains on the store's data and saves the model as the next `recs` version.
 pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, EngineError> {
     let ds = engine.dataset()?;
-    let x = build_interactions(&ds, &opts.signals)?;
+    let (x, order) = build_interactions_with_order(&ds, &opts.signals)?;
     if x.nnz() == 0 {
         return Err(EngineError::Invalid(
             "the store has no purchases, ratings or product events to learn from; import data first".into(),
@@ -367,17 +399,23 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
     let k = opts.k.max(1);
     let search = search_for(&opts.algo, &opts.params, opts.seed)?;
     // Inner holdout on the store's data: choose (for `auto`) and measure.
-    let (params, sel) = choose(&search, &x.by_user, 0.2, opts.seed, k)?;
+    let order = order.as_ref();
+    let (params, sel) = choose(&search, &x.by_user, order, 0.2, opts.seed, k)?;
     let (holdout, tried) = match sel {
         Some(s) => (s.best_report, s.trials.len()),
         None => {
             let (inner, valid) = select::holdout(&x.by_user, 0.2, opts.seed)?;
-            let m = Recommender::fit_matrices(&params, &inner, &inner.transpose())?;
+            let inner_t = inner.transpose();
+            let ctx = FitContext::new(&inner, &inner_t).with_order(order);
+            let m = Recommender::fit_in(&params, &ctx)?;
             (select::evaluate(&m, &inner, &valid, k).1, 1)
         }
     };
     let t0 = Instant::now();
-    let model = Recommender::fit(&params, &x)?;
+    let model = Recommender::fit_in(
+        &params,
+        &FitContext::new(&x.by_user, &x.by_item).with_order(order),
+    )?;
     let fit_seconds = t0.elapsed().as_secs_f64();
     let by_id: HashMap<String, &infogap_core::dataset::ProductInfo> =
         ds.products.iter().map(|p| (p.id.to_string(), p)).collect();

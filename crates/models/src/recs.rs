@@ -10,11 +10,16 @@
 //! and explains each recommendation by the customer's own items that
 //! contributed most.
 //!
-//! Algorithms: popularity, user-kNN and item-kNN (cosine), implicit ALS
-//! ([`ials`]), EASE ([`ease`]) and a rank-normalized blend of EASE and iALS.
-//! [`select`] holds the evaluation protocol (holdout splits, ranking metrics
-//! per user, grid search on an inner validation split carved from the
-//! training data only). Everything is deterministic for a seed.
+//! Algorithms: popularity, user-kNN and item-kNN (cosine), sequence-kNN
+//! (item similarity from time adjacency, when interactions have times),
+//! implicit ALS ([`ials`]), EASE ([`ease`]), a rank-normalized blend of EASE
+//! and iALS, and weighted ensembles of any of them (per-user standardized
+//! scores). [`select`] holds the evaluation protocol (holdout splits, ranking
+//! metrics per user, grid search and the `auto` search on an inner
+//! validation split carved from the training data only). [`FitContext`]
+//! carries the optional side data (the chronological order of interactions)
+//! and caches what several configurations share (EASE's Gram matrix).
+//! Everything is deterministic for a seed.
 
 pub mod data;
 pub mod ease;
@@ -26,12 +31,14 @@ pub mod select;
 pub mod synth;
 pub mod topn;
 
+use std::sync::{Arc, Mutex};
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 use data::{Csr, Interactions};
-use ease::Ease;
+use ease::{Ease, EaseGram};
 use ials::{Ials, IalsParams};
 use knn::{ItemKnn, UserKnn};
 use popularity::Popularity;
@@ -43,6 +50,7 @@ pub const ALGORITHMS: &[&str] = &[
     "item-knn",
     "user-knn",
     "ials",
+    "seq-knn",
     "ease",
     "blend",
 ];
@@ -65,6 +73,15 @@ pub enum AlgoParams {
         /// Neighbour customers.
         k: usize,
         /// Cosine shrinkage.
+        shrink: f32,
+    },
+    /// Item-kNN on time-adjacency similarities (needs interaction times).
+    SeqKnn {
+        /// Items at most this many positions apart in a user's sequence co-occur.
+        window: usize,
+        /// Neighbours kept per item.
+        k: usize,
+        /// Shrinkage of the normalized co-occurrence.
         shrink: f32,
     },
     /// Implicit ALS.
@@ -91,6 +108,14 @@ pub enum AlgoParams {
         /// Largest number of items in the dense EASE part.
         max_items: usize,
     },
+    /// `Σ weight_p · z_p`, where `z_p` is part `p`'s scores standardized per
+    /// customer (mean 0, standard deviation 1 over the items not in the history).
+    Ensemble {
+        /// The parts.
+        parts: Vec<AlgoParams>,
+        /// One non-negative weight per part.
+        weights: Vec<f32>,
+    },
 }
 
 /// Default cap on EASE's dense item count (a 20 000² f64 inverse is 3.2 GB).
@@ -108,6 +133,11 @@ impl AlgoParams {
             "user-knn" | "userknn" | "user_knn" => AlgoParams::UserKnn {
                 k: 50,
                 shrink: 10.0,
+            },
+            "seq-knn" | "seqknn" | "seq_knn" => AlgoParams::SeqKnn {
+                window: 3,
+                k: 200,
+                shrink: 1.0,
             },
             "ials" | "als" => AlgoParams::Ials(IalsParams::default()),
             "ease" => AlgoParams::Ease {
@@ -140,15 +170,17 @@ impl AlgoParams {
             AlgoParams::Popularity => "popularity",
             AlgoParams::ItemKnn { .. } => "item-knn",
             AlgoParams::UserKnn { .. } => "user-knn",
+            AlgoParams::SeqKnn { .. } => "seq-knn",
             AlgoParams::Ials(_) => "ials",
             AlgoParams::Ease { .. } => "ease",
             AlgoParams::Blend { .. } => "blend",
+            AlgoParams::Ensemble { .. } => "ensemble",
         }
     }
 
-    /// Sets one hyper-parameter by name (`k`, `shrink`, `factors`, `reg`,
-    /// `alpha`, `iterations`, `cg_steps`, `seed`, `lambda`, `dropout`,
-    /// `weight`, `max_items`).
+    /// Sets one hyper-parameter by name (`k`, `shrink`, `window`, `factors`,
+    /// `reg`, `alpha`, `iterations`, `cg_steps`, `seed`, `lambda`, `dropout`,
+    /// `weight`, `max_items`). An ensemble has none of its own.
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
         let bad = |reason: &str| ModelError::InvalidParameter {
             name: key.to_owned(),
@@ -177,7 +209,22 @@ impl AlgoParams {
             Ok(true)
         };
         let known = match self {
-            AlgoParams::Popularity => false,
+            AlgoParams::Popularity | AlgoParams::Ensemble { .. } => false,
+            AlgoParams::SeqKnn { window, k, shrink } => match key {
+                "window" => {
+                    *window = as_count(value)?;
+                    true
+                }
+                "k" => {
+                    *k = as_count(value)?;
+                    true
+                }
+                "shrink" => {
+                    *shrink = value as f32;
+                    true
+                }
+                _ => false,
+            },
             AlgoParams::ItemKnn { k, shrink } | AlgoParams::UserKnn { k, shrink } => match key {
                 "k" => {
                     *k = as_count(value)?;
@@ -247,10 +294,145 @@ impl AlgoParams {
         match &mut self {
             AlgoParams::Ials(p) => p.seed = seed,
             AlgoParams::Blend { ials, .. } => ials.seed = seed,
+            AlgoParams::Ensemble { parts, .. } => {
+                for p in parts.iter_mut() {
+                    *p = p.clone().with_seed(seed);
+                }
+            }
             _ => {}
         }
         self
     }
+}
+
+/// What fitting needs besides the parameters: the user × item matrix, its
+/// transpose, optionally the chronological order of the interactions (see
+/// [`data::chronological_order`]; sequence models need it), and a cache of
+/// EASE Gram matrices so several configurations fitted on the same data
+/// build it once.
+#[derive(Debug)]
+pub struct FitContext<'a> {
+    /// Users × items.
+    pub by_user: &'a Csr,
+    /// Items × users.
+    pub by_item: &'a Csr,
+    /// Chronological rank of each interaction (same shape as `by_user`), if known.
+    pub order: Option<&'a Csr>,
+    grams: Mutex<Vec<(usize, Arc<EaseGram>)>>,
+}
+
+impl<'a> FitContext<'a> {
+    /// A context without interaction order.
+    pub fn new(by_user: &'a Csr, by_item: &'a Csr) -> Self {
+        FitContext {
+            by_user,
+            by_item,
+            order: None,
+            grams: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds the chronological order of the interactions.
+    pub fn with_order(mut self, order: Option<&'a Csr>) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// EASE's Gram matrix over at most `max_items` items (built once per cap).
+    pub fn gram(&self, max_items: usize) -> Arc<EaseGram> {
+        let mut cache = self
+            .grams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, g)) = cache.iter().find(|(m, _)| *m == max_items) {
+            return Arc::clone(g);
+        }
+        let g = Arc::new(EaseGram::new(self.by_user, self.by_item, max_items));
+        cache.push((max_items, Arc::clone(&g)));
+        g
+    }
+
+    fn fit(&self, params: &AlgoParams) -> Result<Fitted, ModelError> {
+        let (by_user, by_item) = (self.by_user, self.by_item);
+        Ok(match params {
+            AlgoParams::Popularity => Fitted::Popularity,
+            AlgoParams::ItemKnn { k, shrink } => {
+                Fitted::ItemKnn(ItemKnn::fit(by_user, by_item, *k, *shrink))
+            }
+            AlgoParams::SeqKnn { window, k, shrink } => {
+                let order = self.order.ok_or_else(|| {
+                    ModelError::InvalidInput(
+                        "seq-knn needs the time of each interaction (no timestamps given)".into(),
+                    )
+                })?;
+                Fitted::ItemKnn(ItemKnn::fit_sequential(
+                    by_user, order, *window, *k, *shrink,
+                )?)
+            }
+            AlgoParams::UserKnn { k, shrink } => {
+                Fitted::UserKnn(UserKnn::fit(by_user, by_item, *k, *shrink))
+            }
+            AlgoParams::Ials(p) => Fitted::Ials(Ials::fit(by_user, by_item, *p)?),
+            AlgoParams::Ease {
+                lambda,
+                dropout,
+                max_items,
+            } => Fitted::Ease(Ease::from_gram(&self.gram(*max_items), *lambda, *dropout)?),
+            AlgoParams::Blend {
+                lambda,
+                dropout,
+                weight,
+                ials,
+                max_items,
+            } => {
+                if !(0.0..=1.0).contains(weight) {
+                    return Err(ModelError::InvalidParameter {
+                        name: "weight".into(),
+                        reason: "must be in [0, 1]".into(),
+                    });
+                }
+                let (ease, ials) = rayon::join(
+                    || Ease::from_gram(&self.gram(*max_items), *lambda, *dropout),
+                    || Ials::fit(by_user, by_item, *ials),
+                );
+                Fitted::Blend {
+                    ease: ease?,
+                    ials: ials?,
+                    weight: *weight,
+                }
+            }
+            AlgoParams::Ensemble { parts, weights } => {
+                check_ensemble(parts.len(), weights)?;
+                let parts = parts
+                    .par_iter()
+                    .map(|p| self.fit(p))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Fitted::Ensemble {
+                    parts,
+                    weights: weights.clone(),
+                }
+            }
+        })
+    }
+}
+
+fn check_ensemble(n: usize, weights: &[f32]) -> Result<(), ModelError> {
+    if n == 0 || weights.len() != n {
+        return Err(ModelError::InvalidParameter {
+            name: "weights".into(),
+            reason: format!(
+                "an ensemble needs one weight per part ({n} parts, {} weights)",
+                weights.len()
+            ),
+        });
+    }
+    if weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) || weights.iter().sum::<f32>() <= 0.0 {
+        return Err(ModelError::InvalidParameter {
+            name: "weights".into(),
+            reason: "must be finite, >= 0, and not all 0".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The fitted state of one algorithm.
@@ -275,6 +457,13 @@ pub enum Fitted {
         ials: Ials,
         /// EASE weight.
         weight: f32,
+    },
+    /// Weighted ensemble of standardized scores.
+    Ensemble {
+        /// The fitted parts.
+        parts: Vec<Fitted>,
+        /// One weight per part.
+        weights: Vec<f32>,
     },
 }
 
@@ -313,76 +502,41 @@ fn rank_normalize(s: &[f32], out: &mut [f32]) {
     }
 }
 
-impl Recommender {
-    /// Fits on interactions.
-    pub fn fit(params: &AlgoParams, data: &Interactions) -> Result<Self, ModelError> {
-        Self::fit_matrices(params, &data.by_user, &data.by_item)
+/// Standardizes `s` in place over the items not in `history`: mean 0,
+/// standard deviation 1 (a constant vector becomes 0).
+fn standardize(s: &mut [f32], history: &[(u32, f32)]) {
+    let (mut n, mut sum, mut sq) = (s.len() as f64, 0f64, 0f64);
+    for &v in s.iter() {
+        sum += f64::from(v);
+        sq += f64::from(v) * f64::from(v);
     }
-
-    /// Fits on a user × item matrix and its transpose.
-    pub fn fit_matrices(
-        params: &AlgoParams,
-        by_user: &Csr,
-        by_item: &Csr,
-    ) -> Result<Self, ModelError> {
-        if by_user.n_cols == 0 {
-            return Err(ModelError::InvalidInput("no items to recommend".into()));
+    for &(i, _) in history {
+        if let Some(&v) = s.get(i as usize) {
+            n -= 1.0;
+            sum -= f64::from(v);
+            sq -= f64::from(v) * f64::from(v);
         }
-        let popularity = Popularity::fit(by_user);
-        let model = match params {
-            AlgoParams::Popularity => Fitted::Popularity,
-            AlgoParams::ItemKnn { k, shrink } => {
-                Fitted::ItemKnn(ItemKnn::fit(by_user, by_item, *k, *shrink))
-            }
-            AlgoParams::UserKnn { k, shrink } => {
-                Fitted::UserKnn(UserKnn::fit(by_user, by_item, *k, *shrink))
-            }
-            AlgoParams::Ials(p) => Fitted::Ials(Ials::fit(by_user, by_item, *p)?),
-            AlgoParams::Ease {
-                lambda,
-                dropout,
-                max_items,
-            } => Fitted::Ease(Ease::fit(by_user, by_item, *lambda, *dropout, *max_items)?),
-            AlgoParams::Blend {
-                lambda,
-                dropout,
-                weight,
-                ials,
-                max_items,
-            } => {
-                if !(0.0..=1.0).contains(weight) {
-                    return Err(ModelError::InvalidParameter {
-                        name: "weight".into(),
-                        reason: "must be in [0, 1]".into(),
-                    });
-                }
-                let (ease, ials) = rayon::join(
-                    || Ease::fit(by_user, by_item, *lambda, *dropout, *max_items),
-                    || Ials::fit(by_user, by_item, *ials),
-                );
-                Fitted::Blend {
-                    ease: ease?,
-                    ials: ials?,
-                    weight: *weight,
-                }
-            }
-        };
-        Ok(Recommender {
-            params: params.clone(),
-            n_items: by_user.n_cols,
-            n_users: by_user.n_rows,
-            popularity,
-            model,
-        })
     }
+    let n = n.max(1.0);
+    let mean = sum / n;
+    let sd = (sq / n - mean * mean).max(0.0).sqrt();
+    let inv = if sd > 1e-12 { 1.0 / sd } else { 0.0 };
+    for v in s.iter_mut() {
+        *v = ((f64::from(*v) - mean) * inv) as f32;
+    }
+}
 
-    /// Scores every item. `user` is the training row when the customer was in
-    /// the training data (used by iALS and user-kNN), `None` to fold in from
-    /// `history` alone. Items in `history` are not removed here.
-    pub fn scores(&self, user: Option<u32>, history: &[(u32, f32)], out: &mut [f32]) {
-        let user = user.filter(|&u| (u as usize) < self.n_users);
-        match &self.model {
-            Fitted::Popularity => self.popularity.score(out),
+impl Fitted {
+    /// Scores every item (see [`Recommender::scores`]); `popularity` serves the popularity model.
+    pub fn score(
+        &self,
+        popularity: &Popularity,
+        user: Option<u32>,
+        history: &[(u32, f32)],
+        out: &mut [f32],
+    ) {
+        match self {
+            Fitted::Popularity => popularity.score(out),
             Fitted::ItemKnn(m) => m.score(history, out),
             Fitted::UserKnn(m) => m.score(user, history, out),
             Fitted::Ials(m) => m.score(user, history, out),
@@ -398,7 +552,102 @@ impl Recommender {
                     *o = weight * *o + (1.0 - weight) * x;
                 }
             }
+            Fitted::Ensemble { parts, weights } => {
+                out.fill(0.0);
+                let mut a = vec![0f32; out.len()];
+                for (p, &w) in parts.iter().zip(weights) {
+                    if w == 0.0 {
+                        continue;
+                    }
+                    p.score(popularity, user, history, &mut a);
+                    standardize(&mut a, history);
+                    for (o, x) in out.iter_mut().zip(&a) {
+                        *o += w * x;
+                    }
+                }
+            }
         }
+    }
+
+    /// Contribution of each history item to `item`'s score (unsorted, may hold non-positive values).
+    pub fn contributions(
+        &self,
+        user: Option<u32>,
+        history: &[(u32, f32)],
+        item: u32,
+    ) -> Vec<(u32, f32)> {
+        // Each part's contributions as shares of that part's positive total.
+        fn shares(v: Vec<(u32, f32)>) -> impl Iterator<Item = (u32, f32)> {
+            let tot: f32 = v.iter().map(|x| x.1.max(0.0)).sum::<f32>().max(1e-12);
+            v.into_iter().map(move |(i, x)| (i, x / tot))
+        }
+        match self {
+            Fitted::Popularity => Vec::new(),
+            Fitted::ItemKnn(m) => m.contributions(history, item),
+            Fitted::UserKnn(m) => m.contributions(history, item, user),
+            Fitted::Ials(m) => m.contributions(history, item),
+            Fitted::Ease(m) => m.contributions(history, item),
+            Fitted::Blend { ease, ials, weight } => {
+                let mut acc: std::collections::BTreeMap<u32, f32> = Default::default();
+                for (i, x) in shares(ease.contributions(history, item)) {
+                    *acc.entry(i).or_default() += weight * x;
+                }
+                for (i, x) in shares(ials.contributions(history, item)) {
+                    *acc.entry(i).or_default() += (1.0 - weight) * x;
+                }
+                acc.into_iter().collect()
+            }
+            Fitted::Ensemble { parts, weights } => {
+                let mut acc: std::collections::BTreeMap<u32, f32> = Default::default();
+                for (p, &w) in parts.iter().zip(weights) {
+                    for (i, x) in shares(p.contributions(user, history, item)) {
+                        *acc.entry(i).or_default() += w * x;
+                    }
+                }
+                acc.into_iter().collect()
+            }
+        }
+    }
+}
+
+impl Recommender {
+    /// Fits on interactions.
+    pub fn fit(params: &AlgoParams, data: &Interactions) -> Result<Self, ModelError> {
+        Self::fit_matrices(params, &data.by_user, &data.by_item)
+    }
+
+    /// Fits on a user × item matrix and its transpose.
+    pub fn fit_matrices(
+        params: &AlgoParams,
+        by_user: &Csr,
+        by_item: &Csr,
+    ) -> Result<Self, ModelError> {
+        Self::fit_in(params, &FitContext::new(by_user, by_item))
+    }
+
+    /// Fits with a [`FitContext`] (interaction order, shared Gram matrices).
+    pub fn fit_in(params: &AlgoParams, ctx: &FitContext<'_>) -> Result<Self, ModelError> {
+        let by_user = ctx.by_user;
+        if by_user.n_cols == 0 {
+            return Err(ModelError::InvalidInput("no items to recommend".into()));
+        }
+        let popularity = Popularity::fit(by_user);
+        let model = ctx.fit(params)?;
+        Ok(Recommender {
+            params: params.clone(),
+            n_items: by_user.n_cols,
+            n_users: by_user.n_rows,
+            popularity,
+            model,
+        })
+    }
+
+    /// Scores every item. `user` is the training row when the customer was in
+    /// the training data (used by iALS and user-kNN), `None` to fold in from
+    /// `history` alone. Items in `history` are not removed here.
+    pub fn scores(&self, user: Option<u32>, history: &[(u32, f32)], out: &mut [f32]) {
+        let user = user.filter(|&u| (u as usize) < self.n_users);
+        self.model.score(&self.popularity, user, history, out);
     }
 
     /// Top-`n` for one customer. An empty history gets popularity with `fallback = true`.
@@ -459,32 +708,102 @@ impl Recommender {
         item: u32,
         top: usize,
     ) -> Vec<(u32, f32)> {
-        let _ = user;
-        let mut c = match &self.model {
-            Fitted::Popularity => Vec::new(),
-            Fitted::ItemKnn(m) => m.contributions(history, item),
-            Fitted::UserKnn(m) => m.contributions(history, item, user),
-            Fitted::Ials(m) => m.contributions(history, item),
-            Fitted::Ease(m) => m.contributions(history, item),
-            Fitted::Blend { ease, ials, weight } => {
-                // Each part's contributions as shares of that part's score.
-                let share = |v: Vec<(u32, f32)>| {
-                    let tot: f32 = v.iter().map(|x| x.1.max(0.0)).sum::<f32>().max(1e-12);
-                    v.into_iter().map(move |(i, x)| (i, x / tot))
-                };
-                let mut acc: std::collections::BTreeMap<u32, f32> = Default::default();
-                for (i, x) in share(ease.contributions(history, item)) {
-                    *acc.entry(i).or_default() += weight * x;
-                }
-                for (i, x) in share(ials.contributions(history, item)) {
-                    *acc.entry(i).or_default() += (1.0 - weight) * x;
-                }
-                acc.into_iter().collect()
-            }
-        };
+        let user = user.filter(|&u| (u as usize) < self.n_users);
+        let mut c = self.model.contributions(user, history, item);
         c.retain(|x| x.1 > 0.0 && x.1.is_finite());
         c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         c.truncate(top);
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recs::select::{evaluate, holdout};
+    use crate::recs::synth::planted_taste;
+
+    fn ease(lambda: f64) -> AlgoParams {
+        AlgoParams::Ease {
+            lambda,
+            dropout: 0.0,
+            max_items: EASE_MAX_ITEMS,
+        }
+    }
+
+    #[test]
+    fn ensemble_standardizes_parts_and_checks_weights() {
+        let p = planted_taste(200, 60, 3, 12, 0.1, 4);
+        let x = Interactions::from_dense_triples(200, 60, &p.triples).expect("triples");
+        let (train, test) = holdout(&x.by_user, 0.25, 2).expect("holdout");
+        let t = train.transpose();
+        let ctx = FitContext::new(&train, &t);
+        let knn = AlgoParams::ItemKnn { k: 20, shrink: 1.0 };
+        let ens = AlgoParams::Ensemble {
+            parts: vec![ease(10.0), knn.clone()],
+            weights: vec![0.5, 0.5],
+        };
+        let m = Recommender::fit_in(&ens, &ctx).expect("fit");
+        let (_, rep) = evaluate(&m, &train, &test, 10);
+        let pop = Recommender::fit_in(&AlgoParams::Popularity, &ctx).expect("pop");
+        let (_, rp) = evaluate(&pop, &train, &test, 10);
+        assert!(
+            rep.recall > rp.recall + 0.1,
+            "{} vs {}",
+            rep.recall,
+            rp.recall
+        );
+        // A one-part ensemble ranks exactly like its part (standardizing is monotone).
+        let solo = AlgoParams::Ensemble {
+            parts: vec![knn.clone()],
+            weights: vec![2.0],
+        };
+        let a = Recommender::fit_in(&solo, &ctx).expect("fit");
+        let b = Recommender::fit_in(&knn, &ctx).expect("fit");
+        assert_eq!(
+            a.recommend_all(&train, 10, false),
+            b.recommend_all(&train, 10, false)
+        );
+        // Standardized scores: mean 0 and sd 1 over the items not in the history.
+        let h: Vec<(u32, f32)> = train.row(0).collect();
+        let mut s = vec![0f32; 60];
+        a.scores(Some(0), &h, &mut s);
+        let rest: Vec<f64> = (0..60u32)
+            .filter(|i| !h.iter().any(|x| x.0 == *i))
+            .map(|i| f64::from(s[i as usize]) / 2.0)
+            .collect();
+        let mean = rest.iter().sum::<f64>() / rest.len() as f64;
+        let var = rest.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rest.len() as f64;
+        assert!(
+            mean.abs() < 1e-4 && (var.sqrt() - 1.0).abs() < 1e-3,
+            "{mean} {var}"
+        );
+        // Explanations come from the customer's own items.
+        let top = m.recommend(Some(0), &h, 1, &TopNFilter::default()).items[0].item;
+        let why = m.explain(Some(0), &h, top, 3);
+        assert!(!why.is_empty() && why.iter().all(|(i, _)| h.iter().any(|x| x.0 == *i)));
+        // Bad weights and a sequence model without times are errors.
+        for weights in [vec![1.0], vec![-1.0, 1.0], vec![0.0, 0.0]] {
+            let bad = AlgoParams::Ensemble {
+                parts: vec![ease(10.0), knn.clone()],
+                weights,
+            };
+            assert!(Recommender::fit_in(&bad, &ctx).is_err());
+        }
+        let seq = AlgoParams::default_for("seq-knn").expect("seq-knn");
+        let err = Recommender::fit_in(&seq, &ctx).expect_err("no order");
+        assert!(err.to_string().contains("time"), "{err}");
+    }
+
+    #[test]
+    fn the_gram_is_shared_across_ease_fits() {
+        let p = planted_taste(50, 30, 2, 8, 0.1, 1);
+        let x = Interactions::from_dense_triples(50, 30, &p.triples).expect("triples");
+        let ctx = FitContext::new(&x.by_user, &x.by_item);
+        let g1 = ctx.gram(EASE_MAX_ITEMS);
+        let _ = Recommender::fit_in(&ease(5.0), &ctx).expect("fit");
+        assert!(Arc::ptr_eq(&g1, &ctx.gram(EASE_MAX_ITEMS)));
+        let direct = Recommender::fit(&ease(5.0), &x).expect("fit");
+        assert_eq!(direct, Recommender::fit_in(&ease(5.0), &ctx).expect("fit"));
     }
 }

@@ -194,6 +194,7 @@ pub fn eval(ctx: &Ctx, args: &EvalRecsArgs) -> anyhow::Result<()> {
     out.insert("coverage".into(), json!(rep.report.coverage));
     out.insert("fit_seconds".into(), json!(rep.fit_seconds));
     out.insert("score_all_seconds".into(), json!(rep.score_all_seconds));
+    out.insert("select_seconds".into(), json!(rep.select_seconds));
     out.insert("algo".into(), json!(rep.params.name()));
     out.insert("params".into(), serde_json::to_value(&rep.params)?);
     out.insert("k".into(), json!(k));

@@ -161,6 +161,86 @@ fn eval_recs_topn_on_a_planted_split() {
     assert!(text.contains("nDCG@10"), "{text}");
 }
 
+/// Users walk a ring of 60 items in time order (16 consecutive items from a
+/// pseudo-random start), so what a user rated next is a ring neighbour of what
+/// they rated before. Written with timestamps (CSV) and without (whitespace).
+fn write_walks(dir: &Path) {
+    let mut csv = String::from("userId,movieId,rating,timestamp\n");
+    let mut plain = String::new();
+    let mut s = 7u64;
+    for u in 0..150u64 {
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let start = (s >> 33) % 60;
+        for step in 0..16u64 {
+            let i = (start + step) % 60;
+            writeln!(csv, "u{u},m{i},4,{}", 1_000_000 + u * 1000 + step * 10).expect("write");
+            writeln!(plain, "u{u} m{i} 4").expect("write");
+        }
+    }
+    std::fs::write(dir.join("walks.csv"), csv).expect("write walks");
+    std::fs::write(dir.join("walks.txt"), plain).expect("write walks");
+}
+
+#[test]
+fn seq_knn_uses_time_order_and_auto_falls_back_without_times() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_walks(dir.path());
+    let run = |file: &str, algo: &str| {
+        json(
+            dir.path(),
+            &[
+                "eval",
+                "recs",
+                "--ratings",
+                file,
+                "--holdout-per-user",
+                "0.25",
+                "--algo",
+                algo,
+                "--json",
+            ],
+        )
+    };
+    let seq = run("walks.csv", "seq-knn");
+    let pop = run("walks.csv", "popularity");
+    let (r, p) = (
+        seq["recall@10"].as_f64().expect("recall"),
+        pop["recall@10"].as_f64().expect("recall"),
+    );
+    // 4 held-out items among 48 unseen: random recall@10 ≈ 0.21.
+    assert!(
+        r > 0.8 && r > p + 0.4,
+        "seq-kNN recall@10 {r:.3} vs popularity {p:.3}"
+    );
+    // Without timestamps the sequence model says why it cannot fit ...
+    let out = run_in(
+        dir.path(),
+        &[
+            "eval",
+            "recs",
+            "--ratings",
+            "walks.txt",
+            "--holdout-per-user",
+            "0.25",
+            "--algo",
+            "seq-knn",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("time"), "{err}");
+    // ... and auto still chooses (among the other models) and reports its search time.
+    let auto = run("walks.txt", "auto");
+    assert!(auto["ndcg@10"].as_f64().expect("ndcg") > pop["ndcg@10"].as_f64().expect("ndcg"));
+    assert!(auto["select_seconds"].as_f64().expect("select_seconds") > 0.0);
+    let cands = auto["selection"]["candidates"]
+        .as_array()
+        .expect("candidates");
+    assert!(cands.iter().all(|c| c["algo"] != "seq-knn"));
+}
+
 #[test]
 fn eval_recs_rejects_bad_requests() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -373,9 +453,12 @@ fn eval_recs_auto_on_the_shared_ml100k_split() {
     );
     let ndcg = v["ndcg@10"].as_f64().expect("ndcg");
     // Chosen on the training data only; the peers' best (EASE, λ picked on the
-    // test set) is 0.479. The 0.50 target is not reached yet (see
-    // benchmarks/recs-topn.md).
-    assert!(ndcg >= 0.48, "nDCG@10 {ndcg:.4}");
+    // test set) is 0.479. infogap: 0.4891 (seeds 0/1/2: 0.4891/0.4894/0.4902).
+    // The 0.50 target is not reached (see BENCHMARKS.md, top-N).
+    assert!(ndcg >= 0.485, "nDCG@10 {ndcg:.4}");
+    // The search is reported and the refitted model is fast (loose bound for a loaded CI box).
+    assert!(v["select_seconds"].as_f64().expect("select_seconds") > 0.0);
+    assert!(v["fit_seconds"].as_f64().expect("fit_seconds") < 2.0);
     assert_eq!(v["users_evaluated"], 943);
     assert!(
         v["selection"]["candidates"]

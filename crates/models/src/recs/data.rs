@@ -481,6 +481,28 @@ impl InteractionsBuilder {
         self.triples.is_empty()
     }
 
+    /// Builds the matrices and, when every observation has a time, the
+    /// chronological order of each user's items ([`chronological_order`]).
+    pub fn build_with_order(self) -> Result<(Interactions, Option<Csr>), ModelError> {
+        let events: Option<Vec<(u32, u32, i64)>> = self
+            .triples
+            .iter()
+            .zip(&self.times)
+            .map(|(&(u, i, _), t)| t.map(|t| (u, i, t)))
+            .collect();
+        let (nu, ni) = (self.users.len(), self.items.len());
+        let x = self.build()?;
+        let order = match events {
+            Some(ev) if !ev.is_empty() => Some(chronological_order(
+                nu.max(x.n_users()),
+                ni.max(x.n_items()),
+                &ev,
+            )?),
+            _ => None,
+        };
+        Ok((x, order))
+    }
+
     /// Builds the matrices.
     pub fn build(self) -> Result<Interactions, ModelError> {
         let mut triples = self.triples;
@@ -509,6 +531,33 @@ impl InteractionsBuilder {
             )?;
         Ok(Interactions::from_csr(self.users, self.items, csr))
     }
+}
+
+/// The chronological order of each user's items: a user × item matrix with
+/// the same cells as the interactions whose value is the rank (0, 1, …) of the
+/// cell in the user's sequence sorted by time (the latest time of duplicate
+/// observations; ties broken by item index). Sequence-aware models use it;
+/// ranks rather than raw times keep it in `f32` exactly.
+pub fn chronological_order(
+    n_users: usize,
+    n_items: usize,
+    events: &[(u32, u32, i64)],
+) -> Result<Csr, ModelError> {
+    let mut ev: Vec<(u32, u32, i64)> = events.to_vec();
+    ev.sort_unstable_by_key(|&(u, i, t)| (u, i, std::cmp::Reverse(t)));
+    ev.dedup_by_key(|&mut (u, i, _)| (u, i));
+    // Per user: sort by (time, item) and number them.
+    ev.sort_unstable_by_key(|&(u, i, t)| (u, t, i));
+    let mut triples = Vec::with_capacity(ev.len());
+    let mut rank = 0u32;
+    for (k, &(u, i, _)) in ev.iter().enumerate() {
+        if k == 0 || ev[k - 1].0 != u {
+            rank = 0;
+        }
+        triples.push((u, i, rank as f32));
+        rank += 1;
+    }
+    Csr::from_triples(n_users, n_items, &triples, |_, b| b)
 }
 
 #[cfg(test)]
@@ -549,6 +598,33 @@ mod tests {
         let x = b.build().unwrap();
         assert_eq!(x.nnz(), 1);
         assert!((x.by_user.values[0] - 1.05).abs() < 1e-6);
+    }
+
+    #[test]
+    fn chronological_order_ranks_each_users_items_by_time() {
+        let mut b = InteractionsBuilder::new(Combine::Last);
+        b.add("u", "a", 1.0, Some(30));
+        b.add("u", "b", 1.0, Some(10));
+        b.add("u", "c", 1.0, Some(20));
+        b.add("u", "b", 1.0, Some(40)); // the latest time counts
+        b.add("v", "c", 1.0, Some(5));
+        let (x, order) = b.build_with_order().unwrap();
+        let order = order.expect("every observation has a time");
+        let u = x.users.get("u").unwrap() as usize;
+        let rank = |it: &str| {
+            let i = x.items.get(it).unwrap();
+            let p = order.row_indices(u).binary_search(&i).unwrap();
+            order.row_values(u)[p]
+        };
+        assert_eq!((rank("c"), rank("a"), rank("b")), (0.0, 1.0, 2.0));
+        assert_eq!(order.row_values(x.users.get("v").unwrap() as usize), &[0.0]);
+        let mut b = InteractionsBuilder::new(Combine::Last);
+        b.add("u", "a", 1.0, Some(30));
+        b.add("u", "b", 1.0, None);
+        assert!(
+            b.build_with_order().unwrap().1.is_none(),
+            "a missing time: no order"
+        );
     }
 
     #[test]

@@ -9,10 +9,18 @@
 //! item count is moderate: `max_items` caps the dense part to the most popular
 //! items (the rest score 0 and rank after them), and the front ends switch to
 //! item-kNN or iALS for larger catalogues (see `benchmarks/recs-topn.md`).
-//! The Cholesky factorization and inverse use faer (f64).
+//! The Gram matrix is built once ([`EaseGram`]) and can be reused for several
+//! `(λ, d)` pairs (model selection fits one factorization per pair, not one
+//! Gram). The solve is in `f32` with faer: an in-place Cholesky factorization
+//! and the SPD inverse `L⁻ᵀL⁻¹`, of which only the lower triangle is formed
+//! (faer runs both on rayon). `f32` halves the memory traffic of the `n³`
+//! work compared with `f64`; `G + Λ` with a λ in the usual range (tens to
+//! thousands) is well conditioned enough for single precision: the unit test
+//! checks the weights against an `f64` reference to 1e-4, and on ml-100k the
+//! `f32` model gives the `f64` model's top-10 metrics to 4 decimals.
 
-use faer::Side;
-use faer::linalg::solvers::DenseSolveCore;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -30,28 +38,22 @@ pub struct Ease {
     pub b: Vec<f32>,
 }
 
-impl Ease {
-    /// Fits on `by_user`/`by_item` with L2 `lambda`, dropout emphasis `dropout`
-    /// in `[0, 1)`, keeping at most `max_items` (most popular) items.
-    pub fn fit(
-        by_user: &Csr,
-        by_item: &Csr,
-        lambda: f64,
-        dropout: f64,
-        max_items: usize,
-    ) -> Result<Self, ModelError> {
-        if lambda.is_nan() || lambda < 0.0 {
-            return Err(ModelError::InvalidParameter {
-                name: "lambda".into(),
-                reason: "must be >= 0".into(),
-            });
-        }
-        if !(0.0..1.0).contains(&dropout) {
-            return Err(ModelError::InvalidParameter {
-                name: "dropout".into(),
-                reason: "must be in [0, 1)".into(),
-            });
-        }
+/// The dense Gram matrix `XᵀX` over the modelled items, shared by every
+/// `(λ, dropout)` fitted on the same data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EaseGram {
+    /// Items of the model (dense catalogue indices), ascending.
+    pub items: Vec<u32>,
+    /// Position of each catalogue item in `items` (`u32::MAX` = not modelled).
+    pub pos: Vec<u32>,
+    /// Symmetric `|items|²` Gram matrix (row-major).
+    pub g: Vec<f32>,
+}
+
+impl EaseGram {
+    /// Builds the Gram matrix of `by_user` over at most `max_items` of the most
+    /// popular items (items nobody interacted with are left out).
+    pub fn new(by_user: &Csr, by_item: &Csr, max_items: usize) -> Self {
         let n_all = by_item.n_rows;
         let mut items: Vec<u32> = (0..n_all as u32)
             .filter(|&i| by_item.row_len(i as usize) > 0)
@@ -66,6 +68,45 @@ impl Ease {
         for (p, &i) in items.iter().enumerate() {
             pos[i as usize] = p as u32;
         }
+        // One row per item in parallel.
+        let mut g = vec![0f32; n * n];
+        if n > 0 {
+            g.par_chunks_mut(n).enumerate().for_each(|(a, row)| {
+                let i = items[a] as usize;
+                for (u, xu) in by_item.row(i) {
+                    for (j, xj) in by_user.row(u as usize) {
+                        let pj = pos[j as usize];
+                        if pj != u32::MAX {
+                            row[pj as usize] += xu * xj;
+                        }
+                    }
+                }
+            });
+        }
+        EaseGram { items, pos, g }
+    }
+}
+
+impl Ease {
+    /// Fits on `by_user`/`by_item` with L2 `lambda`, dropout emphasis `dropout`
+    /// in `[0, 1)`, keeping at most `max_items` (most popular) items.
+    pub fn fit(
+        by_user: &Csr,
+        by_item: &Csr,
+        lambda: f64,
+        dropout: f64,
+        max_items: usize,
+    ) -> Result<Self, ModelError> {
+        check_params(lambda, dropout)?;
+        Self::from_gram(&EaseGram::new(by_user, by_item, max_items), lambda, dropout)
+    }
+
+    /// Solves EASE from a precomputed Gram matrix (which is left untouched, so
+    /// it can serve several `lambda`/`dropout` values).
+    pub fn from_gram(gram: &EaseGram, lambda: f64, dropout: f64) -> Result<Self, ModelError> {
+        check_params(lambda, dropout)?;
+        let n = gram.items.len();
+        let (items, pos) = (gram.items.clone(), gram.pos.clone());
         if n == 0 {
             return Ok(Ease {
                 items,
@@ -73,51 +114,54 @@ impl Ease {
                 b: Vec::new(),
             });
         }
-        // Gram matrix, one row per item in parallel.
-        let mut g = vec![0f64; n * n];
-        g.par_chunks_mut(n).enumerate().for_each(|(a, row)| {
-            let i = items[a] as usize;
-            for (u, xu) in by_item.row(i) {
-                for (j, xj) in by_user.row(u as usize) {
-                    let pj = pos[j as usize];
-                    if pj != u32::MAX {
-                        row[pj as usize] += f64::from(xu) * f64::from(xj);
-                    }
-                }
+        let emph = dropout / (1.0 - dropout);
+        let g = &gram.g;
+        // Column-major copy of the (symmetric) Gram with the regularized diagonal.
+        let mut m = faer::Mat::<f32>::from_fn(n, n, |i, j| {
+            let v = g[j * n + i];
+            if i == j {
+                (f64::from(v) * (1.0 + emph) + lambda) as f32
+            } else {
+                v
             }
         });
-        Self::from_gram(items, pos, g, lambda, dropout)
-    }
-
-    /// Solves EASE from a precomputed dense Gram matrix (row-major `|items|²`) over `items`.
-    pub fn from_gram(
-        items: Vec<u32>,
-        pos: Vec<u32>,
-        g: Vec<f64>,
-        lambda: f64,
-        dropout: f64,
-    ) -> Result<Self, ModelError> {
-        let n = items.len();
-        let emph = dropout / (1.0 - dropout);
-        let mut m = faer::Mat::<f64>::from_fn(n, n, |i, j| g[i * n + j]);
-        drop(g);
-        for j in 0..n {
-            let gjj = m[(j, j)];
-            m[(j, j)] = gjj + lambda + emph * gjj;
-        }
-        let llt = m.llt(Side::Lower).map_err(|e| {
+        let par = faer::get_global_parallelism();
+        let mut mem = MemBuffer::new(
+            llt::factor::cholesky_in_place_scratch::<f32>(n, par, Default::default())
+                .or(llt::inverse::inverse_scratch::<f32>(n, par)),
+        );
+        let stack = MemStack::new(&mut mem);
+        llt::factor::cholesky_in_place(
+            m.as_mut(),
+            Default::default(),
+            par,
+            stack,
+            Default::default(),
+        )
+        .map_err(|e| {
             ModelError::FitFailed(format!(
                 "EASE: Gram + lambda*I is not positive definite ({e:?}); raise lambda"
             ))
         })?;
+        // P = (G + Λ)⁻¹, lower triangle only (P is symmetric).
+        let mut p = faer::Mat::<f32>::zeros(n, n);
+        llt::inverse::inverse(p.as_mut(), m.as_ref(), par, stack);
         drop(m);
-        let p = llt.inverse();
+        drop(mem);
+        let diag: Vec<f32> = (0..n).map(|j| p[(j, j)]).collect();
+        if diag.iter().any(|d| !(d.is_finite() && *d > 0.0)) {
+            return Err(ModelError::FitFailed(
+                "EASE: the inverse is not finite; raise lambda".into(),
+            ));
+        }
         let mut b = vec![0f32; n * n];
         b.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
+            // Row i of P = column i of P: entries (j, i) for j ≥ i, (i, j) for j < i.
+            let col = p.col(i);
             for (j, out) in row.iter_mut().enumerate() {
                 if i != j {
-                    // P is symmetric: B_ij = -P_ij / P_jj.
-                    *out = (-p[(i, j)] / p[(j, j)]) as f32;
+                    let pij = if j > i { col[j] } else { p[(i, j)] };
+                    *out = -pij / diag[j];
                 }
             }
         });
@@ -165,5 +209,98 @@ impl Ease {
                 (p != u32::MAX).then(|| (i, w * self.b[p as usize * n + pj as usize]))
             })
             .collect()
+    }
+}
+
+fn check_params(lambda: f64, dropout: f64) -> Result<(), ModelError> {
+    if lambda.is_nan() || lambda < 0.0 {
+        return Err(ModelError::InvalidParameter {
+            name: "lambda".into(),
+            reason: "must be >= 0".into(),
+        });
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(ModelError::InvalidParameter {
+            name: "dropout".into(),
+            reason: "must be in [0, 1)".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Naive f64 Gauss–Jordan inverse (reference).
+    fn inverse_f64(a: &[f64], n: usize) -> Vec<f64> {
+        let mut m = a.to_vec();
+        let mut inv = vec![0f64; n * n];
+        for i in 0..n {
+            inv[i * n + i] = 1.0;
+        }
+        for c in 0..n {
+            let d = m[c * n + c];
+            for k in 0..n {
+                m[c * n + k] /= d;
+                inv[c * n + k] /= d;
+            }
+            for r in 0..n {
+                if r != c {
+                    let f = m[r * n + c];
+                    for k in 0..n {
+                        m[r * n + k] -= f * m[c * n + k];
+                        inv[r * n + k] -= f * inv[c * n + k];
+                    }
+                }
+            }
+        }
+        inv
+    }
+
+    #[test]
+    fn f32_solve_matches_an_f64_reference_and_reuses_the_gram() {
+        // 60 users × 40 items, deterministic pseudo-random binary data.
+        let mut triples = Vec::new();
+        let mut s = 12345u64;
+        for u in 0..60u32 {
+            for i in 0..40u32 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                if (s >> 33).is_multiple_of(4) || (u + i).is_multiple_of(7) {
+                    triples.push((u, i, 1.0));
+                }
+            }
+        }
+        let x = Csr::from_triples(60, 40, &triples, |_, b| b).expect("csr");
+        let xt = x.transpose();
+        let gram = EaseGram::new(&x, &xt, usize::MAX);
+        let n = gram.items.len();
+        assert_eq!(n, 40);
+        for (lambda, dropout) in [(5.0, 0.0), (20.0, 0.5)] {
+            let e = Ease::from_gram(&gram, lambda, dropout).expect("fit");
+            let mut a: Vec<f64> = gram.g.iter().map(|&v| f64::from(v)).collect();
+            for j in 0..n {
+                a[j * n + j] = a[j * n + j] * (1.0 + dropout / (1.0 - dropout)) + lambda;
+            }
+            let p = inverse_f64(&a, n);
+            for i in 0..n {
+                for j in 0..n {
+                    let want = if i == j {
+                        0.0
+                    } else {
+                        -p[i * n + j] / p[j * n + j]
+                    };
+                    let got = f64::from(e.b[i * n + j]);
+                    assert!((got - want).abs() < 1e-4, "B[{i},{j}] {got} vs {want}");
+                }
+            }
+            // Fitting through `fit` gives the same weights.
+            let direct = Ease::fit(&x, &xt, lambda, dropout, usize::MAX).expect("fit");
+            assert_eq!(direct, e);
+        }
+        assert!(Ease::from_gram(&gram, -1.0, 0.0).is_err());
+        assert!(Ease::from_gram(&gram, 1.0, 1.0).is_err());
     }
 }

@@ -220,6 +220,56 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64]) -> bool {
 impl Ials {
     /// Fits on `by_user` and its transpose `by_item`.
     pub fn fit(by_user: &Csr, by_item: &Csr, params: IalsParams) -> Result<Self, ModelError> {
+        Self::check(params)?;
+        let f = params.factors;
+        let (mut users, mut items) = Self::init(by_user.n_rows, by_item.n_rows, params);
+        for _ in 0..params.iterations {
+            Self::sweep(&mut users, by_user, &items, f, params);
+            Self::sweep(&mut items, by_item, &users, f, params);
+        }
+        Self::finish(users, items, params)
+    }
+
+    /// Fits once for `max(checkpoints)` sweeps and returns the model after
+    /// each checkpoint's number of sweeps (ascending, deduplicated) with the
+    /// seconds elapsed until then: the same models as separate fits with
+    /// those `iterations`, for the price of the longest. Model selection uses
+    /// it to choose the number of sweeps (early stopping).
+    pub fn fit_path(
+        by_user: &Csr,
+        by_item: &Csr,
+        params: IalsParams,
+        checkpoints: &[usize],
+    ) -> Result<Vec<(Self, f64)>, ModelError> {
+        let t0 = std::time::Instant::now();
+        let mut cps: Vec<usize> = checkpoints.iter().copied().filter(|&c| c > 0).collect();
+        cps.sort_unstable();
+        cps.dedup();
+        let Some(&last) = cps.last() else {
+            return Ok(Vec::new());
+        };
+        Self::check(params)?;
+        let f = params.factors;
+        let (mut users, mut items) = Self::init(by_user.n_rows, by_item.n_rows, params);
+        let mut out = Vec::with_capacity(cps.len());
+        for it in 1..=last {
+            Self::sweep(&mut users, by_user, &items, f, params);
+            Self::sweep(&mut items, by_item, &users, f, params);
+            if cps.contains(&it) {
+                let p = IalsParams {
+                    iterations: it,
+                    ..params
+                };
+                out.push((
+                    Self::finish(users.clone(), items.clone(), p)?,
+                    t0.elapsed().as_secs_f64(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    fn check(params: IalsParams) -> Result<(), ModelError> {
         if params.factors == 0 {
             return Err(ModelError::InvalidParameter {
                 name: "factors".into(),
@@ -232,6 +282,10 @@ impl Ials {
                 reason: "reg must be > 0 and alpha >= 0".into(),
             });
         }
+        Ok(())
+    }
+
+    fn init(n_users: usize, n_items: usize, params: IalsParams) -> (Vec<f32>, Vec<f32>) {
         let f = params.factors;
         let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
         let scale = 0.1 / (f as f32).sqrt();
@@ -240,18 +294,18 @@ impl Ials {
                 .map(|_| (rng.random::<f32>() - 0.5) * scale)
                 .collect()
         };
-        let mut users = init(by_user.n_rows);
-        let mut items = init(by_item.n_rows);
-        for _ in 0..params.iterations {
-            Self::sweep(&mut users, by_user, &items, f, params);
-            Self::sweep(&mut items, by_item, &users, f, params);
-        }
+        let users = init(n_users);
+        let items = init(n_items);
+        (users, items)
+    }
+
+    fn finish(users: Vec<f32>, items: Vec<f32>, params: IalsParams) -> Result<Self, ModelError> {
         if users.iter().chain(&items).any(|v| !v.is_finite()) {
             return Err(ModelError::FitFailed(
                 "iALS diverged (non-finite factors); raise reg".into(),
             ));
         }
-        let yty = gram(&items, f, params.reg);
+        let yty = gram(&items, params.factors, params.reg);
         Ok(Ials {
             params,
             user_factors: users,
@@ -363,5 +417,44 @@ impl Ials {
                 (j, (s * c) as f32)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fit_path_checkpoints_equal_separate_fits() {
+        let triples: Vec<(u32, u32, f32)> = (0..40u32)
+            .flat_map(|u| (0..6u32).map(move |s| (u, (u * 3 + s * 5) % 25, 1.0)))
+            .collect();
+        let x = Csr::from_triples(40, 25, &triples, |_, b| b).expect("csr");
+        let xt = x.transpose();
+        let p = IalsParams {
+            factors: 8,
+            reg: 1.0,
+            alpha: 2.0,
+            iterations: 0,
+            cg_steps: 3,
+            seed: 5,
+        };
+        let path = Ials::fit_path(&x, &xt, p, &[5, 2, 5]).expect("path");
+        assert_eq!(path.len(), 2, "checkpoints are deduplicated");
+        for (m, secs) in &path {
+            let alone = Ials::fit(
+                &x,
+                &xt,
+                IalsParams {
+                    iterations: m.params.iterations,
+                    ..p
+                },
+            )
+            .expect("fit");
+            assert_eq!(*m, alone);
+            assert!(*secs >= 0.0);
+        }
+        assert_eq!(path[0].0.params.iterations, 2);
+        assert!(Ials::fit_path(&x, &xt, p, &[]).expect("empty").is_empty());
     }
 }

@@ -8,6 +8,13 @@
 //!   (cosine over their interaction vectors) vote for items with their
 //!   similarity as weight. Works for unseen customers from their history alone.
 //!
+//! - [`ItemKnn::fit_sequential`] ("seq-knn"): the same item–item scorer, with
+//!   similarities from *time adjacency*: two items are similar when users
+//!   interacted with them within `window` positions of each other in their
+//!   chronological order (sessions, catalogue pages, "people who rated X next
+//!   rated Y"). Needs the order of each user's interactions (see
+//!   [`super::data::chronological_order`]); scoring needs only the history.
+//!
 //! Similarities are `dot / (‖a‖‖b‖ + shrink)`; `shrink` damps similarities
 //! resting on few co-occurrences.
 
@@ -16,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::Csr;
 use super::topn::top_k_indices;
+use crate::ModelError;
 
 /// Fitted item-kNN: the kept neighbours of each item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +82,85 @@ impl ItemKnn {
                 },
             )
             .collect();
+        Self::from_rows(rows)
+    }
+
+    /// Fits time-adjacency similarities: `T_ij` counts the users in whose
+    /// chronological sequence (`order`: same shape as `by_user`, values = each
+    /// interaction's rank in time, as from [`super::data::chronological_order`];
+    /// only the items of `by_user` are used, so `order` may cover more) items
+    /// `i` and `j` are at most `window` positions apart;
+    /// `sim_ij = T_ij / (√(n_i n_j) + shrink)` with `n_i` the item's count, and
+    /// each item keeps its `k` most similar items.
+    pub fn fit_sequential(
+        by_user: &Csr,
+        order: &Csr,
+        window: usize,
+        k: usize,
+        shrink: f32,
+    ) -> Result<Self, ModelError> {
+        if order.n_rows != by_user.n_rows || order.n_cols != by_user.n_cols {
+            return Err(ModelError::InvalidInput(format!(
+                "interaction order is {} x {}, the interactions {} x {}",
+                order.n_rows, order.n_cols, by_user.n_rows, by_user.n_cols
+            )));
+        }
+        if window == 0 {
+            return Err(ModelError::InvalidParameter {
+                name: "window".into(),
+                reason: "must be >= 1".into(),
+            });
+        }
+        let n = by_user.n_cols;
+        let mut pairs: Vec<(u32, u32, f32)> = Vec::new();
+        let mut counts = vec![0f32; n];
+        let mut seq: Vec<(f32, u32)> = Vec::new();
+        for u in 0..by_user.n_rows {
+            let oi = order.row_indices(u);
+            let ov = order.row_values(u);
+            seq.clear();
+            for &i in by_user.row_indices(u) {
+                // Items without a known position go last (ties: by item).
+                let t = oi.binary_search(&i).map_or(f32::INFINITY, |p| ov[p]);
+                seq.push((t, i));
+            }
+            seq.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            for (a, &(_, i)) in seq.iter().enumerate() {
+                counts[i as usize] += 1.0;
+                for &(_, j) in seq.iter().skip(a + 1).take(window) {
+                    pairs.push((i, j, 1.0));
+                    pairs.push((j, i, 1.0));
+                }
+            }
+        }
+        let t = Csr::from_triples(n, n, &pairs, |a, b| a + b)?;
+        drop(pairs);
+        let rows: Vec<Vec<(u32, f32)>> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let mut cand: Vec<(u32, f32)> = t
+                    .row(i)
+                    .filter(|&(j, _)| j as usize != i)
+                    .map(|(j, c)| {
+                        (
+                            j,
+                            c / ((counts[i] * counts[j as usize]).sqrt() + shrink + 1e-12),
+                        )
+                    })
+                    .collect();
+                if cand.len() > k {
+                    cand.select_nth_unstable_by(k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                    cand.truncate(k);
+                }
+                cand.sort_by_key(|&(j, _)| j);
+                cand
+            })
+            .collect();
+        Ok(Self::from_rows(rows))
+    }
+
+    fn from_rows(rows: Vec<Vec<(u32, f32)>>) -> Self {
+        let n = rows.len();
         let mut indptr = Vec::with_capacity(n + 1);
         indptr.push(0);
         let mut indices = Vec::new();
@@ -221,5 +308,54 @@ impl UserKnn {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recs::data::chronological_order;
+
+    /// Users walk a ring of `n` items in order, each from its own start, so
+    /// items that follow each other in time are ring neighbours.
+    fn ring(n_users: u32, n: u32, len: u32) -> (Csr, Csr) {
+        let mut triples = Vec::new();
+        let mut events = Vec::new();
+        for u in 0..n_users {
+            let start = (u * 7) % n;
+            for s in 0..len {
+                let i = (start + s) % n;
+                triples.push((u, i, 1.0));
+                events.push((u, i, i64::from(1000 * u + s)));
+            }
+        }
+        let x = Csr::from_triples(n_users as usize, n as usize, &triples, |_, b| b).expect("csr");
+        let order = chronological_order(n_users as usize, n as usize, &events).expect("order");
+        (x, order)
+    }
+
+    #[test]
+    fn sequential_similarity_follows_time_adjacency() {
+        let (x, order) = ring(60, 30, 8);
+        let m = ItemKnn::fit_sequential(&x, &order, 1, 5, 0.0).expect("fit");
+        // Item 10's neighbours are 9 and 11 (adjacent in every walk through it).
+        let nb: Vec<u32> = m.neighbors.row_indices(10).to_vec();
+        assert_eq!(nb, vec![9, 11], "{nb:?}");
+        // A history {3, 4} scores 2 and 5 highest.
+        let mut s = vec![0f32; 30];
+        m.score(&[(3, 1.0), (4, 1.0)], &mut s);
+        let top = top_k_indices(&s, 2, |i| i != 3 && i != 4);
+        assert_eq!(
+            {
+                let mut t = top.clone();
+                t.sort_unstable();
+                t
+            },
+            vec![2, 5]
+        );
+        // Mismatched shapes and a zero window are errors.
+        let (_, other) = ring(10, 30, 8);
+        assert!(ItemKnn::fit_sequential(&x, &other, 1, 5, 0.0).is_err());
+        assert!(ItemKnn::fit_sequential(&x, &order, 0, 5, 0.0).is_err());
     }
 }

@@ -9,7 +9,13 @@
 //!   TRAIN data only and keep the best by nDCG@k. The caller then refits the
 //!   winner on the whole training data; the test data is never looked at.
 //! - [`parse_grid`] / [`expand_grid`] read `--grid 'lambda=100,250;dropout=0,0.2'`.
-//! - [`auto_candidates`]: the candidate set of `--algo auto`, sized to the data.
+//! - [`auto_candidates`]: the candidate set of `--algo auto`, sized to the data;
+//!   [`auto_search_with`] runs it and then grows a weighted ensemble greedily
+//!   from the best model of each family, reusing the fitted models (no refit).
+//!
+//! Every search fits its candidates through one [`FitContext`], so EASE's Gram
+//! matrix is built once per search and each `(λ, dropout)` costs one
+//! factorization.
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -17,8 +23,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::data::Csr;
-use super::ials::IalsParams;
-use super::{AlgoParams, EASE_MAX_ITEMS, Recommender};
+use super::ials::{Ials, IalsParams};
+use super::popularity::Popularity;
+use super::{AlgoParams, EASE_MAX_ITEMS, FitContext, Fitted, Recommender};
 use crate::ModelError;
 use crate::metrics::ranking::{self, RankingReport};
 
@@ -71,7 +78,8 @@ pub struct Trial {
     pub params: AlgoParams,
     /// Its validation metrics (`None` when the fit failed).
     pub report: Option<RankingReport>,
-    /// Fit time in seconds.
+    /// Fit time in seconds (for an ensemble assembled from already fitted
+    /// parts: the sum of the parts' fit times).
     pub fit_seconds: f64,
     /// Why the fit failed, if it did.
     pub error: Option<String>,
@@ -86,6 +94,149 @@ pub struct Selection {
     pub best_report: RankingReport,
     /// Every candidate tried, in order.
     pub trials: Vec<Trial>,
+    /// Wall time of the whole search (split, fits, evaluations), seconds.
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+/// A fitted candidate kept for ensembling.
+struct Kept {
+    params: AlgoParams,
+    model: Fitted,
+    ndcg: f64,
+    fit_seconds: f64,
+}
+
+/// iALS fits shared by candidates that differ only in `iterations`.
+type IalsPaths = Vec<(IalsParams, Result<Vec<(Ials, f64)>, String>)>;
+
+/// Fits one candidate; iALS candidates differing only in the number of
+/// sweeps come from one [`Ials::fit_path`] (cached in `paths`).
+fn fit_candidate(
+    c: &AlgoParams,
+    candidates: &[AlgoParams],
+    ctx: &FitContext<'_>,
+    popularity: &Popularity,
+    paths: &mut IalsPaths,
+) -> Result<(Recommender, f64), ModelError> {
+    let t0 = std::time::Instant::now();
+    let AlgoParams::Ials(p) = c else {
+        return Recommender::fit_in(c, ctx).map(|m| (m, t0.elapsed().as_secs_f64()));
+    };
+    let key = IalsParams {
+        iterations: 0,
+        ..*p
+    };
+    if !paths.iter().any(|(q, _)| *q == key) {
+        let iterations: Vec<usize> = candidates
+            .iter()
+            .filter_map(|x| match x {
+                AlgoParams::Ials(q)
+                    if IalsParams {
+                        iterations: 0,
+                        ..*q
+                    } == key =>
+                {
+                    Some(q.iterations)
+                }
+                _ => None,
+            })
+            .collect();
+        let path =
+            Ials::fit_path(ctx.by_user, ctx.by_item, key, &iterations).map_err(|e| e.to_string());
+        paths.push((key, path));
+    }
+    let path = paths
+        .iter()
+        .find(|(q, _)| *q == key)
+        .map(|(_, path)| path)
+        .ok_or_else(|| ModelError::FitFailed("iALS path missing".into()))?;
+    let (m, secs) = match path {
+        Ok(v) => v
+            .iter()
+            .find(|(m, _)| m.params.iterations == p.iterations)
+            .ok_or_else(|| ModelError::FitFailed("iALS path missing a checkpoint".into()))?,
+        Err(e) => return Err(ModelError::FitFailed(e.clone())),
+    };
+    Ok((
+        Recommender {
+            params: c.clone(),
+            n_items: ctx.by_user.n_cols,
+            n_users: ctx.by_user.n_rows,
+            popularity: popularity.clone(),
+            model: Fitted::Ials(m.clone()),
+        },
+        *secs,
+    ))
+}
+
+/// Fits and evaluates every candidate on `ctx` (the inner training data),
+/// returning the trials and the best fitted model of each algorithm family.
+fn run_trials(
+    candidates: &[AlgoParams],
+    ctx: &FitContext<'_>,
+    valid: &[Vec<u32>],
+    k: usize,
+) -> (Vec<Trial>, Vec<Kept>) {
+    let mut trials = Vec::with_capacity(candidates.len());
+    let mut kept: Vec<Kept> = Vec::new();
+    let popularity = Popularity::fit(ctx.by_user);
+    let mut paths = IalsPaths::new();
+    for c in candidates {
+        let t0 = std::time::Instant::now();
+        match fit_candidate(c, candidates, ctx, &popularity, &mut paths) {
+            Ok((m, fit_seconds)) => {
+                let (_, rep) = evaluate(&m, ctx.by_user, valid, k);
+                trials.push(Trial {
+                    params: c.clone(),
+                    report: Some(rep),
+                    fit_seconds,
+                    error: None,
+                });
+                let slot = kept.iter_mut().find(|x| x.params.name() == c.name());
+                match slot {
+                    Some(x) if rep.ndcg > x.ndcg => {
+                        *x = Kept {
+                            params: c.clone(),
+                            model: m.model,
+                            ndcg: rep.ndcg,
+                            fit_seconds,
+                        }
+                    }
+                    Some(_) => {}
+                    None => kept.push(Kept {
+                        params: c.clone(),
+                        model: m.model,
+                        ndcg: rep.ndcg,
+                        fit_seconds,
+                    }),
+                }
+            }
+            Err(e) => trials.push(Trial {
+                params: c.clone(),
+                report: None,
+                fit_seconds: t0.elapsed().as_secs_f64(),
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    (trials, kept)
+}
+
+/// The best trial by validation nDCG (the first of equals).
+fn best_of(trials: &[Trial]) -> Result<(AlgoParams, RankingReport), ModelError> {
+    let mut best: Option<(usize, RankingReport)> = None;
+    for (i, t) in trials.iter().enumerate() {
+        if let Some(r) = t.report
+            && best.is_none_or(|(_, b)| r.ndcg > b.ndcg)
+        {
+            best = Some((i, r));
+        }
+    }
+    let (i, r) = best.ok_or_else(|| {
+        ModelError::FitFailed("every candidate configuration failed to fit".into())
+    })?;
+    Ok((trials[i].params.clone(), r))
 }
 
 /// Fits every candidate on an inner split of `train` (per-user holdout of
@@ -97,6 +248,20 @@ pub fn grid_search(
     seed: u64,
     k: usize,
 ) -> Result<Selection, ModelError> {
+    grid_search_with(candidates, train, None, fraction, seed, k)
+}
+
+/// [`grid_search`] with the chronological order of `train`'s interactions
+/// (needed by sequence models; see [`super::data::chronological_order`]).
+pub fn grid_search_with(
+    candidates: &[AlgoParams],
+    train: &Csr,
+    order: Option<&Csr>,
+    fraction: f64,
+    seed: u64,
+    k: usize,
+) -> Result<Selection, ModelError> {
+    let t0 = std::time::Instant::now();
     if candidates.is_empty() {
         return Err(ModelError::InvalidInput(
             "no candidate configurations".into(),
@@ -104,39 +269,14 @@ pub fn grid_search(
     }
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
-    let mut trials = Vec::with_capacity(candidates.len());
-    let mut best: Option<(usize, RankingReport)> = None;
-    for (ci, c) in candidates.iter().enumerate() {
-        let t0 = std::time::Instant::now();
-        match Recommender::fit_matrices(c, &inner, &inner_t) {
-            Ok(m) => {
-                let fit_seconds = t0.elapsed().as_secs_f64();
-                let (_, rep) = evaluate(&m, &inner, &valid, k);
-                if best.is_none_or(|(_, b)| rep.ndcg > b.ndcg) {
-                    best = Some((ci, rep));
-                }
-                trials.push(Trial {
-                    params: c.clone(),
-                    report: Some(rep),
-                    fit_seconds,
-                    error: None,
-                });
-            }
-            Err(e) => trials.push(Trial {
-                params: c.clone(),
-                report: None,
-                fit_seconds: t0.elapsed().as_secs_f64(),
-                error: Some(e.to_string()),
-            }),
-        }
-    }
-    let (bi, best_report) = best.ok_or_else(|| {
-        ModelError::FitFailed("every candidate configuration failed to fit".into())
-    })?;
+    let ctx = FitContext::new(&inner, &inner_t).with_order(order);
+    let (trials, _) = run_trials(candidates, &ctx, &valid, k);
+    let (best, best_report) = best_of(&trials)?;
     Ok(Selection {
-        best: candidates[bi].clone(),
+        best,
         best_report,
         trials,
+        seconds: t0.elapsed().as_secs_f64(),
     })
 }
 
@@ -200,9 +340,15 @@ pub fn expand_grid(
 
 /// The first-stage candidates of `--algo auto`, sized to the data:
 /// popularity, item-kNN, user-kNN, iALS over a log-spaced `reg × alpha` grid,
-/// and — while the catalogue fits the dense model ([`EASE_MAX_ITEMS`]) — EASE
-/// over a log-spaced `λ` grid with and without dropout emphasis.
+/// — while the catalogue fits the dense model ([`EASE_MAX_ITEMS`]) — EASE
+/// over a log-spaced `λ` grid with and without dropout emphasis, and, when
+/// the interactions have times (`with_order`), sequence-kNN over a few windows.
 pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
+    auto_candidates_with(n_items, false, seed)
+}
+
+/// [`auto_candidates`], with the sequence models when `with_order`.
+pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<AlgoParams> {
     let mut c = vec![AlgoParams::Popularity];
     for k in [50, 200] {
         c.push(AlgoParams::ItemKnn { k, shrink: 10.0 });
@@ -211,16 +357,28 @@ pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
         k: 50,
         shrink: 10.0,
     });
+    if with_order {
+        for window in [2, 3, 5] {
+            c.push(AlgoParams::SeqKnn {
+                window,
+                k: 200,
+                shrink: 1.0,
+            });
+        }
+    }
     for reg in [3.0, 10.0, 30.0, 100.0] {
         for alpha in [1.0, 3.0, 10.0] {
-            c.push(AlgoParams::Ials(IalsParams {
-                factors: 64,
-                reg,
-                alpha,
-                iterations: 15,
-                cg_steps: 3,
-                seed,
-            }));
+            // One fit per (reg, alpha): the sweep counts are checkpoints of it.
+            for iterations in AUTO_IALS_SWEEPS {
+                c.push(AlgoParams::Ials(IalsParams {
+                    factors: 64,
+                    reg,
+                    alpha,
+                    iterations,
+                    cg_steps: 3,
+                    seed,
+                }));
+            }
         }
     }
     if n_items <= EASE_MAX_ITEMS {
@@ -237,62 +395,172 @@ pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
     c
 }
 
-/// `--algo auto`: stage 1 searches [`auto_candidates`] on an inner split of
-/// `train`; stage 2 tries rank blends (EASE weight 0.3, 0.5, 0.7) of the best
-/// EASE and the best iALS of stage 1 on the same split. The best of all by
-/// validation nDCG@k wins. Only `train` is used.
+/// Per-user nDCG@k of top-k lists (users without validation items skipped).
+fn per_user_ndcg(recs: &[Vec<u32>], valid: &[Vec<u32>], k: usize) -> Vec<f64> {
+    recs.iter()
+        .zip(valid)
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(r, v)| ranking::ndcg_at_k(r, v, k))
+        .collect()
+}
+
+/// Whether `new` beats `old` (paired per-user nDCG) by more than one standard
+/// error of the mean difference (the "one-standard-error rule": keep the
+/// simpler model unless the more complex one is clearly better), a guard
+/// against ensembles that only fit the noise of one validation split.
+fn significantly_better(new: &[f64], old: &[f64]) -> bool {
+    let n = new.len().min(old.len());
+    if n < 2 {
+        return false;
+    }
+    let d: Vec<f64> = new.iter().zip(old).map(|(a, b)| a - b).collect();
+    let mean = d.iter().sum::<f64>() / n as f64;
+    let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    mean > (var / n as f64).sqrt()
+}
+
+/// Whether `auto` tries sequence-kNN when interaction times are known. Off:
+/// its validation advantage shrinks as the inner training data gets denser
+/// (ml-100k train file, per-user holdouts of 50/40/25/10 %: seq-kNN/EASE
+/// nDCG ratio 1.00/0.99/0.98/0.96), so a holdout carved from the training
+/// data overstates what it adds once refitted on all of it.
+const AUTO_SEQUENCE_MODELS: bool = false;
+
+/// iALS sweep counts `auto` compares (early stopping regularizes; one fit
+/// per `(reg, alpha)` yields all of them, see [`Ials::fit_path`]).
+const AUTO_IALS_SWEEPS: [usize; 4] = [4, 6, 8, 15];
+
+/// The best extension of the ensemble in one greedy round.
+struct RoundBest {
+    member: usize,
+    weights: Vec<f32>,
+    params: AlgoParams,
+    report: RankingReport,
+    per_user: Vec<f64>,
+}
+
+/// Weights tried for a new ensemble member (the current members share the rest).
+const ENSEMBLE_WEIGHTS: [f32; 3] = [0.25, 0.4, 0.55];
+/// Most members of the ensemble `auto` builds.
+const ENSEMBLE_MAX_PARTS: usize = 3;
+
+/// `--algo auto` without interaction order (see [`auto_search_with`]).
 pub fn auto_search(
     train: &Csr,
     fraction: f64,
     seed: u64,
     k: usize,
 ) -> Result<Selection, ModelError> {
-    let cands = auto_candidates(train.n_cols, seed);
-    let first = grid_search(&cands, train, fraction, seed, k)?;
-    let best_of = |name: &str| {
-        first
-            .trials
-            .iter()
-            .filter(|t| t.params.name() == name)
-            .filter_map(|t| t.report.map(|r| (r.ndcg, t.params.clone())))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|x| x.1)
-    };
-    let (
-        Some(AlgoParams::Ease {
-            lambda,
-            dropout,
-            max_items,
-        }),
-        Some(AlgoParams::Ials(ials)),
-    ) = (best_of("ease"), best_of("ials"))
-    else {
-        return Ok(first);
-    };
-    let blends: Vec<AlgoParams> = [0.3f32, 0.5, 0.7]
-        .into_iter()
-        .map(|weight| AlgoParams::Blend {
-            lambda,
-            dropout,
-            weight,
-            ials,
-            max_items,
-        })
+    auto_search_with(train, None, fraction, seed, k)
+}
+
+/// `--algo auto`: stage 1 fits [`auto_candidates_with`] on an inner split of
+/// `train` (one shared EASE Gram matrix); stage 2 starts from the best model
+/// and greedily adds the best model of another family to a weighted ensemble
+/// of standardized scores (new member's weight in [`ENSEMBLE_WEIGHTS`], at
+/// most [`ENSEMBLE_MAX_PARTS`] members) while validation nDCG@k improves by
+/// more than one standard error of the paired per-user difference.
+/// Ensembles reuse the stage-1 models, so stage 2 costs evaluations only.
+/// Only `train` (and its `order`, if given) is used.
+pub fn auto_search_with(
+    train: &Csr,
+    order: Option<&Csr>,
+    fraction: f64,
+    seed: u64,
+    k: usize,
+) -> Result<Selection, ModelError> {
+    let t0 = std::time::Instant::now();
+    let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
+    let inner_t = inner.transpose();
+    let ctx = FitContext::new(&inner, &inner_t).with_order(order);
+    let cands = auto_candidates_with(train.n_cols, AUTO_SEQUENCE_MODELS && order.is_some(), seed);
+    let (mut trials, kept) = run_trials(&cands, &ctx, &valid, k);
+    let (mut best, mut best_report) = best_of(&trials)?;
+    let popularity = Popularity::fit(&inner);
+    // Greedy ensemble over the best model of each family.
+    let pool: Vec<&Kept> = kept
+        .iter()
+        .filter(|x| !matches!(x.params, AlgoParams::Popularity))
         .collect();
-    let second = grid_search(&blends, train, fraction, seed, k)?;
-    let mut trials = first.trials;
-    trials.extend(second.trials);
-    Ok(if second.best_report.ndcg > first.best_report.ndcg {
-        Selection {
-            best: second.best,
-            best_report: second.best_report,
-            trials,
+    let mut members: Vec<usize> = pool
+        .iter()
+        .position(|x| x.params == best)
+        .into_iter()
+        .collect();
+    let mut weights: Vec<f32> = vec![1.0];
+    let mut current: Vec<f64> = match members.first() {
+        Some(&m) => {
+            let model = Recommender {
+                params: pool[m].params.clone(),
+                n_items: inner.n_cols,
+                n_users: inner.n_rows,
+                popularity: popularity.clone(),
+                model: pool[m].model.clone(),
+            };
+            per_user_ndcg(&evaluate(&model, &inner, &valid, k).0, &valid, k)
         }
-    } else {
-        Selection {
-            best: first.best,
-            best_report: first.best_report,
-            trials,
+        None => Vec::new(),
+    };
+    while !members.is_empty() && members.len() < ENSEMBLE_MAX_PARTS {
+        let mut round: Option<RoundBest> = None;
+        for pi in 0..pool.len() {
+            if members.contains(&pi) {
+                continue;
+            }
+            for w in ENSEMBLE_WEIGHTS {
+                let mut ws: Vec<f32> = weights.iter().map(|x| x * (1.0 - w)).collect();
+                ws.push(w);
+                let idx: Vec<usize> = members.iter().copied().chain([pi]).collect();
+                let params = AlgoParams::Ensemble {
+                    parts: idx.iter().map(|&i| pool[i].params.clone()).collect(),
+                    weights: ws.clone(),
+                };
+                let model = Recommender {
+                    params: params.clone(),
+                    n_items: inner.n_cols,
+                    n_users: inner.n_rows,
+                    popularity: popularity.clone(),
+                    model: Fitted::Ensemble {
+                        parts: idx.iter().map(|&i| pool[i].model.clone()).collect(),
+                        weights: ws.clone(),
+                    },
+                };
+                let (recs, rep) = evaluate(&model, &inner, &valid, k);
+                trials.push(Trial {
+                    params: params.clone(),
+                    report: Some(rep),
+                    fit_seconds: idx.iter().map(|&i| pool[i].fit_seconds).sum(),
+                    error: None,
+                });
+                if round.as_ref().is_none_or(|r| rep.ndcg > r.report.ndcg) {
+                    round = Some(RoundBest {
+                        member: pi,
+                        weights: ws,
+                        params,
+                        report: rep,
+                        per_user: per_user_ndcg(&recs, &valid, k),
+                    });
+                }
+            }
         }
+        match round {
+            Some(r)
+                if r.report.ndcg > best_report.ndcg
+                    && significantly_better(&r.per_user, &current) =>
+            {
+                members.push(r.member);
+                weights = r.weights;
+                best = r.params;
+                best_report = r.report;
+                current = r.per_user;
+            }
+            _ => break,
+        }
+    }
+    Ok(Selection {
+        best,
+        best_report,
+        trials,
+        seconds: t0.elapsed().as_secs_f64(),
     })
 }
