@@ -532,6 +532,61 @@ pub struct RecommendOptions {
     pub category: Option<String>,
     /// Never these product keys.
     pub deny: Vec<String>,
+    /// Only these product keys (empty = no allow list).
+    pub allow: Vec<String>,
+}
+
+/// The product filters of [`RecommendOptions`] resolved to the model's item indexes.
+struct ItemFilters {
+    allow: Option<HashSet<u32>>,
+    deny: HashSet<u32>,
+    category: Option<String>,
+}
+
+impl ItemFilters {
+    /// Resolves product keys; an allow-listed key the model does not know is an
+    /// error (a typo would otherwise empty the answer), a denied unknown key is
+    /// harmless (it cannot be recommended) and ignored.
+    fn new(s: &SavedRecs, opts: &RecommendOptions) -> Result<Self, EngineError> {
+        let pos = |k: &String| {
+            s.products
+                .iter()
+                .position(|p| &p.key == k)
+                .map(|p| p as u32)
+        };
+        let allow = if opts.allow.is_empty() {
+            None
+        } else {
+            let mut set = HashSet::new();
+            for k in &opts.allow {
+                set.insert(pos(k).ok_or_else(|| {
+                    EngineError::NotFound(format!(
+                        "product {k:?} (allow list) is not in the recommender's catalogue of {} products",
+                        s.products.len()
+                    ))
+                })?);
+            }
+            Some(set)
+        };
+        Ok(Self {
+            allow,
+            deny: opts.deny.iter().filter_map(pos).collect(),
+            category: opts.category.clone(),
+        })
+    }
+
+    /// Whether item `i` is of the asked category (always, when none is asked).
+    fn in_category(&self, s: &SavedRecs, i: u32) -> bool {
+        match &self.category {
+            Some(c) => {
+                s.products
+                    .get(i as usize)
+                    .and_then(|p| p.category.as_deref())
+                    == Some(c.as_str())
+            }
+            None => true,
+        }
+    }
 }
 
 /// One of the customer's items that contributed to a recommendation.
@@ -624,30 +679,12 @@ pub fn recommend_with(
             (h, false, disp)
         }
     };
-    let deny: HashSet<u32> = opts
-        .deny
-        .iter()
-        .filter_map(|k| {
-            s.products
-                .iter()
-                .position(|p| &p.key == k)
-                .map(|p| p as u32)
-        })
-        .collect();
-    let cat = opts.category.clone();
-    let pred = move |i: u32| match &cat {
-        Some(c) => {
-            s.products
-                .get(i as usize)
-                .and_then(|p| p.category.as_deref())
-                == Some(c.as_str())
-        }
-        None => true,
-    };
+    let filters = ItemFilters::new(s, opts)?;
+    let pred = |i: u32| filters.in_category(s, i);
     let filter = TopNFilter {
         include_seen: opts.include_seen,
-        allow: None,
-        deny: Some(&deny),
+        allow: filters.allow.as_ref(),
+        deny: Some(&filters.deny),
         candidate: Some(&pred),
     };
     let user = if in_training { row } else { None };
@@ -694,6 +731,172 @@ pub fn recommend_with(
         fallback: ans.fallback,
         items,
     })
+}
+
+/// What [`recommend_all`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchReport {
+    /// Model version used.
+    pub model_version: i64,
+    /// Algorithm.
+    pub algo: String,
+    /// Customers answered (every customer of the store).
+    pub customers: usize,
+    /// Of those, customers in the training data.
+    pub in_training: usize,
+    /// Of those, customers folded in from their current history (new since training).
+    pub folded_in: usize,
+    /// Of those, customers without history who got the popularity fallback.
+    pub fallback: usize,
+    /// Rows written (customer × rank).
+    pub rows: usize,
+    /// The CSV file.
+    pub out: String,
+    /// Seconds spent scoring and ranking.
+    pub score_seconds: f64,
+}
+
+/// Recommends for every customer of the store with the newest model and writes
+/// `customer,customer_id,rank,product,name,category,score,source` rows to `out`
+/// (`source` is `model`, `fold-in` or `fallback`). Customers are scored in
+/// parallel; customers new since training are folded in from their current
+/// history, exactly as [`recommend`] does for one.
+pub fn recommend_all(
+    engine: &Engine,
+    opts: &RecommendOptions,
+    out: &Path,
+    progress: bool,
+) -> Result<BatchReport, EngineError> {
+    use rayon::prelude::*;
+    let loaded = load(engine)?;
+    let s = &loaded.saved;
+    let filters = ItemFilters::new(s, opts)?;
+    let ds = engine.dataset()?;
+    let current = build_interactions(&ds, &s.signals)?;
+    let t = Instant::now();
+    let bar = crate::report::progress_bar(progress, "recommend");
+    if let Some(b) = &bar {
+        b.set_length(ds.customers.len() as u64);
+    }
+    let pred = |i: u32| filters.in_category(s, i);
+    let filter = TopNFilter {
+        include_seen: opts.include_seen,
+        allow: filters.allow.as_ref(),
+        deny: Some(&filters.deny),
+        candidate: Some(&pred),
+    };
+    // (key, id, source, items) per customer, in the store's customer order
+    let answers: Vec<(String, i64, &'static str, Vec<(u32, f32)>)> = ds
+        .customers
+        .par_iter()
+        .map(|c| {
+            let id = c.id.to_string();
+            let row = s
+                .users
+                .get(&id)
+                .filter(|&r| (r as usize) < s.histories.n_rows);
+            let history: Vec<(u32, f32)> = match row {
+                Some(r) => s.histories.row(r as usize).collect(),
+                None => {
+                    let mut h: Vec<(u32, f32)> = current
+                        .users
+                        .get(&id)
+                        .map(|u| {
+                            current
+                                .by_user
+                                .row(u as usize)
+                                .filter_map(|(i, w)| {
+                                    current
+                                        .items
+                                        .id(i)
+                                        .and_then(|k| s.items.get(k))
+                                        .map(|j| (j, w))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    h.sort_by_key(|&(j, _)| j);
+                    h
+                }
+            };
+            let ans = s.model.recommend(row, &history, opts.k, &filter);
+            let source = if ans.fallback {
+                "fallback"
+            } else if row.is_some() {
+                "model"
+            } else {
+                "fold-in"
+            };
+            if let Some(b) = &bar {
+                b.inc(1);
+            }
+            (
+                c.key.clone(),
+                c.id,
+                source,
+                ans.items.iter().map(|x| (x.item, x.score)).collect(),
+            )
+        })
+        .collect();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let score_seconds = t.elapsed().as_secs_f64();
+    let io = |source: std::io::Error| EngineError::Io {
+        path: out.display().to_string(),
+        source,
+    };
+    let csv_err = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(err) => io(err),
+        other => EngineError::Invalid(format!("{}: {other:?}", out.display())),
+    };
+    let mut w = csv::Writer::from_path(out).map_err(csv_err)?;
+    w.write_record([
+        "customer",
+        "customer_id",
+        "rank",
+        "product",
+        "name",
+        "category",
+        "score",
+        "source",
+    ])
+    .map_err(csv_err)?;
+    let mut rep = BatchReport {
+        model_version: loaded.version,
+        algo: s.model.params.name().to_owned(),
+        customers: answers.len(),
+        in_training: 0,
+        folded_in: 0,
+        fallback: 0,
+        rows: 0,
+        out: out.display().to_string(),
+        score_seconds,
+    };
+    for (key, id, source, items) in &answers {
+        match *source {
+            "model" => rep.in_training += 1,
+            "fold-in" => rep.folded_in += 1,
+            _ => rep.fallback += 1,
+        }
+        for (rank, (item, score)) in items.iter().enumerate() {
+            let p = s.products.get(*item as usize);
+            w.write_record([
+                key.as_str(),
+                &id.to_string(),
+                &(rank + 1).to_string(),
+                p.map_or_else(|| s.items.id(*item).unwrap_or("?"), |p| p.key.as_str()),
+                p.and_then(|p| p.name.as_deref()).unwrap_or(""),
+                p.and_then(|p| p.category.as_deref()).unwrap_or(""),
+                &format!("{score:.6}"),
+                source,
+            ])
+            .map_err(csv_err)?;
+            rep.rows += 1;
+        }
+    }
+    w.flush().map_err(io)?;
+    Ok(rep)
 }
 
 /// Loads the newest model and recommends for one customer.

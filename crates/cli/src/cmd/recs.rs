@@ -47,8 +47,9 @@ pub struct EvalRecsArgs {
     #[arg(long, value_name = "FRACTION")]
     pub holdout_per_user: Option<f64>,
     /// Algorithm, or `auto` to choose by inner validation. Top-N: popularity,
-    /// item-knn, user-knn, ials, ease, blend, auto (default auto). Rating mode:
-    /// see `infogap eval recs --ratings` docs.
+    /// item-knn, user-knn, seq-knn (needs timestamps), ials, ease, blend, auto (default
+    /// auto). Rating mode: global-mean, baseline, svd, svdpp, knn-baseline, blend, auto;
+    /// an unknown name is refused with the list.
     #[arg(long)]
     pub algo: Option<String>,
     /// Cut-off of the ranking metrics.
@@ -385,8 +386,14 @@ fn print_train(rep: &erecs::TrainReport) {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RecommendArgs {
     /// The customer: an id of a source namespace, an email, a phone, `ns:id` or `#ID`.
-    #[arg(long)]
-    pub customer: String,
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    pub customer: Option<String>,
+    /// Recommend for every customer of the store and write the rows to `--out` (CSV).
+    #[arg(long, requires = "out")]
+    pub all: bool,
+    /// The CSV file of `--all` (customer, customer_id, rank, product, name, category, score, source).
+    #[arg(long, value_name = "FILE", requires = "all")]
+    pub out: Option<std::path::PathBuf>,
     /// Namespace of the customer id.
     #[arg(long)]
     pub namespace: Option<String>,
@@ -405,6 +412,9 @@ pub struct RecommendArgs {
     /// Never these product keys (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub exclude: Vec<String>,
+    /// Only these product keys (comma-separated allow list).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -419,8 +429,32 @@ pub fn recommend(ctx: &Ctx, args: &RecommendArgs) -> anyhow::Result<()> {
         explain: args.explain,
         category: args.category.clone(),
         deny: args.exclude.clone(),
+        allow: args.only.clone(),
     };
-    let ans = erecs::recommend(&engine, &args.customer, args.namespace.as_deref(), &opts)?;
+    let Some(customer) = args.customer.as_deref() else {
+        let out = args
+            .out
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("--all needs --out FILE"))?;
+        let rep = erecs::recommend_all(&engine, &opts, out, ctx.progress())?;
+        if args.json {
+            return crate::ctx::print_json(&rep);
+        }
+        println!(
+            "{} rows for {} customers written to {} (model v{} {}: {} from the model, {} folded in, {} popularity fallback), scored in {:.2} s",
+            rep.rows,
+            rep.customers,
+            rep.out,
+            rep.model_version,
+            rep.algo,
+            rep.in_training,
+            rep.folded_in,
+            rep.fallback,
+            rep.score_seconds
+        );
+        return Ok(());
+    };
+    let ans = erecs::recommend(&engine, customer, args.namespace.as_deref(), &opts)?;
     if args.json {
         return crate::ctx::print_json(&ans);
     }

@@ -425,6 +425,76 @@ fn train_and_recommend_on_the_demo_store() {
     // Unknown customers are a clear error.
     let out = run_in(d, &["recommend", "--customer", "nobody-here"]);
     assert!(!out.status.success());
+    // An allow list keeps only its products; an unknown allowed key is an error naming it.
+    let pick: Vec<String> = unseen["items"].as_array().expect("items")[..3]
+        .iter()
+        .map(|i| i["product"]["key"].as_str().expect("key").to_owned())
+        .collect();
+    let allowed = format!("{},{}", pick[2], pick[0]);
+    let a = json(
+        d,
+        &[
+            "recommend",
+            "--customer",
+            "C000002",
+            "--only",
+            &allowed,
+            "--json",
+        ],
+    );
+    let got: Vec<&str> = a["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["product"]["key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(got, vec![pick[0].as_str(), pick[2].as_str()]);
+    let out = run_in(
+        d,
+        &["recommend", "--customer", "C000002", "--only", "NO-SUCH-P"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NO-SUCH-P"));
+    // Everyone at once: a CSV whose rows for C000002 equal the single answer.
+    let b = json(
+        d,
+        &[
+            "recommend",
+            "--all",
+            "--out",
+            "all.csv",
+            "--k",
+            "5",
+            "--json",
+        ],
+    );
+    let customers = b["customers"].as_u64().expect("customers");
+    assert!(customers >= 100, "{b}");
+    assert_eq!(
+        b["in_training"].as_u64().expect("n")
+            + b["folded_in"].as_u64().expect("n")
+            + b["fallback"].as_u64().expect("n"),
+        customers
+    );
+    let csv = std::fs::read_to_string(d.join("all.csv")).expect("all.csv");
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("customer,customer_id,rank,product,name,category,score,source")
+    );
+    let mine: Vec<&str> = lines
+        .filter(|l| l.starts_with("crm:C000002,"))
+        .map(|l| l.split(',').nth(3).expect("product"))
+        .collect();
+    let single: Vec<&str> = items
+        .iter()
+        .map(|i| i["product"]["key"].as_str().expect("key"))
+        .collect();
+    assert_eq!(mine, single);
+    assert_eq!(
+        csv.lines().count() as u64 - 1,
+        b["rows"].as_u64().expect("rows")
+    );
     // Retraining makes version 2.
     let t2 = json(d, &["train", "recs", "--algo", "item-knn", "--json"]);
     assert_eq!(t2["version"], 2);
