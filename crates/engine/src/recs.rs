@@ -733,6 +733,9 @@ pub fn recommend_with(
     })
 }
 
+/// One customer's answer in [`recommend_all`]: key, id, source, (item, score) best first.
+type BatchRow = (String, i64, &'static str, Vec<(u32, f32)>);
+
 /// What [`recommend_all`] wrote.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchReport {
@@ -786,7 +789,7 @@ pub fn recommend_all(
         candidate: Some(&pred),
     };
     // (key, id, source, items) per customer, in the store's customer order
-    let answers: Vec<(String, i64, &'static str, Vec<(u32, f32)>)> = ds
+    let answers: Vec<BatchRow> = ds
         .customers
         .par_iter()
         .map(|c| {
