@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use crate::metrics::classification::{BinaryMetrics, roc_auc};
+use crate::metrics::classification::BinaryMetrics;
 
 pub use gbm::{GbmConfig, GbmModel};
 pub use logreg::{LogRegConfig, LogRegModel};
@@ -178,7 +178,7 @@ pub enum ModelKind {
     Logreg,
     /// Depth-limited CART tree.
     Tree,
-    /// Gradient-boosted trees.
+    /// Gradient-boosted trees (our own histogram implementation).
     Gbm,
     /// Chosen by inner cross-validation among all of the above and a blend.
     Auto,
@@ -222,6 +222,10 @@ pub enum Classifier {
     Gbm(GbmModel),
     /// Weighted average of probabilities of several models.
     Blend(Vec<(f64, Classifier)>),
+    /// Plain average of the probabilities of one family's models fitted on
+    /// different training subsets (`auto` keeps its inner-fold models instead
+    /// of refitting).
+    Bag(Vec<Classifier>),
 }
 
 impl Classifier {
@@ -232,6 +236,9 @@ impl Classifier {
             Classifier::Tree(m) => m.predict_row(row),
             Classifier::Gbm(m) => m.predict_row(row),
             Classifier::Blend(parts) => parts.iter().map(|(w, m)| w * m.predict_row(row)).sum(),
+            Classifier::Bag(models) => {
+                models.iter().map(|m| m.predict_row(row)).sum::<f64>() / models.len().max(1) as f64
+            }
         }
     }
 
@@ -253,6 +260,16 @@ impl Classifier {
             Classifier::Blend(parts) => {
                 let mut out = vec![0.0; row.len()];
                 for (w, m) in parts {
+                    for (o, c) in out.iter_mut().zip(m.contributions(row)) {
+                        *o += w * c;
+                    }
+                }
+                out
+            }
+            Classifier::Bag(models) => {
+                let mut out = vec![0.0; row.len()];
+                let w = 1.0 / models.len().max(1) as f64;
+                for m in models {
                     for (o, c) in out.iter_mut().zip(m.contributions(row)) {
                         *o += w * c;
                     }
@@ -281,6 +298,10 @@ impl Classifier {
                     .collect();
                 format!("blend({})", inner.join(" + "))
             }
+            Classifier::Bag(models) => match models.first() {
+                Some(m) => format!("{}×{}", m.name(), models.len()),
+                None => "bag()".into(),
+            },
         }
     }
 }
@@ -297,6 +318,8 @@ pub struct ClassifierConfig {
     /// Boosting settings.
     pub gbm: GbmConfig,
     /// Inner folds used by `auto` (and for out-of-fold calibration scores).
+    /// Default 2: every candidate is fitted on each half of the training rows
+    /// and scored on the other; the chosen ones keep both halves' models.
     pub inner_folds: usize,
     /// Seed of every random choice (folds, subsampling).
     pub seed: u64,
@@ -309,7 +332,7 @@ impl Default for ClassifierConfig {
             logreg: LogRegConfig::default(),
             tree: TreeConfig::default(),
             gbm: GbmConfig::default(),
-            inner_folds: 3,
+            inner_folds: 2,
             seed: 0,
         }
     }
@@ -370,51 +393,123 @@ impl Candidate {
     }
 }
 
-/// Out-of-fold probabilities of each candidate (rows × candidates) and the fold of each row.
-fn inner_oof(
+/// What the inner cross-validation of `auto` leaves behind.
+struct InnerFits {
+    /// Out-of-fold probabilities, `oof[candidate][row]`.
+    oof: Vec<Vec<f64>>,
+    /// Inner fold of each row.
+    folds: Vec<usize>,
+    /// `models[candidate][fold]`: each fitted on the other folds' rows.
+    models: Vec<Vec<Classifier>>,
+}
+
+/// Fits every candidate on every inner training split (in parallel), scores
+/// the held-out rows, and keeps the models. Boosting and the tree bin `x` once
+/// and reuse it for every split (cut points come from feature values only, no
+/// labels); boosting stops early on each split's held-out rows.
+fn inner_fits(
     cands: &[Candidate],
     x: &DenseMatrix,
     y: &[bool],
     k: usize,
     seed: u64,
-) -> Result<(Vec<Vec<f64>>, Vec<usize>), ModelError> {
-    let folds = stratified_folds(y, k, seed)?;
-    let jobs: Vec<(usize, usize)> = (0..k)
-        .flat_map(|f| (0..cands.len()).map(move |c| (f, c)))
-        .collect();
+) -> Result<InnerFits, ModelError> {
     use rayon::prelude::*;
-    type FoldPreds = (usize, usize, Vec<usize>, Vec<f64>);
-    let results: Vec<Result<FoldPreds, ModelError>> = jobs
+    let folds = stratified_folds(y, k, seed)?;
+    let splits: Vec<(Vec<usize>, Vec<usize>)> = (0..k).map(|f| split_indices(&folds, f)).collect();
+    let (binned, tree_bins) = rayon::join(
+        || {
+            cands.iter().find_map(|c| match c {
+                Candidate::Gbm(g) => Some(gbm::BinnedMatrix::new(x, g.max_bins)),
+                _ => None,
+            })
+        },
+        || {
+            cands.iter().find_map(|c| match c {
+                Candidate::Tree(t) => {
+                    let b = bins::Binner::fit(x, t.max_bins);
+                    let v = b.transform(x);
+                    Some((b, v))
+                }
+                _ => None,
+            })
+        },
+    );
+    let jobs: Vec<(usize, usize)> = (0..cands.len())
+        .flat_map(|c| (0..k).map(move |f| (f, c)))
+        .collect();
+    type FoldFit = (usize, usize, Classifier, Vec<f64>);
+    let results: Vec<Result<FoldFit, ModelError>> = jobs
         .par_iter()
         .map(|&(f, c)| {
-            let (tr, te) = split_indices(&folds, f);
-            let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
-            let m = cands[c].fit(&x.select_rows(&tr), &ytr)?;
-            let p = m.predict_proba(&x.select_rows(&te));
-            Ok((f, c, te, p))
+            let (tr, te) = &splits[f];
+            let m = match (&cands[c], &binned, &tree_bins) {
+                (Candidate::Gbm(g), Some(b), _) => {
+                    let (m, p) = g.fit_binned_scored(b, tr, te, y)?;
+                    if p.len() == te.len() {
+                        return Ok((f, c, Classifier::Gbm(m), p));
+                    }
+                    Classifier::Gbm(m)
+                }
+                (Candidate::Tree(t), _, Some((b, v))) => {
+                    Classifier::Tree(t.fit_prebinned(x, b, v, tr, y)?)
+                }
+                (cand, _, _) => {
+                    let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
+                    cand.fit(&x.select_rows(tr), &ytr)?
+                }
+            };
+            let p = te.iter().map(|&i| m.predict_row(x.row(i))).collect();
+            Ok((f, c, m, p))
         })
         .collect();
     let mut oof = vec![vec![0.0; y.len()]; cands.len()];
+    let mut slots: Vec<Vec<Option<Classifier>>> = vec![vec![None; k]; cands.len()];
     for r in results {
-        let (_, c, te, p) = r?;
-        for (i, v) in te.into_iter().zip(p) {
+        let (f, c, m, p) = r?;
+        for (&i, v) in splits[f].1.iter().zip(p) {
             oof[c][i] = v;
         }
+        slots[c][f] = Some(m);
     }
-    Ok((oof, folds))
+    let models = slots
+        .into_iter()
+        .map(|v| v.into_iter().flatten().collect())
+        .collect();
+    Ok(InnerFits { oof, folds, models })
 }
 
-fn mean_fold_auc(y: &[bool], p: &[f64], folds: &[usize], k: usize) -> f64 {
+/// Mean over folds of the ROC AUC of `p` on each fold's rows (`fold_rows[f]`).
+/// Same value as [`roc_auc`](crate::metrics::classification::roc_auc) (ties get average ranks), with one reused buffer
+/// and an unstable sort of (score, label) pairs: ensemble selection calls it
+/// many times.
+fn mean_fold_auc(y: &[bool], p: &[f64], fold_rows: &[Vec<usize>]) -> f64 {
     let mut s = 0.0;
     let mut n = 0;
-    for f in 0..k {
-        let (_, te) = split_indices(folds, f);
-        let yt: Vec<bool> = te.iter().map(|&i| y[i]).collect();
-        let pt: Vec<f64> = te.iter().map(|&i| p[i]).collect();
-        if let Some(a) = roc_auc(&yt, &pt) {
-            s += a;
-            n += 1;
+    let mut buf: Vec<(f64, bool)> = Vec::new();
+    for rows in fold_rows {
+        buf.clear();
+        buf.extend(rows.iter().map(|&i| (p[i], y[i])));
+        let n_pos = buf.iter().filter(|e| e.1).count();
+        let n_neg = buf.len() - n_pos;
+        if n_pos == 0 || n_neg == 0 {
+            continue;
         }
+        buf.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut rank_sum_pos = 0.0;
+        let mut i = 0;
+        while i < buf.len() {
+            let mut j = i + 1;
+            while j < buf.len() && buf[j].0 == buf[i].0 {
+                j += 1;
+            }
+            let pos = buf[i..j].iter().filter(|e| e.1).count();
+            rank_sum_pos += (i + 1 + j) as f64 / 2.0 * pos as f64;
+            i = j;
+        }
+        let np = n_pos as f64;
+        s += (rank_sum_pos - np * (np + 1.0) / 2.0) / (np * n_neg as f64);
+        n += 1;
     }
     if n == 0 { f64::NAN } else { s / n as f64 }
 }
@@ -448,7 +543,8 @@ impl ClassifierConfig {
     /// (which must be training rows only) over logreg, logreg with automatic
     /// nonlinear terms, the tree and boosting, adds a weighted blend found by
     /// greedy ensemble selection on the same out-of-fold probabilities, and
-    /// refits the best by inner ROC AUC on all of `x`.
+    /// returns the best by inner ROC AUC as the average of its inner-fold
+    /// models (no refit).
     pub fn fit(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
         check_xy(x, y)?;
         match self.kind {
@@ -469,8 +565,8 @@ impl ClassifierConfig {
                 ModelKind::Tree => Candidate::Tree(self.tree.clone()),
                 _ => Candidate::Gbm(self.gbm.clone()),
             };
-            let (oof, _) = inner_oof(&[cand], x, y, self.inner_folds.max(2), self.seed ^ 0x5eed)?;
-            out.oof = oof.into_iter().next().unwrap_or_default();
+            let fits = inner_fits(&[cand], x, y, self.inner_folds.max(2), self.seed ^ 0x5eed)?;
+            out.oof = fits.oof.into_iter().next().unwrap_or_default();
         }
         Ok(out)
     }
@@ -486,13 +582,18 @@ impl ClassifierConfig {
     fn fit_auto(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
         let cands = self.candidates();
         let k = self.inner_folds.max(2);
-        let (oof, folds) = inner_oof(&cands, x, y, k, self.seed ^ 0x5eed)?;
+        let InnerFits {
+            oof,
+            folds,
+            mut models,
+        } = inner_fits(&cands, x, y, k, self.seed ^ 0x5eed)?;
+        let fold_rows: Vec<Vec<usize>> = (0..k).map(|f| split_indices(&folds, f).1).collect();
         let mut scores: Vec<CandidateScore> = cands
             .iter()
             .zip(&oof)
             .map(|(c, p)| CandidateScore {
                 name: c.name(),
-                inner_roc_auc: mean_fold_auc(y, p, &folds, k),
+                inner_roc_auc: mean_fold_auc(y, p, &fold_rows),
             })
             .collect();
         // Ensemble selection (Caruana et al. 2004): greedily add, with
@@ -510,7 +611,7 @@ impl ClassifierConfig {
                     .zip(p)
                     .map(|(s, v)| (s + v) / round as f64)
                     .collect();
-                let sc = mean_fold_auc(y, &avg, &folds, k);
+                let sc = mean_fold_auc(y, &avg, &fold_rows);
                 if pick.is_none_or(|(b, _)| sc > b) {
                     pick = Some((sc, c));
                 }
@@ -545,7 +646,7 @@ impl ClassifierConfig {
         );
         scores.push(CandidateScore {
             name: ens_name,
-            inner_roc_auc: mean_fold_auc(y, &ens_oof, &folds, k),
+            inner_roc_auc: mean_fold_auc(y, &ens_oof, &fold_rows),
         });
         let mut best = 0;
         for (i, s) in scores.iter().enumerate() {
@@ -554,13 +655,12 @@ impl ClassifierConfig {
                 best = i;
             }
         }
+        // No refit: the chosen candidates' inner-fold models are kept and
+        // averaged (each saw (k−1)/k of the rows), so the selection's cost is
+        // the whole cost of `auto`.
+        let mut bag = |c: usize| Classifier::Bag(std::mem::take(&mut models[c]));
         let (model, oof_best) = if best == cands.len() && members.len() > 1 {
-            use rayon::prelude::*;
-            let fitted: Vec<Result<(f64, Classifier), ModelError>> = members
-                .par_iter()
-                .map(|&(c, w)| cands[c].fit(x, y).map(|m| (w, m)))
-                .collect();
-            let parts = fitted.into_iter().collect::<Result<Vec<_>, _>>()?;
+            let parts = members.iter().map(|&(c, w)| (w, bag(c))).collect();
             (Classifier::Blend(parts), ens_oof)
         } else {
             let single = if best == cands.len() {
@@ -568,7 +668,7 @@ impl ClassifierConfig {
             } else {
                 best
             };
-            (cands[single].fit(x, y)?, oof[single].clone())
+            (bag(single), oof[single].clone())
         };
         Ok(FitOutcome {
             model,

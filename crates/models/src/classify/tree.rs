@@ -166,8 +166,54 @@ impl TreeConfig {
         }
         let binner = Binner::fit(x, self.max_bins);
         let bins = binner.transform(x);
+        let rows: Vec<usize> = (0..x.n_rows).collect();
+        self.grow_on(x, binner, bins, rows, y)
+    }
+
+    /// Fits on the rows `train` of `x` (`y` indexed like `x`) with cut points
+    /// and bins already computed for all of `x` ([`Binner::fit`] with
+    /// `self.max_bins`, then [`Binner::transform`]), e.g. `auto`'s inner
+    /// folds, which bin the training matrix once.
+    pub fn fit_prebinned(
+        &self,
+        x: &DenseMatrix,
+        binner: &Binner,
+        bins: &[u8],
+        train: &[usize],
+        y: &[bool],
+    ) -> Result<TreeModel, ModelError> {
+        if self.max_depth == 0 || self.max_depth > 30 {
+            return Err(ModelError::InvalidParameter {
+                name: "max_depth".into(),
+                reason: "must be 1..=30".into(),
+            });
+        }
+        if y.len() != x.n_rows
+            || bins.len() != x.n_rows * x.n_cols
+            || binner.cuts.len() != x.n_cols
+            || train.iter().any(|&i| i >= x.n_rows)
+        {
+            return Err(ModelError::InvalidInput(
+                "tree: bins, labels or training rows do not match the matrix".into(),
+            ));
+        }
+        // Borrowed bins would need a second Grower type; a copy of u8 bins is cheap.
+        self.grow_on(x, binner.clone(), bins.to_vec(), train.to_vec(), y)
+    }
+
+    fn grow_on(
+        &self,
+        x: &DenseMatrix,
+        binner: Binner,
+        bins: Vec<u8>,
+        rows: Vec<usize>,
+        y: &[bool],
+    ) -> Result<TreeModel, ModelError> {
         let binary = (0..x.n_cols)
-            .map(|j| (0..x.n_rows).all(|i| matches!(x.get(i, j), v if v == 0.0 || v == 1.0)))
+            .map(|j| {
+                rows.iter()
+                    .all(|&i| matches!(x.get(i, j), v if v == 0.0 || v == 1.0))
+            })
             .collect();
         let mut g = Grower {
             cfg: self,
@@ -177,7 +223,7 @@ impl TreeConfig {
             y,
             nodes: Vec::new(),
         };
-        g.grow((0..x.n_rows).collect(), 0);
+        g.grow(rows, 0);
         Ok(TreeModel {
             nodes: g.nodes,
             names: x.names.clone(),
