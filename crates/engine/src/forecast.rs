@@ -3,6 +3,12 @@
 //! one product), fits the automatic ETS selection of `infogap_models::forecast`
 //! to it, and renders the history and forecast as an SVG chart.
 //!
+//! Seasonality: the yearly season (12 months, 52 weeks) is offered to the
+//! selection once the history holds two full years; whether a seasonal model
+//! is kept is the AICc's call (with exactly two years of weekly data the 51
+//! extra seasonal states rarely pay for themselves, with monthly data a clear
+//! pattern does).
+//!
 //! Why here: the model is pure and knows nothing of orders or calendars; the
 //! calendar rules (ISO weeks starting Monday, calendar months, empty periods
 //! count as 0, the incomplete last period is dropped so a half-finished week
@@ -622,6 +628,39 @@ mod tests {
         ds.lines.push(line(1, ts(2024, 3, 2), 1.0, 7.0));
         let s = demand_series(&ds, &Scope::Total, Period::Month, Measure::Revenue).expect("series");
         assert_eq!(s.values.len(), 2);
+    }
+
+    /// Monthly demand with the demo's yearly shape (December peak, summer
+    /// dip): seasonal models are offered from two full years on and AICc
+    /// keeps one when the pattern is clear; the forecast repeats the peak.
+    #[test]
+    fn monthly_series_finds_a_planted_yearly_season() {
+        let shape = [
+            0.8, 1.0, 1.0, 1.0, 1.0, 0.75, 0.75, 0.75, 1.0, 1.0, 1.3, 1.8,
+        ];
+        let starts: Vec<NaiveDate> = (0..36)
+            .map(|t| NaiveDate::from_ymd_opt(2022 + t / 12, (t % 12) as u32 + 1, 1).expect("date"))
+            .collect();
+        let values: Vec<f64> = (0..36)
+            .map(|t| 1000.0 * shape[t % 12] * (1.0 + 0.02 * (((t * 7919) % 11) as f64 / 5.0 - 1.0)))
+            .collect();
+        let series = DemandSeries {
+            label: "total".into(),
+            starts,
+            values,
+            period: Period::Month,
+            measure: Measure::Revenue,
+        };
+        let f = forecast_series(series, None, 12, 0.9).expect("forecast");
+        assert_eq!(f.season, 12);
+        assert_ne!(
+            f.fit.spec.season,
+            infogap_models::forecast::SeasonType::None,
+            "{}",
+            f.fit.name()
+        );
+        let p = &f.forecast.point;
+        assert!(p[11] > 1.5 * p[6], "December {} vs July {}", p[11], p[6]);
     }
 
     #[test]

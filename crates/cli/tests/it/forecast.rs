@@ -118,6 +118,45 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
     assert_eq!(v["method"], "ETS(A,A,A)");
 }
 
+/// A planted damped trend without season, offered a season of 12: `auto`
+/// must not invent a season and must follow the flattening trend.
+#[test]
+fn eval_forecast_auto_on_a_planted_nonseasonal_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("damped.csv");
+    let mut s = String::from("date,value\n");
+    let mut level = 50.0;
+    let mut slope = 3.0;
+    let mut ys = Vec::new();
+    for t in 0..108usize {
+        level += slope;
+        slope *= 0.96;
+        let wiggle = 1.5 * (((t * 7919) % 17) as f64 / 8.0 - 1.0);
+        let y = level + wiggle;
+        ys.push(y);
+        s.push_str(&format!("{}-{:02}-01,{y:.3}\n", 2010 + t / 12, t % 12 + 1));
+    }
+    std::fs::write(&csv, s).expect("write csv");
+    let v = json(
+        dir.path(),
+        &[
+            "eval",
+            "forecast",
+            "--csv",
+            csv.to_str().expect("utf8"),
+            "--holdout",
+            "12",
+            "--season",
+            "12",
+            "--json",
+        ],
+    );
+    let method = v["method"].as_str().expect("method");
+    assert!(method.ends_with(",N)"), "{method}");
+    let mape = v["mape"].as_f64().expect("mape");
+    assert!(mape < 2.0, "mape {mape}: {v}");
+}
+
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
