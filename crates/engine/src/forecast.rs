@@ -275,7 +275,11 @@ pub fn forecast_series(
         )));
     }
     let season = season.unwrap_or(series.period.yearly_season());
-    let auto = AutoEts::new(season);
+    // Parameters aimed at the horizon asked for (AMSE over 1..h steps, h ≤ 30).
+    let auto = AutoEts {
+        refit_amse: horizon.clamp(1, 30),
+        ..AutoEts::new(season)
+    };
     let fit = auto.fit_series(&series.values)?.best;
     let mut forecast = fit.forecast_intervals(horizon, level)?;
     for v in forecast

@@ -87,15 +87,15 @@ pub struct ModelOpts {
     #[arg(long, default_value_t = 0.95)]
     pub level: f64,
     /// How parameters are estimated: `amse` (default: minimise the average
-    /// 1..3-step-ahead squared error, when the series is long enough; auto
-    /// still chooses the model by the AICc of maximum-likelihood fits) or
-    /// `mle` (maximum likelihood).
+    /// 1..h-step-ahead squared error over the horizon h being forecast, at most
+    /// 30, when the series is long enough; auto still chooses the model by the
+    /// AICc of maximum-likelihood fits) or `mle` (maximum likelihood).
     #[arg(long, value_parser = ["amse", "mle"], default_value = "amse")]
     pub estimation: String,
 }
 
-/// Horizon of the AMSE criterion (R's default `nmse`).
-const AMSE_H: usize = 3;
+/// Longest horizon of the AMSE criterion (R's cap on `nmse`).
+const AMSE_MAX_H: usize = 30;
 
 /// Arguments of `infogap eval forecast`.
 #[derive(Debug, clap::Args)]
@@ -217,12 +217,17 @@ fn fixed_of(m: &ModelOpts, y: &[f64]) -> EtsFixed {
     }
 }
 
-/// Fits the chosen method (`Augurs` is handled by the caller). Returns the
-/// fit and what to report about how it was chosen and estimated.
-fn fit_method(m: &ModelOpts, y: &[f64]) -> anyhow::Result<(EtsFit, Value)> {
+/// Fits the chosen method (`Augurs` is handled by the caller) for forecasts
+/// `horizon` steps ahead. Returns the fit and what to report about how it was
+/// chosen and estimated.
+fn fit_method(m: &ModelOpts, y: &[f64], horizon: usize) -> anyhow::Result<(EtsFit, Value)> {
     let season = m.season.unwrap_or(1);
     let fixed = fixed_of(m, y);
-    let amse_h = if m.estimation == "amse" { AMSE_H } else { 0 };
+    let amse_h = if m.estimation == "amse" {
+        horizon.clamp(1, AMSE_MAX_H)
+    } else {
+        0
+    };
     let spec = match m.method {
         Method::Auto => {
             if fixed != EtsFixed::default() || m.damped {
@@ -290,7 +295,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
         let (name, point) = infogap_models::forecast::augurs_auto_nonseasonal(train, h)?;
         (name, json!({}), point, json!({}))
     } else {
-        let (fit, info) = fit_method(&args.model, train)?;
+        let (fit, info) = fit_method(&args.model, train, h)?;
         let fc = fit.forecast_intervals(h, args.model.level)?;
         let extra = json!({"aicc": r6(fit.aicc), "lower": rv(&fc.lower), "upper": rv(&fc.upper),
             "interval_method": fc.interval_method, "level": fc.level, "selection": info});
@@ -386,7 +391,7 @@ pub fn forecast(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
     } else {
         bail!("give --series V1,V2,..., --csv FILE or --store");
     };
-    let (fit, info) = fit_method(&args.model, &y)?;
+    let (fit, info) = fit_method(&args.model, &y, args.horizon)?;
     let fc = fit.forecast_intervals(args.horizon, args.model.level)?;
     let mut out = forecast_json(&fit, &fc);
     if let Some(o) = out.as_object_mut() {
