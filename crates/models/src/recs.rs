@@ -12,9 +12,9 @@
 //!
 //! Algorithms: popularity, user-kNN and item-kNN (cosine), sequence-kNN
 //! (item similarity from time adjacency, when interactions have times),
-//! implicit ALS ([`ials`]), EASE ([`ease`]), a rank-normalized blend of EASE
-//! and iALS, and weighted ensembles of any of them (per-user standardized
-//! scores). [`select`] holds the evaluation protocol (holdout splits, ranking
+//! implicit ALS ([`ials`]), EASE ([`ease`]), GF-CF ([`gfcf`]), a
+//! rank-normalized blend of EASE and iALS, and weighted ensembles of any of
+//! them (per-user standardized scores). [`select`] holds the evaluation protocol (holdout splits, ranking
 //! metrics per user, grid search and the `auto` search on an inner
 //! validation split carved from the training data only). [`FitContext`]
 //! carries the optional side data (the chronological order of interactions)
@@ -23,6 +23,7 @@
 
 pub mod data;
 pub mod ease;
+pub mod gfcf;
 pub mod ials;
 pub mod knn;
 pub mod popularity;
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::ModelError;
 use data::{Csr, Interactions};
 use ease::{Ease, EaseGram};
+use gfcf::GfCf;
 use ials::{Ials, IalsParams};
 use knn::{ItemKnn, UserKnn};
 use popularity::Popularity;
@@ -52,6 +54,7 @@ pub const ALGORITHMS: &[&str] = &[
     "ials",
     "seq-knn",
     "ease",
+    "gf-cf",
     "blend",
 ];
 
@@ -92,6 +95,16 @@ pub enum AlgoParams {
         lambda: f64,
         /// Dropout emphasis `d` in [0,1): adds `d/(1−d)·G_jj` to item j's λ.
         dropout: f64,
+        /// Largest number of (most popular) items in the dense model.
+        max_items: usize,
+    },
+    /// GF-CF graph filter: normalized item–item linear filter plus `alpha` ·
+    /// ideal low-pass filter from the top-`k` singular vectors ([`gfcf`]).
+    GfCf {
+        /// Singular vectors in the low-pass filter.
+        k: usize,
+        /// Weight of the low-pass filter (0 = linear filter only).
+        alpha: f64,
         /// Largest number of (most popular) items in the dense model.
         max_items: usize,
     },
@@ -145,6 +158,11 @@ impl AlgoParams {
                 dropout: 0.0,
                 max_items: EASE_MAX_ITEMS,
             },
+            "gf-cf" | "gfcf" | "gf_cf" => AlgoParams::GfCf {
+                k: 32,
+                alpha: 0.3,
+                max_items: EASE_MAX_ITEMS,
+            },
             "blend" => AlgoParams::Blend {
                 lambda: 500.0,
                 dropout: 0.0,
@@ -173,6 +191,7 @@ impl AlgoParams {
             AlgoParams::SeqKnn { .. } => "seq-knn",
             AlgoParams::Ials(_) => "ials",
             AlgoParams::Ease { .. } => "ease",
+            AlgoParams::GfCf { .. } => "gf-cf",
             AlgoParams::Blend { .. } => "blend",
             AlgoParams::Ensemble { .. } => "ensemble",
         }
@@ -180,7 +199,8 @@ impl AlgoParams {
 
     /// Sets one hyper-parameter by name (`k`, `shrink`, `window`, `factors`,
     /// `reg`, `alpha`, `iterations`, `cg_steps`, `seed`, `lambda`, `dropout`,
-    /// `weight`, `max_items`). An ensemble has none of its own.
+    /// `weight`, `max_items`; GF-CF: `k`, `alpha`, `max_items`). An ensemble
+    /// has none of its own.
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
         let bad = |reason: &str| ModelError::InvalidParameter {
             name: key.to_owned(),
@@ -237,6 +257,25 @@ impl AlgoParams {
                 _ => false,
             },
             AlgoParams::Ials(p) => set_ials(p)?,
+            AlgoParams::GfCf {
+                k,
+                alpha,
+                max_items,
+            } => match key {
+                "k" => {
+                    *k = as_count(value)?;
+                    true
+                }
+                "alpha" => {
+                    *alpha = value;
+                    true
+                }
+                "max_items" => {
+                    *max_items = as_count(value)?;
+                    true
+                }
+                _ => false,
+            },
             AlgoParams::Ease {
                 lambda,
                 dropout,
@@ -378,6 +417,11 @@ impl<'a> FitContext<'a> {
                 dropout,
                 max_items,
             } => Fitted::Ease(Ease::from_gram(&self.gram(*max_items), *lambda, *dropout)?),
+            AlgoParams::GfCf {
+                k,
+                alpha,
+                max_items,
+            } => Fitted::GfCf(GfCf::fit(by_user, by_item, *k, *alpha, *max_items)?),
             AlgoParams::Blend {
                 lambda,
                 dropout,
@@ -449,6 +493,8 @@ pub enum Fitted {
     Ials(Ials),
     /// EASE.
     Ease(Ease),
+    /// GF-CF.
+    GfCf(GfCf),
     /// EASE + iALS blend.
     Blend {
         /// EASE part.
@@ -541,6 +587,7 @@ impl Fitted {
             Fitted::UserKnn(m) => m.score(user, history, out),
             Fitted::Ials(m) => m.score(user, history, out),
             Fitted::Ease(m) => m.score(history, out),
+            Fitted::GfCf(m) => m.score(history, out),
             Fitted::Blend { ease, ials, weight } => {
                 let mut a = vec![0f32; out.len()];
                 let mut b = vec![0f32; out.len()];
@@ -587,6 +634,7 @@ impl Fitted {
             Fitted::UserKnn(m) => m.contributions(history, item, user),
             Fitted::Ials(m) => m.contributions(history, item),
             Fitted::Ease(m) => m.contributions(history, item),
+            Fitted::GfCf(m) => m.contributions(history, item),
             Fitted::Blend { ease, ials, weight } => {
                 let mut acc: std::collections::BTreeMap<u32, f32> = Default::default();
                 for (i, x) in shares(ease.contributions(history, item)) {

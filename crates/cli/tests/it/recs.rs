@@ -523,9 +523,9 @@ fn eval_recs_auto_on_the_shared_ml100k_split() {
     );
     let ndcg = v["ndcg@10"].as_f64().expect("ndcg");
     // Chosen on the training data only; the peers' best (EASE, λ picked on the
-    // test set) is 0.479. infogap: 0.4891 (seeds 0/1/2: 0.4891/0.4894/0.4902).
+    // test set) is 0.479. infogap: 0.4938 (seeds 0/1/2: 0.4938/0.4916/0.4902).
     // The 0.50 target is not reached (see BENCHMARKS.md, top-N).
-    assert!(ndcg >= 0.485, "nDCG@10 {ndcg:.4}");
+    assert!(ndcg >= 0.49, "nDCG@10 {ndcg:.4}");
     // The search is reported and the refitted model is fast (loose bound for a loaded CI box).
     assert!(v["select_seconds"].as_f64().expect("select_seconds") > 0.0);
     assert!(v["fit_seconds"].as_f64().expect("fit_seconds") < 2.0);

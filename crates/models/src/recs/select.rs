@@ -341,7 +341,8 @@ pub fn expand_grid(
 /// The first-stage candidates of `--algo auto`, sized to the data:
 /// popularity, item-kNN, user-kNN, iALS over a log-spaced `reg × alpha` grid,
 /// — while the catalogue fits the dense model ([`EASE_MAX_ITEMS`]) — EASE
-/// over a log-spaced `λ` grid with and without dropout emphasis, and, when
+/// over a log-spaced `λ` grid with and without dropout emphasis and GF-CF
+/// over a few low-pass ranks and weights, and, when
 /// the interactions have times (`with_order`), sequence-kNN over a few windows.
 pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
     auto_candidates_with(n_items, false, seed)
@@ -391,9 +392,22 @@ pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<
                 });
             }
         }
+        // GF-CF: strongest as an ensemble partner of iALS (stage 2).
+        for k in AUTO_GFCF_K {
+            for alpha in [0.3, 1.0] {
+                c.push(AlgoParams::GfCf {
+                    k,
+                    alpha,
+                    max_items: EASE_MAX_ITEMS,
+                });
+            }
+        }
     }
     c
 }
+
+/// Low-pass ranks of the GF-CF candidates of `auto`.
+const AUTO_GFCF_K: [usize; 3] = [16, 32, 64];
 
 /// Per-user nDCG@k of top-k lists (users without validation items skipped).
 fn per_user_ndcg(recs: &[Vec<u32>], valid: &[Vec<u32>], k: usize) -> Vec<f64> {
