@@ -1,7 +1,7 @@
 //! Criterion benches of the top-N recommenders: fit and score-all on
 //! synthetic power-law interactions (20 000 users × 2 000 items, 200 000
 //! draws). Larger sizes (1M–50M interactions, with peak memory) are run by
-//! `examples/recs_scale.rs`; figures in `benchmarks/recs-topn.md`.
+//! `examples/recs_scale.rs`; figures in BENCHMARKS.md (top-N, scaling).
 
 use std::hint::black_box;
 
