@@ -1149,8 +1149,7 @@ fn fit_ets_from(
     let u0 = layout.pack_u(&start);
     let h = opts.amse_horizon;
     let nres = if h > 0 { n * h } else { n };
-    let mut ring = Vec::with_capacity(m);
-    let mut work = EtsParams {
+    let work0 = EtsParams {
         s0: if layout.s0.is_none() {
             layout.s0_fixed.clone()
         } else {
@@ -1158,17 +1157,20 @@ fn fit_ets_from(
         },
         ..start.clone()
     };
+    // Scratch of one residual evaluation: the parameters and the seasonal buffer.
+    let make_scratch = || (work0.clone(), Vec::with_capacity(n + m));
+    let mut scratch = make_scratch();
     let mult_err = spec.error == ErrorType::Multiplicative;
     let mult_season = spec.season == SeasonType::Multiplicative;
     let amse_w: Vec<f64> = (0..h)
         .map(|k| 1.0 / ((h * (n - k.min(n - 1))) as f64).sqrt())
         .collect();
-    let mut resid = |u: &[f64], r: &mut [f64]| -> bool {
-        layout.unpack_u(u, l0_fixed, &mut work);
+    let resid = |u: &[f64], r: &mut [f64], (work, ring): &mut (EtsParams, Vec<f64>)| -> bool {
+        layout.unpack_u(u, l0_fixed, work);
         if mult_season && work.s0.iter().any(|&s| s <= 1e-3) {
             return false;
         }
-        match kernel::residuals(&spec, &work, &x, h, &mut ring, r) {
+        match kernel::residuals(&spec, work, &x, h, ring, r) {
             None => false,
             Some(logsum) => {
                 if h > 0 {
@@ -1189,7 +1191,9 @@ fn fit_ets_from(
     let crit_scale = if h > 0 { 1.0 } else { n as f64 };
     let (lo, hi) = layout.bounds();
     let mut best = lm::minimise(
-        &mut resid,
+        &resid,
+        &mut scratch,
+        &make_scratch,
         &u0,
         &lo,
         &hi,
@@ -1203,7 +1207,9 @@ fn fit_ets_from(
     for _ in 0..opts.restarts {
         let Some(b) = &best else { break };
         let again = lm::minimise(
-            &mut resid,
+            &resid,
+            &mut scratch,
+            &make_scratch,
             &b.x,
             &lo,
             &hi,
@@ -1849,29 +1855,32 @@ impl AutoEts {
         };
         // Each fit takes well under a millisecond on a few hundred points:
         // handing them to other threads only pays on long series.
-        let parallel = y.len() * specs.len() >= PARALLEL_WORK;
-        let fit_all = |specs: &[EtsSpec], opts: &FitOptions| -> Vec<EtsFit> {
-            let one = |s: &EtsSpec| {
-                fit_ets_with(y, *s, &EtsFixed::default(), opts)
-                    .ok()
-                    .filter(|f| f.aicc.is_finite())
-            };
-            if parallel {
-                specs.par_iter().filter_map(one).collect()
-            } else {
-                specs.iter().filter_map(one).collect()
-            }
-        };
+        let parallel = y.len() * specs.len() >= PARALLEL_WORK && rayon::current_num_threads() >= 2;
         // The seasonal screen only ranks candidates for the full fits (the
         // margin is 10 AICc): it stops at a coarser tolerance.
         let screen = FitOptions {
             tol: self.options.tol.max(SCREEN_TOL),
             ..quick
         };
-        let (plain, seasonal_specs): (Vec<EtsSpec>, Vec<EtsSpec>) =
-            specs.iter().partition(|s| s.season == SeasonType::None);
-        let mut screened = fit_all(&plain, &quick);
-        screened.extend(fit_all(&seasonal_specs, &screen));
+        let fit_all = |specs: &[EtsSpec], full: bool| -> Vec<EtsFit> {
+            let one = |s: &EtsSpec| {
+                let opts = match (full, s.season) {
+                    (true, _) => &self.options,
+                    (false, SeasonType::None) => &quick,
+                    (false, _) => &screen,
+                };
+                fit_ets_with(y, *s, &EtsFixed::default(), opts)
+                    .ok()
+                    .filter(|f| f.aicc.is_finite())
+            };
+            // Order-preserving either way, so the outcome does not depend on threads.
+            if parallel {
+                specs.par_iter().with_max_len(1).filter_map(one).collect()
+            } else {
+                specs.iter().filter_map(one).collect()
+            }
+        };
+        let screened = fit_all(&specs, false);
         // Stage 2: the promising seasonal candidates get the full fit (all
         // initial states estimated); non-seasonal fits are already full.
         let mut seasonal: Vec<&EtsFit> = screened
@@ -1888,7 +1897,7 @@ impl AutoEts {
             })
             .map(|(_, f)| f.spec)
             .collect();
-        let full = fit_all(&finalists, &self.options);
+        let full = fit_all(&finalists, true);
         let mut fits: Vec<EtsFit> = screened
             .into_iter()
             .filter(|f| f.spec.season == SeasonType::None)
@@ -2057,6 +2066,24 @@ mod tests {
                     let mut sums = [0.0; 3];
                     let ka = kernel::amse(&spec, &p, &y, 3, &mut ring, &mut sums).expect("kernel");
                     assert!((ka - amse).abs() < 1e-9 * amse.max(1e-9), "{}", spec.name());
+                    // Stored multi-step residuals, horizons within and beyond a season.
+                    for h in [12, 15] {
+                        let (_, _, amse, _) = run_amse(&spec, &p, &y, h, &mut None).expect("ref");
+                        let mut res = vec![f64::NAN; y.len() * h];
+                        kernel::residuals(&spec, &p, &y, h, &mut ring, &mut res).expect("kernel");
+                        let ka: f64 = (0..h)
+                            .map(|k| {
+                                let s: f64 = res.iter().skip(k).step_by(h).map(|e| e * e).sum();
+                                s / (y.len() - k) as f64
+                            })
+                            .sum::<f64>()
+                            / h as f64;
+                        assert!(
+                            (ka - amse).abs() < 1e-9 * amse.max(1e-9),
+                            "{} h={h}",
+                            spec.name()
+                        );
+                    }
                 }
             }
         }

@@ -92,6 +92,8 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
     assert!(mape < 3.0, "mape {mape}: {v}");
     assert!(v["rmse"].as_f64().expect("rmse") > 0.0);
     assert!(v["fit_seconds"].as_f64().expect("fit_seconds") >= 0.0);
+    // The prediction intervals are timed apart from the fit.
+    assert!(v["forecast_seconds"].as_f64().expect("forecast_seconds") >= 0.0);
     let method = v["method"].as_str().expect("method");
     assert!(
         method.ends_with(",M)") || method.contains(",A) on log"),

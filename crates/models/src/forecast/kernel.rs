@@ -4,9 +4,10 @@
 //!
 //! Why separate from the general recursion in the parent module: this pass
 //! runs thousands of times per automatic selection, so it is monomorphised per
-//! season and error type (no per-step branching on the model), walks the
-//! seasonal ring with an index instead of `t % m`, and allocates nothing (the
-//! seasonal ring and the residuals live in buffers reused across calls). The
+//! season and error type (no per-step branching on the model), keeps the
+//! seasonal states in a linear buffer (no `t % m`, and the multi-step
+//! forecasts read it contiguously), and allocates nothing once warm (the
+//! seasonal buffer and the residuals are reused across calls). The
 //! parent's `run_amse` stays the reference: a unit test checks both agree.
 
 use super::{ErrorType, EtsParams, EtsSpec, SeasonType, TrendType};
@@ -85,8 +86,18 @@ fn combine<const S: u8>(q: f64, s: f64) -> f64 {
     }
 }
 
+/// Largest horizon whose damping sums are kept on the stack.
+const MAX_H_STACK: usize = 64;
+
 /// The recursion. `ACC`: accumulate Σ e² per horizon into `res[k]` instead
 /// of storing each residual.
+///
+/// The seasonal states live in a linear buffer instead of a ring: at time t
+/// the state of the season phase (t + j) mod m is `buf[t + j]` (j < m), and
+/// the update of phase t mod m goes to `buf[t + m]`. So the k-step forecasts
+/// made at t read `buf[t..t + h]` contiguously (when h ≤ m) and the inner
+/// loop over horizons vectorises. The damping sums φ + … + φᵏ are computed
+/// once per call. Both give bit-identical results to the ring form.
 fn kern<const S: u8, const ME: bool, const ACC: bool>(
     spec: &EtsSpec,
     p: &EtsParams,
@@ -97,35 +108,53 @@ fn kern<const S: u8, const ME: bool, const ACC: bool>(
 ) -> Option<f64> {
     let n = y.len();
     let m = if S == S_NONE { 1 } else { spec.m() };
-    ring.clear();
+    let buf = ring;
+    buf.clear();
     if S == S_NONE || p.s0.len() != m {
-        ring.resize(m, if S == S_MUL { 1.0 } else { 0.0 });
+        buf.resize(m, if S == S_MUL { 1.0 } else { 0.0 });
     } else {
-        ring.extend_from_slice(&p.s0);
+        buf.extend_from_slice(&p.s0);
     }
+    buf.resize(n + m, 0.0);
     let trend = spec.trend != TrendType::None;
     let (phi, beta_a) = if trend {
         (p.phi, p.beta / p.alpha)
     } else {
         (1.0, 0.0)
     };
+    let mut damp_stack = [0.0_f64; MAX_H_STACK];
+    let mut damp_heap = Vec::new();
+    let damp: &mut [f64] = if h <= MAX_H_STACK {
+        &mut damp_stack[..h]
+    } else {
+        damp_heap.resize(h, 0.0);
+        &mut damp_heap
+    };
+    {
+        let mut d = 0.0;
+        let mut phik = 1.0;
+        for v in damp.iter_mut() {
+            phik *= phi;
+            d += phik;
+            *v = d;
+        }
+    }
+    let damp: &[f64] = damp;
+    let contiguous = h <= m;
     let alpha = p.alpha;
     let gamma = p.gamma;
     let mut l = p.l0;
     let mut b = if trend { p.b0 } else { 0.0 };
-    let mut i = 0usize;
     let mut logsum = 0.0;
     let mut prod = 1.0_f64;
     if ACC {
         res[..h].iter_mut().for_each(|v| *v = 0.0);
-    } else if h > 0 {
-        res[..n * h].iter_mut().for_each(|v| *v = 0.0);
     }
     for t in 0..n {
         let yt = y[t];
         let phib = phi * b;
         let q = l + phib;
-        let si = ring[i];
+        let si = if S == S_NONE { 0.0 } else { buf[t] };
         let mu = combine::<S>(q, si);
         if ME {
             if mu <= 1e-10 {
@@ -137,37 +166,40 @@ fn kern<const S: u8, const ME: bool, const ACC: bool>(
                 prod = 1.0;
             }
         }
-        if ACC {
-            let mut damp = 0.0;
-            let mut phik = 1.0;
-            let mut j = i;
-            for (k, acc) in res[..h.min(n - t)].iter_mut().enumerate() {
-                phik *= phi;
-                damp += phik;
-                let e = y[t + k] - combine::<S>(l + damp * b, ring[j]);
-                *acc += e * e;
-                j += 1;
-                if j == m {
-                    j = 0;
+        if h > 0 {
+            let hk = h.min(n - t);
+            let ys = &y[t..t + hk];
+            if ACC {
+                let acc = &mut res[..hk];
+                if contiguous || S == S_NONE {
+                    let ss = &buf[t..t + hk];
+                    for k in 0..hk {
+                        let e = ys[k] - combine::<S>(l + damp[k] * b, ss[k]);
+                        acc[k] += e * e;
+                    }
+                } else {
+                    for k in 0..hk {
+                        let e = ys[k] - combine::<S>(l + damp[k] * b, buf[t + k % m]);
+                        acc[k] += e * e;
+                    }
                 }
+            } else {
+                let row = &mut res[t * h..t * h + h];
+                let (head, tail) = row.split_at_mut(hk);
+                if contiguous || S == S_NONE {
+                    let ss = &buf[t..t + hk];
+                    for k in 0..hk {
+                        head[k] = ys[k] - combine::<S>(l + damp[k] * b, ss[k]);
+                    }
+                } else {
+                    for k in 0..hk {
+                        head[k] = ys[k] - combine::<S>(l + damp[k] * b, buf[t + k % m]);
+                    }
+                }
+                tail.iter_mut().for_each(|v| *v = 0.0);
             }
-        } else if h == 0 {
+        } else if !ACC {
             res[t] = if ME { (yt - mu) / mu } else { yt - mu };
-        } else {
-            let row = &mut res[t * h..t * h + h.min(n - t)];
-            let mut damp = 0.0;
-            let mut phik = 1.0;
-            let mut j = i;
-            for (k, r) in row.iter_mut().enumerate() {
-                phik *= phi;
-                damp += phik;
-                let fk = combine::<S>(l + damp * b, ring[j]);
-                *r = y[t + k] - fk;
-                j += 1;
-                if j == m {
-                    j = 0;
-                }
-            }
         }
         let pv = match S {
             S_NONE => yt,
@@ -183,19 +215,15 @@ fn kern<const S: u8, const ME: bool, const ACC: bool>(
         b = phib + beta_a * (l_new - l - phib);
         match S {
             S_NONE => {}
-            S_ADD => ring[i] = si + gamma * (yt - q - si),
+            S_ADD => buf[t + m] = si + gamma * (yt - q - si),
             _ => {
                 if q.abs() < 1e-10 {
                     return None;
                 }
-                ring[i] = si + gamma * (yt / q - si);
+                buf[t + m] = si + gamma * (yt / q - si);
             }
         }
         l = l_new;
-        i += 1;
-        if i == m {
-            i = 0;
-        }
     }
     if ME {
         logsum += prod.ln();
