@@ -536,11 +536,12 @@ pub struct RecommendOptions {
     pub allow: Vec<String>,
 }
 
-/// The product filters of [`RecommendOptions`] resolved to the model's item indexes.
+/// The product filters of [`RecommendOptions`] resolved to the model's item
+/// indexes: the allow list and the category become one allowed set.
 struct ItemFilters {
+    include_seen: bool,
     allow: Option<HashSet<u32>>,
     deny: HashSet<u32>,
-    category: Option<String>,
 }
 
 impl ItemFilters {
@@ -554,7 +555,7 @@ impl ItemFilters {
                 .position(|p| &p.key == k)
                 .map(|p| p as u32)
         };
-        let allow = if opts.allow.is_empty() {
+        let mut allow = if opts.allow.is_empty() {
             None
         } else {
             let mut set = HashSet::new();
@@ -568,25 +569,55 @@ impl ItemFilters {
             }
             Some(set)
         };
+        if let Some(c) = &opts.category {
+            let of_category = (0..s.products.len() as u32)
+                .filter(|&i| s.products[i as usize].category.as_deref() == Some(c.as_str()));
+            allow = Some(match allow {
+                Some(a) => of_category.filter(|i| a.contains(i)).collect(),
+                None => of_category.collect(),
+            });
+        }
         Ok(Self {
+            include_seen: opts.include_seen,
             allow,
             deny: opts.deny.iter().filter_map(pos).collect(),
-            category: opts.category.clone(),
         })
     }
 
-    /// Whether item `i` is of the asked category (always, when none is asked).
-    fn in_category(&self, s: &SavedRecs, i: u32) -> bool {
-        match &self.category {
-            Some(c) => {
-                s.products
-                    .get(i as usize)
-                    .and_then(|p| p.category.as_deref())
-                    == Some(c.as_str())
-            }
-            None => true,
+    /// The filter the model applies.
+    fn topn(&self) -> TopNFilter<'_> {
+        TopNFilter {
+            include_seen: self.include_seen,
+            allow: self.allow.as_ref(),
+            deny: Some(&self.deny),
+            candidate: None,
         }
     }
+}
+
+/// A customer's current history in the model's item indexes (fold-in for a
+/// customer the model was not trained on): `current` is built from the store
+/// with the model's own signal weights; items the model does not know are dropped.
+fn fold_in_history(current: &Interactions, s: &SavedRecs, customer_id: &str) -> Vec<(u32, f32)> {
+    let mut h: Vec<(u32, f32)> = current
+        .users
+        .get(customer_id)
+        .map(|u| {
+            current
+                .by_user
+                .row(u as usize)
+                .filter_map(|(i, w)| {
+                    current
+                        .items
+                        .id(i)
+                        .and_then(|k| s.items.get(k))
+                        .map(|j| (j, w))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    h.sort_by_key(|&(j, _)| j);
+    h
 }
 
 /// One of the customer's items that contributed to a recommendation.
@@ -662,15 +693,7 @@ pub fn recommend_with(
             // Fold-in: the customer's current interactions, built the same way.
             let ds = engine.dataset()?;
             let x = build_interactions(&ds, &s.signals)?;
-            let mut h = Vec::new();
-            if let Some(u) = x.users.get(&cid.to_string()) {
-                for (i, w) in x.by_user.row(u as usize) {
-                    if let Some(j) = x.items.id(i).and_then(|id| s.items.get(id)) {
-                        h.push((j, w));
-                    }
-                }
-            }
-            h.sort_by_key(|&(j, _)| j);
+            let h = fold_in_history(&x, s, &cid.to_string());
             let disp = ds
                 .customers
                 .iter()
@@ -680,13 +703,7 @@ pub fn recommend_with(
         }
     };
     let filters = ItemFilters::new(s, opts)?;
-    let pred = |i: u32| filters.in_category(s, i);
-    let filter = TopNFilter {
-        include_seen: opts.include_seen,
-        allow: filters.allow.as_ref(),
-        deny: Some(&filters.deny),
-        candidate: Some(&pred),
-    };
+    let filter = filters.topn();
     let user = if in_training { row } else { None };
     let ans = s.model.recommend(user, &history, opts.k, &filter);
     let label = |i: u32| {
@@ -781,13 +798,7 @@ pub fn recommend_all(
     if let Some(b) = &bar {
         b.set_length(ds.customers.len() as u64);
     }
-    let pred = |i: u32| filters.in_category(s, i);
-    let filter = TopNFilter {
-        include_seen: opts.include_seen,
-        allow: filters.allow.as_ref(),
-        deny: Some(&filters.deny),
-        candidate: Some(&pred),
-    };
+    let filter = filters.topn();
     // (key, id, source, items) per customer, in the store's customer order
     let answers: Vec<BatchRow> = ds
         .customers
@@ -800,27 +811,7 @@ pub fn recommend_all(
                 .filter(|&r| (r as usize) < s.histories.n_rows);
             let history: Vec<(u32, f32)> = match row {
                 Some(r) => s.histories.row(r as usize).collect(),
-                None => {
-                    let mut h: Vec<(u32, f32)> = current
-                        .users
-                        .get(&id)
-                        .map(|u| {
-                            current
-                                .by_user
-                                .row(u as usize)
-                                .filter_map(|(i, w)| {
-                                    current
-                                        .items
-                                        .id(i)
-                                        .and_then(|k| s.items.get(k))
-                                        .map(|j| (j, w))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    h.sort_by_key(|&(j, _)| j);
-                    h
-                }
+                None => fold_in_history(&current, s, &id),
             };
             let ans = s.model.recommend(row, &history, opts.k, &filter);
             let source = if ans.fallback {

@@ -50,24 +50,32 @@ pub struct EaseGram {
     pub g: Vec<f32>,
 }
 
+/// The items a dense item-item model keeps: those somebody interacted with,
+/// at most `max_items` of the most popular (ties by index), in index order;
+/// and each item's position among them (`u32::MAX` for the left-out ones).
+pub(crate) fn dense_items(by_item: &Csr, max_items: usize) -> (Vec<u32>, Vec<u32>) {
+    let n_all = by_item.n_rows;
+    let mut items: Vec<u32> = (0..n_all as u32)
+        .filter(|&i| by_item.row_len(i as usize) > 0)
+        .collect();
+    if items.len() > max_items {
+        items.sort_by_key(|&i| (std::cmp::Reverse(by_item.row_len(i as usize)), i));
+        items.truncate(max_items);
+        items.sort_unstable();
+    }
+    let mut pos = vec![u32::MAX; n_all];
+    for (p, &i) in items.iter().enumerate() {
+        pos[i as usize] = p as u32;
+    }
+    (items, pos)
+}
+
 impl EaseGram {
     /// Builds the Gram matrix of `by_user` over at most `max_items` of the most
     /// popular items (items nobody interacted with are left out).
     pub fn new(by_user: &Csr, by_item: &Csr, max_items: usize) -> Self {
-        let n_all = by_item.n_rows;
-        let mut items: Vec<u32> = (0..n_all as u32)
-            .filter(|&i| by_item.row_len(i as usize) > 0)
-            .collect();
-        if items.len() > max_items {
-            items.sort_by_key(|&i| (std::cmp::Reverse(by_item.row_len(i as usize)), i));
-            items.truncate(max_items);
-            items.sort_unstable();
-        }
+        let (items, pos) = dense_items(by_item, max_items);
         let n = items.len();
-        let mut pos = vec![u32::MAX; n_all];
-        for (p, &i) in items.iter().enumerate() {
-            pos[i as usize] = p as u32;
-        }
         // One row per item in parallel.
         let mut g = vec![0f32; n * n];
         if n > 0 {

@@ -29,6 +29,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::data::Csr;
+use super::ease::dense_items;
 use crate::ModelError;
 
 /// Extra subspace dimensions of the randomized eigensolver.
@@ -72,20 +73,8 @@ impl GfCf {
                 reason: "must be finite and >= 0".into(),
             });
         }
-        let n_all = by_item.n_rows;
-        let mut items: Vec<u32> = (0..n_all as u32)
-            .filter(|&i| by_item.row_len(i as usize) > 0)
-            .collect();
-        if items.len() > max_items {
-            items.sort_by_key(|&i| (std::cmp::Reverse(by_item.row_len(i as usize)), i));
-            items.truncate(max_items);
-            items.sort_unstable();
-        }
+        let (items, pos) = dense_items(by_item, max_items);
         let n = items.len();
-        let mut pos = vec![u32::MAX; n_all];
-        for (p, &i) in items.iter().enumerate() {
-            pos[i as usize] = p as u32;
-        }
         // Degrees over the modelled items (value sums).
         let du: Vec<f64> = (0..by_user.n_rows)
             .map(|u| {
