@@ -36,26 +36,19 @@ fn write_planted(dir: &Path) -> Vec<u32> {
     p.user_group
 }
 
+/// `eval recs --train train.csv --test test.csv EXTRA --json` in `dir`.
+fn split_json(dir: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["eval", "recs", "--train", "train.csv", "--test", "test.csv"];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    json(dir, &args)
+}
+
 #[test]
 fn eval_recs_topn_on_a_planted_split() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_planted(dir.path());
-    let ease = json(
-        dir.path(),
-        &[
-            "eval",
-            "recs",
-            "--train",
-            "train.csv",
-            "--test",
-            "test.csv",
-            "--algo",
-            "ease",
-            "--lambda",
-            "20",
-            "--json",
-        ],
-    );
+    let ease = split_json(dir.path(), &["--algo", "ease", "--lambda", "20"]);
     for key in [
         "precision@10",
         "recall@10",
@@ -69,20 +62,7 @@ fn eval_recs_topn_on_a_planted_split() {
     }
     assert_eq!(ease["algo"], "ease");
     assert_eq!(ease["users_evaluated"], 200);
-    let pop = json(
-        dir.path(),
-        &[
-            "eval",
-            "recs",
-            "--train",
-            "train.csv",
-            "--test",
-            "test.csv",
-            "--algo",
-            "popularity",
-            "--json",
-        ],
-    );
+    let pop = split_json(dir.path(), &["--algo", "popularity"]);
     let (e, p) = (
         ease["ndcg@10"].as_f64().expect("ndcg"),
         pop["ndcg@10"].as_f64().expect("ndcg"),
@@ -90,22 +70,15 @@ fn eval_recs_topn_on_a_planted_split() {
     assert!(e > p + 0.15, "EASE nDCG@10 {e:.3} vs popularity {p:.3}");
 
     // A grid is searched on the training data and reported; metric names follow --k.
-    let grid = json(
+    let grid = split_json(
         dir.path(),
         &[
-            "eval",
-            "recs",
-            "--train",
-            "train.csv",
-            "--test",
-            "test.csv",
             "--algo",
             "item-knn",
             "--grid",
             "k=5,40;shrink=0,10",
             "--k",
             "5",
-            "--json",
         ],
     );
     assert!(grid["ndcg@5"].is_number());
