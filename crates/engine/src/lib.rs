@@ -45,7 +45,9 @@ pub enum EngineError {
     #[error("{0}")]
     Invalid(String),
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    // The cause is the error's source (printed by the caller's cause chain),
+    // not repeated in the message.
+    #[error("{path}")]
     Io {
         /// The file.
         path: String,

@@ -570,6 +570,23 @@ impl ItemFilters {
             Some(set)
         };
         if let Some(c) = &opts.category {
+            if !s
+                .products
+                .iter()
+                .any(|p| p.category.as_deref() == Some(c.as_str()))
+            {
+                let mut known: Vec<&str> = s
+                    .products
+                    .iter()
+                    .filter_map(|p| p.category.as_deref())
+                    .collect();
+                known.sort_unstable();
+                known.dedup();
+                return Err(EngineError::NotFound(format!(
+                    "category {c:?} has no product in the recommender's catalogue; categories: {}",
+                    known.join(", ")
+                )));
+            }
             let of_category = (0..s.products.len() as u32)
                 .filter(|&i| s.products[i as usize].category.as_deref() == Some(c.as_str()));
             allow = Some(match allow {
@@ -791,6 +808,16 @@ pub fn recommend_all(
     let loaded = load(engine)?;
     let s = &loaded.saved;
     let filters = ItemFilters::new(s, opts)?;
+    // Open the output first: a bad path fails before any scoring.
+    let io = |source: std::io::Error| EngineError::Io {
+        path: out.display().to_string(),
+        source,
+    };
+    let csv_err = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(err) => io(err),
+        other => EngineError::Invalid(format!("{}: {other:?}", out.display())),
+    };
+    let mut w = csv::Writer::from_path(out).map_err(csv_err)?;
     let ds = engine.dataset()?;
     let current = build_interactions(&ds, &s.signals)?;
     let t = Instant::now();
@@ -836,15 +863,6 @@ pub fn recommend_all(
         b.finish_and_clear();
     }
     let score_seconds = t.elapsed().as_secs_f64();
-    let io = |source: std::io::Error| EngineError::Io {
-        path: out.display().to_string(),
-        source,
-    };
-    let csv_err = |e: csv::Error| match e.into_kind() {
-        csv::ErrorKind::Io(err) => io(err),
-        other => EngineError::Invalid(format!("{}: {other:?}", out.display())),
-    };
-    let mut w = csv::Writer::from_path(out).map_err(csv_err)?;
     w.write_record([
         "customer",
         "customer_id",

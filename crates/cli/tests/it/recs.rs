@@ -428,6 +428,22 @@ fn train_and_recommend_on_the_demo_store() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NO-SUCH-P"));
+    // So is a category no product has, and an output file that cannot be written.
+    let out = run_in(
+        d,
+        &[
+            "recommend",
+            "--customer",
+            "C000002",
+            "--category",
+            "no-such-cat",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-cat"));
+    let out = run_in(d, &["recommend", "--all", "--out", "no/such/dir/x.csv"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/dir/x.csv"));
     // Everyone at once: a CSV whose rows for C000002 equal the single answer.
     let b = json(
         d,
