@@ -1000,6 +1000,10 @@ impl Default for FitOptions {
     }
 }
 
+/// Work buffers of one residual evaluation: parameters and seasonal buffer,
+/// then the same for the lanes of a batched evaluation.
+type Scratch = (EtsParams, Vec<f64>, Vec<EtsParams>, Vec<f64>);
+
 /// Fits one ETS model by maximum likelihood.
 pub fn fit_ets(y: &[f64], spec: EtsSpec, fixed: &EtsFixed) -> Result<EtsFit, ModelError> {
     fit_ets_with(y, spec, fixed, &FitOptions::default())
@@ -1157,41 +1161,92 @@ fn fit_ets_from(
         },
         ..start.clone()
     };
-    // Scratch of one residual evaluation: the parameters and the seasonal buffer.
-    let make_scratch = || (work0.clone(), Vec::with_capacity(n + m));
+    // Scratch of one residual evaluation: the parameters and the seasonal
+    // buffer, and the same for the lanes of a batch.
+    let make_scratch = || {
+        (
+            work0.clone(),
+            Vec::with_capacity(n + m),
+            vec![work0.clone(); kernel::LANES],
+            Vec::with_capacity(kernel::LANES * (n + m)),
+        )
+    };
     let mut scratch = make_scratch();
     let mult_err = spec.error == ErrorType::Multiplicative;
     let mult_season = spec.season == SeasonType::Multiplicative;
     let amse_w: Vec<f64> = (0..h)
         .map(|k| 1.0 / ((h * (n - k.min(n - 1))) as f64).sqrt())
         .collect();
-    let resid = |u: &[f64], r: &mut [f64], (work, ring): &mut (EtsParams, Vec<f64>)| -> bool {
+    // The criterion's weights on the kernel's raw residuals.
+    let weigh = |r: &mut [f64], logsum: f64| {
+        if h > 0 {
+            for row in r.chunks_exact_mut(h) {
+                for (v, w) in row.iter_mut().zip(&amse_w) {
+                    *v *= w;
+                }
+            }
+        } else if mult_err {
+            // n log Σ e² + 2 Σ log μ = n log Σ (e G)², G = exp(Σ log μ / n).
+            let g = (logsum / n as f64).exp();
+            r.iter_mut().for_each(|v| *v *= g);
+        }
+    };
+    let outside = |p: &EtsParams| mult_season && p.s0.iter().any(|&s| s <= 1e-3);
+    let resid = |u: &[f64], r: &mut [f64], (work, ring, _, _): &mut Scratch| -> bool {
         layout.unpack_u(u, l0_fixed, work);
-        if mult_season && work.s0.iter().any(|&s| s <= 1e-3) {
+        if outside(work) {
             return false;
         }
         match kernel::residuals(&spec, work, &x, h, ring, r) {
             None => false,
             Some(logsum) => {
-                if h > 0 {
-                    for row in r.chunks_exact_mut(h) {
-                        for (v, w) in row.iter_mut().zip(&amse_w) {
-                            *v *= w;
-                        }
-                    }
-                } else if mult_err {
-                    // n log Σ e² + 2 Σ log μ = n log Σ (e G)², G = exp(Σ log μ / n).
-                    let g = (logsum / n as f64).exp();
-                    r.iter_mut().for_each(|v| *v *= g);
-                }
+                weigh(r, logsum);
                 true
             }
         }
+    };
+    // The same for several points at once (the Jacobian's columns).
+    // The AMSE weights are fixed, so the kernel writes the columns itself;
+    // the likelihood's weight G needs the whole pass first.
+    let batch = |us: &[f64],
+                 used: usize,
+                 base: &[f64],
+                 inv: [f64; kernel::LANES],
+                 out: &mut [f64],
+                 (_, _, works, bufs): &mut Scratch| {
+        let mut ok = [false; kernel::LANES];
+        let d = us.len() / used.max(1);
+        for (i, u) in us.chunks_exact(d.max(1)).take(used).enumerate() {
+            layout.unpack_u(u, l0_fixed, &mut works[i]);
+            ok[i] = !outside(&works[i]);
+        }
+        let ps: [&EtsParams; kernel::LANES] = std::array::from_fn(|i| &works[i.min(used - 1)]);
+        let fd = (h > 0).then_some(kernel::FdColumns {
+            weights: &amse_w,
+            base,
+            inv,
+        });
+        let logs = kernel::residuals_lanes(&spec, &ps[..used], &x, h, fd, bufs, out);
+        for (i, r) in out.chunks_exact_mut(nres).take(used).enumerate() {
+            match logs[i] {
+                Some(logsum) if ok[i] => {
+                    if h == 0 {
+                        weigh(r, logsum);
+                        for (c, a0) in r.iter_mut().zip(base) {
+                            *c = (*c - a0) * inv[i];
+                        }
+                    }
+                }
+                _ => ok[i] = false,
+            }
+        }
+        ok
     };
     let crit_scale = if h > 0 { 1.0 } else { n as f64 };
     let (lo, hi) = layout.bounds();
     let mut best = lm::minimise(
         &resid,
+        Some(&batch),
         &mut scratch,
         &make_scratch,
         &u0,
@@ -1208,6 +1263,7 @@ fn fit_ets_from(
         let Some(b) = &best else { break };
         let again = lm::minimise(
             &resid,
+            Some(&batch),
             &mut scratch,
             &make_scratch,
             &b.x,
@@ -1845,8 +1901,9 @@ impl AutoEts {
     pub fn fit_series(&self, y: &[f64]) -> Result<AutoFit, ModelError> {
         check_series(y)?;
         let specs = self.candidates(y);
-        // Stage 1: every candidate, seasonal ones with their initial seasonal
-        // states held at the decomposition values (cheap: few free parameters).
+        // Stage 1: every candidate at a coarse tolerance, seasonal ones with
+        // their initial seasonal states held at the decomposition values
+        // (cheap: few free parameters).
         let quick = FitOptions {
             heuristic_season: true,
             restarts: 0,
@@ -1855,34 +1912,55 @@ impl AutoEts {
         };
         // Each fit takes well under a millisecond on a few hundred points:
         // handing them to other threads only pays on long series.
+        // (Two threads splitting the candidates in halves were measured
+        // too: on the shared 2-vCPU machine the threads slow each other and
+        // the hand-offs cost more than they save, so the fits stay serial.)
         let parallel = y.len() * specs.len() >= PARALLEL_WORK && rayon::current_num_threads() >= 2;
-        // The seasonal screen only ranks candidates for the full fits (the
-        // margin is 10 AICc): it stops at a coarser tolerance.
+        // The screen only ranks candidates for the final fits (the margin is
+        // 10 AICc): it stops at a coarser tolerance.
         let screen = FitOptions {
             tol: self.options.tol.max(SCREEN_TOL),
             ..quick
         };
-        let fit_all = |specs: &[EtsSpec], full: bool| -> Vec<EtsFit> {
-            let one = |s: &EtsSpec| {
-                let opts = match (full, s.season) {
-                    (true, _) => &self.options,
-                    (false, SeasonType::None) => &quick,
-                    (false, _) => &screen,
-                };
-                fit_ets_with(y, *s, &EtsFixed::default(), opts)
-                    .ok()
-                    .filter(|f| f.aicc.is_finite())
+        // Stage: 0 screen (coarse), 1 final non-seasonal fit, 2 final
+        // seasonal fit (every initial state estimated).
+        let one = |s: &EtsSpec, stage: u8| {
+            let opts = match stage {
+                0 => &screen,
+                1 => &quick,
+                _ => &self.options,
             };
-            // Order-preserving either way, so the outcome does not depend on threads.
+            fit_ets_with(y, *s, &EtsFixed::default(), opts)
+                .ok()
+                .filter(|f| f.aicc.is_finite())
+        };
+        // Order-preserving either way, so the outcome does not depend on threads.
+        let fit_all = |specs: &[EtsSpec], stage: &(dyn Fn(&EtsSpec) -> u8 + Sync)| -> Vec<EtsFit> {
             if parallel {
-                specs.par_iter().with_max_len(1).filter_map(one).collect()
+                specs
+                    .par_iter()
+                    .with_max_len(1)
+                    .filter_map(|s| one(s, stage(s)))
+                    .collect()
             } else {
-                specs.iter().filter_map(one).collect()
+                specs.iter().filter_map(|s| one(s, stage(s))).collect()
             }
         };
-        let screened = fit_all(&specs, false);
-        // Stage 2: the promising seasonal candidates get the full fit (all
-        // initial states estimated); non-seasonal fits are already full.
+        let screened = fit_all(&specs, &|_| 0);
+        // Stage 2: the non-seasonal candidates within the margin of the best
+        // screened one are fitted to the full tolerance (the others cannot
+        // win: a seasonal finalist only improves on its screen), and the
+        // promising seasonal candidates get the full fit.
+        let floor_all = screened
+            .iter()
+            .map(|f| f.aicc)
+            .fold(f64::INFINITY, f64::min);
+        let close: Vec<EtsSpec> = screened
+            .iter()
+            .filter(|f| f.spec.season == SeasonType::None)
+            .filter(|f| f.aicc - floor_all <= self.screen_margin)
+            .map(|f| f.spec)
+            .collect();
         let mut seasonal: Vec<&EtsFit> = screened
             .iter()
             .filter(|f| f.spec.season != SeasonType::None)
@@ -1897,14 +1975,23 @@ impl AutoEts {
             })
             .map(|(_, f)| f.spec)
             .collect();
-        let full = fit_all(&finalists, true);
-        let mut fits: Vec<EtsFit> = screened
-            .into_iter()
-            .filter(|f| f.spec.season == SeasonType::None)
-            .chain(full)
-            .collect();
+        let finals: Vec<EtsSpec> = close.iter().copied().chain(finalists).collect();
+        let mut fits = fit_all(&finals, &|s| {
+            if s.season == SeasonType::None { 1 } else { 2 }
+        });
         fits.sort_by(|a, b| a.aicc.total_cmp(&b.aicc));
-        let candidates = fits.iter().map(|f| (f.name(), f.aicc)).collect();
+        // The listing also shows the non-seasonal candidates left at their
+        // screen (out of the running).
+        let mut candidates: Vec<(String, f64)> = fits
+            .iter()
+            .chain(
+                screened
+                    .iter()
+                    .filter(|f| f.spec.season == SeasonType::None && !close.contains(&f.spec)),
+            )
+            .map(|f| (f.name(), f.aicc))
+            .collect();
+        candidates.sort_by(|a, b| a.1.total_cmp(&b.1));
         let best = fits.into_iter().next().ok_or_else(|| {
             ModelError::FitFailed(format!(
                 "no exponential smoothing model could be fitted to {} observations",
@@ -1912,8 +1999,8 @@ impl AutoEts {
             ))
         })?;
         let selection_aicc = best.aicc;
-        let h = self.refit_amse;
         // AMSE needs enough data beyond the parameters to be stable.
+        let h = self.refit_amse;
         if h > 0 && y.len() >= 3 * (best.k + h) {
             let opts = FitOptions {
                 amse_horizon: h,

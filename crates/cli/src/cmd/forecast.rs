@@ -115,6 +115,12 @@ pub struct EvalForecastArgs {
     /// Model options.
     #[command(flatten)]
     pub model: ModelOpts,
+    /// Fit this many more times after the first and report the median time
+    /// as `fit_seconds_median` (the first fit, `fit_seconds`, includes the
+    /// process's one-time costs: thread start-up, first page faults). The
+    /// peer anchor script reports its fits the same way (cold and median of 5).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub repeat: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -312,12 +318,30 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
         (fit.name(), params, fc.point, extra)
     };
     let fit_seconds = t0.elapsed().as_secs_f64() - forecast_seconds;
+    let mut repeats = Vec::with_capacity(args.repeat);
+    for _ in 0..args.repeat {
+        let t = Instant::now();
+        if args.model.method == Method::Augurs {
+            infogap_models::forecast::augurs_auto_nonseasonal(train, h)?;
+        } else {
+            fit_method(&args.model, train, h)?;
+        }
+        repeats.push(t.elapsed().as_secs_f64());
+    }
+    repeats.sort_by(f64::total_cmp);
+    let fit_seconds_median = match repeats.len() {
+        0 => Value::Null,
+        k if k % 2 == 1 => json!(repeats[k / 2]),
+        k => json!((repeats[k / 2 - 1] + repeats[k / 2]) / 2.0),
+    };
     let out = json!({
         "mape": r6(mape(test, &point)),
         "rmse": r6(rmse(test, &point)),
         "method": method,
         "params": params,
         "fit_seconds": fit_seconds,
+        "fit_seconds_median": fit_seconds_median,
+        "repeats": args.repeat,
         "forecast_seconds": forecast_seconds,
         "n_train": train.len(),
         "n_test": h,
@@ -346,6 +370,9 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
             rmse(test, &point),
             fit_seconds
         );
+        if let Some(med) = fit_seconds_median.as_f64() {
+            println!("fit, median of {} repeats: {med:.4} s", args.repeat);
+        }
         println!("params: {}", out["params"]);
     }
     Ok(())

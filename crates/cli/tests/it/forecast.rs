@@ -100,6 +100,32 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
         "{method}"
     );
     assert!(v["params"]["alpha"].is_number());
+    // Without --repeat there is no median; with it, the refits give the same
+    // answer and their median time is reported.
+    assert!(v["fit_seconds_median"].is_null(), "{v}");
+    let again = json(
+        dir.path(),
+        &[
+            "eval",
+            "forecast",
+            "--csv",
+            csv_s,
+            "--holdout",
+            "12",
+            "--season",
+            "12",
+            "--repeat",
+            "3",
+            "--json",
+        ],
+    );
+    assert_eq!(again["repeats"], 3);
+    assert!(
+        again["fit_seconds_median"].as_f64().expect("median") > 0.0,
+        "{again}"
+    );
+    assert_eq!(again["forecast"], v["forecast"]);
+    assert_eq!(again["params"], v["params"]);
     // An explicit method is honoured.
     let v = json(
         dir.path(),

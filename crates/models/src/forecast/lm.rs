@@ -15,6 +15,17 @@ use rayon::prelude::*;
 /// where the residuals are undefined.
 pub(super) type Resid<'a, W> = dyn Fn(&[f64], &mut [f64], &mut W) -> bool + Sync + 'a;
 
+/// Forward-difference Jacobian columns at up to [`LANES`] points at once:
+/// `xs` holds `used` points of dimension d one after the other; column `i`
+/// (`out[i * nres..(i + 1) * nres]`) must be `(resid(xᵢ) − r) · invᵢ`
+/// computed exactly so, with [`Resid`]'s residuals and the base residuals
+/// `r`. Lane `i` of the answer is false where the residuals are undefined.
+pub(super) type Batch<'a, W> =
+    dyn Fn(&[f64], usize, &[f64], [f64; LANES], &mut [f64], &mut W) -> [bool; LANES] + Sync + 'a;
+
+/// Points a [`Batch`] evaluates together.
+pub(super) use super::kernel::LANES;
+
 /// Residuals × parameters from which the Jacobian is computed on several threads.
 pub(super) const PARALLEL_JAC: usize = 1_000_000;
 
@@ -48,10 +59,12 @@ pub(super) struct Stop {
 /// When the Jacobian is large (residuals × parameters ≥ [`PARALLEL_JAC`]) and
 /// rayon has several threads, its columns and the normal equations are
 /// computed in parallel; every entry is computed the same way on any thread,
-/// so the result does not depend on the number of threads.
+/// so the result does not depend on the number of threads. Otherwise, with
+/// `batch`, the columns are computed [`LANES`] at a time (same values).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn minimise<W: Send>(
     resid: &Resid<'_, W>,
+    batch: Option<&Batch<'_, W>>,
     scratch: &mut W,
     make_scratch: &(dyn Fn() -> W + Sync),
     x0: &[f64],
@@ -82,6 +95,7 @@ pub(super) fn minimise<W: Send>(
     let mut jac = vec![0.0; nres * d]; // column-major: jac[j * nres + i]
     let mut rt = vec![0.0; nres];
     let mut xt = vec![0.0; d];
+    let mut xs = vec![0.0; if batch.is_some() { LANES * d } else { 0 }];
     let mut a = vec![0.0; d * d];
     let mut g = vec![0.0; d];
     let mut step = vec![0.0; d];
@@ -102,6 +116,29 @@ pub(super) fn minimise<W: Send>(
                     |(w, rt, xt), (j, col)| fd_column(resid, w, j, xr, rr, hi, xt, rt, col),
                 )
                 .sum::<usize>();
+        } else if let Some(batch) = batch {
+            let mut j0 = 0;
+            while j0 < d {
+                let used = (d - j0).min(LANES);
+                let mut inv = [0.0; LANES];
+                for (i, pt) in xs.chunks_exact_mut(d).take(used).enumerate() {
+                    let hj = fd_step(&x, hi, j0 + i);
+                    pt.copy_from_slice(&x);
+                    pt[j0 + i] += hj;
+                    inv[i] = 1.0 / hj;
+                }
+                let cols = &mut jac[j0 * nres..(j0 + used) * nres];
+                let ok = batch(&xs[..used * d], used, &r, inv, cols, scratch);
+                for (i, col) in cols.chunks_exact_mut(nres).enumerate() {
+                    if ok[i] {
+                        evals += 1;
+                    } else {
+                        let j = j0 + i;
+                        evals += fd_column(resid, scratch, j, &x, &r, hi, &mut xt, &mut rt, col);
+                    }
+                }
+                j0 += used;
+            }
         } else {
             for (j, col) in jac.chunks_exact_mut(nres).enumerate() {
                 evals += fd_column(resid, scratch, j, &x, &r, hi, &mut xt, &mut rt, col);
@@ -122,9 +159,7 @@ pub(super) fn minimise<W: Send>(
                 .enumerate()
                 .for_each(|(j, (row, gj))| *gj = gram_row(j, row));
         } else {
-            for (j, (row, gj)) in a.chunks_exact_mut(d).zip(g.iter_mut()).enumerate() {
-                *gj = gram_row(j, row);
-            }
+            normal_equations(&jac, &r, nres, d, &mut a, &mut g);
         }
         for j in 0..d {
             for k in 0..j {
@@ -218,10 +253,7 @@ fn fd_column<W>(
     rt: &mut [f64],
     col: &mut [f64],
 ) -> usize {
-    let mut hj = 1e-7 * x[j].abs().max(1.0);
-    if x[j] + hj > hi[j] {
-        hj = -hj;
-    }
+    let hj = fd_step(x, hi, j);
     xt.copy_from_slice(x);
     xt[j] += hj;
     let inv = 1.0 / hj;
@@ -241,6 +273,132 @@ fn fd_column<W>(
         col.iter_mut().for_each(|c| *c = 0.0);
     }
     2
+}
+
+/// The forward-difference step of coordinate `j` (backward at the upper bound).
+fn fd_step(x: &[f64], hi: &[f64], j: usize) -> f64 {
+    let hj = 1e-7 * x[j].abs().max(1.0);
+    if x[j] + hj > hi[j] { -hj } else { hj }
+}
+
+/// A = JᵀJ (lower triangle, row-major d×d) and g = Jᵀr, J column-major
+/// with `nres` rows: the same values as [`dot`] entry by entry, computed in
+/// 2×2 tiles (each loaded column chunk serves two entries) under a runtime
+/// dispatch to the widest SIMD the CPU has. The residuals are treated as
+/// column d, so g comes out of the same tiles.
+fn normal_equations(jac: &[f64], r: &[f64], nres: usize, d: usize, a: &mut [f64], g: &mut [f64]) {
+    pulp::Arch::new().dispatch(Gram {
+        jac,
+        r,
+        nres,
+        d,
+        a,
+        g,
+    });
+}
+
+/// [`normal_equations`] as a [`pulp::WithSimd`] operation, so that its loops
+/// are compiled once per instruction set and the CPU's best one runs.
+struct Gram<'a> {
+    jac: &'a [f64],
+    r: &'a [f64],
+    nres: usize,
+    d: usize,
+    a: &'a mut [f64],
+    g: &'a mut [f64],
+}
+
+impl pulp::WithSimd for Gram<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Gram {
+            jac,
+            r,
+            nres,
+            d,
+            a,
+            g,
+        } = self;
+        let col = |j: usize| {
+            if j < d {
+                &jac[j * nres..(j + 1) * nres]
+            } else {
+                r
+            }
+        };
+        let mut put = |j: usize, k: usize, v: f64| {
+            if j == d {
+                if k < d {
+                    g[k] = v;
+                }
+            } else if k <= j {
+                a[j * d + k] = v;
+            }
+        };
+        let mut jb = 0;
+        while jb <= d {
+            let j1 = (jb + 1).min(d);
+            let mut kb = 0;
+            while kb <= jb {
+                let k1 = (kb + 1).min(d);
+                let t = dot2x2(col(jb), col(j1), col(kb), col(k1));
+                put(jb, kb, t[0]);
+                put(jb, k1, t[1]);
+                put(j1, kb, t[2]);
+                put(j1, k1, t[3]);
+                kb += 2;
+            }
+            jb += 2;
+        }
+    }
+}
+
+/// The four dot products a0·b0, a0·b1, a1·b0, a1·b1, each summed exactly as
+/// [`dot`] sums it (eight accumulators, the same tail and final order).
+#[inline(always)]
+fn dot2x2(a0: &[f64], a1: &[f64], b0: &[f64], b1: &[f64]) -> [f64; 4] {
+    let n = a0.len().min(a1.len()).min(b0.len()).min(b1.len());
+    let (a0, a1, b0, b1) = (&a0[..n], &a1[..n], &b0[..n], &b1[..n]);
+    let mut acc = [[0.0_f64; 8]; 4];
+    let whole = n - n % 8;
+    for (((x0, x1), y0), y1) in a0[..whole]
+        .chunks_exact(8)
+        .zip(a1[..whole].chunks_exact(8))
+        .zip(b0[..whole].chunks_exact(8))
+        .zip(b1[..whole].chunks_exact(8))
+    {
+        // One loop per entry: each becomes whole-vector adds on its own
+        // accumulators (a single interleaved loop gets shuffled).
+        let [c0, c1, c2, c3] = &mut acc;
+        for l in 0..8 {
+            c0[l] += x0[l] * y0[l];
+        }
+        for l in 0..8 {
+            c1[l] += x0[l] * y1[l];
+        }
+        for l in 0..8 {
+            c2[l] += x1[l] * y0[l];
+        }
+        for l in 0..8 {
+            c3[l] += x1[l] * y1[l];
+        }
+    }
+    let mut tail = [0.0; 4];
+    for i in whole..n {
+        tail[0] += a0[i] * b0[i];
+        tail[1] += a0[i] * b1[i];
+        tail[2] += a1[i] * b0[i];
+        tail[3] += a1[i] * b1[i];
+    }
+    // Opaque to the vectoriser: otherwise it lays the accumulators out for
+    // this final pairing (lane l with l + 4) and shuffles inside the loop.
+    let acc = std::hint::black_box(acc);
+    std::array::from_fn(|e| {
+        let c = &acc[e];
+        ((c[0] + c[4]) + (c[1] + c[5])) + ((c[2] + c[6]) + (c[3] + c[7])) + tail[e]
+    })
 }
 
 fn sumsq(r: &[f64]) -> f64 {
@@ -267,6 +425,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     for (x, y) in ra.iter().zip(rb) {
         tail += x * y;
     }
+    let acc = std::hint::black_box(acc); // see dot2x2
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
@@ -320,6 +479,35 @@ mod tests {
         max_evals: 10_000,
     };
 
+    /// The tiled normal equations give exactly the entries of `dot`.
+    #[test]
+    fn tiled_normal_equations_equal_dot_products() {
+        for (nres, d) in [(1, 1), (7, 2), (8, 3), (29, 5), (132, 16), (1584, 17)] {
+            let val = |i: usize| ((i * 7919) % 1000) as f64 / 997.0 - 0.4;
+            let jac: Vec<f64> = (0..nres * d).map(val).collect();
+            let r: Vec<f64> = (0..nres).map(|i| val(i + 13)).collect();
+            let mut a = vec![f64::NAN; d * d];
+            let mut g = vec![f64::NAN; d];
+            normal_equations(&jac, &r, nres, d, &mut a, &mut g);
+            let col = |j: usize| &jac[j * nres..(j + 1) * nres];
+            for j in 0..d {
+                assert_eq!(
+                    g[j].to_bits(),
+                    dot(col(j), &r).to_bits(),
+                    "g[{j}] {nres}x{d}"
+                );
+                for k in 0..=j {
+                    let want = dot(col(j), col(k));
+                    assert_eq!(
+                        a[j * d + k].to_bits(),
+                        want.to_bits(),
+                        "a[{j},{k}] {nres}x{d}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn fits_an_exponential_curve() {
         // r_i = a exp(b t_i) - y_i with a = 2, b = -0.3: exact fit from a poor start.
@@ -335,6 +523,7 @@ mod tests {
         let ninf = [f64::NEG_INFINITY; 2];
         let out = minimise(
             &resid,
+            None,
             &mut (),
             &|| (),
             &[1.0, 0.0],
@@ -350,6 +539,7 @@ mod tests {
         let hi = [f64::INFINITY, -0.4];
         let out = minimise(
             &resid,
+            None,
             &mut (),
             &|| (),
             &[1.0, -1.0],

@@ -1,0 +1,124 @@
+//! Times the stages of `AutoEts` on a monthly series (AirPassengers' first
+//! 132 months, as in `infogap eval forecast --holdout 12`): the first fit of
+//! the process, then the median (and minimum) of repeated fits of the whole
+//! selection with AMSE-12 re-estimation, the selection alone (maximum
+//! likelihood), the AMSE-12 refit alone and one full maximum-likelihood fit.
+//!
+//! ```sh
+//! cargo run --release -p infogap-bench --example ets_parts -- ../shared/data/airpassengers/AirPassengers.csv
+//! ```
+//!
+//! Environment switches (for `perf record`): `CANDS=1` also times each
+//! candidate's full and screening fits; `SPIN=refit` or `SPIN=auto` then loops
+//! on that stage for a few seconds.
+
+use infogap_models::forecast::{AutoEts, EtsFixed, FitOptions, fit_ets_with};
+use std::time::Instant;
+
+fn summary(mut v: Vec<f64>) -> String {
+    v.sort_by(f64::total_cmp);
+    format!("{:.3} ms (min {:.3})", v[v.len() / 2], v[0])
+}
+
+fn main() {
+    let Some(path) = std::env::args().nth(1) else {
+        eprintln!("usage: ets_parts AirPassengers.csv");
+        std::process::exit(2);
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        eprintln!("{path}: {e}");
+        std::process::exit(1);
+    });
+    let y: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next_back()?.trim().parse().ok())
+        .collect();
+    if y.len() < 144 {
+        eprintln!(
+            "{path}: expected the 144 months of AirPassengers, read {}",
+            y.len()
+        );
+        std::process::exit(1);
+    }
+    let y = &y[..132];
+    let auto = |h: usize| AutoEts {
+        refit_amse: h,
+        ..AutoEts::new(12)
+    };
+    let t = Instant::now();
+    let first = auto(12).fit_series(y).expect("fit");
+    println!(
+        "first fit in the process: {:.3} ms, {}",
+        t.elapsed().as_secs_f64() * 1e3,
+        first.best.name()
+    );
+    let spec = first.best.spec;
+    let amse = FitOptions {
+        amse_horizon: 12,
+        ..FitOptions::default()
+    };
+    let time = |f: &dyn Fn()| {
+        summary(
+            (0..201)
+                .map(|_| {
+                    let t = Instant::now();
+                    f();
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        )
+    };
+    let run_auto = || {
+        auto(12).fit_series(y).expect("fit");
+    };
+    let run_refit = || {
+        fit_ets_with(y, spec, &EtsFixed::default(), &amse).expect("fit");
+    };
+    println!("auto, AMSE-12 refit:  {}", time(&run_auto));
+    println!(
+        "auto, selection only: {}",
+        time(&|| {
+            auto(0).fit_series(y).expect("fit");
+        })
+    );
+    println!("AMSE-12 refit alone:  {}", time(&run_refit));
+    println!(
+        "one full ML fit:      {}",
+        time(&|| {
+            fit_ets_with(y, spec, &EtsFixed::default(), &FitOptions::default()).expect("fit");
+        })
+    );
+    if std::env::var("CANDS").is_ok() {
+        let screen = FitOptions {
+            heuristic_season: true,
+            restarts: 0,
+            max_evals: 750,
+            tol: 0.05,
+            ..FitOptions::default()
+        };
+        for c in AutoEts::new(12).candidates(y) {
+            let full = time(&|| {
+                let _ = fit_ets_with(y, c, &EtsFixed::default(), &FitOptions::default());
+            });
+            let quick = time(&|| {
+                let _ = fit_ets_with(y, c, &EtsFixed::default(), &screen);
+            });
+            println!("{:<22} full {full}  screen {quick}", c.name());
+        }
+    }
+    let until = Instant::now() + std::time::Duration::from_secs(3);
+    match std::env::var("SPIN").as_deref() {
+        Ok("refit") => {
+            while Instant::now() < until {
+                run_refit();
+            }
+        }
+        Ok("auto") => {
+            while Instant::now() < until {
+                run_auto();
+            }
+        }
+        _ => {}
+    }
+}
