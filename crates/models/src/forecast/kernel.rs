@@ -1,14 +1,20 @@
 //! The ETS recursions as the optimiser sees them: one pass over the (scaled)
 //! series that writes the residual vector of the fitting criterion into a
-//! caller-owned buffer.
+//! caller-owned buffer — for one parameter set, or for up to [`LANES`] at once
+//! (the columns of a finite-difference Jacobian).
 //!
 //! Why separate from the general recursion in the parent module: this pass
 //! runs thousands of times per automatic selection, so it is monomorphised per
 //! season and error type (no per-step branching on the model), keeps the
 //! seasonal states in a linear buffer (no `t % m`, and the multi-step
-//! forecasts read it contiguously), and allocates nothing once warm (the
-//! seasonal buffer and the residuals are reused across calls). The
-//! parent's `run_amse` stays the reference: a unit test checks both agree.
+//! forecasts read it contiguously), allocates nothing once warm (the buffers
+//! are the caller's), and is compiled per instruction set with a run-time
+//! choice ([`pulp`]). A single pass is a chain of dependent operations through
+//! time, so one parameter set waits on latency; several sets run side by side
+//! in the same loop, each doing exactly the operations of a single pass (so
+//! the Jacobian is the same as column by column). The parent's `run` and
+//! `run_amse` stay the reference: unit tests check the kernel against them and
+//! the lanes against single passes, bit for bit.
 
 use super::{ErrorType, EtsParams, EtsSpec, SeasonType, TrendType};
 
@@ -33,89 +39,45 @@ pub(super) fn residuals(
     ring: &mut Vec<f64>,
     res: &mut [f64],
 ) -> Option<f64> {
-    dispatch::<false>(spec, p, y, h, ring, res)
+    pulp::Arch::new().dispatch(Lanes {
+        spec,
+        ps: &[p],
+        y,
+        h,
+        fd: None,
+        bufs: ring,
+        res,
+    })[0]
 }
 
 /// Average over k = 1..=h of the mean squared k-step-ahead error (R's
-/// `opt.crit = "amse"`, h ≥ 1), without storing the residuals. `sums` is
-/// scratch space of length ≥ h.
+/// `opt.crit = "amse"`, h ≥ 1). `res` is scratch space (resized to n·h); the
+/// squares are summed per horizon in time order.
 pub(super) fn amse(
     spec: &EtsSpec,
     p: &EtsParams,
     y: &[f64],
     h: usize,
     ring: &mut Vec<f64>,
-    sums: &mut [f64],
+    res: &mut Vec<f64>,
 ) -> Option<f64> {
     let n = y.len();
     let h = h.max(1);
-    dispatch::<true>(spec, p, y, h, ring, sums)?;
+    res.clear();
+    res.resize(n * h, 0.0);
+    residuals(spec, p, y, h, ring, res)?;
+    let mut sums = vec![0.0; h];
+    for row in res.chunks_exact(h) {
+        for (s, e) in sums.iter_mut().zip(row) {
+            *s += e * e;
+        }
+    }
     let total: f64 = sums[..h.min(n)]
         .iter()
         .enumerate()
         .map(|(k, s)| s / (n - k) as f64)
         .sum();
     Some(total / h as f64)
-}
-
-/// The recursion for the spec's season and error type, compiled once per
-/// instruction set ([`pulp`] picks the CPU's best at run time; the multi-step
-/// loops vectorise wider under AVX2, with the same IEEE results).
-fn dispatch<const ACC: bool>(
-    spec: &EtsSpec,
-    p: &EtsParams,
-    y: &[f64],
-    h: usize,
-    ring: &mut Vec<f64>,
-    res: &mut [f64],
-) -> Option<f64> {
-    pulp::Arch::new().dispatch(One::<ACC> {
-        spec,
-        p,
-        y,
-        h,
-        ring,
-        res,
-    })
-}
-
-/// [`dispatch`]'s arguments as a [`pulp::WithSimd`] operation.
-struct One<'a, const ACC: bool> {
-    spec: &'a EtsSpec,
-    p: &'a EtsParams,
-    y: &'a [f64],
-    h: usize,
-    ring: &'a mut Vec<f64>,
-    res: &'a mut [f64],
-}
-
-impl<const ACC: bool> pulp::WithSimd for One<'_, ACC> {
-    type Output = Option<f64>;
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) -> Option<f64> {
-        let One {
-            spec,
-            p,
-            y,
-            h,
-            ring,
-            res,
-        } = self;
-        let me = spec.error == ErrorType::Multiplicative;
-        match (spec.season, me) {
-            (SeasonType::None, false) => kern::<S_NONE, false, ACC>(spec, p, y, h, ring, res),
-            (SeasonType::None, true) => kern::<S_NONE, true, ACC>(spec, p, y, h, ring, res),
-            (SeasonType::Additive, false) => kern::<S_ADD, false, ACC>(spec, p, y, h, ring, res),
-            (SeasonType::Additive, true) => kern::<S_ADD, true, ACC>(spec, p, y, h, ring, res),
-            (SeasonType::Multiplicative, false) => {
-                kern::<S_MUL, false, ACC>(spec, p, y, h, ring, res)
-            }
-            (SeasonType::Multiplicative, true) => {
-                kern::<S_MUL, true, ACC>(spec, p, y, h, ring, res)
-            }
-        }
-    }
 }
 
 /// Parameter sets evaluated together by [`residuals_lanes`].
@@ -132,7 +94,6 @@ pub(super) const LANES: usize = 8;
 /// several parameter sets in the same loop overlaps those chains. Each lane
 /// performs exactly the operations of [`residuals`] in the same order, so the
 /// results are bit-identical to calling it once per lane (a unit test checks).
-/// Horizons beyond [`MAX_H_STACK`] are not supported (None for every lane).
 ///
 /// With `fd = Some(FdColumns { .. })` and `h > 0`, each lane writes instead
 /// the finite-difference column `(e · w_k − r) · inv_i` of its weighted
@@ -147,7 +108,7 @@ pub(super) fn residuals_lanes(
     bufs: &mut Vec<f64>,
     res: &mut [f64],
 ) -> [Option<f64>; LANES] {
-    if h > MAX_H_STACK || ps.is_empty() || ps.len() > LANES {
+    if ps.is_empty() || ps.len() > LANES {
         return [None; LANES];
     }
     pulp::Arch::new().dispatch(Lanes {
@@ -199,11 +160,12 @@ impl pulp::WithSimd for Lanes<'_> {
             bufs,
             res,
         } = self;
-        // Few points (short steps of a small model) run 4 wide, the rest 8.
-        if ps.len() <= 4 {
-            by_kind::<4>(spec, ps, y, h, fd, bufs, res)
-        } else {
-            by_kind::<LANES>(spec, ps, y, h, fd, bufs, res)
+        // One point (a single pass) runs alone, up to 4 (short steps of a
+        // small model) 4 wide, the rest 8.
+        match ps.len() {
+            1 => by_kind::<1>(spec, ps, y, h, fd, bufs, res),
+            2..=4 => by_kind::<4>(spec, ps, y, h, fd, bufs, res),
+            _ => by_kind::<LANES>(spec, ps, y, h, fd, bufs, res),
         }
     }
 }
@@ -236,8 +198,15 @@ fn by_kind<const L: usize>(
     }
 }
 
-/// The lane form of [`kern`] (residuals stored, `h ≤ MAX_H_STACK`). Unused
-/// lanes (beyond `ps.len()`) repeat the last parameter set and write nothing.
+/// The recursion, `L` parameter sets at a time (residuals stored; see
+/// [`residuals`] for the layout). Unused lanes (beyond `ps.len()`) repeat the
+/// last parameter set and write nothing.
+///
+/// The seasonal states live in a linear buffer instead of a ring: at time t
+/// the state of the season phase (t + j) mod m is `buf[t + j]` (j < m), and
+/// the update of phase t mod m goes to `buf[t + m]`. So the k-step forecasts
+/// made at t read `buf[t..t + h]` contiguously (when h ≤ m) and the inner
+/// loop over horizons vectorises. The damping sums are computed once per call.
 #[inline(always)]
 fn kern_lanes<const S: u8, const ME: bool, const L: usize>(
     spec: &EtsSpec,
@@ -254,8 +223,10 @@ fn kern_lanes<const S: u8, const ME: bool, const L: usize>(
     let m = if S == S_NONE { 1 } else { spec.m() };
     let w = n + m;
     let p = |i: usize| ps[i.min(used - 1)];
+    // Scratch: each lane's seasonal buffer, then its damping sums φ + … + φᵏ.
     bufs.clear();
-    bufs.resize(L * w, 0.0);
+    bufs.resize(L * (w + h), 0.0);
+    let (bufs, damp) = bufs.split_at_mut(L * w);
     for i in 0..L {
         let b = &mut bufs[i * w..i * w + m];
         let pi = p(i);
@@ -272,7 +243,6 @@ fn kern_lanes<const S: u8, const ME: bool, const L: usize>(
     let mut gamma = [0.0; L];
     let mut l = [0.0; L];
     let mut b = [0.0; L];
-    let mut damp = [[0.0_f64; MAX_H_STACK]; L];
     for i in 0..L {
         let pi = p(i);
         if trend {
@@ -285,12 +255,13 @@ fn kern_lanes<const S: u8, const ME: bool, const L: usize>(
         l[i] = pi.l0;
         let mut d = 0.0;
         let mut phik = 1.0;
-        for v in damp[i][..h].iter_mut() {
+        for v in damp[i * h..(i + 1) * h].iter_mut() {
             phik *= phi[i];
             d += phik;
             *v = d;
         }
     }
+    let damp: &[f64] = damp;
     let contiguous = h <= m;
     let mut logsum = [0.0; L];
     let mut prod = [1.0_f64; L];
@@ -331,7 +302,7 @@ fn kern_lanes<const S: u8, const ME: bool, const L: usize>(
                 let row = &mut res[i * nres + t * h..i * nres + t * h + h];
                 let (head, tail) = row.split_at_mut(hk);
                 let buf = &bufs[i * w..(i + 1) * w];
-                let (li, bi, di) = (l[i], b[i], &damp[i][..hk]);
+                let (li, bi, di) = (l[i], b[i], &damp[i * h..i * h + hk]);
                 if let Some(fd) = fd {
                     let (wk, rk) = (&fd.weights[..h], &fd.base[t * h..t * h + h]);
                     let inv = fd.inv[i];
@@ -436,153 +407,52 @@ fn combine<const S: u8>(q: f64, s: f64) -> f64 {
     }
 }
 
-/// Largest horizon whose damping sums are kept on the stack.
-const MAX_H_STACK: usize = 64;
+/// A seasonal test series on the fitting scale (values near 1).
+#[cfg(test)]
+pub(super) fn sample_series(n: usize) -> Vec<f64> {
+    (0..n)
+        .map(|t| (50.0 + t as f64) * (1.0 + 0.2 * ((t % 12) as f64 - 5.5) / 6.0) / 80.0)
+        .collect()
+}
 
-/// The recursion. `ACC`: accumulate Σ e² per horizon into `res[k]` instead
-/// of storing each residual.
-///
-/// The seasonal states live in a linear buffer instead of a ring: at time t
-/// the state of the season phase (t + j) mod m is `buf[t + j]` (j < m), and
-/// the update of phase t mod m goes to `buf[t + m]`. So the k-step forecasts
-/// made at t read `buf[t..t + h]` contiguously (when h ≤ m) and the inner
-/// loop over horizons vectorises. The damping sums φ + … + φᵏ are computed
-/// once per call. Both give bit-identical results to the ring form.
-#[inline(always)]
-fn kern<const S: u8, const ME: bool, const ACC: bool>(
-    spec: &EtsSpec,
-    p: &EtsParams,
-    y: &[f64],
-    h: usize,
-    ring: &mut Vec<f64>,
-    res: &mut [f64],
-) -> Option<f64> {
-    let n = y.len();
-    let m = if S == S_NONE { 1 } else { spec.m() };
-    let buf = ring;
-    buf.clear();
-    if S == S_NONE || p.s0.len() != m {
-        buf.resize(m, if S == S_MUL { 1.0 } else { 0.0 });
-    } else {
-        buf.extend_from_slice(&p.s0);
-    }
-    buf.resize(n + m, 0.0);
-    let trend = spec.trend != TrendType::None;
-    let (phi, beta_a) = if trend {
-        (p.phi, p.beta / p.alpha)
-    } else {
-        (1.0, 0.0)
-    };
-    let mut damp_stack = [0.0_f64; MAX_H_STACK];
-    let mut damp_heap = Vec::new();
-    let damp: &mut [f64] = if h <= MAX_H_STACK {
-        &mut damp_stack[..h]
-    } else {
-        damp_heap.resize(h, 0.0);
-        &mut damp_heap
-    };
-    {
-        let mut d = 0.0;
-        let mut phik = 1.0;
-        for v in damp.iter_mut() {
-            phik *= phi;
-            d += phik;
-            *v = d;
-        }
-    }
-    let damp: &[f64] = damp;
-    let contiguous = h <= m;
-    let alpha = p.alpha;
-    let gamma = p.gamma;
-    let mut l = p.l0;
-    let mut b = if trend { p.b0 } else { 0.0 };
-    let mut logsum = 0.0;
-    let mut prod = 1.0_f64;
-    if ACC {
-        res[..h].iter_mut().for_each(|v| *v = 0.0);
-    }
-    for t in 0..n {
-        let yt = y[t];
-        let phib = phi * b;
-        let q = l + phib;
-        let si = if S == S_NONE { 0.0 } else { buf[t] };
-        let mu = combine::<S>(q, si);
-        if ME {
-            if mu <= 1e-10 {
-                return None;
-            }
-            prod *= mu;
-            if t & 31 == 31 {
-                logsum += prod.ln();
-                prod = 1.0;
+/// Every model type with season length 12.
+#[cfg(test)]
+pub(super) fn all_specs() -> Vec<EtsSpec> {
+    let mut out = Vec::new();
+    for error in [ErrorType::Additive, ErrorType::Multiplicative] {
+        for trend in [TrendType::None, TrendType::Additive, TrendType::Damped] {
+            for season in [
+                SeasonType::None,
+                SeasonType::Additive,
+                SeasonType::Multiplicative,
+            ] {
+                out.push(EtsSpec::new(error, trend, season, 12));
             }
         }
-        if h > 0 {
-            let hk = h.min(n - t);
-            let ys = &y[t..t + hk];
-            if ACC {
-                let acc = &mut res[..hk];
-                if contiguous || S == S_NONE {
-                    let ss = &buf[t..t + hk];
-                    for k in 0..hk {
-                        let e = ys[k] - combine::<S>(l + damp[k] * b, ss[k]);
-                        acc[k] += e * e;
-                    }
-                } else {
-                    for k in 0..hk {
-                        let e = ys[k] - combine::<S>(l + damp[k] * b, buf[t + k % m]);
-                        acc[k] += e * e;
-                    }
-                }
-            } else {
-                let row = &mut res[t * h..t * h + h];
-                let (head, tail) = row.split_at_mut(hk);
-                if contiguous || S == S_NONE {
-                    let ss = &buf[t..t + hk];
-                    for k in 0..hk {
-                        head[k] = ys[k] - combine::<S>(l + damp[k] * b, ss[k]);
-                    }
-                } else {
-                    for k in 0..hk {
-                        head[k] = ys[k] - combine::<S>(l + damp[k] * b, buf[t + k % m]);
-                    }
-                }
-                tail.iter_mut().for_each(|v| *v = 0.0);
-            }
-        } else if !ACC {
-            res[t] = if ME { (yt - mu) / mu } else { yt - mu };
-        }
-        let pv = match S {
-            S_NONE => yt,
-            S_ADD => yt - si,
-            _ => {
-                if si.abs() < 1e-10 {
-                    return None;
-                }
-                yt / si
-            }
-        };
-        let l_new = q + alpha * (pv - q);
-        b = phib + beta_a * (l_new - l - phib);
-        match S {
-            S_NONE => {}
-            S_ADD => buf[t + m] = si + gamma * (yt - q - si),
-            _ => {
-                if q.abs() < 1e-10 {
-                    return None;
-                }
-                buf[t + m] = si + gamma * (yt / q - si);
-            }
-        }
-        l = l_new;
     }
-    if ME {
-        logsum += prod.ln();
-    }
-    if logsum.is_finite() && l.is_finite() && b.is_finite() {
-        Some(logsum)
-    } else {
-        None
+    out
+}
+
+/// Admissible parameters for `spec` on [`sample_series`], shifted by `e`.
+#[cfg(test)]
+pub(super) fn sample_params(spec: &EtsSpec, e: f64) -> EtsParams {
+    let (trend, season) = (spec.trend, spec.season);
+    EtsParams {
+        alpha: 0.3 + e,
+        beta: if trend == TrendType::None { 0.0 } else { 0.05 },
+        gamma: if season == SeasonType::None {
+            0.0
+        } else {
+            0.2 - e
+        },
+        phi: if trend == TrendType::Damped { 0.9 } else { 1.0 },
+        l0: 0.7 + e,
+        b0: if trend == TrendType::None { 0.0 } else { 0.01 },
+        s0: match season {
+            SeasonType::None => Vec::new(),
+            SeasonType::Additive => (0..12).map(|k| 0.01 * k as f64 - 0.055 + e).collect(),
+            SeasonType::Multiplicative => (0..12).map(|k| 0.945 + 0.01 * k as f64 + e).collect(),
+        },
     }
 }
 
@@ -596,87 +466,47 @@ mod tests {
     /// caller's formula applied to the single pass.
     #[test]
     fn lanes_match_single_passes_bit_for_bit() {
-        let y: Vec<f64> = (0..50)
-            .map(|t| (50.0 + t as f64) * (1.0 + 0.2 * ((t % 12) as f64 - 5.5) / 6.0) / 80.0)
-            .collect();
-        for error in [ErrorType::Additive, ErrorType::Multiplicative] {
-            for trend in [TrendType::None, TrendType::Additive, TrendType::Damped] {
-                for season in [
-                    SeasonType::None,
-                    SeasonType::Additive,
-                    SeasonType::Multiplicative,
-                ] {
-                    let spec = EtsSpec::new(error, trend, season, 12);
-                    let params: Vec<EtsParams> = (0..LANES)
-                        .map(|i| {
-                            let e = i as f64 * 1e-3;
-                            EtsParams {
-                                alpha: 0.3 + e,
-                                beta: if trend == TrendType::None { 0.0 } else { 0.05 },
-                                gamma: if season == SeasonType::None {
-                                    0.0
-                                } else {
-                                    0.2 - e
-                                },
-                                phi: if trend == TrendType::Damped { 0.9 } else { 1.0 },
-                                l0: 0.7 + e,
-                                b0: if trend == TrendType::None { 0.0 } else { 0.01 },
-                                s0: match season {
-                                    SeasonType::None => Vec::new(),
-                                    SeasonType::Additive => {
-                                        (0..12).map(|k| 0.01 * k as f64 - 0.055 + e).collect()
-                                    }
-                                    SeasonType::Multiplicative => {
-                                        (0..12).map(|k| 0.945 + 0.01 * k as f64 + e).collect()
-                                    }
-                                },
-                            }
-                        })
-                        .collect();
-                    for h in [0, 12, 15] {
-                        let nres = if h > 0 { y.len() * h } else { y.len() };
-                        for used in [1, 3, 4, 5, LANES] {
-                            let ps: Vec<&EtsParams> = params.iter().take(used).collect();
-                            let mut bufs = Vec::new();
-                            let mut out = vec![f64::NAN; used * nres];
-                            let logs =
-                                residuals_lanes(&spec, &ps, &y, h, None, &mut bufs, &mut out);
-                            let weights: Vec<f64> = (0..h).map(|k| 1.0 / (k + 2) as f64).collect();
-                            let base: Vec<f64> = (0..nres).map(|i| (i % 7) as f64 * 1e-3).collect();
-                            let inv: [f64; LANES] = std::array::from_fn(|i| 1e7 + i as f64);
-                            let fd = FdColumns {
-                                weights: &weights,
-                                base: &base,
-                                inv,
-                            };
-                            let mut cols = vec![f64::NAN; used * nres];
-                            if h > 0 {
-                                residuals_lanes(&spec, &ps, &y, h, Some(fd), &mut bufs, &mut cols);
-                            }
-                            for (i, p) in ps.iter().enumerate() {
-                                let mut ring = Vec::new();
-                                let mut one = vec![f64::NAN; nres];
-                                let l1 = residuals(&spec, p, &y, h, &mut ring, &mut one);
-                                let name = format!("{} h={h} used={used} lane {i}", spec.name());
-                                assert_eq!(
-                                    logs[i].map(f64::to_bits),
-                                    l1.map(f64::to_bits),
-                                    "{name}"
-                                );
-                                let lane = &out[i * nres..(i + 1) * nres];
-                                assert!(
-                                    lane.iter()
-                                        .zip(&one)
-                                        .all(|(a, b)| a.to_bits() == b.to_bits()),
-                                    "{name}"
-                                );
-                                if h > 0 {
-                                    let col = &cols[i * nres..(i + 1) * nres];
-                                    for (j, (c, e)) in col.iter().zip(&one).enumerate() {
-                                        let want = (e * weights[j % h] - base[j]) * inv[i];
-                                        assert_eq!(c.to_bits(), want.to_bits(), "{name} row {j}");
-                                    }
-                                }
+        let y = sample_series(50);
+        for spec in all_specs() {
+            let params: Vec<EtsParams> = (0..LANES)
+                .map(|i| sample_params(&spec, i as f64 * 1e-3))
+                .collect();
+            for h in [0, 12, 15] {
+                let nres = if h > 0 { y.len() * h } else { y.len() };
+                let weights: Vec<f64> = (0..h).map(|k| 1.0 / (k + 2) as f64).collect();
+                let base: Vec<f64> = (0..nres).map(|i| (i % 7) as f64 * 1e-3).collect();
+                let inv: [f64; LANES] = std::array::from_fn(|i| 1e7 + i as f64);
+                for used in [1, 3, 4, 5, LANES] {
+                    let ps: Vec<&EtsParams> = params.iter().take(used).collect();
+                    let mut bufs = Vec::new();
+                    let mut out = vec![f64::NAN; used * nres];
+                    let logs = residuals_lanes(&spec, &ps, &y, h, None, &mut bufs, &mut out);
+                    let fd = FdColumns {
+                        weights: &weights,
+                        base: &base,
+                        inv,
+                    };
+                    let mut cols = vec![f64::NAN; used * nres];
+                    if h > 0 {
+                        residuals_lanes(&spec, &ps, &y, h, Some(fd), &mut bufs, &mut cols);
+                    }
+                    for (i, p) in ps.iter().enumerate() {
+                        let mut ring = Vec::new();
+                        let mut one = vec![f64::NAN; nres];
+                        let l1 = residuals(&spec, p, &y, h, &mut ring, &mut one);
+                        let name = format!("{} h={h} used={used} lane {i}", spec.name());
+                        assert_eq!(logs[i].map(f64::to_bits), l1.map(f64::to_bits), "{name}");
+                        let lane = &out[i * nres..(i + 1) * nres];
+                        let same = lane
+                            .iter()
+                            .zip(&one)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                        assert!(same, "{name}");
+                        if h > 0 {
+                            let col = &cols[i * nres..(i + 1) * nres];
+                            for (j, (c, e)) in col.iter().zip(&one).enumerate() {
+                                let want = (e * weights[j % h] - base[j]) * inv[i];
+                                assert_eq!(c.to_bits(), want.to_bits(), "{name} row {j}");
                             }
                         }
                     }
