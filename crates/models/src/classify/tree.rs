@@ -1,6 +1,6 @@
 //! A depth-limited CART decision tree (Gini impurity) whose rules print for a person.
 //!
-//! Split search uses the shared [`Binner`](super::bins::Binner): columns with
+//! Split search uses the shared [`super::bins::Binner`]: columns with
 //! at most 255 distinct values are split exactly (cut half-way between two
 //! neighbouring values), larger ones at quantile cuts. Leaf probabilities are
 //! Laplace-smoothed (`(pos + 1) / (n + 2)`) so log loss stays finite. 0/1

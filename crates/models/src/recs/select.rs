@@ -471,8 +471,8 @@ pub fn auto_search(
 /// `--algo auto`: stage 1 fits [`auto_candidates_with`] on an inner split of
 /// `train` (one shared EASE Gram matrix); stage 2 starts from the best model
 /// and greedily adds the best model of another family to a weighted ensemble
-/// of standardized scores (new member's weight in [`ENSEMBLE_WEIGHTS`], at
-/// most [`ENSEMBLE_MAX_PARTS`] members) while validation nDCG@k improves by
+/// of standardized scores (the new member's weight from `ENSEMBLE_WEIGHTS`,
+/// at most `ENSEMBLE_MAX_PARTS` members) while validation nDCG@k improves by
 /// more than one standard error of the paired per-user difference.
 /// Ensembles reuse the stage-1 models, so stage 2 costs evaluations only.
 /// Only `train` (and its `order`, if given) is used.
