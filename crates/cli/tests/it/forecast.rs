@@ -13,6 +13,23 @@ fn arr(v: &serde_json::Value, key: &str) -> Vec<f64> {
         .collect()
 }
 
+/// `infogap eval forecast --csv CSV --holdout 12 --season 12 EXTRA.. --json`.
+fn eval_monthly(dir: &Path, csv: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "eval",
+        "forecast",
+        "--csv",
+        csv,
+        "--holdout",
+        "12",
+        "--season",
+        "12",
+    ];
+    args.extend_from_slice(extra);
+    args.push("--json");
+    json(dir, &args)
+}
+
 #[test]
 fn textbook_ses_table() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -74,20 +91,7 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
     let csv = dir.path().join("series.csv");
     write_seasonal_csv(&csv);
     let csv_s = csv.to_str().expect("utf8 path");
-    let v = json(
-        dir.path(),
-        &[
-            "eval",
-            "forecast",
-            "--csv",
-            csv_s,
-            "--holdout",
-            "12",
-            "--season",
-            "12",
-            "--json",
-        ],
-    );
+    let v = eval_monthly(dir.path(), csv_s, &[]);
     let mape = v["mape"].as_f64().expect("mape");
     assert!(mape < 3.0, "mape {mape}: {v}");
     assert!(v["rmse"].as_f64().expect("rmse") > 0.0);
@@ -103,22 +107,7 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
     // Without --repeat there is no median; with it, the refits give the same
     // answer and their median time is reported.
     assert!(v["fit_seconds_median"].is_null(), "{v}");
-    let again = json(
-        dir.path(),
-        &[
-            "eval",
-            "forecast",
-            "--csv",
-            csv_s,
-            "--holdout",
-            "12",
-            "--season",
-            "12",
-            "--repeat",
-            "3",
-            "--json",
-        ],
-    );
+    let again = eval_monthly(dir.path(), csv_s, &["--repeat", "3"]);
     assert_eq!(again["repeats"], 3);
     assert!(
         again["fit_seconds_median"].as_f64().expect("median") > 0.0,
@@ -127,22 +116,7 @@ fn eval_forecast_on_a_planted_seasonal_csv() {
     assert_eq!(again["forecast"], v["forecast"]);
     assert_eq!(again["params"], v["params"]);
     // An explicit method is honoured.
-    let v = json(
-        dir.path(),
-        &[
-            "eval",
-            "forecast",
-            "--csv",
-            csv_s,
-            "--holdout",
-            "12",
-            "--season",
-            "12",
-            "--method",
-            "hw-add",
-            "--json",
-        ],
-    );
+    let v = eval_monthly(dir.path(), csv_s, &["--method", "hw-add"]);
     assert_eq!(v["method"], "ETS(A,A,A)");
 }
 
@@ -165,20 +139,7 @@ fn eval_forecast_auto_on_a_planted_nonseasonal_csv() {
         s.push_str(&format!("{}-{:02}-01,{y:.3}\n", 2010 + t / 12, t % 12 + 1));
     }
     std::fs::write(&csv, s).expect("write csv");
-    let v = json(
-        dir.path(),
-        &[
-            "eval",
-            "forecast",
-            "--csv",
-            csv.to_str().expect("utf8"),
-            "--holdout",
-            "12",
-            "--season",
-            "12",
-            "--json",
-        ],
-    );
+    let v = eval_monthly(dir.path(), csv.to_str().expect("utf8"), &[]);
     let method = v["method"].as_str().expect("method");
     assert!(method.ends_with(",N)"), "{method}");
     let mape = v["mape"].as_f64().expect("mape");
@@ -308,21 +269,10 @@ fn airpassengers_auto_mape_at_most_2_2() {
     let csv = shared_data().join("airpassengers/AirPassengers.csv");
     assert!(csv.is_file(), "missing {}", csv.display());
     let dir = tempfile::tempdir().expect("tempdir");
-    let v = json(
+    let v = eval_monthly(
         dir.path(),
-        &[
-            "eval",
-            "forecast",
-            "--csv",
-            csv.to_str().expect("utf8"),
-            "--holdout",
-            "12",
-            "--season",
-            "12",
-            "--method",
-            "auto",
-            "--json",
-        ],
+        csv.to_str().expect("utf8"),
+        &["--method", "auto"],
     );
     let mape = v["mape"].as_f64().expect("mape");
     assert!(mape <= 2.2, "AirPassengers auto MAPE {mape} %: {v}");

@@ -133,7 +133,8 @@ pub(super) struct FdColumns<'a> {
     pub inv: [f64; LANES],
 }
 
-/// [`residuals_lanes`] as a [`pulp::WithSimd`] operation: compiled once per
+/// One batched pass (the arguments of [`residuals_lanes`]), run as a
+/// [`pulp::WithSimd`] operation: compiled once per
 /// instruction set (with AVX2 one lane array is one register), the CPU's best
 /// one runs. IEEE arithmetic gives the same values on every path.
 struct Lanes<'a> {
@@ -151,49 +152,28 @@ impl pulp::WithSimd for Lanes<'_> {
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, _simd: S) -> Self::Output {
-        let Lanes {
-            spec,
-            ps,
-            y,
-            h,
-            fd,
-            bufs,
-            res,
-        } = self;
         // One point (a single pass) runs alone, up to 4 (short steps of a
         // small model) 4 wide, the rest 8.
-        match ps.len() {
-            1 => by_kind::<1>(spec, ps, y, h, fd, bufs, res),
-            2..=4 => by_kind::<4>(spec, ps, y, h, fd, bufs, res),
-            _ => by_kind::<LANES>(spec, ps, y, h, fd, bufs, res),
+        match self.ps.len() {
+            1 => self.by_kind::<1>(),
+            2..=4 => self.by_kind::<4>(),
+            _ => self.by_kind::<LANES>(),
         }
     }
 }
 
-/// [`kern_lanes`] for the spec's season and error type, `L` lanes wide.
-#[inline(always)]
-fn by_kind<const L: usize>(
-    spec: &EtsSpec,
-    ps: &[&EtsParams],
-    y: &[f64],
-    h: usize,
-    fd: Option<FdColumns<'_>>,
-    bufs: &mut Vec<f64>,
-    res: &mut [f64],
-) -> [Option<f64>; LANES] {
-    let me = spec.error == ErrorType::Multiplicative;
-    match (spec.season, me) {
-        (SeasonType::None, false) => kern_lanes::<S_NONE, false, L>(spec, ps, y, h, fd, bufs, res),
-        (SeasonType::None, true) => kern_lanes::<S_NONE, true, L>(spec, ps, y, h, fd, bufs, res),
-        (SeasonType::Additive, false) => {
-            kern_lanes::<S_ADD, false, L>(spec, ps, y, h, fd, bufs, res)
-        }
-        (SeasonType::Additive, true) => kern_lanes::<S_ADD, true, L>(spec, ps, y, h, fd, bufs, res),
-        (SeasonType::Multiplicative, false) => {
-            kern_lanes::<S_MUL, false, L>(spec, ps, y, h, fd, bufs, res)
-        }
-        (SeasonType::Multiplicative, true) => {
-            kern_lanes::<S_MUL, true, L>(spec, ps, y, h, fd, bufs, res)
+impl Lanes<'_> {
+    /// [`kern_lanes`] for the spec's season and error type, `L` lanes wide.
+    #[inline(always)]
+    fn by_kind<const L: usize>(self) -> [Option<f64>; LANES] {
+        let me = self.spec.error == ErrorType::Multiplicative;
+        match (self.spec.season, me) {
+            (SeasonType::None, false) => kern_lanes::<S_NONE, false, L>(self),
+            (SeasonType::None, true) => kern_lanes::<S_NONE, true, L>(self),
+            (SeasonType::Additive, false) => kern_lanes::<S_ADD, false, L>(self),
+            (SeasonType::Additive, true) => kern_lanes::<S_ADD, true, L>(self),
+            (SeasonType::Multiplicative, false) => kern_lanes::<S_MUL, false, L>(self),
+            (SeasonType::Multiplicative, true) => kern_lanes::<S_MUL, true, L>(self),
         }
     }
 }
@@ -208,15 +188,16 @@ fn by_kind<const L: usize>(
 /// made at t read `buf[t..t + h]` contiguously (when h ≤ m) and the inner
 /// loop over horizons vectorises. The damping sums are computed once per call.
 #[inline(always)]
-fn kern_lanes<const S: u8, const ME: bool, const L: usize>(
-    spec: &EtsSpec,
-    ps: &[&EtsParams],
-    y: &[f64],
-    h: usize,
-    fd: Option<FdColumns<'_>>,
-    bufs: &mut Vec<f64>,
-    res: &mut [f64],
-) -> [Option<f64>; LANES] {
+fn kern_lanes<const S: u8, const ME: bool, const L: usize>(job: Lanes<'_>) -> [Option<f64>; LANES] {
+    let Lanes {
+        spec,
+        ps,
+        y,
+        h,
+        fd,
+        bufs,
+        res,
+    } = job;
     let n = y.len();
     let used = ps.len();
     let nres = if h > 0 { n * h } else { n };
