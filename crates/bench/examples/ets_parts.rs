@@ -19,7 +19,7 @@
 //! with `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4000000:glibc.malloc.trim_threshold=100000000`
 //! the fit then reuses those pages, which measures what the faults cost.
 
-use infogap_models::forecast::{AutoEts, EtsFixed, FitOptions, fit_ets_with};
+use infogap_models::forecast::{AutoEts, EtsFixed, EtsSpec, FitOptions, fit_ets_with};
 use std::time::Instant;
 
 fn summary(mut v: Vec<f64>) -> String {
@@ -68,6 +68,23 @@ fn main() {
     if std::env::var("PREFAULT").is_ok() {
         let v = vec![1.0f64; 1 << 18];
         std::hint::black_box(&v);
+    }
+    if std::env::var("ANCHOR_ORDER").is_ok() {
+        // The anchor script's order: its Holt-Winters "cold" fit comes after
+        // 6 + 6 simple-exponential-smoothing fits in the same process.
+        let a1 = EtsFixed {
+            alpha: Some(0.2),
+            ..EtsFixed::default()
+        };
+        let a2 = EtsFixed {
+            initial_level: Some(y[0]),
+            ..a1
+        };
+        for fixed in [a1, a2] {
+            for _ in 0..6 {
+                fit_ets_with(y, EtsSpec::ses(), &fixed, &FitOptions::default()).expect("ses");
+            }
+        }
     }
     let faults0 = minor_faults();
     let t = Instant::now();

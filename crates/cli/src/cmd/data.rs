@@ -141,6 +141,9 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Forecasting fits in the statsmodels anchor script's protocol (cold
+    /// and median of repeats per row, one process).
+    Forecast(crate::cmd::forecast::BenchForecastArgs),
     /// Convert a Parquet file to CSV (for the sqlite3 .import comparison).
     ParquetToCsv {
         /// Parquet input.
@@ -607,6 +610,7 @@ pub fn bench(ctx: &Ctx, c: &BenchCmd) -> anyhow::Result<()> {
                 Ok(())
             }
         }
+        BenchCmd::Forecast(a) => crate::cmd::forecast::bench(ctx, a),
         BenchCmd::ParquetToCsv { parquet, out } => {
             let n = infogap_engine::report::parquet_to_csv(parquet, out)?;
             println!("{n} rows written to {}", out.display());

@@ -126,6 +126,32 @@ pub struct EvalForecastArgs {
     pub json: bool,
 }
 
+/// Arguments of `infogap bench forecast`.
+#[derive(Debug, clap::Args)]
+pub struct BenchForecastArgs {
+    /// CSV file with the series.
+    #[arg(long, value_name = "FILE")]
+    pub csv: PathBuf,
+    /// Date column (detected when absent).
+    #[arg(long)]
+    pub date_col: Option<String>,
+    /// Value column (detected when absent).
+    #[arg(long)]
+    pub value_col: Option<String>,
+    /// Number of final observations held out for the test.
+    #[arg(long, default_value_t = 12)]
+    pub holdout: usize,
+    /// Season length of the seasonal rows.
+    #[arg(long, default_value_t = 12)]
+    pub season: usize,
+    /// Repeated fits per row after the first (their median is reported).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub repeat: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Arguments of `infogap forecast`.
 #[derive(Debug, clap::Args)]
 pub struct ForecastArgs {
@@ -276,24 +302,35 @@ fn check_level(level: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the series of a CSV file and checks that `holdout` leaves
+/// observations to fit on.
+fn read_holdout_series(
+    csv: &std::path::Path,
+    date_col: &Option<String>,
+    value_col: &Option<String>,
+    holdout: usize,
+) -> anyhow::Result<infogap_ingest::series::Series> {
+    let opts = infogap_ingest::series::SeriesOptions {
+        date_col: date_col.clone(),
+        value_col: value_col.clone(),
+    };
+    let series = infogap_ingest::series::read_series(csv, &opts)?;
+    let n = series.values.len();
+    if holdout == 0 || holdout >= n {
+        bail!(
+            "--holdout {holdout} must be between 1 and the series length minus 1 ({n} observations in {})",
+            csv.display()
+        );
+    }
+    Ok(series)
+}
+
 /// `infogap eval forecast`: fit on all but the last `--holdout` observations,
 /// forecast them, report MAPE (%) and RMSE.
 pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
     check_level(args.model.level)?;
-    let opts = infogap_ingest::series::SeriesOptions {
-        date_col: args.date_col.clone(),
-        value_col: args.value_col.clone(),
-    };
-    let series = infogap_ingest::series::read_series(&args.csv, &opts)?;
+    let series = read_holdout_series(&args.csv, &args.date_col, &args.value_col, args.holdout)?;
     let y = &series.values;
-    if args.holdout == 0 || args.holdout >= y.len() {
-        bail!(
-            "--holdout {} must be between 1 and the series length minus 1 ({} observations in {})",
-            args.holdout,
-            y.len(),
-            args.csv.display()
-        );
-    }
     let (train, test) = y.split_at(y.len() - args.holdout);
     let h = test.len();
     // `fit_seconds`: estimation (model choice and parameters) up to the point
@@ -374,6 +411,137 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
             println!("fit, median of {} repeats: {med:.4} s", args.repeat);
         }
         println!("params: {}", out["params"]);
+    }
+    Ok(())
+}
+
+/// `infogap bench forecast`: the fits of the statsmodels anchor script
+/// (`../shared/anchors/hw_airpassengers.py`) in its protocol, so that the two
+/// can be compared row by row: one process, rows in the script's order
+/// (simple exponential smoothing first, then the seasonal fits), and for each
+/// row the first fit ("cold") and the median of `--repeat` more. Each row is
+/// the same computation as an `infogap eval forecast` command (named in the
+/// output), whose `fit_seconds` is instead the first fit of a fresh process.
+pub fn bench(_ctx: &Ctx, args: &BenchForecastArgs) -> anyhow::Result<()> {
+    let series = read_holdout_series(&args.csv, &args.date_col, &args.value_col, args.holdout)?;
+    let y = &series.values;
+    let (train, test) = y.split_at(y.len() - args.holdout);
+    let h = test.len();
+    let base = ModelOpts {
+        method: Method::Ses,
+        season: Some(args.season),
+        damped: false,
+        alpha: Some(0.2),
+        beta: None,
+        gamma: None,
+        phi: None,
+        initial_level: InitialLevel::Fit,
+        level: 0.95,
+        estimation: "amse".into(),
+    };
+    // (id, what the anchor's row is, the equivalent eval flags, options)
+    let rows = [
+        (
+            "a1",
+            "SES, alpha 0.2, initial level estimated (anchor a1)",
+            "--method ses --alpha 0.2",
+            base.clone(),
+        ),
+        (
+            "a2",
+            "SES, alpha 0.2, initial level = first observation (anchor a2)",
+            "--method ses --alpha 0.2 --initial-level first",
+            ModelOpts {
+                initial_level: InitialLevel::First,
+                ..base.clone()
+            },
+        ),
+        (
+            "auto",
+            "automatic ETS selection (against anchor b, estimated initialisation)",
+            "--method auto",
+            ModelOpts {
+                method: Method::Auto,
+                alpha: None,
+                ..base.clone()
+            },
+        ),
+        (
+            "hw-mul",
+            "Holt-Winters, additive trend, multiplicative season, all estimated (anchor b's model)",
+            "--method hw-mul",
+            ModelOpts {
+                method: Method::HwMul,
+                alpha: None,
+                ..base
+            },
+        ),
+    ];
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, what, flags, opts) in &rows {
+        let t = Instant::now();
+        let (fit, _) = fit_method(opts, train, h)?;
+        let cold = t.elapsed().as_secs_f64();
+        let mut times = Vec::with_capacity(args.repeat);
+        for _ in 0..args.repeat {
+            let t = Instant::now();
+            fit_method(opts, train, h)?;
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        let median = match times.len() {
+            0 => Value::Null,
+            k if k % 2 == 1 => json!(times[k / 2]),
+            k => json!((times[k / 2 - 1] + times[k / 2]) / 2.0),
+        };
+        let point = fit.forecast(h);
+        out.push(json!({
+            "id": id,
+            "description": what,
+            "command": format!("infogap eval forecast --csv {} --holdout {} --season {} {flags}",
+                args.csv.display(), args.holdout, args.season),
+            "method": fit.name(),
+            "mape": r6(mape(test, &point)),
+            "rmse": r6(rmse(test, &point)),
+            "fit_seconds_cold": cold,
+            "fit_seconds_median": median,
+        }));
+    }
+    let report = json!({
+        "series": args.csv.display().to_string(),
+        "n_train": train.len(),
+        "n_test": h,
+        "repeats": args.repeat,
+        "protocol": "one process; rows in the anchor script's order; per row the first fit (cold) and the median of the repeats",
+        "rows": out,
+    });
+    if args.json {
+        return crate::ctx::print_json(&report);
+    }
+    println!(
+        "{} (train {}, test {}), {} repeats per row",
+        args.csv.display(),
+        train.len(),
+        h,
+        args.repeat
+    );
+    println!(
+        "{:<7} {:<16} {:>8} {:>12} {:>12}",
+        "row", "method", "MAPE %", "cold ms", "median ms"
+    );
+    for r in &out {
+        let ms = |v: &Value| {
+            v.as_f64()
+                .map_or("-".to_string(), |s| format!("{:.3}", s * 1e3))
+        };
+        println!(
+            "{:<7} {:<16} {:>8.3} {:>12} {:>12}",
+            r["id"].as_str().unwrap_or(""),
+            r["method"].as_str().unwrap_or(""),
+            r["mape"].as_f64().unwrap_or(f64::NAN),
+            ms(&r["fit_seconds_cold"]),
+            ms(&r["fit_seconds_median"])
+        );
     }
     Ok(())
 }

@@ -278,3 +278,74 @@ fn airpassengers_auto_mape_at_most_2_2() {
     assert!(mape <= 2.2, "AirPassengers auto MAPE {mape} %: {v}");
     assert_eq!(v["n_train"], 132);
 }
+
+/// `bench forecast` runs the anchor script's rows in its order, times a
+/// cold fit and the repeats of each, and each row computes exactly what the
+/// `eval forecast` command it names computes.
+#[test]
+fn bench_forecast_rows_match_their_eval_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("series.csv");
+    write_seasonal_csv(&csv);
+    let csv_s = csv.to_str().expect("utf8 path");
+    let v = json(
+        dir.path(),
+        &[
+            "bench",
+            "forecast",
+            "--csv",
+            csv_s,
+            "--holdout",
+            "12",
+            "--season",
+            "12",
+            "--repeat",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(v["n_train"], 84);
+    let rows = v["rows"].as_array().expect("rows");
+    let ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["a1", "a2", "auto", "hw-mul"]);
+    let flags: [&[&str]; 4] = [
+        &["--method", "ses", "--alpha", "0.2"],
+        &[
+            "--method",
+            "ses",
+            "--alpha",
+            "0.2",
+            "--initial-level",
+            "first",
+        ],
+        &["--method", "auto"],
+        &["--method", "hw-mul"],
+    ];
+    for (row, extra) in rows.iter().zip(flags) {
+        assert!(
+            row["fit_seconds_cold"].as_f64().expect("cold") > 0.0,
+            "{row}"
+        );
+        assert!(
+            row["fit_seconds_median"].as_f64().expect("median") > 0.0,
+            "{row}"
+        );
+        let cmd = row["command"].as_str().expect("command");
+        assert!(cmd.ends_with(&extra.join(" ")), "{cmd}");
+        let e = eval_monthly(dir.path(), csv_s, extra);
+        assert_eq!(e["method"], row["method"], "{cmd}");
+        assert_eq!(e["mape"], row["mape"], "{cmd}");
+        assert_eq!(e["rmse"], row["rmse"], "{cmd}");
+    }
+    // A holdout that leaves nothing to fit is refused, naming the file.
+    let out = run_in(
+        dir.path(),
+        &["bench", "forecast", "--csv", csv_s, "--holdout", "96"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--holdout 96") && err.contains("series.csv"),
+        "{err}"
+    );
+}
