@@ -92,10 +92,10 @@ pub(super) fn minimise<W: Send>(
     let (xt, work) = work.split_at_mut(d);
     let (g, work) = work.split_at_mut(d);
     let (step, xs) = work.split_at_mut(d);
-    if !resid(&x, &mut r, scratch) {
+    if !resid(&x, r, scratch) {
         return None;
     }
-    let mut f = sumsq(&r);
+    let mut f = sumsq(r);
     if !f.is_finite() {
         return None;
     }
@@ -131,20 +131,20 @@ pub(super) fn minimise<W: Send>(
                     inv[i] = 1.0 / hj;
                 }
                 let cols = &mut jac[j0 * nres..(j0 + used) * nres];
-                let ok = batch(&xs[..used * d], used, &r, inv, cols, scratch);
+                let ok = batch(&xs[..used * d], used, r, inv, cols, scratch);
                 for (i, col) in cols.chunks_exact_mut(nres).enumerate() {
                     if ok[i] {
                         evals += 1;
                     } else {
                         let j = j0 + i;
-                        evals += fd_column(resid, scratch, j, &x, &r, hi, xt, rt, col);
+                        evals += fd_column(resid, scratch, j, &x, r, hi, xt, rt, col);
                     }
                 }
                 j0 += used;
             }
         } else {
             for (j, col) in jac.chunks_exact_mut(nres).enumerate() {
-                evals += fd_column(resid, scratch, j, &x, &r, hi, xt, rt, col);
+                evals += fd_column(resid, scratch, j, &x, r, hi, xt, rt, col);
             }
         }
         // Normal equations A = JᵀJ, g = Jᵀr (row j: g_j and A_jk, k ≤ j).
@@ -153,7 +153,7 @@ pub(super) fn minimise<W: Send>(
             for (k, v) in row.iter_mut().enumerate().take(j + 1) {
                 *v = dot(cj, &jac[k * nres..(k + 1) * nres]);
             }
-            dot(cj, &r)
+            dot(cj, r)
         };
         if parallel {
             a.par_chunks_mut(d)
@@ -195,7 +195,7 @@ pub(super) fn minimise<W: Send>(
             if evals >= max_evals {
                 break 'outer;
             }
-            chol.copy_from_slice(&a);
+            chol.copy_from_slice(a);
             for j in 0..d {
                 let dj = a[j * d + j];
                 chol[j * d + j] = dj + lambda * dj.max(1e-9);
@@ -211,14 +211,14 @@ pub(super) fn minimise<W: Send>(
                 xt[j] = (x[j] - step[j]).clamp(lo[j], hi[j]);
             }
             evals += 1;
-            let ft = if resid(&xt, &mut rt, scratch) {
-                sumsq(&rt)
+            let ft = if resid(xt, rt, scratch) {
+                sumsq(rt)
             } else {
                 f64::INFINITY
             };
             if ft.is_finite() && ft < f {
                 let gain = scale * (f - ft) / f.max(1e-300);
-                x.copy_from_slice(&xt);
+                x.copy_from_slice(xt);
                 std::mem::swap(&mut r, &mut rt);
                 f = ft;
                 lambda = (lambda / 3.0).max(1e-12);
