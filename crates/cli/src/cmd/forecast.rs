@@ -1,5 +1,6 @@
-//! `infogap forecast` (a series given inline or in a CSV, or the store's demand)
-//! and `infogap eval forecast` (holdout accuracy on a CSV series). Parsing and
+//! `infogap forecast` (a series given inline or in a CSV, or the store's demand),
+//! `infogap eval forecast` (holdout accuracy on a CSV series) and `infogap bench
+//! forecast` (the peer anchor's fits in its timing protocol). Parsing and
 //! printing only: the models live in `infogap_models::forecast`, the demand
 //! series and chart in `infogap_engine::forecast`.
 
@@ -337,24 +338,26 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
     // forecasts; `forecast_seconds`: the prediction intervals (simulated paths
     // for some models), timed apart because they are forecasting, not fitting.
     let t0 = Instant::now();
-    let mut forecast_seconds = 0.0;
-    let (method, params, point, extra) = if args.model.method == Method::Augurs {
-        let (name, point) = infogap_models::forecast::augurs_auto_nonseasonal(train, h)?;
-        (name, json!({}), point, json!({}))
-    } else {
-        let (fit, info) = fit_method(&args.model, train, h)?;
-        let t1 = Instant::now();
-        let fc = fit.forecast_intervals(h, args.model.level)?;
-        forecast_seconds = t1.elapsed().as_secs_f64();
-        let extra = json!({"aicc": r6(fit.aicc), "lower": rv(&fc.lower), "upper": rv(&fc.upper),
+    let (method, params, point, extra, fit_seconds, forecast_seconds) =
+        if args.model.method == Method::Augurs {
+            let (name, point) = infogap_models::forecast::augurs_auto_nonseasonal(train, h)?;
+            let fit_seconds = t0.elapsed().as_secs_f64();
+            (name, json!({}), point, json!({}), fit_seconds, 0.0)
+        } else {
+            let (fit, info) = fit_method(&args.model, train, h)?;
+            let fit_seconds = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let fc = fit.forecast_intervals(h, args.model.level)?;
+            let forecast_seconds = t1.elapsed().as_secs_f64();
+            let extra = json!({"aicc": r6(fit.aicc), "lower": rv(&fc.lower), "upper": rv(&fc.upper),
             "interval_method": fc.interval_method, "level": fc.level, "selection": info});
-        let mut params = params_json(&fit);
-        if let (Some(o), Some(e)) = (params.as_object_mut(), info.get("estimation")) {
-            o.insert("estimation".into(), e.clone());
-        }
-        (fit.name(), params, fc.point, extra)
-    };
-    let fit_seconds = t0.elapsed().as_secs_f64() - forecast_seconds;
+            let mut params = params_json(&fit);
+            if let (Some(o), Some(e)) = (params.as_object_mut(), info.get("estimation")) {
+                o.insert("estimation".into(), e.clone());
+            }
+            let name = fit.name();
+            (name, params, fc.point, extra, fit_seconds, forecast_seconds)
+        };
     let mut repeats = Vec::with_capacity(args.repeat);
     for _ in 0..args.repeat {
         let t = Instant::now();
