@@ -98,9 +98,9 @@ pub struct ModelOpts {
 /// Longest horizon of the AMSE criterion (R's cap on `nmse`).
 const AMSE_MAX_H: usize = 30;
 
-/// Arguments of `infogap eval forecast`.
+/// A CSV series and how much of its end is held out for the test.
 #[derive(Debug, clap::Args)]
-pub struct EvalForecastArgs {
+pub struct HoldoutSeries {
     /// CSV file with the series.
     #[arg(long, value_name = "FILE")]
     pub csv: PathBuf,
@@ -113,6 +113,14 @@ pub struct EvalForecastArgs {
     /// Number of final observations held out for the test.
     #[arg(long, default_value_t = 12)]
     pub holdout: usize,
+}
+
+/// Arguments of `infogap eval forecast`.
+#[derive(Debug, clap::Args)]
+pub struct EvalForecastArgs {
+    /// The series and the holdout.
+    #[command(flatten)]
+    pub series: HoldoutSeries,
     /// Model options.
     #[command(flatten)]
     pub model: ModelOpts,
@@ -130,18 +138,9 @@ pub struct EvalForecastArgs {
 /// Arguments of `infogap bench forecast`.
 #[derive(Debug, clap::Args)]
 pub struct BenchForecastArgs {
-    /// CSV file with the series.
-    #[arg(long, value_name = "FILE")]
-    pub csv: PathBuf,
-    /// Date column (detected when absent).
-    #[arg(long)]
-    pub date_col: Option<String>,
-    /// Value column (detected when absent).
-    #[arg(long)]
-    pub value_col: Option<String>,
-    /// Number of final observations held out for the test.
-    #[arg(long, default_value_t = 12)]
-    pub holdout: usize,
+    /// The series and the holdout.
+    #[command(flatten)]
+    pub series: HoldoutSeries,
     /// Season length of the seasonal rows.
     #[arg(long, default_value_t = 12)]
     pub season: usize,
@@ -303,36 +302,41 @@ fn check_level(level: f64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the series of a CSV file and checks that `holdout` leaves
-/// observations to fit on.
-fn read_holdout_series(
-    csv: &std::path::Path,
-    date_col: &Option<String>,
-    value_col: &Option<String>,
-    holdout: usize,
-) -> anyhow::Result<infogap_ingest::series::Series> {
+/// Reads the series and checks that the holdout leaves observations to fit on.
+fn read_holdout_series(a: &HoldoutSeries) -> anyhow::Result<infogap_ingest::series::Series> {
     let opts = infogap_ingest::series::SeriesOptions {
-        date_col: date_col.clone(),
-        value_col: value_col.clone(),
+        date_col: a.date_col.clone(),
+        value_col: a.value_col.clone(),
     };
-    let series = infogap_ingest::series::read_series(csv, &opts)?;
+    let series = infogap_ingest::series::read_series(&a.csv, &opts)?;
     let n = series.values.len();
-    if holdout == 0 || holdout >= n {
+    if a.holdout == 0 || a.holdout >= n {
         bail!(
-            "--holdout {holdout} must be between 1 and the series length minus 1 ({n} observations in {})",
-            csv.display()
+            "--holdout {} must be between 1 and the series length minus 1 ({n} observations in {})",
+            a.holdout,
+            a.csv.display()
         );
     }
     Ok(series)
+}
+
+/// The median of fit times (null when there are none).
+fn median_seconds(mut times: Vec<f64>) -> Value {
+    times.sort_by(f64::total_cmp);
+    match times.len() {
+        0 => Value::Null,
+        k if k % 2 == 1 => json!(times[k / 2]),
+        k => json!((times[k / 2 - 1] + times[k / 2]) / 2.0),
+    }
 }
 
 /// `infogap eval forecast`: fit on all but the last `--holdout` observations,
 /// forecast them, report MAPE (%) and RMSE.
 pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
     check_level(args.model.level)?;
-    let series = read_holdout_series(&args.csv, &args.date_col, &args.value_col, args.holdout)?;
+    let series = read_holdout_series(&args.series)?;
     let y = &series.values;
-    let (train, test) = y.split_at(y.len() - args.holdout);
+    let (train, test) = y.split_at(y.len() - args.series.holdout);
     let h = test.len();
     // `fit_seconds`: estimation (model choice and parameters) up to the point
     // forecasts; `forecast_seconds`: the prediction intervals (simulated paths
@@ -368,12 +372,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
         }
         repeats.push(t.elapsed().as_secs_f64());
     }
-    repeats.sort_by(f64::total_cmp);
-    let fit_seconds_median = match repeats.len() {
-        0 => Value::Null,
-        k if k % 2 == 1 => json!(repeats[k / 2]),
-        k => json!((repeats[k / 2 - 1] + repeats[k / 2]) / 2.0),
-    };
+    let fit_seconds_median = median_seconds(repeats);
     let out = json!({
         "mape": r6(mape(test, &point)),
         "rmse": r6(rmse(test, &point)),
@@ -398,7 +397,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "series: {} ({} observations, column {:?})",
-            args.csv.display(),
+            args.series.csv.display(),
             y.len(),
             series.value_column
         );
@@ -426,9 +425,9 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
 /// the same computation as an `infogap eval forecast` command (named in the
 /// output), whose `fit_seconds` is instead the first fit of a fresh process.
 pub fn bench(_ctx: &Ctx, args: &BenchForecastArgs) -> anyhow::Result<()> {
-    let series = read_holdout_series(&args.csv, &args.date_col, &args.value_col, args.holdout)?;
+    let series = read_holdout_series(&args.series)?;
     let y = &series.values;
-    let (train, test) = y.split_at(y.len() - args.holdout);
+    let (train, test) = y.split_at(y.len() - args.series.holdout);
     let h = test.len();
     let base = ModelOpts {
         method: Method::Ses,
@@ -491,18 +490,13 @@ pub fn bench(_ctx: &Ctx, args: &BenchForecastArgs) -> anyhow::Result<()> {
             fit_method(opts, train, h)?;
             times.push(t.elapsed().as_secs_f64());
         }
-        times.sort_by(f64::total_cmp);
-        let median = match times.len() {
-            0 => Value::Null,
-            k if k % 2 == 1 => json!(times[k / 2]),
-            k => json!((times[k / 2 - 1] + times[k / 2]) / 2.0),
-        };
+        let median = median_seconds(times);
         let point = fit.forecast(h);
         out.push(json!({
             "id": id,
             "description": what,
             "command": format!("infogap eval forecast --csv {} --holdout {} --season {} {flags}",
-                args.csv.display(), args.holdout, args.season),
+                args.series.csv.display(), args.series.holdout, args.season),
             "method": fit.name(),
             "mape": r6(mape(test, &point)),
             "rmse": r6(rmse(test, &point)),
@@ -511,7 +505,7 @@ pub fn bench(_ctx: &Ctx, args: &BenchForecastArgs) -> anyhow::Result<()> {
         }));
     }
     let report = json!({
-        "series": args.csv.display().to_string(),
+        "series": args.series.csv.display().to_string(),
         "n_train": train.len(),
         "n_test": h,
         "repeats": args.repeat,
@@ -523,7 +517,7 @@ pub fn bench(_ctx: &Ctx, args: &BenchForecastArgs) -> anyhow::Result<()> {
     }
     println!(
         "{} (train {}, test {}), {} repeats per row",
-        args.csv.display(),
+        args.series.csv.display(),
         train.len(),
         h,
         args.repeat
