@@ -513,6 +513,10 @@ pub enum Fitted {
     },
 }
 
+/// One customer to score in a batch: the training row (`None` to fold in
+/// from the history alone) and the history.
+pub type ScoreRow<'a> = (Option<u32>, &'a [(u32, f32)]);
+
 /// A fitted recommender.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recommender {
@@ -611,6 +615,40 @@ impl Fitted {
                     for (o, x) in out.iter_mut().zip(&a) {
                         *o += w * x;
                     }
+                }
+            }
+        }
+    }
+
+    /// [`Fitted::score`] for several customers: row `r` of `out` (rows of
+    /// `out.len() / rows.len()` items) gets the scores of `rows[r]` (training
+    /// row or `None`, history), the same values as scoring them one by one.
+    /// Factor models read their item factors once per batch instead of once
+    /// per customer; the others score row by row.
+    pub fn score_batch(&self, popularity: &Popularity, rows: &[ScoreRow<'_>], out: &mut [f32]) {
+        let n = out.len() / rows.len().max(1);
+        match self {
+            Fitted::Ials(m) => m.score_batch(rows, out),
+            Fitted::Ensemble { parts, weights } => {
+                out.fill(0.0);
+                let mut a = vec![0f32; out.len()];
+                for (p, &w) in parts.iter().zip(weights) {
+                    if w == 0.0 {
+                        continue;
+                    }
+                    p.score_batch(popularity, rows, &mut a);
+                    for ((o, a), &(_, history)) in out.chunks_mut(n).zip(a.chunks_mut(n)).zip(rows)
+                    {
+                        standardize(a, history);
+                        for (o, x) in o.iter_mut().zip(a.iter()) {
+                            *o += w * x;
+                        }
+                    }
+                }
+            }
+            _ => {
+                for (o, &(user, history)) in out.chunks_mut(n).zip(rows) {
+                    self.score(popularity, user, history, o);
                 }
             }
         }
@@ -722,29 +760,50 @@ impl Recommender {
 
     /// Top-`n` item lists for every row of `by_user` (the training users, in
     /// order), in parallel; seen items are excluded unless `include_seen`.
+    ///
+    /// Customers are scored in batches (at most 16, and about 4 MB of scores)
+    /// through [`Fitted::score_batch`]: the same scores as one by one, with
+    /// the item factors read once per batch.
     pub fn recommend_all(&self, by_user: &Csr, n: usize, include_seen: bool) -> Vec<Vec<u32>> {
         let filter = TopNFilter {
             include_seen,
             ..Default::default()
         };
-        (0..by_user.n_rows)
+        let items = self.n_items.max(1);
+        let batch = ((1usize << 20) / items).clamp(1, 16);
+        let starts: Vec<usize> = (0..by_user.n_rows).step_by(batch).collect();
+        let lists: Vec<Vec<Vec<u32>>> = starts
             .into_par_iter()
-            .map_init(
-                || vec![0f32; self.n_items],
-                |s, u| {
-                    let hist: Vec<(u32, f32)> = by_user.row(u).collect();
-                    if hist.is_empty() {
-                        self.popularity.score(s);
-                    } else {
-                        self.scores(Some(u as u32), &hist, s);
-                    }
-                    top_n(s, by_user.row_indices(u), n, &filter)
-                        .into_iter()
-                        .map(|x| x.item)
-                        .collect()
-                },
-            )
-            .collect()
+            .map_init(Vec::new, |s: &mut Vec<f32>, u0| {
+                let u1 = (u0 + batch).min(by_user.n_rows);
+                let hists: Vec<Vec<(u32, f32)>> =
+                    (u0..u1).map(|u| by_user.row(u).collect()).collect();
+                let rows: Vec<ScoreRow<'_>> = (u0..u1)
+                    .zip(&hists)
+                    .map(|(u, h)| {
+                        let user = Some(u as u32).filter(|&u| (u as usize) < self.n_users);
+                        (user, h.as_slice())
+                    })
+                    .collect();
+                s.clear();
+                s.resize(rows.len() * self.n_items, 0.0);
+                self.model.score_batch(&self.popularity, &rows, s);
+                (u0..u1)
+                    .zip(s.chunks_mut(self.n_items.max(1)))
+                    .zip(&hists)
+                    .map(|((u, row), h)| {
+                        if h.is_empty() {
+                            self.popularity.score(row);
+                        }
+                        top_n(row, by_user.row_indices(u), n, &filter)
+                            .into_iter()
+                            .map(|x| x.item)
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        lists.into_iter().flatten().collect()
     }
 
     /// The customer's own items that contributed most to `item`'s score,

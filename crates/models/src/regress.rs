@@ -283,7 +283,11 @@ fn moments(x: &Matrix, y: &[f64]) -> Moments {
             8 => Moments::of_chunk_fixed::<8, 9>(xc, yc),
             _ => Moments::of_chunk(xc, yc, p),
         })
-        .reduce(|| Moments::empty(q), Moments::merge)
+        // Merged in chunk order, not by `reduce` (whose tree depends on the
+        // work stealing), so the result does not depend on the threads.
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Moments::empty(q), Moments::merge)
 }
 
 /// Cholesky of a symmetric p×p matrix (row-major), skipping columns whose

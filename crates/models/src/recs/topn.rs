@@ -50,15 +50,16 @@ impl TopNFilter<'_> {
 }
 
 /// Indices of the `k` largest entries of `scores` among those where `keep(i)`,
-/// best first (ties broken by lower index, so results are deterministic).
+/// best first (ties broken by lower index, so results are deterministic; NaN
+/// ranks last).
+///
+/// For a short list (k up to an eighth of the catalogue) one pass keeps the k
+/// best in a small sorted buffer: most items fail the comparison with the
+/// current k-th and cost one comparison. Otherwise the candidates are
+/// partially sorted. Both give the same list: the order is total.
 pub fn top_k_indices(scores: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> Vec<u32> {
-    let mut cand: Vec<u32> = (0..scores.len())
-        .filter(|&i| keep(i))
-        .map(|i| i as u32)
-        .collect();
     let cmp = |a: &u32, b: &u32| {
         let (sa, sb) = (scores[*a as usize], scores[*b as usize]);
-        // NaN sorts last.
         match (sa.is_nan(), sb.is_nan()) {
             (true, false) => std::cmp::Ordering::Greater,
             (false, true) => std::cmp::Ordering::Less,
@@ -68,6 +69,27 @@ pub fn top_k_indices(scores: &[f32], k: usize, keep: impl Fn(usize) -> bool) -> 
     if k == 0 {
         return Vec::new();
     }
+    if k.saturating_mul(8) <= scores.len() {
+        let mut top: Vec<u32> = Vec::with_capacity(k + 1);
+        for i in (0..scores.len()).filter(|&i| keep(i)) {
+            let i = i as u32;
+            if top.len() == k {
+                match top.last() {
+                    Some(worst) if cmp(&i, worst) == std::cmp::Ordering::Less => {
+                        top.pop();
+                    }
+                    _ => continue,
+                }
+            }
+            let at = top.partition_point(|t| cmp(t, &i) == std::cmp::Ordering::Less);
+            top.insert(at, i);
+        }
+        return top;
+    }
+    let mut cand: Vec<u32> = (0..scores.len())
+        .filter(|&i| keep(i))
+        .map(|i| i as u32)
+        .collect();
     if cand.len() > k {
         cand.select_nth_unstable_by(k - 1, cmp);
         cand.truncate(k);
@@ -124,5 +146,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(top_n(&scores, &[], 1, &f)[0].item, 4);
+    }
+
+    /// The one-pass path gives exactly the full sort's list, with ties, NaN
+    /// and a filter, for short and long lists.
+    #[test]
+    fn short_lists_equal_a_full_sort() {
+        let scores: Vec<f32> = (0..500u32)
+            .map(|i| match i % 37 {
+                0 => f32::NAN,
+                1 => 0.5,
+                _ => ((i * 7919) % 101) as f32 / 10.0 - 3.0,
+            })
+            .collect();
+        let keep = |i: usize| i % 5 != 3;
+        let mut want: Vec<u32> = (0..500u32).filter(|&i| keep(i as usize)).collect();
+        want.sort_by(|a, b| {
+            let (sa, sb) = (scores[*a as usize], scores[*b as usize]);
+            match (sa.is_nan(), sb.is_nan()) {
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ => sb.total_cmp(&sa).then(a.cmp(b)),
+            }
+        });
+        for k in [1, 3, 10, 62, 63, 200, 400, 1000] {
+            let got = top_k_indices(&scores, k, keep);
+            assert_eq!(got, want[..k.min(want.len())], "k = {k}");
+        }
     }
 }

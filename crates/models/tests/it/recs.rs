@@ -360,3 +360,30 @@ fn ranking_metrics_on_a_hand_checked_case() {
     assert!((r.map - ap / 2.0).abs() < 1e-12);
     assert!((r.coverage - 6.0 / 10.0).abs() < 1e-12);
 }
+
+/// Scoring everyone in batches (`recommend_all`) gives exactly the lists of
+/// scoring each customer alone, for every model and for an ensemble, with a
+/// customer whose history is empty (popularity) among them.
+#[test]
+fn recommend_all_equals_one_customer_at_a_time() {
+    let (p, _) = planted();
+    // User 5 keeps no items: its row is empty.
+    let triples: Vec<_> = p.triples.iter().copied().filter(|t| t.0 != 5).collect();
+    let x = Interactions::from_dense_triples(N_USERS, N_ITEMS, &triples).expect("valid triples");
+    let mut algos = all_algos();
+    algos.push(AlgoParams::Ensemble {
+        parts: vec![small_ials(), AlgoParams::ItemKnn { k: 30, shrink: 2.0 }],
+        weights: vec![0.7, 0.3],
+    });
+    for a in &algos {
+        let m = Recommender::fit(a, &x).expect("fit");
+        let all = m.recommend_all(&x.by_user, 10, false);
+        assert_eq!(all.len(), N_USERS);
+        for (u, got) in all.iter().enumerate() {
+            let hist: Vec<(u32, f32)> = x.by_user.row(u).collect();
+            let one = m.recommend(Some(u as u32), &hist, 10, &TopNFilter::default());
+            let want: Vec<u32> = one.items.iter().map(|s| s.item).collect();
+            assert_eq!(got, &want, "{} user {u}", a.name());
+        }
+    }
+}
