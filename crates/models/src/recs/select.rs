@@ -110,6 +110,17 @@ struct Kept {
 /// iALS fits shared by candidates that differ only in `iterations`.
 type IalsPaths = Vec<(IalsParams, Result<Vec<(Ials, f64)>, String>)>;
 
+/// The [`IalsPaths`] key of an iALS candidate (its parameters but the sweeps).
+fn path_key(c: &AlgoParams) -> Option<IalsParams> {
+    match c {
+        AlgoParams::Ials(p) => Some(IalsParams {
+            iterations: 0,
+            ..*p
+        }),
+        _ => None,
+    }
+}
+
 /// Fits one candidate; iALS candidates differing only in the number of
 /// sweeps come from one [`Ials::fit_path`] (cached in `paths`).
 fn fit_candidate(
@@ -120,25 +131,15 @@ fn fit_candidate(
     paths: &mut IalsPaths,
 ) -> Result<(Recommender, f64), ModelError> {
     let t0 = std::time::Instant::now();
-    let AlgoParams::Ials(p) = c else {
+    let (AlgoParams::Ials(p), Some(key)) = (c, path_key(c)) else {
         return Recommender::fit_in(c, ctx).map(|m| (m, t0.elapsed().as_secs_f64()));
-    };
-    let key = IalsParams {
-        iterations: 0,
-        ..*p
     };
     if !paths.iter().any(|(q, _)| *q == key) {
         let iterations: Vec<usize> = candidates
             .iter()
+            .filter(|x| path_key(x) == Some(key))
             .filter_map(|x| match x {
-                AlgoParams::Ials(q)
-                    if IalsParams {
-                        iterations: 0,
-                        ..*q
-                    } == key =>
-                {
-                    Some(q.iterations)
-                }
+                AlgoParams::Ials(q) => Some(q.iterations),
                 _ => None,
             })
             .collect();
@@ -182,7 +183,7 @@ fn run_trials(
     let mut kept: Vec<Kept> = Vec::new();
     let popularity = Popularity::fit(ctx.by_user);
     let mut paths = IalsPaths::new();
-    for c in candidates {
+    for (at, c) in candidates.iter().enumerate() {
         let t0 = std::time::Instant::now();
         match fit_candidate(c, candidates, ctx, &popularity, &mut paths) {
             Ok((m, fit_seconds)) => {
@@ -218,6 +219,15 @@ fn run_trials(
                 fit_seconds: t0.elapsed().as_secs_f64(),
                 error: Some(e.to_string()),
             }),
+        }
+        // A path's checkpoints are dropped after its last candidate: kept
+        // all along, 48 iALS models of a 68k-item catalogue took 0.9 GB.
+        if let Some(key) = path_key(c)
+            && !candidates[at + 1..]
+                .iter()
+                .any(|x| path_key(x) == Some(key))
+        {
+            paths.retain(|(q, _)| *q != key);
         }
     }
     (trials, kept)
