@@ -174,6 +174,7 @@ pub enum Search {
 /// Chooses a configuration on a per-user holdout of `validation` of `train`
 /// (never on test data); a fixed configuration is returned as is. `order`
 /// (the chronological rank of `train`'s interactions) enables sequence models.
+/// With `progress`, a search draws a bar on stderr (trials done of planned).
 pub fn choose(
     search: &Search,
     train: &Csr,
@@ -181,19 +182,33 @@ pub fn choose(
     validation: f64,
     seed: u64,
     k: usize,
+    progress: bool,
 ) -> Result<(AlgoParams, Option<Selection>), EngineError> {
-    Ok(match search {
+    let searching =
+        matches!(search, Search::Auto) || matches!(search, Search::Grid(c) if c.len() > 1);
+    let bar = crate::report::progress_bar(progress && searching, "choosing a recommender");
+    let tick = |done: usize, planned: usize| {
+        if let Some(b) = &bar {
+            b.set_length(planned as u64);
+            b.set_position(done as u64);
+        }
+    };
+    let out = match search {
         Search::Fixed(p) => (p.clone(), None),
         Search::Grid(c) if c.len() == 1 => (c[0].clone(), None),
         Search::Grid(c) => {
-            let sel = select::grid_search_with(c, train, order, validation, seed, k)?;
+            let sel = select::grid_search_with(c, train, order, validation, seed, k, &tick)?;
             (sel.best.clone(), Some(sel))
         }
         Search::Auto => {
-            let sel = select::auto_search_with(train, order, validation, seed, k)?;
+            let sel = select::auto_search_with(train, order, validation, seed, k, &tick)?;
             (sel.best.clone(), Some(sel))
         }
-    })
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(out)
 }
 
 /// Evaluates a configuration (chosen by nDCG@k on a per-user holdout of
@@ -205,6 +220,7 @@ pub fn eval_topn(
     k: usize,
     validation: f64,
     seed: u64,
+    progress: bool,
 ) -> Result<TopNEvalReport, EngineError> {
     if k == 0 {
         return Err(EngineError::Invalid("--k must be at least 1".into()));
@@ -216,6 +232,7 @@ pub fn eval_topn(
         validation,
         seed,
         k,
+        progress,
     )?;
     let select_seconds = selection.as_ref().map_or(0.0, |s| s.seconds);
     let t0 = Instant::now();
@@ -348,6 +365,8 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Cut-off of the inner-holdout metrics.
     pub k: usize,
+    /// Draw a progress bar while a search runs.
+    pub progress: bool,
 }
 
 /// What [`train`] did.
@@ -400,7 +419,7 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
     let search = search_for(&opts.algo, &opts.params, opts.seed)?;
     // Inner holdout on the store's data: choose (for `auto`) and measure.
     let order = order.as_ref();
-    let (params, sel) = choose(&search, &x.by_user, order, 0.2, opts.seed, k)?;
+    let (params, sel) = choose(&search, &x.by_user, order, 0.2, opts.seed, k, opts.progress)?;
     let (holdout, tried) = match sel {
         Some(s) => (s.best_report, s.trials.len()),
         None => {

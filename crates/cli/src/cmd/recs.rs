@@ -185,7 +185,14 @@ pub fn eval(ctx: &Ctx, args: &EvalRecsArgs) -> anyhow::Result<()> {
         }
     };
     let validation = args.validation.unwrap_or(0.25);
-    let rep = erecs::eval_topn(&data, &search, args.k, validation, args.seed)?;
+    let rep = erecs::eval_topn(
+        &data,
+        &search,
+        args.k,
+        validation,
+        args.seed,
+        ctx.progress(),
+    )?;
     let k = args.k;
     let mut out = serde_json::Map::new();
     out.insert(format!("precision@{k}"), json!(rep.report.precision));
@@ -333,6 +340,7 @@ pub fn train(ctx: &Ctx, args: &TrainRecsArgs) -> anyhow::Result<()> {
         signals: signals(args),
         seed: args.seed,
         k: args.k,
+        progress: ctx.progress(),
     };
     let rep = erecs::train(&engine, &opts)?;
     let v = train_json(&rep);
@@ -506,6 +514,7 @@ pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow
         signals: SignalConfig::default(),
         seed: 0,
         k: 10,
+        progress: false,
     };
     let rep = erecs::train(engine, &opts)?;
     let loaded = erecs::load(engine)?;

@@ -107,6 +107,14 @@ struct Kept {
     fit_seconds: f64,
 }
 
+/// Hears how a search advances: trials done and trials planned (stage 2 of
+/// `auto` plans its ensembles as it goes). The binary draws a progress bar
+/// with it; this crate does no I/O.
+pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Sync);
+
+/// A [`Progress`] that ignores everything.
+pub fn no_progress(_: usize, _: usize) {}
+
 /// iALS fits shared by candidates that differ only in `iterations`.
 type IalsPaths = Vec<(IalsParams, Result<Vec<(Ials, f64)>, String>)>;
 
@@ -178,6 +186,7 @@ fn run_trials(
     ctx: &FitContext<'_>,
     valid: &[Vec<u32>],
     k: usize,
+    progress: Progress<'_>,
 ) -> (Vec<Trial>, Vec<Kept>) {
     let mut trials = Vec::with_capacity(candidates.len());
     let mut kept: Vec<Kept> = Vec::new();
@@ -229,6 +238,7 @@ fn run_trials(
         {
             paths.retain(|(q, _)| *q != key);
         }
+        progress(at + 1, candidates.len());
     }
     (trials, kept)
 }
@@ -258,7 +268,7 @@ pub fn grid_search(
     seed: u64,
     k: usize,
 ) -> Result<Selection, ModelError> {
-    grid_search_with(candidates, train, None, fraction, seed, k)
+    grid_search_with(candidates, train, None, fraction, seed, k, &no_progress)
 }
 
 /// [`grid_search`] with the chronological order of `train`'s interactions
@@ -270,6 +280,7 @@ pub fn grid_search_with(
     fraction: f64,
     seed: u64,
     k: usize,
+    progress: Progress<'_>,
 ) -> Result<Selection, ModelError> {
     let t0 = std::time::Instant::now();
     if candidates.is_empty() {
@@ -280,7 +291,7 @@ pub fn grid_search_with(
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
     let ctx = FitContext::new(&inner, &inner_t).with_order(order);
-    let (trials, _) = run_trials(candidates, &ctx, &valid, k);
+    let (trials, _) = run_trials(candidates, &ctx, &valid, k, progress);
     let (best, best_report) = best_of(&trials)?;
     Ok(Selection {
         best,
@@ -475,7 +486,7 @@ pub fn auto_search(
     seed: u64,
     k: usize,
 ) -> Result<Selection, ModelError> {
-    auto_search_with(train, None, fraction, seed, k)
+    auto_search_with(train, None, fraction, seed, k, &no_progress)
 }
 
 /// `--algo auto`: stage 1 fits [`auto_candidates_with`] on an inner split of
@@ -492,13 +503,23 @@ pub fn auto_search_with(
     fraction: f64,
     seed: u64,
     k: usize,
+    progress: Progress<'_>,
 ) -> Result<Selection, ModelError> {
     let t0 = std::time::Instant::now();
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
     let ctx = FitContext::new(&inner, &inner_t).with_order(order);
     let cands = auto_candidates_with(train.n_cols, AUTO_SEQUENCE_MODELS && order.is_some(), seed);
-    let (mut trials, kept) = run_trials(&cands, &ctx, &valid, k);
+    // Stage 2 evaluates at most (families − 1) × weights ensembles per round.
+    let families = cands
+        .iter()
+        .map(AlgoParams::name)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let planned = cands.len()
+        + families.saturating_sub(1) * ENSEMBLE_WEIGHTS.len() * (ENSEMBLE_MAX_PARTS - 1);
+    let (mut trials, kept) =
+        run_trials(&cands, &ctx, &valid, k, &|done, _| progress(done, planned));
     let (mut best, mut best_report) = best_of(&trials)?;
     let popularity = Popularity::fit(&inner);
     // Greedy ensemble over the best model of each family.
@@ -556,6 +577,7 @@ pub fn auto_search_with(
                     fit_seconds: idx.iter().map(|&i| pool[i].fit_seconds).sum(),
                     error: None,
                 });
+                progress(trials.len(), planned.max(trials.len()));
                 if round.as_ref().is_none_or(|r| rep.ndcg > r.report.ndcg) {
                     round = Some(RoundBest {
                         member: pi,
@@ -581,6 +603,7 @@ pub fn auto_search_with(
             _ => break,
         }
     }
+    progress(trials.len(), trials.len());
     Ok(Selection {
         best,
         best_report,
