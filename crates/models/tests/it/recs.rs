@@ -387,3 +387,23 @@ fn recommend_all_equals_one_customer_at_a_time() {
         }
     }
 }
+
+/// A search reports its progress: trials done never go back, never pass the
+/// plan, and the last report is every trial done.
+#[test]
+fn search_progress_ends_at_every_trial() {
+    let (_, x) = planted();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let record = |done: usize, planned: usize| {
+        seen.lock().expect("lock").push((done, planned));
+    };
+    let sel = select::auto_search_with(&x.by_user, None, 0.25, 0, 10, &record).expect("auto");
+    let v = seen.into_inner().expect("lock");
+    assert!(v.len() > 10, "{v:?}");
+    assert!(v.windows(2).all(|w| w[1].0 >= w[0].0), "{v:?}");
+    assert!(v.iter().all(|&(d, p)| d <= p), "{v:?}");
+    assert_eq!(
+        v.last().copied(),
+        Some((sel.trials.len(), sel.trials.len()))
+    );
+}
