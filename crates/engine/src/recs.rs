@@ -481,7 +481,8 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
         signals: opts.signals.clone(),
         model,
     };
-    let blob = serde_json::to_vec(&saved)
+    let mut blob = Vec::new();
+    ciborium::into_writer(&saved, &mut blob)
         .map_err(|e| EngineError::Invalid(format!("serializing the model: {e}")))?;
     let params_json = serde_json::json!({
         "algo": params.name(),
@@ -526,7 +527,13 @@ pub fn load(engine: &Engine) -> Result<LoadedRecs, EngineError> {
             "no recommender model in the store; run `infogap train recs` first".into(),
         )
     })?;
-    let saved: SavedRecs = serde_json::from_slice(&rec.blob).map_err(|e| {
+    // CBOR since the fourth session; JSON before (a map starts with `{`).
+    let parsed = if rec.blob.first() == Some(&b'{') {
+        serde_json::from_slice(&rec.blob).map_err(|e| e.to_string())
+    } else {
+        ciborium::from_reader(rec.blob.as_slice()).map_err(|e| e.to_string())
+    };
+    let saved: SavedRecs = parsed.map_err(|e| {
         EngineError::Invalid(format!(
             "the saved recs model v{} cannot be read: {e}",
             rec.version

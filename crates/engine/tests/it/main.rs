@@ -110,3 +110,45 @@ fn a_changed_file_replaces_its_rows_and_an_unchanged_one_is_skipped() {
     );
     assert_eq!(after.customers, before.customers);
 }
+
+/// A trained recommender is saved in CBOR and loads back equal; a model saved
+/// as JSON by earlier versions still loads, to the same model.
+#[test]
+fn saved_recommenders_load_back_in_both_formats() {
+    use infogap_engine::recs::{TrainOptions, load, train};
+    let (_fx, engine) = imported(200, 5);
+    let opts = TrainOptions {
+        algo: "ials".into(),
+        params: Vec::new(),
+        signals: Default::default(),
+        seed: 0,
+        k: 10,
+        progress: false,
+    };
+    let rep = train(&engine, &opts).expect("train");
+    let rec = engine
+        .load_model("recs")
+        .expect("load")
+        .expect("a saved model");
+    assert_ne!(rec.blob.first(), Some(&b'{'), "new models are CBOR");
+    let cbor = load(&engine).expect("load CBOR");
+    assert_eq!(cbor.version, rep.version);
+    // The same model written as JSON (the format before) is read too.
+    let json_blob = serde_json::to_vec(&cbor.saved).expect("json");
+    engine
+        .save_model(
+            "recs",
+            &serde_json::json!({}),
+            &serde_json::json!({}),
+            &json_blob,
+        )
+        .expect("save json");
+    let from_json = load(&engine).expect("load JSON");
+    assert_eq!(from_json.version, rep.version + 1);
+    assert_eq!(from_json.saved.model, cbor.saved.model);
+    // As JSON values (maps compare regardless of key order).
+    assert_eq!(
+        serde_json::to_value(&from_json.saved).expect("json"),
+        serde_json::to_value(&cbor.saved).expect("json")
+    );
+}

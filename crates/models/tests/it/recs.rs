@@ -407,3 +407,32 @@ fn search_progress_ends_at_every_trial() {
         Some((sel.trials.len(), sel.trials.len()))
     );
 }
+
+/// Every fitted model goes through JSON and back unchanged (the fitted state
+/// is read by a hand-written, streaming deserializer), and a map that does not
+/// start with `kind` is refused with a clear message.
+#[test]
+fn fitted_models_round_trip_through_json() {
+    let (_, x) = planted();
+    let mut algos = all_algos();
+    algos.push(AlgoParams::Popularity);
+    algos.push(AlgoParams::default_for("gf-cf").expect("gf-cf"));
+    algos.push(AlgoParams::Ensemble {
+        parts: vec![small_ials(), AlgoParams::UserKnn { k: 30, shrink: 2.0 }],
+        weights: vec![0.6, 0.4],
+    });
+    for a in &algos {
+        let m = Recommender::fit(a, &x).expect("fit");
+        let text = serde_json::to_string(&m).expect("serialize");
+        let back: Recommender = serde_json::from_str(&text).expect("deserialize");
+        assert_eq!(back, m, "{}", a.name());
+    }
+    let err = serde_json::from_str::<infogap_models::recs::Fitted>(
+        r#"{"weights": [1.0], "kind": "ensemble"}"#,
+    )
+    .expect_err("kind not first");
+    assert!(err.to_string().contains("`kind`"), "{err}");
+    let err = serde_json::from_str::<infogap_models::recs::Fitted>(r#"{"kind": "nope"}"#)
+        .expect_err("unknown kind");
+    assert!(err.to_string().contains("nope"), "{err}");
+}
