@@ -682,20 +682,7 @@ impl Fitted {
                     *o = weight * *o + (1.0 - weight) * x;
                 }
             }
-            Fitted::Ensemble { parts, weights } => {
-                out.fill(0.0);
-                let mut a = vec![0f32; out.len()];
-                for (p, &w) in parts.iter().zip(weights) {
-                    if w == 0.0 {
-                        continue;
-                    }
-                    p.score(popularity, user, history, &mut a);
-                    standardize(&mut a, history);
-                    for (o, x) in out.iter_mut().zip(&a) {
-                        *o += w * x;
-                    }
-                }
-            }
+            Fitted::Ensemble { .. } => self.score_batch(popularity, &[(user, history)], out),
         }
     }
 
