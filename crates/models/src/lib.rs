@@ -13,6 +13,7 @@ pub mod classify;
 pub mod clv;
 pub mod forecast;
 pub mod metrics;
+pub mod packed;
 pub mod recs;
 pub mod regress;
 pub mod segment;

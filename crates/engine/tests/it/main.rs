@@ -152,3 +152,40 @@ fn saved_recommenders_load_back_in_both_formats() {
         serde_json::to_value(&cbor.saved).expect("json")
     );
 }
+
+/// Every model family goes through CBOR (packed arrays) and back unchanged;
+/// packed factors make the float-heavy models' blobs far smaller than JSON.
+#[test]
+fn every_recommender_round_trips_through_cbor() {
+    use infogap_models::recs::data::Interactions;
+    use infogap_models::recs::synth::planted_taste;
+    use infogap_models::recs::{AlgoParams, Recommender};
+    let p = planted_taste(200, 80, 4, 12, 0.1, 3);
+    let x = Interactions::from_dense_triples(200, 80, &p.triples).expect("triples");
+    for name in [
+        "popularity",
+        "item-knn",
+        "user-knn",
+        "ials",
+        "ease",
+        "gf-cf",
+    ] {
+        let params = AlgoParams::default_for(name).expect("algo");
+        let m = Recommender::fit(&params, &x).expect("fit");
+        let mut blob = Vec::new();
+        ciborium::into_writer(&m, &mut blob).expect("cbor");
+        let back: Recommender = ciborium::from_reader(blob.as_slice()).expect("read cbor");
+        assert_eq!(back, m, "{name}");
+        // Float-heavy models shrink to well under half their JSON (4 bytes
+        // a value instead of ~10 characters); small-integer ones need not.
+        if ["ials", "ease", "gf-cf"].contains(&name) {
+            let json = serde_json::to_vec(&m).expect("json");
+            assert!(
+                blob.len() * 2 < json.len(),
+                "{name}: CBOR {} vs JSON {}",
+                blob.len(),
+                json.len()
+            );
+        }
+    }
+}

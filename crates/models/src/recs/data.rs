@@ -99,10 +99,13 @@ pub struct Csr {
     /// Number of columns.
     pub n_cols: usize,
     /// Row start offsets into `indices`/`values` (`n_rows + 1` entries).
+    #[serde(with = "crate::packed")]
     pub indptr: Vec<usize>,
     /// Column index of each stored entry.
+    #[serde(with = "crate::packed")]
     pub indices: Vec<u32>,
     /// Value of each stored entry.
+    #[serde(with = "crate::packed")]
     pub values: Vec<f32>,
 }
 

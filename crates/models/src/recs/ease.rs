@@ -31,10 +31,13 @@ use crate::ModelError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ease {
     /// Items of the model (dense catalogue indices), in model order.
+    #[serde(with = "crate::packed")]
     pub items: Vec<u32>,
     /// Position of each catalogue item in `items` (`u32::MAX` = not modelled).
+    #[serde(with = "crate::packed")]
     pub pos: Vec<u32>,
     /// Row-major `|items|²` weights: row = history item, column = scored item.
+    #[serde(with = "crate::packed")]
     pub b: Vec<f32>,
 }
 

@@ -43,16 +43,21 @@ const SUBSPACE_SEED: u64 = 0x6f_cf;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GfCf {
     /// Items of the model (dense catalogue indices), ascending.
+    #[serde(with = "crate::packed")]
     pub items: Vec<u32>,
     /// Position of each catalogue item in `items` (`u32::MAX` = not modelled).
+    #[serde(with = "crate::packed")]
     pub pos: Vec<u32>,
     /// Row-major `|items|²` linear filter `P̃`.
+    #[serde(with = "crate::packed")]
     pub p: Vec<f32>,
     /// Number of singular vectors kept.
     pub k: usize,
     /// `|items| × k` row-major: `α · D_i^{-1/2} V` (history side of the low-pass filter).
+    #[serde(with = "crate::packed")]
     pub left: Vec<f32>,
     /// `|items| × k` row-major: `D_i^{1/2} V` (scored side of the low-pass filter).
+    #[serde(with = "crate::packed")]
     pub right: Vec<f32>,
 }
 

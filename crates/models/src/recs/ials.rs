@@ -60,10 +60,13 @@ pub struct Ials {
     /// Parameters used.
     pub params: IalsParams,
     /// `n_users × factors`.
+    #[serde(with = "crate::packed")]
     pub user_factors: Vec<f32>,
     /// `n_items × factors`.
+    #[serde(with = "crate::packed")]
     pub item_factors: Vec<f32>,
     /// `YᵀY + reg·I` of the item factors (`factors²`), kept for fold-in.
+    #[serde(with = "crate::packed")]
     pub yty: Vec<f32>,
 }
 

@@ -222,6 +222,7 @@ pub struct UserKnn {
     /// Items × training users.
     pub by_item: Csr,
     /// L2 norm of each training user's row.
+    #[serde(with = "crate::packed")]
     pub norms: Vec<f32>,
     /// Number of neighbours.
     pub k: usize,

@@ -11,6 +11,7 @@ use super::data::Csr;
 pub struct Popularity {
     /// Score per item: the number of users who interacted with it, plus a
     /// tiny tie-breaker proportional to the summed weight.
+    #[serde(with = "crate::packed")]
     pub scores: Vec<f32>,
 }
 
