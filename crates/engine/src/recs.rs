@@ -12,7 +12,8 @@
 //!   implicit interactions (order lines, ratings, cart/view events, optional
 //!   time decay); [`train`] fits, measures on an inner holdout and saves the
 //!   model (parameters, metrics, id maps, training histories, product labels)
-//!   as JSON in the store; [`recommend`] answers from the saved model, folding
+//!   in the store as CBOR, its numeric arrays packed as bytes (JSON blobs of
+//!   earlier versions still load); [`recommend`] answers from the saved model, folding
 //!   in customers that were not in the training data and falling back — with
 //!   a label — to popularity for customers without history.
 
