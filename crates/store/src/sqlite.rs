@@ -146,6 +146,21 @@ impl SqliteStore {
         self.rt.block_on(q.fetch_all(&mut *conn)).map_err(db_err)
     }
 
+    /// Runs `q` and hands each row to `f` as it arrives: the rows are never
+    /// all in memory at once (`fetch_all` of 1.47M order lines held 0.7 GB of
+    /// row values before the first was read).
+    fn each_row(&self, q: Q<'_>, mut f: impl FnMut(&SqliteRow) -> Result<()>) -> Result<()> {
+        use futures_util::TryStreamExt;
+        let mut conn = self.lock();
+        self.rt.block_on(async {
+            let mut rows = q.fetch(&mut *conn);
+            while let Some(r) = rows.try_next().await.map_err(db_err)? {
+                f(&r)?;
+            }
+            Ok(())
+        })
+    }
+
     fn fetch_i64(&self, sql: &'static str) -> Result<i64> {
         let rows = self.fetch_all(sqlx::query(sql))?;
         rows.first()
@@ -784,110 +799,121 @@ impl Store for SqliteStore {
         // recorded under such a key keep its id, so totals (demand) still see
         // them while per-customer analytics (RFM, churn, CLV) skip them.
         let mut index: HashMap<i64, usize> = HashMap::new();
-        for r in self.fetch_all(sqlx::query(
+        self.each_row(sqlx::query(
             "SELECT c.id, i.namespace, i.value FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id AND shared = 0) ORDER BY c.id",
-        ))? {
-            let id: i64 = get(&r, 0)?;
-            let ns: String = get(&r, 1)?;
-            let value: String = get(&r, 2)?;
+        ), |r| {
+            let id: i64 = get(r, 0)?;
+            let ns: String = get(r, 1)?;
+            let value: String = get(r, 2)?;
             index.insert(id, ds.customers.len());
             ds.customers.push(CustomerInfo { id, key: format!("{ns}:{value}"), attributes: Default::default() });
-        }
-        for r in self.fetch_all(sqlx::query(
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
             "SELECT i.customer_id, a.name, a.value FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
-        ))? {
-            let c: i64 = get(&r, 0)?;
+        ), |r| {
+            let c: i64 = get(r, 0)?;
             if let Some(&ix) = index.get(&c) {
-                let name: String = get(&r, 1)?;
-                let v: String = get(&r, 2)?;
+                let name: String = get(r, 1)?;
+                let v: String = get(r, 2)?;
                 ds.customers[ix].attributes.insert(name, attr_from_json(&v)?);
             }
-        }
-        for r in self.fetch_all(sqlx::query(
-            "SELECT id, key, name, category, price FROM products ORDER BY id",
-        ))? {
-            ds.products.push(ProductInfo {
-                id: get(&r, 0)?,
-                key: get(&r, 1)?,
-                name: get(&r, 2)?,
-                category: get(&r, 3)?,
-                price: get(&r, 4)?,
-            });
-        }
-        for r in self.fetch_all(sqlx::query(
+            Ok(())
+        })?;
+        self.each_row(
+            sqlx::query("SELECT id, key, name, category, price FROM products ORDER BY id"),
+            |r| {
+                ds.products.push(ProductInfo {
+                    id: get(r, 0)?,
+                    key: get(r, 1)?,
+                    name: get(r, 2)?,
+                    category: get(r, 3)?,
+                    price: get(r, 4)?,
+                });
+                Ok(())
+            },
+        )?;
+        self.each_row(sqlx::query(
             "SELECT o.id, i.customer_id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)),
                     COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0),
                     COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0)
              FROM orders o JOIN identities i ON i.id = o.identity_id ORDER BY o.id",
-        ))? {
+        ), |r| {
             ds.orders.push(OrderFact {
-                id: get(&r, 0)?,
-                customer: get(&r, 1)?,
-                time: get(&r, 2)?,
-                amount: get(&r, 3)?,
-                discount: get(&r, 4)?,
+                id: get(r, 0)?,
+                customer: get(r, 1)?,
+                time: get(r, 2)?,
+                amount: get(r, 3)?,
+                discount: get(r, 4)?,
             });
-        }
-        for r in self.fetch_all(sqlx::query(
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
             "SELECT l.order_id, i.customer_id, l.product_id, l.quantity, l.amount, l.discount, l.time FROM order_lines l JOIN identities i ON i.id = l.identity_id ORDER BY l.id",
-        ))? {
+        ), |r| {
             ds.lines.push(LineFact {
-                order: get(&r, 0)?,
-                customer: get(&r, 1)?,
-                product: get(&r, 2)?,
-                quantity: get(&r, 3)?,
-                amount: get(&r, 4)?,
-                discount: get(&r, 5)?,
-                time: get(&r, 6)?,
+                order: get(r, 0)?,
+                customer: get(r, 1)?,
+                product: get(r, 2)?,
+                quantity: get(r, 3)?,
+                amount: get(r, 4)?,
+                discount: get(r, 5)?,
+                time: get(r, 6)?,
             });
-        }
-        for r in self.fetch_all(sqlx::query(
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
             "SELECT i.customer_id, e.kind, e.product_id, e.value, e.channel, e.time FROM events e JOIN identities i ON i.id = e.identity_id ORDER BY e.id",
-        ))? {
+        ), |r| {
             ds.events.push(EventFact {
-                customer: get(&r, 0)?,
-                kind: get(&r, 1)?,
-                product: get(&r, 2)?,
-                value: get(&r, 3)?,
-                channel: get(&r, 4)?,
-                time: get(&r, 5)?,
+                customer: get(r, 0)?,
+                kind: get(r, 1)?,
+                product: get(r, 2)?,
+                value: get(r, 3)?,
+                channel: get(r, 4)?,
+                time: get(r, 5)?,
             });
-        }
-        for r in self.fetch_all(sqlx::query(
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
             "SELECT i.customer_id, f.kind, f.score, f.text, f.channel, f.time FROM feedback f JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
-        ))? {
+        ), |r| {
             ds.feedback.push(FeedbackFact {
-                customer: get(&r, 0)?,
-                kind: get(&r, 1)?,
-                score: get(&r, 2)?,
-                text: get(&r, 3)?,
-                channel: get(&r, 4)?,
-                time: get(&r, 5)?,
+                customer: get(r, 0)?,
+                kind: get(r, 1)?,
+                score: get(r, 2)?,
+                text: get(r, 3)?,
+                channel: get(r, 4)?,
+                time: get(r, 5)?,
             });
-        }
-        for r in self.fetch_all(sqlx::query(
-            "SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id",
-        ))? {
-            ds.campaigns.push(CampaignInfo {
-                id: get(&r, 0)?,
-                key: get(&r, 1)?,
-                name: get(&r, 2)?,
-                kind: get(&r, 3)?,
-                start: get(&r, 4)?,
-                end: get(&r, 5)?,
-            });
-        }
-        for r in self.fetch_all(sqlx::query(
+            Ok(())
+        })?;
+        self.each_row(
+            sqlx::query("SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id"),
+            |r| {
+                ds.campaigns.push(CampaignInfo {
+                    id: get(r, 0)?,
+                    key: get(r, 1)?,
+                    name: get(r, 2)?,
+                    kind: get(r, 3)?,
+                    start: get(r, 4)?,
+                    end: get(r, 5)?,
+                });
+                Ok(())
+            },
+        )?;
+        self.each_row(sqlx::query(
             "SELECT i.customer_id, c.campaign_id, c.time, c.kind FROM campaign_contacts c JOIN identities i ON i.id = c.identity_id ORDER BY c.id",
-        ))? {
-            let fact = CampaignFact { customer: get(&r, 0)?, campaign: get(&r, 1)?, time: get(&r, 2)? };
-            let kind: String = get(&r, 3)?;
+        ), |r| {
+            let fact = CampaignFact { customer: get(r, 0)?, campaign: get(r, 1)?, time: get(r, 2)? };
+            let kind: String = get(r, 3)?;
             if kind == "redemption" {
                 ds.redemptions.push(fact);
             } else {
                 ds.exposures.push(fact);
             }
-        }
+            Ok(())
+        })?;
         Ok(ds)
     }
 
