@@ -22,25 +22,22 @@ pub trait Le: Copy + Serialize + for<'de> Deserialize<'de> {
     fn get(b: &[u8]) -> Option<Self>;
 }
 
-impl Le for f32 {
-    const SIZE: usize = 4;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(b: &[u8]) -> Option<Self> {
-        Some(f32::from_le_bytes(b.try_into().ok()?))
-    }
+/// `Le` for a type with `to_le_bytes`/`from_le_bytes` of the same width.
+macro_rules! le_native {
+    ($($t:ty),*) => {$(
+        impl Le for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn put(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn get(b: &[u8]) -> Option<Self> {
+                Some(<$t>::from_le_bytes(b.try_into().ok()?))
+            }
+        }
+    )*};
 }
 
-impl Le for u32 {
-    const SIZE: usize = 4;
-    fn put(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-    fn get(b: &[u8]) -> Option<Self> {
-        Some(u32::from_le_bytes(b.try_into().ok()?))
-    }
-}
+le_native!(f32, u32);
 
 /// Stored as u64 whatever the platform's width.
 impl Le for usize {

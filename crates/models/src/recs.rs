@@ -560,7 +560,7 @@ impl<'de> Deserialize<'de> for Fitted {
                 let rest = serde::de::value::MapAccessDeserializer::new(map);
                 Ok(match kind.as_str() {
                     "popularity" => {
-                        // No fields; the remaining map must be empty.
+                        // No fields of its own; anything else is skipped.
                         let _: serde::de::IgnoredAny = Deserialize::deserialize(rest)?;
                         Fitted::Popularity
                     }
