@@ -24,7 +24,7 @@ use std::time::Instant;
 use infogap_ingest::ratings::{RatingFormat, read_ratings};
 use infogap_models::metrics::ranking::RankingReport;
 use infogap_models::recs::data::{
-    Combine, Csr, IdMap, Interactions, InteractionsBuilder, SignalWeights, TimeDecay,
+    Combine, Csr, IdMap, Interactions, InteractionsBuilder, SignalWeights, TimeDecay, Timeline,
 };
 use infogap_models::recs::select::{self, Selection};
 use infogap_models::recs::topn::TopNFilter;
@@ -47,9 +47,9 @@ pub struct TopNData {
     pub duplicates: usize,
     /// Test rows whose user or item did not appear in the training file.
     pub test_only: usize,
-    /// Chronological rank of each training interaction (same shape as
-    /// `train.by_user`), when every training rating had a timestamp.
-    pub order: Option<Csr>,
+    /// When each training interaction happened (rank and time), when every
+    /// training rating had a timestamp.
+    pub order: Option<Timeline>,
 }
 
 fn read(
@@ -179,7 +179,7 @@ pub enum Search {
 pub fn choose(
     search: &Search,
     train: &Csr,
-    order: Option<&Csr>,
+    order: Option<&Timeline>,
     validation: f64,
     seed: u64,
     k: usize,
@@ -282,7 +282,7 @@ pub fn build_interactions(ds: &Dataset, cfg: &SignalConfig) -> Result<Interactio
 pub fn build_interactions_with_order(
     ds: &Dataset,
     cfg: &SignalConfig,
-) -> Result<(Interactions, Option<Csr>), EngineError> {
+) -> Result<(Interactions, Option<Timeline>), EngineError> {
     let decay = match (cfg.half_life_days, ds.max_time()) {
         (Some(d), Some(t)) if d > 0.0 => Some(TimeDecay {
             half_life_seconds: d * 86_400.0,

@@ -12,13 +12,16 @@
 //!
 //! Algorithms: popularity, user-kNN and item-kNN (cosine), sequence-kNN
 //! (item similarity from time adjacency, when interactions have times),
-//! implicit ALS ([`ials`]), EASE ([`ease`]), GF-CF ([`gfcf`]), a
-//! rank-normalized blend of EASE and iALS, and weighted ensembles of any of
-//! them (per-user standardized scores). [`select`] holds the evaluation protocol (holdout splits, ranking
+//! implicit ALS ([`ials`]), EASE ([`ease`]), session-aware EASE (EASE whose
+//! Gram matrix also counts co-occurrence within each visit, when interactions
+//! have times), GF-CF ([`gfcf`]), a rank-normalized blend of EASE and iALS,
+//! and weighted ensembles of any of them (per-user standardized scores).
+//! [`select`] holds the evaluation protocol (holdout splits, ranking
 //! metrics per user, grid search and the `auto` search on an inner
 //! validation split carved from the training data only). [`FitContext`]
-//! carries the optional side data (the chronological order of interactions)
-//! and caches what several configurations share (EASE's Gram matrix).
+//! carries the optional side data (the [`data::Timeline`] of interactions)
+//! and caches what several configurations share (EASE's Gram matrix, the
+//! within-session Gram matrix per session gap).
 //! Everything is deterministic for a seed.
 
 pub mod data;
@@ -38,7 +41,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use data::{Csr, Interactions};
+use data::{Csr, Interactions, Timeline};
 use ease::{Ease, EaseGram};
 use gfcf::GfCf;
 use ials::{Ials, IalsParams};
@@ -54,6 +57,7 @@ pub const ALGORITHMS: &[&str] = &[
     "ials",
     "seq-knn",
     "ease",
+    "session-ease",
     "gf-cf",
     "blend",
 ];
@@ -95,6 +99,25 @@ pub enum AlgoParams {
         lambda: f64,
         /// Dropout emphasis `d` in [0,1): adds `d/(1−d)·G_jj` to item j's λ.
         dropout: f64,
+        /// Largest number of (most popular) items in the dense model.
+        max_items: usize,
+    },
+    /// Session-aware EASE (needs interaction times): EASE on
+    /// `XᵀX + session_weight · SᵀS`, where `S` is sessions × items — each
+    /// customer's interactions cut into visits wherever the time between two
+    /// consecutive ones exceeds `session_gap` seconds. Co-occurrence within one
+    /// visit (a basket, a page of ratings) is stronger evidence than anywhere
+    /// in the same history. Scores and explanations are EASE's (`x_u B`).
+    SessionEase {
+        /// L2 regularization λ.
+        lambda: f64,
+        /// Dropout emphasis `d` in [0,1) (as in EASE).
+        dropout: f64,
+        /// Weight of the within-session co-occurrence `SᵀS`.
+        session_weight: f64,
+        /// Largest gap (seconds) between two interactions of one session;
+        /// 0 = only equal times.
+        session_gap: i64,
         /// Largest number of (most popular) items in the dense model.
         max_items: usize,
     },
@@ -158,6 +181,13 @@ impl AlgoParams {
                 dropout: 0.0,
                 max_items: EASE_MAX_ITEMS,
             },
+            "session-ease" | "session_ease" | "sessionease" => AlgoParams::SessionEase {
+                lambda: 500.0,
+                dropout: 0.0,
+                session_weight: 3.0,
+                session_gap: 60,
+                max_items: EASE_MAX_ITEMS,
+            },
             "gf-cf" | "gfcf" | "gf_cf" => AlgoParams::GfCf {
                 k: 32,
                 alpha: 0.3,
@@ -191,6 +221,7 @@ impl AlgoParams {
             AlgoParams::SeqKnn { .. } => "seq-knn",
             AlgoParams::Ials(_) => "ials",
             AlgoParams::Ease { .. } => "ease",
+            AlgoParams::SessionEase { .. } => "session-ease",
             AlgoParams::GfCf { .. } => "gf-cf",
             AlgoParams::Blend { .. } => "blend",
             AlgoParams::Ensemble { .. } => "ensemble",
@@ -199,8 +230,9 @@ impl AlgoParams {
 
     /// Sets one hyper-parameter by name (`k`, `shrink`, `window`, `factors`,
     /// `reg`, `alpha`, `iterations`, `cg_steps`, `seed`, `lambda`, `dropout`,
-    /// `weight`, `max_items`; GF-CF: `k`, `alpha`, `max_items`). An ensemble
-    /// has none of its own.
+    /// `weight`, `max_items`; GF-CF: `k`, `alpha`, `max_items`; session-EASE:
+    /// `lambda`, `dropout`, `session_weight`, `session_gap`, `max_items`). An
+    /// ensemble has none of its own.
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
         let bad = |reason: &str| ModelError::InvalidParameter {
             name: key.to_owned(),
@@ -224,6 +256,19 @@ impl AlgoParams {
                 "iterations" => p.iterations = as_count(value)?,
                 "cg_steps" => p.cg_steps = as_count(value)?,
                 "seed" => p.seed = value.max(0.0) as u64,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        };
+        // EASE's own parameters (plain, session-aware, and in the blend).
+        let set_ease = |lambda: &mut f64,
+                        dropout: &mut f64,
+                        max_items: &mut usize|
+         -> Result<bool, ModelError> {
+            match key {
+                "lambda" => *lambda = value,
+                "dropout" => *dropout = value,
+                "max_items" => *max_items = as_count(value)?,
                 _ => return Ok(false),
             }
             Ok(true)
@@ -280,20 +325,29 @@ impl AlgoParams {
                 lambda,
                 dropout,
                 max_items,
+            } => set_ease(lambda, dropout, max_items)?,
+            AlgoParams::SessionEase {
+                lambda,
+                dropout,
+                session_weight,
+                session_gap,
+                max_items,
             } => match key {
-                "lambda" => {
-                    *lambda = value;
+                "session_weight" => {
+                    if value < 0.0 {
+                        return Err(bad("must be >= 0"));
+                    }
+                    *session_weight = value;
                     true
                 }
-                "dropout" => {
-                    *dropout = value;
+                "session_gap" => {
+                    if value < 0.0 || value.fract() != 0.0 || value > 1e15 {
+                        return Err(bad("must be a whole number of seconds >= 0"));
+                    }
+                    *session_gap = value as i64;
                     true
                 }
-                "max_items" => {
-                    *max_items = as_count(value)?;
-                    true
-                }
-                _ => false,
+                _ => set_ease(lambda, dropout, max_items)?,
             },
             AlgoParams::Blend {
                 lambda,
@@ -302,23 +356,11 @@ impl AlgoParams {
                 ials,
                 max_items,
             } => match key {
-                "lambda" => {
-                    *lambda = value;
-                    true
-                }
-                "dropout" => {
-                    *dropout = value;
-                    true
-                }
                 "weight" => {
                     *weight = value as f32;
                     true
                 }
-                "max_items" => {
-                    *max_items = as_count(value)?;
-                    true
-                }
-                _ => set_ials(ials)?,
+                _ => set_ease(lambda, dropout, max_items)? || set_ials(ials)?,
             },
         };
         if known {
@@ -345,20 +387,25 @@ impl AlgoParams {
 }
 
 /// What fitting needs besides the parameters: the user × item matrix, its
-/// transpose, optionally the chronological order of the interactions (see
-/// [`data::chronological_order`]; sequence models need it), and a cache of
-/// EASE Gram matrices so several configurations fitted on the same data
-/// build it once.
+/// transpose, optionally the [`Timeline`] of the interactions (sequence and
+/// session models need it), and a cache of EASE Gram matrices (and of
+/// session Gram matrices per gap) so several configurations fitted on the
+/// same data build each once.
 #[derive(Debug)]
 pub struct FitContext<'a> {
     /// Users × items.
     pub by_user: &'a Csr,
     /// Items × users.
     pub by_item: &'a Csr,
-    /// Chronological rank of each interaction (same shape as `by_user`), if known.
-    pub order: Option<&'a Csr>,
+    /// When each interaction happened (may cover more cells than `by_user`;
+    /// only `by_user`'s are read), if known.
+    pub order: Option<&'a Timeline>,
     grams: Mutex<Vec<(usize, Arc<EaseGram>)>>,
+    session_grams: Mutex<Vec<(SessionGramKey, Arc<Vec<f32>>)>>,
 }
+
+/// `(max_items, session gap)`: what a within-session Gram matrix depends on.
+type SessionGramKey = (usize, i64);
 
 impl<'a> FitContext<'a> {
     /// A context without interaction order.
@@ -368,13 +415,45 @@ impl<'a> FitContext<'a> {
             by_item,
             order: None,
             grams: Mutex::new(Vec::new()),
+            session_grams: Mutex::new(Vec::new()),
         }
     }
 
-    /// Adds the chronological order of the interactions.
-    pub fn with_order(mut self, order: Option<&'a Csr>) -> Self {
+    /// Adds the timeline of the interactions.
+    pub fn with_order(mut self, order: Option<&'a Timeline>) -> Self {
         self.order = order;
         self
+    }
+
+    /// The within-session Gram matrix `SᵀS` over EASE's items for sessions cut
+    /// at `gap` seconds (built once per `(max_items, gap)`).
+    fn session_gram(&self, max_items: usize, gap: i64) -> Result<Arc<Vec<f32>>, ModelError> {
+        let timeline = self.order.ok_or_else(|| {
+            ModelError::InvalidInput(
+                "session-ease needs the time of each interaction (no timestamps given)".into(),
+            )
+        })?;
+        let key = (max_items, gap);
+        {
+            let cache = self
+                .session_grams
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((_, g)) = cache.iter().find(|(k, _)| *k == key) {
+                return Ok(Arc::clone(g));
+            }
+        }
+        let sessions = timeline.sessions(self.by_user, gap)?;
+        let g = Arc::new(
+            self.gram(max_items)
+                .same_items(&sessions, &sessions.transpose()),
+        );
+        let mut cache = self
+            .session_grams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.push((key, Arc::clone(&g)));
+        Ok(g)
     }
 
     /// EASE's Gram matrix over at most `max_items` items (built once per cap).
@@ -399,13 +478,17 @@ impl<'a> FitContext<'a> {
                 Fitted::ItemKnn(ItemKnn::fit(by_user, by_item, *k, *shrink))
             }
             AlgoParams::SeqKnn { window, k, shrink } => {
-                let order = self.order.ok_or_else(|| {
+                let timeline = self.order.ok_or_else(|| {
                     ModelError::InvalidInput(
                         "seq-knn needs the time of each interaction (no timestamps given)".into(),
                     )
                 })?;
                 Fitted::ItemKnn(ItemKnn::fit_sequential(
-                    by_user, order, *window, *k, *shrink,
+                    by_user,
+                    &timeline.order,
+                    *window,
+                    *k,
+                    *shrink,
                 )?)
             }
             AlgoParams::UserKnn { k, shrink } => {
@@ -417,6 +500,27 @@ impl<'a> FitContext<'a> {
                 dropout,
                 max_items,
             } => Fitted::Ease(Ease::from_gram(&self.gram(*max_items), *lambda, *dropout)?),
+            AlgoParams::SessionEase {
+                lambda,
+                dropout,
+                session_weight,
+                session_gap,
+                max_items,
+            } => {
+                if *session_gap < 0 {
+                    return Err(ModelError::InvalidParameter {
+                        name: "session_gap".into(),
+                        reason: "must be >= 0 seconds".into(),
+                    });
+                }
+                let sg = self.session_gram(*max_items, *session_gap)?;
+                Fitted::Ease(Ease::from_grams(
+                    &self.gram(*max_items),
+                    Some((&sg, *session_weight as f32)),
+                    *lambda,
+                    *dropout,
+                )?)
+            }
             AlgoParams::GfCf {
                 k,
                 alpha,
@@ -902,6 +1006,60 @@ mod tests {
             dropout: 0.0,
             max_items: EASE_MAX_ITEMS,
         }
+    }
+
+    #[test]
+    fn session_ease_finds_what_visits_share() {
+        use crate::recs::synth::planted_sessions;
+        let p = planted_sessions(400, 150, 60, 6, 5, 4, 11);
+        let (nu, ni) = (400, 150);
+        let timeline = Timeline::new(nu, ni, &p.events).expect("timeline");
+        let triples: Vec<(u32, u32, f32)> = p.events.iter().map(|e| (e.0, e.1, 1.0)).collect();
+        let all = Csr::from_triples(nu, ni, &triples, |_, b| b).expect("csr");
+        let (train, test) = holdout(&all, 0.25, 3).expect("holdout");
+        let t = train.transpose();
+        // The timeline covers the held-out cells too; only train's are read.
+        let ctx = FitContext::new(&train, &t).with_order(Some(&timeline));
+        let recall = |params: &AlgoParams| {
+            let m = Recommender::fit_in(params, &ctx).expect("fit");
+            let (recs, rep) = evaluate(&m, &train, &test, 10);
+            for (u, r) in recs.iter().enumerate() {
+                for i in r {
+                    assert!(
+                        train.row_indices(u).binary_search(i).is_err(),
+                        "a seen item"
+                    );
+                }
+            }
+            rep.recall
+        };
+        let session = |w: f64, gap: i64| AlgoParams::SessionEase {
+            lambda: 10.0,
+            dropout: 0.0,
+            session_weight: w,
+            session_gap: gap,
+            max_items: EASE_MAX_ITEMS,
+        };
+        let (plain, with_sessions) = (recall(&ease(10.0)), recall(&session(3.0, 60)));
+        let pop = recall(&AlgoParams::Popularity);
+        assert!(
+            with_sessions > plain + 0.05 && plain > pop,
+            "session-EASE {with_sessions} vs EASE {plain} vs popularity {pop}"
+        );
+        // A gap spanning the visits makes one session per user: no better
+        // than EASE; weight 0 is EASE exactly.
+        assert!(recall(&session(3.0, 100_000_000)) < with_sessions - 0.05);
+        let a = Recommender::fit_in(&session(0.0, 60), &ctx).expect("fit");
+        let b = Recommender::fit_in(&ease(10.0), &ctx).expect("fit");
+        assert_eq!(a.model, b.model);
+        // Without times: a clear error, not a silent EASE.
+        let bare = FitContext::new(&train, &t);
+        let err = Recommender::fit_in(&session(3.0, 60), &bare).expect_err("no times");
+        assert!(err.to_string().contains("time"), "{err}");
+        let mut bad = session(1.0, 60);
+        assert!(bad.set("session_gap", -1.0).is_err());
+        assert!(bad.set("session_weight", -1.0).is_err());
+        assert!(bad.set("session_gap", 0.0).is_ok());
     }
 
     #[test]

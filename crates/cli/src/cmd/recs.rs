@@ -47,8 +47,8 @@ pub struct EvalRecsArgs {
     #[arg(long, value_name = "FRACTION")]
     pub holdout_per_user: Option<f64>,
     /// Algorithm, or `auto` to choose by inner validation. Top-N: popularity,
-    /// item-knn, user-knn, seq-knn (needs timestamps), ials, ease, blend, auto (default
-    /// auto). Rating mode: global-mean, baseline, svd, svdpp, knn-baseline, blend, auto;
+    /// item-knn, user-knn, seq-knn (needs timestamps), ials, ease, session-ease (needs
+    /// timestamps), gf-cf, blend, auto (default auto). Rating mode: global-mean, baseline, svd, svdpp, knn-baseline, blend, auto;
     /// an unknown name is refused with the list.
     #[arg(long)]
     pub algo: Option<String>,
@@ -93,6 +93,13 @@ pub struct EvalRecsArgs {
     /// Weight of EASE in the EASE+iALS blend.
     #[arg(long)]
     pub weight: Option<f64>,
+    /// Session-EASE: largest gap in seconds between two ratings of one session
+    /// (0 = only equal timestamps).
+    #[arg(long, value_name = "SECONDS")]
+    pub session_gap: Option<f64>,
+    /// Session-EASE: weight of the co-occurrence within sessions.
+    #[arg(long)]
+    pub session_weight: Option<f64>,
     /// Learning rate (rating models trained by SGD).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -125,6 +132,8 @@ impl EvalRecsArgs {
             ("k", self.neighbors),
             ("shrink", self.shrink),
             ("weight", self.weight),
+            ("session_gap", self.session_gap),
+            ("session_weight", self.session_weight),
         ];
         pairs
             .into_iter()

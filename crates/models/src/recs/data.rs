@@ -485,8 +485,8 @@ impl InteractionsBuilder {
     }
 
     /// Builds the matrices and, when every observation has a time, the
-    /// chronological order of each user's items ([`chronological_order`]).
-    pub fn build_with_order(self) -> Result<(Interactions, Option<Csr>), ModelError> {
+    /// [`Timeline`] of each user's items.
+    pub fn build_with_order(self) -> Result<(Interactions, Option<Timeline>), ModelError> {
         let events: Option<Vec<(u32, u32, i64)>> = self
             .triples
             .iter()
@@ -496,7 +496,7 @@ impl InteractionsBuilder {
         let (nu, ni) = (self.users.len(), self.items.len());
         let x = self.build()?;
         let order = match events {
-            Some(ev) if !ev.is_empty() => Some(chronological_order(
+            Some(ev) if !ev.is_empty() => Some(Timeline::new(
                 nu.max(x.n_users()),
                 ni.max(x.n_items()),
                 &ev,
@@ -546,21 +546,96 @@ pub fn chronological_order(
     n_items: usize,
     events: &[(u32, u32, i64)],
 ) -> Result<Csr, ModelError> {
-    let mut ev: Vec<(u32, u32, i64)> = events.to_vec();
-    ev.sort_unstable_by_key(|&(u, i, t)| (u, i, std::cmp::Reverse(t)));
-    ev.dedup_by_key(|&mut (u, i, _)| (u, i));
-    // Per user: sort by (time, item) and number them.
-    ev.sort_unstable_by_key(|&(u, i, t)| (u, t, i));
-    let mut triples = Vec::with_capacity(ev.len());
-    let mut rank = 0u32;
-    for (k, &(u, i, _)) in ev.iter().enumerate() {
-        if k == 0 || ev[k - 1].0 != u {
-            rank = 0;
+    Ok(Timeline::new(n_users, n_items, events)?.order)
+}
+
+/// When each interaction happened: its rank in the user's sequence (the
+/// `f32` matrix of [`chronological_order`], which sequence models read) and
+/// its time (the latest of duplicate observations), which session-aware
+/// models group into visits ([`Timeline::sessions`]).
+///
+/// A timeline may cover more cells than the matrix a model is fitted on (an
+/// evaluation builds it from every rating, then holds some out): models look
+/// up only the cells they are given, so held-out cells never shape a fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    /// Chronological rank of each cell (users × items).
+    pub order: Csr,
+    /// Time of each cell, aligned with `order`'s stored entries.
+    times: Vec<i64>,
+}
+
+impl Timeline {
+    /// Builds from `(user, item, time)` events (duplicates: the latest time).
+    pub fn new(
+        n_users: usize,
+        n_items: usize,
+        events: &[(u32, u32, i64)],
+    ) -> Result<Self, ModelError> {
+        let mut ev: Vec<(u32, u32, i64)> = events.to_vec();
+        ev.sort_unstable_by_key(|&(u, i, t)| (u, i, std::cmp::Reverse(t)));
+        ev.dedup_by_key(|&mut (u, i, _)| (u, i));
+        // `ev` is now in CSR order (user, then item): the times line up with
+        // the matrix built below.
+        let times: Vec<i64> = ev.iter().map(|e| e.2).collect();
+        let mut by_time: Vec<usize> = (0..ev.len()).collect();
+        by_time.sort_unstable_by_key(|&k| (ev[k].0, ev[k].2, ev[k].1));
+        let mut triples = vec![(0u32, 0u32, 0f32); ev.len()];
+        let mut rank = 0u32;
+        for (n, &k) in by_time.iter().enumerate() {
+            if n == 0 || ev[by_time[n - 1]].0 != ev[k].0 {
+                rank = 0;
+            }
+            triples[k] = (ev[k].0, ev[k].1, rank as f32);
+            rank += 1;
         }
-        triples.push((u, i, rank as f32));
-        rank += 1;
+        let order = Csr::from_triples(n_users, n_items, &triples, |_, b| b)?;
+        Ok(Timeline { order, times })
     }
-    Csr::from_triples(n_users, n_items, &triples, |_, b| b)
+
+    /// The time of user `u`'s interaction with item `i`, if the timeline has it.
+    pub fn time(&self, u: usize, i: u32) -> Option<i64> {
+        if u >= self.order.n_rows {
+            return None;
+        }
+        let p = self.order.row_indices(u).binary_search(&i).ok()?;
+        Some(self.times[self.order.indptr[u] + p])
+    }
+
+    /// Groups each user's interactions in `by_user` into sessions: sorted by
+    /// time, a new session starts where the gap to the previous interaction
+    /// exceeds `gap` (in the times' unit, seconds for the readers here; 0 =
+    /// only equal times share a session, as the lines of one basket do).
+    /// Returns a sessions × items matrix with `by_user`'s values. Only the
+    /// cells of `by_user` are read, so a held-out interaction can neither
+    /// join nor split a session. Cells without a time are an error.
+    pub fn sessions(&self, by_user: &Csr, gap: i64) -> Result<Csr, ModelError> {
+        let mut triples = Vec::with_capacity(by_user.nnz());
+        let mut cells: Vec<(i64, u32, f32)> = Vec::new();
+        let mut session = 0u32;
+        for u in 0..by_user.n_rows {
+            cells.clear();
+            for (i, v) in by_user.row(u) {
+                let t = self.time(u, i).ok_or_else(|| {
+                    ModelError::InvalidInput(format!(
+                        "no time for interaction ({u}, {i}): sessions need every interaction's time"
+                    ))
+                })?;
+                cells.push((t, i, v));
+            }
+            cells.sort_unstable_by_key(|&(t, i, _)| (t, i));
+            for (k, &(t, i, v)) in cells.iter().enumerate() {
+                if k > 0 && t.saturating_sub(cells[k - 1].0) > gap {
+                    session += 1;
+                }
+                triples.push((session, i, v));
+            }
+            if !cells.is_empty() {
+                session += 1;
+            }
+        }
+        Csr::from_triples(session as usize, by_user.n_cols, &triples, |_, b| b)
+    }
 }
 
 #[cfg(test)]
@@ -611,8 +686,9 @@ mod tests {
         b.add("u", "c", 1.0, Some(20));
         b.add("u", "b", 1.0, Some(40)); // the latest time counts
         b.add("v", "c", 1.0, Some(5));
-        let (x, order) = b.build_with_order().unwrap();
-        let order = order.expect("every observation has a time");
+        let (x, timeline) = b.build_with_order().unwrap();
+        let timeline = timeline.expect("every observation has a time");
+        let order = &timeline.order;
         let u = x.users.get("u").unwrap() as usize;
         let rank = |it: &str| {
             let i = x.items.get(it).unwrap();
@@ -628,6 +704,43 @@ mod tests {
             b.build_with_order().unwrap().1.is_none(),
             "a missing time: no order"
         );
+    }
+
+    #[test]
+    fn sessions_cut_at_gaps_and_read_only_the_given_cells() {
+        let mut b = InteractionsBuilder::new(Combine::Last);
+        for (it, t) in [("a", 0), ("b", 50), ("c", 100), ("d", 500), ("e", 500)] {
+            b.add("u", it, 1.0, Some(t));
+        }
+        b.add("v", "a", 2.0, Some(7));
+        let (x, timeline) = b.build_with_order().unwrap();
+        let timeline = timeline.unwrap();
+        let item = |it: &str| x.items.get(it).unwrap();
+        let rows = |s: &Csr| -> Vec<Vec<u32>> {
+            (0..s.n_rows).map(|r| s.row_indices(r).to_vec()).collect()
+        };
+        // a-b-c chain within 60 s; d and e share a time.
+        let s = timeline.sessions(&x.by_user, 60).unwrap();
+        let (a, bb, c, d, e) = (item("a"), item("b"), item("c"), item("d"), item("e"));
+        assert_eq!(rows(&s), vec![vec![a, bb, c], vec![d, e], vec![a]]);
+        assert_eq!(s.row_values(2), &[2.0], "values come from the matrix");
+        // Gap 0: only equal times.
+        let s = timeline.sessions(&x.by_user, 0).unwrap();
+        assert_eq!(
+            rows(&s),
+            vec![vec![a], vec![bb], vec![c], vec![d, e], vec![a]]
+        );
+        // Holding b out breaks the chain: a and c are 100 s apart.
+        let u = x.users.get("u").unwrap() as usize;
+        let held: Vec<(u32, u32, f32)> = (0..x.n_users())
+            .flat_map(|r| x.by_user.row(r).map(move |(i, v)| (r as u32, i, v)))
+            .filter(|&(r, i, _)| !(r as usize == u && i == bb))
+            .collect();
+        let inner = Csr::from_triples(x.n_users(), x.n_items(), &held, |_, b| b).unwrap();
+        let s = timeline.sessions(&inner, 60).unwrap();
+        assert_eq!(rows(&s), vec![vec![a], vec![c], vec![d, e], vec![a]]);
+        assert_eq!(timeline.time(u, d), Some(500));
+        assert_eq!(timeline.time(u + 5, d), None);
     }
 
     #[test]

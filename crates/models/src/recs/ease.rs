@@ -78,24 +78,39 @@ impl EaseGram {
     /// popular items (items nobody interacted with are left out).
     pub fn new(by_user: &Csr, by_item: &Csr, max_items: usize) -> Self {
         let (items, pos) = dense_items(by_item, max_items);
-        let n = items.len();
-        // One row per item in parallel.
-        let mut g = vec![0f32; n * n];
-        if n > 0 {
-            g.par_chunks_mut(n).enumerate().for_each(|(a, row)| {
-                let i = items[a] as usize;
-                for (u, xu) in by_item.row(i) {
-                    for (j, xj) in by_user.row(u as usize) {
-                        let pj = pos[j as usize];
-                        if pj != u32::MAX {
-                            row[pj as usize] += xu * xj;
-                        }
-                    }
-                }
-            });
-        }
+        let g = gram_over(&items, &pos, by_user, by_item);
         EaseGram { items, pos, g }
     }
+
+    /// The Gram matrix `SᵀS` of other rows over the same items (e.g. sessions
+    /// × items, for session-aware EASE); `rows_t` is the transpose of `rows`.
+    pub fn same_items(&self, rows: &Csr, rows_t: &Csr) -> Vec<f32> {
+        gram_over(&self.items, &self.pos, rows, rows_t)
+    }
+}
+
+/// `XᵀX` over `items` (row-major, `|items|²`) from `X` (`by_row`) and its
+/// transpose (`by_col`); one output row per item, in parallel.
+fn gram_over(items: &[u32], pos: &[u32], by_row: &Csr, by_col: &Csr) -> Vec<f32> {
+    let n = items.len();
+    let mut g = vec![0f32; n * n];
+    if n > 0 {
+        g.par_chunks_mut(n).enumerate().for_each(|(a, row)| {
+            let i = items[a] as usize;
+            if i >= by_col.n_rows {
+                return;
+            }
+            for (r, xr) in by_col.row(i) {
+                for (j, xj) in by_row.row(r as usize) {
+                    let pj = pos[j as usize];
+                    if pj != u32::MAX {
+                        row[pj as usize] += xr * xj;
+                    }
+                }
+            }
+        });
+    }
+    g
 }
 
 impl Ease {
@@ -115,6 +130,18 @@ impl Ease {
     /// Solves EASE from a precomputed Gram matrix (which is left untouched, so
     /// it can serve several `lambda`/`dropout` values).
     pub fn from_gram(gram: &EaseGram, lambda: f64, dropout: f64) -> Result<Self, ModelError> {
+        Self::from_grams(gram, None, lambda, dropout)
+    }
+
+    /// [`Ease::from_gram`] on `G + w·G₂` when `extra = Some((G₂, w))`, a
+    /// second Gram matrix over the same items (session-aware EASE adds the
+    /// co-occurrence within sessions this way). Neither matrix is changed.
+    pub fn from_grams(
+        gram: &EaseGram,
+        extra: Option<(&[f32], f32)>,
+        lambda: f64,
+        dropout: f64,
+    ) -> Result<Self, ModelError> {
         check_params(lambda, dropout)?;
         let n = gram.items.len();
         let (items, pos) = (gram.items.clone(), gram.pos.clone());
@@ -127,9 +154,27 @@ impl Ease {
         }
         let emph = dropout / (1.0 - dropout);
         let g = &gram.g;
+        if let Some((g2, w)) = extra {
+            if !(w.is_finite() && w >= 0.0) {
+                return Err(ModelError::InvalidParameter {
+                    name: "session_weight".into(),
+                    reason: format!("must be finite and >= 0, got {w}"),
+                });
+            }
+            if g2.len() != g.len() {
+                return Err(ModelError::InvalidInput(format!(
+                    "EASE: the second Gram matrix has {} entries, the first {}",
+                    g2.len(),
+                    g.len()
+                )));
+            }
+        }
         // Column-major copy of the (symmetric) Gram with the regularized diagonal.
         let mut m = faer::Mat::<f32>::from_fn(n, n, |i, j| {
-            let v = g[j * n + i];
+            let v = match extra {
+                Some((g2, w)) => g[j * n + i] + w * g2[j * n + i],
+                None => g[j * n + i],
+            };
             if i == j {
                 (f64::from(v) * (1.0 + emph) + lambda) as f32
             } else {

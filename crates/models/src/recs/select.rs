@@ -22,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::Csr;
+use super::data::{Csr, Timeline};
 use super::ials::{Ials, IalsParams};
 use super::popularity::Popularity;
 use super::{AlgoParams, EASE_MAX_ITEMS, FitContext, Fitted, Recommender};
@@ -271,12 +271,12 @@ pub fn grid_search(
     grid_search_with(candidates, train, None, fraction, seed, k, &no_progress)
 }
 
-/// [`grid_search`] with the chronological order of `train`'s interactions
-/// (needed by sequence models; see [`super::data::chronological_order`]).
+/// [`grid_search`] with the [`Timeline`] of `train`'s interactions (needed by
+/// sequence and session models).
 pub fn grid_search_with(
     candidates: &[AlgoParams],
     train: &Csr,
-    order: Option<&Csr>,
+    order: Option<&Timeline>,
     fraction: f64,
     seed: u64,
     k: usize,
@@ -363,13 +363,14 @@ pub fn expand_grid(
 /// popularity, item-kNN, user-kNN, iALS over a log-spaced `reg × alpha` grid,
 /// — while the catalogue fits the dense model ([`EASE_MAX_ITEMS`]) — EASE
 /// over a log-spaced `λ` grid with and without dropout emphasis and GF-CF
-/// over a few low-pass ranks and weights, and, when
-/// the interactions have times (`with_order`), sequence-kNN over a few windows.
+/// over a few low-pass ranks and weights, and, when the interactions have
+/// times (`with_order`), session-aware EASE over a few session gaps and
+/// weights (and sequence-kNN, while `AUTO_SEQUENCE_MODELS` says so).
 pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
     auto_candidates_with(n_items, false, seed)
 }
 
-/// [`auto_candidates`], with the sequence models when `with_order`.
+/// [`auto_candidates`], with the time-aware models when `with_order`.
 pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<AlgoParams> {
     let mut c = vec![AlgoParams::Popularity];
     for k in [50, 200] {
@@ -379,7 +380,7 @@ pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<
         k: 50,
         shrink: 10.0,
     });
-    if with_order {
+    if with_order && AUTO_SEQUENCE_MODELS {
         for window in [2, 3, 5] {
             c.push(AlgoParams::SeqKnn {
                 window,
@@ -413,6 +414,21 @@ pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<
                 });
             }
         }
+        if with_order {
+            for session_gap in AUTO_SESSION_GAPS {
+                for session_weight in [1.0, 3.0] {
+                    for lambda in [500.0, 1000.0] {
+                        c.push(AlgoParams::SessionEase {
+                            lambda,
+                            dropout: 0.0,
+                            session_weight,
+                            session_gap,
+                            max_items: EASE_MAX_ITEMS,
+                        });
+                    }
+                }
+            }
+        }
         // GF-CF: strongest as an ensemble partner of iALS (stage 2).
         for k in AUTO_GFCF_K {
             for alpha in [0.3, 1.0] {
@@ -426,6 +442,11 @@ pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<
     }
     c
 }
+
+/// Session gaps (seconds) of `auto`'s session-EASE candidates: equal times
+/// only (one basket, one submitted page), about a minute (consecutive pages),
+/// and half an hour (the usual web-analytics visit).
+const AUTO_SESSION_GAPS: [i64; 3] = [0, 60, 1800];
 
 /// Low-pass ranks of the GF-CF candidates of `auto`.
 const AUTO_GFCF_K: [usize; 3] = [16, 32, 64];
@@ -499,7 +520,7 @@ pub fn auto_search(
 /// Only `train` (and its `order`, if given) is used.
 pub fn auto_search_with(
     train: &Csr,
-    order: Option<&Csr>,
+    order: Option<&Timeline>,
     fraction: f64,
     seed: u64,
     k: usize,
@@ -509,7 +530,7 @@ pub fn auto_search_with(
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
     let ctx = FitContext::new(&inner, &inner_t).with_order(order);
-    let cands = auto_candidates_with(train.n_cols, AUTO_SEQUENCE_MODELS && order.is_some(), seed);
+    let cands = auto_candidates_with(train.n_cols, order.is_some(), seed);
     // Stage 2 evaluates at most (families − 1) × weights ensembles per round.
     let families = cands
         .iter()

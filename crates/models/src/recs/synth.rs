@@ -6,6 +6,9 @@
 //!   user's group first, so Recall@10 far above random is a real test.
 //! - [`power_law`]: users and items with power-law (Zipf) activity and
 //!   popularity, the shape of real catalogues, at any size (scaling benchmarks).
+//! - [`planted_sessions`]: customers visit "pages" (small fixed item sets that
+//!   overlap) and take part of each page in one visit; only the times tell the
+//!   visits apart, so a session-aware model has something real to find.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -116,4 +119,60 @@ pub fn power_law(
             (u, i, 1.0)
         })
         .collect()
+}
+
+/// Planted-session data: timed `(user, item, time)` events.
+#[derive(Debug, Clone)]
+pub struct PlantedSessions {
+    /// Events, one per distinct `(user, item)`.
+    pub events: Vec<(u32, u32, i64)>,
+    /// The pages (item sets) visits were drawn from.
+    pub pages: Vec<Vec<u32>>,
+}
+
+/// Generates planted-session data: `n_pages` pages of `page_size` distinct
+/// random items (pages overlap); each user visits `visits` distinct random
+/// pages, one hour apart, and takes `take` random items of each page, all
+/// with the visit's time (an item already taken is not taken again).
+pub fn planted_sessions(
+    n_users: usize,
+    n_items: usize,
+    n_pages: usize,
+    page_size: usize,
+    visits: usize,
+    take: usize,
+    seed: u64,
+) -> PlantedSessions {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let shuffle = |v: &mut Vec<u32>, rng: &mut ChaCha8Rng| {
+        for i in (1..v.len()).rev() {
+            let j = rng.random_range(0..=i);
+            v.swap(i, j);
+        }
+    };
+    let pages: Vec<Vec<u32>> = (0..n_pages)
+        .map(|_| {
+            let mut all: Vec<u32> = (0..n_items as u32).collect();
+            shuffle(&mut all, &mut rng);
+            all.truncate(page_size.min(n_items));
+            all
+        })
+        .collect();
+    let mut events = Vec::new();
+    for u in 0..n_users {
+        let mut order: Vec<u32> = (0..n_pages as u32).collect();
+        shuffle(&mut order, &mut rng);
+        let mut seen = std::collections::BTreeSet::new();
+        for (v, &p) in order.iter().take(visits).enumerate() {
+            let mut page = pages[p as usize].clone();
+            shuffle(&mut page, &mut rng);
+            let t = 1_000_000 + (u as i64) * 1_000_000 + (v as i64) * 3_600;
+            for &i in page.iter().take(take) {
+                if seen.insert(i) {
+                    events.push((u as u32, i, t));
+                }
+            }
+        }
+    }
+    PlantedSessions { events, pages }
 }
