@@ -21,6 +21,8 @@
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt;
+use faer::linalg::matmul::triangular::{self, BlockStructure};
+use faer::linalg::triangular_inverse;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -182,16 +184,16 @@ impl Ease {
             }
         });
         let par = faer::get_global_parallelism();
-        let mut mem = MemBuffer::new(
-            llt::factor::cholesky_in_place_scratch::<f32>(n, par, Default::default())
-                .or(llt::inverse::inverse_scratch::<f32>(n, par)),
-        );
-        let stack = MemStack::new(&mut mem);
+        let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f32>(
+            n,
+            par,
+            Default::default(),
+        ));
         llt::factor::cholesky_in_place(
             m.as_mut(),
             Default::default(),
             par,
-            stack,
+            MemStack::new(&mut mem),
             Default::default(),
         )
         .map_err(|e| {
@@ -199,26 +201,48 @@ impl Ease {
                 "EASE: Gram + lambda*I is not positive definite ({e:?}); raise lambda"
             ))
         })?;
-        // P = (G + Λ)⁻¹, lower triangle only (P is symmetric).
-        let mut p = faer::Mat::<f32>::zeros(n, n);
-        llt::inverse::inverse(p.as_mut(), m.as_ref(), par, stack);
-        drop(m);
         drop(mem);
+        // P = (G + Λ)⁻¹ = L⁻ᵀL⁻¹ in two n² buffers, not four: L⁻¹ goes into
+        // `b` (which later holds the weights), then P's lower triangle into
+        // `m` (L is no longer needed). Every fresh n² buffer costs n²/1024
+        // first-touch page faults, a large share of the fit on a VM.
+        let mut b = vec![0f32; n * n];
+        triangular_inverse::invert_lower_triangular(
+            faer::MatMut::from_column_major_slice_mut(&mut b, n, n),
+            m.as_ref(),
+            par,
+        );
+        {
+            let l_inv = faer::MatRef::from_column_major_slice(&b, n, n);
+            triangular::matmul(
+                m.as_mut(),
+                BlockStructure::TriangularLower,
+                faer::Accum::Replace,
+                l_inv.adjoint(),
+                BlockStructure::TriangularUpper,
+                l_inv,
+                BlockStructure::TriangularLower,
+                1.0f32,
+                par,
+            );
+        }
+        let p = m;
         let diag: Vec<f32> = (0..n).map(|j| p[(j, j)]).collect();
         if diag.iter().any(|d| !(d.is_finite() && *d > 0.0)) {
             return Err(ModelError::FitFailed(
                 "EASE: the inverse is not finite; raise lambda".into(),
             ));
         }
-        let mut b = vec![0f32; n * n];
         b.par_chunks_mut(n).enumerate().for_each(|(i, row)| {
             // Row i of P = column i of P: entries (j, i) for j ≥ i, (i, j) for j < i.
             let col = p.col(i);
             for (j, out) in row.iter_mut().enumerate() {
-                if i != j {
+                *out = if i == j {
+                    0.0
+                } else {
                     let pij = if j > i { col[j] } else { p[(i, j)] };
-                    *out = -pij / diag[j];
-                }
+                    -pij / diag[j]
+                };
             }
         });
         Ok(Ease { items, pos, b })
