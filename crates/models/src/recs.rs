@@ -434,24 +434,20 @@ impl<'a> FitContext<'a> {
             )
         })?;
         let key = (max_items, gap);
-        {
-            let cache = self
-                .session_grams
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((_, g)) = cache.iter().find(|(k, _)| *k == key) {
-                return Ok(Arc::clone(g));
-            }
+        // Held while building, as in `gram`: parts fitted in parallel wait
+        // for one build instead of each making its own.
+        let mut cache = self
+            .session_grams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, g)) = cache.iter().find(|(k, _)| *k == key) {
+            return Ok(Arc::clone(g));
         }
         let sessions = timeline.sessions(self.by_user, gap)?;
         let g = Arc::new(
             self.gram(max_items)
                 .same_items(&sessions, &sessions.transpose()),
         );
-        let mut cache = self
-            .session_grams
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
         cache.push((key, Arc::clone(&g)));
         Ok(g)
     }

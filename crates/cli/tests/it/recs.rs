@@ -134,6 +134,21 @@ fn eval_recs_topn_on_a_planted_split() {
     assert!(text.contains("nDCG@10"), "{text}");
 }
 
+/// `eval recs --ratings FILE --holdout-per-user 0.25 EXTRA…`: top-N on a
+/// per-user holdout of one file.
+fn holdout_args<'a>(file: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "eval",
+        "recs",
+        "--ratings",
+        file,
+        "--holdout-per-user",
+        "0.25",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Writes timed `(user, item, time)` events as `NAME.csv` (MovieLens CSV with
 /// timestamps) and `NAME.txt` (whitespace, no times).
 fn write_timed(dir: &Path, name: &str, events: impl IntoIterator<Item = (u64, u64, i64)>) {
@@ -170,22 +185,8 @@ fn write_walks(dir: &Path) {
 fn seq_knn_uses_time_order_and_auto_falls_back_without_times() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_walks(dir.path());
-    let run = |file: &str, algo: &str| {
-        json(
-            dir.path(),
-            &[
-                "eval",
-                "recs",
-                "--ratings",
-                file,
-                "--holdout-per-user",
-                "0.25",
-                "--algo",
-                algo,
-                "--json",
-            ],
-        )
-    };
+    let run =
+        |file: &str, algo: &str| json(dir.path(), &holdout_args(file, &["--algo", algo, "--json"]));
     let seq = run("walks.csv", "seq-knn");
     let pop = run("walks.csv", "popularity");
     let (r, p) = (
@@ -200,16 +201,7 @@ fn seq_knn_uses_time_order_and_auto_falls_back_without_times() {
     // Without timestamps the sequence model says why it cannot fit ...
     let out = run_in(
         dir.path(),
-        &[
-            "eval",
-            "recs",
-            "--ratings",
-            "walks.txt",
-            "--holdout-per-user",
-            "0.25",
-            "--algo",
-            "seq-knn",
-        ],
+        &holdout_args("walks.txt", &["--algo", "seq-knn"]),
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -239,30 +231,11 @@ fn write_sessions(dir: &Path) {
 fn session_ease_uses_visits_and_needs_times() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_sessions(dir.path());
-    let run = |file: &str, extra: &[&str]| {
-        let mut args = vec![
-            "eval",
-            "recs",
-            "--ratings",
-            file,
-            "--holdout-per-user",
-            "0.25",
-            "--seed",
-            "3",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        run_in(dir.path(), &args)
+    let args = |file: &'static str, extra: &[&'static str]| {
+        holdout_args(file, &[&["--seed", "3", "--json"], extra].concat())
     };
-    let get = |file: &str, extra: &[&str]| -> serde_json::Value {
-        let out = run(file, extra);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("json")
-    };
+    let run = |file, extra| run_in(dir.path(), &args(file, extra));
+    let get = |file, extra| json(dir.path(), &args(file, extra));
     let session = get(
         "sessions.csv",
         &[
