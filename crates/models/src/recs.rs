@@ -58,6 +58,7 @@ pub const ALGORITHMS: &[&str] = &[
     "seq-knn",
     "ease",
     "session-ease",
+    "session-knn",
     "gf-cf",
     "blend",
 ];
@@ -90,6 +91,21 @@ pub enum AlgoParams {
         k: usize,
         /// Shrinkage of the normalized co-occurrence.
         shrink: f32,
+    },
+    /// Session-aware item-kNN (needs interaction times): cosine similarities
+    /// on `XᵀX + session_weight · SᵀS`, with the sessions of
+    /// [`AlgoParams::SessionEase`]. Sparse, so it serves catalogues larger
+    /// than EASE's dense cap.
+    SessionKnn {
+        /// Neighbours kept per item.
+        k: usize,
+        /// Cosine shrinkage.
+        shrink: f32,
+        /// Weight of the within-session co-occurrence `SᵀS`.
+        session_weight: f64,
+        /// Largest gap (seconds) between two interactions of one session;
+        /// 0 = only equal times.
+        session_gap: i64,
     },
     /// Implicit ALS.
     Ials(IalsParams),
@@ -188,6 +204,12 @@ impl AlgoParams {
                 session_gap: 60,
                 max_items: EASE_MAX_ITEMS,
             },
+            "session-knn" | "session_knn" | "sessionknn" => AlgoParams::SessionKnn {
+                k: 100,
+                shrink: 10.0,
+                session_weight: 3.0,
+                session_gap: 0,
+            },
             "gf-cf" | "gfcf" | "gf_cf" => AlgoParams::GfCf {
                 k: 32,
                 alpha: 0.3,
@@ -222,6 +244,7 @@ impl AlgoParams {
             AlgoParams::Ials(_) => "ials",
             AlgoParams::Ease { .. } => "ease",
             AlgoParams::SessionEase { .. } => "session-ease",
+            AlgoParams::SessionKnn { .. } => "session-knn",
             AlgoParams::GfCf { .. } => "gf-cf",
             AlgoParams::Blend { .. } => "blend",
             AlgoParams::Ensemble { .. } => "ensemble",
@@ -231,7 +254,8 @@ impl AlgoParams {
     /// Sets one hyper-parameter by name (`k`, `shrink`, `window`, `factors`,
     /// `reg`, `alpha`, `iterations`, `cg_steps`, `seed`, `lambda`, `dropout`,
     /// `weight`, `max_items`; GF-CF: `k`, `alpha`, `max_items`; session-EASE:
-    /// `lambda`, `dropout`, `session_weight`, `session_gap`, `max_items`). An
+    /// `lambda`, `dropout`, `session_weight`, `session_gap`, `max_items`;
+    /// session-kNN: `k`, `shrink`, `session_weight`, `session_gap`). An
     /// ensemble has none of its own.
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
         let bad = |reason: &str| ModelError::InvalidParameter {
@@ -273,6 +297,34 @@ impl AlgoParams {
             }
             Ok(true)
         };
+        // The neighbourhood models' parameters.
+        let set_knn = |k: &mut usize, shrink: &mut f32| -> Result<bool, ModelError> {
+            match key {
+                "k" => *k = as_count(value)?,
+                "shrink" => *shrink = value as f32,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        };
+        // How the session models cut histories into visits.
+        let set_session = |weight: &mut f64, gap: &mut i64| -> Result<bool, ModelError> {
+            match key {
+                "session_weight" => {
+                    if value < 0.0 {
+                        return Err(bad("must be >= 0"));
+                    }
+                    *weight = value;
+                }
+                "session_gap" => {
+                    if value < 0.0 || value.fract() != 0.0 || value > 1e15 {
+                        return Err(bad("must be a whole number of seconds >= 0"));
+                    }
+                    *gap = value as i64;
+                }
+                _ => return Ok(false),
+            }
+            Ok(true)
+        };
         let known = match self {
             AlgoParams::Popularity | AlgoParams::Ensemble { .. } => false,
             AlgoParams::SeqKnn { window, k, shrink } => match key {
@@ -290,17 +342,9 @@ impl AlgoParams {
                 }
                 _ => false,
             },
-            AlgoParams::ItemKnn { k, shrink } | AlgoParams::UserKnn { k, shrink } => match key {
-                "k" => {
-                    *k = as_count(value)?;
-                    true
-                }
-                "shrink" => {
-                    *shrink = value as f32;
-                    true
-                }
-                _ => false,
-            },
+            AlgoParams::ItemKnn { k, shrink } | AlgoParams::UserKnn { k, shrink } => {
+                set_knn(k, shrink)?
+            }
             AlgoParams::Ials(p) => set_ials(p)?,
             AlgoParams::GfCf {
                 k,
@@ -332,23 +376,13 @@ impl AlgoParams {
                 session_weight,
                 session_gap,
                 max_items,
-            } => match key {
-                "session_weight" => {
-                    if value < 0.0 {
-                        return Err(bad("must be >= 0"));
-                    }
-                    *session_weight = value;
-                    true
-                }
-                "session_gap" => {
-                    if value < 0.0 || value.fract() != 0.0 || value > 1e15 {
-                        return Err(bad("must be a whole number of seconds >= 0"));
-                    }
-                    *session_gap = value as i64;
-                    true
-                }
-                _ => set_ease(lambda, dropout, max_items)?,
-            },
+            } => set_session(session_weight, session_gap)? || set_ease(lambda, dropout, max_items)?,
+            AlgoParams::SessionKnn {
+                k,
+                shrink,
+                session_weight,
+                session_gap,
+            } => set_session(session_weight, session_gap)? || set_knn(k, shrink)?,
             AlgoParams::Blend {
                 lambda,
                 dropout,
@@ -404,6 +438,18 @@ pub struct FitContext<'a> {
     session_grams: Mutex<Vec<(SessionGramKey, Arc<Vec<f32>>)>>,
 }
 
+/// Refuses a negative session gap (a hand-built [`AlgoParams`]; `set` refuses
+/// one already).
+fn check_session_gap(gap: i64) -> Result<(), ModelError> {
+    if gap < 0 {
+        return Err(ModelError::InvalidParameter {
+            name: "session_gap".into(),
+            reason: "must be >= 0 seconds".into(),
+        });
+    }
+    Ok(())
+}
+
 /// `(max_items, session gap)`: what a within-session Gram matrix depends on.
 type SessionGramKey = (usize, i64);
 
@@ -425,14 +471,19 @@ impl<'a> FitContext<'a> {
         self
     }
 
+    /// The timeline, or the error saying `algo` needs interaction times.
+    fn timeline(&self, algo: &str) -> Result<&'a Timeline, ModelError> {
+        self.order.ok_or_else(|| {
+            ModelError::InvalidInput(format!(
+                "{algo} needs the time of each interaction (no timestamps given)"
+            ))
+        })
+    }
+
     /// The within-session Gram matrix `SᵀS` over EASE's items for sessions cut
     /// at `gap` seconds (built once per `(max_items, gap)`).
     fn session_gram(&self, max_items: usize, gap: i64) -> Result<Arc<Vec<f32>>, ModelError> {
-        let timeline = self.order.ok_or_else(|| {
-            ModelError::InvalidInput(
-                "session-ease needs the time of each interaction (no timestamps given)".into(),
-            )
-        })?;
+        let timeline = self.timeline("session-ease")?;
         let key = (max_items, gap);
         // Held while building, as in `gram`: parts fitted in parallel wait
         // for one build instead of each making its own.
@@ -474,11 +525,7 @@ impl<'a> FitContext<'a> {
                 Fitted::ItemKnn(ItemKnn::fit(by_user, by_item, *k, *shrink))
             }
             AlgoParams::SeqKnn { window, k, shrink } => {
-                let timeline = self.order.ok_or_else(|| {
-                    ModelError::InvalidInput(
-                        "seq-knn needs the time of each interaction (no timestamps given)".into(),
-                    )
-                })?;
+                let timeline = self.timeline("seq-knn")?;
                 Fitted::ItemKnn(ItemKnn::fit_sequential(
                     by_user,
                     &timeline.order,
@@ -496,6 +543,24 @@ impl<'a> FitContext<'a> {
                 dropout,
                 max_items,
             } => Fitted::Ease(Ease::from_gram(&self.gram(*max_items), *lambda, *dropout)?),
+            AlgoParams::SessionKnn {
+                k,
+                shrink,
+                session_weight,
+                session_gap,
+            } => {
+                check_session_gap(*session_gap)?;
+                let sessions = self
+                    .timeline("session-knn")?
+                    .sessions(by_user, *session_gap)?;
+                Fitted::ItemKnn(ItemKnn::fit_with_sessions(
+                    by_user,
+                    &sessions,
+                    *session_weight as f32,
+                    *k,
+                    *shrink,
+                )?)
+            }
             AlgoParams::SessionEase {
                 lambda,
                 dropout,
@@ -503,12 +568,7 @@ impl<'a> FitContext<'a> {
                 session_gap,
                 max_items,
             } => {
-                if *session_gap < 0 {
-                    return Err(ModelError::InvalidParameter {
-                        name: "session_gap".into(),
-                        reason: "must be >= 0 seconds".into(),
-                    });
-                }
+                check_session_gap(*session_gap)?;
                 let sg = self.session_gram(*max_items, *session_gap)?;
                 Fitted::Ease(Ease::from_grams(
                     &self.gram(*max_items),
@@ -1005,7 +1065,7 @@ mod tests {
     }
 
     #[test]
-    fn session_ease_finds_what_visits_share() {
+    fn session_models_find_what_visits_share() {
         use crate::recs::synth::planted_sessions;
         let p = planted_sessions(400, 150, 60, 6, 5, 4, 11);
         let (nu, ni) = (400, 150);
@@ -1056,6 +1116,49 @@ mod tests {
         assert!(bad.set("session_gap", -1.0).is_err());
         assert!(bad.set("session_weight", -1.0).is_err());
         assert!(bad.set("session_gap", 0.0).is_ok());
+
+        // The sparse counterpart: item-kNN on the same co-occurrences.
+        let knn = AlgoParams::ItemKnn { k: 50, shrink: 1.0 };
+        let session_knn = |w: f64, gap: i64| AlgoParams::SessionKnn {
+            k: 50,
+            shrink: 1.0,
+            session_weight: w,
+            session_gap: gap,
+        };
+        let (plain, with_sessions) = (recall(&knn), recall(&session_knn(3.0, 60)));
+        assert!(
+            with_sessions > plain + 0.05 && plain > pop,
+            "session-kNN {with_sessions} vs item-kNN {plain} vs popularity {pop}"
+        );
+        assert!(recall(&session_knn(3.0, 100_000_000)) < with_sessions - 0.05);
+        let a = Recommender::fit_in(&session_knn(0.0, 60), &ctx).expect("fit");
+        let b = Recommender::fit_in(&knn, &ctx).expect("fit");
+        assert_eq!(a.model, b.model, "weight 0 is item-kNN exactly");
+        let err = Recommender::fit_in(&session_knn(3.0, 60), &bare).expect_err("no times");
+        assert!(
+            err.to_string().contains("session-knn needs the time"),
+            "{err}"
+        );
+        let mut p = AlgoParams::default_for("session-knn").expect("known");
+        for (key, v) in [
+            ("k", 20.0),
+            ("shrink", 2.0),
+            ("session_weight", 1.0),
+            ("session_gap", 5.0),
+        ] {
+            p.set(key, v).expect(key);
+        }
+        assert_eq!(
+            p,
+            AlgoParams::SessionKnn {
+                k: 20,
+                shrink: 2.0,
+                session_weight: 1.0,
+                session_gap: 5
+            }
+        );
+        assert!(p.set("lambda", 1.0).is_err(), "not a session-kNN parameter");
+        assert!(p.set("session_gap", 1.5).is_err());
     }
 
     #[test]

@@ -47,8 +47,8 @@ pub struct EvalRecsArgs {
     #[arg(long, value_name = "FRACTION")]
     pub holdout_per_user: Option<f64>,
     /// Algorithm, or `auto` to choose by inner validation. Top-N: popularity,
-    /// item-knn, user-knn, seq-knn (needs timestamps), ials, ease, session-ease (needs
-    /// timestamps), gf-cf, blend, auto (default auto). Rating mode: global-mean, baseline, svd, svdpp, knn-baseline, blend, auto;
+    /// item-knn, user-knn, seq-knn, session-knn, ials, ease, session-ease, gf-cf,
+    /// blend, auto (default auto); seq-knn and the session-* models need timestamps. Rating mode: global-mean, baseline, svd, svdpp, knn-baseline, blend, auto;
     /// an unknown name is refused with the list.
     #[arg(long)]
     pub algo: Option<String>,
@@ -93,11 +93,11 @@ pub struct EvalRecsArgs {
     /// Weight of EASE in the EASE+iALS blend.
     #[arg(long)]
     pub weight: Option<f64>,
-    /// Session-EASE: largest gap in seconds between two ratings of one session
+    /// Session models (session-ease, session-knn): largest gap in seconds between two ratings of one session
     /// (0 = only equal timestamps).
     #[arg(long, value_name = "SECONDS")]
     pub session_gap: Option<f64>,
-    /// Session-EASE: weight of the co-occurrence within sessions.
+    /// Session models: weight of the co-occurrence within sessions.
     #[arg(long)]
     pub session_weight: Option<f64>,
     /// Learning rate (rating models trained by SGD).
@@ -281,8 +281,9 @@ pub fn eval(ctx: &Ctx, args: &EvalRecsArgs) -> anyhow::Result<()> {
 /// `infogap train recs`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrainRecsArgs {
-    /// Algorithm (popularity, item-knn, user-knn, ials, ease, blend) or `auto`
-    /// (chosen on an inner holdout of the store's data).
+    /// Algorithm (popularity, item-knn, user-knn, seq-knn, session-knn, ials, ease,
+    /// session-ease, gf-cf, blend) or `auto` (chosen on an inner holdout of the
+    /// store's data).
     #[arg(long, default_value = "auto")]
     pub algo: String,
     /// Parameter overrides `name=value[,name=value]` (e.g. `lambda=300`).

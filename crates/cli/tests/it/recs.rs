@@ -228,14 +228,14 @@ fn write_sessions(dir: &Path) {
 }
 
 #[test]
-fn session_ease_uses_visits_and_needs_times() {
+fn session_models_use_visits_and_need_times() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_sessions(dir.path());
     let args = |file: &'static str, extra: &[&'static str]| {
         holdout_args(file, &[&["--seed", "3", "--json"], extra].concat())
     };
-    let run = |file, extra| run_in(dir.path(), &args(file, extra));
-    let get = |file, extra| json(dir.path(), &args(file, extra));
+    let run = |file: &'static str, extra: &[&'static str]| run_in(dir.path(), &args(file, extra));
+    let get = |file: &'static str, extra: &[&'static str]| json(dir.path(), &args(file, extra));
     let session = get(
         "sessions.csv",
         &[
@@ -257,11 +257,43 @@ fn session_ease_uses_visits_and_needs_times() {
         "session-EASE recall@10 {rs:.3} vs EASE {re:.3}"
     );
     assert_eq!(session["params"]["session_gap"], 60);
+    // The sparse counterpart, against plain item-kNN.
+    let knn_args = ["--neighbors", "50", "--shrink", "1"];
+    let session_knn = get(
+        "sessions.csv",
+        &[
+            &[
+                "--algo",
+                "session-knn",
+                "--session-gap",
+                "60",
+                "--session-weight",
+                "3",
+            ][..],
+            &knn_args,
+        ]
+        .concat(),
+    );
+    let knn = get(
+        "sessions.csv",
+        &[&["--algo", "item-knn"][..], &knn_args].concat(),
+    );
+    let (rs, rk) = (
+        session_knn["recall@10"].as_f64().expect("recall"),
+        knn["recall@10"].as_f64().expect("recall"),
+    );
+    assert!(
+        rs > rk + 0.05,
+        "session-kNN recall@10 {rs:.3} vs item-kNN {rk:.3}"
+    );
+    assert_eq!(session_knn["params"]["session_weight"], 3.0);
     // Without timestamps: refused, saying why.
-    let out = run("sessions.txt", &["--algo", "session-ease"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("time"), "{err}");
+    for algo in ["session-ease", "session-knn"] {
+        let out = run("sessions.txt", &["--algo", algo]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("{algo} needs the time")), "{err}");
+    }
     // A negative gap is refused by name.
     let out = run(
         "sessions.csv",
@@ -269,17 +301,23 @@ fn session_ease_uses_visits_and_needs_times() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("session_gap"));
-    // auto tries it when times are known, and only then.
-    let cands = |v: &serde_json::Value| -> usize {
-        v["selection"]["candidates"]
-            .as_array()
-            .expect("candidates")
-            .iter()
-            .filter(|c| c["algo"] == "session-ease")
-            .count()
-    };
-    assert!(cands(&get("sessions.csv", &["--algo", "auto"])) >= 6);
-    assert_eq!(cands(&get("sessions.txt", &["--algo", "auto"])), 0);
+    // auto tries both when times are known, and only then.
+    let (timed, untimed) = (
+        get("sessions.csv", &["--algo", "auto"]),
+        get("sessions.txt", &["--algo", "auto"]),
+    );
+    for algo in ["session-ease", "session-knn"] {
+        let cands = |v: &serde_json::Value| -> usize {
+            v["selection"]["candidates"]
+                .as_array()
+                .expect("candidates")
+                .iter()
+                .filter(|c| c["algo"] == algo)
+                .count()
+        };
+        assert!(cands(&timed) >= 6, "{algo}");
+        assert_eq!(cands(&untimed), 0, "{algo}");
+    }
 }
 
 #[test]

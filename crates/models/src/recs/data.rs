@@ -245,6 +245,31 @@ impl Csr {
         }
     }
 
+    /// The rows of `self` followed by the rows of `below`, whose values are
+    /// multiplied by `scale` (both must have the same number of columns).
+    pub fn stack(&self, below: &Csr, scale: f32) -> Result<Csr, ModelError> {
+        if below.n_cols != self.n_cols {
+            return Err(ModelError::InvalidInput(format!(
+                "cannot stack a matrix of {} columns under one of {}",
+                below.n_cols, self.n_cols
+            )));
+        }
+        let base = self.nnz();
+        let mut indptr = self.indptr.clone();
+        indptr.extend(below.indptr[1..].iter().map(|&p| p + base));
+        let mut indices = self.indices.clone();
+        indices.extend_from_slice(&below.indices);
+        let mut values = self.values.clone();
+        values.extend(below.values.iter().map(|&v| v * scale));
+        Ok(Csr {
+            n_rows: self.n_rows + below.n_rows,
+            n_cols: self.n_cols,
+            indptr,
+            indices,
+            values,
+        })
+    }
+
     /// Keeps only the rows in `keep` (others become empty), same shape.
     pub fn retain_rows(&self, keep: impl Fn(usize) -> bool) -> Csr {
         let mut indptr = vec![0];
@@ -704,6 +729,27 @@ mod tests {
             b.build_with_order().unwrap().1.is_none(),
             "a missing time: no order"
         );
+    }
+
+    #[test]
+    fn stack_appends_scaled_rows_and_checks_columns() {
+        let top = Csr::from_triples(2, 3, &[(0, 1, 1.0), (1, 0, 2.0), (1, 2, 3.0)], |_, b| b)
+            .expect("top");
+        let below = Csr::from_triples(2, 3, &[(1, 1, 4.0)], |_, b| b).expect("below");
+        let s = top.stack(&below, 0.5).expect("stack");
+        assert_eq!((s.n_rows, s.n_cols, s.nnz()), (4, 3, 4));
+        let rows: Vec<Vec<(u32, f32)>> = (0..4).map(|r| s.row(r).collect()).collect();
+        assert_eq!(
+            rows,
+            vec![
+                vec![(1, 1.0)],
+                vec![(0, 2.0), (2, 3.0)],
+                vec![],
+                vec![(1, 2.0)]
+            ]
+        );
+        let narrow = Csr::from_triples(1, 2, &[], |_, b| b).expect("narrow");
+        assert!(top.stack(&narrow, 1.0).is_err());
     }
 
     #[test]

@@ -89,6 +89,30 @@ impl ItemKnn {
         Self::from_rows(rows)
     }
 
+    /// Fits session-aware similarities: the cosine of the columns of `by_user`
+    /// stacked over `sessions` (sessions × items, one row per visit or basket,
+    /// as from [`super::data::Timeline::sessions`]) scaled by `√weight`, so the
+    /// item–item dot products are `XᵀX + weight · SᵀS`: two items bought in one
+    /// basket count more than two items anywhere in one history. The sparse
+    /// counterpart of session-aware EASE, for catalogues too large for a dense
+    /// item × item model.
+    pub fn fit_with_sessions(
+        by_user: &Csr,
+        sessions: &Csr,
+        weight: f32,
+        k: usize,
+        shrink: f32,
+    ) -> Result<Self, ModelError> {
+        if !(weight.is_finite() && weight >= 0.0) {
+            return Err(ModelError::InvalidParameter {
+                name: "session_weight".into(),
+                reason: format!("must be a finite number >= 0, got {weight}"),
+            });
+        }
+        let stacked = by_user.stack(sessions, weight.sqrt())?;
+        Ok(Self::fit(&stacked, &stacked.transpose(), k, shrink))
+    }
+
     /// Fits time-adjacency similarities: `T_ij` counts the users in whose
     /// chronological sequence (`order`: same shape as `by_user`, values = each
     /// interaction's rank in time, as from [`super::data::chronological_order`];

@@ -365,7 +365,8 @@ pub fn expand_grid(
 /// over a log-spaced `λ` grid with and without dropout emphasis and GF-CF
 /// over a few low-pass ranks and weights, and, when the interactions have
 /// times (`with_order`), session-aware EASE over a few session gaps and
-/// weights (and sequence-kNN, while `AUTO_SEQUENCE_MODELS` says so).
+/// weights, session-aware item-kNN over the same (for any catalogue size), and
+/// sequence-kNN while `AUTO_SEQUENCE_MODELS` says so.
 pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
     auto_candidates_with(n_items, false, seed)
 }
@@ -380,6 +381,19 @@ pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<
         k: 50,
         shrink: 10.0,
     });
+    if with_order {
+        // Sparse, so tried whatever the catalogue's size.
+        for session_gap in AUTO_SESSION_GAPS {
+            for session_weight in [1.0, 3.0] {
+                c.push(AlgoParams::SessionKnn {
+                    k: 200,
+                    shrink: 10.0,
+                    session_weight,
+                    session_gap,
+                });
+            }
+        }
+    }
     if with_order && AUTO_SEQUENCE_MODELS {
         for window in [2, 3, 5] {
             c.push(AlgoParams::SeqKnn {
