@@ -9,12 +9,14 @@
 //!
 //! Prints one JSON line: sizes, generation/build/fit times, and the fit's
 //! own description (for EASE: how many items the dense model kept).
+//! `--algo session-knn` times each user's draws in visits of `--session-len`
+//! (default 5).
 
 use std::time::Instant;
 
-use infogap_models::recs::data::Interactions;
+use infogap_models::recs::data::{Interactions, Timeline};
 use infogap_models::recs::synth::power_law;
-use infogap_models::recs::{AlgoParams, EASE_MAX_ITEMS, Fitted, Recommender};
+use infogap_models::recs::{AlgoParams, EASE_MAX_ITEMS, FitContext, Fitted, Recommender};
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
     args.iter()
@@ -34,21 +36,39 @@ fn main() {
     let max_items: usize = arg(&args, "--max-items", &EASE_MAX_ITEMS.to_string())
         .parse()
         .expect("--max-items");
+    let mut params = AlgoParams::default_for(&algo).expect("algo");
     let t0 = Instant::now();
     let triples = power_law(users, items, nnz, exponent, 42);
     let gen_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
+    // Session models get visits of `--session-len` consecutive draws of each
+    // user (one time per visit, so gap 0 cuts them apart).
+    let timeline = matches!(params, AlgoParams::SessionKnn { .. }).then(|| {
+        let per_visit: i64 = arg(&args, "--session-len", "5")
+            .parse()
+            .expect("--session-len");
+        let mut drawn = vec![0i64; users];
+        let events: Vec<(u32, u32, i64)> = triples
+            .iter()
+            .map(|&(u, i, _)| {
+                let k = drawn[u as usize];
+                drawn[u as usize] += 1;
+                (u, i, k / per_visit)
+            })
+            .collect();
+        Timeline::new(users, items, &events).expect("timeline")
+    });
     let x = Interactions::from_dense_triples(users, items, &triples).expect("build");
     drop(triples);
     let build_s = t1.elapsed().as_secs_f64();
-    let mut params = AlgoParams::default_for(&algo).expect("algo");
     if matches!(params, AlgoParams::Ease { .. } | AlgoParams::Blend { .. }) {
         params
             .set("max_items", max_items as f64)
             .expect("max_items");
     }
     let t2 = Instant::now();
-    let m = Recommender::fit(&params, &x).expect("fit");
+    let ctx = FitContext::new(&x.by_user, &x.by_item).with_order(timeline.as_ref());
+    let m = Recommender::fit_in(&params, &ctx).expect("fit");
     let fit_s = t2.elapsed().as_secs_f64();
     let t3 = Instant::now();
     // The first 1000 users (a matrix of just those rows).

@@ -555,6 +555,7 @@ impl<'a> FitContext<'a> {
                     .sessions(by_user, *session_gap)?;
                 Fitted::ItemKnn(ItemKnn::fit_with_sessions(
                     by_user,
+                    by_item,
                     &sessions,
                     *session_weight as f32,
                     *k,

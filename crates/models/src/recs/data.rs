@@ -245,31 +245,6 @@ impl Csr {
         }
     }
 
-    /// The rows of `self` followed by the rows of `below`, whose values are
-    /// multiplied by `scale` (both must have the same number of columns).
-    pub fn stack(&self, below: &Csr, scale: f32) -> Result<Csr, ModelError> {
-        if below.n_cols != self.n_cols {
-            return Err(ModelError::InvalidInput(format!(
-                "cannot stack a matrix of {} columns under one of {}",
-                below.n_cols, self.n_cols
-            )));
-        }
-        let base = self.nnz();
-        let mut indptr = self.indptr.clone();
-        indptr.extend(below.indptr[1..].iter().map(|&p| p + base));
-        let mut indices = self.indices.clone();
-        indices.extend_from_slice(&below.indices);
-        let mut values = self.values.clone();
-        values.extend(below.values.iter().map(|&v| v * scale));
-        Ok(Csr {
-            n_rows: self.n_rows + below.n_rows,
-            n_cols: self.n_cols,
-            indptr,
-            indices,
-            values,
-        })
-    }
-
     /// Keeps only the rows in `keep` (others become empty), same shape.
     pub fn retain_rows(&self, keep: impl Fn(usize) -> bool) -> Csr {
         let mut indptr = vec![0];
@@ -635,9 +610,20 @@ impl Timeline {
     /// cells of `by_user` are read, so a held-out interaction can neither
     /// join nor split a session. Cells without a time are an error.
     pub fn sessions(&self, by_user: &Csr, gap: i64) -> Result<Csr, ModelError> {
-        let mut triples = Vec::with_capacity(by_user.nnz());
+        // Rows are written in order (no triple list): each session's cells
+        // are sorted by item when it closes.
+        let mut indptr = vec![0usize];
+        let mut indices: Vec<u32> = Vec::with_capacity(by_user.nnz());
+        let mut values: Vec<f32> = Vec::with_capacity(by_user.nnz());
         let mut cells: Vec<(i64, u32, f32)> = Vec::new();
-        let mut session = 0u32;
+        let mut open: Vec<(u32, f32)> = Vec::new();
+        let mut close = |open: &mut Vec<(u32, f32)>| {
+            open.sort_unstable_by_key(|&(i, _)| i);
+            indices.extend(open.iter().map(|&(i, _)| i));
+            values.extend(open.iter().map(|&(_, v)| v));
+            indptr.push(indices.len());
+            open.clear();
+        };
         for u in 0..by_user.n_rows {
             cells.clear();
             for (i, v) in by_user.row(u) {
@@ -651,15 +637,21 @@ impl Timeline {
             cells.sort_unstable_by_key(|&(t, i, _)| (t, i));
             for (k, &(t, i, v)) in cells.iter().enumerate() {
                 if k > 0 && t.saturating_sub(cells[k - 1].0) > gap {
-                    session += 1;
+                    close(&mut open);
                 }
-                triples.push((session, i, v));
+                open.push((i, v));
             }
-            if !cells.is_empty() {
-                session += 1;
+            if !open.is_empty() {
+                close(&mut open);
             }
         }
-        Csr::from_triples(session as usize, by_user.n_cols, &triples, |_, b| b)
+        Ok(Csr {
+            n_rows: indptr.len() - 1,
+            n_cols: by_user.n_cols,
+            indptr,
+            indices,
+            values,
+        })
     }
 }
 
@@ -729,27 +721,6 @@ mod tests {
             b.build_with_order().unwrap().1.is_none(),
             "a missing time: no order"
         );
-    }
-
-    #[test]
-    fn stack_appends_scaled_rows_and_checks_columns() {
-        let top = Csr::from_triples(2, 3, &[(0, 1, 1.0), (1, 0, 2.0), (1, 2, 3.0)], |_, b| b)
-            .expect("top");
-        let below = Csr::from_triples(2, 3, &[(1, 1, 4.0)], |_, b| b).expect("below");
-        let s = top.stack(&below, 0.5).expect("stack");
-        assert_eq!((s.n_rows, s.n_cols, s.nnz()), (4, 3, 4));
-        let rows: Vec<Vec<(u32, f32)>> = (0..4).map(|r| s.row(r).collect()).collect();
-        assert_eq!(
-            rows,
-            vec![
-                vec![(1, 1.0)],
-                vec![(0, 2.0), (2, 3.0)],
-                vec![],
-                vec![(1, 2.0)]
-            ]
-        );
-        let narrow = Csr::from_triples(1, 2, &[], |_, b| b).expect("narrow");
-        assert!(top.stack(&narrow, 1.0).is_err());
     }
 
     #[test]

@@ -35,13 +35,22 @@ pub struct ItemKnn {
 impl ItemKnn {
     /// Fits from the user × item matrix (`by_user`) and its transpose (`by_item`).
     pub fn fit(by_user: &Csr, by_item: &Csr, k: usize, shrink: f32) -> Self {
-        let n = by_item.n_rows;
+        Self::fit_blocks(&[(by_user, by_item, 1.0)], k, shrink)
+    }
+
+    /// Cosine item–item similarities on `Σ_b w_b · X_bᵀX_b` over blocks
+    /// `(X_b: rows × items, X_bᵀ, w_b)` (the columns of the blocks stacked,
+    /// without building the stacked matrix), keeping each item's `k` most
+    /// similar items.
+    fn fit_blocks(blocks: &[(&Csr, &Csr, f32)], k: usize, shrink: f32) -> Self {
+        let n = blocks.first().map_or(0, |b| b.1.n_rows);
         let norms: Vec<f32> = (0..n)
             .map(|i| {
-                by_item
-                    .row_values(i)
+                blocks
                     .iter()
-                    .map(|v| v * v)
+                    .map(|&(_, by_item, w)| {
+                        w * by_item.row_values(i).iter().map(|v| v * v).sum::<f32>()
+                    })
                     .sum::<f32>()
                     .sqrt()
             })
@@ -51,13 +60,16 @@ impl ItemKnn {
             .map_init(
                 || (vec![0f32; n], vec![false; n], Vec::<u32>::new()),
                 |(acc, flag, touched), i| {
-                    for (u, xu) in by_item.row(i) {
-                        for (j, xj) in by_user.row(u as usize) {
-                            if !flag[j as usize] {
-                                flag[j as usize] = true;
-                                touched.push(j);
+                    for &(by_user, by_item, w) in blocks {
+                        for (u, xu) in by_item.row(i) {
+                            let xu = w * xu;
+                            for (j, xj) in by_user.row(u as usize) {
+                                if !flag[j as usize] {
+                                    flag[j as usize] = true;
+                                    touched.push(j);
+                                }
+                                acc[j as usize] += xu * xj;
                             }
-                            acc[j as usize] += xu * xj;
                         }
                     }
                     let mut cand: Vec<(u32, f32)> = Vec::with_capacity(touched.len());
@@ -89,15 +101,16 @@ impl ItemKnn {
         Self::from_rows(rows)
     }
 
-    /// Fits session-aware similarities: the cosine of the columns of `by_user`
-    /// stacked over `sessions` (sessions × items, one row per visit or basket,
-    /// as from [`super::data::Timeline::sessions`]) scaled by `√weight`, so the
-    /// item–item dot products are `XᵀX + weight · SᵀS`: two items bought in one
-    /// basket count more than two items anywhere in one history. The sparse
-    /// counterpart of session-aware EASE, for catalogues too large for a dense
-    /// item × item model.
+    /// Fits session-aware similarities: cosine on `XᵀX + weight · SᵀS`, with
+    /// `sessions` = `S` (sessions × items, one row per visit or basket, as from
+    /// [`super::data::Timeline::sessions`]), so two items bought in one basket
+    /// count more than two items anywhere in one history. The same as item-kNN
+    /// on `X` stacked over `√weight · S`, without building that matrix. The
+    /// sparse counterpart of session-aware EASE, for catalogues too large for
+    /// a dense item × item model.
     pub fn fit_with_sessions(
         by_user: &Csr,
+        by_item: &Csr,
         sessions: &Csr,
         weight: f32,
         k: usize,
@@ -109,8 +122,21 @@ impl ItemKnn {
                 reason: format!("must be a finite number >= 0, got {weight}"),
             });
         }
-        let stacked = by_user.stack(sessions, weight.sqrt())?;
-        Ok(Self::fit(&stacked, &stacked.transpose(), k, shrink))
+        if sessions.n_cols != by_user.n_cols {
+            return Err(ModelError::InvalidInput(format!(
+                "sessions cover {} items, the interactions {}",
+                sessions.n_cols, by_user.n_cols
+            )));
+        }
+        let by_item_sessions = sessions.transpose();
+        Ok(Self::fit_blocks(
+            &[
+                (by_user, by_item, 1.0),
+                (sessions, &by_item_sessions, weight),
+            ],
+            k,
+            shrink,
+        ))
     }
 
     /// Fits time-adjacency similarities: `T_ij` counts the users in whose
@@ -362,6 +388,48 @@ mod tests {
         let x = Csr::from_triples(n_users as usize, n as usize, &triples, |_, b| b).expect("csr");
         let order = chronological_order(n_users as usize, n as usize, &events).expect("order");
         (x, order)
+    }
+
+    #[test]
+    fn session_similarity_is_item_knn_on_the_stacked_rows() {
+        // Users with overlapping histories and their visits (rows of `s`).
+        let (x, _) = ring(40, 25, 9);
+        let mut visits = Vec::new();
+        for u in 0..x.n_rows {
+            for (k, chunk) in x.row_indices(u).chunks(3).enumerate() {
+                let row = (u * 3 + k) as u32;
+                visits.extend(chunk.iter().map(|&i| (row, i, 1.0)));
+            }
+        }
+        let s = Csr::from_triples(x.n_rows * 3, x.n_cols, &visits, |_, b| b).expect("visits");
+        let w = 4.0f32;
+        let m = ItemKnn::fit_with_sessions(&x, &x.transpose(), &s, w, 6, 1.0).expect("fit");
+        // The same model from the explicitly stacked matrix [X; √w·S].
+        let mut stacked: Vec<(u32, u32, f32)> = Vec::new();
+        for u in 0..x.n_rows {
+            stacked.extend(x.row(u).map(|(i, v)| (u as u32, i, v)));
+        }
+        for r in 0..s.n_rows {
+            stacked.extend(
+                s.row(r)
+                    .map(|(i, v)| ((x.n_rows + r) as u32, i, v * w.sqrt())),
+            );
+        }
+        let big =
+            Csr::from_triples(x.n_rows + s.n_rows, x.n_cols, &stacked, |_, b| b).expect("stacked");
+        let reference = ItemKnn::fit(&big, &big.transpose(), 6, 1.0);
+        assert_eq!(m.neighbors.indptr, reference.neighbors.indptr);
+        assert_eq!(m.neighbors.indices, reference.neighbors.indices);
+        for (a, b) in m.neighbors.values.iter().zip(&reference.neighbors.values) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        // Weight 0 is plain item-kNN; bad weights and shapes are refused.
+        let plain = ItemKnn::fit(&x, &x.transpose(), 6, 1.0);
+        let zero = ItemKnn::fit_with_sessions(&x, &x.transpose(), &s, 0.0, 6, 1.0).expect("fit");
+        assert_eq!(zero, plain);
+        assert!(ItemKnn::fit_with_sessions(&x, &x.transpose(), &s, -1.0, 6, 1.0).is_err());
+        let narrow = Csr::from_triples(1, 3, &[], |_, b| b).expect("narrow");
+        assert!(ItemKnn::fit_with_sessions(&x, &x.transpose(), &narrow, 1.0, 6, 1.0).is_err());
     }
 
     #[test]
