@@ -590,9 +590,43 @@ fn train_and_recommend_on_the_demo_store() {
         csv.lines().count() as u64 - 1,
         b["rows"].as_u64().expect("rows")
     );
-    // Retraining makes version 2.
-    let t2 = json(d, &["train", "recs", "--algo", "item-knn", "--json"]);
+    // Retraining makes version 2; the session model reads the store's
+    // times (order lines of one basket share theirs) and explains like item-kNN.
+    let t2 = json(
+        d,
+        &[
+            "train",
+            "recs",
+            "--algo",
+            "session-knn",
+            "--set",
+            "session_gap=0,session_weight=3",
+            "--json",
+        ],
+    );
     assert_eq!(t2["version"], 2);
+    assert_eq!(t2["algo"], "session-knn");
+    assert_eq!(t2["params"]["session_weight"], 3.0);
+    assert!(t2["holdout"]["ndcg@10"].as_f64().expect("ndcg") > 0.0);
+    let r2 = json(
+        d,
+        &[
+            "recommend",
+            "--customer",
+            "C000002",
+            "--k",
+            "5",
+            "--explain",
+            "--json",
+        ],
+    );
+    let items2 = r2["items"].as_array().expect("items");
+    assert_eq!(items2.len(), 5);
+    assert!(
+        items2
+            .iter()
+            .all(|it| !it["because"].as_array().expect("because").is_empty())
+    );
 }
 
 #[test]
