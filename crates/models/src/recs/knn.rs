@@ -14,6 +14,10 @@
 //!   chronological order (sessions, catalogue pages, "people who rated X next
 //!   rated Y"). Needs the order of each user's interactions (see
 //!   [`super::data::chronological_order`]); scoring needs only the history.
+//! - [`ItemKnn::fit_with_sessions`] ("session-knn"): the same scorer, with
+//!   co-occurrence counted in histories and again, weighted, within visits
+//!   (baskets, submitted pages): the sparse counterpart of session-aware EASE,
+//!   for catalogues past EASE's dense cap.
 //!
 //! Similarities are `dot / (‖a‖‖b‖ + shrink)`; `shrink` damps similarities
 //! resting on few co-occurrences.
