@@ -1090,56 +1090,55 @@ mod tests {
             }
             rep.recall
         };
-        let session = |w: f64, gap: i64| AlgoParams::SessionEase {
-            lambda: 10.0,
-            dropout: 0.0,
-            session_weight: w,
-            session_gap: gap,
-            max_items: EASE_MAX_ITEMS,
-        };
-        let (plain, with_sessions) = (recall(&ease(10.0)), recall(&session(3.0, 60)));
         let pop = recall(&AlgoParams::Popularity);
-        assert!(
-            with_sessions > plain + 0.05 && plain > pop,
-            "session-EASE {with_sessions} vs EASE {plain} vs popularity {pop}"
-        );
-        // A gap spanning the visits makes one session per user: no better
-        // than EASE; weight 0 is EASE exactly.
-        assert!(recall(&session(3.0, 100_000_000)) < with_sessions - 0.05);
-        let a = Recommender::fit_in(&session(0.0, 60), &ctx).expect("fit");
-        let b = Recommender::fit_in(&ease(10.0), &ctx).expect("fit");
-        assert_eq!(a.model, b.model);
-        // Without times: a clear error, not a silent EASE.
         let bare = FitContext::new(&train, &t);
-        let err = Recommender::fit_in(&session(3.0, 60), &bare).expect_err("no times");
-        assert!(err.to_string().contains("time"), "{err}");
-        let mut bad = session(1.0, 60);
-        assert!(bad.set("session_gap", -1.0).is_err());
-        assert!(bad.set("session_weight", -1.0).is_err());
-        assert!(bad.set("session_gap", 0.0).is_ok());
-
-        // The sparse counterpart: item-kNN on the same co-occurrences.
-        let knn = AlgoParams::ItemKnn { k: 50, shrink: 1.0 };
-        let session_knn = |w: f64, gap: i64| AlgoParams::SessionKnn {
-            k: 50,
-            shrink: 1.0,
-            session_weight: w,
-            session_gap: gap,
-        };
-        let (plain, with_sessions) = (recall(&knn), recall(&session_knn(3.0, 60)));
-        assert!(
-            with_sessions > plain + 0.05 && plain > pop,
-            "session-kNN {with_sessions} vs item-kNN {plain} vs popularity {pop}"
-        );
-        assert!(recall(&session_knn(3.0, 100_000_000)) < with_sessions - 0.05);
-        let a = Recommender::fit_in(&session_knn(0.0, 60), &ctx).expect("fit");
-        let b = Recommender::fit_in(&knn, &ctx).expect("fit");
-        assert_eq!(a.model, b.model, "weight 0 is item-kNN exactly");
-        let err = Recommender::fit_in(&session_knn(3.0, 60), &bare).expect_err("no times");
-        assert!(
-            err.to_string().contains("session-knn needs the time"),
-            "{err}"
-        );
+        // Each session model against its plain counterpart (the sparse one is
+        // item-kNN on the same co-occurrences).
+        let cases: [(&str, AlgoParams, fn(f64, i64) -> AlgoParams); 2] = [
+            ("session-ease", ease(10.0), |w, gap| {
+                AlgoParams::SessionEase {
+                    lambda: 10.0,
+                    dropout: 0.0,
+                    session_weight: w,
+                    session_gap: gap,
+                    max_items: EASE_MAX_ITEMS,
+                }
+            }),
+            (
+                "session-knn",
+                AlgoParams::ItemKnn { k: 50, shrink: 1.0 },
+                |w, gap| AlgoParams::SessionKnn {
+                    k: 50,
+                    shrink: 1.0,
+                    session_weight: w,
+                    session_gap: gap,
+                },
+            ),
+        ];
+        for (name, plain_params, session) in cases {
+            let (plain, with_sessions) = (recall(&plain_params), recall(&session(3.0, 60)));
+            assert!(
+                with_sessions > plain + 0.05 && plain > pop,
+                "{name} {with_sessions} vs {} {plain} vs popularity {pop}",
+                plain_params.name()
+            );
+            // A gap spanning the visits makes one session per user: no better
+            // than the plain model; weight 0 is the plain model exactly.
+            assert!(recall(&session(3.0, 100_000_000)) < with_sessions - 0.05);
+            let a = Recommender::fit_in(&session(0.0, 60), &ctx).expect("fit");
+            let b = Recommender::fit_in(&plain_params, &ctx).expect("fit");
+            assert_eq!(a.model, b.model, "{name}: weight 0");
+            // Without times: a clear error, not a silent plain model.
+            let err = Recommender::fit_in(&session(3.0, 60), &bare).expect_err("no times");
+            assert!(
+                err.to_string().contains(&format!("{name} needs the time")),
+                "{err}"
+            );
+            let mut bad = session(1.0, 60);
+            assert!(bad.set("session_gap", -1.0).is_err());
+            assert!(bad.set("session_weight", -1.0).is_err());
+            assert!(bad.set("session_gap", 0.0).is_ok());
+        }
         let mut p = AlgoParams::default_for("session-knn").expect("known");
         for (key, v) in [
             ("k", 20.0),
