@@ -1094,7 +1094,9 @@ mod tests {
         let bare = FitContext::new(&train, &t);
         // Each session model against its plain counterpart (the sparse one is
         // item-kNN on the same co-occurrences).
-        let cases: [(&str, AlgoParams, fn(f64, i64) -> AlgoParams); 2] = [
+        // A session model from (session weight, session gap).
+        type Session = fn(f64, i64) -> AlgoParams;
+        let cases: [(&str, AlgoParams, Session); 2] = [
             ("session-ease", ease(10.0), |w, gap| {
                 AlgoParams::SessionEase {
                     lambda: 10.0,
