@@ -28,7 +28,7 @@ use infogap_models::recs::data::{
 };
 use infogap_models::recs::select::{self, Selection};
 use infogap_models::recs::topn::TopNFilter;
-use infogap_models::recs::{AlgoParams, FitContext, Recommender};
+use infogap_models::recs::{AlgoParams, FitContext, Recommender, SideInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::{Dataset, Engine, EngineError};
@@ -50,6 +50,38 @@ pub struct TopNData {
     /// When each training interaction happened (rank and time), when every
     /// training rating had a timestamp.
     pub order: Option<Timeline>,
+    /// The rating of each training interaction (users × items; it may cover
+    /// held-out cells too, models look up the training ones), for
+    /// rating-confidence iALS.
+    pub ratings: Option<Csr>,
+}
+
+impl TopNData {
+    /// What is known of the training interactions besides their weights.
+    pub fn side(&self) -> SideInfo<'_> {
+        SideInfo {
+            order: self.order.as_ref(),
+            ratings: self.ratings.as_ref(),
+        }
+    }
+}
+
+/// The ratings of `file` on the users × items grid of `x` (ids not in `x`'s
+/// maps are skipped: test-only rows).
+fn rating_matrix(
+    file: &infogap_ingest::ratings::RatingsFile,
+    x: &Interactions,
+) -> Result<Csr, EngineError> {
+    let triples: Vec<(u32, u32, f32)> = file
+        .iter_external()
+        .filter_map(|(u, i, r, _)| Some((x.users.get(u)?, x.items.get(i)?, r)))
+        .collect();
+    Ok(Csr::from_triples(
+        x.n_users(),
+        x.n_items(),
+        &triples,
+        |_, last| last,
+    )?)
 }
 
 fn read(
@@ -85,6 +117,7 @@ pub fn load_split(
         pairs.push((uu, ii));
     }
     let (train_x, order) = b.build_with_order()?;
+    let ratings = rating_matrix(&tr, &train_x)?;
     let mut test_items = vec![Vec::new(); train_x.n_users()];
     for (u, i) in pairs {
         if train_x.by_user.row_len(u as usize) == 0 || train_x.by_item.row_len(i as usize) == 0 {
@@ -102,6 +135,7 @@ pub fn load_split(
         duplicates: tr.duplicates + te.duplicates,
         test_only,
         order,
+        ratings: Some(ratings),
     })
 }
 
@@ -125,6 +159,7 @@ pub fn load_holdout(
     }
     // The order covers every rating; models only look up the training ones.
     let (all, order) = b.build_with_order()?;
+    let ratings = rating_matrix(&f, &all)?;
     let (train, test) = select::holdout(&all.by_user, fraction, seed)?;
     let train = Interactions::from_csr(all.users, all.items, train);
     Ok(TopNData {
@@ -133,6 +168,7 @@ pub fn load_holdout(
         duplicates: f.duplicates,
         test_only: 0,
         order,
+        ratings: Some(ratings),
     })
 }
 
@@ -173,13 +209,14 @@ pub enum Search {
 }
 
 /// Chooses a configuration on a per-user holdout of `validation` of `train`
-/// (never on test data); a fixed configuration is returned as is. `order`
-/// (the chronological rank of `train`'s interactions) enables sequence models.
+/// (never on test data); a fixed configuration is returned as is. `side`
+/// (the interactions' times and ratings) enables sequence and session models
+/// and rating-confidence iALS.
 /// With `progress`, a search draws a bar on stderr (trials done of planned).
 pub fn choose(
     search: &Search,
     train: &Csr,
-    order: Option<&Timeline>,
+    side: SideInfo<'_>,
     validation: f64,
     seed: u64,
     k: usize,
@@ -198,11 +235,11 @@ pub fn choose(
         Search::Fixed(p) => (p.clone(), None),
         Search::Grid(c) if c.len() == 1 => (c[0].clone(), None),
         Search::Grid(c) => {
-            let sel = select::grid_search_with(c, train, order, validation, seed, k, &tick)?;
+            let sel = select::grid_search_with(c, train, side, validation, seed, k, &tick)?;
             (sel.best.clone(), Some(sel))
         }
         Search::Auto => {
-            let sel = select::auto_search_with(train, order, validation, seed, k, &tick)?;
+            let sel = select::auto_search_with(train, side, validation, seed, k, &tick)?;
             (sel.best.clone(), Some(sel))
         }
     };
@@ -229,7 +266,7 @@ pub fn eval_topn(
     let (params, selection) = choose(
         search,
         &data.train.by_user,
-        data.order.as_ref(),
+        data.side(),
         validation,
         seed,
         k,
@@ -237,8 +274,7 @@ pub fn eval_topn(
     )?;
     let select_seconds = selection.as_ref().map_or(0.0, |s| s.seconds);
     let t0 = Instant::now();
-    let ctx =
-        FitContext::new(&data.train.by_user, &data.train.by_item).with_order(data.order.as_ref());
+    let ctx = FitContext::new(&data.train.by_user, &data.train.by_item).with_side(data.side());
     let model = Recommender::fit_in(&params, &ctx)?;
     let fit_seconds = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
@@ -419,14 +455,19 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
     let k = opts.k.max(1);
     let search = search_for(&opts.algo, &opts.params, opts.seed)?;
     // Inner holdout on the store's data: choose (for `auto`) and measure.
-    let order = order.as_ref();
-    let (params, sel) = choose(&search, &x.by_user, order, 0.2, opts.seed, k, opts.progress)?;
+    // The store's interactions carry their signal weights (iALS's
+    // confidence already); there is no separate rating per cell.
+    let side = SideInfo {
+        order: order.as_ref(),
+        ratings: None,
+    };
+    let (params, sel) = choose(&search, &x.by_user, side, 0.2, opts.seed, k, opts.progress)?;
     let (holdout, tried) = match sel {
         Some(s) => (s.best_report, s.trials.len()),
         None => {
             let (inner, valid) = select::holdout(&x.by_user, 0.2, opts.seed)?;
             let inner_t = inner.transpose();
-            let ctx = FitContext::new(&inner, &inner_t).with_order(order);
+            let ctx = FitContext::new(&inner, &inner_t).with_side(side);
             let m = Recommender::fit_in(&params, &ctx)?;
             (select::evaluate(&m, &inner, &valid, k).1, 1)
         }
@@ -434,7 +475,7 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
     let t0 = Instant::now();
     let model = Recommender::fit_in(
         &params,
-        &FitContext::new(&x.by_user, &x.by_item).with_order(order),
+        &FitContext::new(&x.by_user, &x.by_item).with_side(side),
     )?;
     let fit_seconds = t0.elapsed().as_secs_f64();
     let by_id: HashMap<String, &infogap_core::dataset::ProductInfo> =

@@ -12,16 +12,19 @@
 //!
 //! Algorithms: popularity, user-kNN and item-kNN (cosine), sequence-kNN
 //! (item similarity from time adjacency, when interactions have times),
-//! implicit ALS ([`ials`]), EASE ([`ease`]), session-aware EASE (EASE whose
-//! Gram matrix also counts co-occurrence within each visit, when interactions
-//! have times), GF-CF ([`gfcf`]), a rank-normalized blend of EASE and iALS,
+//! implicit ALS ([`ials`]; its confidence from the interaction weights or,
+//! for explicit feedback, from each rating), EASE ([`ease`]), session-aware
+//! EASE (EASE whose Gram matrix also counts co-occurrence within each visit,
+//! when interactions have times), session-aware item-kNN (the sparse
+//! counterpart), GF-CF ([`gfcf`]), a rank-normalized blend of EASE and iALS,
 //! and weighted ensembles of any of them (per-user standardized scores).
 //! [`select`] holds the evaluation protocol (holdout splits, ranking
 //! metrics per user, grid search and the `auto` search on an inner
 //! validation split carved from the training data only). [`FitContext`]
-//! carries the optional side data (the [`data::Timeline`] of interactions)
-//! and caches what several configurations share (EASE's Gram matrix, the
-//! within-session Gram matrix per session gap).
+//! carries the optional side data ([`SideInfo`]: the [`data::Timeline`] of
+//! interactions and their explicit ratings) and caches what several
+//! configurations share (EASE's Gram matrix, the within-session Gram matrix
+//! per session gap, the rating-scaled matrices of rating-confidence iALS).
 //! Everything is deterministic for a seed.
 
 pub mod data;
@@ -280,6 +283,12 @@ impl AlgoParams {
                 "iterations" => p.iterations = as_count(value)?,
                 "cg_steps" => p.cg_steps = as_count(value)?,
                 "seed" => p.seed = value.max(0.0) as u64,
+                "rating_confidence" => {
+                    if value != 0.0 && value != 1.0 {
+                        return Err(bad("must be 0 (off) or 1 (on)"));
+                    }
+                    p.rating_confidence = value == 1.0;
+                }
                 _ => return Ok(false),
             }
             Ok(true)
@@ -420,11 +429,36 @@ impl AlgoParams {
     }
 }
 
+/// What is known about the interactions besides their weights, each
+/// covering at least the cells a model is fitted on (a search fits on a
+/// subset of the cells and looks them up).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SideInfo<'a> {
+    /// When each interaction happened (sequence and session models).
+    pub order: Option<&'a Timeline>,
+    /// The explicit rating of each interaction, users × items (iALS with
+    /// [`IalsParams::rating_confidence`]).
+    pub ratings: Option<&'a Csr>,
+}
+
+impl SideInfo<'_> {
+    /// Whether the ratings can say more than the interactions: all positive
+    /// and finite (a confidence must be) and not all equal (then rating
+    /// confidence is plain iALS).
+    pub fn ratings_inform_confidence(&self) -> bool {
+        self.ratings.is_some_and(|r| {
+            r.values.iter().all(|v| v.is_finite() && *v > 0.0)
+                && r.values.windows(2).any(|w| w[0] != w[1])
+        })
+    }
+}
+
 /// What fitting needs besides the parameters: the user × item matrix, its
 /// transpose, optionally the [`Timeline`] of the interactions (sequence and
-/// session models need it), and a cache of EASE Gram matrices (and of
-/// session Gram matrices per gap) so several configurations fitted on the
-/// same data build each once.
+/// session models need it) and their explicit ratings (rating-confidence
+/// iALS), and a cache of EASE Gram matrices (and of session Gram matrices per
+/// gap, and of the rating-confidence matrices) so several configurations
+/// fitted on the same data build each once.
 #[derive(Debug)]
 pub struct FitContext<'a> {
     /// Users × items.
@@ -434,8 +468,12 @@ pub struct FitContext<'a> {
     /// When each interaction happened (may cover more cells than `by_user`;
     /// only `by_user`'s are read), if known.
     pub order: Option<&'a Timeline>,
+    /// The explicit rating of each interaction (may cover more cells than
+    /// `by_user`; only `by_user`'s are read), if known.
+    pub ratings: Option<&'a Csr>,
     grams: Mutex<Vec<(usize, Arc<EaseGram>)>>,
     session_grams: Mutex<Vec<(SessionGramKey, Arc<Vec<f32>>)>>,
+    rated: Mutex<Option<Arc<(Csr, Csr)>>>,
 }
 
 /// Refuses a negative session gap (a hand-built [`AlgoParams`]; `set` refuses
@@ -450,6 +488,47 @@ fn check_session_gap(gap: i64) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// `by_user`'s cells valued by their rating in `ratings` over the mean of
+/// those ratings. Errors name what is missing: no ratings at all, a cell
+/// without one, or a rating that is not positive (a confidence must be).
+fn rating_strengths(by_user: &Csr, ratings: Option<&Csr>) -> Result<Csr, ModelError> {
+    let ratings = ratings.ok_or_else(|| {
+        ModelError::InvalidInput(
+            "rating confidence needs explicit ratings (a ratings file), and these interactions \
+             have none"
+                .into(),
+        )
+    })?;
+    let mut values = Vec::with_capacity(by_user.nnz());
+    for u in 0..by_user.n_rows {
+        let (cols, vals) = if u < ratings.n_rows {
+            (ratings.row_indices(u), ratings.row_values(u))
+        } else {
+            (&[][..], &[][..])
+        };
+        for &i in by_user.row_indices(u) {
+            let r = cols.binary_search(&i).map(|p| vals[p]).map_err(|_| {
+                ModelError::InvalidInput(format!(
+                    "rating confidence: no rating for user row {u}, item column {i}"
+                ))
+            })?;
+            if !(r > 0.0 && r.is_finite()) {
+                return Err(ModelError::InvalidInput(format!(
+                    "rating confidence needs positive ratings; user row {u}, item column {i} \
+                     has {r}"
+                )));
+            }
+            values.push(r);
+        }
+    }
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len().max(1) as f64;
+    let inv = (1.0 / mean) as f32;
+    Ok(Csr {
+        values: values.into_iter().map(|v| v * inv).collect(),
+        ..by_user.clone()
+    })
+}
+
 /// `(max_items, session gap)`: what a within-session Gram matrix depends on.
 type SessionGramKey = (usize, i64);
 
@@ -460,8 +539,10 @@ impl<'a> FitContext<'a> {
             by_user,
             by_item,
             order: None,
+            ratings: None,
             grams: Mutex::new(Vec::new()),
             session_grams: Mutex::new(Vec::new()),
+            rated: Mutex::new(None),
         }
     }
 
@@ -469,6 +550,46 @@ impl<'a> FitContext<'a> {
     pub fn with_order(mut self, order: Option<&'a Timeline>) -> Self {
         self.order = order;
         self
+    }
+
+    /// Adds the explicit ratings of the interactions (users × items).
+    pub fn with_ratings(mut self, ratings: Option<&'a Csr>) -> Self {
+        self.ratings = ratings;
+        self
+    }
+
+    /// Adds everything `side` knows.
+    pub fn with_side(self, side: SideInfo<'a>) -> Self {
+        self.with_order(side.order).with_ratings(side.ratings)
+    }
+
+    /// The matrices iALS with `p` fits on: the interactions themselves, or —
+    /// with [`IalsParams::rating_confidence`] — the same cells valued by
+    /// their rating over the mean rating (built once).
+    fn ials_input<T>(
+        &self,
+        p: &IalsParams,
+        fit: impl FnOnce(&Csr, &Csr) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
+        if !p.rating_confidence {
+            return fit(self.by_user, self.by_item);
+        }
+        let rated = {
+            let mut cache = self
+                .rated
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*cache {
+                Some(r) => Arc::clone(r),
+                None => {
+                    let by_user = rating_strengths(self.by_user, self.ratings)?;
+                    let r = Arc::new((by_user.transpose(), by_user));
+                    *cache = Some(Arc::clone(&r));
+                    r
+                }
+            }
+        };
+        fit(&rated.1, &rated.0)
     }
 
     /// The timeline, or the error saying `algo` needs interaction times.
@@ -537,7 +658,7 @@ impl<'a> FitContext<'a> {
             AlgoParams::UserKnn { k, shrink } => {
                 Fitted::UserKnn(UserKnn::fit(by_user, by_item, *k, *shrink))
             }
-            AlgoParams::Ials(p) => Fitted::Ials(Ials::fit(by_user, by_item, *p)?),
+            AlgoParams::Ials(p) => Fitted::Ials(self.ials_input(p, |u, i| Ials::fit(u, i, *p))?),
             AlgoParams::Ease {
                 lambda,
                 dropout,
@@ -598,7 +719,7 @@ impl<'a> FitContext<'a> {
                 }
                 let (ease, ials) = rayon::join(
                     || Ease::from_gram(&self.gram(*max_items), *lambda, *dropout),
-                    || Ials::fit(by_user, by_item, *ials),
+                    || self.ials_input(ials, |u, i| Ials::fit(u, i, *ials)),
                 );
                 Fitted::Blend {
                     ease: ease?,
@@ -1063,6 +1184,91 @@ mod tests {
             dropout: 0.0,
             max_items: EASE_MAX_ITEMS,
         }
+    }
+
+    #[test]
+    fn rating_confidence_weighs_what_users_liked() {
+        let p = planted_taste(300, 120, 4, 24, 0.5, 5);
+        let (nu, ni) = (300, 120);
+        let rated = p.rated(6);
+        let all = Csr::from_triples(nu, ni, &rated, |_, b| b).expect("csr");
+        let ones = all.map_values(|_| 1.0);
+        let (train, test) = holdout(&ones, 0.25, 2).expect("holdout");
+        let t = train.transpose();
+        // The ratings cover the held-out cells too; only train's are read.
+        let ctx = FitContext::new(&train, &t).with_ratings(Some(&all));
+        let ials = |rating_confidence: bool| {
+            AlgoParams::Ials(IalsParams {
+                factors: 8,
+                reg: 1.0,
+                alpha: 5.0,
+                iterations: 10,
+                rating_confidence,
+                ..IalsParams::default()
+            })
+        };
+        let recall = |params: &AlgoParams| {
+            let m = Recommender::fit_in(params, &ctx).expect("fit");
+            evaluate(&m, &train, &test, 10).1.recall
+        };
+        let (plain, rated_conf) = (recall(&ials(false)), recall(&ials(true)));
+        assert!(
+            rated_conf > plain + 0.03,
+            "rating confidence {rated_conf:.3} vs plain {plain:.3}"
+        );
+        // Equal ratings are plain iALS exactly (r / mean = 1).
+        let same = all.map_values(|_| 4.0);
+        let ctx_same = FitContext::new(&train, &t).with_ratings(Some(&same));
+        let a = Recommender::fit_in(&ials(true), &ctx_same).expect("fit");
+        let b = Recommender::fit_in(&ials(false), &ctx).expect("fit");
+        let (Fitted::Ials(a), Fitted::Ials(b)) = (a.model, b.model) else {
+            panic!("not iALS");
+        };
+        assert!(
+            a.user_factors == b.user_factors && a.item_factors == b.item_factors,
+            "equal ratings"
+        );
+        assert!(
+            !SideInfo {
+                order: None,
+                ratings: Some(&same)
+            }
+            .ratings_inform_confidence()
+        );
+        assert!(
+            SideInfo {
+                order: None,
+                ratings: Some(&all)
+            }
+            .ratings_inform_confidence()
+        );
+        // Without ratings, with a missing or a non-positive one: clear errors.
+        let bare = FitContext::new(&train, &t);
+        let err = Recommender::fit_in(&ials(true), &bare).expect_err("no ratings");
+        assert!(err.to_string().contains("needs explicit ratings"), "{err}");
+        let partial = all.retain_rows(|u| u != 7);
+        let ctx_partial = FitContext::new(&train, &t).with_ratings(Some(&partial));
+        let err = Recommender::fit_in(&ials(true), &ctx_partial).expect_err("missing");
+        assert!(
+            err.to_string().contains("no rating for user row 7"),
+            "{err}"
+        );
+        let zeroes = all.map_values(|r| r - 1.0);
+        let ctx_zero = FitContext::new(&train, &t).with_ratings(Some(&zeroes));
+        let err = Recommender::fit_in(&ials(true), &ctx_zero).expect_err("zero");
+        assert!(err.to_string().contains("positive ratings"), "{err}");
+        assert!(
+            !SideInfo {
+                order: None,
+                ratings: Some(&zeroes)
+            }
+            .ratings_inform_confidence()
+        );
+        // The switch is 0 or 1.
+        let mut q = ials(false);
+        q.set("rating_confidence", 1.0).expect("on");
+        assert_eq!(q, ials(true));
+        assert!(q.set("rating_confidence", 0.5).is_err());
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub struct EvalRecsArgs {
     /// iALS sweeps.
     #[arg(long)]
     pub iterations: Option<f64>,
+    /// iALS: take each interaction's confidence from its rating (r = rating /
+    /// mean rating in c = 1 + alpha·r) instead of counting every rating alike.
+    /// Needs positive ratings; `auto` tries both.
+    #[arg(long)]
+    pub rating_confidence: bool,
     /// Neighbours of the kNN models.
     #[arg(long)]
     pub neighbors: Option<f64>,
@@ -134,6 +139,7 @@ impl EvalRecsArgs {
             ("weight", self.weight),
             ("session_gap", self.session_gap),
             ("session_weight", self.session_weight),
+            ("rating_confidence", self.rating_confidence.then_some(1.0)),
         ];
         pairs
             .into_iter()

@@ -313,6 +313,85 @@ fn session_models_use_visits_and_need_times() {
 }
 
 #[test]
+fn rating_confidence_reads_the_ratings_and_needs_them_positive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Taste items rated 4–5, noise items 1–2 (half the ratings are noise).
+    let p = planted_taste(300, 120, 4, 24, 0.5, 5);
+    let mut txt = String::new();
+    for (u, i, r) in p.rated(6) {
+        writeln!(txt, "u{u} m{i} {r}").expect("write");
+    }
+    std::fs::write(dir.path().join("rated.txt"), &txt).expect("write");
+    // The same file with one rating of 0.
+    let zero = txt.replacen(" 1\n", " 0\n", 1);
+    assert_ne!(zero, txt);
+    std::fs::write(dir.path().join("zero.txt"), zero).expect("write");
+    write_sessions(dir.path());
+    let args = |file: &'static str, extra: &[&'static str]| {
+        holdout_args(file, &[&["--seed", "2", "--json"], extra].concat())
+    };
+    let get = |file: &'static str, extra: &[&'static str]| json(dir.path(), &args(file, extra));
+    let ials = [
+        "--algo",
+        "ials",
+        "--factors",
+        "8",
+        "--reg",
+        "1",
+        "--alpha",
+        "5",
+        "--iterations",
+        "10",
+    ];
+    let (plain, rated) = (
+        get("rated.txt", &ials),
+        get("rated.txt", &[&ials[..], &["--rating-confidence"]].concat()),
+    );
+    let recall = |v: &serde_json::Value| v["recall@10"].as_f64().expect("recall");
+    assert!(
+        recall(&rated) > recall(&plain) + 0.03,
+        "rating confidence {} vs plain {}",
+        recall(&rated),
+        recall(&plain)
+    );
+    assert_eq!(rated["params"]["rating_confidence"], true);
+    assert_eq!(plain["params"]["rating_confidence"], false);
+    // auto tries both confidences when the ratings vary, and only then.
+    let rated_candidates = |v: &serde_json::Value| {
+        v["selection"]["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .filter(|c| c["params"]["rating_confidence"] == true)
+            .count()
+    };
+    assert!(rated_candidates(&get("rated.txt", &["--algo", "auto"])) >= 12);
+    assert_eq!(
+        rated_candidates(&get("sessions.csv", &["--algo", "auto"])),
+        0,
+        "all ratings 4"
+    );
+    // A rating of 0 cannot be a confidence: refused, saying where.
+    let out = run_in(
+        dir.path(),
+        &args("zero.txt", &[&ials[..], &["--rating-confidence"]].concat()),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("positive ratings") && err.contains("has 0"),
+        "{err}"
+    );
+    // Only iALS reads it.
+    let out = run_in(
+        dir.path(),
+        &args("rated.txt", &["--algo", "ease", "--rating-confidence"]),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rating_confidence"));
+}
+
+#[test]
 fn eval_recs_rejects_bad_requests() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_planted(dir.path());

@@ -39,6 +39,13 @@ pub struct IalsParams {
     pub cg_steps: usize,
     /// Seed of the initialization.
     pub seed: u64,
+    /// Take each interaction's confidence from its explicit rating
+    /// (`r = rating / mean rating`, so `alpha` keeps its scale) instead of
+    /// its weight. Hu et al.'s own choice for graded feedback: a movie rated 5
+    /// is stronger evidence than one rated 1. Needs the ratings
+    /// ([`crate::recs::FitContext::with_ratings`]).
+    #[serde(default)]
+    pub rating_confidence: bool,
 }
 
 impl Default for IalsParams {
@@ -50,6 +57,7 @@ impl Default for IalsParams {
             iterations: 15,
             cg_steps: 3,
             seed: 0,
+            rating_confidence: false,
         }
     }
 }
@@ -484,6 +492,7 @@ mod tests {
             iterations: 0,
             cg_steps: 3,
             seed: 5,
+            rating_confidence: false,
         };
         let path = Ials::fit_path(&x, &xt, p, &[5, 2, 5]).expect("path");
         assert_eq!(path.len(), 2, "checkpoints are deduplicated");

@@ -22,10 +22,10 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Csr, Timeline};
+use super::data::Csr;
 use super::ials::{Ials, IalsParams};
 use super::popularity::Popularity;
-use super::{AlgoParams, EASE_MAX_ITEMS, FitContext, Fitted, Recommender};
+use super::{AlgoParams, EASE_MAX_ITEMS, FitContext, Fitted, Recommender, SideInfo};
 use crate::ModelError;
 use crate::metrics::ranking::{self, RankingReport};
 
@@ -151,8 +151,9 @@ fn fit_candidate(
                 _ => None,
             })
             .collect();
-        let path =
-            Ials::fit_path(ctx.by_user, ctx.by_item, key, &iterations).map_err(|e| e.to_string());
+        let path = ctx
+            .ials_input(&key, |u, i| Ials::fit_path(u, i, key, &iterations))
+            .map_err(|e| e.to_string());
         paths.push((key, path));
     }
     let path = paths
@@ -268,15 +269,24 @@ pub fn grid_search(
     seed: u64,
     k: usize,
 ) -> Result<Selection, ModelError> {
-    grid_search_with(candidates, train, None, fraction, seed, k, &no_progress)
+    grid_search_with(
+        candidates,
+        train,
+        SideInfo::default(),
+        fraction,
+        seed,
+        k,
+        &no_progress,
+    )
 }
 
-/// [`grid_search`] with the [`Timeline`] of `train`'s interactions (needed by
-/// sequence and session models).
+/// [`grid_search`] with what else is known of `train`'s interactions: their
+/// [`Timeline`] (needed by sequence and session models) and their ratings
+/// (rating-confidence iALS).
 pub fn grid_search_with(
     candidates: &[AlgoParams],
     train: &Csr,
-    order: Option<&Timeline>,
+    side: SideInfo<'_>,
     fraction: f64,
     seed: u64,
     k: usize,
@@ -290,7 +300,7 @@ pub fn grid_search_with(
     }
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
-    let ctx = FitContext::new(&inner, &inner_t).with_order(order);
+    let ctx = FitContext::new(&inner, &inner_t).with_side(side);
     let (trials, _) = run_trials(candidates, &ctx, &valid, k, progress);
     let (best, best_report) = best_of(&trials)?;
     Ok(Selection {
@@ -366,13 +376,21 @@ pub fn expand_grid(
 /// over a few low-pass ranks and weights, and, when the interactions have
 /// times (`with_order`), session-aware EASE over a few session gaps and
 /// weights, session-aware item-kNN over the same (for any catalogue size), and
-/// sequence-kNN while `AUTO_SEQUENCE_MODELS` says so.
+/// sequence-kNN while `AUTO_SEQUENCE_MODELS` says so. With explicit ratings
+/// (`with_ratings`), the iALS points with reg ≥ 10 are also tried with rating
+/// confidence.
 pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
-    auto_candidates_with(n_items, false, seed)
+    auto_candidates_with(n_items, false, false, seed)
 }
 
-/// [`auto_candidates`], with the time-aware models when `with_order`.
-pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<AlgoParams> {
+/// [`auto_candidates`], with the time-aware models when `with_order` and
+/// rating-confidence iALS when `with_ratings`.
+pub fn auto_candidates_with(
+    n_items: usize,
+    with_order: bool,
+    with_ratings: bool,
+    seed: u64,
+) -> Vec<AlgoParams> {
     let mut c = vec![AlgoParams::Popularity];
     for k in [50, 200] {
         c.push(AlgoParams::ItemKnn { k, shrink: 10.0 });
@@ -403,18 +421,31 @@ pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<
             });
         }
     }
-    for reg in [3.0, 10.0, 30.0, 100.0] {
-        for alpha in [1.0, 3.0, 10.0] {
-            // One fit per (reg, alpha): the sweep counts are checkpoints of it.
-            for iterations in AUTO_IALS_SWEEPS {
-                c.push(AlgoParams::Ials(IalsParams {
-                    factors: 64,
-                    reg,
-                    alpha,
-                    iterations,
-                    cg_steps: 3,
-                    seed,
-                }));
+    let confidences: &[bool] = if with_ratings {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    for &rating_confidence in confidences {
+        for reg in [3.0, 10.0, 30.0, 100.0] {
+            // reg 3 never won with either confidence (ml-100k, the Complete
+            // Journey); the rating-confidence grid skips it to save 3 fits.
+            if rating_confidence && reg < 10.0 {
+                continue;
+            }
+            for alpha in [1.0, 3.0, 10.0] {
+                // One fit per (reg, alpha): the sweep counts are checkpoints of it.
+                for iterations in AUTO_IALS_SWEEPS {
+                    c.push(AlgoParams::Ials(IalsParams {
+                        factors: 64,
+                        reg,
+                        alpha,
+                        iterations,
+                        cg_steps: 3,
+                        seed,
+                        rating_confidence,
+                    }));
+                }
             }
         }
     }
@@ -521,7 +552,7 @@ pub fn auto_search(
     seed: u64,
     k: usize,
 ) -> Result<Selection, ModelError> {
-    auto_search_with(train, None, fraction, seed, k, &no_progress)
+    auto_search_with(train, SideInfo::default(), fraction, seed, k, &no_progress)
 }
 
 /// `--algo auto`: stage 1 fits [`auto_candidates_with`] on an inner split of
@@ -531,10 +562,10 @@ pub fn auto_search(
 /// at most `ENSEMBLE_MAX_PARTS` members) while validation nDCG@k improves by
 /// more than one standard error of the paired per-user difference.
 /// Ensembles reuse the stage-1 models, so stage 2 costs evaluations only.
-/// Only `train` (and its `order`, if given) is used.
+/// Only `train` (and what `side` knows of it) is used.
 pub fn auto_search_with(
     train: &Csr,
-    order: Option<&Timeline>,
+    side: SideInfo<'_>,
     fraction: f64,
     seed: u64,
     k: usize,
@@ -543,8 +574,13 @@ pub fn auto_search_with(
     let t0 = std::time::Instant::now();
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
-    let ctx = FitContext::new(&inner, &inner_t).with_order(order);
-    let cands = auto_candidates_with(train.n_cols, order.is_some(), seed);
+    let ctx = FitContext::new(&inner, &inner_t).with_side(side);
+    let cands = auto_candidates_with(
+        train.n_cols,
+        side.order.is_some(),
+        side.ratings_inform_confidence(),
+        seed,
+    );
     // Stage 2 evaluates at most (families − 1) × weights ensembles per round.
     let families = cands
         .iter()

@@ -30,6 +30,7 @@ fn small_ials() -> AlgoParams {
         iterations: 8,
         cg_steps: 3,
         seed: 3,
+        rating_confidence: false,
     })
 }
 
@@ -54,6 +55,7 @@ fn all_algos() -> Vec<AlgoParams> {
                 iterations: 8,
                 cg_steps: 3,
                 seed: 3,
+                rating_confidence: false,
             },
             max_items: 10_000,
         },
@@ -397,7 +399,15 @@ fn search_progress_ends_at_every_trial() {
     let record = |done: usize, planned: usize| {
         seen.lock().expect("lock").push((done, planned));
     };
-    let sel = select::auto_search_with(&x.by_user, None, 0.25, 0, 10, &record).expect("auto");
+    let sel = select::auto_search_with(
+        &x.by_user,
+        infogap_models::recs::SideInfo::default(),
+        0.25,
+        0,
+        10,
+        &record,
+    )
+    .expect("auto");
     let v = seen.into_inner().expect("lock");
     assert!(v.len() > 10, "{v:?}");
     assert!(v.windows(2).all(|w| w[1].0 >= w[0].0), "{v:?}");
