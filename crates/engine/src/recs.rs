@@ -66,6 +66,37 @@ impl TopNData {
     }
 }
 
+/// Refuses a configuration that reads the ratings when a training rating is
+/// not positive (a confidence must be), naming the first such rating by its
+/// user and item ids; models would only know their row and column.
+fn check_ratings_for(data: &TopNData, search: &Search) -> Result<(), EngineError> {
+    let wanted = match search {
+        Search::Fixed(p) => p.uses_ratings(),
+        Search::Grid(c) => c.iter().any(AlgoParams::uses_ratings),
+        Search::Auto => false,
+    };
+    let Some(r) = data.ratings.as_ref().filter(|_| wanted) else {
+        return Ok(());
+    };
+    for u in 0..data.train.by_user.n_rows.min(r.n_rows) {
+        let (cols, vals) = (r.row_indices(u), r.row_values(u));
+        for &i in data.train.by_user.row_indices(u) {
+            if let Ok(p) = cols.binary_search(&i)
+                && !(vals[p] > 0.0 && vals[p].is_finite())
+            {
+                let id = |m: &IdMap, x: u32| m.id(x).unwrap_or("?").to_owned();
+                return Err(EngineError::Invalid(format!(
+                    "user {} rated item {} {}: rating confidence needs positive ratings",
+                    id(&data.train.users, u as u32),
+                    id(&data.train.items, i),
+                    vals[p]
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The ratings of `file` on the users × items grid of `x` (ids not in `x`'s
 /// maps are skipped: test-only rows).
 fn rating_matrix(
@@ -263,6 +294,7 @@ pub fn eval_topn(
     if k == 0 {
         return Err(EngineError::Invalid("--k must be at least 1".into()));
     }
+    check_ratings_for(data, search)?;
     let (params, selection) = choose(
         search,
         &data.train.by_user,

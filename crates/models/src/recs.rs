@@ -237,6 +237,16 @@ impl AlgoParams {
         })
     }
 
+    /// Whether fitting reads explicit ratings (rating-confidence iALS,
+    /// alone, in the blend or in an ensemble).
+    pub fn uses_ratings(&self) -> bool {
+        match self {
+            AlgoParams::Ials(p) | AlgoParams::Blend { ials: p, .. } => p.rating_confidence,
+            AlgoParams::Ensemble { parts, .. } => parts.iter().any(AlgoParams::uses_ratings),
+            _ => false,
+        }
+    }
+
     /// The algorithm's name.
     pub fn name(&self) -> &'static str {
         match self {

@@ -379,7 +379,7 @@ fn rating_confidence_reads_the_ratings_and_needs_them_positive() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("positive ratings") && err.contains("has 0"),
+        err.contains("positive ratings") && err.contains(" rated item m") && err.contains(" 0:"),
         "{err}"
     );
     // Only iALS reads it.
