@@ -78,21 +78,17 @@ fn check_ratings_for(data: &TopNData, search: &Search) -> Result<(), EngineError
     let Some(r) = data.ratings.as_ref().filter(|_| wanted) else {
         return Ok(());
     };
-    for u in 0..data.train.by_user.n_rows.min(r.n_rows) {
-        let (cols, vals) = (r.row_indices(u), r.row_values(u));
-        for &i in data.train.by_user.row_indices(u) {
-            if let Ok(p) = cols.binary_search(&i)
-                && !(vals[p] > 0.0 && vals[p].is_finite())
-            {
-                let id = |m: &IdMap, x: u32| m.id(x).unwrap_or("?").to_owned();
-                return Err(EngineError::Invalid(format!(
-                    "user {} rated item {} {}: rating confidence needs positive ratings",
-                    id(&data.train.users, u as u32),
-                    id(&data.train.items, i),
-                    vals[p]
-                )));
+    if let Err(b) = infogap_models::recs::cell_ratings(&data.train.by_user, r) {
+        let user = data.train.users.id(b.user as u32).unwrap_or("?");
+        let item = data.train.items.id(b.item).unwrap_or("?");
+        return Err(EngineError::Invalid(match b.rating {
+            Some(v) => {
+                format!(
+                    "user {user} rated item {item} {v}: rating confidence needs positive ratings"
+                )
             }
-        }
+            None => format!("user {user} has no rating for item {item}"),
+        }));
     }
     Ok(())
 }

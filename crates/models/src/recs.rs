@@ -498,6 +498,45 @@ fn check_session_gap(gap: i64) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// A cell whose rating cannot be a confidence: missing (`rating: None`) or
+/// not a positive finite number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BadRating {
+    /// User row.
+    pub user: usize,
+    /// Item column.
+    pub item: u32,
+    /// The rating found, if any.
+    pub rating: Option<f32>,
+}
+
+/// The rating in `ratings` of each of `by_user`'s cells (in `by_user`'s
+/// order), or the first cell whose rating is missing or not positive.
+pub fn cell_ratings(by_user: &Csr, ratings: &Csr) -> Result<Vec<f32>, BadRating> {
+    let mut values = Vec::with_capacity(by_user.nnz());
+    for u in 0..by_user.n_rows {
+        let (cols, vals) = if u < ratings.n_rows {
+            (ratings.row_indices(u), ratings.row_values(u))
+        } else {
+            (&[][..], &[][..])
+        };
+        for &item in by_user.row_indices(u) {
+            let rating = cols.binary_search(&item).ok().map(|p| vals[p]);
+            match rating {
+                Some(r) if r > 0.0 && r.is_finite() => values.push(r),
+                _ => {
+                    return Err(BadRating {
+                        user: u,
+                        item,
+                        rating,
+                    });
+                }
+            }
+        }
+    }
+    Ok(values)
+}
+
 /// `by_user`'s cells valued by their rating in `ratings` over the mean of
 /// those ratings. Errors name what is missing: no ratings at all, a cell
 /// without one, or a rating that is not positive (a confidence must be).
@@ -509,28 +548,18 @@ fn rating_strengths(by_user: &Csr, ratings: Option<&Csr>) -> Result<Csr, ModelEr
                 .into(),
         )
     })?;
-    let mut values = Vec::with_capacity(by_user.nnz());
-    for u in 0..by_user.n_rows {
-        let (cols, vals) = if u < ratings.n_rows {
-            (ratings.row_indices(u), ratings.row_values(u))
-        } else {
-            (&[][..], &[][..])
-        };
-        for &i in by_user.row_indices(u) {
-            let r = cols.binary_search(&i).map(|p| vals[p]).map_err(|_| {
-                ModelError::InvalidInput(format!(
-                    "rating confidence: no rating for user row {u}, item column {i}"
-                ))
-            })?;
-            if !(r > 0.0 && r.is_finite()) {
-                return Err(ModelError::InvalidInput(format!(
-                    "rating confidence needs positive ratings; user row {u}, item column {i} \
-                     has {r}"
-                )));
-            }
-            values.push(r);
-        }
-    }
+    let values = cell_ratings(by_user, ratings).map_err(|b| {
+        ModelError::InvalidInput(match b.rating {
+            None => format!(
+                "rating confidence: no rating for user row {}, item column {}",
+                b.user, b.item
+            ),
+            Some(r) => format!(
+                "rating confidence needs positive ratings; user row {}, item column {} has {r}",
+                b.user, b.item
+            ),
+        })
+    })?;
     let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len().max(1) as f64;
     let inv = (1.0 / mean) as f32;
     Ok(Csr {
