@@ -483,6 +483,7 @@ pub struct FitContext<'a> {
     pub ratings: Option<&'a Csr>,
     grams: Mutex<Vec<(usize, Arc<EaseGram>)>>,
     session_grams: Mutex<Vec<(SessionGramKey, Arc<Vec<f32>>)>>,
+    /// Rating-confidence iALS's (users × items, items × users), built once.
     rated: Mutex<Option<Arc<(Csr, Csr)>>>,
 }
 
@@ -622,13 +623,14 @@ impl<'a> FitContext<'a> {
                 Some(r) => Arc::clone(r),
                 None => {
                     let by_user = rating_strengths(self.by_user, self.ratings)?;
-                    let r = Arc::new((by_user.transpose(), by_user));
+                    let by_item = by_user.transpose();
+                    let r = Arc::new((by_user, by_item));
                     *cache = Some(Arc::clone(&r));
                     r
                 }
             }
         };
-        fit(&rated.1, &rated.0)
+        fit(&rated.0, &rated.1)
     }
 
     /// The timeline, or the error saying `algo` needs interaction times.
