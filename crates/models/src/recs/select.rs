@@ -376,21 +376,14 @@ pub fn expand_grid(
 /// over a few low-pass ranks and weights, and, when the interactions have
 /// times (`with_order`), session-aware EASE over a few session gaps and
 /// weights, session-aware item-kNN over the same (for any catalogue size), and
-/// sequence-kNN while `AUTO_SEQUENCE_MODELS` says so. With explicit ratings
-/// (`with_ratings`), the iALS points with reg ≥ 10 are also tried with rating
-/// confidence.
+/// sequence-kNN while `AUTO_SEQUENCE_MODELS` says so. (With explicit
+/// ratings, [`auto_search_with`] adds rating-confidence iALS after these.)
 pub fn auto_candidates(n_items: usize, seed: u64) -> Vec<AlgoParams> {
-    auto_candidates_with(n_items, false, false, seed)
+    auto_candidates_with(n_items, false, seed)
 }
 
-/// [`auto_candidates`], with the time-aware models when `with_order` and
-/// rating-confidence iALS when `with_ratings`.
-pub fn auto_candidates_with(
-    n_items: usize,
-    with_order: bool,
-    with_ratings: bool,
-    seed: u64,
-) -> Vec<AlgoParams> {
+/// [`auto_candidates`], with the time-aware models when `with_order`.
+pub fn auto_candidates_with(n_items: usize, with_order: bool, seed: u64) -> Vec<AlgoParams> {
     let mut c = vec![AlgoParams::Popularity];
     for k in [50, 200] {
         c.push(AlgoParams::ItemKnn { k, shrink: 10.0 });
@@ -421,31 +414,19 @@ pub fn auto_candidates_with(
             });
         }
     }
-    let confidences: &[bool] = if with_ratings {
-        &[false, true]
-    } else {
-        &[false]
-    };
-    for &rating_confidence in confidences {
-        for reg in [3.0, 10.0, 30.0, 100.0] {
-            // reg 3 never won with either confidence (ml-100k, the Complete
-            // Journey); the rating-confidence grid skips it to save 3 fits.
-            if rating_confidence && reg < 10.0 {
-                continue;
-            }
-            for alpha in [1.0, 3.0, 10.0] {
-                // One fit per (reg, alpha): the sweep counts are checkpoints of it.
-                for iterations in AUTO_IALS_SWEEPS {
-                    c.push(AlgoParams::Ials(IalsParams {
-                        factors: 64,
-                        reg,
-                        alpha,
-                        iterations,
-                        cg_steps: 3,
-                        seed,
-                        rating_confidence,
-                    }));
-                }
+    for reg in [3.0, 10.0, 30.0, 100.0] {
+        for alpha in [1.0, 3.0, 10.0] {
+            // One fit per (reg, alpha): the sweep counts are checkpoints of it.
+            for iterations in AUTO_IALS_SWEEPS {
+                c.push(AlgoParams::Ials(IalsParams {
+                    factors: 64,
+                    reg,
+                    alpha,
+                    iterations,
+                    cg_steps: 3,
+                    seed,
+                    rating_confidence: false,
+                }));
             }
         }
     }
@@ -531,6 +512,51 @@ const AUTO_SEQUENCE_MODELS: bool = false;
 /// per `(reg, alpha)` yields all of them, see [`Ials::fit_path`]).
 const AUTO_IALS_SWEEPS: [usize; 4] = [4, 6, 8, 15];
 
+/// How many of the best binary iALS points (`reg`, `alpha`) `auto` retries
+/// with rating confidence. Reading the ratings rescales each cell's
+/// confidence by a factor around 1, so its optimum sits near the binary one:
+/// on ml-100k and the Complete Journey the best rating-confidence point of the
+/// full grid was among the three best binary points (30, 3 and 100, 3), at a
+/// quarter of the full grid's cost.
+const AUTO_RATING_POINTS: usize = 3;
+
+/// Rating-confidence iALS at the [`AUTO_RATING_POINTS`] best binary iALS
+/// points of `trials` (each point's best sweep count decides), with every
+/// sweep count of [`AUTO_IALS_SWEEPS`].
+fn rating_confidence_candidates(trials: &[Trial]) -> Vec<AlgoParams> {
+    let mut points: Vec<(IalsParams, f64)> = Vec::new();
+    for t in trials {
+        let (AlgoParams::Ials(p), Some(r)) = (&t.params, t.report) else {
+            continue;
+        };
+        if p.rating_confidence {
+            continue;
+        }
+        let key = IalsParams {
+            iterations: 0,
+            ..*p
+        };
+        match points.iter_mut().find(|(q, _)| *q == key) {
+            Some((_, best)) => *best = best.max(r.ndcg),
+            None => points.push((key, r.ndcg)),
+        }
+    }
+    points.sort_by(|a, b| b.1.total_cmp(&a.1));
+    points
+        .iter()
+        .take(AUTO_RATING_POINTS)
+        .flat_map(|(p, _)| {
+            AUTO_IALS_SWEEPS.map(|iterations| {
+                AlgoParams::Ials(IalsParams {
+                    iterations,
+                    rating_confidence: true,
+                    ..*p
+                })
+            })
+        })
+        .collect()
+}
+
 /// The best extension of the ensemble in one greedy round.
 struct RoundBest {
     member: usize,
@@ -556,7 +582,8 @@ pub fn auto_search(
 }
 
 /// `--algo auto`: stage 1 fits [`auto_candidates_with`] on an inner split of
-/// `train` (one shared EASE Gram matrix); stage 2 starts from the best model
+/// `train` (one shared EASE Gram matrix), then — when `side` has ratings that
+/// vary — rating-confidence iALS at the best binary iALS points; stage 2 starts from the best model
 /// and greedily adds the best model of another family to a weighted ensemble
 /// of standardized scores (the new member's weight from `ENSEMBLE_WEIGHTS`,
 /// at most `ENSEMBLE_MAX_PARTS` members) while validation nDCG@k improves by
@@ -575,22 +602,40 @@ pub fn auto_search_with(
     let (inner, valid) = holdout(train, fraction, seed.wrapping_add(0x5eed))?;
     let inner_t = inner.transpose();
     let ctx = FitContext::new(&inner, &inner_t).with_side(side);
-    let cands = auto_candidates_with(
-        train.n_cols,
-        side.order.is_some(),
-        side.ratings_inform_confidence(),
-        seed,
-    );
+    let cands = auto_candidates_with(train.n_cols, side.order.is_some(), seed);
+    let with_ratings = side.ratings_inform_confidence();
     // Stage 2 evaluates at most (families − 1) × weights ensembles per round.
     let families = cands
         .iter()
         .map(AlgoParams::name)
         .collect::<std::collections::BTreeSet<_>>()
         .len();
+    let rated = if with_ratings {
+        AUTO_RATING_POINTS * AUTO_IALS_SWEEPS.len()
+    } else {
+        0
+    };
     let planned = cands.len()
+        + rated
         + families.saturating_sub(1) * ENSEMBLE_WEIGHTS.len() * (ENSEMBLE_MAX_PARTS - 1);
-    let (mut trials, kept) =
+    let (mut trials, mut kept) =
         run_trials(&cands, &ctx, &valid, k, &|done, _| progress(done, planned));
+    if with_ratings {
+        // Stage 1b: rating confidence around the best binary iALS points;
+        // a better rating-confidence iALS takes the iALS family's place.
+        let extra = rating_confidence_candidates(&trials);
+        let done = trials.len();
+        let (more, more_kept) =
+            run_trials(&extra, &ctx, &valid, k, &|d, _| progress(done + d, planned));
+        trials.extend(more);
+        for m in more_kept {
+            match kept.iter_mut().find(|x| x.params.name() == m.params.name()) {
+                Some(x) if m.ndcg > x.ndcg => *x = m,
+                Some(_) => {}
+                None => kept.push(m),
+            }
+        }
+    }
     let (mut best, mut best_report) = best_of(&trials)?;
     let popularity = Popularity::fit(&inner);
     // Greedy ensemble over the best model of each family.
@@ -681,4 +726,68 @@ pub fn auto_search_with(
         trials,
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trial(params: AlgoParams, ndcg: f64) -> Trial {
+        Trial {
+            params,
+            report: Some(RankingReport {
+                k: 10,
+                users: 1,
+                precision: 0.0,
+                recall: 0.0,
+                ndcg,
+                map: 0.0,
+                coverage: 0.0,
+            }),
+            fit_seconds: 0.0,
+            error: None,
+        }
+    }
+
+    fn ials(reg: f32, iterations: usize, rating_confidence: bool) -> AlgoParams {
+        AlgoParams::Ials(IalsParams {
+            reg,
+            iterations,
+            rating_confidence,
+            ..IalsParams::default()
+        })
+    }
+
+    #[test]
+    fn rating_confidence_is_retried_at_the_best_binary_points() {
+        // Five binary points; each point's best sweep count ranks it.
+        let mut trials = vec![trial(AlgoParams::Popularity, 0.9)];
+        for (reg, scores) in [
+            (1.0, [0.10, 0.30]),
+            (2.0, [0.25, 0.05]),
+            (3.0, [0.20, 0.21]),
+            (4.0, [0.22, 0.01]),
+            (5.0, [0.02, 0.03]),
+        ] {
+            trials.push(trial(ials(reg, 4, false), scores[0]));
+            trials.push(trial(ials(reg, 8, false), scores[1]));
+        }
+        // Rating-confidence trials already run do not count as binary points.
+        trials.push(trial(ials(5.0, 4, true), 0.99));
+        let c = rating_confidence_candidates(&trials);
+        assert_eq!(c.len(), AUTO_RATING_POINTS * AUTO_IALS_SWEEPS.len());
+        let regs: Vec<f32> = c
+            .iter()
+            .map(|p| match p {
+                AlgoParams::Ials(q) if q.rating_confidence => q.reg,
+                other => panic!("not rating-confidence iALS: {other:?}"),
+            })
+            .collect();
+        let expect: Vec<f32> = [1.0, 2.0, 4.0]
+            .iter()
+            .flat_map(|&r| [r; AUTO_IALS_SWEEPS.len()])
+            .collect();
+        assert_eq!(regs, expect, "the three best points, best first");
+        assert!(rating_confidence_candidates(&[]).is_empty());
+    }
 }
