@@ -180,6 +180,15 @@ fn fit_candidate(
     ))
 }
 
+/// Keeps `m` if it is the first or the best so far of its algorithm family.
+fn keep_best(kept: &mut Vec<Kept>, m: Kept) {
+    match kept.iter_mut().find(|x| x.params.name() == m.params.name()) {
+        Some(x) if m.ndcg > x.ndcg => *x = m,
+        Some(_) => {}
+        None => kept.push(m),
+    }
+}
+
 /// Fits and evaluates every candidate on `ctx` (the inner training data),
 /// returning the trials and the best fitted model of each algorithm family.
 fn run_trials(
@@ -204,24 +213,15 @@ fn run_trials(
                     fit_seconds,
                     error: None,
                 });
-                let slot = kept.iter_mut().find(|x| x.params.name() == c.name());
-                match slot {
-                    Some(x) if rep.ndcg > x.ndcg => {
-                        *x = Kept {
-                            params: c.clone(),
-                            model: m.model,
-                            ndcg: rep.ndcg,
-                            fit_seconds,
-                        }
-                    }
-                    Some(_) => {}
-                    None => kept.push(Kept {
+                keep_best(
+                    &mut kept,
+                    Kept {
                         params: c.clone(),
                         model: m.model,
                         ndcg: rep.ndcg,
                         fit_seconds,
-                    }),
-                }
+                    },
+                );
             }
             Err(e) => trials.push(Trial {
                 params: c.clone(),
@@ -629,11 +629,7 @@ pub fn auto_search_with(
             run_trials(&extra, &ctx, &valid, k, &|d, _| progress(done + d, planned));
         trials.extend(more);
         for m in more_kept {
-            match kept.iter_mut().find(|x| x.params.name() == m.params.name()) {
-                Some(x) if m.ndcg > x.ndcg => *x = m,
-                Some(_) => {}
-                None => kept.push(m),
-            }
+            keep_best(&mut kept, m);
         }
     }
     let (mut best, mut best_report) = best_of(&trials)?;
