@@ -54,6 +54,8 @@ pub struct TopNData {
     /// held-out cells too, models look up the training ones), for
     /// rating-confidence iALS.
     pub ratings: Option<Csr>,
+    /// Where the training ratings came from (the file), for error messages.
+    pub source: String,
 }
 
 impl TopNData {
@@ -81,13 +83,13 @@ fn check_ratings_for(data: &TopNData, search: &Search) -> Result<(), EngineError
     if let Err(b) = infogap_models::recs::cell_ratings(&data.train.by_user, r) {
         let user = data.train.users.id(b.user as u32).unwrap_or("?");
         let item = data.train.items.id(b.item).unwrap_or("?");
+        let source = &data.source;
         return Err(EngineError::Invalid(match b.rating {
-            Some(v) => {
-                format!(
-                    "user {user} rated item {item} {v}: rating confidence needs positive ratings"
-                )
-            }
-            None => format!("user {user} has no rating for item {item}"),
+            Some(v) => format!(
+                "{source}: user {user} rated item {item} {v}: rating confidence needs positive \
+                 ratings"
+            ),
+            None => format!("{source}: user {user} has no rating for item {item}"),
         }));
     }
     Ok(())
@@ -163,6 +165,7 @@ pub fn load_split(
         test_only,
         order,
         ratings: Some(ratings),
+        source: train.display().to_string(),
     })
 }
 
@@ -196,6 +199,7 @@ pub fn load_holdout(
         test_only: 0,
         order,
         ratings: Some(ratings),
+        source: path.display().to_string(),
     })
 }
 
@@ -482,6 +486,13 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
     }
     let k = opts.k.max(1);
     let search = search_for(&opts.algo, &opts.params, opts.seed)?;
+    if matches!(&search, Search::Fixed(p) if p.uses_ratings()) {
+        return Err(EngineError::Invalid(
+            "rating_confidence: the store's interactions carry signal weights, which are iALS's \
+             confidence already; rating confidence is for `eval recs` on a ratings file"
+                .into(),
+        ));
+    }
     // Inner holdout on the store's data: choose (for `auto`) and measure.
     // The store's interactions carry their signal weights (iALS's
     // confidence already); there is no separate rating per cell.

@@ -379,7 +379,10 @@ fn rating_confidence_reads_the_ratings_and_needs_them_positive() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("positive ratings") && err.contains(" rated item m") && err.contains(" 0:"),
+        err.contains("zero.txt: ")
+            && err.contains("positive ratings")
+            && err.contains(" rated item m")
+            && err.contains(" 0:"),
         "{err}"
     );
     // Only iALS reads it.
@@ -492,6 +495,25 @@ fn train_and_recommend_on_the_demo_store() {
     let out = run_in(d, &["recommend", "--customer", "C000002"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("train recs"));
+    // Rating confidence is for ratings files: refused here, nothing saved
+    // (the next model is still version 1).
+    let out = run_in(
+        d,
+        &[
+            "train",
+            "recs",
+            "--algo",
+            "ials",
+            "--set",
+            "rating_confidence=1",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rating_confidence") && err.contains("eval recs"),
+        "{err}"
+    );
 
     let t = json(d, &["train", "recs", "--algo", "ease", "--json"]);
     assert_eq!(t["version"], 1);

@@ -517,7 +517,7 @@ const AUTO_IALS_SWEEPS: [usize; 4] = [4, 6, 8, 15];
 /// confidence by a factor around 1, so its optimum sits near the binary one:
 /// on ml-100k and the Complete Journey the best rating-confidence point of the
 /// full grid was among the three best binary points (30, 3 and 100, 3), at a
-/// quarter of the full grid's cost.
+/// third of the full grid's cost.
 const AUTO_RATING_POINTS: usize = 3;
 
 /// Rating-confidence iALS at the [`AUTO_RATING_POINTS`] best binary iALS
