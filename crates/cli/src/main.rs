@@ -68,7 +68,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum EvalCmd {
     /// Recommenders: rating prediction (k-fold) or top-N ranking (train/test).
-    Recs(cmd::recs::EvalRecsArgs),
+    Recs(Box<cmd::recs::EvalRecsArgs>),
     /// Binary classification on any CSV.
     Classify(cmd::classify::EvalClassifyArgs),
     /// Linear regression on any CSV.

@@ -26,7 +26,7 @@ use infogap_models::metrics::ranking::RankingReport;
 use infogap_models::recs::data::{
     Combine, Csr, IdMap, Interactions, InteractionsBuilder, SignalWeights, TimeDecay, Timeline,
 };
-use infogap_models::recs::select::{self, Selection};
+use infogap_models::recs::select::{self, Selection, Validation};
 use infogap_models::recs::topn::TopNFilter;
 use infogap_models::recs::{AlgoParams, FitContext, Recommender, SideInfo};
 use serde::{Deserialize, Serialize};
@@ -239,8 +239,8 @@ pub enum Search {
     Auto,
 }
 
-/// Chooses a configuration on a per-user holdout of `validation` of `train`
-/// (never on test data); a fixed configuration is returned as is. `side`
+/// Chooses a configuration on the inner splits of `validation` carved from
+/// `train` (never on test data); a fixed configuration is returned as is. `side`
 /// (the interactions' times and ratings) enables sequence and session models
 /// and rating-confidence iALS.
 /// With `progress`, a search draws a bar on stderr (trials done of planned).
@@ -248,7 +248,7 @@ pub fn choose(
     search: &Search,
     train: &Csr,
     side: SideInfo<'_>,
-    validation: f64,
+    validation: Validation,
     seed: u64,
     k: usize,
     progress: bool,
@@ -280,14 +280,14 @@ pub fn choose(
     Ok(out)
 }
 
-/// Evaluates a configuration (chosen by nDCG@k on a per-user holdout of
+/// Evaluates a configuration (chosen by nDCG@k on the inner splits of
 /// `validation` from the TRAIN data when a search is asked), refits it on all
 /// the training data and measures it on the test items.
 pub fn eval_topn(
     data: &TopNData,
     search: &Search,
     k: usize,
-    validation: f64,
+    validation: Validation,
     seed: u64,
     progress: bool,
 ) -> Result<TopNEvalReport, EngineError> {
@@ -500,7 +500,15 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
         order: order.as_ref(),
         ratings: None,
     };
-    let (params, sel) = choose(&search, &x.by_user, side, 0.2, opts.seed, k, opts.progress)?;
+    let (params, sel) = choose(
+        &search,
+        &x.by_user,
+        side,
+        Validation::holdout(0.2),
+        opts.seed,
+        k,
+        opts.progress,
+    )?;
     let (holdout, tried) = match sel {
         Some(s) => (s.best_report, s.trials.len()),
         None => {

@@ -94,6 +94,7 @@ fn options_from(args: &crate::cmd::recs::EvalRecsArgs) -> anyhow::Result<RatingE
         ("--alpha", args.alpha.is_some()),
         ("--iterations", args.iterations.is_some()),
         ("--weight", args.weight.is_some()),
+        ("--inner-splits", args.inner_splits.is_some()),
     ] {
         if given {
             anyhow::bail!("{flag} is a top-N parameter; rating prediction does not use it");

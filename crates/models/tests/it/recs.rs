@@ -390,32 +390,50 @@ fn recommend_all_equals_one_customer_at_a_time() {
     }
 }
 
-/// A search reports its progress: trials done never go back, never pass the
-/// plan, and the last report is every trial done.
+/// A search reports its progress: fits and evaluations done never go back,
+/// never pass the plan, and the last report is all of them done (each split
+/// fits every candidate; an ensemble is evaluated once on all the splits).
 #[test]
 fn search_progress_ends_at_every_trial() {
     let (_, x) = planted();
-    let seen = std::sync::Mutex::new(Vec::new());
-    let record = |done: usize, planned: usize| {
-        seen.lock().expect("lock").push((done, planned));
-    };
-    let sel = select::auto_search_with(
-        &x.by_user,
-        infogap_models::recs::SideInfo::default(),
-        0.25,
-        0,
-        10,
-        &record,
-    )
-    .expect("auto");
-    let v = seen.into_inner().expect("lock");
-    assert!(v.len() > 10, "{v:?}");
-    assert!(v.windows(2).all(|w| w[1].0 >= w[0].0), "{v:?}");
-    assert!(v.iter().all(|&(d, p)| d <= p), "{v:?}");
-    assert_eq!(
-        v.last().copied(),
-        Some((sel.trials.len(), sel.trials.len()))
-    );
+    for splits in [1, 2] {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |done: usize, planned: usize| {
+            seen.lock().expect("lock").push((done, planned));
+        };
+        let sel = select::auto_search_with(
+            &x.by_user,
+            infogap_models::recs::SideInfo::default(),
+            select::Validation {
+                fraction: 0.25,
+                splits,
+            },
+            0,
+            10,
+            &record,
+        )
+        .expect("auto");
+        let v = seen.into_inner().expect("lock");
+        assert!(v.len() > 10, "{v:?}");
+        assert!(v.windows(2).all(|w| w[1].0 >= w[0].0), "{v:?}");
+        assert!(v.iter().all(|&(d, p)| d <= p), "{v:?}");
+        // A configuration left out after the first split was fitted once.
+        let left_out = |t: &select::Trial| {
+            t.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("left out after the first inner split"))
+        };
+        let fits = |t: &select::Trial| match &t.params {
+            AlgoParams::Ensemble { .. } => 1,
+            _ if left_out(t) => 1,
+            _ => splits,
+        };
+        let all: usize = sel.trials.iter().map(fits).sum();
+        assert_eq!(v.last().copied(), Some((all, all)), "{splits} splits");
+        // Only a search on several splits leaves configurations out.
+        let n_left_out = sel.trials.iter().filter(|t| left_out(t)).count();
+        assert_eq!(n_left_out > 0, splits > 1, "{splits} splits");
+    }
 }
 
 /// Every fitted model goes through JSON and back unchanged (the fitted state
