@@ -1240,6 +1240,27 @@ mod tests {
         assert_eq!(sizes(true), vec![0, 1, 1, 1, 4]);
     }
 
+    /// Binary iALS paths `(reg, [nDCG after 4 sweeps, after 8])`.
+    const FOUR_PATHS: [(f32, [f64; 2]); 4] = [
+        (1.0, [0.10, 0.30]),
+        (2.0, [0.25, 0.05]),
+        (3.0, [0.20, 0.21]),
+        (4.0, [0.22, 0.01]),
+    ];
+
+    /// The trials of binary iALS paths with checkpoints at 4 and 8 sweeps.
+    fn binary_paths(paths: &[(f32, [f64; 2])]) -> Vec<Trial> {
+        paths
+            .iter()
+            .flat_map(|&(reg, [at4, at8])| {
+                [
+                    trial(ials(reg, 4, false), at4),
+                    trial(ials(reg, 8, false), at8),
+                ]
+            })
+            .collect()
+    }
+
     #[test]
     fn fewer_sweeps_win_within_the_tolerance() {
         let t = |reg, it, ndcg| trial(ials(reg, it, false), ndcg);
@@ -1281,15 +1302,7 @@ mod tests {
             trials.push(trial(ease(lambda), score));
         }
         // iALS paths: the best checkpoint scores the path.
-        for (reg, scores) in [
-            (1.0, [0.10, 0.30]),
-            (2.0, [0.25, 0.05]),
-            (3.0, [0.20, 0.21]),
-            (4.0, [0.22, 0.01]),
-        ] {
-            trials.push(trial(ials(reg, 4, false), scores[0]));
-            trials.push(trial(ials(reg, 8, false), scores[1]));
-        }
+        trials.extend(binary_paths(&FOUR_PATHS));
         let mut failed = trial(ease(6.0), 0.0);
         failed.report = None;
         trials.push(failed);
@@ -1368,16 +1381,8 @@ mod tests {
     fn rating_confidence_is_retried_at_the_best_binary_points() {
         // Five binary points; each point's best sweep count ranks it.
         let mut trials = vec![trial(AlgoParams::Popularity, 0.9)];
-        for (reg, scores) in [
-            (1.0, [0.10, 0.30]),
-            (2.0, [0.25, 0.05]),
-            (3.0, [0.20, 0.21]),
-            (4.0, [0.22, 0.01]),
-            (5.0, [0.02, 0.03]),
-        ] {
-            trials.push(trial(ials(reg, 4, false), scores[0]));
-            trials.push(trial(ials(reg, 8, false), scores[1]));
-        }
+        trials.extend(binary_paths(&FOUR_PATHS));
+        trials.extend(binary_paths(&[(5.0, [0.02, 0.03])]));
         // Rating-confidence trials already run do not count as binary points.
         trials.push(trial(ials(5.0, 4, true), 0.99));
         let c = rating_confidence_candidates(&trials);
