@@ -136,6 +136,17 @@ fn eval_recs_topn_on_a_planted_split() {
             "inner-splits",
         ),
         (
+            &[
+                "--train",
+                "train.csv",
+                "--test",
+                "test.csv",
+                "--validation",
+                "1.5",
+            ][..],
+            "inner validation share must be strictly between 0 and 1, got 1.5",
+        ),
+        (
             &["--ratings", "all.csv", "--inner-splits", "3"][..],
             "--inner-splits is a top-N parameter",
         ),

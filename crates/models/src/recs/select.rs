@@ -369,6 +369,15 @@ struct Inner {
 
 /// The inner splits of `train` a search fits on (never any test data).
 fn inner_splits(train: &Csr, v: Validation, seed: u64) -> Result<Vec<Inner>, ModelError> {
+    if !(v.fraction > 0.0 && v.fraction < 1.0) {
+        return Err(ModelError::InvalidParameter {
+            name: "validation".into(),
+            reason: format!(
+                "the inner validation share must be strictly between 0 and 1, got {}",
+                v.fraction
+            ),
+        });
+    }
     Ok(
         holdouts(train, v.fraction, v.splits, seed.wrapping_add(0x5eed), true)?
             .into_iter()
