@@ -979,6 +979,43 @@ fn standardize(s: &mut [f32], history: &[(u32, f32)]) {
 }
 
 impl Fitted {
+    /// What an ensemble adds up of this model for training rows `users` of
+    /// `by_user`: each row's scores standardized over the items outside its
+    /// history, row-major into `out` (`users.len()` rows of `by_user.n_cols`),
+    /// in batches of 16 rows as [`Recommender::recommend_all`] scores them.
+    /// Rows below `n_users` are scored as training rows. Model selection
+    /// computes these once per model to try several ensemble weights; the
+    /// values are those [`Fitted::Ensemble`] blends.
+    pub fn standardized_scores(
+        &self,
+        popularity: &Popularity,
+        n_users: usize,
+        by_user: &Csr,
+        users: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        let n = by_user.n_cols.max(1);
+        out.par_chunks_mut(16 * n)
+            .enumerate()
+            .for_each(|(b, block)| {
+                let u0 = users.start + 16 * b;
+                let u1 = (u0 + block.len() / n).min(users.end);
+                let hists: Vec<Vec<(u32, f32)>> =
+                    (u0..u1).map(|u| by_user.row(u).collect()).collect();
+                let rows: Vec<ScoreRow<'_>> = (u0..u1)
+                    .zip(&hists)
+                    .map(|(u, h)| {
+                        let user = Some(u as u32).filter(|&u| (u as usize) < n_users);
+                        (user, h.as_slice())
+                    })
+                    .collect();
+                self.score_batch(popularity, &rows, block);
+                for (row, h) in block.chunks_mut(n).zip(&hists) {
+                    standardize(row, h);
+                }
+            });
+    }
+
     /// Scores every item (see [`Recommender::scores`]); `popularity` serves the popularity model.
     pub fn score(
         &self,

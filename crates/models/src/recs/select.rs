@@ -27,6 +27,7 @@
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::data::Csr;
@@ -1035,6 +1036,111 @@ fn evaluate_members(
     Ok((params, rep, per_user))
 }
 
+/// Most scores [`evaluate_blends`] holds at once (4 bytes each): the
+/// standardized scores of every model it blends, for a block of users.
+const BLEND_SCORES_HELD: usize = 1 << 24;
+
+/// Evaluates ensembles that all extend `members` by one model, `blends[c] =
+/// (pool index, weights of members then it)`, on every split; for each the
+/// mean report and the per-user nDCG of all splits in turn. Each model's
+/// standardized scores are computed once per block of users (at most `held`
+/// scores at once) and shared by every blend, with the same arithmetic as [`Fitted::Ensemble`], so the
+/// results equal [`evaluate_members`]' for each blend.
+fn evaluate_blends(
+    pool: &[Member],
+    members: &[usize],
+    blends: &[(usize, Vec<f32>)],
+    splits: &[Inner],
+    popularity: &[Popularity],
+    k: usize,
+    held: usize,
+) -> Result<Vec<(RankingReport, Vec<f64>)>, ModelError> {
+    let mut needed: Vec<usize> = members
+        .iter()
+        .copied()
+        .chain(blends.iter().map(|b| b.0))
+        .collect();
+    needed.sort_unstable();
+    needed.dedup();
+    let filter = super::topn::TopNFilter::default();
+    let mut reps: Vec<Vec<RankingReport>> = vec![Vec::with_capacity(splits.len()); blends.len()];
+    let mut per_user: Vec<Vec<f64>> = vec![Vec::new(); blends.len()];
+    for (s, (inner, pop)) in splits.iter().zip(popularity).enumerate() {
+        let (n_users, n_items) = (inner.by_user.n_rows, inner.by_user.n_cols.max(1));
+        let block = (held / (needed.len() * n_items).max(1)).clamp(1, n_users.max(1));
+        // recs[c][u]: blend c's top k for user u.
+        let mut recs: Vec<Vec<Vec<u32>>> = vec![Vec::with_capacity(n_users); blends.len()];
+        for u0 in (0..n_users).step_by(block) {
+            let u1 = (u0 + block).min(n_users);
+            let z: Vec<Vec<f32>> = needed
+                .iter()
+                .map(|&i| {
+                    let mut z = vec![0f32; (u1 - u0) * n_items];
+                    pool[i].models[s].standardized_scores(
+                        pop,
+                        n_users,
+                        &inner.by_user,
+                        u0..u1,
+                        &mut z,
+                    );
+                    z
+                })
+                .collect();
+            let at = |i: usize| needed.iter().position(|&j| j == i).unwrap_or(0);
+            let lists: Vec<Vec<Vec<u32>>> = (u0..u1)
+                .into_par_iter()
+                .map(|u| {
+                    let r = (u - u0) * n_items..(u - u0 + 1) * n_items;
+                    let mut row = vec![0f32; n_items];
+                    blends
+                        .iter()
+                        .map(|(pi, ws)| {
+                            row.fill(0.0);
+                            for (&i, &w) in members.iter().chain([pi]).zip(ws) {
+                                if w == 0.0 {
+                                    continue;
+                                }
+                                for (o, &x) in row.iter_mut().zip(&z[at(i)][r.clone()]) {
+                                    *o += w * x;
+                                }
+                            }
+                            if inner.by_user.row_indices(u).is_empty() {
+                                pop.score(&mut row);
+                            }
+                            super::topn::top_n(&row, inner.by_user.row_indices(u), k, &filter)
+                                .into_iter()
+                                .map(|x| x.item)
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect();
+            for user_lists in lists {
+                for (c, list) in user_lists.into_iter().enumerate() {
+                    recs[c].push(list);
+                }
+            }
+        }
+        for (c, lists) in recs.iter().enumerate() {
+            reps[c].push(ranking::evaluate(
+                lists,
+                &inner.valid,
+                k,
+                inner.by_user.n_cols,
+            ));
+            per_user[c].extend(per_user_ndcg(lists, &inner.valid, k));
+        }
+    }
+    reps.iter()
+        .zip(per_user)
+        .map(|(r, u)| {
+            let rep = mean_report(r)
+                .ok_or_else(|| ModelError::FitFailed("no validation split".into()))?;
+            Ok((rep, u))
+        })
+        .collect()
+}
+
 /// `--algo auto`: stage 1 fits [`auto_candidates_with`] on every inner split
 /// of `validation` (one shared EASE Gram matrix per split) and ranks them by
 /// their mean; then — when `side` has ratings that vary — rating-confidence
@@ -1113,33 +1219,47 @@ pub fn auto_search_with(
     };
     while !members.is_empty() && members.len() < ENSEMBLE_MAX_PARTS {
         let mut round: Option<RoundBest> = None;
-        for pi in 0..pool.len() {
-            if members.contains(&pi) {
-                continue;
-            }
-            for w in ENSEMBLE_WEIGHTS {
-                let mut ws: Vec<f32> = weights.iter().map(|x| x * (1.0 - w)).collect();
-                ws.push(w);
-                let idx: Vec<usize> = members.iter().copied().chain([pi]).collect();
-                let (params, rep, per_user) =
-                    evaluate_members(&pool, &idx, &ws, &splits, &popularity, k)?;
-                trials.push(Trial {
-                    params: params.clone(),
-                    report: Some(rep),
-                    fit_seconds: idx.iter().map(|&i| pool[i].fit_seconds).sum(),
-                    error: None,
+        let blends: Vec<(usize, Vec<f32>)> = (0..pool.len())
+            .filter(|pi| !members.contains(pi))
+            .flat_map(|pi| {
+                ENSEMBLE_WEIGHTS.map(|w| {
+                    let mut ws: Vec<f32> = weights.iter().map(|x| x * (1.0 - w)).collect();
+                    ws.push(w);
+                    (pi, ws)
+                })
+            })
+            .collect();
+        let results = evaluate_blends(
+            &pool,
+            &members,
+            &blends,
+            &splits,
+            &popularity,
+            k,
+            BLEND_SCORES_HELD,
+        )?;
+        for ((pi, ws), (rep, per_user)) in blends.into_iter().zip(results) {
+            let idx: Vec<usize> = members.iter().copied().chain([pi]).collect();
+            let params = AlgoParams::Ensemble {
+                parts: idx.iter().map(|&i| pool[i].params.clone()).collect(),
+                weights: ws.clone(),
+            };
+            trials.push(Trial {
+                params: params.clone(),
+                report: Some(rep),
+                fit_seconds: idx.iter().map(|&i| pool[i].fit_seconds).sum(),
+                error: None,
+            });
+            done += 1;
+            progress(done, planned.max(done));
+            if round.as_ref().is_none_or(|r| rep.ndcg > r.report.ndcg) {
+                round = Some(RoundBest {
+                    member: pi,
+                    weights: ws,
+                    params,
+                    report: rep,
+                    per_user,
                 });
-                done += 1;
-                progress(done, planned.max(done));
-                if round.as_ref().is_none_or(|r| rep.ndcg > r.report.ndcg) {
-                    round = Some(RoundBest {
-                        member: pi,
-                        weights: ws,
-                        params,
-                        report: rep,
-                        per_user,
-                    });
-                }
             }
         }
         match round {
@@ -1268,6 +1388,65 @@ mod tests {
                 ]
             })
             .collect()
+    }
+
+    #[test]
+    fn shared_scores_give_each_ensemble_its_own_result() {
+        let (n_users, n_items) = (60, 40);
+        let p = crate::recs::synth::planted_taste(n_users, n_items, 3, 8, 0.1, 5);
+        let x = crate::recs::data::Interactions::from_dense_triples(n_users, n_items, &p.triples)
+            .expect("triples");
+        let v = Validation {
+            fraction: 0.25,
+            splits: 2,
+        };
+        let splits = inner_splits(&x.by_user, v, 1).expect("splits");
+        let pops: Vec<Popularity> = splits.iter().map(|s| Popularity::fit(&s.by_user)).collect();
+        let params = [
+            AlgoParams::ItemKnn { k: 10, shrink: 0.0 },
+            ials(1.0, 4, false),
+            AlgoParams::Ease {
+                lambda: 10.0,
+                dropout: 0.0,
+                max_items: EASE_MAX_ITEMS,
+            },
+        ];
+        let pool: Vec<Member> = params
+            .iter()
+            .map(|p| Member {
+                params: p.clone(),
+                models: splits
+                    .iter()
+                    .map(|s| {
+                        Recommender::fit_matrices(p, &s.by_user, &s.by_item)
+                            .expect("fit")
+                            .model
+                    })
+                    .collect(),
+                fit_seconds: 0.0,
+            })
+            .collect();
+        let blends = vec![
+            (1, vec![0.6, 0.4]),
+            (2, vec![0.75, 0.25]),
+            (2, vec![0.45, 0.55]),
+        ];
+        // All users in one block, and blocks of 7 users.
+        for held in [BLEND_SCORES_HELD, 7 * 3 * n_items] {
+            let got =
+                evaluate_blends(&pool, &[0], &blends, &splits, &pops, 5, held).expect("blends");
+            assert_eq!(got.len(), blends.len());
+            for ((pi, ws), (rep, users)) in blends.iter().zip(&got) {
+                let (_, want, want_users) =
+                    evaluate_members(&pool, &[0, *pi], ws, &splits, &pops, 5).expect("members");
+                assert_eq!(rep.ndcg, want.ndcg, "{pi} {ws:?} held {held}");
+                assert_eq!(rep.precision, want.precision);
+                assert_eq!(rep.map, want.map);
+                assert_eq!(rep.coverage, want.coverage);
+                assert_eq!(users, &want_users);
+                assert!(rep.ndcg > 0.0);
+            }
+        }
     }
 
     #[test]
