@@ -68,8 +68,10 @@ pub struct EvalRecsArgs {
     pub validation: Option<f64>,
     /// Inner validation splits of a top-N search: disjoint per-user holdouts
     /// of --validation each, candidates ranked by their mean. Default: enough
-    /// to hold out about 35 000 interactions in all, at most 5 (5 on ml-100k,
-    /// 1 on data ten times larger).
+    /// to hold out about 35 000 interactions in all, at most 5 (5 on ml-100k;
+    /// one split of 25 % on data ten times larger, or with 4 600 items or more
+    /// up to the 20 000 of the dense item-item models, whose memory grows with
+    /// every split).
     #[arg(long, value_name = "N")]
     pub inner_splits: Option<usize>,
     /// EASE L2 regularization λ.
@@ -212,7 +214,11 @@ pub fn eval(ctx: &Ctx, args: &EvalRecsArgs) -> anyhow::Result<()> {
                 .unwrap_or(select::DEFAULT_VALIDATION_FRACTION),
             splits,
         },
-        None => select::Validation::default_for(data.train.by_user.nnz(), args.validation),
+        None => select::Validation::default_for(
+            data.train.by_user.nnz(),
+            data.train.by_user.n_cols,
+            args.validation,
+        ),
     };
     let rep = erecs::eval_topn(
         &data,

@@ -321,15 +321,29 @@ impl Validation {
     /// [`MAX_INNER_SPLITS`] and at most `1 / fraction` (so they stay
     /// disjoint); large data gets one split, which is large already.
     ///
+    /// A catalogue of `n_items` that gets dense item-item models (up to
+    /// [`EASE_MAX_ITEMS`]) also caps the splits: each split keeps its best
+    /// EASE, session-EASE and GF-CF model (items² floats each) until the
+    /// ensemble stage, within [`DENSE_MODELS_HELD`] bytes in all.
+    ///
     /// Without a `fraction`, data that one split of 10 % validates well
     /// enough gets one split of [`LARGE_DATA_VALIDATION_FRACTION`] instead.
-    pub fn default_for(nnz: usize, fraction: Option<f64>) -> Self {
+    pub fn default_for(nnz: usize, n_items: usize, fraction: Option<f64>) -> Self {
         let given = fraction;
         let fraction = fraction.unwrap_or(DEFAULT_VALIDATION_FRACTION);
         let per_split = (fraction * nnz as f64).max(1.0);
         let wanted = (VALIDATED_INTERACTIONS as f64 / per_split).ceil();
         let disjoint = (1.0 / fraction).floor().max(1.0);
-        let splits = wanted.min(disjoint).clamp(1.0, MAX_INNER_SPLITS as f64) as usize;
+        let dense = if n_items <= EASE_MAX_ITEMS {
+            let per_split = 3.0 * (n_items as f64).powi(2) * 4.0;
+            (DENSE_MODELS_HELD as f64 / per_split.max(1.0)).floor()
+        } else {
+            f64::INFINITY
+        };
+        let splits = wanted
+            .min(disjoint)
+            .min(dense)
+            .clamp(1.0, MAX_INNER_SPLITS as f64) as usize;
         match (splits, given) {
             (1, None) => Validation::holdout(LARGE_DATA_VALIDATION_FRACTION),
             _ => Validation { fraction, splits },
@@ -357,6 +371,11 @@ pub const VALIDATED_INTERACTIONS: usize = 35_000;
 /// 0.2648 against 0.2631): the larger holdout's lower noise matters more there
 /// than its lower density.
 pub const LARGE_DATA_VALIDATION_FRACTION: f64 = 0.25;
+
+/// Bytes the default lets the splits' dense item-item models take (three per
+/// split, items² floats each): 5 splits up to about 3 000 items, one from
+/// about 4 600. ml-100k (1 682 items) holds 170 MB of them on 5 splits.
+pub const DENSE_MODELS_HELD: usize = 512 << 20;
 
 /// Most inner splits the default makes (each costs a whole stage 1).
 pub const MAX_INNER_SPLITS: usize = 5;
@@ -436,6 +455,7 @@ fn run_on_splits(
         let (t, kp) = run_trials(&these, ctx, &inner.valid, k, &|d, _| {
             progress(done + d, planned)
         });
+        ctx.drop_grams();
         done += these.len();
         if s == 0 && prune && splits.len() > 1 {
             let keep = survivors(&t);
@@ -940,7 +960,7 @@ struct Member {
 fn members(
     trials: &[Trial],
     set_aside: &[bool],
-    kept: &[Vec<Kept>],
+    mut kept: Vec<Vec<Kept>>,
     ctxs: &[FitContext<'_>],
     popularity: &[Popularity],
 ) -> Vec<Member> {
@@ -966,12 +986,13 @@ fn members(
     best.into_iter()
         .filter_map(|(params, _, fit_seconds)| {
             let models = kept
-                .iter()
+                .iter_mut()
                 .zip(ctxs)
                 .zip(popularity)
-                .map(
-                    |((kept, ctx), pop)| match kept.iter().find(|x| x.params == params) {
-                        Some(x) => Some(x.model.clone()),
+                .map(|((kept, ctx), pop)| {
+                    match kept.iter().position(|x| x.params == params) {
+                        // Moved, not copied: a dense item-item model is items² floats.
+                        Some(at) => Some(kept.swap_remove(at).model),
                         None => fit_candidate(
                             &params,
                             std::slice::from_ref(&params),
@@ -981,8 +1002,8 @@ fn members(
                         )
                         .ok()
                         .map(|(m, _)| m.model),
-                    },
-                )
+                    }
+                })
                 .collect::<Option<Vec<Fitted>>>()?;
             Some(Member {
                 params,
@@ -1205,8 +1226,7 @@ pub fn auto_search_with(
     let set_aside = set_aside_for_fewer_sweeps(&trials);
     let (mut best, mut best_report) = best_of(&trials, &set_aside)?;
     // Greedy ensemble over the best model of each family.
-    let pool = members(&trials, &set_aside, &kept, &ctxs, &popularity);
-    drop(kept);
+    let pool = members(&trials, &set_aside, kept, &ctxs, &popularity);
     let mut members: Vec<usize> = pool
         .iter()
         .position(|x| x.params == best)
@@ -1512,7 +1532,7 @@ mod tests {
     #[test]
     fn the_default_validation_grows_with_the_data() {
         let v = |nnz, f| {
-            let v = Validation::default_for(nnz, f);
+            let v = Validation::default_for(nnz, 1_682, f);
             (v.fraction, v.splits)
         };
         // ml-100k's training file: five splits of 10 %.
@@ -1525,6 +1545,16 @@ mod tests {
         assert_eq!(v(74_887, Some(0.25)), (0.25, 2));
         assert_eq!(v(1_000, Some(0.5)), (0.5, 2));
         assert_eq!(v(650_000, Some(0.1)), (0.1, 1));
+        // Dense item-item models on every split cap the count by catalogue size.
+        let with_items = |n_items| {
+            let v = Validation::default_for(74_887, n_items, None);
+            (v.fraction, v.splits)
+        };
+        assert_eq!(with_items(3_000), (0.1, 4));
+        assert_eq!(with_items(4_000), (0.1, 2));
+        assert_eq!(with_items(5_000), (0.25, 1));
+        // Past the dense cap no dense models are fitted: no cap.
+        assert_eq!(with_items(EASE_MAX_ITEMS + 1), (0.1, 5));
     }
 
     #[test]
