@@ -63,7 +63,8 @@ pub struct EvalRecsArgs {
     #[arg(long)]
     pub format: Option<String>,
     /// Share of each user's training data held out by an inner validation
-    /// split (default: 0.1 for top-N, each mode's own default otherwise).
+    /// split (top-N default: 0.1, or 0.25 when the data gets one split, see
+    /// --inner-splits; rating mode: 0.1).
     #[arg(long, value_name = "FRACTION")]
     pub validation: Option<f64>,
     /// Inner validation splits of a top-N search: disjoint per-user holdouts
