@@ -179,6 +179,27 @@ fn path_key(c: &AlgoParams) -> Option<IalsParams> {
     }
 }
 
+/// A candidate up to its iALS sweep count: an iALS candidate's path
+/// ([`path_key`]), any other candidate itself.
+fn unit(c: &AlgoParams) -> AlgoParams {
+    path_key(c).map_or_else(|| c.clone(), AlgoParams::Ials)
+}
+
+/// The best validation nDCG of each [`unit`] among the evaluated `trials`
+/// that `pick` accepts, in order of first appearance.
+fn best_per_unit(trials: &[Trial], pick: impl Fn(&AlgoParams) -> bool) -> Vec<(AlgoParams, f64)> {
+    let mut units: Vec<(AlgoParams, f64)> = Vec::new();
+    for t in trials.iter().filter(|t| pick(&t.params)) {
+        let Some(r) = t.report else { continue };
+        let u = unit(&t.params);
+        match units.iter_mut().find(|(q, _)| *q == u) {
+            Some((_, best)) => *best = best.max(r.ndcg),
+            None => units.push((u, r.ndcg)),
+        }
+    }
+    units
+}
+
 /// Fits one candidate; iALS candidates differing only in the number of
 /// sweeps come from one [`Ials::fit_path`] (cached in `paths`).
 fn fit_candidate(
@@ -447,12 +468,10 @@ fn run_on_splits(
     let mut later: Vec<usize> = (0..candidates.len()).collect();
     let mut planned = candidates.len() * splits.len();
     let mut done = 0;
+    let mut later_params: Vec<AlgoParams> = Vec::new();
     for (s, (ctx, inner)) in ctxs.iter().zip(splits).enumerate() {
-        let these: Vec<AlgoParams> = match s {
-            0 => candidates.to_vec(),
-            _ => later.iter().map(|&i| candidates[i].clone()).collect(),
-        };
-        let (t, kp) = run_trials(&these, ctx, &inner.valid, k, &|d, _| {
+        let these = if s == 0 { candidates } else { &later_params };
+        let (t, kp) = run_trials(these, ctx, &inner.valid, k, &|d, _| {
             progress(done + d, planned)
         });
         ctx.drop_grams();
@@ -461,6 +480,9 @@ fn run_on_splits(
             let keep = survivors(&t);
             later.retain(|&i| keep[i]);
             planned = candidates.len() + later.len() * (splits.len() - 1);
+        }
+        if s == 0 {
+            later_params = later.iter().map(|&i| candidates[i].clone()).collect();
         }
         per_split.push(t);
         kept.push(kp);
@@ -483,16 +505,11 @@ fn run_on_splits(
                     )),
                 };
             };
-            let on = |t: &Vec<Trial>, s: usize| -> Trial {
-                match s {
-                    0 => t[i].clone(),
-                    _ => t[at].clone(),
-                }
-            };
-            let all: Vec<Trial> = per_split
+            // The candidate's place in each split's trials.
+            let all: Vec<&Trial> = per_split
                 .iter()
                 .enumerate()
-                .map(|(s, t)| on(t, s))
+                .map(|(s, t)| &t[if s == 0 { i } else { at }])
                 .collect();
             let reps: Option<Vec<RankingReport>> = all.iter().map(|t| t.report).collect();
             Trial {
@@ -519,16 +536,7 @@ const AUTO_SURVIVORS: usize = 3;
 /// [`AUTO_SURVIVORS`] best configurations of each family (iALS checkpoints
 /// of one path count as one configuration, scored by their best).
 fn survivors(trials: &[Trial]) -> Vec<bool> {
-    let unit = |p: &AlgoParams| path_key(p).map_or_else(|| p.clone(), AlgoParams::Ials);
-    let mut units: Vec<(AlgoParams, f64)> = Vec::new();
-    for t in trials {
-        let score = t.report.map_or(f64::NEG_INFINITY, |r| r.ndcg);
-        let u = unit(&t.params);
-        match units.iter_mut().find(|(q, _)| *q == u) {
-            Some((_, best)) => *best = best.max(score),
-            None => units.push((u, score)),
-        }
-    }
+    let units = best_per_unit(trials, |_| true);
     let keep: Vec<&AlgoParams> = units
         .iter()
         .filter(|(u, score)| {
@@ -536,7 +544,7 @@ fn survivors(trials: &[Trial]) -> Vec<bool> {
                 .iter()
                 .filter(|(v, s)| v.name() == u.name() && s > score)
                 .count();
-            better < AUTO_SURVIVORS && score.is_finite()
+            better < AUTO_SURVIVORS
         })
         .map(|(u, _)| u)
         .collect();
@@ -580,22 +588,18 @@ const AUTO_SWEEP_TOLERANCE: f64 = 0.0025;
 /// checkpoints of a path other than its fewest sweeps within
 /// [`AUTO_SWEEP_TOLERANCE`] of the path's best.
 fn set_aside_for_fewer_sweeps(trials: &[Trial]) -> Vec<bool> {
-    let mut best: Vec<(IalsParams, f64)> = Vec::new();
-    for t in trials {
-        if let (Some(key), Some(r)) = (path_key(&t.params), t.report) {
-            match best.iter_mut().find(|(q, _)| *q == key) {
-                Some((_, b)) => *b = b.max(r.ndcg),
-                None => best.push((key, r.ndcg)),
-            }
-        }
-    }
+    let best = best_per_unit(trials, |c| path_key(c).is_some());
     let mut chosen: Vec<(IalsParams, usize)> = Vec::new();
     for t in trials {
         let (AlgoParams::Ials(p), Some(key), Some(r)) = (&t.params, path_key(&t.params), t.report)
         else {
             continue;
         };
-        let top = best.iter().find(|(q, _)| *q == key).map_or(r.ndcg, |b| b.1);
+        let path = AlgoParams::Ials(key);
+        let top = best
+            .iter()
+            .find(|(q, _)| *q == path)
+            .map_or(r.ndcg, |b| b.1);
         if r.ndcg >= (1.0 - AUTO_SWEEP_TOLERANCE) * top {
             match chosen.iter_mut().find(|(q, _)| *q == key) {
                 Some((_, n)) => *n = (*n).min(p.iterations),
@@ -881,33 +885,22 @@ const AUTO_RATING_POINTS: usize = 3;
 /// points of `trials` (each point's best sweep count decides), with every
 /// sweep count of [`AUTO_IALS_SWEEPS`].
 fn rating_confidence_candidates(trials: &[Trial]) -> Vec<AlgoParams> {
-    let mut points: Vec<(IalsParams, f64)> = Vec::new();
-    for t in trials {
-        let (AlgoParams::Ials(p), Some(r)) = (&t.params, t.report) else {
-            continue;
-        };
-        if p.rating_confidence {
-            continue;
-        }
-        let key = IalsParams {
-            iterations: 0,
-            ..*p
-        };
-        match points.iter_mut().find(|(q, _)| *q == key) {
-            Some((_, best)) => *best = best.max(r.ndcg),
-            None => points.push((key, r.ndcg)),
-        }
-    }
+    let binary = |c: &AlgoParams| matches!(c, AlgoParams::Ials(p) if !p.rating_confidence);
+    let mut points = best_per_unit(trials, binary);
     points.sort_by(|a, b| b.1.total_cmp(&a.1));
     points
         .iter()
         .take(AUTO_RATING_POINTS)
-        .flat_map(|(p, _)| {
+        .filter_map(|(u, _)| match u {
+            AlgoParams::Ials(p) => Some(*p),
+            _ => None,
+        })
+        .flat_map(|p| {
             AUTO_IALS_SWEEPS.map(|iterations| {
                 AlgoParams::Ials(IalsParams {
                     iterations,
                     rating_confidence: true,
-                    ..*p
+                    ..p
                 })
             })
         })
@@ -1083,6 +1076,19 @@ fn evaluate_blends(
         .collect();
     needed.sort_unstable();
     needed.dedup();
+    // Each blend as (index into the scores held, weight), zero weights left out.
+    let terms: Vec<Vec<(usize, f32)>> = blends
+        .iter()
+        .map(|(pi, ws)| {
+            members
+                .iter()
+                .chain([pi])
+                .zip(ws)
+                .filter(|(_, w)| **w != 0.0)
+                .filter_map(|(i, &w)| needed.iter().position(|j| j == i).map(|z| (z, w)))
+                .collect()
+        })
+        .collect();
     let filter = super::topn::TopNFilter::default();
     let mut reps: Vec<Vec<RankingReport>> = vec![Vec::with_capacity(splits.len()); blends.len()];
     let mut per_user: Vec<Vec<f64>> = vec![Vec::new(); blends.len()];
@@ -1107,21 +1113,17 @@ fn evaluate_blends(
                     z
                 })
                 .collect();
-            let at = |i: usize| needed.iter().position(|&j| j == i).unwrap_or(0);
             let lists: Vec<Vec<Vec<u32>>> = (u0..u1)
                 .into_par_iter()
                 .map(|u| {
                     let r = (u - u0) * n_items..(u - u0 + 1) * n_items;
                     let mut row = vec![0f32; n_items];
-                    blends
+                    terms
                         .iter()
-                        .map(|(pi, ws)| {
+                        .map(|blend| {
                             row.fill(0.0);
-                            for (&i, &w) in members.iter().chain([pi]).zip(ws) {
-                                if w == 0.0 {
-                                    continue;
-                                }
-                                for (o, &x) in row.iter_mut().zip(&z[at(i)][r.clone()]) {
+                            for &(zi, w) in blend {
+                                for (o, &x) in row.iter_mut().zip(&z[zi][r.clone()]) {
                                     *o += w * x;
                                 }
                             }
