@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{json, ok, run_in};
+use crate::common::{fails, json, ok, run_in};
 
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
@@ -114,7 +114,7 @@ fn eval_regress_reports_ragged_rows_and_unknown_targets() {
     let dir = tmp();
     let p = dir.path().join("bad.csv");
     std::fs::write(&p, "a,b,c\n1,2,3\n4,5\n").unwrap();
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &[
             "eval",
@@ -126,8 +126,6 @@ fn eval_regress_reports_ragged_rows_and_unknown_targets() {
             "--json",
         ],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("bad.csv") && err.contains("line 3") && err.contains("ragged"),
         "{err}"

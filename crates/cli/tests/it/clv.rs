@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::common::{json, ok, run_in, shared_data};
+use crate::common::{fails, json, ok, run_in, shared_data};
 
 /// A tiny deterministic generator (xorshift64*), so the tests need no RNG crate.
 struct Rng(u64);
@@ -128,12 +128,10 @@ fn eval_clv_bad_input_names_line_and_column() {
         "customer,date,amount\na,2024-01-01,5\na,2024-02-30,5\n",
     )
     .expect("write");
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &["eval", "clv", "--transactions", csv.to_str().expect("utf8")],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("bad.csv") && err.contains("line 3") && err.contains("date (column 2)"),
         "{err}"
@@ -146,7 +144,7 @@ fn eval_clv_bad_input_names_line_and_column() {
         " 00001 0001 19970101  1   11.77\n 00001 0001 19970105  x   11.77\n",
     )
     .expect("write");
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &[
             "eval",
@@ -157,8 +155,6 @@ fn eval_clv_bad_input_names_line_and_column() {
             "cdnow",
         ],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("line 2") && err.contains("cds (column 4)"),
         "{err}"

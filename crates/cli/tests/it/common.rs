@@ -32,6 +32,18 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs and asserts failure (a non-zero exit); returns stderr.
+pub fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = run_in(dir, args);
+    assert!(
+        !out.status.success(),
+        "infogap {:?} succeeded\nstdout:\n{}",
+        args,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// Runs with `--json` output expected; parses stdout.
 pub fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let s = ok(dir, args);

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::common::{json, ok, run_in};
+use crate::common::{fails, json, ok, run_in};
 
 fn write(dir: &Path, name: &str, text: &str) {
     let p = dir.join(name);
@@ -106,12 +106,10 @@ fn skip_bad_rows_imports_the_rest_and_writes_rejects() {
     let mut two = sales_with_bad_date();
     two.push_str("O99,C1,P1,abc,2024-03-01\n");
     write(d.path(), "sales.csv", &two);
-    let out = run_in(
+    let err = fails(
         d.path(),
         &["import", "--config", "infogap.toml", "--skip-bad-rows", "1"],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("line 13") && err.contains("\"total\""),
         "{err}"
@@ -132,9 +130,7 @@ fn a_mapped_column_missing_from_the_header_fails_before_anything_is_written() {
         "infogap.toml",
         &CONFIG.replace("amount = \"total\"", "amount = \"line_total\""),
     );
-    let out = run_in(d.path(), &["import", "--config", "infogap.toml"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(d.path(), &["import", "--config", "infogap.toml"]);
     assert!(
         err.contains("line_total") && err.contains("infogap.toml:19"),
         "{err}"
@@ -155,9 +151,7 @@ fn config_errors_name_the_line() {
         "infogap.toml",
         &CONFIG.replace("kind = \"order_lines\"", "kind = \"orderlines\""),
     );
-    let out = run_in(d.path(), &["import", "--config", "infogap.toml"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = fails(d.path(), &["import", "--config", "infogap.toml"]);
     assert!(
         err.contains("infogap.toml:13") && err.contains("unknown kind"),
         "{err}"

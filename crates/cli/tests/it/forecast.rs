@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::common::{json, run_in, shared_data};
+use crate::common::{fails, json, run_in, shared_data};
 
 fn arr(v: &serde_json::Value, key: &str) -> Vec<f64> {
     v[key]
@@ -149,17 +149,15 @@ fn eval_forecast_auto_on_a_planted_nonseasonal_csv() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &["forecast", "--series", "1,2,x,4", "--method", "ses"],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("value 3") && err.contains("\"x\""), "{err}");
 
     let csv = dir.path().join("bad.csv");
     std::fs::write(&csv, "date,value\n2024-01-01,1\n2024-02-01,oops\n").expect("write");
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &[
             "eval",
@@ -170,8 +168,6 @@ fn bad_input_is_a_clear_error() {
             "1",
         ],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("bad.csv") && err.contains("line 3") && err.contains("value"),
         "{err}"
@@ -338,12 +334,10 @@ fn bench_forecast_rows_match_their_eval_commands() {
         assert_eq!(e["rmse"], row["rmse"], "{cmd}");
     }
     // A holdout that leaves nothing to fit is refused, naming the file.
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &["bench", "forecast", "--csv", csv_s, "--holdout", "96"],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("--holdout 96") && err.contains("series.csv"),
         "{err}"

@@ -7,7 +7,7 @@ use infogap_models::recs::data::Interactions;
 use infogap_models::recs::select::holdout;
 use infogap_models::recs::synth::{planted_sessions, planted_taste};
 
-use crate::common::{json, ok, run_in, shared_anchors};
+use crate::common::{fails, json, ok, run_in, shared_anchors};
 
 /// Writes a planted-taste train/test split (and the whole file) as MovieLens-style CSVs.
 fn write_planted(dir: &Path) -> Vec<u32> {
@@ -151,15 +151,11 @@ fn eval_recs_topn_on_a_planted_split() {
             "--inner-splits is a top-N parameter",
         ),
     ] {
-        let out = run_in(
+        let err = fails(
             dir.path(),
             &[&["eval", "recs", "--algo", "auto"][..], bad].concat(),
         );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains(says),
-            "{bad:?}: {err}"
-        );
+        assert!(err.contains(says), "{bad:?}: {err}");
     }
 
     // One file split per user.
@@ -265,12 +261,10 @@ fn seq_knn_uses_time_order_and_auto_falls_back_without_times() {
         "seq-kNN recall@10 {r:.3} vs popularity {p:.3}"
     );
     // Without timestamps the sequence model says why it cannot fit ...
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &holdout_args("walks.txt", &["--algo", "seq-knn"]),
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("time"), "{err}");
     // ... and auto still chooses (among the other models) and reports its search time.
     let auto = run("walks.txt", "auto");
@@ -438,12 +432,10 @@ fn rating_confidence_reads_the_ratings_and_needs_them_positive() {
         "all ratings 4"
     );
     // A rating of 0 cannot be a confidence: refused, saying where.
-    let out = run_in(
+    let err = fails(
         dir.path(),
         &args("zero.txt", &[&ials[..], &["--rating-confidence"]].concat()),
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("zero.txt: ")
             && err.contains("positive ratings")
@@ -563,7 +555,7 @@ fn train_and_recommend_on_the_demo_store() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("train recs"));
     // Rating confidence is for ratings files: refused here, nothing saved
     // (the next model is still version 1).
-    let out = run_in(
+    let err = fails(
         d,
         &[
             "train",
@@ -574,8 +566,6 @@ fn train_and_recommend_on_the_demo_store() {
             "rating_confidence=1",
         ],
     );
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("rating_confidence") && err.contains("eval recs"),
         "{err}"
