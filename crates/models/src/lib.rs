@@ -11,6 +11,7 @@
 pub mod bayes;
 pub mod classify;
 pub mod clv;
+pub mod dense;
 pub mod forecast;
 pub mod metrics;
 pub mod packed;

@@ -44,6 +44,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
+use crate::dense::DenseBuf;
 use data::{Csr, Interactions, Timeline};
 use ease::{Ease, EaseGram};
 use gfcf::GfCf;
@@ -137,6 +138,12 @@ pub enum AlgoParams {
         /// Largest gap (seconds) between two interactions of one session;
         /// 0 = only equal times.
         session_gap: i64,
+        /// Time scale `τ` (seconds) of a soft visit: two interactions of one
+        /// session `Δt` apart co-occur with weight `exp(−Δt/τ)` instead of 1.
+        /// 0 = no decay (every pair of a session counts 1, `SᵀS`). Models
+        /// saved before this parameter existed read as 0.
+        #[serde(default)]
+        session_decay: f64,
         /// Largest number of (most popular) items in the dense model.
         max_items: usize,
     },
@@ -205,6 +212,7 @@ impl AlgoParams {
                 dropout: 0.0,
                 session_weight: 3.0,
                 session_gap: 60,
+                session_decay: 0.0,
                 max_items: EASE_MAX_ITEMS,
             },
             "session-knn" | "session_knn" | "sessionknn" => AlgoParams::SessionKnn {
@@ -267,7 +275,7 @@ impl AlgoParams {
     /// Sets one hyper-parameter by name (`k`, `shrink`, `window`, `factors`,
     /// `reg`, `alpha`, `iterations`, `cg_steps`, `seed`, `lambda`, `dropout`,
     /// `weight`, `max_items`; GF-CF: `k`, `alpha`, `max_items`; session-EASE:
-    /// `lambda`, `dropout`, `session_weight`, `session_gap`, `max_items`;
+    /// `lambda`, `dropout`, `session_weight`, `session_gap`, `session_decay`, `max_items`;
     /// session-kNN: `k`, `shrink`, `session_weight`, `session_gap`). An
     /// ensemble has none of its own.
     pub fn set(&mut self, key: &str, value: f64) -> Result<(), ModelError> {
@@ -394,8 +402,20 @@ impl AlgoParams {
                 dropout,
                 session_weight,
                 session_gap,
+                session_decay,
                 max_items,
-            } => set_session(session_weight, session_gap)? || set_ease(lambda, dropout, max_items)?,
+            } => {
+                if key == "session_decay" {
+                    if !(value.is_finite() && value >= 0.0) {
+                        return Err(bad("must be a finite number of seconds >= 0"));
+                    }
+                    *session_decay = value;
+                    true
+                } else {
+                    set_session(session_weight, session_gap)?
+                        || set_ease(lambda, dropout, max_items)?
+                }
+            }
             AlgoParams::SessionKnn {
                 k,
                 shrink,
@@ -482,7 +502,7 @@ pub struct FitContext<'a> {
     /// `by_user`; only `by_user`'s are read), if known.
     pub ratings: Option<&'a Csr>,
     grams: Mutex<Vec<(usize, Arc<EaseGram>)>>,
-    session_grams: Mutex<Vec<(SessionGramKey, Arc<Vec<f32>>)>>,
+    session_grams: Mutex<Vec<(SessionGramKey, Arc<DenseBuf>)>>,
     /// Rating-confidence iALS's (users × items, items × users), built once.
     rated: Mutex<Option<Arc<(Csr, Csr)>>>,
 }
@@ -569,8 +589,9 @@ fn rating_strengths(by_user: &Csr, ratings: Option<&Csr>) -> Result<Csr, ModelEr
     })
 }
 
-/// `(max_items, session gap)`: what a within-session Gram matrix depends on.
-type SessionGramKey = (usize, i64);
+/// `(max_items, session gap, session decay's bits)`: what a within-session
+/// Gram matrix depends on.
+type SessionGramKey = (usize, i64, u64);
 
 impl<'a> FitContext<'a> {
     /// A context without interaction order.
@@ -657,11 +678,17 @@ impl<'a> FitContext<'a> {
         })
     }
 
-    /// The within-session Gram matrix `SᵀS` over EASE's items for sessions cut
-    /// at `gap` seconds (built once per `(max_items, gap)`).
-    fn session_gram(&self, max_items: usize, gap: i64) -> Result<Arc<Vec<f32>>, ModelError> {
+    /// The within-session Gram matrix over EASE's items for sessions cut at
+    /// `gap` seconds, each pair weighted by `exp(−Δt/decay)` (`decay` = 0:
+    /// `SᵀS`), built once per `(max_items, gap, decay)`.
+    fn session_gram(
+        &self,
+        max_items: usize,
+        gap: i64,
+        decay: f64,
+    ) -> Result<Arc<DenseBuf>, ModelError> {
         let timeline = self.timeline("session-ease")?;
-        let key = (max_items, gap);
+        let key = (max_items, gap, decay.to_bits());
         // Held while building, as in `gram`: parts fitted in parallel wait
         // for one build instead of each making its own.
         let mut cache = self
@@ -671,11 +698,12 @@ impl<'a> FitContext<'a> {
         if let Some((_, g)) = cache.iter().find(|(k, _)| *k == key) {
             return Ok(Arc::clone(g));
         }
-        let sessions = timeline.sessions(self.by_user, gap)?;
-        let g = Arc::new(
-            self.gram(max_items)
-                .same_items(&sessions, &sessions.transpose()),
-        );
+        let visits = timeline.visits(self.by_user, gap)?;
+        let g =
+            Arc::new(
+                self.gram(max_items)
+                    .in_visits(self.by_user, self.by_item, &visits, decay),
+            );
         cache.push((key, Arc::clone(&g)));
         Ok(g)
     }
@@ -744,10 +772,19 @@ impl<'a> FitContext<'a> {
                 dropout,
                 session_weight,
                 session_gap,
+                session_decay,
                 max_items,
             } => {
                 check_session_gap(*session_gap)?;
-                let sg = self.session_gram(*max_items, *session_gap)?;
+                if !(session_decay.is_finite() && *session_decay >= 0.0) {
+                    return Err(ModelError::InvalidParameter {
+                        name: "session_decay".into(),
+                        reason: format!(
+                            "must be a finite number of seconds >= 0, got {session_decay}"
+                        ),
+                    });
+                }
+                let sg = self.session_gram(*max_items, *session_gap, *session_decay)?;
                 Fitted::Ease(Ease::from_grams(
                     &self.gram(*max_items),
                     Some((&sg, *session_weight as f32)),
@@ -1402,6 +1439,7 @@ mod tests {
                     dropout: 0.0,
                     session_weight: w,
                     session_gap: gap,
+                    session_decay: 0.0,
                     max_items: EASE_MAX_ITEMS,
                 }
             }),
@@ -1440,6 +1478,32 @@ mod tests {
             assert!(bad.set("session_weight", -1.0).is_err());
             assert!(bad.set("session_gap", 0.0).is_ok());
         }
+        // A decay finds the visits where the gap does not cut them: one
+        // session per user, pairs an hour apart weighing e^-60.
+        let decayed = |decay: f64| AlgoParams::SessionEase {
+            lambda: 10.0,
+            dropout: 0.0,
+            session_weight: 3.0,
+            session_gap: 100_000_000,
+            session_decay: decay,
+            max_items: EASE_MAX_ITEMS,
+        };
+        let (plain, cut, soft) = (
+            recall(&ease(10.0)),
+            recall(&decayed(0.0)),
+            recall(&decayed(60.0)),
+        );
+        assert!(
+            soft > plain + 0.05 && soft > cut + 0.05,
+            "decayed {soft} vs plain {plain} vs one session per user {cut}"
+        );
+        let mut bad = decayed(60.0);
+        for v in [-1.0, f64::NAN, f64::INFINITY] {
+            let err = bad.set("session_decay", v).expect_err("refused");
+            assert!(err.to_string().contains("session_decay"), "{err}");
+        }
+        let err = Recommender::fit_in(&decayed(-1.0), &ctx).expect_err("negative decay");
+        assert!(err.to_string().contains("session_decay"), "{err}");
         let mut p = AlgoParams::default_for("session-knn").expect("known");
         for (key, v) in [
             ("k", 20.0),

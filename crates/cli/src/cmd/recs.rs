@@ -114,6 +114,10 @@ pub struct EvalRecsArgs {
     /// Session models: weight of the co-occurrence within sessions.
     #[arg(long)]
     pub session_weight: Option<f64>,
+    /// session-ease: time scale in seconds over which two ratings of one session stop counting together
+    /// (each pair weighs exp(-seconds apart / this); 0 = every pair counts fully).
+    #[arg(long, value_name = "SECONDS")]
+    pub session_decay: Option<f64>,
     /// Learning rate (rating models trained by SGD).
     #[arg(long)]
     pub lr: Option<f64>,
@@ -148,6 +152,7 @@ impl EvalRecsArgs {
             ("weight", self.weight),
             ("session_gap", self.session_gap),
             ("session_weight", self.session_weight),
+            ("session_decay", self.session_decay),
             ("rating_confidence", self.rating_confidence.then_some(1.0)),
         ];
         pairs

@@ -322,6 +322,21 @@ fn session_models_use_visits_and_need_times() {
         &["--algo", "ease", "--lambda", "10"],
     );
     assert_eq!(session["params"]["session_gap"], 60);
+    // A decay finds the visits even when the gap spans the whole history.
+    let decayed = beats(
+        &[
+            "--algo",
+            "session-ease",
+            "--lambda",
+            "10",
+            "--session-gap",
+            "100000000",
+            "--session-decay",
+            "60",
+        ],
+        &["--algo", "ease", "--lambda", "10"],
+    );
+    assert_eq!(decayed["params"]["session_decay"], 60.0);
     // The sparse counterpart, against plain item-kNN.
     let session_knn = beats(
         &[
@@ -353,6 +368,14 @@ fn session_models_use_visits_and_need_times() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("session_gap"));
+    let err = fails(
+        dir.path(),
+        &args(
+            "sessions.csv",
+            &["--algo", "session-ease", "--session-decay=-1"],
+        ),
+    );
+    assert!(err.contains("session_decay"), "{err}");
     // auto tries both when times are known, and only then.
     let (timed, untimed) = (
         get("sessions.csv", &["--algo", "auto"]),
@@ -788,11 +811,12 @@ fn eval_recs_auto_on_the_shared_ml100k_split() {
     );
     let ndcg = v["ndcg@10"].as_f64().expect("ndcg");
     // Chosen on the training data only; the peers' best (EASE, λ picked on the
-    // test set) is 0.479. infogap: 0.4969 (seeds 0/1/2: 0.4969/0.4976/0.4998
-    // with five inner splits of 10 %; 0.4955/0.4931/0.4973 with one of 25 %).
-    // The 0.50 target is not reached (see BENCHMARKS.md, top-N). The
-    // bound leaves room for another CPU's rounding to change a close choice.
-    assert!(ndcg >= 0.49, "nDCG@10 {ndcg:.4}");
+    // test set) is 0.479, the target 0.50. infogap: 0.5005 (seeds
+    // 0/1/2: 0.5005/0.5015/0.5005 with session-EASE's time decay; 0.4969/
+    // 0.4976/0.4998 before it). The bound sits 0.0025 below today's figure:
+    // it fails the build without the decay, and leaves room for another CPU's
+    // rounding to change a close choice (BENCHMARKS.md, top-N, round 9).
+    assert!(ndcg >= 0.498, "nDCG@10 {ndcg:.4}");
     assert_eq!(v["selection"]["inner_splits"], 5);
     // The train file has timestamps, so the session-aware models were tried.
     assert!(

@@ -653,6 +653,68 @@ impl Timeline {
             values,
         })
     }
+
+    /// Each user's cells of `by_user` in time order, each with the visit it
+    /// falls in (visits cut as in [`Timeline::sessions`]), for models that
+    /// weigh a pair of interactions by how far apart in time they are
+    /// (session-EASE with a decay). Cells without a time are an error.
+    pub fn visits(&self, by_user: &Csr, gap: i64) -> Result<Visits, ModelError> {
+        let nnz = by_user.nnz();
+        let mut v = Visits {
+            indptr: by_user.indptr.clone(),
+            rank: vec![0; nnz],
+            time: Vec::with_capacity(nnz),
+            item: Vec::with_capacity(nnz),
+            value: Vec::with_capacity(nnz),
+            visit: Vec::with_capacity(nnz),
+        };
+        let mut cells: Vec<(i64, u32, f32, u32)> = Vec::new();
+        let mut visit = 0u32;
+        for u in 0..by_user.n_rows {
+            cells.clear();
+            for (p, (i, x)) in by_user.row(u).enumerate() {
+                let t = self.time(u, i).ok_or_else(|| {
+                    ModelError::InvalidInput(format!(
+                        "no time for interaction ({u}, {i}): sessions need every interaction's time"
+                    ))
+                })?;
+                cells.push((t, i, x, p as u32));
+            }
+            cells.sort_unstable_by_key(|&(t, i, _, _)| (t, i));
+            let base = by_user.indptr[u];
+            for (k, &(t, i, x, p)) in cells.iter().enumerate() {
+                if k == 0 || t.saturating_sub(cells[k - 1].0) > gap {
+                    visit = visit.wrapping_add(1);
+                }
+                v.rank[base + p as usize] = k as u32;
+                v.time.push(t);
+                v.item.push(i);
+                v.value.push(x);
+                v.visit.push(visit);
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// Every user's interactions in time order, cut into visits
+/// ([`Timeline::visits`]): the input of a time-weighted co-occurrence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Visits {
+    /// Row starts, as in the `by_user` matrix the visits were built from.
+    pub indptr: Vec<usize>,
+    /// For each cell of `by_user` (its CSR order): its position in the
+    /// user's time order.
+    pub rank: Vec<u32>,
+    /// Time of each cell, in each user's time order.
+    pub time: Vec<i64>,
+    /// Item of each cell, in each user's time order.
+    pub item: Vec<u32>,
+    /// Value of each cell in `by_user`, in each user's time order.
+    pub value: Vec<f32>,
+    /// Visit of each cell (equal for the cells of one visit, different
+    /// between consecutive visits), in each user's time order.
+    pub visit: Vec<u32>,
 }
 
 #[cfg(test)]

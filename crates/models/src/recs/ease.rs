@@ -26,8 +26,9 @@ use faer::linalg::triangular_inverse;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::data::Csr;
+use super::data::{Csr, Visits};
 use crate::ModelError;
+use crate::dense::DenseBuf;
 
 /// Fitted EASE weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,7 +53,7 @@ pub struct EaseGram {
     /// Position of each catalogue item in `items` (`u32::MAX` = not modelled).
     pub pos: Vec<u32>,
     /// Symmetric `|items|²` Gram matrix (row-major).
-    pub g: Vec<f32>,
+    pub g: DenseBuf,
 }
 
 /// The items a dense item-item model keeps: those somebody interacted with,
@@ -86,16 +87,79 @@ impl EaseGram {
 
     /// The Gram matrix `SᵀS` of other rows over the same items (e.g. sessions
     /// × items, for session-aware EASE); `rows_t` is the transpose of `rows`.
-    pub fn same_items(&self, rows: &Csr, rows_t: &Csr) -> Vec<f32> {
+    pub fn same_items(&self, rows: &Csr, rows_t: &Csr) -> DenseBuf {
         gram_over(&self.items, &self.pos, rows, rows_t)
+    }
+
+    /// The within-visit co-occurrence over the same items, each pair of one
+    /// customer's interactions in one visit weighted by `exp(−Δt/decay)`, `Δt`
+    /// their distance in time (`decay` = 0: weight 1, which is `SᵀS` of the
+    /// sessions × items matrix of the same visits). Each interaction also
+    /// pairs with itself (weight 1), so the diagonal counts the item's
+    /// interactions as in `SᵀS`. `visits` must come from `by_user`, and
+    /// `by_item` is its transpose.
+    pub fn in_visits(&self, by_user: &Csr, by_item: &Csr, visits: &Visits, decay: f64) -> DenseBuf {
+        let n = self.items.len();
+        let mut g = DenseBuf::zeroed(n * n);
+        // Pairs further apart than this weigh under e^-16 (1e-7): not scanned.
+        let reach = if decay > 0.0 {
+            (decay * 16.0).min(i64::MAX as f64) as i64
+        } else {
+            i64::MAX
+        };
+        let weight = |dt: i64| -> f32 {
+            if decay > 0.0 {
+                (-(dt as f64) / decay).exp() as f32
+            } else {
+                1.0
+            }
+        };
+        let pos = &self.pos;
+        g.par_chunks_mut(n.max(1)).enumerate().for_each(|(a, row)| {
+            let i = self.items[a];
+            if i as usize >= by_item.n_rows {
+                return;
+            }
+            for (u, xa) in by_item.row(i as usize) {
+                let u = u as usize;
+                let Ok(p) = by_user.row_indices(u).binary_search(&i) else {
+                    continue;
+                };
+                let (start, end) = (visits.indptr[u], visits.indptr[u + 1]);
+                let k = start + visits.rank[start + p] as usize;
+                let (t0, v0) = (visits.time[k], visits.visit[k]);
+                let mut add = |j: usize, dt: i64| {
+                    let pj = pos[visits.item[j] as usize];
+                    if pj != u32::MAX {
+                        row[pj as usize] += xa * visits.value[j] * weight(dt);
+                    }
+                };
+                add(k, 0);
+                for j in k + 1..end {
+                    let dt = visits.time[j].saturating_sub(t0);
+                    if visits.visit[j] != v0 || dt > reach {
+                        break;
+                    }
+                    add(j, dt);
+                }
+                for j in (start..k).rev() {
+                    let dt = t0.saturating_sub(visits.time[j]);
+                    if visits.visit[j] != v0 || dt > reach {
+                        break;
+                    }
+                    add(j, dt);
+                }
+            }
+        });
+        g
     }
 }
 
 /// `XᵀX` over `items` (row-major, `|items|²`) from `X` (`by_row`) and its
 /// transpose (`by_col`); one output row per item, in parallel.
-fn gram_over(items: &[u32], pos: &[u32], by_row: &Csr, by_col: &Csr) -> Vec<f32> {
+fn gram_over(items: &[u32], pos: &[u32], by_row: &Csr, by_col: &Csr) -> DenseBuf {
     let n = items.len();
-    let mut g = vec![0f32; n * n];
+    let mut g = DenseBuf::zeroed(n * n);
     if n > 0 {
         g.par_chunks_mut(n).enumerate().for_each(|(a, row)| {
             let i = items[a] as usize;
@@ -172,17 +236,21 @@ impl Ease {
             }
         }
         // Column-major copy of the (symmetric) Gram with the regularized diagonal.
-        let mut m = faer::Mat::<f32>::from_fn(n, n, |i, j| {
-            let v = match extra {
-                Some((g2, w)) => g[j * n + i] + w * g2[j * n + i],
-                None => g[j * n + i],
-            };
-            if i == j {
-                (f64::from(v) * (1.0 + emph) + lambda) as f32
-            } else {
-                v
+        let mut m_buf = DenseBuf::zeroed(n * n);
+        m_buf.par_chunks_mut(n).enumerate().for_each(|(j, col)| {
+            for (i, out) in col.iter_mut().enumerate() {
+                let v = match extra {
+                    Some((g2, w)) => g[j * n + i] + w * g2[j * n + i],
+                    None => g[j * n + i],
+                };
+                *out = if i == j {
+                    (f64::from(v) * (1.0 + emph) + lambda) as f32
+                } else {
+                    v
+                };
             }
         });
+        let mut m = faer::MatMut::from_column_major_slice_mut(&mut m_buf, n, n);
         let par = faer::get_global_parallelism();
         let mut mem = MemBuffer::new(llt::factor::cholesky_in_place_scratch::<f32>(
             n,
@@ -226,7 +294,7 @@ impl Ease {
                 par,
             );
         }
-        let p = m;
+        let p = m.as_ref();
         let diag: Vec<f32> = (0..n).map(|j| p[(j, j)]).collect();
         if diag.iter().any(|d| !(d.is_finite() && *d > 0.0)) {
             return Err(ModelError::FitFailed(
@@ -311,6 +379,64 @@ fn check_params(lambda: f64, dropout: f64) -> Result<(), ModelError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recs::data::{Combine, InteractionsBuilder, Timeline};
+
+    /// Two customers' timed histories and their matrices.
+    fn timed(events: &[(&str, &str, f32, i64)]) -> (Csr, Csr, Timeline, impl Fn(&str) -> usize) {
+        let mut b = InteractionsBuilder::new(Combine::Last);
+        for &(u, i, v, t) in events {
+            b.add(u, i, v, Some(t));
+        }
+        let (x, timeline) = b.build_with_order().expect("build");
+        let items = x.items.clone();
+        let by_item = x.by_user.transpose();
+        (
+            x.by_user,
+            by_item,
+            timeline.expect("times"),
+            move |i: &str| items.get(i).expect("item") as usize,
+        )
+    }
+
+    #[test]
+    fn visit_gram_weighs_pairs_by_their_distance_in_time() {
+        // u: a and b together, c 100 s later, d an hour later; v: a then c.
+        let (x, xt, timeline, item) = timed(&[
+            ("u", "a", 1.0, 0),
+            ("u", "b", 1.0, 0),
+            ("u", "c", 1.0, 100),
+            ("u", "d", 1.0, 3_700),
+            ("v", "a", 2.0, 50),
+            ("v", "c", 1.0, 250),
+        ]);
+        let gram = EaseGram::new(&x, &xt, usize::MAX);
+        let n = gram.items.len();
+        let at = |g: &[f32], i: &str, j: &str| g[item(i) * n + item(j)];
+        let e = (-1.0f32).exp();
+        let g = gram.in_visits(&x, &xt, &timeline.visits(&x, 1_800).expect("visits"), 100.0);
+        assert_eq!(at(&g, "a", "b"), 1.0, "same time");
+        // u: 100 s apart (e^-1); v: 200 s apart, values 2 and 1 (2·e^-2).
+        assert!((at(&g, "a", "c") - (e + 2.0 * e * e)).abs() < 1e-6);
+        assert_eq!(at(&g, "c", "a"), at(&g, "a", "c"), "symmetric");
+        assert_eq!(at(&g, "a", "d"), 0.0, "another visit (gap over 1 800 s)");
+        assert_eq!(at(&g, "a", "a"), 1.0 + 4.0, "each interaction with itself");
+        // Without the gap cutting d off, it pairs at e^-(3 700/τ), except
+        // beyond 16 τ (e^-16), where pairs are not scanned.
+        let visits = timeline.visits(&x, 10_000).expect("visits");
+        let g = gram.in_visits(&x, &xt, &visits, 1_000.0);
+        assert!((at(&g, "a", "d") - (-3.7f32).exp()).abs() < 1e-6);
+        assert_eq!(at(&gram.in_visits(&x, &xt, &visits, 100.0), "a", "d"), 0.0);
+        // Decay 0: every pair of a visit counts fully, which is SᵀS.
+        for gap in [0, 60, 120, 1_800] {
+            let visits = timeline.visits(&x, gap).expect("visits");
+            let s = timeline.sessions(&x, gap).expect("sessions");
+            assert_eq!(
+                gram.in_visits(&x, &xt, &visits, 0.0),
+                gram.same_items(&s, &s.transpose()),
+                "gap {gap}"
+            );
+        }
+    }
 
     /// Naive f64 Gauss–Jordan inverse (reference).
     fn inverse_f64(a: &[f64], n: usize) -> Vec<f64> {
