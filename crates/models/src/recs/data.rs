@@ -610,39 +610,21 @@ impl Timeline {
     /// cells of `by_user` are read, so a held-out interaction can neither
     /// join nor split a session. Cells without a time are an error.
     pub fn sessions(&self, by_user: &Csr, gap: i64) -> Result<Csr, ModelError> {
-        // Rows are written in order (no triple list): each session's cells
-        // are sorted by item when it closes.
+        // One row per visit, written in order (no triple list); each row's
+        // cells are sorted by item when it closes.
+        let v = self.visits(by_user, gap)?;
         let mut indptr = vec![0usize];
-        let mut indices: Vec<u32> = Vec::with_capacity(by_user.nnz());
-        let mut values: Vec<f32> = Vec::with_capacity(by_user.nnz());
-        let mut cells: Vec<(i64, u32, f32)> = Vec::new();
+        let mut indices: Vec<u32> = Vec::with_capacity(v.item.len());
+        let mut values: Vec<f32> = Vec::with_capacity(v.item.len());
         let mut open: Vec<(u32, f32)> = Vec::new();
-        let mut close = |open: &mut Vec<(u32, f32)>| {
-            open.sort_unstable_by_key(|&(i, _)| i);
-            indices.extend(open.iter().map(|&(i, _)| i));
-            values.extend(open.iter().map(|&(_, v)| v));
-            indptr.push(indices.len());
-            open.clear();
-        };
-        for u in 0..by_user.n_rows {
-            cells.clear();
-            for (i, v) in by_user.row(u) {
-                let t = self.time(u, i).ok_or_else(|| {
-                    ModelError::InvalidInput(format!(
-                        "no time for interaction ({u}, {i}): sessions need every interaction's time"
-                    ))
-                })?;
-                cells.push((t, i, v));
-            }
-            cells.sort_unstable_by_key(|&(t, i, _)| (t, i));
-            for (k, &(t, i, v)) in cells.iter().enumerate() {
-                if k > 0 && t.saturating_sub(cells[k - 1].0) > gap {
-                    close(&mut open);
-                }
-                open.push((i, v));
-            }
-            if !open.is_empty() {
-                close(&mut open);
+        for k in 0..v.item.len() {
+            open.push((v.item[k], v.value[k]));
+            if v.visit.get(k + 1) != Some(&v.visit[k]) {
+                open.sort_unstable_by_key(|&(i, _)| i);
+                indices.extend(open.iter().map(|&(i, _)| i));
+                values.extend(open.iter().map(|&(_, x)| x));
+                indptr.push(indices.len());
+                open.clear();
             }
         }
         Ok(Csr {
