@@ -406,9 +406,7 @@ impl AlgoParams {
                 max_items,
             } => {
                 if key == "session_decay" {
-                    if !(value.is_finite() && value >= 0.0) {
-                        return Err(bad("must be a finite number of seconds >= 0"));
-                    }
+                    check_session_decay(value)?;
                     *session_decay = value;
                     true
                 } else {
@@ -514,6 +512,18 @@ fn check_session_gap(gap: i64) -> Result<(), ModelError> {
         return Err(ModelError::InvalidParameter {
             name: "session_gap".into(),
             reason: "must be >= 0 seconds".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a session decay that is not a finite number of seconds >= 0
+/// (from `set` or a hand-built [`AlgoParams`]).
+fn check_session_decay(decay: f64) -> Result<(), ModelError> {
+    if !(decay.is_finite() && decay >= 0.0) {
+        return Err(ModelError::InvalidParameter {
+            name: "session_decay".into(),
+            reason: format!("must be a finite number of seconds >= 0, got {decay}"),
         });
     }
     Ok(())
@@ -776,14 +786,7 @@ impl<'a> FitContext<'a> {
                 max_items,
             } => {
                 check_session_gap(*session_gap)?;
-                if !(session_decay.is_finite() && *session_decay >= 0.0) {
-                    return Err(ModelError::InvalidParameter {
-                        name: "session_decay".into(),
-                        reason: format!(
-                            "must be a finite number of seconds >= 0, got {session_decay}"
-                        ),
-                    });
-                }
+                check_session_decay(*session_decay)?;
                 let sg = self.session_gram(*max_items, *session_gap, *session_decay)?;
                 Fitted::Ease(Ease::from_grams(
                     &self.gram(*max_items),

@@ -643,7 +643,6 @@ impl Timeline {
     pub fn visits(&self, by_user: &Csr, gap: i64) -> Result<Visits, ModelError> {
         let nnz = by_user.nnz();
         let mut v = Visits {
-            indptr: by_user.indptr.clone(),
             rank: vec![0; nnz],
             time: Vec::with_capacity(nnz),
             item: Vec::with_capacity(nnz),
@@ -680,11 +679,11 @@ impl Timeline {
 }
 
 /// Every user's interactions in time order, cut into visits
-/// ([`Timeline::visits`]): the input of a time-weighted co-occurrence.
+/// ([`Timeline::visits`]): the input of a time-weighted co-occurrence. Each
+/// user's cells sit where they sit in the `by_user` matrix the visits were
+/// built from (its `indptr` delimits them), only reordered by time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Visits {
-    /// Row starts, as in the `by_user` matrix the visits were built from.
-    pub indptr: Vec<usize>,
     /// For each cell of `by_user` (its CSR order): its position in the
     /// user's time order.
     pub rank: Vec<u32>,

@@ -85,12 +85,6 @@ impl EaseGram {
         EaseGram { items, pos, g }
     }
 
-    /// The Gram matrix `SᵀS` of other rows over the same items (e.g. sessions
-    /// × items, for session-aware EASE); `rows_t` is the transpose of `rows`.
-    pub fn same_items(&self, rows: &Csr, rows_t: &Csr) -> DenseBuf {
-        gram_over(&self.items, &self.pos, rows, rows_t)
-    }
-
     /// The within-visit co-occurrence over the same items, each pair of one
     /// customer's interactions in one visit weighted by `exp(−Δt/decay)`, `Δt`
     /// their distance in time (`decay` = 0: weight 1, which is `SᵀS` of the
@@ -125,7 +119,7 @@ impl EaseGram {
                 let Ok(p) = by_user.row_indices(u).binary_search(&i) else {
                     continue;
                 };
-                let (start, end) = (visits.indptr[u], visits.indptr[u + 1]);
+                let (start, end) = (by_user.indptr[u], by_user.indptr[u + 1]);
                 let k = start + visits.rank[start + p] as usize;
                 let (t0, v0) = (visits.time[k], visits.visit[k]);
                 let mut add = |j: usize, dt: i64| {
@@ -432,7 +426,7 @@ mod tests {
             let s = timeline.sessions(&x, gap).expect("sessions");
             assert_eq!(
                 gram.in_visits(&x, &xt, &visits, 0.0),
-                gram.same_items(&s, &s.transpose()),
+                gram_over(&gram.items, &gram.pos, &s, &s.transpose()),
                 "gap {gap}"
             );
         }
