@@ -16,6 +16,7 @@
 //! monetary value is the mean of the repeat days' spend (the first day is
 //! excluded; 0 for customers without repeats).
 
+pub mod expected;
 mod optim;
 pub mod special;
 
@@ -261,23 +262,18 @@ impl BgNbdParams {
     }
 
     /// E[Y(t) | x, tₓ, T]: expected purchases in the next `t` time units of a
-    /// customer with history (x, tₓ, T) (paper's equation (10)).
-    ///
-    /// The factor ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x; a+b+x−1; t/(α+T+t)) is
-    /// evaluated through Pfaff's transformation as
-    /// ₂F₁(r+x, a−1; a+b+x−1; −t/(α+T)), which needs no power and converges
-    /// directly for t < (α+T)/2; [`hyp2f1`] handles larger t.
+    /// customer with history (x, tₓ, T) (paper's equation (10)): P(alive)
+    /// times the expected purchases of an alive customer, evaluated as a sum
+    /// of positive terms by [`expected::alive_expected_purchases`] (the
+    /// paper's ₂F₁ form cancels catastrophically for new customers when b is
+    /// large). Never negative.
     pub fn expected_purchases(&self, t: f64, x: f64, t_x: f64, age: f64) -> f64 {
         if t <= 0.0 {
             return 0.0;
         }
-        let BgNbdParams { r, alpha, b, .. } = *self;
-        let f = |a: f64| {
-            let c = a + b + x - 1.0;
-            let h = hyp2f1(r + x, a - 1.0, c, -t / (alpha + age));
-            c / (a - 1.0) * (1.0 - h)
-        };
-        self.at_a(f) * self.prob_alive(x, t_x, age)
+        let BgNbdParams { r, alpha, a, b } = *self;
+        expected::alive_expected_purchases(r + x, a, b + x, t / (alpha + age))
+            * self.prob_alive(x, t_x, age)
     }
 
     /// E[X(t)]: expected purchases in a period of length `t` for a new,
@@ -286,21 +282,8 @@ impl BgNbdParams {
         if t <= 0.0 {
             return 0.0;
         }
-        let BgNbdParams { r, alpha, b, .. } = *self;
-        self.at_a(|a| {
-            let c = a + b - 1.0;
-            c / (a - 1.0) * (1.0 - hyp2f1(r, a - 1.0, c, -t / alpha))
-        })
-    }
-
-    /// Evaluates `f(a)`, replacing the removable singularity at a = 1 by the
-    /// mean of its values at 1 ± 1e-6.
-    fn at_a(&self, f: impl Fn(f64) -> f64) -> f64 {
-        if (self.a - 1.0).abs() < 1e-7 {
-            0.5 * (f(1.0 - 1e-6) + f(1.0 + 1e-6))
-        } else {
-            f(self.a)
-        }
+        let BgNbdParams { r, alpha, a, b } = *self;
+        expected::alive_expected_purchases(r, a, b, t / alpha)
     }
 }
 

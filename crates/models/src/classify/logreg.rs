@@ -1,5 +1,6 @@
-//! Standardized L2-penalized logistic regression fitted by Newton's method
-//! (iteratively reweighted least squares with a Cholesky solve), optionally
+//! Standardized L2-penalized logistic regression fitted by damped Newton
+//! (iteratively reweighted least squares with a Cholesky solve and a
+//! backtracking line search; a fit that does not converge is an error), optionally
 //! with automatic nonlinear terms.
 //!
 //! Standardization is learned on the training rows (mean, population sd;
@@ -36,7 +37,7 @@ impl Default for LogRegConfig {
         LogRegConfig {
             l2: 1.0,
             nonlinear: false,
-            max_iter: 50,
+            max_iter: 100,
         }
     }
 }
@@ -97,6 +98,15 @@ fn col_stats(vals: &[f64]) -> (f64, f64) {
     let m = vals.iter().sum::<f64>() / n;
     let v = vals.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
     (m, v.sqrt())
+}
+
+/// ln(1 + eˣ), exact for large |x| in both directions.
+fn softplus(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
 }
 
 /// Whether `vals` hold more than `k` distinct values (stops early; cheap on 0/1 columns).
@@ -219,35 +229,60 @@ impl LogRegConfig {
         let mut beta = vec![0.0; p];
         let prior = yv.iter().sum::<f64>() / n as f64;
         beta[0] = (prior / (1.0 - prior)).ln();
-        // Newton / IRLS: H = Zᵀ W Z + λI (intercept unpenalized). Every
-        // O(n·p) and O(n·p²) product is a faer SIMD matrix product.
+        // Damped Newton (IRLS) on the penalized negative log-likelihood
+        // L(β) = Σ softplus(ηᵢ) − yᵢηᵢ + l2/2·‖β₁..‖², H = Zᵀ W Z + λI
+        // (intercept unpenalized). Every step is a descent step: it is
+        // halved until L falls by at least 1e-4 of the decrease the quadratic
+        // model predicts (Armijo). Undamped Newton diverges on skewed columns
+        // (a sentinel such as 999 for "never" beside small values), which once
+        // left this fit with a wrong-signed slope and then constant
+        // predictions. Every O(n·p) and O(n·p²) product is a faer SIMD matrix
+        // product.
         let zm = faer::MatRef::from_column_major_slice(&z, n, p);
+        let penalty = |b: &[f64]| 0.5 * self.l2 * b[1..].iter().map(|v| v * v).sum::<f64>();
+        let loss = |eta: &[f64]| -> f64 {
+            eta.iter()
+                .zip(&yv)
+                .map(|(&e, &yi)| softplus(e) - yi * e)
+                .sum::<f64>()
+        };
+        let product = |v: &[f64], out: &mut faer::Mat<f64>| {
+            let vm = faer::MatRef::from_column_major_slice(v, p, 1);
+            faer::linalg::matmul::matmul(
+                out.as_mut(),
+                faer::Accum::Replace,
+                zm,
+                vm,
+                1.0,
+                faer::Par::Seq,
+            );
+        };
         let mut h = faer::Mat::<f64>::zeros(p, p);
         let mut sz = vec![0.0; n * p];
         let mut hs = vec![0.0; p * p];
-        let mut eta = faer::Mat::<f64>::zeros(n, 1);
+        let mut eta_m = faer::Mat::<f64>::zeros(n, 1);
+        let mut zs_m = faer::Mat::<f64>::zeros(n, 1);
         let mut resid = faer::Mat::<f64>::zeros(n, 1);
         let mut sw = vec![0.0; n];
         let mut gm = faer::Mat::<f64>::zeros(p, 1);
         let mut g = vec![0.0; p];
+        product(&beta, &mut eta_m);
+        let mut eta: Vec<f64> = (0..n).map(|i| eta_m[(i, 0)]).collect();
+        let mut objective = loss(&eta) + penalty(&beta);
+        let mut trial_eta = vec![0.0; n];
+        let mut trial_beta = vec![0.0; p];
         // Newton steps refresh the Hessian; once steps are small the last
-        // factor is reused (chord iterations: O(n·p) each instead of O(n·p²)),
-        // with a refresh whenever a chord step fails to halve.
+        // factor is reused (chord iterations: O(n·p) each instead of O(n·p²)).
+        // A chord step that fails the descent test is retried as a Newton step.
         let mut fresh = false;
         let mut last_step = f64::INFINITY;
+        let mut converged = false;
+        let mut iterations = 0;
         for it in 0..self.max_iter.max(1) {
+            iterations = it + 1;
             let refresh = it < 2 || !fresh;
-            let bm = faer::MatRef::from_column_major_slice(&beta, p, 1);
-            faer::linalg::matmul::matmul(
-                eta.as_mut(),
-                faer::Accum::Replace,
-                zm,
-                bm,
-                1.0,
-                faer::Par::Seq,
-            );
             for i in 0..n {
-                let q = sigmoid(eta[(i, 0)]);
+                let q = sigmoid(eta[i]);
                 resid[(i, 0)] = q - yv[i];
                 sw[i] = (q * (1.0 - q)).max(1e-10).sqrt();
             }
@@ -291,26 +326,88 @@ impl LogRegConfig {
                 }
                 hs[0] += 1e-10;
                 if !cholesky_factor(&mut hs, p) {
-                    return Err(ModelError::FitFailed(
-                        "logistic regression Hessian is not positive definite".into(),
-                    ));
+                    return Err(ModelError::FitFailed(format!(
+                        "logistic regression on {n} rows x {d} columns: the Hessian is not positive definite"
+                    )));
                 }
             }
             let mut step = g.clone();
             cholesky_apply(&hs, &mut step, p);
-            let mut max_step: f64 = 0.0;
-            for (b, s) in beta.iter_mut().zip(&step) {
-                *b -= s;
-                max_step = max_step.max(s.abs());
+            // Newton decrement: the decrease the quadratic model predicts
+            let decrement: f64 = g.iter().zip(&step).map(|(a, b)| a * b).sum();
+            if !decrement.is_finite() {
+                return Err(ModelError::FitFailed(format!(
+                    "logistic regression on {n} rows x {d} columns diverged (non-finite step)"
+                )));
             }
-            if !max_step.is_finite() {
-                return Err(ModelError::FitFailed("logistic regression diverged".into()));
-            }
-            if max_step < 1e-6 {
+            if decrement <= 2e-12 * (1.0 + objective.abs()) {
+                converged = true;
                 break;
             }
+            product(&step, &mut zs_m);
+            let mut t = 1.0;
+            let accepted = loop {
+                for (b, (&b0, &s)) in trial_beta.iter_mut().zip(beta.iter().zip(&step)) {
+                    *b = b0 - t * s;
+                }
+                for (i, e) in trial_eta.iter_mut().enumerate() {
+                    *e = eta[i] - t * zs_m[(i, 0)];
+                }
+                let trial = loss(&trial_eta) + penalty(&trial_beta);
+                if trial <= objective - 1e-4 * t * decrement {
+                    break Some(trial);
+                }
+                if !refresh || t < 1e-10 {
+                    break None;
+                }
+                t *= 0.5;
+            };
+            let Some(trial) = accepted else {
+                if refresh {
+                    // no descent along a fresh Newton direction: the
+                    // objective is flat to rounding, i.e. at the optimum
+                    converged = decrement <= 1e-6 * (1.0 + objective.abs());
+                    break;
+                }
+                fresh = false;
+                continue;
+            };
+            let max_step = step.iter().fold(0.0f64, |m, s| m.max((t * s).abs()));
+            std::mem::swap(&mut beta, &mut trial_beta);
+            std::mem::swap(&mut eta, &mut trial_eta);
+            objective = trial;
             fresh = refresh || max_step < 0.5 * last_step;
             last_step = max_step;
+        }
+        if !converged {
+            return Err(ModelError::FitFailed(format!(
+                "logistic regression on {n} rows x {d} columns did not converge in {iterations} \
+                 Newton iterations{}",
+                if self.l2 == 0.0 {
+                    " (without a penalty the classes may be separable: use l2 > 0)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if beta.iter().any(|b| !b.is_finite()) {
+            return Err(ModelError::FitFailed(format!(
+                "logistic regression on {n} rows x {d} columns has non-finite coefficients"
+            )));
+        }
+        // Health: some column varies, so the log-odds must too (a collapsed
+        // fit gives every row the same probability).
+        if sd.iter().any(|&s| s > 0.0) {
+            let (lo, hi) = eta
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &e| {
+                    (lo.min(e), hi.max(e))
+                });
+            if hi - lo <= 1e-12 {
+                return Err(ModelError::FitFailed(format!(
+                    "logistic regression on {n} rows x {d} columns predicts the same probability for every row"
+                )));
+            }
         }
         Ok(LogRegModel {
             terms,

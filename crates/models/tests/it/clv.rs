@@ -426,3 +426,121 @@ fn summary_and_clv_from_transactions() {
     assert_eq!(v1.prob_alive, 1.0);
     assert!(rel(v1.expected_spend, 6.25 * 15.44 / 2.74) < 1e-12);
 }
+
+// ------------------------------------------------- reference grid (issue 15)
+
+/// One row of `tests/fixtures/clv_grid.csv` (written by
+/// `scripts/reference/clv_grid.py`: mpmath ground truth and lifetimes 0.11.3).
+struct GridRow {
+    quantity: String,
+    params: String,
+    p: [f64; 4],
+    x: f64,
+    t_x: f64,
+    age: f64,
+    t: f64,
+    m: f64,
+    truth: f64,
+    lifetimes: f64,
+}
+
+fn grid() -> Vec<GridRow> {
+    let text = include_str!("../fixtures/clv_grid.csv");
+    let num = |s: &str| {
+        if s.is_empty() {
+            f64::NAN
+        } else {
+            s.parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad number {s:?} in clv_grid.csv"))
+        }
+    };
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            assert_eq!(f.len(), 13, "{line}");
+            GridRow {
+                quantity: f[0].into(),
+                params: f[1].into(),
+                p: [num(f[2]), num(f[3]), num(f[4]), num(f[5])],
+                x: num(f[6]),
+                t_x: num(f[7]),
+                age: num(f[8]),
+                t: num(f[9]),
+                m: num(f[10]),
+                truth: num(f[11]),
+                lifetimes: num(f[12]),
+            }
+        })
+        .collect()
+}
+
+/// Every BG/NBD and Gamma-Gamma prediction over the grid of parameters and
+/// histories (brand-new customers, x = 0, b = 1e5, a = 1, horizons up to 520
+/// weeks, 100 purchases) agrees with the ground truth to 1e-10, and with
+/// lifetimes to 1e-4 wherever lifetimes itself is finite (it divides by
+/// a − 1, so it is ±inf at a = 1 exactly; the script's rows show where).
+#[test]
+fn predictions_match_reference_values_over_a_grid() {
+    let rows = grid();
+    assert!(rows.len() > 400, "{} rows", rows.len());
+    let mut lifetimes_compared = 0;
+    let mut lifetimes_infinite = Vec::new();
+    for r in &rows {
+        let ours = match r.quantity.as_str() {
+            "expected_purchases" | "expected_purchases_new" | "prob_alive"
+            | "bgnbd_log_likelihood" => {
+                let p = BgNbdParams {
+                    r: r.p[0],
+                    alpha: r.p[1],
+                    a: r.p[2],
+                    b: r.p[3],
+                };
+                match r.quantity.as_str() {
+                    "expected_purchases" => p.expected_purchases(r.t, r.x, r.t_x, r.age),
+                    "expected_purchases_new" => p.expected_purchases_new(r.t),
+                    "prob_alive" => p.prob_alive(r.x, r.t_x, r.age),
+                    _ => p.log_likelihood(r.x, r.t_x, r.age),
+                }
+            }
+            "expected_average_spend" | "gamma_gamma_log_likelihood" => {
+                let g = GammaGammaParams {
+                    p: r.p[0],
+                    q: r.p[1],
+                    gamma: r.p[2],
+                };
+                if r.quantity == "expected_average_spend" {
+                    g.expected_average_spend(r.x, r.m)
+                } else {
+                    g.log_likelihood(r.x, r.m)
+                }
+            }
+            other => panic!("unknown quantity {other}"),
+        };
+        let what = format!(
+            "{} [{}] x={} t_x={} T={} t={}",
+            r.quantity, r.params, r.x, r.t_x, r.age, r.t
+        );
+        assert!(ours.is_finite(), "{what}: {ours}");
+        assert!(
+            (ours - r.truth).abs() <= 1e-10 * r.truth.abs().max(1e-3),
+            "{what}: ours {ours}, ground truth {}",
+            r.truth
+        );
+        if r.quantity.starts_with("expected_purchases") {
+            assert!(ours >= 0.0, "{what}: {ours}");
+        }
+        if r.lifetimes.is_finite() {
+            lifetimes_compared += 1;
+            assert!(rel(ours, r.lifetimes) <= 1e-4, "{what}: ours {ours}, lifetimes {}", r.lifetimes);
+        } else if r.quantity.starts_with("expected_purchases") {
+            lifetimes_infinite.push(what);
+        }
+    }
+    assert!(lifetimes_compared > 250, "{lifetimes_compared}");
+    // lifetimes fails only at a = 1 (its closed form divides by a − 1)
+    assert!(
+        lifetimes_infinite.iter().all(|w| w.contains("[a_is_1]")),
+        "{lifetimes_infinite:?}"
+    );
+}
