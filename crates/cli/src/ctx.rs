@@ -38,6 +38,14 @@ impl Ctx {
     }
 }
 
+/// Prints a report's fit warnings (the same strings as its JSON `warnings`)
+/// on stderr, where they stay visible when the report is piped.
+pub fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -224,7 +224,7 @@ pub fn eval_regress(frame: &Frame, opts: &RegressOptions) -> Result<RegressRepor
     report.preparation = Some(prep.report);
     report.encoding = Some(enc.report().clone());
     report.encode_seconds = Some(encode_seconds);
-    Ok(report)
+    crate::invariants::checked("eval regress", report)
 }
 
 /// OLS on the synthetic customer table of the scikit-learn anchor
@@ -254,7 +254,7 @@ pub fn eval_regress_synthetic(
         r.fit_seconds_repeats.push(t0.elapsed().as_secs_f64());
         debug_assert_eq!(again.coefficients, fit.coefficients);
     }
-    Ok(r)
+    crate::invariants::checked("eval regress", r)
 }
 
 // ───────────────────────────── purchase amount ─────────────────────────────
@@ -379,10 +379,13 @@ pub fn train_amount(engine: &Engine, opts: &AmountOptions) -> Result<AmountRepor
     let params = serde_json::json!({"horizon_days": opts.horizon_days, "ridge": opts.ridge, "folds": opts.folds, "seed": opts.seed});
     let metrics = serde_json::json!({"r2": report.r2, "rmse": report.rmse, "cv": report.cv, "baseline_rmse": report.baseline_rmse});
     let rec = engine.save_model("amount", &params, &metrics, &blob)?;
-    Ok(AmountReport {
-        version: rec.version,
-        ..report
-    })
+    crate::invariants::checked(
+        "train amount",
+        AmountReport {
+            version: rec.version,
+            ..report
+        },
+    )
 }
 
 /// Fits the amount model on a data set (no store); `version` is 0 in the report.
@@ -507,14 +510,17 @@ pub fn fit_amount(
         fit_seconds,
         top_predicted: preds,
     };
-    Ok((
-        report,
-        AmountModel {
-            features: names,
-            horizon_days: opts.horizon_days,
-            fit,
-        },
-    ))
+    crate::invariants::checked(
+        "train amount",
+        (
+            report,
+            AmountModel {
+                features: names,
+                horizon_days: opts.horizon_days,
+                fit,
+            },
+        ),
+    )
 }
 
 /// Text attributes that are personal data or free text (named like a name,
@@ -1010,7 +1016,7 @@ pub fn segments(
         segments: profiles,
         rules,
     };
-    Ok((report, customers))
+    crate::invariants::checked("segments", (report, customers))
 }
 
 /// Writes the customers of segment `name` (case-insensitive; for k-means
@@ -1517,32 +1523,35 @@ pub fn bayes_from_store(
     let z = z_of(opts.confidence);
     let (lo, hi) = bayes::wilson_interval(nab as u64, nb as u64, z).unwrap_or((0.0, 1.0));
     let not_b = n - nb;
-    Ok(BayesStoreReport {
-        posterior: r.posterior,
-        evidence: r.evidence,
-        prior,
-        likelihood,
-        likelihood_not: r.likelihood_not,
-        interval: Interval {
-            low: lo,
-            high: hi,
-            level: opts.confidence,
-            method: format!(
-                "Wilson score interval of churners among the {nb} customers with the event ({nab} churned)"
+    crate::invariants::checked(
+        "bayes",
+        BayesStoreReport {
+            posterior: r.posterior,
+            evidence: r.evidence,
+            prior,
+            likelihood,
+            likelihood_not: r.likelihood_not,
+            interval: Interval {
+                low: lo,
+                high: hi,
+                level: opts.confidence,
+                method: format!(
+                    "Wilson score interval of churners among the {nb} customers with the event ({nab} churned)"
+                ),
+            },
+            lift: (prior > 0.0).then(|| r.posterior / prior),
+            posterior_without_event: (not_b > 0).then(|| (na - nab) as f64 / not_b as f64),
+            event: event.describe(&low_rule),
+            outcome: format!(
+                "churn: no purchase in the {} days from {} (customers with an order in the {} days before)",
+                opts.window_days,
+                rfc3339(cutoff),
+                opts.active_days
             ),
+            cutoff: rfc3339(cutoff),
+            counts,
         },
-        lift: (prior > 0.0).then(|| r.posterior / prior),
-        posterior_without_event: (not_b > 0).then(|| (na - nab) as f64 / not_b as f64),
-        event: event.describe(&low_rule),
-        outcome: format!(
-            "churn: no purchase in the {} days from {} (customers with an order in the {} days before)",
-            opts.window_days,
-            rfc3339(cutoff),
-            opts.active_days
-        ),
-        cutoff: rfc3339(cutoff),
-        counts,
-    })
+    )
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use infogap_models::metrics::classification::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::features::{DAY, FeatureColumn, FeatureOptions, FeatureTable, build_features, render};
+use crate::features::{DAY, FeatureColumn, FeatureOptions, FeatureTable, build_features, phrase};
 use crate::{Engine, EngineError};
 
 /// Options of `train churn`.
@@ -133,6 +133,10 @@ pub struct ChurnTrainReport {
     pub n_features: usize,
     /// Wall-clock seconds of CV + final fit.
     pub fit_seconds: f64,
+    /// What went wrong without stopping the training (a candidate `auto`
+    /// left out because its fit failed its health check, and why).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// One reason of one customer's risk.
@@ -332,13 +336,29 @@ pub fn train_on_dataset(
     let mut cfg = ClassifierConfig::of_kind(opts.model, opts.seed);
     cfg.inner_folds = 3;
     // Outer CV for honest metrics, keeping the out-of-fold probabilities for calibration.
-    let (cv_mean, cv_std, oof) = cross_validate_oof(&cfg, &x, y, opts.folds, opts.seed)?;
+    let (cv_mean, cv_std, oof, mut warnings) =
+        cross_validate_oof(&cfg, &x, y, opts.folds, opts.seed)?;
     let platt = PlattScaler::fit(&oof, y)?;
+    if platt.a <= 0.0 {
+        // Calibrating would flip or flatten every probability and every
+        // reason's sign: the model has learned nothing that generalizes.
+        return Err(EngineError::Model(infogap_models::ModelError::FitFailed(
+            format!(
+                "churn model ({}) on {} customers: its out-of-fold probabilities do not rise with churn \
+             (cross-validated ROC AUC {:.3}, calibration slope {:.3}); try another --cutoff, --window-days or --model",
+                cfg.kind,
+                y.len(),
+                cv_mean.roc_auc,
+                platt.a
+            ),
+        )));
+    }
     let calibrated: Vec<f64> = oof.iter().map(|&p| platt.apply(p)).collect();
     let ece_raw = expected_calibration_error(&calibration_table(y, &oof, 10));
     let calibration = calibration_table(y, &calibrated, 10);
     let ece_calibrated = expected_calibration_error(&calibration);
     let fit = cfg.fit(&x, y)?;
+    warnings.extend(fit.warnings.iter().map(|w| format!("final fit: {w}")));
     let classifier = fit.model;
     // Global drivers: mean group contribution among churners minus among the retained.
     let mut sum_c: BTreeMap<String, (f64, f64)> = BTreeMap::new();
@@ -382,6 +402,7 @@ pub fn train_on_dataset(
         drivers,
         n_features: x.n_cols,
         fit_seconds: t0.elapsed().as_secs_f64(),
+        warnings,
     };
     let model = ChurnModel {
         columns: lf.table.columns.clone(),
@@ -391,26 +412,29 @@ pub fn train_on_dataset(
         options: opts.clone(),
         cutoff: lf.cutoff,
     };
-    Ok((model, report))
+    crate::invariants::checked("train churn", (model, report))
 }
 
-/// Stratified k-fold CV: mean and std of the metrics over folds, and the
-/// out-of-fold probability of every row.
+/// Stratified k-fold CV: mean and std of the metrics over folds, the
+/// out-of-fold probability of every row, and the folds' fit warnings.
 fn cross_validate_oof(
     cfg: &ClassifierConfig,
     x: &DenseMatrix,
     y: &[bool],
     k: usize,
     seed: u64,
-) -> Result<(BinaryMetrics, BinaryMetrics, Vec<f64>), EngineError> {
+) -> Result<(BinaryMetrics, BinaryMetrics, Vec<f64>, Vec<String>), EngineError> {
     use infogap_models::classify::{split_indices, stratified_folds};
     let folds = stratified_folds(y, k, seed)?;
     let mut oof = vec![0.0; y.len()];
     let mut per_fold = Vec::with_capacity(k);
+    let mut warnings = Vec::new();
     for f in 0..k {
         let (tr, te) = split_indices(&folds, f);
         let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
-        let m = cfg.fit(&x.select_rows(&tr), &ytr)?.model;
+        let fit = cfg.fit(&x.select_rows(&tr), &ytr)?;
+        warnings.extend(fit.warnings.iter().map(|w| format!("fold {}: {w}", f + 1)));
+        let m = fit.model;
         let mut p = Vec::with_capacity(te.len());
         for &i in &te {
             oof[i] = m.predict_row(x.row(i));
@@ -450,6 +474,7 @@ fn cross_validate_oof(
             accuracy: e.1,
         },
         oof,
+        warnings,
     ))
 }
 
@@ -518,6 +543,13 @@ pub fn score_dataset(
 }
 
 /// Top `k` reasons pushing one row's risk up, worded.
+///
+/// A reason is a feature group whose contribution raises the risk; it is
+/// worded from the column of the group that raises it most and whose value
+/// can be put in words ([`phrase`]: a placeholder value, such as the gap of
+/// a one-order customer or an imputed survey score, cannot), with the second
+/// such column when it raises the risk too. A group none of whose columns can
+/// be worded truthfully is not offered; the next one is.
 pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
     let c = model.classifier.contributions(row);
     let mut groups: Vec<(String, f64, Vec<usize>)> = Vec::new();
@@ -531,11 +563,17 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
         }
     }
     groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let other = |name: &str| {
+        model
+            .columns
+            .iter()
+            .position(|col| col.name == name)
+            .map(|j| row[j])
+    };
     groups
         .into_iter()
         .filter(|g| g.1 * model.platt.a > 0.01)
-        .take(k)
-        .map(|(group, contrib, cols)| {
+        .filter_map(|(group, contrib, cols)| {
             let contribution = contrib * model.platt.a;
             let is_level = cols.iter().all(|&j| model.columns[j].name.contains('='));
             let (text, value) = if is_level {
@@ -550,29 +588,35 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
                     ),
                 }
             } else {
-                // the (up to two) columns of the group that push the risk up most
+                // the columns of the group that push the risk up most and can be worded
                 let mut by: Vec<usize> = cols.clone();
                 by.sort_by(|&a, &b| c[b].total_cmp(&c[a]));
-                let j = by[0];
-                let mut text = render(&model.columns[j].template, row[j]);
-                if let Some(&k) = by
-                    .get(1)
-                    .filter(|&&k| c[k] > 0.01 && !model.columns[k].name.ends_with("_trend"))
-                    && !model.columns[j].name.ends_with("_trend")
-                {
-                    {
-                        text = format!("{text}; {}", render(&model.columns[k].template, row[k]));
+                let mut worded = by.iter().enumerate().filter_map(|(rank, &j)| {
+                    // the group's top column may carry it with a small share;
+                    // any other must raise the risk itself
+                    if rank > 0 && c[j] <= 0.01 {
+                        return None;
                     }
+                    phrase(&model.columns[j], row[j], &other).map(|t| (j, t))
+                });
+                let (j, mut text) = worded.next()?;
+                if let Some((k, second)) = worded.next()
+                    && c[k] > 0.01
+                    && !model.columns[j].name.ends_with("_trend")
+                    && !model.columns[k].name.ends_with("_trend")
+                {
+                    text = format!("{text}; {second}");
                 }
                 (text, row[j])
             };
-            Reason {
+            Some(Reason {
                 feature: group,
                 text: format!("{text} ({contribution:+.2})"),
                 value,
                 contribution,
-            }
+            })
         })
+        .take(k)
         .collect()
 }
 
@@ -603,13 +647,16 @@ pub fn risk(engine: &Engine, top: usize) -> Result<ChurnScores, EngineError> {
     let ds = engine.dataset()?;
     let as_of = ds.max_time().map_or(model.cutoff, |t| t + 1);
     let (scored, customers) = score_dataset(&ds, &model, as_of, top);
-    Ok(ChurnScores {
-        model_version: rec.version,
-        as_of: fmt_date(as_of),
-        scored,
-        customers,
-        calibration: model.calibration,
-    })
+    crate::invariants::checked(
+        "churn",
+        ChurnScores {
+            model_version: rec.version,
+            as_of: fmt_date(as_of),
+            scored,
+            customers,
+            calibration: model.calibration,
+        },
+    )
 }
 
 #[cfg(test)]

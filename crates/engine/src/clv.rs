@@ -85,6 +85,8 @@ pub struct ClvTrainReport {
     pub orders_without_time: usize,
     /// Seconds spent in the two fits.
     pub fit_seconds: f64,
+    /// Fit health: what did not go as it should, and what was done instead.
+    pub warnings: Vec<String>,
 }
 
 impl ClvTrainReport {
@@ -102,6 +104,7 @@ impl ClvTrainReport {
             "time_unit": self.time_unit,
             "orders_without_time": self.orders_without_time,
             "fit_seconds": self.fit_seconds,
+            "warnings": self.warnings,
         })
     }
 }
@@ -115,13 +118,37 @@ pub struct StoredClv {
     pub calibration_end_day: i64,
 }
 
+/// Both fits on a dataset, with what their health checks found.
+#[derive(Debug, Clone)]
+pub struct ClvFitted {
+    /// The model to value customers with.
+    pub model: ClvModel,
+    /// BG/NBD fit.
+    pub bgnbd: BgNbdFit,
+    /// Gamma-Gamma fit.
+    pub gamma_gamma: GammaGammaFit,
+    /// Calibration end (day number).
+    pub end: i64,
+    /// Orders skipped because they have no time.
+    pub skipped: usize,
+    /// Seconds spent in the two fits.
+    pub seconds: f64,
+    /// Health warnings (non-convergence; the spend fallback when q ≤ 1).
+    pub warnings: Vec<String>,
+}
+
 /// Fits both models on a dataset. `calibration_end` is a day number (default:
 /// the day of the latest order).
+///
+/// Health: a fit that stopped before its gradient tolerance is kept with a
+/// warning (BFGS returns the best point found); when the Gamma-Gamma q ≤ 1 the
+/// model has no finite mean spend for customers without repeat purchases, so
+/// they are valued at the observed mean repeat spend, and a warning says so.
 pub fn fit_dataset(
     ds: &Dataset,
     calibration_end: Option<i64>,
     unit: TimeUnit,
-) -> Result<(ClvModel, BgNbdFit, GammaGammaFit, i64, usize, f64), EngineError> {
+) -> Result<ClvFitted, EngineError> {
     let (tx, _ids, skipped) = transactions(ds);
     let Some(last) = tx.iter().map(|t| t.day).max() else {
         return Err(EngineError::Invalid(
@@ -139,13 +166,47 @@ pub fn fit_dataset(
     let t0 = Instant::now();
     let bg = BgNbd::default().fit_summaries(&summaries)?;
     let gg = GammaGamma::default().fit_summaries(&summaries)?;
-    let secs = t0.elapsed().as_secs_f64();
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut warnings = Vec::new();
+    let n = summaries.len();
+    if !bg.converged {
+        warnings.push(format!(
+            "BG/NBD on {n} customers stopped after {} iterations without reaching its gradient tolerance: \
+             the parameters are the best found and may be imprecise",
+            bg.iterations
+        ));
+    }
+    if !gg.converged {
+        warnings.push(format!(
+            "Gamma-Gamma on {} repeat customers stopped after {} iterations without reaching its gradient tolerance: \
+             the parameters are the best found and may be imprecise",
+            gg.customers, gg.iterations
+        ));
+    }
+    let mut fallback_spend = None;
+    if gg.params.q <= 1.0 {
+        fallback_spend = Some(gg.observed_mean_spend);
+        warnings.push(format!(
+            "Gamma-Gamma q = {:.4} <= 1: the model has no finite mean spend for customers without repeat purchases; \
+             they are valued at the observed mean repeat spend {:.2}",
+            gg.params.q, gg.observed_mean_spend
+        ));
+    }
     let model = ClvModel {
         bgnbd: bg.params,
         gamma_gamma: gg.params,
         unit,
+        fallback_spend,
     };
-    Ok((model, bg, gg, end, skipped, secs))
+    Ok(ClvFitted {
+        model,
+        bgnbd: bg,
+        gamma_gamma: gg,
+        end,
+        skipped,
+        seconds,
+        warnings,
+    })
 }
 
 /// `infogap train clv`: fits on the store's orders and saves the model.
@@ -155,30 +216,36 @@ pub fn train(
     unit: TimeUnit,
 ) -> Result<ClvTrainReport, EngineError> {
     let ds = engine.dataset()?;
-    let (model, bgnbd, gamma_gamma, end, skipped, fit_seconds) =
-        fit_dataset(&ds, calibration_end, unit)?;
+    let fitted = fit_dataset(&ds, calibration_end, unit)?;
+    let report = ClvTrainReport {
+        version: 0,
+        bgnbd: fitted.bgnbd,
+        gamma_gamma: fitted.gamma_gamma,
+        calibration_end: day_to_date(fitted.end),
+        time_unit: unit,
+        orders_without_time: fitted.skipped,
+        fit_seconds: fitted.seconds,
+        warnings: fitted.warnings,
+    };
+    crate::invariants::check("train clv", &report)?;
     let stored = StoredClv {
-        model,
-        calibration_end_day: end,
+        model: fitted.model,
+        calibration_end_day: fitted.end,
     };
     let blob = serde_json::to_vec(&stored)
         .map_err(|e| EngineError::Invalid(format!("serializing the model: {e}")))?;
-    let params = json!({"calibration_end": day_to_date(end), "time_unit": unit});
+    let params = json!({"calibration_end": day_to_date(fitted.end), "time_unit": unit});
     let metrics = json!({
-        "log_likelihood": bgnbd.log_likelihood,
-        "gamma_gamma_log_likelihood": gamma_gamma.log_likelihood,
-        "customers": bgnbd.customers,
-        "repeaters": bgnbd.repeaters,
+        "log_likelihood": report.bgnbd.log_likelihood,
+        "gamma_gamma_log_likelihood": report.gamma_gamma.log_likelihood,
+        "customers": report.bgnbd.customers,
+        "repeaters": report.bgnbd.repeaters,
+        "warnings": report.warnings,
     });
     let rec = engine.save_model(MODEL_KIND, &params, &metrics, &blob)?;
     Ok(ClvTrainReport {
         version: rec.version,
-        bgnbd,
-        gamma_gamma,
-        calibration_end: day_to_date(end),
-        time_unit: unit,
-        orders_without_time: skipped,
-        fit_seconds,
+        ..report
     })
 }
 
@@ -216,14 +283,26 @@ pub struct ClvRanking {
     pub as_of: String,
     /// Horizon in months.
     pub horizon_months: u32,
+    /// The horizon in the model's time unit (months × the unit's length of a
+    /// month: 4.345 weeks, 30 days, as lifetimes' `customer_lifetime_value`):
+    /// `expected_purchases` is E[Y(t)] at this t.
+    pub horizon_time_units: f64,
+    /// Time unit of recency, age and the horizon.
+    pub time_unit: TimeUnit,
     /// Monthly discount rate.
     pub discount_rate: f64,
+    /// The BG/NBD parameters used (so any value can be checked against another implementation).
+    pub bgnbd: infogap_models::clv::BgNbdParams,
+    /// The Gamma-Gamma parameters used.
+    pub gamma_gamma: infogap_models::clv::GammaGammaParams,
     /// Customers scored.
     pub customers: usize,
     /// Sum of CLV over all scored customers.
     pub total_clv: f64,
     /// The top customers, highest CLV first.
     pub top: Vec<RankedCustomer>,
+    /// What the model could not do as it should (the spend fallback when q <= 1).
+    pub warnings: Vec<String>,
 }
 
 /// Scores every customer of a dataset with a model, histories ending on the
@@ -249,11 +328,7 @@ pub fn rank_dataset(
         .par_iter()
         .map(|s| (*s, model.value(s, horizon_months, discount_rate)))
         .collect();
-    let total: f64 = values
-        .iter()
-        .map(|v| v.1.clv)
-        .filter(|v| v.is_finite())
-        .sum();
+    let total: f64 = values.iter().map(|v| v.1.clv).sum();
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[b].1.clv.total_cmp(&values[a].1.clv));
     let keys: std::collections::HashMap<i64, &str> = ds
@@ -305,17 +380,35 @@ pub fn rank(
         ))
     })?;
     let ds = engine.dataset()?;
+    let model = &stored.model;
     let (top, customers, total_clv, as_of) =
-        rank_dataset(&ds, &stored.model, top, horizon_months, discount_rate)?;
-    Ok(ClvRanking {
+        rank_dataset(&ds, model, top, horizon_months, discount_rate)?;
+    let warnings = model
+        .fallback_spend
+        .map(|v| {
+            format!(
+                "Gamma-Gamma q = {:.4} <= 1: customers without repeat purchases are valued at the observed mean repeat spend {v:.2}",
+                model.gamma_gamma.q
+            )
+        })
+        .into_iter()
+        .collect();
+    let ranking = ClvRanking {
         model_version: rec.version,
         as_of: day_to_date(as_of),
         horizon_months,
+        horizon_time_units: f64::from(horizon_months) * model.unit.per_month(),
+        time_unit: model.unit,
         discount_rate,
+        bgnbd: model.bgnbd,
+        gamma_gamma: model.gamma_gamma,
         customers,
         total_clv,
         top,
-    })
+        warnings,
+    };
+    crate::invariants::check("clv", &ranking)?;
+    Ok(ranking)
 }
 
 #[cfg(test)]
@@ -371,8 +464,13 @@ mod tests {
     #[test]
     fn ranks_loyal_customers_first_and_lapsed_as_likely_dead() {
         let ds = dataset();
-        let (model, bg, _gg, end, skipped, _) =
-            fit_dataset(&ds, None, TimeUnit::Week).expect("fit");
+        let ClvFitted {
+            model,
+            bgnbd: bg,
+            end,
+            skipped,
+            ..
+        } = fit_dataset(&ds, None, TimeUnit::Week).expect("fit");
         assert_eq!(skipped, 1);
         assert_eq!(bg.customers, 300);
         assert_eq!(
@@ -410,7 +508,7 @@ mod tests {
             Err(EngineError::Invalid(_))
         ));
         let ds = dataset();
-        let (model, ..) = fit_dataset(&ds, None, TimeUnit::Week).expect("fit");
+        let model = fit_dataset(&ds, None, TimeUnit::Week).expect("fit").model;
         assert!(rank_dataset(&ds, &model, 5, 12, f64::NAN).is_err());
     }
 }

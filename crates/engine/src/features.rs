@@ -114,18 +114,139 @@ impl FeatureTable {
     }
 }
 
-/// Renders a column's template with a value.
+/// `value` rounded to `decimals` places, with a negative zero turned into 0
+/// (so `-0.04` renders as `0.0`, never `-0.0`).
+fn rounded(value: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    let r = (value * f).round() / f;
+    if r == 0.0 { 0.0 } else { r }
+}
+
+/// Renders a column's template with a value: `{n}` (integer), `{x}` (one
+/// decimal), `{pct}` (percent), `{s}` (plural s when `{n}` is not 1). A value
+/// that rounds to zero renders without a sign.
 pub fn render(template: &str, value: f64) -> String {
     let n: String = if value.is_finite() {
-        format!("{}", value.round() as i64)
+        format!("{}", rounded(value, 0))
     } else {
         "?".into()
     };
     template
         .replace("{n}", &n)
-        .replace("{x}", &format!("{value:.1}"))
-        .replace("{pct}", &format!("{:.0}%", value * 100.0))
+        .replace("{x}", &format!("{:.1}", rounded(value, 1)))
+        .replace("{pct}", &format!("{:.0}%", rounded(value * 100.0, 0)))
         .replace("{s}", if n == "1" { "" } else { "s" })
+}
+
+/// The wording of one column's value for a person, or `None` when that value
+/// cannot mean what the column's words say, so it must not be offered as a
+/// reason: a buying rhythm of a customer with fewer than two orders (its gap
+/// columns are placeholders), a survey score that was imputed because the
+/// customer never answered one, an "irregular buying" of 0 days. Zero and
+/// negative values get words of their own ("nothing spent in the last 90
+/// days", "net refunds of 12.0 …", "order count fell by 2"). `other` reads
+/// another column of the same row by name.
+pub fn phrase(
+    col: &FeatureColumn,
+    value: f64,
+    other: &dyn Fn(&str) -> Option<f64>,
+) -> Option<String> {
+    if !value.is_finite() {
+        return None;
+    }
+    let orders = other("frequency");
+    let is_zero = |digits: i32| rounded(value, digits) == 0.0;
+    // "… in the last 90 days" of the template, for the zero and negative wordings
+    let window = col
+        .template
+        .split(" in the last ")
+        .nth(1)
+        .map(|rest| format!("in the last {rest}"))
+        .unwrap_or_default();
+    let change = |what: &str, decimals: i32| {
+        let v = rounded(value, decimals);
+        let amount = if decimals == 0 {
+            format!("{}", v.abs())
+        } else {
+            format!("{:.1}", v.abs())
+        };
+        let period = col
+            .template
+            .split(" (")
+            .nth(1)
+            .map(|p| format!(" ({p}"))
+            .unwrap_or_default();
+        if v == 0.0 {
+            format!("{what} unchanged{period}")
+        } else if v < 0.0 {
+            format!("{what} fell by {amount}{period}")
+        } else {
+            format!("{what} rose by {amount}{period}")
+        }
+    };
+    let name = col.name.as_str();
+    // flags of observed scores: the scores are imputed when the flag is 0
+    let observed = |flag: &str| other(flag).is_none_or(|v| v > 0.5);
+    Some(match name {
+        // gap columns hold placeholders until there are two orders (one gap),
+        // and a spread until there are three (two gaps)
+        "ipt_mean_days" | "overdue_ratio" if orders.is_some_and(|k| k < 2.0) => return None,
+        "ipt_std_days" if orders.is_some_and(|k| k < 3.0) => return None,
+        "ipt_std_days" if is_zero(0) => {
+            "orders at very regular intervals (gaps vary by less than a day)".into()
+        }
+        "ipt_std_days" => render("gaps between orders vary by {n} days", value),
+        "frequency" if is_zero(0) => "no orders yet".into(),
+        "avg_order_value" | "basket_items" | "category_breadth"
+            if orders.is_some_and(|k| k < 1.0) || is_zero(1) =>
+        {
+            return None;
+        }
+        "monetary_total" | "spend_recent" if is_zero(1) => {
+            format!(
+                "nothing spent{}",
+                if window.is_empty() {
+                    " yet".into()
+                } else {
+                    format!(" {window}")
+                }
+            )
+        }
+        "monetary_total" | "spend_recent" if value < 0.0 => format!(
+            "net refunds of {:.1}{}",
+            -rounded(value, 1),
+            if window.is_empty() {
+                " in total".into()
+            } else {
+                format!(" {window}")
+            }
+        ),
+        "orders_recent" | "orders_prior" | "events" | "events_recent" | "web_recent"
+        | "app_recent" | "exposures" | "exposures_recent" | "redemptions" | "tickets"
+        | "tickets_recent" | "ratings"
+            if is_zero(0) =>
+        {
+            // "{n} web event{s} in the last 90 days" → "no web events in the last 90 days"
+            col.template.replace("{n}", "no").replace("{s}", "s")
+        }
+        "order_trend" => change("order count", 0),
+        "spend_trend" => change("spend", 1),
+        "redemption_rate" if other("exposures").is_some_and(|e| e < 1.0) => return None,
+        "survey_mean" | "survey_last" if !observed("has_survey") => {
+            "has not answered a survey".into()
+        }
+        "review_mean" | "review_last" if !observed("has_review") => {
+            "has not written a review".into()
+        }
+        "rating_mean" if other("ratings").is_some_and(|r| r < 1.0) => {
+            "has not rated a product".into()
+        }
+        "has_survey" if is_zero(0) => "has not answered a survey".into(),
+        "has_review" if is_zero(0) => "has not written a review".into(),
+        "discount_share" if is_zero(2) => "used no discounts".into(),
+        _ if name.starts_with("share:") && orders.is_some_and(|k| k < 1.0) => return None,
+        _ => render(&col.template, value),
+    })
 }
 
 #[derive(Default)]
@@ -860,5 +981,93 @@ mod tests {
         }
         let changed = build_features(&leaked, cutoff, &FeatureOptions::default());
         assert_ne!(base.data, changed.data);
+    }
+
+    #[test]
+    fn render_never_shows_a_negative_zero() {
+        assert_eq!(
+            render("spent {x} in the last 90 days", -0.04),
+            "spent 0.0 in the last 90 days"
+        );
+        assert_eq!(render("spent {x}", -0.0), "spent 0.0");
+        assert_eq!(render("{n} days", -0.4), "0 days");
+        assert_eq!(render("{pct} discounted", -0.001), "0% discounted");
+        assert_eq!(render("changed by {x}", -2.36), "changed by -2.4");
+    }
+
+    #[test]
+    fn phrases_say_only_what_the_value_means() {
+        let ds = small();
+        let cols = feature_columns(&ds, &FeatureOptions::default());
+        let col = |name: &str| cols.iter().find(|c| c.name == name).cloned().unwrap();
+        let with = |pairs: &'static [(&'static str, f64)]| {
+            move |name: &str| pairs.iter().find(|p| p.0 == name).map(|p| p.1)
+        };
+        let one_order = with(&[("frequency", 1.0), ("has_survey", 0.0), ("ratings", 0.0)]);
+        let regular = with(&[("frequency", 6.0), ("has_survey", 1.0), ("exposures", 0.0)]);
+        let say =
+            |name: &str, v: f64, other: &dyn Fn(&str) -> Option<f64>| phrase(&col(name), v, other);
+        // a one-order customer has no buying rhythm: its gap columns are placeholders
+        assert_eq!(say("ipt_std_days", 0.0, &one_order), None);
+        assert_eq!(say("ipt_mean_days", 120.0, &one_order), None);
+        assert_eq!(say("overdue_ratio", 1.0, &one_order), None);
+        // a spread of 0 days is regular, not "irregular"
+        assert_eq!(
+            say("ipt_std_days", 0.2, &regular).as_deref(),
+            Some("orders at very regular intervals (gaps vary by less than a day)")
+        );
+        assert_eq!(
+            say("ipt_std_days", 12.4, &regular).as_deref(),
+            Some("gaps between orders vary by 12 days")
+        );
+        // zero, tiny negative and negative spend
+        assert_eq!(
+            say("spend_recent", -0.01, &regular).as_deref(),
+            Some("nothing spent in the last 90 days")
+        );
+        assert_eq!(
+            say("spend_recent", -12.34, &regular).as_deref(),
+            Some("net refunds of 12.3 in the last 90 days")
+        );
+        assert_eq!(
+            say("monetary_total", 0.0, &one_order).as_deref(),
+            Some("nothing spent yet")
+        );
+        assert_eq!(
+            say("orders_recent", 0.0, &regular).as_deref(),
+            Some("no orders in the last 90 days")
+        );
+        assert_eq!(
+            say("tickets", 0.0, &regular).as_deref(),
+            Some("no support tickets or complaints in total")
+        );
+        assert_eq!(
+            say("order_trend", -2.0, &regular).as_deref(),
+            Some("order count fell by 2 (last 90 days vs the 90 before)")
+        );
+        assert_eq!(
+            say("spend_trend", 0.02, &regular).as_deref(),
+            Some("spend unchanged (last 90 days vs the 90 before)")
+        );
+        // imputed scores are not the customer's: say that none was given
+        assert_eq!(
+            say("survey_mean", 3.4, &one_order).as_deref(),
+            Some("has not answered a survey")
+        );
+        assert_eq!(
+            say("survey_mean", 3.4, &regular).as_deref(),
+            Some("average survey score 3.4")
+        );
+        assert_eq!(
+            say("rating_mean", 4.1, &one_order).as_deref(),
+            Some("has not rated a product")
+        );
+        // a redemption rate of no campaigns means nothing
+        assert_eq!(say("redemption_rate", 0.0, &regular), None);
+        assert_eq!(
+            say("avg_order_value", 0.0, &with(&[("frequency", 0.0)])),
+            None
+        );
+        assert_eq!(say("spend_recent", f64::NAN, &regular), None);
     }
 }

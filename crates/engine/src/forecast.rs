@@ -24,7 +24,8 @@ use infogap_models::forecast::{AutoEts, EtsFit, Forecast};
 use crate::EngineError;
 
 /// Calendar period of the series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Period {
     /// ISO weeks (Monday to Sunday).
     Week,
@@ -74,7 +75,8 @@ impl Period {
 }
 
 /// What is summed per period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Measure {
     /// Amount paid (order lines).
     Revenue,
@@ -104,7 +106,7 @@ pub enum Scope {
 }
 
 /// A demand series: one value per complete period.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DemandSeries {
     /// Human label of the scope (`total`, `category Books`, `product P1`).
     pub label: String,
@@ -240,7 +242,7 @@ fn prev(period: Period, start: NaiveDate) -> NaiveDate {
 }
 
 /// A fitted demand forecast.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DemandForecast {
     /// The history.
     pub series: DemandSeries,
@@ -298,13 +300,16 @@ pub fn forecast_series(
             d = Some(series.period.next(x));
         }
     }
-    Ok(DemandForecast {
-        series,
-        fit,
-        forecast,
-        future,
-        season,
-    })
+    crate::invariants::checked(
+        "forecast",
+        DemandForecast {
+            series,
+            fit,
+            forecast,
+            future,
+            season,
+        },
+    )
 }
 
 /// Builds and forecasts the demand of a scope.

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod features;
 pub mod forecast;
 pub mod import;
+pub mod invariants;
 pub mod recs;
 pub mod report;
 
@@ -44,6 +45,10 @@ pub enum EngineError {
     /// The request is invalid (user error), with the reason.
     #[error("{0}")]
     Invalid(String),
+    /// A report holds a value that cannot be true (see [`invariants`]): a
+    /// bug, never a user error.
+    #[error("internal error (a bug, please report it): {0}")]
+    Invariant(String),
     /// A file could not be read or written.
     // The cause is the error's source (printed by the caller's cause chain),
     // not repeated in the message.

@@ -314,18 +314,21 @@ pub fn eval_topn(
     let score_all_seconds = t1.elapsed().as_secs_f64();
     let report =
         infogap_models::metrics::ranking::evaluate(&recs, &data.test, k, data.train.n_items());
-    Ok(TopNEvalReport {
-        params,
-        report,
-        fit_seconds,
-        score_all_seconds,
-        select_seconds,
-        selection,
-        n_users: data.train.n_users(),
-        n_items: data.train.n_items(),
-        n_train: data.train.nnz(),
-        n_test: data.test.iter().map(Vec::len).sum(),
-    })
+    crate::invariants::checked(
+        "eval recs",
+        TopNEvalReport {
+            params,
+            report,
+            fit_seconds,
+            score_all_seconds,
+            select_seconds,
+            selection,
+            n_users: data.train.n_users(),
+            n_items: data.train.n_items(),
+            n_train: data.train.nnz(),
+            n_test: data.test.iter().map(Vec::len).sum(),
+        },
+    )
 }
 
 /// How the store's facts become implicit interactions.
@@ -588,16 +591,19 @@ pub fn train(engine: &Engine, opts: &TrainOptions) -> Result<TrainReport, Engine
         "candidates_tried": tried,
     });
     let rec = engine.save_model(MODEL_KIND, &params_json, &metrics_json, &blob)?;
-    Ok(TrainReport {
-        version: rec.version,
-        params,
-        holdout,
-        customers: x.n_users(),
-        products: x.n_items(),
-        interactions: x.nnz(),
-        fit_seconds,
-        candidates_tried: tried,
-    })
+    crate::invariants::checked(
+        "train recs",
+        TrainReport {
+            version: rec.version,
+            params,
+            holdout,
+            customers: x.n_users(),
+            products: x.n_items(),
+            interactions: x.nnz(),
+            fit_seconds,
+            candidates_tried: tried,
+        },
+    )
 }
 
 /// A saved model loaded from the store.
@@ -870,16 +876,19 @@ pub fn recommend_with(
             }),
         })
         .collect();
-    Ok(RecsAnswer {
-        customer_id: cid,
-        customer: display,
-        model_version: loaded.version,
-        algo: s.model.params.name().to_owned(),
-        in_training,
-        history_items: history.len(),
-        fallback: ans.fallback,
-        items,
-    })
+    crate::invariants::checked(
+        "recommend",
+        RecsAnswer {
+            customer_id: cid,
+            customer: display,
+            model_version: loaded.version,
+            algo: s.model.params.name().to_owned(),
+            in_training,
+            history_items: history.len(),
+            fallback: ans.fallback,
+            items,
+        },
+    )
 }
 
 /// One customer's answer in [`recommend_all`]: key, id, source, (item, score) best first.
@@ -1023,7 +1032,7 @@ pub fn recommend_all(
         }
     }
     w.flush().map_err(io)?;
-    Ok(rep)
+    crate::invariants::checked("recommend --all", rep)
 }
 
 /// Loads the newest model and recommends for one customer.

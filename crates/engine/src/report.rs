@@ -33,7 +33,7 @@ pub fn progress_bar(enabled: bool, label: &str) -> Option<ProgressBar> {
 
 /// Store-wide counts.
 pub fn stats(engine: &Engine) -> Result<Stats, EngineError> {
-    Ok(engine.store().stats()?)
+    crate::invariants::checked("stats", engine.store().stats()?)
 }
 
 /// Finds the customer a key belongs to (see [`Engine::find_customer`]).
@@ -262,38 +262,41 @@ pub fn customer_view(
         .first()
         .map(|i| format!("{}:{}", i.namespace, i.value))
         .unwrap_or_default();
-    Ok(CustomerView {
-        id,
-        key,
-        sources: sources.into_iter().filter(|s| !s.is_empty()).collect(),
-        identities,
-        attributes: facts
-            .attributes
-            .into_iter()
-            .map(|(name, value, source)| AttributeView {
-                name,
-                value,
-                source,
-            })
-            .collect(),
-        orders: facts.orders,
-        events: facts
-            .events
-            .into_iter()
-            .map(|(event, count)| EventCount { event, count })
-            .collect(),
-        feedback: facts.feedback,
-        campaigns: facts.campaigns,
-        consents: facts
-            .consents
-            .into_iter()
-            .map(|(purpose, granted, time)| ConsentView {
-                purpose,
-                granted,
-                time,
-            })
-            .collect(),
-    })
+    crate::invariants::checked(
+        "customer show",
+        CustomerView {
+            id,
+            key,
+            sources: sources.into_iter().filter(|s| !s.is_empty()).collect(),
+            identities,
+            attributes: facts
+                .attributes
+                .into_iter()
+                .map(|(name, value, source)| AttributeView {
+                    name,
+                    value,
+                    source,
+                })
+                .collect(),
+            orders: facts.orders,
+            events: facts
+                .events
+                .into_iter()
+                .map(|(event, count)| EventCount { event, count })
+                .collect(),
+            feedback: facts.feedback,
+            campaigns: facts.campaigns,
+            consents: facts
+                .consents
+                .into_iter()
+                .map(|(purpose, granted, time)| ConsentView {
+                    purpose,
+                    granted,
+                    time,
+                })
+                .collect(),
+        },
+    )
 }
 
 fn rule_words(rule: &str) -> &'static str {
@@ -371,12 +374,15 @@ pub fn merges(
             suppressed: l.suppressed,
         })
         .collect();
-    Ok(MergeExplanation {
-        id,
-        identities: idents.iter().map(ident_label).collect(),
-        links: link_views,
-        history: store.merge_log(id)?,
-    })
+    crate::invariants::checked(
+        "customer merges",
+        MergeExplanation {
+            id,
+            identities: idents.iter().map(ident_label).collect(),
+            links: link_views,
+            history: store.merge_log(id)?,
+        },
+    )
 }
 
 /// The outcome of a split or unsplit.

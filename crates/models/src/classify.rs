@@ -360,6 +360,10 @@ pub struct FitOutcome {
     /// Out-of-fold probabilities of the chosen candidate on the training rows
     /// (filled when `auto` ran inner CV or when asked with [`ClassifierConfig::fit_with_oof`]).
     pub oof: Vec<f64>,
+    /// What went wrong on the way without stopping the fit (a candidate that
+    /// `auto` left out because its fit failed its health check, with why).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -401,6 +405,35 @@ struct InnerFits {
     folds: Vec<usize>,
     /// `models[candidate][fold]`: each fitted on the other folds' rows.
     models: Vec<Vec<Classifier>>,
+    /// Why a candidate failed (its fit errored on some split, or its
+    /// out-of-fold probabilities are not finite or all the same); `None` when healthy.
+    failures: Vec<Option<String>>,
+}
+
+/// The health check every fitted classifier's probabilities must pass:
+/// finite, inside [0, 1], and not all the same (the labels hold both classes,
+/// so a model that cannot tell any two rows apart has collapsed).
+pub fn check_probabilities(name: &str, p: &[f64]) -> Result<(), ModelError> {
+    if let Some(v) = p
+        .iter()
+        .find(|v| !(v.is_finite() && (0.0..=1.0).contains(*v)))
+    {
+        return Err(ModelError::FitFailed(format!(
+            "{name} gives a probability of {v}, outside [0, 1]"
+        )));
+    }
+    let (lo, hi) = p
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if p.len() > 1 && hi - lo <= 1e-12 {
+        return Err(ModelError::FitFailed(format!(
+            "{name} predicts the same probability ({lo:.4}) for all {} rows",
+            p.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Fits every candidate on every inner training split (in parallel), scores
@@ -465,18 +498,37 @@ fn inner_fits(
         .collect();
     let mut oof = vec![vec![0.0; y.len()]; cands.len()];
     let mut slots: Vec<Vec<Option<Classifier>>> = vec![vec![None; k]; cands.len()];
-    for r in results {
-        let (f, c, m, p) = r?;
-        for (&i, v) in splits[f].1.iter().zip(p) {
-            oof[c][i] = v;
+    let mut failures: Vec<Option<String>> = vec![None; cands.len()];
+    for (r, &(f, c)) in results.into_iter().zip(&jobs) {
+        match r {
+            Ok((f, c, m, p)) => {
+                for (&i, v) in splits[f].1.iter().zip(p) {
+                    oof[c][i] = v;
+                }
+                slots[c][f] = Some(m);
+            }
+            Err(e) => {
+                failures[c].get_or_insert_with(|| format!("inner split {}: {e}", f + 1));
+            }
         }
-        slots[c][f] = Some(m);
+    }
+    for (c, fail) in failures.iter_mut().enumerate() {
+        if fail.is_none()
+            && let Err(e) = check_probabilities(&cands[c].name(), &oof[c])
+        {
+            *fail = Some(format!("out of fold: {e}"));
+        }
     }
     let models = slots
         .into_iter()
         .map(|v| v.into_iter().flatten().collect())
         .collect();
-    Ok(InnerFits { oof, folds, models })
+    Ok(InnerFits {
+        oof,
+        folds,
+        models,
+        failures,
+    })
 }
 
 /// Mean over folds of the ROC AUC of `p` on each fold's rows (`fold_rows[f]`).
@@ -565,28 +617,63 @@ impl ClassifierConfig {
                 ModelKind::Tree => Candidate::Tree(self.tree.clone()),
                 _ => Candidate::Gbm(self.gbm.clone()),
             };
-            let fits = inner_fits(&[cand], x, y, self.inner_folds.max(2), self.seed ^ 0x5eed)?;
+            let fits = inner_fits(
+                std::slice::from_ref(&cand),
+                x,
+                y,
+                self.inner_folds.max(2),
+                self.seed ^ 0x5eed,
+            )?;
+            if let Some(Some(why)) = fits.failures.first() {
+                return Err(ModelError::FitFailed(format!("{}: {why}", cand.name())));
+            }
             out.oof = fits.oof.into_iter().next().unwrap_or_default();
         }
         Ok(out)
     }
 
     fn single(&self, c: Candidate, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
+        let model = c.fit(x, y)?;
+        check_probabilities(&c.name(), &model.predict_proba(x))?;
         Ok(FitOutcome {
-            model: c.fit(x, y)?,
+            model,
             candidates: Vec::new(),
             oof: Vec::new(),
+            warnings: Vec::new(),
         })
     }
 
     fn fit_auto(&self, x: &DenseMatrix, y: &[bool]) -> Result<FitOutcome, ModelError> {
-        let cands = self.candidates();
+        let all = self.candidates();
         let k = self.inner_folds.max(2);
-        let InnerFits {
-            oof,
-            folds,
-            mut models,
-        } = inner_fits(&cands, x, y, k, self.seed ^ 0x5eed)?;
+        let fits = inner_fits(&all, x, y, k, self.seed ^ 0x5eed)?;
+        // A candidate that failed its health check is never a member.
+        let mut warnings = Vec::new();
+        let mut cands = Vec::new();
+        let mut oof = Vec::new();
+        let mut models = Vec::new();
+        for (((c, p), m), fail) in all
+            .into_iter()
+            .zip(fits.oof)
+            .zip(fits.models)
+            .zip(fits.failures)
+        {
+            match fail {
+                Some(why) => warnings.push(format!("auto left out {}: {why}", c.name())),
+                None => {
+                    cands.push(c);
+                    oof.push(p);
+                    models.push(m);
+                }
+            }
+        }
+        if cands.is_empty() {
+            return Err(ModelError::FitFailed(format!(
+                "auto: every candidate failed ({})",
+                warnings.join("; ")
+            )));
+        }
+        let folds = fits.folds;
         let fold_rows: Vec<Vec<usize>> = (0..k).map(|f| split_indices(&folds, f).1).collect();
         let mut scores: Vec<CandidateScore> = cands
             .iter()
@@ -674,6 +761,7 @@ impl ClassifierConfig {
             model,
             candidates: scores,
             oof: oof_best,
+            warnings,
         })
     }
 }
@@ -771,6 +859,8 @@ pub struct CvReport {
     pub models: Vec<String>,
     /// Inner-CV candidate scores of each fold (`auto` only).
     pub candidates: Vec<Vec<CandidateScore>>,
+    /// Each fold's fit warnings, prefixed with the fold.
+    pub warnings: Vec<String>,
 }
 
 /// Stratified k-fold cross-validation of a configuration.
@@ -787,6 +877,7 @@ pub fn cross_validate(
     let mut fit_seconds = Vec::with_capacity(k);
     let mut models = Vec::with_capacity(k);
     let mut candidates = Vec::with_capacity(k);
+    let mut warnings = Vec::new();
     for f in 0..k {
         let (tr, te) = split_indices(&folds, f);
         let xtr = x.select_rows(&tr);
@@ -800,6 +891,7 @@ pub fn cross_validate(
         per_fold.push(BinaryMetrics::compute(&yte, &p));
         models.push(out.model.name());
         candidates.push(out.candidates);
+        warnings.extend(out.warnings.iter().map(|w| format!("fold {}: {w}", f + 1)));
     }
     let (mean, std) = mean_std(&per_fold);
     Ok(CvReport {
@@ -809,6 +901,7 @@ pub fn cross_validate(
         fit_seconds,
         models,
         candidates,
+        warnings,
     })
 }
 
@@ -882,6 +975,8 @@ pub struct EvalReport {
     /// How columns were encoded and blanks handled (encoder fitted on fold 1's training rows;
     /// every fold refits it on its own training rows).
     pub encoding: crate::tabular::EncodingReport,
+    /// Fit warnings of each fold (a candidate `auto` left out, and why).
+    pub warnings: Vec<String>,
 }
 
 /// Cross-validates a classifier on a typed table: extracts the binary target,
@@ -912,6 +1007,7 @@ pub fn eval_frame(
     let mut fit_seconds = Vec::with_capacity(k);
     let mut chosen = Vec::with_capacity(k);
     let mut candidates = Vec::with_capacity(k);
+    let mut warnings = Vec::new();
     let mut encoding = None;
     for f in 0..k {
         let (tr, te) = split_indices(&folds, f);
@@ -927,12 +1023,21 @@ pub fn eval_frame(
         let ytr: Vec<bool> = tr.iter().map(|&i| y[i]).collect();
         let yte: Vec<bool> = te.iter().map(|&i| y[i]).collect();
         let t0 = Instant::now();
-        let out = config.fit(&xtr, &ytr)?;
+        let out = config.fit(&xtr, &ytr).map_err(|e| match e {
+            ModelError::FitFailed(why) => ModelError::FitFailed(format!(
+                "fold {} ({} training rows x {} columns): {why}",
+                f + 1,
+                xtr.n_rows,
+                xtr.n_cols
+            )),
+            other => other,
+        })?;
         fit_seconds.push(t0.elapsed().as_secs_f64());
         let p = out.model.predict_proba(&xte);
         per_fold.push(BinaryMetrics::compute(&yte, &p));
         chosen.push(out.model.name());
         candidates.push(out.candidates);
+        warnings.extend(out.warnings.iter().map(|w| format!("fold {}: {w}", f + 1)));
     }
     let (mean, std) = mean_std(&per_fold);
     let encoding = encoding.ok_or_else(|| ModelError::InvalidInput("no folds".into()))?;
@@ -959,6 +1064,7 @@ pub fn eval_frame(
         ),
         table: prep.report,
         encoding,
+        warnings,
     })
 }
 

@@ -321,6 +321,10 @@ pub struct BgNbdFit {
     pub iterations: usize,
     /// Likelihood-and-gradient evaluations.
     pub evaluations: usize,
+    /// Whether BFGS reached its gradient tolerance (from some start); when
+    /// false the parameters are the best found and reports say so.
+    #[serde(default)]
+    pub converged: bool,
 }
 
 /// Customers grouped by identical (x, tₓ, T), with lookup tables of the
@@ -524,6 +528,7 @@ impl BgNbd {
             repeaters: data.iter().filter(|s| s.frequency > 0).count(),
             iterations: m.iterations,
             evaluations: m.evaluations,
+            converged: m.converged,
         })
     }
 }
@@ -568,16 +573,16 @@ impl GammaGammaParams {
 
     /// E[Z | x, z̄]: expected average spend per transaction of a customer with
     /// `x` repeat transactions of mean `m` (the population mean pγ/(q−1) when
-    /// x = 0). Infinite when q ≤ 1 (the population mean does not exist).
+    /// x = 0). Infinite where the posterior mean does not exist: px + q ≤ 1
+    /// (so for x = 0 whenever q ≤ 1).
     pub fn expected_average_spend(&self, x: f64, m: f64) -> f64 {
         let GammaGammaParams { p, q, gamma } = *self;
-        if q <= 1.0 {
+        let x = x.max(0.0);
+        let den = p * x + q - 1.0;
+        if den <= 0.0 {
             return f64::INFINITY;
         }
-        if x <= 0.0 {
-            return p * gamma / (q - 1.0);
-        }
-        p * (gamma + x * m) / (p * x + q - 1.0)
+        p * (gamma + x * m) / den
     }
 }
 
@@ -612,6 +617,14 @@ pub struct GammaGammaFit {
     pub iterations: usize,
     /// Likelihood-and-gradient evaluations.
     pub evaluations: usize,
+    /// Whether BFGS reached its gradient tolerance (from some start).
+    #[serde(default)]
+    pub converged: bool,
+    /// Mean of those customers' mean repeat spend: what a customer without
+    /// repeats is valued at when q ≤ 1 (the model's population mean
+    /// pγ/(q−1) does not exist then).
+    #[serde(default)]
+    pub observed_mean_spend: f64,
 }
 
 /// Repeat customers' (x, mean spend) prepared for fast likelihood
@@ -740,6 +753,8 @@ impl GammaGamma {
             customers: obs.len(),
             iterations: m.iterations,
             evaluations: m.evaluations,
+            converged: m.converged,
+            observed_mean_spend: scale,
         })
     }
 }
@@ -764,6 +779,12 @@ pub struct ClvModel {
     pub gamma_gamma: GammaGammaParams,
     /// Time unit of the BG/NBD parameters.
     pub unit: TimeUnit,
+    /// Expected average spend used where the Gamma-Gamma one is not finite
+    /// (q ≤ 1: customers without repeat purchases have no finite expected
+    /// spend under the model): the observed mean repeat spend, set by the
+    /// caller, who reports it as a warning.
+    #[serde(default)]
+    pub fallback_spend: Option<f64>,
 }
 
 /// The value of one customer.
@@ -790,7 +811,10 @@ impl ClvModel {
     pub fn value(&self, s: &CustomerSummary, months: u32, monthly_discount: f64) -> CustomerValue {
         let x = f64::from(s.frequency);
         let k = self.unit.per_month();
-        let spend = self.gamma_gamma.expected_average_spend(x, s.monetary);
+        let spend = match self.gamma_gamma.expected_average_spend(x, s.monetary) {
+            v if v.is_finite() => v,
+            v => self.fallback_spend.unwrap_or(v),
+        };
         let mut clv = 0.0;
         let mut prev = 0.0;
         for i in 1..=months {

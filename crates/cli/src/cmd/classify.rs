@@ -64,6 +64,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalClassifyArgs) -> anyhow::Result<()> {
         args.seed,
     )
     .with_context(|| format!("classification on {}", args.csv.display()))?;
+    infogap_engine::invariants::check("eval classify", &report)?;
     if args.json {
         print_json(&report)
     } else {
@@ -99,6 +100,7 @@ fn print_eval(r: &EvalReport, path: &std::path::Path) {
     let mut chosen = r.chosen.clone();
     chosen.dedup();
     println!("  chosen    {}", chosen.join(", "));
+    crate::ctx::print_warnings(&r.warnings);
 }
 
 /// Arguments of `train churn`.
@@ -218,6 +220,7 @@ fn print_train(r: &ChurnTrainReport) {
         r.ece_raw, r.ece_calibrated
     );
     print_calibration(&r.calibration);
+    crate::ctx::print_warnings(&r.warnings);
 }
 
 /// Arguments of `churn`.

@@ -95,6 +95,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalClvArgs) -> anyhow::Result<()> {
     let Some((bg, gg)) = fits else {
         bail!("no fit was run")
     };
+    infogap_engine::invariants::check("eval clv", &(&bg, &gg))?;
     let median = |i: usize| {
         let mut v: Vec<f64> = times.iter().map(|t| t[i]).collect();
         v.sort_by(f64::total_cmp);
@@ -192,6 +193,7 @@ pub fn train(ctx: &Ctx, args: &TrainClvArgs) -> anyhow::Result<()> {
             report.orders_without_time
         );
     }
+    crate::ctx::print_warnings(&report.warnings);
     Ok(())
 }
 
@@ -242,6 +244,7 @@ fn print_ranking(r: &ClvRanking) {
             c.frequency
         );
     }
+    crate::ctx::print_warnings(&r.warnings);
 }
 
 /// `infogap clv --top N`: customers ranked by discounted CLV with the saved model.

@@ -410,6 +410,7 @@ fn summary_and_clv_from_transactions() {
             gamma: 15.44,
         },
         unit: TimeUnit::Week,
+        fallback_spend: None,
     };
     // undiscounted CLV = spend × E[Y(12 months)]
     let v0 = model.value(&s[0], 12, 0.0);
@@ -488,7 +489,9 @@ fn predictions_match_reference_values_over_a_grid() {
     let mut lifetimes_infinite = Vec::new();
     for r in &rows {
         let ours = match r.quantity.as_str() {
-            "expected_purchases" | "expected_purchases_new" | "prob_alive"
+            "expected_purchases"
+            | "expected_purchases_new"
+            | "prob_alive"
             | "bgnbd_log_likelihood" => {
                 let p = BgNbdParams {
                     r: r.p[0],
@@ -532,7 +535,11 @@ fn predictions_match_reference_values_over_a_grid() {
         }
         if r.lifetimes.is_finite() {
             lifetimes_compared += 1;
-            assert!(rel(ours, r.lifetimes) <= 1e-4, "{what}: ours {ours}, lifetimes {}", r.lifetimes);
+            assert!(
+                rel(ours, r.lifetimes) <= 1e-4,
+                "{what}: ours {ours}, lifetimes {}",
+                r.lifetimes
+            );
         } else if r.quantity.starts_with("expected_purchases") {
             lifetimes_infinite.push(what);
         }
