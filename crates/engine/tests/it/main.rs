@@ -1,6 +1,8 @@
 //! Integration tests of infogap-engine: the import use case on the messy demo,
 //! checked key by key against the planted ground truth.
 
+mod truthful;
+
 use std::collections::{HashMap, HashSet};
 
 use infogap_core::config::Config;
