@@ -120,7 +120,9 @@ pub struct RegressReport {
     pub n: usize,
     /// Ridge penalty.
     pub ridge: f64,
-    /// Columns left out of the fit because they are exact linear combinations of others.
+    /// Columns left out of the fit because they are linear combinations of
+    /// earlier ones: exactly, or so nearly that less than 1e-10 of their
+    /// variance is their own (the normal equations cannot resolve them).
     pub aliased: Vec<String>,
     /// Out-of-fold quality, when folds > 1.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -9,9 +9,12 @@
 //! column means and the centered cross-products `X'X`, `X'y`, `y'y`; the
 //! predictors are standardized from those moments (`Z = (X − mean)/sd`), the
 //! p×p system `(Z'Z + λI) β = Z'y` is solved by Cholesky, and β is mapped back
-//! to raw units. Exactly collinear columns (e.g. every one-hot level of a
+//! to raw units. Collinear columns (e.g. every one-hot level of a
 //! category next to the intercept) are detected during the factorization and
-//! reported as *aliased* (coefficient 0, no standard error), as R does.
+//! reported as *aliased* (coefficient 0, no standard error), as R does: a
+//! column is aliased when less than 1e-10 of its variance is left after the
+//! columns before it (R's QR tolerance is 1e-7 on the norm; the normal
+//! equations square the condition number, so this one is looser).
 //!
 //! Standard errors: σ² = RSS / (n − p_eff − 1); OLS: Cov(β_std) = σ²(Z'Z)⁻¹;
 //! ridge: the sandwich σ² A⁻¹ Z'Z A⁻¹ with A = Z'Z + λI. The intercept's

@@ -5,6 +5,8 @@
 //! to read that truth back. Keeping them here means every suite checks against
 //! the same planted structure.
 
+pub mod tables;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 

@@ -97,7 +97,7 @@ fn print_regress(r: &RegressReport) {
     }
     if !r.aliased.is_empty() {
         println!(
-            "aliased (exact linear combinations of other columns, left out): {}",
+            "aliased (linear combinations of other columns, exactly or to within 1e-10 of their variance; left out): {}",
             r.aliased.join(", ")
         );
     }

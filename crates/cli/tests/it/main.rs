@@ -7,3 +7,4 @@ mod data;
 mod forecast;
 mod rating;
 mod recs;
+mod reference;
