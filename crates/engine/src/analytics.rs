@@ -85,19 +85,19 @@ pub struct RegressOptions {
 pub struct CvReport {
     /// Number of folds.
     pub folds: usize,
-    /// Pooled out-of-fold R².
-    pub r2: f64,
+    /// Pooled out-of-fold R² (`None` when the target is constant).
+    pub r2: Option<f64>,
     /// Pooled out-of-fold RMSE.
-    pub rmse: f64,
+    pub rmse: Option<f64>,
     /// Pooled out-of-fold MAE.
-    pub mae: f64,
+    pub mae: Option<f64>,
 }
 
 /// The `eval regress` report (field names are a contract).
 #[derive(Debug, Clone, Serialize)]
 pub struct RegressReport {
     /// R² on all rows.
-    pub r2: f64,
+    pub r2: Option<f64>,
     /// RMSE on all rows.
     pub rmse: f64,
     /// Intercept (raw units).
@@ -113,9 +113,9 @@ pub struct RegressReport {
     /// Standard error of the intercept.
     pub intercept_se: Option<f64>,
     /// Adjusted R².
-    pub adj_r2: f64,
+    pub adj_r2: Option<f64>,
     /// Residual standard error.
-    pub sigma: f64,
+    pub sigma: Option<f64>,
     /// Rows fitted.
     pub n: usize,
     /// Ridge penalty.
@@ -218,9 +218,9 @@ pub fn eval_regress(frame: &Frame, opts: &RegressOptions) -> Result<RegressRepor
         }
         report.cv = Some(CvReport {
             folds: opts.folds,
-            r2: rm::r2(&prep.y, &pred).unwrap_or(f64::NAN),
-            rmse: rm::rmse(&prep.y, &pred).unwrap_or(f64::NAN),
-            mae: rm::mae(&prep.y, &pred).unwrap_or(f64::NAN),
+            r2: rm::r2(&prep.y, &pred),
+            rmse: rm::rmse(&prep.y, &pred),
+            mae: rm::mae(&prep.y, &pred),
         });
     }
     report.preparation = Some(prep.report);
@@ -325,8 +325,8 @@ pub struct AmountReport {
     pub customers: usize,
     /// Mean next-period spend of the training customers.
     pub mean_target: f64,
-    /// R² on the training rows.
-    pub r2: f64,
+    /// R² on the training rows (`None` when every customer spent the same).
+    pub r2: Option<f64>,
     /// RMSE on the training rows.
     pub rmse: f64,
     /// Out-of-fold quality.
@@ -458,9 +458,9 @@ pub fn fit_amount(
         (
             Some(CvReport {
                 folds,
-                r2: rm::r2(&y, &pred).unwrap_or(f64::NAN),
-                rmse: rm::rmse(&y, &pred).unwrap_or(f64::NAN),
-                mae: rm::mae(&y, &pred).unwrap_or(f64::NAN),
+                r2: rm::r2(&y, &pred),
+                rmse: rm::rmse(&y, &pred),
+                mae: rm::mae(&y, &pred),
             }),
             rm::rmse(&y, &base).unwrap_or(f64::NAN),
         )
@@ -869,7 +869,7 @@ pub fn segments(
                 };
                 let raw = |j: usize| cen[j] * sds[j] + means[j];
                 let desc = format!(
-                    "{}, {}, {} (centroid: {:.0} days, {:.1} orders, spend {:.0})",
+                    "{}, {}, {} (centroid: {} days, {} orders, spend {})",
                     word(
                         cen[0],
                         "recent",
@@ -883,9 +883,11 @@ pub fn segments(
                         "frequent buyers"
                     ),
                     word(cen[2], "low spend", "mid spend", "high spend"),
-                    raw(0),
-                    raw(1).exp_m1(),
-                    raw(2).exp_m1()
+                    // the centroid of non-negative values cannot be negative;
+                    // rounding of the standardization can make it -0.3
+                    crate::features::fixed(raw(0).max(0.0), 0),
+                    crate::features::fixed(raw(1).exp_m1().max(0.0), 1),
+                    crate::features::fixed(raw(2).exp_m1().max(0.0), 0)
                 );
                 descriptions.insert(name.clone(), desc);
                 name_of[*c] = name;

@@ -305,6 +305,22 @@ pub struct ClvRanking {
     pub warnings: Vec<String>,
 }
 
+/// What [`rank_dataset`] found.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    /// The `top` highest CLVs, highest first.
+    pub top: Vec<RankedCustomer>,
+    /// Customers scored.
+    pub customers: usize,
+    /// Sum of CLV over them.
+    pub total_clv: f64,
+    /// Day the histories end (day number).
+    pub as_of: i64,
+    /// Repeat customers whose mean repeat spend is ≤ 0 (refunds), valued at
+    /// the spend model's limit for vanishing spend.
+    pub refunds: usize,
+}
+
 /// Scores every customer of a dataset with a model, histories ending on the
 /// day of the latest order, and returns the `top` highest CLVs.
 pub fn rank_dataset(
@@ -313,7 +329,7 @@ pub fn rank_dataset(
     top: usize,
     horizon_months: u32,
     discount_rate: f64,
-) -> Result<(Vec<RankedCustomer>, usize, f64, i64), EngineError> {
+) -> Result<Ranked, EngineError> {
     if !(discount_rate.is_finite() && discount_rate > -1.0) {
         return Err(EngineError::Invalid(format!(
             "discount rate {discount_rate} must be a number > -1"
@@ -358,7 +374,17 @@ pub fn rank_dataset(
             }
         })
         .collect();
-    Ok((ranked, values.len(), total, as_of))
+    let refunds = values
+        .iter()
+        .filter(|(s, _)| s.frequency > 0 && s.monetary <= 0.0)
+        .count();
+    Ok(Ranked {
+        top: ranked,
+        customers: values.len(),
+        total_clv: total,
+        as_of,
+        refunds,
+    })
 }
 
 /// `infogap clv --top N`: ranks the store's customers with the saved model.
@@ -381,9 +407,14 @@ pub fn rank(
     })?;
     let ds = engine.dataset()?;
     let model = &stored.model;
-    let (top, customers, total_clv, as_of) =
-        rank_dataset(&ds, model, top, horizon_months, discount_rate)?;
-    let warnings = model
+    let Ranked {
+        top,
+        customers,
+        total_clv,
+        as_of,
+        refunds,
+    } = rank_dataset(&ds, model, top, horizon_months, discount_rate)?;
+    let mut warnings: Vec<String> = model
         .fallback_spend
         .map(|v| {
             format!(
@@ -393,6 +424,14 @@ pub fn rank(
         })
         .into_iter()
         .collect();
+    if refunds > 0 {
+        warnings.push(format!(
+            "{refunds} customer{} whose repeat purchases net to a refund (mean repeat spend <= 0) {} valued as spending next to nothing: \
+             the spend model is for positive amounts",
+            if refunds == 1 { "" } else { "s" },
+            if refunds == 1 { "is" } else { "are" }
+        ));
+    }
     let ranking = ClvRanking {
         model_version: rec.version,
         as_of: day_to_date(as_of),
@@ -477,7 +516,12 @@ mod tests {
             day_to_date(end),
             day_to_date(ds.orders.iter().filter_map(|o| o.time).max().unwrap_or(0) / DAY)
         );
-        let (top, n, total, _) = rank_dataset(&ds, &model, 300, 12, 0.01).expect("rank");
+        let Ranked {
+            top,
+            customers: n,
+            total_clv: total,
+            ..
+        } = rank_dataset(&ds, &model, 300, 12, 0.01).expect("rank");
         assert_eq!(n, 300);
         assert!(total > 0.0);
         // the top 50 are all loyal customers (c % 3 == 0)

@@ -122,6 +122,12 @@ fn rounded(value: f64, decimals: i32) -> f64 {
     if r == 0.0 { 0.0 } else { r }
 }
 
+/// A number for people with `decimals` places, never as a negative zero
+/// (`-0.3` with no decimals is `0`, not `-0`).
+pub fn fixed(value: f64, decimals: usize) -> String {
+    format!("{:.decimals$}", rounded(value, decimals as i32))
+}
+
 /// Renders a column's template with a value: `{n}` (integer), `{x}` (one
 /// decimal), `{pct}` (percent), `{s}` (plural s when `{n}` is not 1). A value
 /// that rounds to zero renders without a sign.

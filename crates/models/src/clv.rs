@@ -811,7 +811,12 @@ impl ClvModel {
     pub fn value(&self, s: &CustomerSummary, months: u32, monthly_discount: f64) -> CustomerValue {
         let x = f64::from(s.frequency);
         let k = self.unit.per_month();
-        let spend = match self.gamma_gamma.expected_average_spend(x, s.monetary) {
+        // The spend model is for positive amounts: repeat days that net to a
+        // refund are valued at its limit for vanishing spend (m → 0).
+        let spend = match self
+            .gamma_gamma
+            .expected_average_spend(x, s.monetary.max(0.0))
+        {
             v if v.is_finite() => v,
             v => self.fallback_spend.unwrap_or(v),
         };

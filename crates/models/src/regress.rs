@@ -58,14 +58,15 @@ pub struct LinearFit {
     pub standardized: Vec<f64>,
     /// Columns dropped because they are linear combinations of earlier ones (or constant).
     pub aliased: Vec<bool>,
-    /// R² on the fitting rows.
-    pub r2: f64,
-    /// Adjusted R².
-    pub adj_r2: f64,
+    /// R² on the fitting rows (`None` when the target is constant: it is
+    /// undefined, not NaN).
+    pub r2: Option<f64>,
+    /// Adjusted R² (`None` also without residual degrees of freedom).
+    pub adj_r2: Option<f64>,
     /// Root mean squared error on the fitting rows.
     pub rmse: f64,
-    /// Residual standard error σ.
-    pub sigma: f64,
+    /// Residual standard error σ (`None` without residual degrees of freedom).
+    pub sigma: Option<f64>,
     /// Number of rows fitted.
     pub n: usize,
     /// Residual degrees of freedom.
@@ -85,10 +86,10 @@ impl LinearFit {
             intercept_se: None,
             standard_errors: vec![None; p],
             aliased: vec![false; p],
-            r2: f64::NAN,
-            adj_r2: f64::NAN,
+            r2: None,
+            adj_r2: None,
             rmse: f64::NAN,
-            sigma: f64::NAN,
+            sigma: None,
             n: 0,
             df_resid: 0,
             ridge: 0.0,
@@ -432,12 +433,9 @@ impl LinearRegression {
         let rss = (syy - 2.0 * bsxy + bsb).max(0.0);
         let p_eff = aliased.iter().filter(|a| !**a).count();
         let df_resid = n.saturating_sub(p_eff + 1);
-        let r2 = if syy > 0.0 { 1.0 - rss / syy } else { f64::NAN };
-        let adj_r2 = if df_resid > 0 && syy > 0.0 {
-            1.0 - (rss / df_resid as f64) / (syy / (nf - 1.0))
-        } else {
-            f64::NAN
-        };
+        let r2 = (syy > 0.0).then(|| 1.0 - rss / syy);
+        let adj_r2 =
+            (df_resid > 0 && syy > 0.0).then(|| 1.0 - (rss / df_resid as f64) / (syy / (nf - 1.0)));
         let rmse = (rss / nf).sqrt();
 
         let (standard_errors, intercept_se, sigma) = if df_resid > 0 {
@@ -475,9 +473,9 @@ impl LinearRegression {
                     v0 += m.mean[i] * cov_raw(i, j) * m.mean[j];
                 }
             }
-            (se, Some(v0.max(0.0).sqrt()), sigma2.sqrt())
+            (se, Some(v0.max(0.0).sqrt()), Some(sigma2.sqrt()))
         } else {
-            (vec![None; p], None, f64::NAN)
+            (vec![None; p], None, None)
         };
         let standardized = (0..p)
             .map(|j| if aliased[j] { 0.0 } else { beta_std[j] })
@@ -633,7 +631,7 @@ mod tests {
         assert_eq!(f.aliased, [false, false, true]);
         assert!((f.coefficients[0] - 2.0).abs() < 1e-9 && (f.coefficients[1] + 3.0).abs() < 1e-9);
         assert!((f.intercept - 1.0).abs() < 1e-8);
-        assert!(f.r2 > 1.0 - 1e-12);
+        assert!(f.r2.is_some_and(|r2| r2 > 1.0 - 1e-12));
         assert!(f.standard_errors[2].is_none());
     }
 

@@ -47,6 +47,12 @@ pub struct EvalRegressArgs {
     json: bool,
 }
 
+/// A statistic that can be undefined (R² of a constant target, σ without
+/// residual degrees of freedom), with `decimals` places or `n/a`.
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
 fn fmt_opt(v: Option<f64>, prec: usize) -> String {
     v.map_or_else(|| "-".to_string(), |x| format!("{x:.prec$}"))
 }
@@ -61,13 +67,20 @@ fn print_regress(r: &RegressReport) {
         println!("fit repeats (s): {}", t.join(", "));
     }
     println!(
-        "rows {}  R² {:.4}  adj R² {:.4}  RMSE {:.4}  fit {:.4} s",
-        r.n, r.r2, r.adj_r2, r.rmse, r.fit_seconds
+        "rows {}  R² {}  adj R² {}  RMSE {:.4}  fit {:.4} s",
+        r.n,
+        opt(r.r2, 4),
+        opt(r.adj_r2, 4),
+        r.rmse,
+        r.fit_seconds
     );
     if let Some(cv) = &r.cv {
         println!(
-            "{}-fold out-of-fold: R² {:.4}  RMSE {:.4}  MAE {:.4}",
-            cv.folds, cv.r2, cv.rmse, cv.mae
+            "{}-fold out-of-fold: R² {}  RMSE {}  MAE {}",
+            cv.folds,
+            opt(cv.r2, 4),
+            opt(cv.rmse, 4),
+            opt(cv.mae, 4)
         );
     }
     println!(
@@ -196,13 +209,18 @@ pub fn train_amount(ctx: &Ctx, args: &TrainAmountArgs) -> anyhow::Result<()> {
         r.version, r.horizon_days, r.cutoff, r.customers, r.mean_target
     );
     println!(
-        "training R² {:.3}  RMSE {:.2}  fit {:.4} s",
-        r.r2, r.rmse, r.fit_seconds
+        "training R² {}  RMSE {:.2}  fit {:.4} s",
+        opt(r.r2, 3),
+        r.rmse,
+        r.fit_seconds
     );
     if let Some(cv) = &r.cv {
         println!(
-            "{}-fold out-of-fold R² {:.3}  RMSE {:.2}  (baseline \"same as last period\": RMSE {:.2})",
-            cv.folds, cv.r2, cv.rmse, r.baseline_rmse
+            "{}-fold out-of-fold R² {}  RMSE {}  (baseline \"same as last period\": RMSE {:.2})",
+            cv.folds,
+            opt(cv.r2, 3),
+            opt(cv.rmse, 2),
+            r.baseline_rmse
         );
     }
     println!(

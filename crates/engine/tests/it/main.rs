@@ -1,6 +1,7 @@
 //! Integration tests of infogap-engine: the import use case on the messy demo,
 //! checked key by key against the planted ground truth.
 
+mod generated;
 mod truthful;
 
 use std::collections::{HashMap, HashSet};
