@@ -1836,6 +1836,10 @@ mod tests {
         assert!((r.coefficients["x"] - 0.5).abs() < 0.01);
         assert!(((r.coefficients["g=b"] - r.coefficients["g=a"]) - 3.0).abs() < 0.05);
         assert_eq!(r.aliased.len(), 1);
-        assert!(r.cv.as_ref().unwrap().r2 > 0.99);
+        assert!(
+            r.cv.as_ref()
+                .and_then(|cv| cv.r2)
+                .is_some_and(|r2| r2 > 0.99)
+        );
     }
 }
