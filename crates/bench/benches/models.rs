@@ -10,7 +10,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use infogap_models::classify::{ClassifierConfig, DenseMatrix, ModelKind};
-use infogap_models::clv::{BgNbd, CustomerSummary, GammaGamma};
+use infogap_models::clv::{
+    BgNbd, BgNbdParams, ClvModel, CustomerSummary, GammaGamma, GammaGammaParams, TimeUnit,
+};
 use infogap_models::forecast::AutoEts;
 use infogap_models::regress::{LinearRegression, synthetic_customers};
 
@@ -124,6 +126,47 @@ fn bench(c: &mut Criterion) {
             GammaGamma::default()
                 .fit_summaries(black_box(&d))
                 .expect("fit")
+        })
+    });
+    // Valuing customers (12 monthly expectations each) with The Complete
+    // Journey's fitted parameters (b = 421.6: the regime where the old ₂F₁
+    // form broke), established and brand-new customers.
+    let model = ClvModel {
+        bgnbd: BgNbdParams {
+            r: 1.412_439,
+            alpha: 1.391_082,
+            a: 0.294_162,
+            b: 421.614_2,
+        },
+        gamma_gamma: GammaGammaParams {
+            p: 0.447_885,
+            q: 3.864_895,
+            gamma: 240.66,
+        },
+        unit: TimeUnit::Week,
+        fallback_spend: None,
+    };
+    let fresh: Vec<CustomerSummary> = d
+        .iter()
+        .map(|s| CustomerSummary {
+            age: s.age / 40.0,
+            recency: s.recency / 40.0,
+            ..*s
+        })
+        .collect();
+    g.bench_function("value_12_months", |b| {
+        b.iter(|| {
+            d.iter()
+                .map(|s| model.value(black_box(s), 12, 0.01).clv)
+                .sum::<f64>()
+        })
+    });
+    g.bench_function("value_12_months_new_customers", |b| {
+        b.iter(|| {
+            fresh
+                .iter()
+                .map(|s| model.value(black_box(s), 12, 0.01).clv)
+                .sum::<f64>()
         })
     });
     g.finish();

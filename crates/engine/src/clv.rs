@@ -137,6 +137,39 @@ pub struct ClvFitted {
     pub warnings: Vec<String>,
 }
 
+/// The health of the two fits, in words: a fit that stopped before its
+/// gradient tolerance, and the spend fallback when the Gamma-Gamma q <= 1
+/// (the model has no finite mean spend for customers without repeats; they
+/// are valued at the observed mean repeat spend instead).
+pub fn fit_warnings(bg: &BgNbdFit, gg: &GammaGammaFit) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !bg.converged {
+        warnings.push(format!(
+            "BG/NBD on {} customers stopped after {} iterations without reaching its gradient tolerance: \
+             the parameters are the best found and may be imprecise",
+            bg.customers, bg.iterations
+        ));
+    }
+    if !gg.converged {
+        warnings.push(format!(
+            "Gamma-Gamma on {} repeat customers stopped after {} iterations without reaching its gradient tolerance: \
+             the parameters are the best found and may be imprecise",
+            gg.customers, gg.iterations
+        ));
+    }
+    if gg.params.q <= 1.0 {
+        warnings.push(spend_fallback_warning(gg.params.q, gg.observed_mean_spend));
+    }
+    warnings
+}
+
+fn spend_fallback_warning(q: f64, spend: f64) -> String {
+    format!(
+        "Gamma-Gamma q = {q:.4} <= 1: the model has no finite mean spend for customers without repeat purchases; \
+         they are valued at the observed mean repeat spend {spend:.2}"
+    )
+}
+
 /// Fits both models on a dataset. `calibration_end` is a day number (default:
 /// the day of the latest order).
 ///
@@ -167,31 +200,8 @@ pub fn fit_dataset(
     let bg = BgNbd::default().fit_summaries(&summaries)?;
     let gg = GammaGamma::default().fit_summaries(&summaries)?;
     let seconds = t0.elapsed().as_secs_f64();
-    let mut warnings = Vec::new();
-    let n = summaries.len();
-    if !bg.converged {
-        warnings.push(format!(
-            "BG/NBD on {n} customers stopped after {} iterations without reaching its gradient tolerance: \
-             the parameters are the best found and may be imprecise",
-            bg.iterations
-        ));
-    }
-    if !gg.converged {
-        warnings.push(format!(
-            "Gamma-Gamma on {} repeat customers stopped after {} iterations without reaching its gradient tolerance: \
-             the parameters are the best found and may be imprecise",
-            gg.customers, gg.iterations
-        ));
-    }
-    let mut fallback_spend = None;
-    if gg.params.q <= 1.0 {
-        fallback_spend = Some(gg.observed_mean_spend);
-        warnings.push(format!(
-            "Gamma-Gamma q = {:.4} <= 1: the model has no finite mean spend for customers without repeat purchases; \
-             they are valued at the observed mean repeat spend {:.2}",
-            gg.params.q, gg.observed_mean_spend
-        ));
-    }
+    let warnings = fit_warnings(&bg, &gg);
+    let fallback_spend = (gg.params.q <= 1.0).then_some(gg.observed_mean_spend);
     let model = ClvModel {
         bgnbd: bg.params,
         gamma_gamma: gg.params,
@@ -416,12 +426,7 @@ pub fn rank(
     } = rank_dataset(&ds, model, top, horizon_months, discount_rate)?;
     let mut warnings: Vec<String> = model
         .fallback_spend
-        .map(|v| {
-            format!(
-                "Gamma-Gamma q = {:.4} <= 1: customers without repeat purchases are valued at the observed mean repeat spend {v:.2}",
-                model.gamma_gamma.q
-            )
-        })
+        .map(|v| spend_fallback_warning(model.gamma_gamma.q, v))
         .into_iter()
         .collect();
     if refunds > 0 {
@@ -554,5 +559,44 @@ mod tests {
         let ds = dataset();
         let model = fit_dataset(&ds, None, TimeUnit::Week).expect("fit").model;
         assert!(rank_dataset(&ds, &model, 5, 12, f64::NAN).is_err());
+    }
+
+    #[test]
+    fn a_spend_model_without_a_finite_mean_falls_back_and_says_so() {
+        let ds = dataset();
+        let mut fitted = fit_dataset(&ds, None, TimeUnit::Week).expect("fit");
+        assert!(fitted.warnings.is_empty(), "{:?}", fitted.warnings);
+        // q <= 1: the population mean spend p·γ/(q−1) does not exist
+        fitted.gamma_gamma.params.q = 0.8;
+        fitted.bgnbd.converged = false;
+        let w = fit_warnings(&fitted.bgnbd, &fitted.gamma_gamma);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("BG/NBD on 300 customers stopped"), "{w:?}");
+        assert!(w[1].contains("q = 0.8000 <= 1"), "{w:?}");
+        let model = ClvModel {
+            gamma_gamma: fitted.gamma_gamma.params,
+            fallback_spend: Some(fitted.gamma_gamma.observed_mean_spend),
+            ..fitted.model
+        };
+        let Ranked { top, total_clv, .. } = rank_dataset(&ds, &model, 300, 12, 0.01).expect("rank");
+        assert!(total_clv.is_finite() && total_clv > 0.0);
+        assert!(
+            top.iter()
+                .all(|c| c.expected_spend.is_finite() && c.clv >= 0.0)
+        );
+        // without the fallback, a customer with no repeat purchase has no finite value
+        let no_fallback = ClvModel {
+            fallback_spend: None,
+            ..model
+        };
+        let s = infogap_models::clv::CustomerSummary {
+            customer: 0,
+            frequency: 0,
+            recency: 0.0,
+            age: 10.0,
+            monetary: 0.0,
+        };
+        assert!(!no_fallback.value(&s, 12, 0.01).clv.is_finite());
+        assert!(model.value(&s, 12, 0.01).clv.is_finite());
     }
 }

@@ -96,6 +96,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalClvArgs) -> anyhow::Result<()> {
         bail!("no fit was run")
     };
     infogap_engine::invariants::check("eval clv", &(&bg, &gg))?;
+    let warnings = engine_clv::fit_warnings(&bg, &gg);
     let median = |i: usize| {
         let mut v: Vec<f64> = times.iter().map(|t| t[i]).collect();
         v.sort_by(f64::total_cmp);
@@ -119,6 +120,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalClvArgs) -> anyhow::Result<()> {
         "fit_repeats": repeat,
         "bgnbd_seconds": bgnbd_seconds,
         "gamma_gamma_seconds": gamma_gamma_seconds,
+        "warnings": warnings,
     });
     if args.json {
         return crate::ctx::print_json(&out);
@@ -144,6 +146,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalClvArgs) -> anyhow::Result<()> {
         "fit {:.4} s (median of {repeat}); read {read_seconds:.3} s",
         fit_seconds
     );
+    crate::ctx::print_warnings(&warnings);
     Ok(())
 }
 
