@@ -258,7 +258,8 @@ pub struct DemandForecast {
 
 /// Forecasts a demand series `horizon` periods ahead with the automatic ETS
 /// selection (season length `season`, or the yearly one of the period) and a
-/// `level` prediction interval (lower bounds are clipped at 0: demand is not negative).
+/// `level` prediction interval (lower bounds are clipped at 0: demand is not
+/// negative; a point forecast clipped so adds a warning to the forecast).
 pub fn forecast_series(
     series: DemandSeries,
     season: Option<usize>,
@@ -284,6 +285,15 @@ pub fn forecast_series(
     };
     let fit = auto.fit_series(&series.values)?.best;
     let mut forecast = fit.forecast_intervals(horizon, level)?;
+    if let Some(j) = forecast.point.iter().position(|v| *v < 0.0) {
+        forecast.warnings.push(format!(
+            "{}: the forecast of {} falls below zero at step {} ({:.6}); demand is not negative, so the forecasts below zero are set to 0",
+            fit.name(),
+            series.label,
+            j + 1,
+            forecast.point[j]
+        ));
+    }
     for v in forecast
         .lower
         .iter_mut()

@@ -235,6 +235,18 @@ fn params_json(fit: &EtsFit) -> Value {
     Value::Object(o)
 }
 
+/// The fit's and the forecast's warnings (an exact fit of a constant
+/// series, a search that stopped short, forecasts floored at zero, …).
+fn warnings_of(fit: &EtsFit, fc: &Forecast) -> Vec<String> {
+    fit.warnings.iter().chain(&fc.warnings).cloned().collect()
+}
+
+fn print_warnings(warnings: &[String]) {
+    for w in warnings {
+        println!("warning: {w}");
+    }
+}
+
 fn fixed_of(m: &ModelOpts, y: &[f64]) -> EtsFixed {
     EtsFixed {
         alpha: m.alpha,
@@ -342,6 +354,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
     // forecasts; `forecast_seconds`: the prediction intervals (simulated paths
     // for some models), timed apart because they are forecasting, not fitting.
     let t0 = Instant::now();
+    let mut warnings: Vec<String> = Vec::new();
     let (method, params, point, extra, fit_seconds, forecast_seconds) =
         if args.model.method == Method::Augurs {
             let (name, point) = infogap_models::forecast::augurs_auto_nonseasonal(train, h)?;
@@ -353,6 +366,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
             let t1 = Instant::now();
             let fc = fit.forecast_intervals(h, args.model.level)?;
             let forecast_seconds = t1.elapsed().as_secs_f64();
+            warnings = warnings_of(&fit, &fc);
             let extra = json!({"aicc": r6(fit.aicc), "lower": rv(&fc.lower), "upper": rv(&fc.upper),
             "interval_method": fc.interval_method, "level": fc.level, "selection": info});
             let mut params = params_json(&fit);
@@ -373,6 +387,9 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
         repeats.push(t.elapsed().as_secs_f64());
     }
     let fit_seconds_median = median_seconds(repeats);
+    if test.iter().all(|v| *v == 0.0) {
+        warnings.push("MAPE is undefined: every held-out value is 0 (mape is null)".into());
+    }
     let out = json!({
         "mape": r6(mape(test, &point)),
         "rmse": r6(rmse(test, &point)),
@@ -391,6 +408,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
         "upper": extra.get("upper").cloned().unwrap_or(Value::Null),
         "interval_method": extra.get("interval_method").cloned().unwrap_or(Value::Null),
         "selection": extra.get("selection").cloned().unwrap_or(Value::Null),
+        "warnings": warnings,
     });
     if args.json {
         crate::ctx::print_json(&out)?;
@@ -413,6 +431,7 @@ pub fn eval(_ctx: &Ctx, args: &EvalForecastArgs) -> anyhow::Result<()> {
             println!("fit, median of {} repeats: {med:.4} s", args.repeat);
         }
         println!("params: {}", out["params"]);
+        print_warnings(&warnings);
     }
     Ok(())
 }
@@ -555,6 +574,7 @@ fn forecast_json(fit: &EtsFit, fc: &Forecast) -> Value {
         "upper": rv(&fc.upper),
         "level": fc.level,
         "interval_method": fc.interval_method,
+        "warnings": warnings_of(fit, fc),
     })
 }
 
@@ -621,6 +641,7 @@ pub fn forecast(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
             fc.level * 100.0,
             fc.interval_method
         );
+        print_warnings(&warnings_of(&fit, &fc));
     }
     Ok(())
 }
@@ -642,6 +663,7 @@ fn demand_json(f: &DemandForecast) -> Value {
         "upper": rv(&f.forecast.upper),
         "level": f.forecast.level,
         "interval_method": f.forecast.interval_method,
+        "warnings": warnings_of(&f.fit, &f.forecast),
     })
 }
 
@@ -672,6 +694,7 @@ fn print_demand(f: &DemandForecast) {
         f.forecast.level * 100.0,
         f.forecast.interval_method
     );
+    print_warnings(&warnings_of(&f.fit, &f.forecast));
 }
 
 fn forecast_store(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
@@ -743,6 +766,7 @@ pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow
                 total,
                 f.fit.name()
             );
+            print_warnings(&warnings_of(&f.fit, &f.forecast));
         }
         let mut j = demand_json(&f);
         if let Some(o) = j.as_object_mut() {

@@ -181,6 +181,130 @@ fn bad_input_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--season"));
 }
 
+/// Writes a monthly CSV of `values`.
+fn write_monthly_csv(path: &Path, values: &[f64]) {
+    let mut s = String::from("date,value\n");
+    for (t, v) in values.iter().enumerate() {
+        s.push_str(&format!("{}-{:02}-01,{v}\n", 2010 + t / 12, t % 12 + 1));
+    }
+    std::fs::write(path, s).expect("write csv");
+}
+
+/// The edges of issue 15's reference grid, end to end: a constant series is
+/// forecast as its constant with a warning in the JSON, whatever the method
+/// (auto included); a method that cannot apply is a clear error; a model of
+/// positive data whose trend crosses zero says so; no report has a
+/// non-finite number (JSON null) where a number belongs.
+#[test]
+fn edge_series_give_finite_reports_with_warnings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("constant.csv");
+    write_monthly_csv(&csv, &[42.5; 30]);
+    let csv_s = csv.to_str().expect("utf8");
+    for method in ["auto", "ses", "holt", "hw-add", "hw-mul"] {
+        let v = json(
+            dir.path(),
+            &[
+                "eval",
+                "forecast",
+                "--csv",
+                csv_s,
+                "--holdout",
+                "6",
+                "--season",
+                "4",
+                "--method",
+                method,
+                "--json",
+            ],
+        );
+        for key in ["forecast", "lower", "upper"] {
+            assert!(
+                arr(&v, key).iter().all(|f| (f - 42.5).abs() < 1e-9),
+                "{method} {key}: {v}"
+            );
+        }
+        assert!(v["aicc"].is_number() && v["rmse"] == 0.0, "{method}: {v}");
+        let warnings = v["warnings"].as_array().expect("warnings");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.as_str().is_some_and(|w| w.contains("constant"))),
+            "{method}: {v}"
+        );
+    }
+    // Multiplicative Holt-Winters on data with a zero: the error names the
+    // model, the value and its position.
+    let zeros = dir.path().join("zeros.csv");
+    let counts: Vec<f64> = (0..30).map(|t| ((t * 7) % 4) as f64).collect();
+    write_monthly_csv(&zeros, &counts);
+    let err = fails(
+        dir.path(),
+        &[
+            "eval",
+            "forecast",
+            "--csv",
+            zeros.to_str().expect("utf8"),
+            "--holdout",
+            "6",
+            "--season",
+            "4",
+            "--method",
+            "hw-mul",
+        ],
+    );
+    assert!(
+        err.contains("ETS(M,A,M)") && err.contains("strictly positive") && err.contains("index 0"),
+        "{err}"
+    );
+    // Holt-Winters on fewer than two seasons.
+    let err = fails(
+        dir.path(),
+        &[
+            "forecast",
+            "--series",
+            "5,6,7,6,5,6,7",
+            "--method",
+            "hw-add",
+            "--season",
+            "4",
+        ],
+    );
+    assert!(
+        err.contains("too few") && err.contains("two full seasons"),
+        "{err}"
+    );
+    // A positive model whose trend crosses zero: floored at 0, and said.
+    let falling: Vec<String> = (0..20)
+        .map(|t| format!("{}", 100.0 - 4.0 * t as f64 + 0.3 * (t % 3) as f64))
+        .collect();
+    let v = json(
+        dir.path(),
+        &[
+            "forecast",
+            "--series",
+            &falling.join(","),
+            "--method",
+            "hw-mul",
+            "--season",
+            "2",
+            "--horizon",
+            "15",
+            "--estimation",
+            "mle",
+            "--json",
+        ],
+    );
+    assert!(arr(&v, "forecast").iter().all(|f| *f >= 0.0), "{v}");
+    let warnings = v["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().is_some_and(|w| w.contains("below zero"))),
+        "{v}"
+    );
+}
+
 #[test]
 fn store_demand_forecast_with_chart() {
     let dir = tempfile::tempdir().expect("tempdir");

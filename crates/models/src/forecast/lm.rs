@@ -35,6 +35,11 @@ pub(super) struct LmResult {
     pub x: Vec<f64>,
     /// Σ r² at `x`.
     pub f: f64,
+    /// False when the search stopped because it ran out of evaluations
+    /// ([`Stop::max_evals`]); true when it stopped on the tolerance, at a
+    /// point where no damped step decreases Σ r² any more, or with every
+    /// variable held on a bound.
+    pub converged: bool,
 }
 
 /// When to stop.
@@ -100,13 +105,23 @@ pub(super) fn minimise<W: Send>(
         return None;
     }
     if d == 0 {
-        return Some(LmResult { x, f });
+        return Some(LmResult {
+            x,
+            f,
+            converged: true,
+        });
     }
     let mut evals = 1usize;
     let parallel = nres * d >= PARALLEL_JAC && rayon::current_num_threads() >= 2;
     let mut lambda = -1.0_f64;
     let mut small = 0;
-    'outer: while evals < max_evals {
+    // Cleared when the budget runs out (the loops below are left early).
+    let mut converged = true;
+    'outer: loop {
+        if evals >= max_evals {
+            converged = false;
+            break;
+        }
         // Jacobian by forward differences.
         if parallel {
             let (xr, rr) = (&x, &r);
@@ -193,6 +208,7 @@ pub(super) fn minimise<W: Send>(
         // Inner loop: damped steps until one decreases Σ r².
         loop {
             if evals >= max_evals {
+                converged = false;
                 break 'outer;
             }
             chol.copy_from_slice(a);
@@ -238,7 +254,7 @@ pub(super) fn minimise<W: Send>(
             }
         }
     }
-    Some(LmResult { x, f })
+    Some(LmResult { x, f, converged })
 }
 
 /// The thread's work memory for one minimisation (zeroed, `need` long),
@@ -609,6 +625,40 @@ mod tests {
         )
         .expect("fit");
         assert!((out.x[1] + 0.4).abs() < 1e-12, "{:?}", out.x);
+    }
+
+    /// A search cut short by its budget says so; one that stops on its
+    /// tolerance says it converged.
+    #[test]
+    fn reports_convergence() {
+        let t: Vec<f64> = (0..20).map(|i| i as f64 * 0.5).collect();
+        let y: Vec<f64> = t.iter().map(|&t| 2.0 * (-0.3 * t).exp()).collect();
+        let resid = |x: &[f64], r: &mut [f64], _: &mut ()| {
+            for i in 0..t.len() {
+                r[i] = x[0] * (x[1] * t[i]).exp() - y[i];
+            }
+            true
+        };
+        let inf = [f64::INFINITY; 2];
+        let ninf = [f64::NEG_INFINITY; 2];
+        let run = |max_evals| {
+            minimise(
+                &resid,
+                None,
+                &mut (),
+                &|| (),
+                &[1.0, 0.0],
+                &ninf,
+                &inf,
+                t.len(),
+                Stop { max_evals, ..STOP },
+            )
+            .expect("fit")
+        };
+        let short = run(5);
+        assert!(!short.converged && short.f > 1e-6, "{}", short.f);
+        let full = run(10_000);
+        assert!(full.converged && full.f < 1e-12, "{}", full.f);
     }
 
     /// The thread's reused work memory leaves no trace: a fit gives the same

@@ -3,6 +3,7 @@ mod bayes;
 mod classify;
 mod clv;
 mod forecast;
+mod forecast_grid;
 mod rating;
 mod recs;
 mod regress;
