@@ -1,10 +1,12 @@
 //! Special functions the CLV models need: log-gamma (with sign), digamma and
 //! the Gauss hypergeometric function 2F1.
 //!
-//! Written here rather than pulled from a crate because they are small, the
-//! accuracy needs are known (the BG/NBD and Gamma-Gamma likelihoods and the
-//! BG/NBD conditional expectation), and 2F1 needs a specific stable strategy
-//! for arguments close to 1.
+//! Written here rather than pulled from a crate because they are small and
+//! the accuracy needs are known (the BG/NBD and Gamma-Gamma likelihoods).
+//! 2F1 no longer computes the BG/NBD conditional expectation (its
+//! transformations cancel catastrophically for new customers with a large b;
+//! see [`super::expected`]); it stays as the paper's form that the tests check
+//! the expectation against where it is well conditioned.
 
 use std::f64::consts::PI;
 
