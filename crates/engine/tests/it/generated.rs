@@ -1,9 +1,10 @@
 //! Issue 15: property tests on generated stores. Whatever shape the data has
-//! (one customer or forty, everyone buying on one day, zero and negative order
+//! (one customer or sixty, everyone buying on one day, zero and negative order
 //! amounts, refunds only, a million-unit order, no feedback or only tickets),
 //! every report either comes back sound — it passed the engine's invariants:
 //! finite numbers, probabilities in [0, 1], no negative expected purchases or
-//! CLV, no negative zero in any reason — or fails with a user-facing error.
+//! CLV — with no negative zero in any reason or segment description, or fails
+//! with a user-facing error.
 //! An invariant violation or a panic fails the property.
 
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use infogap_core::config::Config;
 use infogap_engine::import::{ImportOptions, import};
+use infogap_engine::invariants::bad_text;
 use infogap_engine::{Engine, EngineError};
 use proptest::prelude::*;
 
@@ -199,10 +201,18 @@ proptest! {
         let ds = engine.dataset().expect("dataset");
         for method in [analytics::SegmentMethod::Rfm, analytics::SegmentMethod::Kmeans] {
             let opts = analytics::SegmentOptions { method, ..Default::default() };
-            sound("segments", analytics::segments(&ds, &opts))?;
+            if let Some((r, _)) = sound("segments", analytics::segments(&ds, &opts))? {
+                for s in &r.segments {
+                    prop_assert!(!bad_text(&s.description), "{}", s.description);
+                }
+            }
         }
-        if sound("train churn", churn::train(&engine, &churn::ChurnOptions::default()))?.is_some() {
-            sound("churn", churn::risk(&engine, 0))?;
+        if sound("train churn", churn::train(&engine, &churn::ChurnOptions::default()))?.is_some()
+            && let Some(r) = sound("churn", churn::risk(&engine, 0))?
+        {
+            for reason in r.customers.iter().flat_map(|c| &c.reasons) {
+                prop_assert!(!bad_text(&reason.text), "{}", reason.text);
+            }
         }
         if sound("train clv", clv::train(&engine, None, infogap_models::clv::TimeUnit::Week))?.is_some()
             && let Some(r) = sound("clv", clv::rank(&engine, usize::MAX, 12, 0.01))?
