@@ -193,117 +193,6 @@ impl Walker {
     }
 }
 
-/// Map keys rendered for paths.
-struct KeyName;
-
-macro_rules! key_display {
-    ($($f:ident: $t:ty),*) => {
-        $(fn $f(self, v: $t) -> Result<String, WalkError> { Ok(v.to_string()) })*
-    };
-}
-
-macro_rules! key_other {
-    () => {
-        type Ok = String;
-        type Error = WalkError;
-        type SerializeSeq = ser::Impossible<String, WalkError>;
-        type SerializeTuple = ser::Impossible<String, WalkError>;
-        type SerializeTupleStruct = ser::Impossible<String, WalkError>;
-        type SerializeTupleVariant = ser::Impossible<String, WalkError>;
-        type SerializeMap = ser::Impossible<String, WalkError>;
-        type SerializeStruct = ser::Impossible<String, WalkError>;
-        type SerializeStructVariant = ser::Impossible<String, WalkError>;
-    };
-}
-
-impl ser::Serializer for KeyName {
-    key_other!();
-    key_display!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
-        serialize_i64: i64, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
-        serialize_u64: u64, serialize_f32: f32, serialize_f64: f64, serialize_char: char,
-        serialize_str: &str);
-    fn serialize_bytes(self, _: &[u8]) -> Result<String, WalkError> {
-        Ok("[bytes]".into())
-    }
-    fn serialize_none(self) -> Result<String, WalkError> {
-        Ok("[none]".into())
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<String, WalkError> {
-        v.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<String, WalkError> {
-        Ok("[unit]".into())
-    }
-    fn serialize_unit_struct(self, name: &'static str) -> Result<String, WalkError> {
-        Ok(name.into())
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<String, WalkError> {
-        Ok(variant.into())
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<String, WalkError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        _: &T,
-    ) -> Result<String, WalkError> {
-        Ok(variant.into())
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, WalkError> {
-        Err(WalkError("a sequence as a map key".into()))
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, WalkError> {
-        Err(WalkError("a tuple as a map key".into()))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, WalkError> {
-        Err(WalkError("a tuple as a map key".into()))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, WalkError> {
-        Err(WalkError("a tuple as a map key".into()))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, WalkError> {
-        Err(WalkError("a map as a map key".into()))
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, WalkError> {
-        Err(WalkError("a struct as a map key".into()))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, WalkError> {
-        Err(WalkError("a struct as a map key".into()))
-    }
-}
-
 /// A sequence, tuple or map being walked: counts elements for the path and
 /// remembers the pending map key.
 struct Compound<'a> {
@@ -343,7 +232,12 @@ impl ser::SerializeMap for Compound<'_> {
     type Ok = ();
     type Error = WalkError;
     fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), WalkError> {
-        self.key = Some(k.serialize(KeyName).unwrap_or_else(|_| "[key]".into()));
+        // keys are strings or numbers in every report; rendered for the path
+        self.key = Some(match serde_json::to_value(k) {
+            Ok(serde_json::Value::String(s)) => s,
+            Ok(v) => v.to_string(),
+            Err(_) => "[key]".into(),
+        });
         Ok(())
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), WalkError> {
