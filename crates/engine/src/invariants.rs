@@ -270,6 +270,13 @@ macro_rules! struct_like {
 struct_like!(SerializeStruct);
 struct_like!(SerializeStructVariant);
 
+/// Scalars no rule applies to.
+macro_rules! noop {
+    ($($f:ident: $t:ty),*) => {
+        $(fn $f(self, _: $t) -> Result<(), WalkError> { Ok(()) })*
+    };
+}
+
 impl<'a> ser::Serializer for &'a mut Walker {
     type Ok = ();
     type Error = WalkError;
@@ -281,35 +288,29 @@ impl<'a> ser::Serializer for &'a mut Walker {
     type SerializeStruct = Compound<'a>;
     type SerializeStructVariant = Compound<'a>;
 
-    fn serialize_bool(self, _: bool) -> Result<(), WalkError> {
-        Ok(())
+    noop!(
+        serialize_bool: bool,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_char: char,
+        serialize_bytes: &[u8]
+    );
+    fn serialize_i8(self, v: i8) -> Result<(), WalkError> {
+        self.serialize_i64(i64::from(v))
     }
-    fn serialize_i8(self, _: i8) -> Result<(), WalkError> {
-        Ok(())
+    fn serialize_i16(self, v: i16) -> Result<(), WalkError> {
+        self.serialize_i64(i64::from(v))
     }
-    fn serialize_i16(self, _: i16) -> Result<(), WalkError> {
-        Ok(())
-    }
-    fn serialize_i32(self, _: i32) -> Result<(), WalkError> {
-        Ok(())
+    fn serialize_i32(self, v: i32) -> Result<(), WalkError> {
+        self.serialize_i64(i64::from(v))
     }
     fn serialize_i64(self, v: i64) -> Result<(), WalkError> {
         // integers are finite; the sign rules apply to them too
         if v < 0 && self.field().is_some_and(|f| NON_NEGATIVE.contains(&f)) {
             self.out.push(format!("{} = {v} is negative", self.here()));
         }
-        Ok(())
-    }
-    fn serialize_u8(self, _: u8) -> Result<(), WalkError> {
-        Ok(())
-    }
-    fn serialize_u16(self, _: u16) -> Result<(), WalkError> {
-        Ok(())
-    }
-    fn serialize_u32(self, _: u32) -> Result<(), WalkError> {
-        Ok(())
-    }
-    fn serialize_u64(self, _: u64) -> Result<(), WalkError> {
         Ok(())
     }
     fn serialize_f32(self, v: f32) -> Result<(), WalkError> {
@@ -320,13 +321,7 @@ impl<'a> ser::Serializer for &'a mut Walker {
         self.number(v);
         Ok(())
     }
-    fn serialize_char(self, _: char) -> Result<(), WalkError> {
-        Ok(())
-    }
     fn serialize_str(self, _: &str) -> Result<(), WalkError> {
-        Ok(())
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<(), WalkError> {
         Ok(())
     }
     fn serialize_none(self) -> Result<(), WalkError> {

@@ -583,11 +583,17 @@ mod tests {
         }
     }
 
+    /// Points of y = 2 exp(-0.3 t) at t = 0, 0.5, …, 9.5.
+    fn exp_curve() -> (Vec<f64>, Vec<f64>) {
+        let t: Vec<f64> = (0..20).map(|i| i as f64 * 0.5).collect();
+        let y = t.iter().map(|&t| 2.0 * (-0.3 * t).exp()).collect();
+        (t, y)
+    }
+
     #[test]
     fn fits_an_exponential_curve() {
         // r_i = a exp(b t_i) - y_i with a = 2, b = -0.3: exact fit from a poor start.
-        let t: Vec<f64> = (0..20).map(|i| i as f64 * 0.5).collect();
-        let y: Vec<f64> = t.iter().map(|&t| 2.0 * (-0.3 * t).exp()).collect();
+        let (t, y) = exp_curve();
         let resid = |x: &[f64], r: &mut [f64], _: &mut ()| {
             for i in 0..t.len() {
                 r[i] = x[0] * (x[1] * t[i]).exp() - y[i];
@@ -631,8 +637,7 @@ mod tests {
     /// tolerance says it converged.
     #[test]
     fn reports_convergence() {
-        let t: Vec<f64> = (0..20).map(|i| i as f64 * 0.5).collect();
-        let y: Vec<f64> = t.iter().map(|&t| 2.0 * (-0.3 * t).exp()).collect();
+        let (t, y) = exp_curve();
         let resid = |x: &[f64], r: &mut [f64], _: &mut ()| {
             for i in 0..t.len() {
                 r[i] = x[0] * (x[1] * t[i]).exp() - y[i];
