@@ -60,6 +60,9 @@ enum Command {
     Clv(cmd::clv::ClvArgs),
     /// Exponential-smoothing forecasts of a series or of the store's demand.
     Forecast(cmd::forecast::ForecastArgs),
+    /// The analytical snapshot: its cache, load time and memory; `--watch`
+    /// follows the store as a long-running process does.
+    Snapshot(cmd::snapshot::SnapshotArgs),
     /// Throughput benchmarks of hot paths.
     #[command(subcommand)]
     Bench(cmd::data::BenchCmd),
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         Command::Bayes(a) => cmd::analytics::bayes(&ctx, a),
         Command::Clv(a) => cmd::clv::clv(&ctx, a),
         Command::Forecast(a) => cmd::forecast::forecast(&ctx, a),
+        Command::Snapshot(a) => cmd::snapshot::snapshot(&ctx, a),
         Command::Bench(c) => cmd::data::bench(&ctx, c),
     };
     match result {
@@ -156,6 +160,8 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // no colour codes in a pipe or a log file
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
 }

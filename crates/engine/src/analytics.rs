@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
-use infogap_core::dataset::Dataset;
+use infogap_core::dataset::{Dataset, IdIndex};
 use infogap_ingest::table::{self, Table};
 use infogap_models::Predictor;
 use infogap_models::bayes::{self, Evidence};
@@ -699,7 +699,7 @@ fn rfm_values(ds: &Dataset, as_of: i64) -> Rfm {
     let mut frequency = vec![0usize; n];
     let mut monetary = vec![0.0; n];
     for o in &ds.orders {
-        if let Some(&i) = index.get(&o.customer) {
+        if let Some(i) = index.pos(o.customer) {
             frequency[i] += 1;
             monetary[i] += o.amount;
             if let Some(t) = o.time {
@@ -922,26 +922,56 @@ pub fn segments(
         })
         .collect();
 
-    // Category spend per customer.
+    // Category spend per segment: dense indices, one pass over the lines.
     let index = ds.customer_index();
-    let product_cat: HashMap<i64, &str> = ds
+    let mut cat_names: Vec<&str> = Vec::new();
+    let mut cat_ix: HashMap<&str, usize> = HashMap::new();
+    let pairs: Vec<(i64, i64)> = ds
         .products
         .iter()
-        .filter_map(|p| p.category.as_deref().map(|c| (p.id, c)))
+        .filter_map(|p| {
+            let c = p.category.as_deref()?;
+            let ix = *cat_ix.entry(c).or_insert_with(|| {
+                cat_names.push(c);
+                cat_names.len() - 1
+            });
+            Some((p.id, ix as i64))
+        })
         .collect();
-    let mut seg_cat: HashMap<&str, HashMap<&str, f64>> = HashMap::new();
+    let product_cat = IdIndex::new(pairs.into_iter());
+    let mut seg_names: Vec<&str> = Vec::new();
+    let mut seg_ix_of: HashMap<&str, usize> = HashMap::new();
+    let seg_ix: Vec<usize> = seg_of
+        .iter()
+        .map(|s| {
+            *seg_ix_of.entry(s.as_str()).or_insert_with(|| {
+                seg_names.push(s.as_str());
+                seg_names.len() - 1
+            })
+        })
+        .collect();
+    let ncat = cat_names.len();
+    let mut spend = vec![0.0f64; seg_names.len() * ncat];
+    let mut seen = vec![false; seg_names.len() * ncat];
     for l in &ds.lines {
-        if let (Some(&i), Some(cat)) = (
-            index.get(&l.customer),
-            l.product.and_then(|p| product_cat.get(&p)),
+        if let (Some(i), Some(c)) = (
+            index.pos(l.customer),
+            l.product.and_then(|p| product_cat.pos(p)),
         ) {
-            *seg_cat
-                .entry(seg_of[i].as_str())
-                .or_default()
-                .entry(cat)
-                .or_insert(0.0) += l.amount;
+            let k = seg_ix[i] * ncat + c;
+            spend[k] += l.amount;
+            seen[k] = true;
         }
     }
+    let seg_cat = |name: &str| -> Vec<(&str, f64)> {
+        let Some(&s) = seg_ix_of.get(name) else {
+            return Vec::new();
+        };
+        (0..ncat)
+            .filter(|&c| seen[s * ncat + c])
+            .map(|c| (cat_names[c], spend[s * ncat + c]))
+            .collect()
+    };
     let total_rev: f64 = rfm.monetary.iter().sum();
     let mut names: Vec<String> = seg_of
         .iter()
@@ -970,10 +1000,10 @@ pub fn segments(
         .map(|name| {
             let members: Vec<usize> = (0..n).filter(|&i| &seg_of[i] == name).collect();
             let revenue: f64 = members.iter().map(|&i| rfm.monetary[i]).sum();
-            let mut cats: Vec<(&str, f64)> = seg_cat
-                .get(name.as_str())
-                .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
-                .unwrap_or_default();
+            let mut cats = seg_cat(name);
+            // summed in a fixed order (categories by name) so the shares do
+            // not depend on hashing
+            cats.sort_by(|a, b| a.0.cmp(b.0));
             let cat_total: f64 = cats.iter().map(|c| c.1).sum();
             cats.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
             SegmentProfile {

@@ -257,7 +257,7 @@ pub fn labeled_features(ds: &Dataset, opts: &ChurnOptions) -> Result<LabeledFeat
             let mut active = vec![false; ds.customers.len()];
             let mut bought_after = vec![false; ds.customers.len()];
             for o in &ds.orders {
-                let (Some(t), Some(&i)) = (o.time, index.get(&o.customer)) else {
+                let (Some(t), Some(i)) = (o.time, index.pos(o.customer)) else {
                     continue;
                 };
                 if t < cutoff && t >= active_from {

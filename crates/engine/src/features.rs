@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use infogap_core::dataset::{AttrValue, Dataset};
+use infogap_core::dataset::{AttrValue, Dataset, IdIndex};
 use serde::{Deserialize, Serialize};
 
 /// Seconds per day.
@@ -257,8 +257,7 @@ pub fn phrase(
 
 #[derive(Default)]
 struct Acc {
-    orders: Vec<(i64, f64, f64)>,             // time, amount, discount
-    lines: Vec<(i64, Option<i64>, f64, f64)>, // order id, product, quantity, amount
+    orders: Vec<(i64, f64, f64)>, // time, amount, discount
     tickets: Vec<i64>,
     surveys: Vec<(i64, f64)>,
     reviews: Vec<(i64, f64)>,
@@ -504,20 +503,36 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
     let before = |t: Option<i64>| t.filter(|&t| t < cutoff);
     let seen = |a: &mut Acc, t: i64| a.first_seen = Some(a.first_seen.map_or(t, |f| f.min(t)));
     for o in &ds.orders {
-        if let (Some(t), Some(&i)) = (before(o.time), index.get(&o.customer)) {
+        if let (Some(t), Some(i)) = (before(o.time), index.pos(o.customer)) {
             acc[i].orders.push((t, o.amount, o.discount));
             seen(&mut acc[i], t);
         }
     }
-    for l in &ds.lines {
-        if let (Some(_), Some(&i)) = (before(l.time), index.get(&l.customer)) {
-            acc[i]
-                .lines
-                .push((l.order, l.product, l.quantity, l.amount));
+    // the dated lines before the cutoff, grouped by customer (a stable
+    // counting sort: each customer's lines keep their store order, so every
+    // sum adds in the same order as before)
+    let line_customer: Vec<Option<usize>> = ds
+        .lines
+        .iter()
+        .map(|l| before(l.time).and(index.pos(l.customer)))
+        .collect();
+    let mut line_start = vec![0usize; n + 1];
+    for c in line_customer.iter().flatten() {
+        line_start[c + 1] += 1;
+    }
+    for i in 0..n {
+        line_start[i + 1] += line_start[i];
+    }
+    let mut by_customer = vec![0u32; line_start[n]];
+    let mut fill = line_start.clone();
+    for (li, c) in line_customer.iter().enumerate() {
+        if let Some(c) = c {
+            by_customer[fill[*c]] = li as u32;
+            fill[*c] += 1;
         }
     }
     for f in &ds.feedback {
-        if let (Some(t), Some(&i)) = (before(f.time), index.get(&f.customer)) {
+        if let (Some(t), Some(i)) = (before(f.time), index.pos(f.customer)) {
             let a = &mut acc[i];
             seen(a, t);
             let k = f.kind.to_ascii_lowercase();
@@ -533,7 +548,7 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
         }
     }
     for e in &ds.events {
-        if let (Some(t), Some(&i)) = (before(e.time), index.get(&e.customer)) {
+        if let (Some(t), Some(i)) = (before(e.time), index.pos(e.customer)) {
             let a = &mut acc[i];
             seen(a, t);
             if e.kind.eq_ignore_ascii_case("rating") {
@@ -547,21 +562,34 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
         }
     }
     for x in &ds.exposures {
-        if let (Some(t), Some(&i)) = (before(x.time), index.get(&x.customer)) {
+        if let (Some(t), Some(i)) = (before(x.time), index.pos(x.customer)) {
             acc[i].exposures.push(t);
         }
     }
     for x in &ds.redemptions {
-        if let (Some(t), Some(&i)) = (before(x.time), index.get(&x.customer)) {
+        if let (Some(t), Some(i)) = (before(x.time), index.pos(x.customer)) {
             acc[i].redemptions.push(t);
         }
     }
-    let product_cat: HashMap<i64, &str> = ds
-        .products
-        .iter()
-        .filter_map(|p| p.category.as_deref().map(|c| (p.id, c)))
-        .collect();
+    // categories as dense indices: one array read per line
+    let mut cat_ix: HashMap<&str, usize> = HashMap::new();
+    let mut cat_pairs: Vec<(i64, i64)> = Vec::new();
+    for p in &ds.products {
+        if let Some(c) = p.category.as_deref() {
+            let next = cat_ix.len();
+            let ix = *cat_ix.entry(c).or_insert(next);
+            cat_pairs.push((p.id, ix as i64));
+        }
+    }
+    let product_cat = IdIndex::new(cat_pairs.into_iter());
+    let mut cat_spend = vec![0.0f64; cat_ix.len()];
+    let mut cat_seen = vec![false; cat_ix.len()];
+    let mut touched: Vec<usize> = Vec::new();
     let cats = top_categories(ds, opts.top_categories);
+    let top_cat_ix: Vec<Option<usize>> = cats
+        .iter()
+        .map(|c| cat_ix.get(c.as_str()).copied())
+        .collect();
     let attrs = attribute_layout(ds, opts);
     // earliest fact overall (for customers with no order: recency = whole history)
     let horizon_days = {
@@ -644,24 +672,39 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
             .filter(|o| o.0 >= cutoff - 2 * recent && o.0 < cutoff - recent)
             .map(|o| o.1)
             .sum();
-        let mut order_ids: Vec<i64> = a.lines.iter().map(|l| l.0).collect();
+        let my_lines = &by_customer[line_start[ci]..line_start[ci + 1]];
+        let mut order_ids: Vec<i64> = my_lines
+            .iter()
+            .map(|&li| ds.lines[li as usize].order)
+            .collect();
         order_ids.sort_unstable();
         order_ids.dedup();
-        let qty: f64 = a.lines.iter().map(|l| l.2).sum();
+        let qty: f64 = my_lines
+            .iter()
+            .map(|&li| ds.lines[li as usize].quantity)
+            .sum();
         let basket = if order_ids.is_empty() {
             0.0
         } else {
             qty / order_ids.len() as f64
         };
-        let mut cat_spend: HashMap<&str, f64> = HashMap::new();
+        for c in touched.drain(..) {
+            cat_spend[c] = 0.0;
+            cat_seen[c] = false;
+        }
         let mut line_total = 0.0;
-        for l in &a.lines {
-            line_total += l.3;
-            if let Some(c) = l.1.and_then(|p| product_cat.get(&p)) {
-                *cat_spend.entry(c).or_default() += l.3;
+        for &li in my_lines {
+            let l = &ds.lines[li as usize];
+            line_total += l.amount;
+            if let Some(c) = l.product.and_then(|p| product_cat.pos(p)) {
+                if !cat_seen[c] {
+                    cat_seen[c] = true;
+                    touched.push(c);
+                }
+                cat_spend[c] += l.amount;
             }
         }
-        let breadth = cat_spend.len() as f64;
+        let breadth = touched.len() as f64;
         a.tickets.sort_unstable();
         let tickets_recent = a.tickets.iter().filter(|&&t| t >= cutoff - recent).count() as f64;
         a.surveys.sort_by_key(|s| s.0);
@@ -748,8 +791,8 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
             web,
             app,
         ]);
-        for c in &cats {
-            let s = cat_spend.get(c.as_str()).copied().unwrap_or(0.0);
+        for c in &top_cat_ix {
+            let s = c.map_or(0.0, |c| cat_spend[c]);
             data.push(if line_total > 0.0 {
                 s / line_total
             } else {

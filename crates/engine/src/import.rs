@@ -128,7 +128,9 @@ pub fn import(
         }
         reports.push(rep);
     }
-    let customers = engine.store().stats()?.customers;
+    // the next reader finds the snapshot cache current
+    engine.update_cache()?;
+    let customers = engine.store().stats(false)?.customers;
     let mut keys: Vec<OverSharedKey> = over_shared.into_values().collect();
     keys.sort_by(|a, b| a.value.cmp(&b.value));
     Ok(ImportReport {

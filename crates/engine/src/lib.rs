@@ -16,6 +16,7 @@ pub mod import;
 pub mod invariants;
 pub mod recs;
 pub mod report;
+pub mod snapshot;
 
 use std::path::Path;
 
@@ -81,6 +82,9 @@ pub struct ModelRecord {
 /// A handle on one store, with the use cases as methods.
 pub struct Engine {
     store: Box<dyn Store>,
+    /// The snapshot cache file beside the store (none for a store given
+    /// by [`Engine::with_store`]).
+    cache: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -95,22 +99,18 @@ impl Engine {
         let store = SqliteStore::open(path)?;
         Ok(Engine {
             store: Box::new(store),
+            cache: Some(infogap_store::cache::cache_path(path)),
         })
     }
 
     /// Wraps any storage backend.
     pub fn with_store(store: Box<dyn Store>) -> Self {
-        Engine { store }
+        Engine { store, cache: None }
     }
 
     /// The storage backend.
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
-    }
-
-    /// Loads the whole analytical snapshot of the store.
-    pub fn dataset(&self) -> Result<Dataset, EngineError> {
-        Ok(self.store.dataset()?)
     }
 
     /// Saves a fitted model as the next version of its kind.

@@ -144,7 +144,7 @@ fn sample_batch(source_id: i64) -> WriteBatch {
 
 /// A fresh store has the schema and is empty.
 pub fn empty_store_is_empty(store: &dyn Store) {
-    let s = ok(store.stats());
+    let s = ok(store.stats(true));
     assert_eq!(
         (
             s.customers,
@@ -167,7 +167,7 @@ pub fn write_read_and_idempotence(store: &dyn Store) {
     let written = ok(tx.write(&sample_batch(sid)));
     assert!(written >= 10, "facts written: {written}");
     ok(tx.commit());
-    let s = ok(store.stats());
+    let s = ok(store.stats(true));
     assert_eq!(
         (
             s.orders,
@@ -199,7 +199,7 @@ pub fn write_read_and_idempotence(store: &dyn Store) {
     let deleted = ok(tx.delete_file_facts(11));
     assert_eq!(deleted, 3, "two lines and their order");
     ok(tx.commit());
-    let s = ok(store.stats());
+    let s = ok(store.stats(true));
     assert_eq!((s.orders, s.order_lines, s.events), (0, 0, 1));
 }
 
@@ -210,7 +210,7 @@ pub fn dropped_transaction_rolls_back(store: &dyn Store) {
         let sid = ok(tx.upsert_source("crm", "customers", "crm"));
         ok(tx.write(&sample_batch(sid)));
     }
-    let s = ok(store.stats());
+    let s = ok(store.stats(true));
     assert_eq!((s.order_lines, s.products), (0, 0));
     assert!(ok(store.sources()).is_empty());
 }
@@ -233,7 +233,7 @@ pub fn identities_and_merges(store: &dyn Store) {
     }));
     ok(tx.set_setting("identity.max_customers_per_key", "5"));
     ok(tx.commit());
-    assert_eq!(ok(store.stats()).customers, 1);
+    assert_eq!(ok(store.stats(true)).customers, 1);
     assert_eq!(ok(store.customer_identities(1)).len(), 2);
     assert_eq!(ok(store.identities_by_value("a@x.com"))[0].customer_id, 1);
     assert_eq!(ok(store.links_of(&[1])).len(), 1);
@@ -255,7 +255,7 @@ pub fn identities_and_merges(store: &dyn Store) {
     ok(tx.assign_customers(&[(2, 3)], &[3], &[]));
     ok(tx.commit());
     assert!(ok(store.links_of(&[1]))[0].suppressed);
-    assert_eq!(ok(store.stats()).customers, 2);
+    assert_eq!(ok(store.stats(true)).customers, 2);
 }
 
 /// A customer owning only over-shared keys is no person: `stats` does not
@@ -267,7 +267,7 @@ pub fn shared_keys_are_not_customers(store: &dyn Store) {
     // identity 2 (the email) is over-shared and stays its own customer 2
     ok(tx.assign_customers(&[], &[], &[2]));
     ok(tx.commit());
-    let s = ok(store.stats());
+    let s = ok(store.stats(true));
     assert_eq!((s.customers, s.shared_keys), (1, 1));
     let ds = ok(store.dataset());
     let ids: Vec<i64> = ds.customers.iter().map(|c| c.id).collect();
@@ -321,6 +321,188 @@ pub fn import_runs_recorded(store: &dyn Store) {
     assert_eq!(runs[0].status, "unchanged");
 }
 
+fn full_snapshot(store: &dyn Store) -> crate::snapshot::RawSnapshot {
+    let mut s = crate::snapshot::RawSnapshot::default();
+    ok(s.apply(ok(store.snapshot_delta(0))));
+    s
+}
+
+/// Brings `snap` up to date with a delta; checks it against a full rebuild
+/// and returns the delta's size (rows read, per-file changes).
+fn refresh_and_check(
+    store: &dyn Store,
+    snap: &mut crate::snapshot::RawSnapshot,
+    step: &str,
+) -> (usize, usize) {
+    let delta = ok(store.snapshot_delta(snap.generation));
+    assert!(!delta.full, "{step}: an incremental delta was expected");
+    let size = (delta.rows(), delta.files.len());
+    ok(snap.apply(delta));
+    let full = full_snapshot(store);
+    assert_eq!(
+        *snap, full,
+        "{step}: refreshed snapshot differs from a rebuild"
+    );
+    assert_eq!(
+        ok(snap.dataset()),
+        ok(store.dataset()),
+        "{step}: data sets differ"
+    );
+    size
+}
+
+/// Every write moves the generation; a snapshot refreshed from the delta
+/// since its generation equals one rebuilt from scratch, through new files,
+/// a replaced file, an order fed by two files, merges, splits, attribute and
+/// product changes; each delta carries only what changed.
+pub fn snapshot_deltas_track_every_change(store: &dyn Store) {
+    let g0 = ok(store.generation());
+    let mut snap = full_snapshot(store);
+    assert_eq!(snap.generation, g0.generation);
+    assert_eq!(snap.store_id, g0.store_id);
+    assert!(!g0.store_id.is_empty());
+
+    // 1. a first import
+    let mut tx = ok(store.begin());
+    let sid = ok(tx.upsert_source("crm", "customers", "crm"));
+    ok(tx.write(&sample_batch(sid)));
+    ok(tx.commit());
+    assert!(ok(store.generation()).generation > g0.generation);
+    let (rows, files) = refresh_and_check(store, &mut snap, "first import");
+    assert!(rows >= 10 && files >= 5, "rows {rows}, files {files}");
+
+    // 2. file 11 replaced: new lines for order 1, at other amounts
+    let mut tx = ok(store.begin());
+    ok(tx.delete_file_facts(11));
+    let mut b = WriteBatch::default();
+    b.orders.push(OrderRow {
+        id: 1,
+        namespace: "crm".into(),
+        key: "O1".into(),
+        identity_id: 1,
+        time: None,
+        amount: None,
+        discount: None,
+        file_id: 11,
+    });
+    for (i, amount) in [0.1, 0.2, 0.7, 1e-3].iter().enumerate() {
+        b.lines.push(LineRow {
+            source_id: sid,
+            file_id: 11,
+            order_id: 1,
+            identity_id: 1,
+            product_id: Some(1),
+            quantity: 1.0,
+            amount: *amount,
+            discount: 0.0,
+            time: Some(200 + i as i64),
+        });
+    }
+    ok(tx.write(&b));
+    ok(tx.commit());
+    let (_, files) = refresh_and_check(store, &mut snap, "replaced file");
+    assert_eq!(files, 4, "one change per fact table of the replaced file");
+    let ds = ok(store.dataset());
+    assert_eq!(ds.lines.len(), 4);
+    // the order went with its file and came back without a time: its
+    // time and totals now come from its new lines
+    assert_eq!(ds.orders[0].time, Some(200));
+    assert_eq!(ds.orders[0].amount, 0.1 + 0.2 + 0.7 + 1e-3);
+
+    // 3. a new file adds lines to the same order
+    let mut tx = ok(store.begin());
+    let mut b = WriteBatch::default();
+    b.lines.push(LineRow {
+        source_id: sid,
+        file_id: 20,
+        order_id: 1,
+        identity_id: 2,
+        product_id: None,
+        quantity: 1.0,
+        amount: 5.0,
+        discount: 0.5,
+        time: Some(50),
+    });
+    ok(tx.write(&b));
+    ok(tx.commit());
+    let (rows, files) = refresh_and_check(store, &mut snap, "added file");
+    assert_eq!((rows, files), (1, 1), "only the new line is read");
+
+    // 4. a merge moves identity 2 (and its facts) to customer 1
+    let mut tx = ok(store.begin());
+    ok(tx.assign_customers(&[(2, 1)], &[], &[]));
+    ok(tx.commit());
+    let (rows, files) = refresh_and_check(store, &mut snap, "merge");
+    assert_eq!(
+        (rows, files),
+        (1, 0),
+        "a merge reads one identity, no facts"
+    );
+    assert!(ok(snap.dataset()).lines.iter().all(|l| l.customer == 1));
+
+    // 5. a split moves it back out, to a new customer 3
+    let mut tx = ok(store.begin());
+    let (_, links) = ok(tx.identity_graph());
+    ok(tx.set_links_suppressed(&[links[0].id], true));
+    ok(tx.assign_customers(&[(2, 3)], &[3], &[]));
+    ok(tx.commit());
+    refresh_and_check(store, &mut snap, "split");
+    let ds = ok(snap.dataset());
+    assert!(ds.lines.iter().any(|l| l.customer == 3));
+    assert_eq!(ds.customers.len(), 2);
+
+    // 6. an attribute and a product change
+    let mut tx = ok(store.begin());
+    let mut b = WriteBatch::default();
+    b.attributes.push(AttributeRow {
+        identity_id: 1,
+        name: "age_band".into(),
+        value: AttrValue::Text("35-44".into()),
+        source_id: sid,
+        line: 3,
+    });
+    b.products.push(ProductRow {
+        id: 1,
+        key: "P1".into(),
+        name: None,
+        category: None,
+        price: Some(3.0),
+        attrs: None,
+    });
+    ok(tx.write(&b));
+    ok(tx.commit());
+    let (rows, _) = refresh_and_check(store, &mut snap, "attribute and price");
+    assert_eq!(rows, 2);
+    let ds = ok(snap.dataset());
+    assert_eq!(ds.products[0].price, Some(3.0));
+    assert_eq!(
+        ds.customers[0].attributes.get("age_band"),
+        Some(&AttrValue::Text("35-44".into()))
+    );
+
+    // 7. replaced files that now have no rows: their facts go
+    let mut tx = ok(store.begin());
+    ok(tx.delete_file_facts(11));
+    ok(tx.delete_file_facts(20));
+    ok(tx.commit());
+    refresh_and_check(store, &mut snap, "emptied files");
+    let ds = ok(snap.dataset());
+    assert!(ds.lines.is_empty());
+    assert!(ds.orders.iter().all(|o| o.amount == 0.0));
+
+    // 8. a rolled-back transaction changes nothing
+    let g = ok(store.generation());
+    {
+        let mut tx = ok(store.begin());
+        ok(tx.delete_file_facts(13));
+    }
+    assert_eq!(ok(store.generation()), g);
+
+    // 9. a snapshot "from the future" (a restored backup) gets everything
+    let d = ok(store.snapshot_delta(g.generation + 5));
+    assert!(d.full);
+}
+
 /// Runs the whole suite, each case on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     empty_store_is_empty(make().as_ref());
@@ -330,4 +512,5 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     shared_keys_are_not_customers(make().as_ref());
     models_round_trip(make().as_ref());
     import_runs_recorded(make().as_ref());
+    snapshot_deltas_track_every_change(make().as_ref());
 }

@@ -18,8 +18,11 @@
 //!   needed, which keeps bulk inserts close to SQLite's raw speed.
 //! - **Versioned migrations** live in `migrations/` and are applied in order at open.
 
+pub mod cache;
 pub mod conformance;
 mod migrate;
+mod raw;
+pub mod snapshot;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -636,10 +639,21 @@ pub trait StoreTx {
 pub trait Store: Send + Sync {
     /// Starts a write transaction (exclusive for writers).
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>>;
-    /// Store-wide counts.
-    fn stats(&self) -> Result<Stats>;
+    /// Store-wide counts. `revenue` also sums the revenue by SQL (a scan
+    /// of every order line; the engine takes it from the snapshot instead),
+    /// else `revenue` is NaN.
+    fn stats(&self, revenue: bool) -> Result<Stats>;
     /// The analytical snapshot.
     fn dataset(&self) -> Result<Dataset>;
+
+    /// The store's id and current generation (one cheap read).
+    fn generation(&self) -> Result<snapshot::Generation>;
+
+    /// What changed since generation `since` (0: everything, as a full
+    /// delta), read in one consistent read transaction. A `since` the store
+    /// cannot answer from its change log (newer than the store: a restored
+    /// backup) also gives a full delta.
+    fn snapshot_delta(&self, since: i64) -> Result<snapshot::SnapshotDelta>;
     /// Registered sources.
     fn sources(&self) -> Result<Vec<SourceRecord>>;
     /// Identities whose normalized value equals `value` (any namespace).

@@ -10,11 +10,18 @@ pub(crate) struct Migration {
 }
 
 /// All migrations, oldest first.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "generations",
+        sql: include_str!("../migrations/0002_generations.sql"),
+    },
+];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).
 pub(crate) fn checksum(sql: &str) -> String {

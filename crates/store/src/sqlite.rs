@@ -6,7 +6,7 @@
 //! `BEGIN IMMEDIATE`. Bulk inserts use multi-row `INSERT … VALUES` statements
 //! of a few hundred rows, which sqlx prepares once and caches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,6 +22,8 @@ use sqlx::{AssertSqlSafe, Connection, Row, Sqlite, SqliteConnection};
 use tokio::runtime::Runtime;
 
 use crate::migrate::{MIGRATIONS, checksum, latest};
+use crate::raw::{RawDb, Stmt};
+use crate::snapshot::*;
 use crate::*;
 
 type Q<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
@@ -45,6 +47,14 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens or creates the store at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore> {
+        Self::open_at_version(path, latest())
+    }
+
+    /// Opens the store applying migrations up to `version` only: how tests
+    /// build a store as an older infogap wrote it. A store at an older
+    /// version works only for reading what that version had.
+    #[doc(hidden)]
+    pub fn open_at_version(path: &Path, version: i64) -> Result<SqliteStore> {
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
             reason,
@@ -67,6 +77,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
+            // reads through a memory map: a 50 MB model blob is 12,800
+            // overflow pages, each otherwise its own pread
+            .pragma("mmap_size", "1073741824")
             .foreign_keys(false);
         let conn = rt
             .block_on(SqliteConnection::connect_with(&opts))
@@ -75,7 +88,7 @@ impl SqliteStore {
             rt,
             conn: Mutex::new(conn),
         };
-        store.migrate()?;
+        store.migrate(version)?;
         Ok(store)
     }
 
@@ -86,7 +99,7 @@ impl SqliteStore {
         }
     }
 
-    fn migrate(&self) -> Result<()> {
+    fn migrate(&self, up_to: i64) -> Result<()> {
         let mut conn = self.lock();
         let rt = &self.rt;
         rt.block_on(
@@ -114,7 +127,7 @@ impl SqliteStore {
                 supported: latest(),
             });
         }
-        for m in MIGRATIONS {
+        for m in MIGRATIONS.iter().filter(|m| m.version <= up_to) {
             if let Some(sum) = applied.get(&m.version) {
                 if *sum != checksum(m.sql) {
                     return Err(StoreError::Corrupt(format!(
@@ -217,9 +230,34 @@ pub struct SqliteTx<'a> {
     conn: MutexGuard<'a, SqliteConnection>,
     rt: &'a Runtime,
     open: bool,
+    /// The store generation this transaction writes.
+    generation: i64,
+    /// Per fact table, the ids of the rows this transaction inserted: from
+    /// the smallest to the largest (ids can be reused after a delete, so a
+    /// "largest id before" would miss them).
+    written: HashMap<&'static str, (i64, i64)>,
+    /// Files whose facts this transaction touched: replaced (their earlier
+    /// rows deleted) or only added to, and the tables written.
+    files: BTreeMap<i64, (bool, BTreeSet<&'static str>)>,
+    /// Rows this transaction added per (file, table), with the source.
+    added: BTreeMap<(i64, &'static str), (i64, i64)>,
 }
 
+/// The fact tables that arrive by file, as named in `snapshot_log`.
+pub(crate) const FACT_TABLES: [&str; 4] =
+    ["order_lines", "events", "feedback", "campaign_contacts"];
+
 impl SqliteTx<'_> {
+    /// Notes that `table` gets rows of the given (source, file) pairs.
+    fn touch(&mut self, table: &'static str, rows: impl Iterator<Item = (i64, i64)>) {
+        for (source, file) in rows {
+            if table != "consents" {
+                self.files.entry(file).or_default().1.insert(table);
+            }
+            self.added.entry((file, table)).or_insert((source, 0)).1 += 1;
+        }
+    }
+
     fn exec(&mut self, q: Q<'_>) -> Result<u64> {
         self.rt
             .block_on(q.execute(&mut *self.conn))
@@ -261,7 +299,24 @@ impl SqliteTx<'_> {
             for r in chunk {
                 q = bind(q, r);
             }
-            written += self.exec(q)?;
+            let res = self
+                .rt
+                .block_on(q.execute(&mut *self.conn))
+                .map_err(db_err)?;
+            let n = res.rows_affected();
+            written += n;
+            // fact rows take consecutive new ids within one statement (the
+            // writer holds the lock): remember the range for the snapshot log
+            if n > 0
+                && let Some(table) = FACT_TABLES
+                    .iter()
+                    .find(|t| head.starts_with(&format!("INSERT INTO {t} (")))
+            {
+                let last = res.last_insert_rowid();
+                let first = last - n as i64 + 1;
+                let r = self.written.entry(table).or_insert((first, last));
+                *r = (r.0.min(first), r.1.max(last));
+            }
         }
         Ok(written)
     }
@@ -313,6 +368,11 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn delete_file_facts(&mut self, file_id: i64) -> Result<u64> {
+        let entry = self.files.entry(file_id).or_default();
+        entry.0 = true;
+        entry.1.extend(FACT_TABLES);
+        self.added.retain(|(f, _), _| *f != file_id);
+        self.exec(sqlx::query("DELETE FROM file_rows WHERE file_id = ?").bind(file_id))?;
         let mut n = 0;
         for table in [
             "order_lines",
@@ -328,12 +388,20 @@ impl StoreTx for SqliteTx<'_> {
                 .bind(file_id),
             )?;
         }
+        self.exec(
+            sqlx::query("INSERT INTO snapshot_tombstones (gen, tbl, row_id) SELECT ?, 'orders', id FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)")
+                .bind(self.generation)
+                .bind(file_id),
+        )?;
         n += self.exec(
             sqlx::query("DELETE FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)").bind(file_id),
         )?;
         self.exec(
-            sqlx::query("UPDATE orders SET amount = NULL, discount = NULL WHERE file_id = ?")
-                .bind(file_id),
+            sqlx::query(
+                "UPDATE orders SET amount = NULL, discount = NULL, gen = ? WHERE file_id = ?",
+            )
+            .bind(self.generation)
+            .bind(file_id),
         )?;
         Ok(n)
     }
@@ -399,9 +467,27 @@ impl StoreTx for SqliteTx<'_> {
 
     fn write(&mut self, b: &WriteBatch) -> Result<u64> {
         let mut facts = 0;
+        let g = self.generation;
+        self.touch(
+            "order_lines",
+            b.lines.iter().map(|r| (r.source_id, r.file_id)),
+        );
+        self.touch("events", b.events.iter().map(|r| (r.source_id, r.file_id)));
+        self.touch(
+            "feedback",
+            b.feedback.iter().map(|r| (r.source_id, r.file_id)),
+        );
+        self.touch(
+            "campaign_contacts",
+            b.contacts.iter().map(|r| (r.source_id, r.file_id)),
+        );
+        self.touch(
+            "consents",
+            b.consents.iter().map(|r| (r.source_id, r.file_id)),
+        );
         self.insert_many(
-            "INSERT INTO identities (id, namespace, kind, value, customer_id, source_id, line) VALUES",
-            7,
+            "INSERT INTO identities (id, namespace, kind, value, customer_id, source_id, line, gen) VALUES",
+            8,
             "ON CONFLICT DO NOTHING",
             &b.identities,
             |q, r| {
@@ -412,6 +498,7 @@ impl StoreTx for SqliteTx<'_> {
                     .bind(r.customer_id)
                     .bind(r.source_id)
                     .bind(r.line)
+                    .bind(g)
             },
         )?;
         if !b.identities.is_empty() {
@@ -461,9 +548,9 @@ impl StoreTx for SqliteTx<'_> {
             count(self, "campaigns")?
         };
         self.insert_many(
-            "INSERT INTO products (id, key, name, category, price, attrs) VALUES",
-            6,
-            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), category = COALESCE(excluded.category, category), price = COALESCE(excluded.price, price), attrs = COALESCE(excluded.attrs, attrs)",
+            "INSERT INTO products (id, key, name, category, price, attrs, gen) VALUES",
+            7,
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), category = COALESCE(excluded.category, category), price = COALESCE(excluded.price, price), attrs = COALESCE(excluded.attrs, attrs), gen = excluded.gen WHERE COALESCE(excluded.name, name) IS NOT name OR COALESCE(excluded.category, category) IS NOT category OR COALESCE(excluded.price, price) IS NOT price OR COALESCE(excluded.attrs, attrs) IS NOT attrs",
             &b.products,
             |q, r| {
                 q.bind(r.id)
@@ -472,14 +559,15 @@ impl StoreTx for SqliteTx<'_> {
                     .bind(r.category.clone())
                     .bind(r.price)
                     .bind(r.attrs.clone())
+                    .bind(g)
             },
         )?;
         self.insert_many(
-            "INSERT INTO campaigns (id, key, name, kind, start, \"end\") VALUES",
-            6,
-            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), kind = COALESCE(excluded.kind, kind), start = COALESCE(excluded.start, start), \"end\" = COALESCE(excluded.\"end\", \"end\")",
+            "INSERT INTO campaigns (id, key, name, kind, start, \"end\", gen) VALUES",
+            7,
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), kind = COALESCE(excluded.kind, kind), start = COALESCE(excluded.start, start), \"end\" = COALESCE(excluded.\"end\", \"end\"), gen = excluded.gen WHERE COALESCE(excluded.name, name) IS NOT name OR COALESCE(excluded.kind, kind) IS NOT kind OR COALESCE(excluded.start, start) IS NOT start OR COALESCE(excluded.\"end\", \"end\") IS NOT \"end\"",
             &b.campaigns,
-            |q, r| q.bind(r.id).bind(r.key.clone()).bind(r.name.clone()).bind(r.kind.clone()).bind(r.start).bind(r.end),
+            |q, r| q.bind(r.id).bind(r.key.clone()).bind(r.name.clone()).bind(r.kind.clone()).bind(r.start).bind(r.end).bind(g),
         )?;
         if !b.products.is_empty() {
             facts += (count(self, "products")? - products_before).max(0) as u64;
@@ -494,9 +582,9 @@ impl StoreTx for SqliteTx<'_> {
             count(self, "orders")?
         };
         self.insert_many(
-            "INSERT INTO orders (id, namespace, key, identity_id, time, amount, discount, file_id) VALUES",
-            8,
-            "ON CONFLICT(id) DO UPDATE SET time = COALESCE(orders.time, excluded.time), amount = COALESCE(excluded.amount, orders.amount), discount = COALESCE(excluded.discount, orders.discount)",
+            "INSERT INTO orders (id, namespace, key, identity_id, time, amount, discount, file_id, gen) VALUES",
+            9,
+            "ON CONFLICT(id) DO UPDATE SET time = COALESCE(orders.time, excluded.time), amount = COALESCE(excluded.amount, orders.amount), discount = COALESCE(excluded.discount, orders.discount), gen = excluded.gen WHERE COALESCE(orders.time, excluded.time) IS NOT orders.time OR COALESCE(excluded.amount, orders.amount) IS NOT orders.amount OR COALESCE(excluded.discount, orders.discount) IS NOT orders.discount",
             &b.orders,
             |q, r| {
                 q.bind(r.id)
@@ -507,6 +595,7 @@ impl StoreTx for SqliteTx<'_> {
                     .bind(r.amount)
                     .bind(r.discount)
                     .bind(r.file_id)
+                    .bind(g)
             },
         )?;
         if !b.orders.is_empty() {
@@ -601,11 +690,11 @@ impl StoreTx for SqliteTx<'_> {
             attr_rows.push((a, v));
         }
         facts += self.insert_many(
-            "INSERT INTO attributes (identity_id, name, value, source_id, line) VALUES",
-            5,
-            "ON CONFLICT(identity_id, name, source_id) DO UPDATE SET value = excluded.value, line = excluded.line WHERE value <> excluded.value",
+            "INSERT INTO attributes (identity_id, name, value, source_id, line, gen) VALUES",
+            6,
+            "ON CONFLICT(identity_id, name, source_id) DO UPDATE SET value = excluded.value, line = excluded.line, gen = excluded.gen WHERE value <> excluded.value",
             &attr_rows,
-            |q, (a, v)| q.bind(a.identity_id).bind(a.name.clone()).bind(v.clone()).bind(a.source_id).bind(a.line),
+            |q, (a, v)| q.bind(a.identity_id).bind(a.name.clone()).bind(v.clone()).bind(a.source_id).bind(a.line).bind(g),
         )?;
         Ok(facts)
     }
@@ -634,11 +723,16 @@ impl StoreTx for SqliteTx<'_> {
         new_customers: &[i64],
         shared: &[i64],
     ) -> Result<()> {
-        self.exec(sqlx::query(
-            "UPDATE identities SET shared = 0 WHERE shared <> 0",
-        ))?;
+        let g = self.generation;
+        self.exec(
+            sqlx::query("UPDATE identities SET shared = 0, gen = ? WHERE shared <> 0").bind(g),
+        )?;
         for id in shared {
-            self.exec(sqlx::query("UPDATE identities SET shared = 1 WHERE id = ?").bind(*id))?;
+            self.exec(
+                sqlx::query("UPDATE identities SET shared = 1, gen = ? WHERE id = ?")
+                    .bind(g)
+                    .bind(*id),
+            )?;
         }
         let now = now_rfc3339();
         self.insert_many(
@@ -650,8 +744,9 @@ impl StoreTx for SqliteTx<'_> {
         )?;
         for (identity, customer) in changes {
             self.exec(
-                sqlx::query("UPDATE identities SET customer_id = ? WHERE id = ?")
+                sqlx::query("UPDATE identities SET customer_id = ?, gen = ? WHERE id = ?")
                     .bind(*customer)
+                    .bind(g)
                     .bind(*identity),
             )?;
         }
@@ -715,6 +810,36 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        // rows per file and table, for per-source counts
+        for ((file, table), (source, n)) in std::mem::take(&mut self.added) {
+            self.exec(
+                sqlx::query("INSERT INTO file_rows (source_id, file_id, tbl, rows) VALUES (?, ?, ?, ?) ON CONFLICT(file_id, tbl) DO UPDATE SET rows = rows + excluded.rows")
+                    .bind(source)
+                    .bind(file)
+                    .bind(table)
+                    .bind(n),
+            )?;
+        }
+        // the snapshot log: per touched file and table, the id range written
+        let files = std::mem::take(&mut self.files);
+        for (file, (replace, tables)) in files {
+            for table in tables {
+                let (lo, hi) = match self.written.get(table) {
+                    Some((first, last)) => (first - 1, *last),
+                    None => (0, 0),
+                };
+                let g = self.generation;
+                self.exec(
+                    sqlx::query("INSERT INTO snapshot_log (gen, file_id, tbl, replace, lo, hi) VALUES (?, ?, ?, ?, ?, ?)")
+                        .bind(g)
+                        .bind(file)
+                        .bind(table)
+                        .bind(i64::from(replace))
+                        .bind(lo)
+                        .bind(hi),
+                )?;
+            }
+        }
         self.rt
             .block_on(sqlx::raw_sql("COMMIT").execute(&mut *self.conn))
             .map_err(db_err)?;
@@ -729,32 +854,50 @@ impl Store for SqliteStore {
         self.rt
             .block_on(sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn))
             .map_err(db_err)?;
-        Ok(Box::new(SqliteTx {
+        let mut tx = SqliteTx {
             conn,
             rt: &self.rt,
             open: true,
-        }))
+            generation: 0,
+            written: HashMap::new(),
+            added: BTreeMap::new(),
+            files: BTreeMap::new(),
+        };
+        // every write transaction takes the next generation (rolled back with it)
+        let rows = tx.fetch(sqlx::query(
+            "UPDATE store_meta SET generation = generation + 1 WHERE id = 1 RETURNING generation",
+        ))?;
+        tx.generation = rows
+            .first()
+            .map(|r| get(r, 0))
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt("store_meta has no row".into()))?;
+        Ok(Box::new(tx))
     }
 
-    fn stats(&self) -> Result<Stats> {
+    fn stats(&self, revenue: bool) -> Result<Stats> {
         let rows = self.fetch_all(sqlx::query(
             "SELECT (SELECT COUNT(DISTINCT customer_id) FROM identities WHERE shared = 0), (SELECT COUNT(*) FROM identities), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), (SELECT COUNT(*) FROM products), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM campaigns), (SELECT COUNT(*) FROM campaign_contacts), (SELECT COUNT(*) FROM consents), (SELECT COUNT(*) FROM identities WHERE shared <> 0)",
         ))?;
         let r = rows
             .first()
             .ok_or_else(|| StoreError::Database("no row".into()))?;
-        let revenue_rows = self.fetch_all(sqlx::query(
-            "SELECT COALESCE((SELECT SUM(amount) FROM order_lines WHERE order_id NOT IN (SELECT id FROM orders WHERE amount IS NOT NULL)), 0.0) + COALESCE((SELECT SUM(amount) FROM orders WHERE amount IS NOT NULL), 0.0)",
-        ))?;
-        let revenue: f64 = revenue_rows
-            .first()
-            .map(|r| get(r, 0))
-            .transpose()?
-            .unwrap_or(0.0);
+        let revenue: f64 = if revenue {
+            let revenue_rows = self.fetch_all(sqlx::query(
+                "SELECT COALESCE((SELECT SUM(amount) FROM order_lines WHERE order_id NOT IN (SELECT id FROM orders WHERE amount IS NOT NULL)), 0.0) + COALESCE((SELECT SUM(amount) FROM orders WHERE amount IS NOT NULL), 0.0)",
+            ))?;
+            revenue_rows
+                .first()
+                .map(|r| get(r, 0))
+                .transpose()?
+                .unwrap_or(0.0)
+        } else {
+            f64::NAN
+        };
         let mut sources = Vec::new();
         for s in self.fetch_all(sqlx::query(
             "SELECT s.name, s.kind, s.namespace,
-                (SELECT COUNT(*) FROM order_lines WHERE source_id = s.id) + (SELECT COUNT(*) FROM events WHERE source_id = s.id) + (SELECT COUNT(*) FROM feedback WHERE source_id = s.id) + (SELECT COUNT(*) FROM campaign_contacts WHERE source_id = s.id) + (SELECT COUNT(*) FROM consents WHERE source_id = s.id),
+                (SELECT COALESCE(SUM(rows), 0) FROM file_rows WHERE source_id = s.id),
                 r.file, r.finished_at, r.status, (SELECT COUNT(*) FROM identities WHERE source_id = s.id)
              FROM sources s LEFT JOIN import_runs r ON r.id = (SELECT MAX(id) FROM import_runs WHERE source_id = s.id)
              ORDER BY s.id",
@@ -792,129 +935,25 @@ impl Store for SqliteStore {
     }
 
     fn dataset(&self) -> Result<Dataset> {
-        let mut ds = Dataset::default();
-        // customers: key = first personal identity (lowest id) as ns:value.
-        // A customer that owns only over-shared keys (a family mailbox) is no
-        // person: it is left out, as `stats` leaves it out of the count. Facts
-        // recorded under such a key keep its id, so totals (demand) still see
-        // them while per-customer analytics (RFM, churn, CLV) skip them.
-        let mut index: HashMap<i64, usize> = HashMap::new();
-        self.each_row(sqlx::query(
-            "SELECT c.id, i.namespace, i.value FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id AND shared = 0) ORDER BY c.id",
-        ), |r| {
-            let id: i64 = get(r, 0)?;
-            let ns: String = get(r, 1)?;
-            let value: String = get(r, 2)?;
-            index.insert(id, ds.customers.len());
-            ds.customers.push(CustomerInfo { id, key: format!("{ns}:{value}"), attributes: Default::default() });
-            Ok(())
-        })?;
-        self.each_row(sqlx::query(
-            "SELECT i.customer_id, a.name, a.value FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
-        ), |r| {
-            let c: i64 = get(r, 0)?;
-            if let Some(&ix) = index.get(&c) {
-                let name: String = get(r, 1)?;
-                let v: String = get(r, 2)?;
-                ds.customers[ix].attributes.insert(name, attr_from_json(&v)?);
-            }
-            Ok(())
-        })?;
-        self.each_row(
-            sqlx::query("SELECT id, key, name, category, price FROM products ORDER BY id"),
-            |r| {
-                ds.products.push(ProductInfo {
-                    id: get(r, 0)?,
-                    key: get(r, 1)?,
-                    name: get(r, 2)?,
-                    category: get(r, 3)?,
-                    price: get(r, 4)?,
-                });
-                Ok(())
-            },
-        )?;
-        self.each_row(sqlx::query(
-            "SELECT o.id, i.customer_id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)),
-                    COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0),
-                    COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0)
-             FROM orders o JOIN identities i ON i.id = o.identity_id ORDER BY o.id",
-        ), |r| {
-            ds.orders.push(OrderFact {
-                id: get(r, 0)?,
-                customer: get(r, 1)?,
-                time: get(r, 2)?,
-                amount: get(r, 3)?,
-                discount: get(r, 4)?,
-            });
-            Ok(())
-        })?;
-        self.each_row(sqlx::query(
-            "SELECT l.order_id, i.customer_id, l.product_id, l.quantity, l.amount, l.discount, l.time FROM order_lines l JOIN identities i ON i.id = l.identity_id ORDER BY l.id",
-        ), |r| {
-            ds.lines.push(LineFact {
-                order: get(r, 0)?,
-                customer: get(r, 1)?,
-                product: get(r, 2)?,
-                quantity: get(r, 3)?,
-                amount: get(r, 4)?,
-                discount: get(r, 5)?,
-                time: get(r, 6)?,
-            });
-            Ok(())
-        })?;
-        self.each_row(sqlx::query(
-            "SELECT i.customer_id, e.kind, e.product_id, e.value, e.channel, e.time FROM events e JOIN identities i ON i.id = e.identity_id ORDER BY e.id",
-        ), |r| {
-            ds.events.push(EventFact {
-                customer: get(r, 0)?,
-                kind: get(r, 1)?,
-                product: get(r, 2)?,
-                value: get(r, 3)?,
-                channel: get(r, 4)?,
-                time: get(r, 5)?,
-            });
-            Ok(())
-        })?;
-        self.each_row(sqlx::query(
-            "SELECT i.customer_id, f.kind, f.score, f.text, f.channel, f.time FROM feedback f JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
-        ), |r| {
-            ds.feedback.push(FeedbackFact {
-                customer: get(r, 0)?,
-                kind: get(r, 1)?,
-                score: get(r, 2)?,
-                text: get(r, 3)?,
-                channel: get(r, 4)?,
-                time: get(r, 5)?,
-            });
-            Ok(())
-        })?;
-        self.each_row(
-            sqlx::query("SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id"),
-            |r| {
-                ds.campaigns.push(CampaignInfo {
-                    id: get(r, 0)?,
-                    key: get(r, 1)?,
-                    name: get(r, 2)?,
-                    kind: get(r, 3)?,
-                    start: get(r, 4)?,
-                    end: get(r, 5)?,
-                });
-                Ok(())
-            },
-        )?;
-        self.each_row(sqlx::query(
-            "SELECT i.customer_id, c.campaign_id, c.time, c.kind FROM campaign_contacts c JOIN identities i ON i.id = c.identity_id ORDER BY c.id",
-        ), |r| {
-            let fact = CampaignFact { customer: get(r, 0)?, campaign: get(r, 1)?, time: get(r, 2)? };
-            let kind: String = get(r, 3)?;
-            if kind == "redemption" {
-                ds.redemptions.push(fact);
-            } else {
-                ds.exposures.push(fact);
-            }
-            Ok(())
-        })?;
-        Ok(ds)
+        let mut snap = RawSnapshot::default();
+        snap.apply(self.snapshot_delta(0)?)?;
+        snap.dataset()
+    }
+
+    fn generation(&self) -> Result<Generation> {
+        self.with_raw(|db| read_generation(db))
+    }
+
+    fn snapshot_delta(&self, since: i64) -> Result<SnapshotDelta> {
+        self.with_raw(|db| {
+            db.exec("BEGIN")?;
+            let out = read_delta(db, since);
+            // a read transaction: ending it cannot lose anything
+            let end = db.exec(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            let delta = out?;
+            end?;
+            Ok(delta)
+        })
     }
 
     fn sources(&self) -> Result<Vec<SourceRecord>> {
@@ -1186,28 +1225,27 @@ impl Store for SqliteStore {
     }
 
     fn load_model(&self, kind: &str) -> Result<Option<SavedModel>> {
-        let rows = self.fetch_all(
-            sqlx::query(
-                "SELECT kind, version, created_at, params, metrics, blob FROM models WHERE kind = ? ORDER BY version DESC LIMIT 1",
-            )
-            .bind(kind.to_string()),
-        )?;
-        rows.first()
-            .map(|r| {
-                let params: String = get(r, 3)?;
-                let metrics: String = get(r, 4)?;
-                Ok(SavedModel {
-                    kind: get(r, 0)?,
-                    version: get(r, 1)?,
-                    created_at: get(r, 2)?,
-                    params: serde_json::from_str(&params)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    metrics: serde_json::from_str(&metrics)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    blob: get(r, 5)?,
-                })
-            })
-            .transpose()
+        // through the raw handle: a model blob is tens of megabytes, which
+        // sqlx would copy twice on its way from its worker thread
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT kind, version, created_at, params, metrics, blob FROM models WHERE kind = ?1 ORDER BY version DESC LIMIT 1",
+            )?;
+            st.bind_text(1, kind)?;
+            if !st.step()? {
+                return Ok(None);
+            }
+            Ok(Some(SavedModel {
+                kind: st.text(0)?,
+                version: st.i64(1)?,
+                created_at: st.text(2)?,
+                params: serde_json::from_str(&st.text(3)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                metrics: serde_json::from_str(&st.text(4)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                blob: st.blob(5)?,
+            }))
+        })
     }
 }
 
@@ -1216,4 +1254,467 @@ impl SqliteStore {
     pub fn customer_count(&self) -> Result<i64> {
         self.fetch_i64("SELECT COUNT(*) FROM customers")
     }
+}
+
+impl SqliteStore {
+    /// The snapshot as plain SQL computes it, row by row through sqlx: the
+    /// reference the snapshot path ([`Store::dataset`]) is tested against.
+    /// Slow (seconds on a million order lines); not for production use.
+    pub fn dataset_by_sql(&self) -> Result<Dataset> {
+        let mut ds = Dataset::default();
+        // customers: key = first personal identity (lowest id) as ns:value.
+        // A customer that owns only over-shared keys (a family mailbox) is no
+        // person: it is left out, as `stats` leaves it out of the count. Facts
+        // recorded under such a key keep its id, so totals (demand) still see
+        // them while per-customer analytics (RFM, churn, CLV) skip them.
+        let mut index: HashMap<i64, usize> = HashMap::new();
+        self.each_row(sqlx::query(
+            "SELECT c.id, i.namespace, i.value FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id AND shared = 0) ORDER BY c.id",
+        ), |r| {
+            let id: i64 = get(r, 0)?;
+            let ns: String = get(r, 1)?;
+            let value: String = get(r, 2)?;
+            index.insert(id, ds.customers.len());
+            ds.customers.push(CustomerInfo { id, key: format!("{ns}:{value}"), attributes: Default::default() });
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
+            "SELECT i.customer_id, a.name, a.value FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
+        ), |r| {
+            let c: i64 = get(r, 0)?;
+            if let Some(&ix) = index.get(&c) {
+                let name: String = get(r, 1)?;
+                let v: String = get(r, 2)?;
+                ds.customers[ix].attributes.insert(name, attr_from_json(&v)?);
+            }
+            Ok(())
+        })?;
+        self.each_row(
+            sqlx::query("SELECT id, key, name, category, price FROM products ORDER BY id"),
+            |r| {
+                ds.products.push(ProductInfo {
+                    id: get(r, 0)?,
+                    key: get(r, 1)?,
+                    name: get(r, 2)?,
+                    category: get(r, 3)?,
+                    price: get(r, 4)?,
+                });
+                Ok(())
+            },
+        )?;
+        self.each_row(sqlx::query(
+            "SELECT o.id, i.customer_id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)),
+                    COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0),
+                    COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0)
+             FROM orders o JOIN identities i ON i.id = o.identity_id ORDER BY o.id",
+        ), |r| {
+            ds.orders.push(OrderFact {
+                id: get(r, 0)?,
+                customer: get(r, 1)?,
+                time: get(r, 2)?,
+                amount: get(r, 3)?,
+                discount: get(r, 4)?,
+            });
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
+            "SELECT l.order_id, i.customer_id, l.product_id, l.quantity, l.amount, l.discount, l.time FROM order_lines l JOIN identities i ON i.id = l.identity_id ORDER BY l.id",
+        ), |r| {
+            ds.lines.push(LineFact {
+                order: get(r, 0)?,
+                customer: get(r, 1)?,
+                product: get(r, 2)?,
+                quantity: get(r, 3)?,
+                amount: get(r, 4)?,
+                discount: get(r, 5)?,
+                time: get(r, 6)?,
+            });
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
+            "SELECT i.customer_id, e.kind, e.product_id, e.value, e.channel, e.time FROM events e JOIN identities i ON i.id = e.identity_id ORDER BY e.id",
+        ), |r| {
+            ds.events.push(EventFact {
+                customer: get(r, 0)?,
+                kind: get(r, 1)?,
+                product: get(r, 2)?,
+                value: get(r, 3)?,
+                channel: get(r, 4)?,
+                time: get(r, 5)?,
+            });
+            Ok(())
+        })?;
+        self.each_row(sqlx::query(
+            "SELECT i.customer_id, f.kind, f.score, f.text, f.channel, f.time FROM feedback f JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
+        ), |r| {
+            ds.feedback.push(FeedbackFact {
+                customer: get(r, 0)?,
+                kind: get(r, 1)?,
+                score: get(r, 2)?,
+                text: get(r, 3)?,
+                channel: get(r, 4)?,
+                time: get(r, 5)?,
+            });
+            Ok(())
+        })?;
+        self.each_row(
+            sqlx::query("SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id"),
+            |r| {
+                ds.campaigns.push(CampaignInfo {
+                    id: get(r, 0)?,
+                    key: get(r, 1)?,
+                    name: get(r, 2)?,
+                    kind: get(r, 3)?,
+                    start: get(r, 4)?,
+                    end: get(r, 5)?,
+                });
+                Ok(())
+            },
+        )?;
+        self.each_row(sqlx::query(
+            "SELECT i.customer_id, c.campaign_id, c.time, c.kind FROM campaign_contacts c JOIN identities i ON i.id = c.identity_id ORDER BY c.id",
+        ), |r| {
+            let fact = CampaignFact { customer: get(r, 0)?, campaign: get(r, 1)?, time: get(r, 2)? };
+            let kind: String = get(r, 3)?;
+            if kind == "redemption" {
+                ds.redemptions.push(fact);
+            } else {
+                ds.exposures.push(fact);
+            }
+            Ok(())
+        })?;
+        Ok(ds)
+    }
+}
+
+impl SqliteStore {
+    /// Runs `f` on the connection's raw SQLite handle, on this thread.
+    fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        self.rt.block_on(async {
+            let mut handle = conn.lock_handle().await.map_err(db_err)?;
+            let db = RawDb::new(handle.as_raw_handle());
+            f(&db)
+        })
+    }
+}
+
+fn read_generation(db: &RawDb<'_>) -> Result<Generation> {
+    let mut st = db.prepare("SELECT store_id, generation FROM store_meta WHERE id = 1")?;
+    if !st.step()? {
+        return Err(StoreError::Corrupt("store_meta has no row".into()));
+    }
+    Ok(Generation {
+        store_id: st.text(0)?,
+        generation: st.i64(1)?,
+    })
+}
+
+/// Reads every row of `sql` (with `?1` bound to `since` when it has one).
+fn read_rows<T>(
+    db: &RawDb<'_>,
+    sql: &str,
+    params: &[i64],
+    mut row: impl FnMut(&Stmt<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut st = db.prepare(sql)?;
+    for (i, p) in params.iter().enumerate() {
+        st.bind_i64(i as std::ffi::c_int + 1, *p)?;
+    }
+    let mut out = Vec::new();
+    while st.step()? {
+        out.push(row(&st)?);
+    }
+    Ok(out)
+}
+
+fn attr_value(text: &str) -> Result<AttrValue> {
+    attr_from_json(text)
+}
+
+/// The fact rows of one table with ids in (lo, hi] (all rows when `range`
+/// is `None`), with the file each came from.
+fn read_facts(
+    db: &RawDb<'_>,
+    table: &str,
+    range: Option<(i64, i64, i64)>,
+) -> Result<Vec<(i64, FactRows)>> {
+    let (filter, params): (&str, Vec<i64>) = match range {
+        Some((file, lo, hi)) => (
+            "WHERE id > ?1 AND id <= ?2 AND file_id = ?3",
+            vec![lo, hi, file],
+        ),
+        None => ("", vec![]),
+    };
+    // rows come in id order; split them by file, keeping each file's order
+    let mut by_file: BTreeMap<i64, FactRows> = BTreeMap::new();
+    match table {
+        "order_lines" => {
+            let sql = format!(
+                "SELECT file_id, id, order_id, identity_id, product_id, quantity, amount, discount, time FROM order_lines {filter} ORDER BY id"
+            );
+            let mut st = db.prepare(&sql)?;
+            for (i, p) in params.iter().enumerate() {
+                st.bind_i64(i as std::ffi::c_int + 1, *p)?;
+            }
+            let (mut cur_file, mut cur): (Option<i64>, Vec<RawLine>) = (None, Vec::new());
+            let mut flush = |file: Option<i64>, rows: &mut Vec<RawLine>| {
+                if let Some(f) = file
+                    && !rows.is_empty()
+                {
+                    if let FactRows::Lines(v) = by_file
+                        .entry(f)
+                        .or_insert_with(|| FactRows::Lines(Vec::new()))
+                    {
+                        v.append(rows);
+                    }
+                }
+            };
+            while st.step()? {
+                let file = st.i64(0)?;
+                if cur_file != Some(file) {
+                    flush(cur_file, &mut cur);
+                    cur_file = Some(file);
+                }
+                cur.push(RawLine {
+                    id: st.i64(1)?,
+                    order_id: st.i64(2)?,
+                    identity_id: st.i64(3)?,
+                    product_id: st.opt_i64(4)?,
+                    quantity: st.f64(5)?,
+                    amount: st.f64(6)?,
+                    discount: st.f64(7)?,
+                    time: st.opt_i64(8)?,
+                });
+            }
+            flush(cur_file, &mut cur);
+        }
+        "events" => {
+            let sql = format!(
+                "SELECT file_id, id, identity_id, kind, product_id, value, channel, time FROM events {filter} ORDER BY id"
+            );
+            for (file, r) in read_rows(db, &sql, &params, |st| {
+                Ok((
+                    st.i64(0)?,
+                    RawEvent {
+                        id: st.i64(1)?,
+                        identity_id: st.i64(2)?,
+                        kind: st.text(3)?,
+                        product_id: st.opt_i64(4)?,
+                        value: st.opt_f64(5)?,
+                        channel: st.opt_text(6)?,
+                        time: st.opt_i64(7)?,
+                    },
+                ))
+            })? {
+                if let FactRows::Events(v) = by_file
+                    .entry(file)
+                    .or_insert_with(|| FactRows::Events(Vec::new()))
+                {
+                    v.push(r);
+                }
+            }
+        }
+        "feedback" => {
+            let sql = format!(
+                "SELECT file_id, id, identity_id, kind, score, text, channel, time FROM feedback {filter} ORDER BY id"
+            );
+            for (file, r) in read_rows(db, &sql, &params, |st| {
+                Ok((
+                    st.i64(0)?,
+                    RawFeedback {
+                        id: st.i64(1)?,
+                        identity_id: st.i64(2)?,
+                        kind: st.text(3)?,
+                        score: st.opt_f64(4)?,
+                        text: st.opt_text(5)?,
+                        channel: st.opt_text(6)?,
+                        time: st.opt_i64(7)?,
+                    },
+                ))
+            })? {
+                if let FactRows::Feedback(v) = by_file
+                    .entry(file)
+                    .or_insert_with(|| FactRows::Feedback(Vec::new()))
+                {
+                    v.push(r);
+                }
+            }
+        }
+        "campaign_contacts" => {
+            let sql = format!(
+                "SELECT file_id, id, identity_id, campaign_id, kind, time FROM campaign_contacts {filter} ORDER BY id"
+            );
+            for (file, r) in read_rows(db, &sql, &params, |st| {
+                Ok((
+                    st.i64(0)?,
+                    RawContact {
+                        id: st.i64(1)?,
+                        identity_id: st.i64(2)?,
+                        campaign_id: st.i64(3)?,
+                        redemption: st.text(4)? == "redemption",
+                        time: st.opt_i64(5)?,
+                    },
+                ))
+            })? {
+                if let FactRows::Contacts(v) = by_file
+                    .entry(file)
+                    .or_insert_with(|| FactRows::Contacts(Vec::new()))
+                {
+                    v.push(r);
+                }
+            }
+        }
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot log names unknown table {other:?}"
+            )));
+        }
+    }
+    Ok(by_file.into_iter().collect())
+}
+
+fn empty_rows(table: &str) -> Result<FactRows> {
+    Ok(match table {
+        "order_lines" => FactRows::Lines(Vec::new()),
+        "events" => FactRows::Events(Vec::new()),
+        "feedback" => FactRows::Feedback(Vec::new()),
+        "campaign_contacts" => FactRows::Contacts(Vec::new()),
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot log names unknown table {other:?}"
+            )));
+        }
+    })
+}
+
+/// Reads the delta since `since` inside an open read transaction.
+fn read_delta(db: &RawDb<'_>, since: i64) -> Result<SnapshotDelta> {
+    let g = read_generation(db)?;
+    // a snapshot newer than the store (a restored backup) starts over
+    let since = if since > g.generation { 0 } else { since };
+    let full = since == 0;
+    let p = [since];
+    let mut d = SnapshotDelta {
+        store_id: g.store_id,
+        since,
+        generation: g.generation,
+        full,
+        ..SnapshotDelta::default()
+    };
+    d.identities = read_rows(
+        db,
+        "SELECT id, customer_id, shared, namespace, value FROM identities WHERE gen > ?1 ORDER BY id",
+        &p,
+        |st| {
+            Ok(RawIdentity {
+                id: st.i64(0)?,
+                customer_id: st.i64(1)?,
+                shared: st.i64(2)? != 0,
+                namespace: st.text(3)?,
+                value: st.text(4)?,
+            })
+        },
+    )?;
+    d.attributes = read_rows(
+        db,
+        "SELECT rowid, identity_id, name, value FROM attributes WHERE gen > ?1 ORDER BY rowid",
+        &p,
+        |st| {
+            Ok(RawAttribute {
+                rowid: st.i64(0)?,
+                identity_id: st.i64(1)?,
+                name: st.text(2)?,
+                value: attr_value(&st.text(3)?)?,
+            })
+        },
+    )?;
+    d.products = read_rows(
+        db,
+        "SELECT id, key, name, category, price FROM products WHERE gen > ?1 ORDER BY id",
+        &p,
+        |st| {
+            Ok(ProductInfo {
+                id: st.i64(0)?,
+                key: st.text(1)?,
+                name: st.opt_text(2)?,
+                category: st.opt_text(3)?,
+                price: st.opt_f64(4)?,
+            })
+        },
+    )?;
+    d.campaigns = read_rows(
+        db,
+        "SELECT id, key, name, kind, start, \"end\" FROM campaigns WHERE gen > ?1 ORDER BY id",
+        &p,
+        |st| {
+            Ok(CampaignInfo {
+                id: st.i64(0)?,
+                key: st.text(1)?,
+                name: st.opt_text(2)?,
+                kind: st.opt_text(3)?,
+                start: st.opt_i64(4)?,
+                end: st.opt_i64(5)?,
+            })
+        },
+    )?;
+    d.orders = read_rows(
+        db,
+        "SELECT id, identity_id, time, amount, discount FROM orders WHERE gen > ?1 ORDER BY id",
+        &p,
+        |st| {
+            Ok(RawOrder {
+                id: st.i64(0)?,
+                identity_id: st.i64(1)?,
+                time: st.opt_i64(2)?,
+                amount: st.opt_f64(3)?,
+                discount: st.opt_f64(4)?,
+            })
+        },
+    )?;
+    if full {
+        for table in FACT_TABLES {
+            for (file_id, rows) in read_facts(db, table, None)? {
+                d.files.push(FileChange {
+                    file_id,
+                    replace: true,
+                    rows,
+                });
+            }
+        }
+        return Ok(d);
+    }
+    d.orders_deleted = read_rows(
+        db,
+        "SELECT row_id FROM snapshot_tombstones WHERE gen > ?1 AND tbl = 'orders'",
+        &p,
+        |st| st.i64(0),
+    )?;
+    let log = read_rows(
+        db,
+        "SELECT file_id, tbl, replace, lo, hi FROM snapshot_log WHERE gen > ?1 ORDER BY id",
+        &p,
+        |st| {
+            Ok((
+                st.i64(0)?,
+                st.text(1)?,
+                st.i64(2)? != 0,
+                st.i64(3)?,
+                st.i64(4)?,
+            ))
+        },
+    )?;
+    for (file_id, table, replace, lo, hi) in log {
+        let mut rows = read_facts(db, &table, Some((file_id, lo, hi)))?;
+        let rows = match rows.pop() {
+            Some((_, r)) => r,
+            None => empty_rows(&table)?,
+        };
+        d.files.push(FileChange {
+            file_id,
+            replace,
+            rows,
+        });
+    }
+    Ok(d)
 }

@@ -8,6 +8,7 @@ pub mod data;
 pub mod forecast;
 pub mod rating;
 pub mod recs;
+pub mod snapshot;
 
 /// Runs every model family's quickstart section; a failing section is
 /// reported in its place and does not stop the others.

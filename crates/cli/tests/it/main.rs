@@ -8,3 +8,4 @@ mod forecast;
 mod rating;
 mod recs;
 mod reference;
+mod snapshot;

@@ -2,6 +2,7 @@
 //! checked key by key against the planted ground truth.
 
 mod generated;
+mod snapshot;
 mod truthful;
 
 use std::collections::{HashMap, HashSet};
@@ -49,7 +50,7 @@ fn every_key_lands_on_its_true_person_and_no_customer_mixes_people() {
         assert_eq!(cs.len(), 1, "person {p} is split over customers {cs:?}");
     }
     assert_eq!(
-        engine.store().stats().expect("stats").customers as usize,
+        engine.store().stats(true).expect("stats").customers as usize,
         fx.persons
     );
 }
@@ -57,7 +58,7 @@ fn every_key_lands_on_its_true_person_and_no_customer_mixes_people() {
 #[test]
 fn the_dataset_snapshot_matches_the_stats() {
     let (_fx, engine) = imported(150, 5);
-    let stats = engine.store().stats().expect("stats");
+    let stats = engine.store().stats(true).expect("stats");
     let ds = engine.dataset().expect("dataset");
     assert_eq!(ds.lines.len() as i64, stats.order_lines);
     assert_eq!(ds.orders.len() as i64, stats.orders);
@@ -84,7 +85,7 @@ fn the_dataset_snapshot_matches_the_stats() {
 fn a_changed_file_replaces_its_rows_and_an_unchanged_one_is_skipped() {
     let (fx, engine) = imported(120, 9);
     let config = Config::load(&fx.config).expect("config");
-    let before = engine.store().stats().expect("stats");
+    let before = engine.store().stats(true).expect("stats");
     // drop the last order line of the sales file and re-import
     let sales = fx
         .config
@@ -96,7 +97,7 @@ fn a_changed_file_replaces_its_rows_and_an_unchanged_one_is_skipped() {
     lines.pop();
     std::fs::write(&sales, lines.join("\n") + "\n").expect("write");
     let rep = import(&engine, &config, &ImportOptions::default()).expect("reimport");
-    let after = engine.store().stats().expect("stats");
+    let after = engine.store().stats(true).expect("stats");
     assert_eq!(after.order_lines, before.order_lines - 1);
     let sales_rep = rep
         .sources
