@@ -128,8 +128,15 @@ pub fn import(
         }
         reports.push(rep);
     }
-    // the next reader finds the snapshot cache current
-    engine.update_cache()?;
+    // the next reader finds the snapshot cache current; the import is
+    // committed either way, so a failure here is a warning, not an error
+    let spinner = crate::report::progress_bar(opts.progress, "updating the snapshot cache");
+    if let Err(e) = engine.update_cache() {
+        tracing::warn!("the snapshot cache was not updated ({e}); the next command will");
+    }
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
     let customers = engine.store().stats(false)?.customers;
     let mut keys: Vec<OverSharedKey> = over_shared.into_values().collect();
     keys.sort_by(|a, b| a.value.cmp(&b.value));

@@ -21,7 +21,7 @@ use crate::snapshot::*;
 
 const MAGIC: &[u8; 8] = b"IGSNAP\0\0";
 /// Bumped whenever the layout changes; an older cache is rebuilt.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Rows per section.
 pub const CHUNK_ROWS: usize = 1 << 16;
 
@@ -107,6 +107,27 @@ impl Enc {
             self.f64(v);
         }
     }
+    /// Integers as offsets from their minimum: 4 bytes each when they span
+    /// less than 2^32 (ids of one chunk, times of a few years), else 8.
+    fn packed(&mut self, it: impl Iterator<Item = i64> + Clone) {
+        let (lo, hi) = it
+            .clone()
+            .fold((i64::MAX, i64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let lo = if lo > hi { 0 } else { lo };
+        let narrow = hi
+            .checked_sub(lo)
+            .is_some_and(|span| span <= i64::from(u32::MAX));
+        self.i64(lo);
+        self.u8(if narrow { 4 } else { 8 });
+        for v in it {
+            if narrow {
+                self.u32((v - lo) as u32);
+            } else {
+                self.i64(v);
+            }
+        }
+    }
+
     /// Presence bitmap, then the values (0 where absent).
     fn opt_i64s(&mut self, vals: &[Option<i64>]) {
         self.bitmap(vals.iter().map(Option::is_some), vals.len());
@@ -160,6 +181,28 @@ impl Col<'_> {
     #[inline]
     fn f64(&self, i: usize) -> f64 {
         f64::from_le_bytes(self.bytes(i))
+    }
+}
+
+/// A column written by `Enc::packed`, read in place.
+#[derive(Clone, Copy)]
+struct Packed<'a> {
+    base: i64,
+    narrow: bool,
+    bytes: &'a [u8],
+}
+
+impl Packed<'_> {
+    #[inline]
+    fn i64(&self, i: usize) -> i64 {
+        if self.narrow {
+            let b = &self.bytes[4 * i..4 * i + 4];
+            self.base
+                .wrapping_add(i64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+        } else {
+            let b = &self.bytes[8 * i..8 * i + 8];
+            i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+        }
     }
 }
 
@@ -225,6 +268,23 @@ impl<'a> Dec<'a> {
         let n = self.count()?;
         String::from_utf8(self.take(n)?.to_vec()).map_err(|_| "text is not UTF-8".into())
     }
+    /// A column written by `Enc::packed`.
+    fn packed(&mut self, n: usize) -> DResult<Packed<'a>> {
+        let base = self.i64()?;
+        let width = self.u8()?;
+        let narrow = match width {
+            4 => true,
+            8 => false,
+            w => return Err(format!("packed column of width {w}")),
+        };
+        let bytes = self.take(n.checked_mul(usize::from(width)).ok_or("too large")?)?;
+        Ok(Packed {
+            base,
+            narrow,
+            bytes,
+        })
+    }
+
     /// A column of `n` 8-byte values, read in place.
     fn col(&mut self, n: usize) -> DResult<Col<'a>> {
         Ok(Col(self.take(n.checked_mul(8).ok_or("too large")?)?))
@@ -476,41 +536,43 @@ fn dec_orders(d: &mut Dec) -> DResult<Vec<(RawOrder, OrderFinal)>> {
 
 fn enc_lines(e: &mut Enc, rows: &[RawLine]) {
     e.u64(rows.len() as u64);
-    e.i64s(rows.iter().map(|r| r.id));
-    e.i64s(rows.iter().map(|r| r.order_id));
-    e.i64s(rows.iter().map(|r| r.identity_id));
-    e.opt_i64s(&rows.iter().map(|r| r.product_id).collect::<Vec<_>>());
+    e.packed(rows.iter().map(|r| r.id));
+    e.packed(rows.iter().map(|r| r.order_id));
+    e.packed(rows.iter().map(|r| r.identity_id));
+    e.bitmap(rows.iter().map(|r| r.product_id.is_some()), rows.len());
+    e.packed(rows.iter().map(|r| r.product_id.unwrap_or(0)));
     e.f64s(rows.iter().map(|r| r.quantity));
     e.f64s(rows.iter().map(|r| r.amount));
     e.f64s(rows.iter().map(|r| r.discount));
-    e.opt_i64s(&rows.iter().map(|r| r.time).collect::<Vec<_>>());
+    e.bitmap(rows.iter().map(|r| r.time.is_some()), rows.len());
+    e.packed(rows.iter().map(|r| r.time.unwrap_or(0)));
 }
 
 /// The columns of a chunk of order lines, read in place.
 struct LineCols<'a> {
     n: usize,
-    id: Col<'a>,
-    order: Col<'a>,
-    ident: Col<'a>,
-    product: (Bits<'a>, Col<'a>),
+    id: Packed<'a>,
+    order: Packed<'a>,
+    ident: Packed<'a>,
+    product: (Bits<'a>, Packed<'a>),
     qty: Col<'a>,
     amount: Col<'a>,
     discount: Col<'a>,
-    time: (Bits<'a>, Col<'a>),
+    time: (Bits<'a>, Packed<'a>),
 }
 
 fn line_cols<'a>(d: &mut Dec<'a>) -> DResult<LineCols<'a>> {
     let n = d.count()?;
     Ok(LineCols {
         n,
-        id: d.col(n)?,
-        order: d.col(n)?,
-        ident: d.col(n)?,
-        product: d.opt_col(n)?,
+        id: d.packed(n)?,
+        order: d.packed(n)?,
+        ident: d.packed(n)?,
+        product: (d.bitmap(n)?, d.packed(n)?),
         qty: d.col(n)?,
         amount: d.col(n)?,
         discount: d.col(n)?,
-        time: d.opt_col(n)?,
+        time: (d.bitmap(n)?, d.packed(n)?),
     })
 }
 
@@ -717,6 +779,15 @@ pub fn write(path: &Path, snap: &RawSnapshot) -> Result<u64, CacheError> {
         h.u64(segs.clone().map(|s| s.events.len() as u64).sum());
         h.u64(segs.clone().map(|s| s.feedback.len() as u64).sum());
         h.u64(segs.map(|s| s.contacts.len() as u64).sum());
+        for n in [
+            snap.identities.len(),
+            snap.attributes.len(),
+            snap.products.len(),
+            snap.campaigns.len(),
+            snap.orders.len(),
+        ] {
+            h.u64(n as u64);
+        }
         w.section(tag::HEADER, &h.buf)?;
         w.chunks(tag::IDENTITIES, &snap.identities, None, enc_identities)?;
         w.chunks(tag::ATTRIBUTES, &snap.attributes, None, enc_attributes)?;
@@ -763,8 +834,40 @@ pub fn write(path: &Path, snap: &RawSnapshot) -> Result<u64, CacheError> {
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
+    } else {
+        remove_stale_temporaries(path);
     }
     result.map_err(io)
+}
+
+/// Removes temporaries of this cache left by writers that were killed
+/// (older than ten minutes: a live writer renames its own much sooner).
+fn remove_stale_temporaries(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut prefix = name.to_os_string();
+    prefix.push(".tmp-");
+    let prefix = prefix.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(600));
+        if stale && e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// One section as read, its checksum not yet verified (so batches of
@@ -798,6 +901,7 @@ impl Section {
 /// matches. Checksums are left to [`Section::verify`].
 struct Sections {
     path: String,
+    file_len: u64,
     r: BufReader<std::fs::File>,
     next: u64,
     done: bool,
@@ -818,8 +922,10 @@ impl Sections {
                 });
             }
         };
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut s = Sections {
             path: shown,
+            file_len,
             r: BufReader::with_capacity(1 << 16, file),
             next: 0,
             done: false,
@@ -867,7 +973,7 @@ impl Sections {
         let crc = u32::from_le_bytes([sh[12], sh[13], sh[14], sh[15]]);
         let len = usize::try_from(len)
             .ok()
-            .filter(|l| *l <= (1 << 34))
+            .filter(|l| (*l as u64) <= self.file_len)
             .ok_or_else(|| self.invalid(format!("section {index} claims {len} bytes")))?;
         payload.clear();
         payload.resize(len, 0);
@@ -930,15 +1036,22 @@ fn decode<T>(sec: &Section, f: impl FnOnce(&mut Dec<'_>) -> DResult<T>) -> DResu
 struct Header {
     store_id: String,
     generation: i64,
-    /// Rows of lines, events, feedback, contacts.
-    rows: [u64; 4],
+    /// Rows of lines, events, feedback, contacts, identities, attributes,
+    /// products, campaigns, orders.
+    rows: [u64; 9],
 }
 
 fn header(d: &mut Dec<'_>) -> DResult<Header> {
+    let store_id = d.str()?;
+    let generation = d.i64()?;
+    let mut rows = [0u64; 9];
+    for r in &mut rows {
+        *r = d.u64()?;
+    }
     Ok(Header {
-        store_id: d.str()?,
-        generation: d.i64()?,
-        rows: [d.u64()?, d.u64()?, d.u64()?, d.u64()?],
+        store_id,
+        generation,
+        rows,
     })
 }
 
@@ -995,7 +1108,7 @@ pub enum Direct {
 }
 
 /// Bytes of order-line sections decoded together, in parallel.
-const BATCH_BYTES: usize = 32 << 20;
+const BATCH_BYTES: usize = 8 << 20;
 
 /// Reads the cache straight into a [`Dataset`] when it is of store
 /// `store_id` at `generation`: facts are resolved to customers as they are
@@ -1064,12 +1177,20 @@ pub fn read_dataset(path: &Path, store_id: &str, generation: i64) -> Result<Dire
                     generation: h.generation,
                 });
             }
-            let cap = |n: u64| usize::try_from(n).unwrap_or(0).min(1 << 32);
+            // a row takes at least 8 bytes of the file: a count beyond that
+            // is damage, and must not turn into a huge allocation
+            let max = usize::try_from(secs.file_len / 8).unwrap_or(usize::MAX);
+            let cap = |n: u64| usize::try_from(n).unwrap_or(0).min(max);
             expect_lines = cap(h.rows[0]);
             ds.lines.reserve_exact(expect_lines);
             crate::raw::advise_huge_pages(&mut ds.lines);
             ds.events.reserve_exact(cap(h.rows[1]));
             ds.feedback.reserve_exact(cap(h.rows[2]));
+            identities.reserve_exact(cap(h.rows[4]));
+            attributes.reserve_exact(cap(h.rows[5]));
+            ds.products.reserve_exact(cap(h.rows[6]));
+            ds.campaigns.reserve_exact(cap(h.rows[7]));
+            orders.reserve_exact(cap(h.rows[8]));
             continue;
         }
         let is_fact = matches!(
@@ -1196,7 +1317,7 @@ fn decode_partial(sec: &Section) -> DResult<(usize, i64, i64)> {
     let mut d = sec.dec();
     let _file = d.i64()?;
     let n = d.count()?;
-    let ids = d.col(n)?;
+    let ids = d.packed(n)?;
     if n == 0 {
         return Ok((0, 0, 0));
     }
@@ -1302,6 +1423,56 @@ mod tests {
             time: None,
         });
         s
+    }
+
+    #[test]
+    fn a_killed_writers_temporary_is_cleared_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("x.snapshot");
+        let old = dir.path().join("x.snapshot.tmp-1-2");
+        let fresh = dir.path().join("x.snapshot.tmp-3-4");
+        let other = dir.path().join("y.snapshot.tmp-5-6");
+        for f in [&old, &fresh, &other] {
+            std::fs::write(f, b"partial").expect("write");
+        }
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for f in [&old, &other] {
+            std::fs::File::options()
+                .write(true)
+                .open(f)
+                .and_then(|h| h.set_modified(hour_ago))
+                .expect("age it");
+        }
+        write(&p, &sample()).expect("write");
+        assert!(!old.exists(), "a killed writer's temporary stays behind");
+        assert!(
+            fresh.exists() && other.exists(),
+            "only this cache's old temporaries go"
+        );
+    }
+
+    #[test]
+    fn packed_columns_keep_every_value_narrow_or_wide() {
+        for vals in [
+            vec![],
+            vec![7],
+            vec![-5, 0, 5],
+            vec![1_600_000_000, 1_700_000_000],
+            vec![0, i64::from(u32::MAX)],
+            vec![0, i64::from(u32::MAX) + 1],
+            vec![i64::MIN, 0, i64::MAX],
+        ] {
+            let mut e = Enc::default();
+            e.packed(vals.iter().copied());
+            let mut d = Dec {
+                buf: &e.buf,
+                pos: 0,
+            };
+            let p = d.packed(vals.len()).expect("decode");
+            d.done().expect("all read");
+            let got: Vec<i64> = (0..vals.len()).map(|i| p.i64(i)).collect();
+            assert_eq!(got, vals);
+        }
     }
 
     #[test]

@@ -35,7 +35,47 @@ fn db_err(e: sqlx::Error) -> StoreError {
 /// The SQLite store.
 pub struct SqliteStore {
     rt: Runtime,
-    conn: Mutex<SqliteConnection>,
+    /// `None` only while being dropped (the connection is closed cleanly).
+    conn: Mutex<Option<SqliteConnection>>,
+}
+
+/// The locked connection.
+struct Conn<'a>(MutexGuard<'a, Option<SqliteConnection>>);
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        match self.0.as_ref() {
+            Some(c) => c,
+            // the connection is taken only in `Drop`, when no borrow is left
+            None => unreachable!("the store's connection is used after drop"),
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match self.0.as_mut() {
+            Some(c) => c,
+            None => unreachable!("the store's connection is used after drop"),
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    /// Closes the connection and waits for it: the last connection to close
+    /// checkpoints the WAL and removes it. A process that just exits leaves
+    /// the WAL behind, and every later process then reads all of it to
+    /// recover (97 MB after importing The Complete Journey: 30 ms per command).
+    fn drop(&mut self) {
+        let conn = match self.conn.get_mut() {
+            Ok(c) => c.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(c) = conn {
+            let _ = self.rt.block_on(c.close());
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -86,17 +126,17 @@ impl SqliteStore {
             .map_err(|e| open_err(e.to_string()))?;
         let store = SqliteStore {
             rt,
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
         };
         store.migrate(version)?;
         Ok(store)
     }
 
-    fn lock(&self) -> MutexGuard<'_, SqliteConnection> {
-        match self.conn.lock() {
+    fn lock(&self) -> Conn<'_> {
+        Conn(match self.conn.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
-        }
+        })
     }
 
     fn migrate(&self, up_to: i64) -> Result<()> {
@@ -227,7 +267,7 @@ const CHUNK: usize = 400;
 
 /// A write transaction on the SQLite store.
 pub struct SqliteTx<'a> {
-    conn: MutexGuard<'a, SqliteConnection>,
+    conn: Conn<'a>,
     rt: &'a Runtime,
     open: bool,
     /// The store generation this transaction writes.

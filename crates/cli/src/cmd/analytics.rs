@@ -278,6 +278,10 @@ pub struct SegmentsArgs {
     /// Seed of k-means.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Also list every customer: key, segment, recency (days), frequency,
+    /// monetary and the R, F, M scores (`customer_rows` in the JSON).
+    #[arg(long)]
+    customers: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -331,14 +335,40 @@ pub fn segments(ctx: &Ctx, args: &SegmentsArgs) -> anyhow::Result<()> {
         k: args.k,
         seed: args.seed,
     };
-    let (report, _) = analytics::segments(&ds, &opts)?;
+    let (report, rows) = analytics::segments(&ds, &opts)?;
     if args.json {
+        if args.customers {
+            let mut v = serde_json::to_value(&report)?;
+            v["customer_rows"] = serde_json::to_value(&rows)?;
+            return print_json(&v);
+        }
         print_json(&report)
     } else {
         print_segments(&report);
         for s in &report.segments {
             if !s.description.is_empty() {
                 println!("  {}: {}", s.name, s.description);
+            }
+        }
+        if args.customers {
+            println!();
+            println!(
+                "{:<24} {:<20} {:>10} {:>6} {:>12}  R F M",
+                "customer", "segment", "recency d", "orders", "spend"
+            );
+            let score = |v: Option<u8>| v.map_or("-".to_string(), |x| x.to_string());
+            for c in &rows {
+                println!(
+                    "{:<24} {:<20} {:>10} {:>6} {:>12.2}  {} {} {}",
+                    c.key,
+                    c.segment,
+                    c.recency_days.map_or("-".into(), |r| format!("{r:.1}")),
+                    c.frequency,
+                    c.monetary,
+                    score(c.r),
+                    score(c.f),
+                    score(c.m)
+                );
             }
         }
         Ok(())
