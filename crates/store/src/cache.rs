@@ -1091,6 +1091,17 @@ pub fn read(path: &Path) -> Result<RawSnapshot, CacheError> {
     Ok(snap)
 }
 
+/// The store id and generation a cache file was written for, reading only
+/// its header (and checking the header's checksum).
+pub fn read_header(path: &Path) -> Result<(String, i64), CacheError> {
+    let mut secs = Sections::open(path)?;
+    let sec = secs
+        .next_section()?
+        .ok_or_else(|| secs.invalid("no header".into()))?;
+    let h = secs.decode(&sec, header)?;
+    Ok((h.store_id, h.generation))
+}
+
 /// What [`read_dataset`] found.
 #[derive(Debug)]
 pub enum Direct {

@@ -162,7 +162,8 @@ pub struct Segment {
 }
 
 impl Segment {
-    fn is_empty(&self) -> bool {
+    /// Whether the file left no fact rows.
+    pub fn is_empty(&self) -> bool {
         self.lines.is_empty()
             && self.events.is_empty()
             && self.feedback.is_empty()

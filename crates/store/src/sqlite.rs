@@ -288,13 +288,40 @@ pub(crate) const FACT_TABLES: [&str; 4] =
     ["order_lines", "events", "feedback", "campaign_contacts"];
 
 impl SqliteTx<'_> {
+    /// Runs `f` on the raw SQLite handle of this transaction's connection.
+    fn with_raw<T>(&mut self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
+        let conn = &mut *self.conn;
+        self.rt.block_on(async {
+            let mut handle = conn.lock_handle().await.map_err(db_err)?;
+            let db = RawDb::new(handle.as_raw_handle());
+            f(&db)
+        })
+    }
+
     /// Notes that `table` gets rows of the given (source, file) pairs.
     fn touch(&mut self, table: &'static str, rows: impl Iterator<Item = (i64, i64)>) {
-        for (source, file) in rows {
+        // a batch is almost always one file: count runs, not rows
+        let mut run: Option<((i64, i64), i64)> = None;
+        let flush = |tx: &mut Self, key: (i64, i64), n: i64| {
+            let (source, file) = key;
             if table != "consents" {
-                self.files.entry(file).or_default().1.insert(table);
+                tx.files.entry(file).or_default().1.insert(table);
             }
-            self.added.entry((file, table)).or_insert((source, 0)).1 += 1;
+            tx.added.entry((file, table)).or_insert((source, 0)).1 += n;
+        };
+        for key in rows {
+            match &mut run {
+                Some((k, n)) if *k == key => *n += 1,
+                _ => {
+                    if let Some((k, n)) = run.take() {
+                        flush(self, k, n);
+                    }
+                    run = Some((key, 1));
+                }
+            }
+        }
+        if let Some((k, n)) = run {
+            flush(self, k, n);
         }
     }
 
@@ -476,33 +503,42 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn key_maps(&mut self) -> Result<KeyMaps> {
-        let mut maps = KeyMaps::default();
-        for r in self.fetch(sqlx::query(
-            "SELECT namespace, kind, value, id, customer_id FROM identities",
-        ))? {
-            maps.identities.insert(
-                (get(&r, 0)?, get(&r, 1)?, get(&r, 2)?),
-                (get(&r, 3)?, get(&r, 4)?),
-            );
-        }
-        for r in self.fetch(sqlx::query("SELECT key, id FROM products"))? {
-            maps.products.insert(get(&r, 0)?, get(&r, 1)?);
-        }
-        for r in self.fetch(sqlx::query("SELECT key, id FROM campaigns"))? {
-            maps.campaigns.insert(get(&r, 0)?, get(&r, 1)?);
-        }
-        Ok(maps)
+        // bulk reads through the C API: every identity, product and campaign
+        // key of the store, read once per imported file
+        self.with_raw(|db| {
+            let mut maps = KeyMaps::default();
+            let mut st =
+                db.prepare("SELECT namespace, kind, value, id, customer_id FROM identities")?;
+            while st.step()? {
+                maps.identities.insert(
+                    (st.text(0)?, st.text(1)?, st.text(2)?),
+                    (st.i64(3)?, st.i64(4)?),
+                );
+            }
+            let mut st = db.prepare("SELECT key, id FROM products")?;
+            while st.step()? {
+                maps.products.insert(st.text(0)?, st.i64(1)?);
+            }
+            let mut st = db.prepare("SELECT key, id FROM campaigns")?;
+            while st.step()? {
+                maps.campaigns.insert(st.text(0)?, st.i64(1)?);
+            }
+            Ok(maps)
+        })
     }
 
     fn order_keys(&mut self, namespace: &str) -> Result<HashMap<String, i64>> {
-        let mut m = HashMap::new();
-        for r in self.fetch(
-            sqlx::query("SELECT key, id FROM orders WHERE namespace = ?")
-                .bind(namespace.to_string()),
-        )? {
-            m.insert(get(&r, 0)?, get(&r, 1)?);
-        }
-        Ok(m)
+        // every order key of the namespace: 15M on a store 100 times The
+        // Complete Journey, where sqlx's rows took 45 s per imported file
+        self.with_raw(|db| {
+            let mut m = HashMap::new();
+            let mut st = db.prepare("SELECT key, id FROM orders WHERE namespace = ?1")?;
+            st.bind_text(1, namespace)?;
+            while st.step()? {
+                m.insert(st.text(0)?, st.i64(1)?);
+            }
+            Ok(m)
+        })
     }
 
     fn write(&mut self, b: &WriteBatch) -> Result<u64> {
@@ -981,7 +1017,7 @@ impl Store for SqliteStore {
     }
 
     fn generation(&self) -> Result<Generation> {
-        self.with_raw(|db| read_generation(db))
+        self.with_raw(read_generation)
     }
 
     fn snapshot_delta(&self, since: i64) -> Result<SnapshotDelta> {
@@ -1501,13 +1537,11 @@ fn read_facts(
             let mut flush = |file: Option<i64>, rows: &mut Vec<RawLine>| {
                 if let Some(f) = file
                     && !rows.is_empty()
-                {
-                    if let FactRows::Lines(v) = by_file
+                    && let FactRows::Lines(v) = by_file
                         .entry(f)
                         .or_insert_with(|| FactRows::Lines(Vec::new()))
-                    {
-                        v.append(rows);
-                    }
+                {
+                    v.append(rows);
                 }
             };
             while st.step()? {

@@ -178,12 +178,15 @@ fn the_cache_is_derived_and_disposable() {
 
     // deleted: rebuilt silently, same data
     std::fs::remove_file(&cache).expect("rm");
-    let r = engine.update_cache().expect("rebuild");
+    let r = engine.snapshot().expect("rebuild").1;
     assert!(r.rebuilt.is_none() && r.cache_bytes_written > 0 && r.rows_read > 0);
     assert_eq!(engine.dataset().expect("dataset"), want);
 
-    // current: nothing is read from the store
+    // current: nothing is read from the store, and the import's cheap check
+    // (the header) agrees
     let r = engine.update_cache().expect("current");
+    assert_eq!((r.rows_read, r.cache_bytes_written), (0, 0));
+    let r = engine.snapshot().expect("current").1;
     assert_eq!((r.rows_read, r.cache_bytes_written), (0, 0));
 
     // damaged in the middle: detected, rebuilt, and the reason given
@@ -191,18 +194,19 @@ fn the_cache_is_derived_and_disposable() {
     let mid = bad.len() / 2;
     bad[mid] ^= 0x55;
     std::fs::write(&cache, &bad).expect("write");
-    let r = engine.update_cache().expect("rebuild");
+    let r = engine.snapshot().expect("rebuild").1;
     let why = r.rebuilt.expect("a reason");
     assert!(why.contains("checksum") || why.contains("section"), "{why}");
     assert_eq!(engine.dataset().expect("dataset"), want);
 
     // truncated, or not a cache at all
     std::fs::write(&cache, &good[..good.len() / 3]).expect("write");
-    assert!(engine.update_cache().expect("rebuild").rebuilt.is_some());
+    assert!(engine.snapshot().expect("rebuild").1.rebuilt.is_some());
     std::fs::write(&cache, b"hello").expect("write");
     let why = engine
-        .update_cache()
+        .snapshot()
         .expect("rebuild")
+        .1
         .rebuilt
         .expect("reason");
     assert!(why.contains("snapshot cache"), "{why}");
@@ -212,8 +216,9 @@ fn the_cache_is_derived_and_disposable() {
     let foreign = std::fs::read(other.cache_path().expect("path")).expect("other cache");
     std::fs::write(&cache, foreign).expect("write");
     let why = engine
-        .update_cache()
+        .snapshot()
         .expect("rebuild")
+        .1
         .rebuilt
         .expect("reason");
     assert!(why.contains("another store"), "{why}");
@@ -292,4 +297,49 @@ fn a_held_snapshot_follows_splits_and_imports_reading_only_what_changed() {
         r.rows_read
     );
     assert_eq!(*held.dataset(), writer.dataset().expect("fresh"));
+}
+
+/// The Complete Journey: the cached snapshot equals plain SQL's data set to
+/// the bit (1.47M order lines, 155,848 orders summed from their lines), and
+/// the store's figures are the documented ones.
+#[test]
+#[ignore = "real data: ../shared/data"]
+fn complete_journey_snapshot_equals_plain_sql() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/completejourney");
+    assert!(
+        data.join("transactions.parquet").is_file(),
+        "real data missing: {} (needed by the ignored real-data tests)",
+        data.display()
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("cj.db");
+    let engine = Engine::open(&db).expect("open");
+    let cfg =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/completejourney/infogap.toml");
+    import(
+        &engine,
+        &Config::load(&cfg).expect("config"),
+        &ImportOptions::default(),
+    )
+    .expect("import");
+    let ds = engine.dataset().expect("from the cache");
+    let by_sql = infogap_store::SqliteStore::open(&db)
+        .expect("open")
+        .dataset_by_sql()
+        .expect("sql");
+    assert_eq!(ds.lines.len(), 1_469_307);
+    assert_eq!(ds.orders.len(), 155_848);
+    assert_eq!(ds.customers.len(), 2_469);
+    assert!(ds == by_sql, "the cached snapshot differs from plain SQL");
+    let s = infogap_engine::report::stats(&engine).expect("stats");
+    assert_eq!(s.revenue, 4_596_039.58);
+    let h = ds
+        .customers
+        .iter()
+        .find(|c| c.key == "household:1023")
+        .expect("household 1023");
+    let mine: Vec<_> = ds.orders.iter().filter(|o| o.customer == h.id).collect();
+    assert_eq!(mine.len(), 375);
+    let spend: f64 = mine.iter().map(|o| o.amount).sum();
+    assert!((spend - 24_879.75).abs() < 0.005, "{spend}");
 }
