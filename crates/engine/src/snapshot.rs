@@ -65,6 +65,21 @@ pub struct RefreshReport {
     pub seconds: f64,
 }
 
+impl RefreshReport {
+    /// Nothing done yet: at `generation`, nothing read or written.
+    fn at(generation: i64) -> RefreshReport {
+        RefreshReport {
+            from_generation: generation,
+            generation,
+            rows_read: 0,
+            file_changes: 0,
+            rebuilt: None,
+            cache_bytes_written: 0,
+            seconds: 0.0,
+        }
+    }
+}
+
 impl Engine {
     /// Where this engine keeps its snapshot cache, if anywhere.
     pub fn cache_path(&self) -> Option<&PathBuf> {
@@ -103,15 +118,7 @@ impl Engine {
             }
         }
         let from = raw.generation;
-        let mut report = RefreshReport {
-            from_generation: from,
-            generation: from,
-            rows_read: 0,
-            file_changes: 0,
-            rebuilt: None,
-            cache_bytes_written: 0,
-            seconds: 0.0,
-        };
+        let mut report = RefreshReport::at(from);
         if let Some(reason) = &rebuilt {
             tracing::warn!("{reason}; rebuilding it from the store");
             report.rebuilt = rebuilt.clone();
@@ -166,13 +173,8 @@ impl Engine {
                 && generation == g.generation
             {
                 return Ok(RefreshReport {
-                    from_generation: generation,
-                    generation,
-                    rows_read: 0,
-                    file_changes: 0,
-                    rebuilt: None,
-                    cache_bytes_written: 0,
                     seconds: started.elapsed().as_secs_f64(),
+                    ..RefreshReport::at(generation)
                 });
             }
         }
@@ -192,15 +194,7 @@ impl Engine {
         let started = Instant::now();
         let g = self.store.generation()?;
         let from = snap.raw.generation;
-        let mut report = RefreshReport {
-            from_generation: from,
-            generation: from,
-            rows_read: 0,
-            file_changes: 0,
-            rebuilt: None,
-            cache_bytes_written: 0,
-            seconds: 0.0,
-        };
+        let mut report = RefreshReport::at(from);
         if g.store_id == snap.raw.store_id && g.generation == from {
             report.seconds = started.elapsed().as_secs_f64();
             return Ok(report);

@@ -305,23 +305,8 @@ fn a_held_snapshot_follows_splits_and_imports_reading_only_what_changed() {
 #[test]
 #[ignore = "real data: ../shared/data"]
 fn complete_journey_snapshot_equals_plain_sql() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/completejourney");
-    assert!(
-        data.join("transactions.parquet").is_file(),
-        "real data missing: {} (needed by the ignored real-data tests)",
-        data.display()
-    );
-    let dir = tempfile::tempdir().expect("tmp");
+    let (dir, engine) = crate::truthful::complete_journey();
     let db = dir.path().join("cj.db");
-    let engine = Engine::open(&db).expect("open");
-    let cfg =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/completejourney/infogap.toml");
-    import(
-        &engine,
-        &Config::load(&cfg).expect("config"),
-        &ImportOptions::default(),
-    )
-    .expect("import");
     let ds = engine.dataset().expect("from the cache");
     let by_sql = infogap_store::SqliteStore::open(&db)
         .expect("open")

@@ -134,7 +134,7 @@ fn churn_reasons_on_the_demo_store_say_only_what_is_true() {
 }
 
 /// The Complete Journey store, imported once for the tests below.
-fn complete_journey() -> (tempfile::TempDir, Engine) {
+pub(crate) fn complete_journey() -> (tempfile::TempDir, Engine) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/completejourney");
     assert!(
         data.join("transactions.parquet").is_file(),
