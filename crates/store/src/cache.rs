@@ -128,17 +128,14 @@ impl Enc {
         }
     }
 
-    /// Presence bitmap, then the values (0 where absent).
-    fn opt_i64s(&mut self, vals: &[Option<i64>]) {
-        self.bitmap(vals.iter().map(Option::is_some), vals.len());
-        self.i64s(vals.iter().map(|v| v.unwrap_or(0)));
+    /// A field of every row: presence bitmap, then the values (0 where absent).
+    fn opt_i64s<T>(&mut self, rows: &[T], f: impl Fn(&T) -> Option<i64>) {
+        self.bitmap(rows.iter().map(|r| f(r).is_some()), rows.len());
+        self.i64s(rows.iter().map(|r| f(r).unwrap_or(0)));
     }
-    fn opt_f64s(&mut self, vals: &[Option<f64>]) {
-        self.bitmap(vals.iter().map(Option::is_some), vals.len());
-        self.f64s(vals.iter().map(|v| v.unwrap_or(0.0)));
-    }
-    fn bools(&mut self, it: impl Iterator<Item = bool>, n: usize) {
-        self.bitmap(it, n);
+    fn opt_f64s<T>(&mut self, rows: &[T], f: impl Fn(&T) -> Option<f64>) {
+        self.bitmap(rows.iter().map(|r| f(r).is_some()), rows.len());
+        self.f64s(rows.iter().map(|r| f(r).unwrap_or(0.0)));
     }
     fn bitmap(&mut self, it: impl Iterator<Item = bool>, n: usize) {
         let start = self.buf.len();
@@ -157,9 +154,9 @@ impl Enc {
             self.buf.extend_from_slice(s.as_bytes());
         }
     }
-    fn opt_strs(&mut self, vals: &[Option<&str>]) {
-        self.bitmap(vals.iter().map(Option::is_some), vals.len());
-        self.strs(vals.iter().map(|v| v.unwrap_or("")));
+    fn opt_strs<'r, T>(&mut self, rows: &'r [T], f: impl Fn(&'r T) -> Option<&'r str> + Copy) {
+        self.bitmap(rows.iter().map(|r| f(r).is_some()), rows.len());
+        self.strs(rows.iter().map(move |r| f(r).unwrap_or("")));
     }
 }
 
@@ -348,7 +345,7 @@ fn enc_identities(e: &mut Enc, rows: &[RawIdentity]) {
     e.u64(rows.len() as u64);
     e.i64s(rows.iter().map(|r| r.id));
     e.i64s(rows.iter().map(|r| r.customer_id));
-    e.bools(rows.iter().map(|r| r.shared), rows.len());
+    e.bitmap(rows.iter().map(|r| r.shared), rows.len());
     e.strs(rows.iter().map(|r| r.namespace.as_str()));
     e.strs(rows.iter().map(|r| r.value.as_str()));
 }
@@ -442,14 +439,9 @@ fn enc_products(e: &mut Enc, rows: &[ProductInfo]) {
     e.u64(rows.len() as u64);
     e.i64s(rows.iter().map(|r| r.id));
     e.strs(rows.iter().map(|r| r.key.as_str()));
-    e.opt_strs(&rows.iter().map(|r| r.name.as_deref()).collect::<Vec<_>>());
-    e.opt_strs(
-        &rows
-            .iter()
-            .map(|r| r.category.as_deref())
-            .collect::<Vec<_>>(),
-    );
-    e.opt_f64s(&rows.iter().map(|r| r.price).collect::<Vec<_>>());
+    e.opt_strs(rows, |r| r.name.as_deref());
+    e.opt_strs(rows, |r| r.category.as_deref());
+    e.opt_f64s(rows, |r| r.price);
 }
 
 fn dec_products(d: &mut Dec) -> DResult<Vec<ProductInfo>> {
@@ -471,10 +463,10 @@ fn enc_campaigns(e: &mut Enc, rows: &[CampaignInfo]) {
     e.u64(rows.len() as u64);
     e.i64s(rows.iter().map(|r| r.id));
     e.strs(rows.iter().map(|r| r.key.as_str()));
-    e.opt_strs(&rows.iter().map(|r| r.name.as_deref()).collect::<Vec<_>>());
-    e.opt_strs(&rows.iter().map(|r| r.kind.as_deref()).collect::<Vec<_>>());
-    e.opt_i64s(&rows.iter().map(|r| r.start).collect::<Vec<_>>());
-    e.opt_i64s(&rows.iter().map(|r| r.end).collect::<Vec<_>>());
+    e.opt_strs(rows, |r| r.name.as_deref());
+    e.opt_strs(rows, |r| r.kind.as_deref());
+    e.opt_i64s(rows, |r| r.start);
+    e.opt_i64s(rows, |r| r.end);
 }
 
 fn dec_campaigns(d: &mut Dec) -> DResult<Vec<CampaignInfo>> {
@@ -501,10 +493,10 @@ fn enc_orders(e: &mut Enc, rows: &[(&RawOrder, OrderFinal)]) {
     e.u64(rows.len() as u64);
     e.i64s(rows.iter().map(|r| r.0.id));
     e.i64s(rows.iter().map(|r| r.0.identity_id));
-    e.opt_i64s(&rows.iter().map(|r| r.0.time).collect::<Vec<_>>());
-    e.opt_f64s(&rows.iter().map(|r| r.0.amount).collect::<Vec<_>>());
-    e.opt_f64s(&rows.iter().map(|r| r.0.discount).collect::<Vec<_>>());
-    e.opt_i64s(&rows.iter().map(|r| r.1.0).collect::<Vec<_>>());
+    e.opt_i64s(rows, |r| r.0.time);
+    e.opt_f64s(rows, |r| r.0.amount);
+    e.opt_f64s(rows, |r| r.0.discount);
+    e.opt_i64s(rows, |r| r.1.0);
     e.f64s(rows.iter().map(|r| r.1.1));
     e.f64s(rows.iter().map(|r| r.1.2));
 }
@@ -602,15 +594,10 @@ fn enc_events(e: &mut Enc, rows: &[RawEvent]) {
     e.i64s(rows.iter().map(|r| r.id));
     e.i64s(rows.iter().map(|r| r.identity_id));
     e.strs(rows.iter().map(|r| r.kind.as_str()));
-    e.opt_i64s(&rows.iter().map(|r| r.product_id).collect::<Vec<_>>());
-    e.opt_f64s(&rows.iter().map(|r| r.value).collect::<Vec<_>>());
-    e.opt_strs(
-        &rows
-            .iter()
-            .map(|r| r.channel.as_deref())
-            .collect::<Vec<_>>(),
-    );
-    e.opt_i64s(&rows.iter().map(|r| r.time).collect::<Vec<_>>());
+    e.opt_i64s(rows, |r| r.product_id);
+    e.opt_f64s(rows, |r| r.value);
+    e.opt_strs(rows, |r| r.channel.as_deref());
+    e.opt_i64s(rows, |r| r.time);
 }
 
 fn dec_events(d: &mut Dec) -> DResult<Vec<RawEvent>> {
@@ -647,15 +634,10 @@ fn enc_feedback(e: &mut Enc, rows: &[RawFeedback]) {
     e.i64s(rows.iter().map(|r| r.id));
     e.i64s(rows.iter().map(|r| r.identity_id));
     e.strs(rows.iter().map(|r| r.kind.as_str()));
-    e.opt_f64s(&rows.iter().map(|r| r.score).collect::<Vec<_>>());
-    e.opt_strs(&rows.iter().map(|r| r.text.as_deref()).collect::<Vec<_>>());
-    e.opt_strs(
-        &rows
-            .iter()
-            .map(|r| r.channel.as_deref())
-            .collect::<Vec<_>>(),
-    );
-    e.opt_i64s(&rows.iter().map(|r| r.time).collect::<Vec<_>>());
+    e.opt_f64s(rows, |r| r.score);
+    e.opt_strs(rows, |r| r.text.as_deref());
+    e.opt_strs(rows, |r| r.channel.as_deref());
+    e.opt_i64s(rows, |r| r.time);
 }
 
 fn dec_feedback(d: &mut Dec) -> DResult<Vec<RawFeedback>> {
@@ -687,8 +669,8 @@ fn enc_contacts(e: &mut Enc, rows: &[RawContact]) {
     e.i64s(rows.iter().map(|r| r.id));
     e.i64s(rows.iter().map(|r| r.identity_id));
     e.i64s(rows.iter().map(|r| r.campaign_id));
-    e.bools(rows.iter().map(|r| r.redemption), rows.len());
-    e.opt_i64s(&rows.iter().map(|r| r.time).collect::<Vec<_>>());
+    e.bitmap(rows.iter().map(|r| r.redemption), rows.len());
+    e.opt_i64s(rows, |r| r.time);
 }
 
 fn dec_contacts(d: &mut Dec) -> DResult<Vec<RawContact>> {

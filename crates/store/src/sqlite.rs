@@ -1504,10 +1504,6 @@ fn read_rows<T>(
     Ok(out)
 }
 
-fn attr_value(text: &str) -> Result<AttrValue> {
-    attr_from_json(text)
-}
-
 /// The fact rows of one table with ids in (lo, hi] (all rows when `range`
 /// is `None`), with the file each came from.
 fn read_facts(
@@ -1699,7 +1695,7 @@ fn read_delta(db: &RawDb<'_>, since: i64) -> Result<SnapshotDelta> {
                 rowid: st.i64(0)?,
                 identity_id: st.i64(1)?,
                 name: st.text(2)?,
-                value: attr_value(&st.text(3)?)?,
+                value: attr_from_json(&st.text(3)?)?,
             })
         },
     )?;

@@ -19,6 +19,19 @@ fn imported(n: usize, seed: u64) -> (infogap_testkit::DemoFixture, Engine) {
     (fx, engine)
 }
 
+/// Removes the last order line of the demo's sales file (a changed file).
+fn drop_last_sales_line(fx: &infogap_testkit::DemoFixture) {
+    let sales = fx
+        .config
+        .parent()
+        .expect("dir")
+        .join("sales/order_lines.csv");
+    let text = std::fs::read_to_string(&sales).expect("read");
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.pop();
+    std::fs::write(&sales, lines.join("\n") + "\n").expect("write");
+}
+
 #[test]
 fn every_key_lands_on_its_true_person_and_no_customer_mixes_people() {
     let (fx, engine) = imported(400, 11);
@@ -87,15 +100,7 @@ fn a_changed_file_replaces_its_rows_and_an_unchanged_one_is_skipped() {
     let config = Config::load(&fx.config).expect("config");
     let before = engine.store().stats(true).expect("stats");
     // drop the last order line of the sales file and re-import
-    let sales = fx
-        .config
-        .parent()
-        .expect("dir")
-        .join("sales/order_lines.csv");
-    let text = std::fs::read_to_string(&sales).expect("read");
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.pop();
-    std::fs::write(&sales, lines.join("\n") + "\n").expect("write");
+    drop_last_sales_line(&fx);
     let rep = import(&engine, &config, &ImportOptions::default()).expect("reimport");
     let after = engine.store().stats(true).expect("stats");
     assert_eq!(after.order_lines, before.order_lines - 1);

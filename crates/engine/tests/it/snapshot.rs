@@ -268,15 +268,7 @@ fn a_held_snapshot_follows_splits_and_imports_reading_only_what_changed() {
     assert_eq!(*held.dataset(), writer.dataset().expect("fresh"));
 
     // a changed file: only that file is read again
-    let sales = fx
-        .config
-        .parent()
-        .expect("dir")
-        .join("sales/order_lines.csv");
-    let text = std::fs::read_to_string(&sales).expect("read");
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.pop();
-    std::fs::write(&sales, lines.join("\n") + "\n").expect("write");
+    crate::drop_last_sales_line(&fx);
     let config = Config::load(&fx.config).expect("config");
     import(&writer, &config, &ImportOptions::default()).expect("reimport");
     let before_lines = held.dataset().lines.len();
