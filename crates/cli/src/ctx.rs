@@ -10,12 +10,39 @@ pub struct Ctx {
     pub db_arg: Option<PathBuf>,
     /// `--quiet` was given.
     pub quiet: bool,
+    /// `--as-role ROLE`: act under this role's policy instead of as the
+    /// local admin.
+    pub as_role: Option<String>,
 }
 
 impl Ctx {
     /// Builds the context from the global options.
-    pub fn new(db_arg: Option<PathBuf>, quiet: bool) -> Self {
-        Ctx { db_arg, quiet }
+    pub fn new(db_arg: Option<PathBuf>, quiet: bool, as_role: Option<String>) -> Self {
+        Ctx {
+            db_arg,
+            quiet,
+            as_role,
+        }
+    }
+
+    /// The principal the command acts as: the local operator, as admin
+    /// unless `--as-role` names another role.
+    pub fn principal(&self) -> infogap_engine::access::Principal {
+        infogap_engine::access::Principal::local(self.as_role.as_deref())
+    }
+
+    /// Authorizes an action for the command's principal under the store's
+    /// policy (refusals are errors that name the role and action).
+    pub fn access(
+        &self,
+        engine: &infogap_engine::Engine,
+        action: infogap_core::access::Action,
+    ) -> anyhow::Result<infogap_engine::access::Access> {
+        let policy = engine.policy()?;
+        if let Some(r) = &self.as_role {
+            policy.check_role(r)?;
+        }
+        Ok(engine.authorize(&policy, &self.principal(), action)?)
     }
 
     /// The store path: `--db`/`INFOGAP_DB`, else `./infogap.db`.
@@ -30,11 +57,33 @@ impl Ctx {
         !self.quiet && std::io::stderr().is_terminal()
     }
 
-    /// Opens the engine on the store.
+    /// Opens the engine on the store, creating it when missing: for the
+    /// commands that fill a store (import, quickstart).
     pub fn engine(&self) -> anyhow::Result<infogap_engine::Engine> {
         let path = self.db_path();
         infogap_engine::Engine::open(&path)
             .map_err(|e| anyhow::Error::new(e).context(format!("opening store {}", path.display())))
+    }
+
+    /// Opens the engine on a store that must exist: for every command that
+    /// reads it (a mistyped `--db` must not create an empty store and then
+    /// answer "no customer").
+    pub fn engine_existing(&self) -> anyhow::Result<infogap_engine::Engine> {
+        self.existing_db_path()?;
+        self.engine()
+    }
+
+    /// The store path, refusing when no store is there.
+    pub fn existing_db_path(&self) -> anyhow::Result<PathBuf> {
+        let path = self.db_path();
+        match path.try_exists() {
+            Ok(true) => Ok(path),
+            Ok(false) => anyhow::bail!(
+                "no store at {} (create one with `infogap import --config FILE` or `infogap quickstart`, or give the right --db / INFOGAP_DB)",
+                path.display()
+            ),
+            Err(e) => anyhow::bail!("no store at {}: {e}", path.display()),
+        }
     }
 }
 

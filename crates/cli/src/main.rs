@@ -22,6 +22,10 @@ struct Cli {
     /// No progress bars or chatter (errors are still printed).
     #[arg(long, short = 'q', global = true)]
     quiet: bool,
+    /// Act under this role's policy (default: the local admin), to try a
+    /// policy from the terminal; reads are audited under the actor `local`.
+    #[arg(long, global = true, value_name = "ROLE")]
+    as_role: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +67,16 @@ enum Command {
     /// The analytical snapshot: its cache, load time and memory; `--watch`
     /// follows the store as a long-running process does.
     Snapshot(cmd::snapshot::SnapshotArgs),
+    /// Consistent copy of the live store while others use it (`--out FILE`);
+    /// `backup verify FILE` checks a copy. Restore: copy it to a new path, use that as --db.
+    Backup(cmd::backup::BackupArgs),
+    /// Serve the API (`/v1/…`) over the store, with roles, field policy and audit.
+    Serve(cmd::share::ServeArgs),
+    /// Issue, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(cmd::share::KeysCmd),
+    /// Who read, searched, exported or changed customer data; `audit verify` checks the chain.
+    Audit(cmd::share::AuditArgs),
     /// Throughput benchmarks of hot paths.
     #[command(subcommand)]
     Bench(cmd::data::BenchCmd),
@@ -98,7 +112,7 @@ fn main() -> ExitCode {
     quiet_broken_pipe();
     let cli = Cli::parse();
     init_tracing();
-    let ctx = Ctx::new(cli.db, cli.quiet);
+    let ctx = Ctx::new(cli.db, cli.quiet, cli.as_role);
     let result = match &cli.command {
         Command::Import(a) => cmd::data::import(&ctx, a),
         Command::Stats(a) => cmd::data::stats(&ctx, a),
@@ -122,6 +136,10 @@ fn main() -> ExitCode {
         Command::Clv(a) => cmd::clv::clv(&ctx, a),
         Command::Forecast(a) => cmd::forecast::forecast(&ctx, a),
         Command::Snapshot(a) => cmd::snapshot::snapshot(&ctx, a),
+        Command::Backup(a) => cmd::backup::backup(&ctx, a),
+        Command::Serve(a) => cmd::share::serve(&ctx, a),
+        Command::Keys(c) => cmd::share::keys(&ctx, c),
+        Command::Audit(a) => cmd::share::audit(&ctx, a),
         Command::Bench(c) => cmd::data::bench(&ctx, c),
     };
     match result {

@@ -265,6 +265,8 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// Sources in file order.
     pub sources: Vec<SourceConfig>,
+    /// `[access]`: departments, field classes of attributes, roles.
+    pub access: crate::access::AccessConfig,
 }
 
 #[derive(Deserialize)]
@@ -274,6 +276,7 @@ struct RawConfig {
     identity: Option<RawIdentity>,
     #[serde(default)]
     source: Vec<Spanned<RawSource>>,
+    access: Option<Spanned<crate::access::AccessConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -585,11 +588,38 @@ impl Config {
                 mapping_digest,
             });
         }
+        let access = match raw.access {
+            None => crate::access::AccessConfig::default(),
+            Some(a) => {
+                let at = lines.line(a.span().start);
+                let a = a.into_inner();
+                for (dept, srcs) in &a.departments {
+                    if dept.trim().is_empty() {
+                        return Err(err(
+                            at,
+                            "[access.departments]: a department name is empty".into(),
+                        ));
+                    }
+                    for s in srcs {
+                        if !sources.iter().any(|x| &x.name == s) {
+                            return Err(err(
+                                at,
+                                format!(
+                                    "[access.departments] {dept:?} names source {s:?}, which is not a [[source]] of this config"
+                                ),
+                            ));
+                        }
+                    }
+                }
+                a
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             store_path,
             identity,
             sources,
+            access,
         })
     }
 }

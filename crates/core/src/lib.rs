@@ -6,6 +6,7 @@
 //! ([`config`]), and the analytical [`dataset::Dataset`] snapshot the model
 //! families consume. No I/O beyond reading the config file.
 
+pub mod access;
 pub mod config;
 pub mod dataset;
 pub mod ids;

@@ -1090,6 +1090,13 @@ fn import_source(
     } = parsed;
 
     // resolve identities over the whole graph
+    // the policy of the config last imported (`[access]`): servers and
+    // `--as-role` read it from the store
+    tx.set_setting(
+        "access",
+        &serde_json::to_string(&config.access)
+            .map_err(|e| EngineError::Invalid(format!("[access]: {e}")))?,
+    )?;
     tx.set_setting(
         "identity.max_customers_per_key",
         &config.identity.max_customers_per_key.to_string(),

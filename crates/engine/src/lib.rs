@@ -6,7 +6,9 @@
 //! the glue that loads a [`Dataset`] snapshot for the model families and saves
 //! fitted models back into the store.
 
+pub mod access;
 pub mod analytics;
+pub mod audit;
 pub mod churn;
 pub mod clv;
 pub mod demo;
@@ -14,8 +16,10 @@ pub mod features;
 pub mod forecast;
 pub mod import;
 pub mod invariants;
+pub mod keys;
 pub mod recs;
 pub mod report;
+pub mod share;
 pub mod snapshot;
 
 use std::path::Path;
@@ -43,6 +47,14 @@ pub enum EngineError {
     /// Something asked for does not exist (customer, model, segment, …).
     #[error("not found: {0}")]
     NotFound(String),
+    /// No valid credentials: missing, unknown, expired or revoked key or
+    /// token (the message never says which, nor echoes the secret).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// Authenticated, but the policy does not allow this action, customer
+    /// or department.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The request is invalid (user error), with the reason.
     #[error("{0}")]
     Invalid(String),
@@ -85,6 +97,12 @@ pub struct Engine {
     /// The snapshot cache file beside the store (none for a store given
     /// by [`Engine::with_store`]).
     cache: Option<std::path::PathBuf>,
+    /// The store file (none for a store given by [`Engine::with_store`]).
+    db_path: Option<std::path::PathBuf>,
+    /// The store's secret for keyed hashes of keys, loaded once.
+    secret: std::sync::OnceLock<keys::Secret>,
+    /// Where audit records go (opened on first use).
+    audit: std::sync::OnceLock<std::sync::Arc<audit::AuditSink>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -100,12 +118,38 @@ impl Engine {
         Ok(Engine {
             store: Box::new(store),
             cache: Some(infogap_store::cache::cache_path(path)),
+            db_path: Some(path.to_path_buf()),
+            secret: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Opens an existing store only: `no store at PATH` when the file does
+    /// not exist (a read must never create an empty store).
+    pub fn open_existing(path: &Path) -> Result<Self, EngineError> {
+        if !path.exists() {
+            return Err(EngineError::NotFound(format!(
+                "no store at {}",
+                path.display()
+            )));
+        }
+        Self::open(path)
     }
 
     /// Wraps any storage backend.
     pub fn with_store(store: Box<dyn Store>) -> Self {
-        Engine { store, cache: None }
+        Engine {
+            store,
+            cache: None,
+            db_path: None,
+            secret: std::sync::OnceLock::new(),
+            audit: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The store file, when the store is one.
+    pub fn db_path(&self) -> Option<&Path> {
+        self.db_path.as_deref()
     }
 
     /// The storage backend.

@@ -340,6 +340,21 @@ pub struct SignalConfig {
     pub half_life_days: Option<f64>,
 }
 
+impl SignalConfig {
+    /// Purchases weigh 1, with the given weights of carts, views and
+    /// ratings (the CLI's defaults are 0.5, 0.1 and 1).
+    pub fn with_weights(cart: f32, view: f32, rating: f32, half_life_days: Option<f64>) -> Self {
+        let mut w = SignalWeights::default();
+        w.weights.insert("cart".into(), cart);
+        w.weights.insert("view".into(), view);
+        w.weights.insert("rating".into(), rating);
+        SignalConfig {
+            weights: w,
+            half_life_days,
+        }
+    }
+}
+
 /// Builds customer × product interactions from the store snapshot. Users are
 /// customer ids and items product ids (as decimal strings); every product of
 /// the catalogue is an item. Summed weights `w` are damped to `log2(1 + w)`

@@ -5,12 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use infogap_core::dataset::AttrValue;
 use infogap_core::ids::{Email, Phone};
-use infogap_store::{
-    CampaignSummary, FeedbackSummary, IdentityRecord, LinkRecord, MergeLogEntry, OrderSummary,
-    Stats, Store, now_rfc3339,
-};
+use infogap_store::{IdentityRecord, LinkRecord, MergeLogEntry, Stats, Store, now_rfc3339};
 use serde::Serialize;
 
 use crate::{Engine, EngineError};
@@ -106,7 +102,12 @@ pub fn find_customer(
     }
 }
 
-fn resolve_key(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<i64, EngineError> {
+/// The customer id of a key, or `NotFound`.
+pub fn resolve_key(
+    engine: &Engine,
+    key: &str,
+    namespace: Option<&str>,
+) -> Result<i64, EngineError> {
     engine.find_customer(key, namespace)?.ok_or_else(|| {
         EngineError::NotFound(format!(
             "no customer with key {key:?}{}",
@@ -115,59 +116,6 @@ fn resolve_key(engine: &Engine, key: &str, namespace: Option<&str>) -> Result<i6
                 .unwrap_or_default()
         ))
     })
-}
-
-/// One identity in the unified view.
-#[derive(Debug, Clone, Serialize)]
-pub struct IdentityView {
-    /// Namespace.
-    pub namespace: String,
-    /// Kind.
-    pub kind: String,
-    /// Value.
-    pub value: String,
-    /// Source that brought it.
-    pub source: String,
-    /// Line of that source.
-    pub line: i64,
-    /// How it joined this customer.
-    pub linked_by: String,
-}
-
-/// The unified customer view.
-#[derive(Debug, Clone, Serialize)]
-pub struct CustomerView {
-    /// Store id.
-    pub id: i64,
-    /// Display key.
-    pub key: String,
-    /// Sources that hold records of this customer.
-    pub sources: Vec<String>,
-    /// Identities.
-    pub identities: Vec<IdentityView>,
-    /// Attributes: name → value (with source).
-    pub attributes: Vec<AttributeView>,
-    /// Orders summary.
-    pub orders: OrderSummary,
-    /// Events by type.
-    pub events: Vec<EventCount>,
-    /// Feedback per kind.
-    pub feedback: Vec<FeedbackSummary>,
-    /// Campaigns received and redeemed.
-    pub campaigns: Vec<CampaignSummary>,
-    /// Latest consent per purpose.
-    pub consents: Vec<ConsentView>,
-}
-
-/// An attribute.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttributeView {
-    /// Name.
-    pub name: String,
-    /// Typed value.
-    pub value: AttrValue,
-    /// Source.
-    pub source: String,
 }
 
 /// Events of one type.
@@ -203,116 +151,6 @@ fn ident_label(i: &IdentityRecord) -> String {
         format!("{}:{}", i.namespace, i.value)
     } else {
         format!("{} {}", i.kind, i.value)
-    }
-}
-
-/// Builds the unified view of the customer a key belongs to.
-pub fn customer_view(
-    engine: &Engine,
-    key: &str,
-    namespace: Option<&str>,
-) -> Result<CustomerView, EngineError> {
-    let store = engine.store();
-    let id = resolve_key(engine, key, namespace)?;
-    let names = source_names(store)?;
-    let idents = store.customer_identities(id)?;
-    let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
-    let links = store.links_of(&ids)?;
-    let by_id: HashMap<i64, &IdentityRecord> = idents.iter().map(|i| (i.id, i)).collect();
-    let mut sources: BTreeSet<String> = BTreeSet::new();
-    let mut identities = Vec::new();
-    for (n, i) in idents.iter().enumerate() {
-        let src = names.get(&i.source_id).cloned().unwrap_or_default();
-        sources.insert(src.clone());
-        let linked_by = if n == 0 {
-            "first key of this customer".to_string()
-        } else {
-            match links
-                .iter()
-                .find(|l| !l.suppressed && (l.a == i.id || l.b == i.id))
-            {
-                Some(l) => {
-                    let other = if l.a == i.id { l.b } else { l.a };
-                    let other = by_id
-                        .get(&other)
-                        .map(|o| ident_label(o))
-                        .unwrap_or_else(|| format!("identity {other}"));
-                    let lsrc = names.get(&l.source_id).cloned().unwrap_or_default();
-                    format!(
-                        "{} with {other} ({lsrc} line {})",
-                        rule_words(&l.rule),
-                        l.line
-                    )
-                }
-                None => "no live link".to_string(),
-            }
-        };
-        identities.push(IdentityView {
-            namespace: i.namespace.clone(),
-            kind: i.kind.clone(),
-            value: i.value.clone(),
-            source: src,
-            line: i.line,
-            linked_by,
-        });
-    }
-    for l in &links {
-        if let Some(s) = names.get(&l.source_id)
-            && (by_id.contains_key(&l.a) || by_id.contains_key(&l.b))
-        {
-            sources.insert(s.clone());
-        }
-    }
-    let facts = store.customer_facts(id)?;
-    for (_, _, s) in &facts.attributes {
-        sources.insert(s.clone());
-    }
-    let key = idents
-        .first()
-        .map(|i| format!("{}:{}", i.namespace, i.value))
-        .unwrap_or_default();
-    crate::invariants::checked(
-        "customer show",
-        CustomerView {
-            id,
-            key,
-            sources: sources.into_iter().filter(|s| !s.is_empty()).collect(),
-            identities,
-            attributes: facts
-                .attributes
-                .into_iter()
-                .map(|(name, value, source)| AttributeView {
-                    name,
-                    value,
-                    source,
-                })
-                .collect(),
-            orders: facts.orders,
-            events: facts
-                .events
-                .into_iter()
-                .map(|(event, count)| EventCount { event, count })
-                .collect(),
-            feedback: facts.feedback,
-            campaigns: facts.campaigns,
-            consents: facts
-                .consents
-                .into_iter()
-                .map(|(purpose, granted, time)| ConsentView {
-                    purpose,
-                    granted,
-                    time,
-                })
-                .collect(),
-        },
-    )
-}
-
-fn rule_words(rule: &str) -> &'static str {
-    match rule {
-        "same_record" => "seen on the same record",
-        "link_table" => "mapped by a link table",
-        _ => "linked",
     }
 }
 

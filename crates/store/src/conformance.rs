@@ -242,7 +242,7 @@ pub fn identities_and_merges(store: &dyn Store) {
         ok(store.setting("identity.max_customers_per_key")).as_deref(),
         Some("5")
     );
-    let f = ok(store.customer_facts(1));
+    let f = ok(store.customer_facts(1, None));
     assert_eq!(f.orders.count, 1);
     assert_eq!(f.orders.lines, 2);
     assert_eq!(f.feedback[0].kind, "ticket");

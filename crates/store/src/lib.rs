@@ -18,6 +18,7 @@
 //!   needed, which keeps bulk inserts close to SQLite's raw speed.
 //! - **Versioned migrations** live in `migrations/` and are applied in order at open.
 
+pub mod audit;
 pub mod cache;
 pub mod conformance;
 mod migrate;
@@ -31,6 +32,9 @@ use infogap_core::dataset::{AttrValue, Dataset};
 use serde::Serialize;
 
 pub use sqlite::SqliteStore;
+
+mod backup;
+pub use backup::{BackupCheck, BackupReport, secret_path, verify_backup};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,14 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// A backup cannot be written or checked.
+    #[error("backup {path}: {reason}")]
+    Backup {
+        /// The backup file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Result alias.
@@ -664,8 +676,9 @@ pub trait Store: Send + Sync {
     fn customer_identities(&self, customer_id: i64) -> Result<Vec<IdentityRecord>>;
     /// Links touching any of the identities.
     fn links_of(&self, identity_ids: &[i64]) -> Result<Vec<LinkRecord>>;
-    /// Facts summary of a customer.
-    fn customer_facts(&self, customer_id: i64) -> Result<CustomerFacts>;
+    /// Facts summary of a customer; with `sources`, only facts that came
+    /// from those sources (a department's view).
+    fn customer_facts(&self, customer_id: i64, sources: Option<&[i64]>) -> Result<CustomerFacts>;
     /// Merge-log entries that name the customer.
     fn merge_log(&self, customer_id: i64) -> Result<Vec<MergeLogEntry>>;
     /// Import runs, newest first.
@@ -682,6 +695,92 @@ pub trait Store: Send + Sync {
     ) -> Result<SavedModel>;
     /// The newest model of a kind.
     fn load_model(&self, kind: &str) -> Result<Option<SavedModel>>;
+
+    /// A customer's dated facts (orders, events, feedback, campaign
+    /// contacts, consents), newest first, after the cursor `before`
+    /// (exclusive), at most `limit`; with `sources`, only those sources'.
+    fn customer_timeline(
+        &self,
+        customer_id: i64,
+        sources: Option<&[i64]>,
+        before: Option<&TimelineCursor>,
+        limit: usize,
+    ) -> Result<Vec<TimelineRow>>;
+    /// Customers known to any of these sources: an identity they brought,
+    /// or a fact they hold (a department's customers).
+    fn customers_of_sources(&self, sources: &[i64]) -> Result<std::collections::HashSet<i64>>;
+    /// The newest version of every model kind.
+    fn model_versions(&self) -> Result<Vec<(String, i64)>>;
+
+    /// Saves a new API key or customer token (its hash only).
+    fn create_key(&self, key: &KeyRecord) -> Result<()>;
+    /// A key or token by its public id.
+    fn key(&self, id: &str) -> Result<Option<KeyRecord>>;
+    /// Every key and token, oldest first.
+    fn keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Marks a key revoked at `at` (Unix seconds); false when there is no
+    /// such key or it was already revoked.
+    fn revoke_key(&self, id: &str, at: i64) -> Result<bool>;
+}
+
+/// Where a timeline page ends: (time, kind, id) of its last row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineCursor {
+    /// Time (Unix seconds; facts without a time sort as -1).
+    pub time: i64,
+    /// Kind.
+    pub kind: String,
+    /// Row id within its kind.
+    pub id: i64,
+}
+
+/// One dated fact of a customer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineRow {
+    /// Time (Unix seconds), if known.
+    pub time: Option<i64>,
+    /// `order`, `event`, `feedback`, `campaign`, `consent`.
+    pub kind: String,
+    /// Row id within its kind.
+    pub id: i64,
+    /// Order key, event type, feedback kind, campaign key or purpose.
+    pub label: String,
+    /// Amount, event value, score, or 1/0 for a consent.
+    pub value: Option<f64>,
+    /// Free text (feedback).
+    pub text: Option<String>,
+    /// Channel, or exposure/redemption.
+    pub extra: Option<String>,
+    /// Source name.
+    pub source: String,
+}
+
+/// A stored API key or customer token: never the secret, only its keyed hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRecord {
+    /// Public id (part of the key string).
+    pub id: String,
+    /// `key` (staff or source) or `customer` (a customer token).
+    pub kind: String,
+    /// Name (who holds it; shown in the audit trail).
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Department it is limited to, if any.
+    pub department: Option<String>,
+    /// Source it may write to (role `source`).
+    pub source: Option<String>,
+    /// The customer a token acts as.
+    pub customer_id: Option<i64>,
+    /// HMAC-SHA256 of the secret under the store's secret.
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Expires (Unix seconds), if ever.
+    pub expires_at: Option<i64>,
+    /// Revoked (Unix seconds), if so.
+    pub revoked_at: Option<i64>,
 }
 
 /// Current time as RFC 3339 (UTC, seconds).

@@ -21,6 +21,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "generations",
         sql: include_str!("../migrations/0002_generations.sql"),
     },
+    Migration {
+        version: 3,
+        name: "access",
+        sql: include_str!("../migrations/0003_access.sql"),
+    },
 ];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).

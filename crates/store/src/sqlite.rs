@@ -1105,18 +1105,32 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    fn customer_facts(&self, c: i64) -> Result<CustomerFacts> {
+    fn customer_facts(&self, c: i64, sources: Option<&[i64]>) -> Result<CustomerFacts> {
+        // a department's view: only facts its sources brought (ids are
+        // integers formatted here, never text from a request)
+        let (src, osrc) = match sources {
+            None => (String::new(), String::new()),
+            Some(ids) => {
+                let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                (
+                    format!(" AND source_id IN ({list})"),
+                    format!(
+                        " AND (o.file_id IN (SELECT id FROM files WHERE source_id IN ({list})) OR (o.file_id IS NULL AND o.identity_id IN (SELECT id FROM identities WHERE source_id IN ({list}))))"
+                    ),
+                )
+            }
+        };
         let o = self.fetch_all(
-            sqlx::query(
+            sqlx::query(AssertSqlSafe(format!(
                 "WITH mine AS (SELECT id FROM identities WHERE customer_id = ?1),
                       ords AS (SELECT o.id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)) AS t,
                                       COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0) AS amt,
                                       COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0) AS disc
-                               FROM orders o WHERE o.identity_id IN (SELECT id FROM mine))
+                               FROM orders o WHERE o.identity_id IN (SELECT id FROM mine){osrc})
                  SELECT COUNT(*), COALESCE(SUM(amt), 0.0), MIN(t), MAX(t), COALESCE(SUM(disc), 0.0),
-                        (SELECT COUNT(*) FROM order_lines WHERE identity_id IN (SELECT id FROM mine))
-                 FROM ords",
-            )
+                        (SELECT COUNT(*) FROM order_lines WHERE identity_id IN (SELECT id FROM mine){src})
+                 FROM ords"
+            )))
             .bind(c),
         )?;
         let orow = o
@@ -1133,7 +1147,7 @@ impl Store for SqliteStore {
         let events = self
             .fetch_all(
                 sqlx::query(
-                    "SELECT kind, COUNT(*) FROM events WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?) GROUP BY kind ORDER BY COUNT(*) DESC, kind",
+                    AssertSqlSafe(format!("SELECT kind, COUNT(*) FROM events WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?){src} GROUP BY kind ORDER BY COUNT(*) DESC, kind")),
                 )
                 .bind(c),
             )?
@@ -1143,11 +1157,11 @@ impl Store for SqliteStore {
         let feedback = self
             .fetch_all(
                 sqlx::query(
-                    "WITH f AS (SELECT * FROM feedback WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?))
+                    AssertSqlSafe(format!("WITH f AS (SELECT * FROM feedback WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?){src})
                      SELECT kind, COUNT(*), AVG(score),
                         (SELECT score FROM f f2 WHERE f2.kind = f.kind ORDER BY time DESC, id DESC LIMIT 1),
                         (SELECT text FROM f f2 WHERE f2.kind = f.kind AND text IS NOT NULL ORDER BY time DESC, id DESC LIMIT 1)
-                     FROM f GROUP BY kind ORDER BY kind",
+                     FROM f GROUP BY kind ORDER BY kind")),
                 )
                 .bind(c),
             )?
@@ -1165,8 +1179,8 @@ impl Store for SqliteStore {
         let campaigns = self
             .fetch_all(
                 sqlx::query(
-                    "SELECT k.key, k.name, SUM(c.kind = 'exposure'), SUM(c.kind = 'redemption') FROM campaign_contacts c JOIN campaigns k ON k.id = c.campaign_id
-                     WHERE c.identity_id IN (SELECT id FROM identities WHERE customer_id = ?) GROUP BY k.id ORDER BY k.key",
+                    AssertSqlSafe(format!("SELECT k.key, k.name, SUM(c.kind = 'exposure'), SUM(c.kind = 'redemption') FROM campaign_contacts c JOIN campaigns k ON k.id = c.campaign_id
+                     WHERE c.identity_id IN (SELECT id FROM identities WHERE customer_id = ?){csrc} GROUP BY k.id ORDER BY k.key", csrc = src.replace("source_id", "c.source_id"))),
                 )
                 .bind(c),
             )?
@@ -1176,8 +1190,8 @@ impl Store for SqliteStore {
         let attributes = self
             .fetch_all(
                 sqlx::query(
-                    "SELECT a.name, a.value, s.name FROM attributes a JOIN sources s ON s.id = a.source_id
-                     WHERE a.identity_id IN (SELECT id FROM identities WHERE customer_id = ?) ORDER BY a.name, s.name",
+                    AssertSqlSafe(format!("SELECT a.name, a.value, s.name FROM attributes a JOIN sources s ON s.id = a.source_id
+                     WHERE a.identity_id IN (SELECT id FROM identities WHERE customer_id = ?){asrc} ORDER BY a.name, s.name", asrc = src.replace("source_id", "a.source_id"))),
                 )
                 .bind(c),
             )?
@@ -1187,9 +1201,9 @@ impl Store for SqliteStore {
         let consents = self
             .fetch_all(
                 sqlx::query(
-                    "SELECT purpose, granted, time FROM consents c WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?1)
-                     AND id = (SELECT id FROM consents c2 WHERE c2.purpose = c.purpose AND c2.identity_id IN (SELECT id FROM identities WHERE customer_id = ?1) ORDER BY time DESC, id DESC LIMIT 1)
-                     ORDER BY purpose",
+                    AssertSqlSafe(format!("SELECT purpose, granted, time FROM consents c WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?1){csrc}
+                     AND id = (SELECT id FROM consents c2 WHERE c2.purpose = c.purpose AND c2.identity_id IN (SELECT id FROM identities WHERE customer_id = ?1){c2src} ORDER BY time DESC, id DESC LIMIT 1)
+                     ORDER BY purpose", csrc = src.replace("source_id", "c.source_id"), c2src = src.replace("source_id", "c2.source_id"))),
                 )
                 .bind(c),
             )?
@@ -1323,6 +1337,210 @@ impl Store for SqliteStore {
             }))
         })
     }
+
+    fn create_key(&self, k: &KeyRecord) -> Result<()> {
+        let mut conn = self.lock();
+        self.rt
+            .block_on(
+                sqlx::query(
+                    "INSERT INTO api_keys (id, kind, name, role, department, source, customer_id, secret_hash, created_at, expires_at, revoked_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(k.id.clone())
+                .bind(k.kind.clone())
+                .bind(k.name.clone())
+                .bind(k.role.clone())
+                .bind(k.department.clone())
+                .bind(k.source.clone())
+                .bind(k.customer_id)
+                .bind(k.secret_hash.clone())
+                .bind(k.created_at)
+                .bind(k.expires_at)
+                .bind(k.revoked_at)
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
+        // through the raw handle: this runs on every authenticated request
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT id, kind, name, role, department, source, customer_id, secret_hash, created_at, expires_at, revoked_at FROM api_keys WHERE id = ?1",
+            )?;
+            st.bind_text(1, id)?;
+            if !st.step()? {
+                return Ok(None);
+            }
+            Ok(Some(key_from_stmt(&st)?))
+        })
+    }
+
+    fn keys(&self) -> Result<Vec<KeyRecord>> {
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT id, kind, name, role, department, source, customer_id, secret_hash, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id",
+            )?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push(key_from_stmt(&st)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn revoke_key(&self, id: &str, at: i64) -> Result<bool> {
+        let mut conn = self.lock();
+        let done = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(id.to_string())
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn customer_timeline(
+        &self,
+        c: i64,
+        sources: Option<&[i64]>,
+        before: Option<&TimelineCursor>,
+        limit: usize,
+    ) -> Result<Vec<TimelineRow>> {
+        let (src, osrc) = match sources {
+            None => (String::new(), String::new()),
+            Some(ids) => {
+                let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+                (
+                    format!(" AND x.source_id IN ({list})"),
+                    format!(
+                        " AND (o.file_id IN (SELECT id FROM files WHERE source_id IN ({list})) OR (o.file_id IS NULL AND o.identity_id IN (SELECT id FROM identities WHERE source_id IN ({list}))))"
+                    ),
+                )
+            }
+        };
+        let cursor = if before.is_some() {
+            "WHERE (t, kind, id) < (?2, ?3, ?4)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "WITH mine AS (SELECT id FROM identities WHERE customer_id = ?1)
+             SELECT t, kind, id, label, value, text, extra, source FROM (
+               SELECT COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id), -1) AS t, 'order' AS kind, o.id AS id, o.key AS label,
+                      COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id)) AS value, NULL AS text, NULL AS extra,
+                      COALESCE((SELECT s.name FROM files f JOIN sources s ON s.id = f.source_id WHERE f.id = o.file_id),
+                               (SELECT s.name FROM identities i JOIN sources s ON s.id = i.source_id WHERE i.id = o.identity_id)) AS source
+                 FROM orders o WHERE o.identity_id IN (SELECT id FROM mine){osrc}
+               UNION ALL
+               SELECT COALESCE(x.time, -1), 'event', x.id, x.kind, x.value, NULL, x.channel, s.name
+                 FROM events x JOIN sources s ON s.id = x.source_id WHERE x.identity_id IN (SELECT id FROM mine){src}
+               UNION ALL
+               SELECT COALESCE(x.time, -1), 'feedback', x.id, x.kind, x.score, x.text, x.channel, s.name
+                 FROM feedback x JOIN sources s ON s.id = x.source_id WHERE x.identity_id IN (SELECT id FROM mine){src}
+               UNION ALL
+               SELECT COALESCE(x.time, -1), 'campaign', x.id, k.key, NULL, NULL, x.kind, s.name
+                 FROM campaign_contacts x JOIN campaigns k ON k.id = x.campaign_id JOIN sources s ON s.id = x.source_id
+                 WHERE x.identity_id IN (SELECT id FROM mine){src}
+               UNION ALL
+               SELECT COALESCE(x.time, -1), 'consent', x.id, x.purpose, CAST(x.granted AS REAL), NULL, NULL, s.name
+                 FROM consents x JOIN sources s ON s.id = x.source_id WHERE x.identity_id IN (SELECT id FROM mine){src}
+             ) {cursor}
+             ORDER BY t DESC, kind DESC, id DESC LIMIT ?5"
+        );
+        let (bt, bk, bi) = match before {
+            Some(b) => (b.time, b.kind.clone(), b.id),
+            None => (0, String::new(), 0),
+        };
+        let rows = self.fetch_all(
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(c)
+                .bind(bt)
+                .bind(bk)
+                .bind(bi)
+                .bind(limit as i64),
+        )?;
+        rows.iter()
+            .map(|r| {
+                let t: i64 = get(r, 0)?;
+                Ok(TimelineRow {
+                    time: (t != -1).then_some(t),
+                    kind: get(r, 1)?,
+                    id: get(r, 2)?,
+                    label: get(r, 3)?,
+                    value: get(r, 4)?,
+                    text: get(r, 5)?,
+                    extra: get(r, 6)?,
+                    source: get::<Option<String>>(r, 7)?.unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+
+    fn customers_of_sources(&self, sources: &[i64]) -> Result<std::collections::HashSet<i64>> {
+        let list = sources
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let list = if list.is_empty() {
+            "NULL".to_string()
+        } else {
+            list
+        };
+        let sql = format!(
+            "SELECT customer_id FROM identities WHERE source_id IN ({list})
+             UNION SELECT i.customer_id FROM identities i WHERE i.id IN (
+                 SELECT identity_id FROM order_lines WHERE source_id IN ({list})
+                 UNION SELECT identity_id FROM events WHERE source_id IN ({list})
+                 UNION SELECT identity_id FROM feedback WHERE source_id IN ({list})
+                 UNION SELECT identity_id FROM campaign_contacts WHERE source_id IN ({list})
+                 UNION SELECT identity_id FROM consents WHERE source_id IN ({list})
+                 UNION SELECT identity_id FROM attributes WHERE source_id IN ({list}))"
+        );
+        self.with_raw(|db| {
+            let mut st = db.prepare(&sql)?;
+            let mut out = std::collections::HashSet::new();
+            while st.step()? {
+                out.insert(st.i64(0)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn model_versions(&self) -> Result<Vec<(String, i64)>> {
+        self.with_raw(|db| {
+            let mut st =
+                db.prepare("SELECT kind, MAX(version) FROM models GROUP BY kind ORDER BY kind")?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push((st.text(0)?, st.i64(1)?));
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn key_from_stmt(st: &Stmt<'_>) -> Result<KeyRecord> {
+    Ok(KeyRecord {
+        id: st.text(0)?,
+        kind: st.text(1)?,
+        name: st.text(2)?,
+        role: st.text(3)?,
+        department: st.opt_text(4)?,
+        source: st.opt_text(5)?,
+        customer_id: st.opt_i64(6)?,
+        secret_hash: st.blob(7)?,
+        created_at: st.i64(8)?,
+        expires_at: st.opt_i64(9)?,
+        revoked_at: st.opt_i64(10)?,
+    })
 }
 
 impl SqliteStore {
@@ -1465,7 +1683,7 @@ impl SqliteStore {
 
 impl SqliteStore {
     /// Runs `f` on the connection's raw SQLite handle, on this thread.
-    fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.lock();
         self.rt.block_on(async {
             let mut handle = conn.lock_handle().await.map_err(db_err)?;

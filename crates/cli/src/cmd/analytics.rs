@@ -192,7 +192,7 @@ pub struct TrainAmountArgs {
 
 /// `infogap train amount`.
 pub fn train_amount(ctx: &Ctx, args: &TrainAmountArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let opts = AmountOptions {
         horizon_days: args.horizon_days,
         ridge: args.ridge,
@@ -328,7 +328,7 @@ fn print_segments(r: &SegmentsReport) {
 
 /// `infogap segments`.
 pub fn segments(ctx: &Ctx, args: &SegmentsArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let ds = engine.dataset()?;
     let opts = SegmentOptions {
         method: args.method.into(),
@@ -429,7 +429,7 @@ pub fn bayes(ctx: &Ctx, args: &BayesArgs) -> anyhow::Result<()> {
         let Some(event) = &args.event else {
             bail!("--from-store needs --event (e.g. \"no purchase in 30 days\")");
         };
-        let engine = ctx.engine()?;
+        let engine = ctx.engine_existing()?;
         let ds = engine.dataset()?;
         let opts = BayesStoreOptions {
             event: event.clone(),
@@ -530,7 +530,7 @@ pub fn segment(ctx: &Ctx, c: &SegmentCmd) -> anyhow::Result<()> {
             seed,
             json,
         } => {
-            let engine = ctx.engine()?;
+            let engine = ctx.engine_existing()?;
             let ds = engine.dataset()?;
             let opts = SegmentOptions {
                 method: (*method).into(),

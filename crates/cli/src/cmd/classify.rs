@@ -149,7 +149,7 @@ pub fn train(ctx: &Ctx, args: &TrainChurnArgs) -> anyhow::Result<()> {
         label_attribute: args.label_attribute.clone(),
         ..Default::default()
     };
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let report = churn::train(&engine, &opts).context("training the churn model")?;
     if args.json {
         print_json(&report)
@@ -261,7 +261,7 @@ fn print_risks(s: &ChurnScores, reasons: bool) {
 
 /// `infogap churn`.
 pub fn churn(ctx: &Ctx, args: &ChurnArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let scores = churn::risk(&engine, args.top)?;
     if args.json {
         print_json(&scores)

@@ -166,7 +166,7 @@ pub struct TrainClvArgs {
 
 /// `infogap train clv`: fits BG/NBD + Gamma-Gamma on the store's orders and saves the model.
 pub fn train(ctx: &Ctx, args: &TrainClvArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let report = engine_clv::train(&engine, args.calibration_end, args.time_unit)?;
     let out = report.to_json();
     if args.json {
@@ -252,7 +252,7 @@ fn print_ranking(r: &ClvRanking) {
 
 /// `infogap clv --top N`: customers ranked by discounted CLV with the saved model.
 pub fn clv(ctx: &Ctx, args: &ClvArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let r = engine_clv::rank(&engine, args.top, args.horizon_months, args.discount_rate)?;
     if args.json {
         return crate::ctx::print_json(&ranking_json(&r));

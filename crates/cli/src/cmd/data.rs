@@ -6,10 +6,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use infogap_core::access::Action;
 use infogap_core::config::Config;
 use infogap_core::value::format_date;
 use infogap_engine::import::{ImportOptions, ImportReport};
-use infogap_engine::report::{self, CustomerView, MergeExplanation};
+use infogap_engine::report::{self, MergeExplanation};
+use infogap_engine::share::SharedCustomer;
 use infogap_engine::{Engine, demo};
 
 use crate::Ctx;
@@ -90,6 +92,20 @@ pub enum CustomerCmd {
         #[arg(long)]
         namespace: Option<String>,
         /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a token that acts only as this customer (for `/v1/me`).
+    Token {
+        /// A customer key: email, phone, NS:ID or #ID.
+        key: String,
+        /// Namespace of the key.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Lifetime, e.g. 1h (default), 30d.
+        #[arg(long)]
+        expires: Option<String>,
+        /// JSON output (field `token`).
         #[arg(long)]
         json: bool,
     },
@@ -229,7 +245,7 @@ fn print_import(rep: &ImportReport) {
 
 /// `infogap stats`
 pub fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let s = report::stats(&engine)?;
     if a.json {
         return print_json(&s);
@@ -271,14 +287,29 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<()> {
 
 /// `infogap customer …`
 pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     match c {
+        CustomerCmd::Token {
+            key,
+            namespace,
+            expires,
+            json,
+        } => super::share::customer_token(
+            ctx,
+            &engine,
+            key,
+            namespace.as_deref(),
+            expires.as_deref(),
+            *json,
+        ),
         CustomerCmd::Show {
             key,
             namespace,
             json,
         } => {
-            let v = report::customer_view(&engine, key, namespace.as_deref())?;
+            let id = report::resolve_key(&engine, key, namespace.as_deref())?;
+            let access = ctx.access(&engine, Action::CustomersRead)?;
+            let v = engine.share_customer(&access, id)?;
             if *json {
                 print_json(&v)
             } else {
@@ -305,6 +336,7 @@ pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
             namespace,
             json,
         } => {
+            ctx.access(&engine, Action::CustomersMerge)?;
             let o = report::split(&engine, key, namespace.as_deref(), identity)?;
             if *json {
                 print_json(&o)
@@ -322,6 +354,7 @@ pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
             namespace,
             json,
         } => {
+            ctx.access(&engine, Action::CustomersMerge)?;
             let o = report::unsplit(&engine, key, namespace.as_deref(), identity)?;
             if *json {
                 print_json(&o)
@@ -340,7 +373,7 @@ fn opt_date(t: Option<i64>) -> String {
     t.map(format_date).unwrap_or_else(|| "-".into())
 }
 
-fn print_customer(v: &CustomerView) {
+fn print_customer(v: &SharedCustomer) {
     println!("customer #{}  ({})", v.id, v.key);
     println!("sources: {}", v.sources.join(", "));
     println!("\nidentities:");
@@ -356,27 +389,31 @@ fn print_customer(v: &CustomerView) {
             println!("  {:<14} {:<20} ({})", a.name, a.value.as_text(), a.source);
         }
     }
-    let o = &v.orders;
-    println!(
-        "\norders: {} orders, {} lines, revenue {:.2}, discounts {:.2}, first {}, last {}",
-        o.count,
-        o.lines,
-        o.revenue,
-        o.discount,
-        opt_date(o.first),
-        opt_date(o.last)
-    );
-    if !v.events.is_empty() {
-        let ev: Vec<String> = v
-            .events
+    if let Some(o) = &v.orders {
+        println!(
+            "\norders: {} orders, {} lines, revenue {:.2}, discounts {:.2}, first {}, last {}",
+            o.count,
+            o.lines,
+            o.revenue,
+            o.discount,
+            opt_date(o.first),
+            opt_date(o.last)
+        );
+    }
+    let none = Vec::new();
+    let events = v.events.as_ref().unwrap_or(&none);
+    if !events.is_empty() {
+        let ev: Vec<String> = events
             .iter()
             .map(|e| format!("{} {}", e.event, e.count))
             .collect();
         println!("events: {}", ev.join(", "));
     }
-    if !v.feedback.is_empty() {
+    let none = Vec::new();
+    let feedback = v.feedback.as_ref().unwrap_or(&none);
+    if !feedback.is_empty() {
         println!("feedback:");
-        for f in &v.feedback {
+        for f in feedback {
             println!(
                 "  {:<8} {:>3}  mean score {}  last score {}  last text {:?}",
                 f.kind,
@@ -391,9 +428,10 @@ fn print_customer(v: &CustomerView) {
             );
         }
     }
-    if !v.campaigns.is_empty() {
-        let c: Vec<String> = v
-            .campaigns
+    let none = Vec::new();
+    let campaigns = v.campaigns.as_ref().unwrap_or(&none);
+    if !campaigns.is_empty() {
+        let c: Vec<String> = campaigns
             .iter()
             .map(|c| {
                 format!(
@@ -404,9 +442,10 @@ fn print_customer(v: &CustomerView) {
             .collect();
         println!("campaigns: {}", c.join(", "));
     }
-    if !v.consents.is_empty() {
-        let c: Vec<String> = v
-            .consents
+    let none = Vec::new();
+    let consents = v.consents.as_ref().unwrap_or(&none);
+    if !consents.is_empty() {
+        let c: Vec<String> = consents
             .iter()
             .map(|c| {
                 format!(
@@ -506,7 +545,7 @@ pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
         "import": rep,
         "stats": stats,
     });
-    let sample = busiest_customer(&engine)?;
+    let sample = busiest_customer(ctx, &engine)?;
     if !a.json {
         println!(
             "infogap quickstart — demo data in {}, store {}",
@@ -553,7 +592,7 @@ pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn busiest_customer(engine: &Engine) -> anyhow::Result<Option<CustomerView>> {
+fn busiest_customer(ctx: &Ctx, engine: &Engine) -> anyhow::Result<Option<SharedCustomer>> {
     let ds = engine.dataset()?;
     // the customer with the most identity-bearing departments: approximate by facts of several kinds
     let mut best: Option<(usize, i64)> = None;
@@ -577,7 +616,10 @@ fn busiest_customer(engine: &Engine) -> anyhow::Result<Option<CustomerView>> {
         }
     }
     match best {
-        Some((_, c)) => Ok(Some(report::customer_view(engine, &format!("#{c}"), None)?)),
+        Some((_, c)) => {
+            let access = ctx.access(engine, Action::CustomersRead)?;
+            Ok(Some(engine.share_customer(&access, c)?))
+        }
         None => Ok(None),
     }
 }

@@ -716,7 +716,7 @@ fn forecast_store(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
         (None, Some(c)) => Scope::Category(c.clone()),
         (None, None) => Scope::Total,
     };
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let ds = engine.dataset()?;
     let series = demand::demand_series(&ds, &scope, period, measure)?;
     let f = demand::forecast_series(series, args.model.season, args.horizon, args.model.level)?;

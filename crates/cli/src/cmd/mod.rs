@@ -2,12 +2,14 @@
 //! printing of its reports; the work itself happens in the engine and models.
 
 pub mod analytics;
+pub mod backup;
 pub mod classify;
 pub mod clv;
 pub mod data;
 pub mod forecast;
 pub mod rating;
 pub mod recs;
+pub mod share;
 pub mod snapshot;
 
 /// Runs every model family's quickstart section; a failing section is

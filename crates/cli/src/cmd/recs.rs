@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use infogap_engine::recs::{self as erecs, RecommendOptions, SignalConfig, TrainOptions};
 use infogap_ingest::ratings::RatingFormat;
-use infogap_models::recs::data::SignalWeights;
 use infogap_models::recs::{AlgoParams, select};
 use serde_json::{Value, json};
 
@@ -383,19 +382,17 @@ fn parse_set(s: &Option<String>) -> anyhow::Result<Vec<(String, f64)>> {
 }
 
 fn signals(args: &TrainRecsArgs) -> SignalConfig {
-    let mut w = SignalWeights::default();
-    w.weights.insert("cart".into(), args.cart_weight);
-    w.weights.insert("view".into(), args.view_weight);
-    w.weights.insert("rating".into(), args.rating_weight);
-    SignalConfig {
-        weights: w,
-        half_life_days: args.half_life_days,
-    }
+    SignalConfig::with_weights(
+        args.cart_weight,
+        args.view_weight,
+        args.rating_weight,
+        args.half_life_days,
+    )
 }
 
 /// `train recs`.
 pub fn train(ctx: &Ctx, args: &TrainRecsArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let opts = TrainOptions {
         algo: args.algo.clone(),
         params: parse_set(&args.set)?,
@@ -492,7 +489,7 @@ pub struct RecommendArgs {
 
 /// `recommend`.
 pub fn recommend(ctx: &Ctx, args: &RecommendArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     let opts = RecommendOptions {
         k: args.k,
         include_seen: args.include_seen,

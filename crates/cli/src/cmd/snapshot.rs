@@ -33,7 +33,7 @@ pub struct SnapshotArgs {
 
 /// Runs `infogap snapshot`.
 pub fn snapshot(ctx: &Ctx, a: &SnapshotArgs) -> anyhow::Result<()> {
-    let engine = ctx.engine()?;
+    let engine = ctx.engine_existing()?;
     if a.watch {
         return watch(&engine, a);
     }

@@ -136,15 +136,20 @@ fn eval_classify_rejects_bad_input_with_a_reason() {
 fn churn_on_demo_data_recovers_planted_drivers_with_reasons() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    // No model yet: a clear error.
+    // No store yet: a clear error, and none is created.
     let out = run_in(d, &["churn", "--top", "5"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("train churn"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
+    assert!(!d.join("infogap.db").exists());
     ok(
         d,
         &["demo", "--out", "demo", "--customers", "800", "--seed", "3"],
     );
     ok(d, &["import", "--config", "demo/infogap.toml"]);
+    // No model yet: a clear error.
+    let out = run_in(d, &["churn", "--top", "5"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("train churn"));
     let t = json(d, &["train", "churn", "--model", "logreg", "--json"]);
     assert_eq!(t["version"], 1);
     assert!(

@@ -356,6 +356,10 @@ fn customer_show_lists_every_source_of_a_merged_person_and_split_is_reversible()
 fn unknown_customer_is_a_clear_error() {
     let d = tempfile::tempdir().expect("tmp");
     setup(d.path());
+    ok(
+        d.path(),
+        &["import", "--config", "infogap.toml", "--skip-bad-rows", "1"],
+    );
     let out = run_in(d.path(), &["customer", "show", "nobody@example.com"]);
     assert!(!out.status.success());
     assert!(

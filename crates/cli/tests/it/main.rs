@@ -1,5 +1,6 @@
 //! End-to-end tests of the `infogap` binary, one module per command family.
 mod analytics;
+mod backup;
 mod classify;
 mod clv;
 mod common;

@@ -1,0 +1,1228 @@
+//! The sharing use cases: what a principal may see of customers, shaped by
+//! the policy and recorded in the audit trail before it leaves the engine.
+//!
+//! Every function here takes an [`Access`] (from [`Engine::authorize`]),
+//! checks row-level rights (a customer token sees only its customer; a
+//! department key only customers its sources know, and only those sources'
+//! facts), builds the output with each field class visible, masked or left
+//! out, and writes the audit record. The HTTP API, the CLI (`--as-role`),
+//! exports and later pages, webhooks and alerts all call these, so they
+//! cannot disagree. Predictions come from [`Insights`]: scores of every
+//! customer computed once per snapshot generation and model version.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock};
+
+use infogap_core::access::{Action, FieldClass, Visibility};
+use infogap_core::dataset::{AttrValue, Dataset};
+use infogap_store::{
+    CampaignSummary, FeedbackSummary, IdentityRecord, OrderSummary, TimelineCursor,
+};
+use serde::Serialize;
+
+use crate::access::{
+    Access, Policy, PolicyNote, Principal, PrincipalKind, is_contact_kind, mask_email,
+    mask_free_text, mask_phone, mask_text_short, risk_band, show_contact,
+};
+use crate::{Engine, EngineError};
+
+impl Engine {
+    /// The policy: built-in roles overridden by the `[access]` section of
+    /// the config last imported into this store.
+    pub fn policy(&self) -> Result<Policy, EngineError> {
+        match self.store.setting("access")? {
+            Some(json) => {
+                let cfg = serde_json::from_str(&json).map_err(|e| {
+                    EngineError::Invalid(format!("the stored [access] policy is unreadable: {e}"))
+                })?;
+                Ok(Policy::from_config(&cfg))
+            }
+            None => Ok(Policy::default()),
+        }
+    }
+
+    /// Authorizes an action and resolves a department key's sources.
+    /// A refusal is recorded in the audit trail too.
+    pub fn authorize(
+        &self,
+        policy: &Policy,
+        p: &Principal,
+        action: Action,
+    ) -> Result<Access, EngineError> {
+        let mut a = match policy.authorize(p, action) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = self.record(crate::audit::entry(
+                    p,
+                    action.as_str(),
+                    vec![],
+                    vec![],
+                    "denied: not allowed for this role",
+                ));
+                return Err(e);
+            }
+        };
+        if let Some(d) = &p.department {
+            let sources = self.store.sources()?;
+            let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+            let members = policy.department_sources(d, &names).ok_or_else(|| {
+                EngineError::Forbidden(format!("department {d:?} is not defined by the policy"))
+            })?;
+            a.department_sources = Some(
+                sources
+                    .iter()
+                    .filter(|s| members.contains(&s.name))
+                    .map(|s| s.id)
+                    .collect(),
+            );
+        }
+        Ok(a)
+    }
+}
+
+/// A customer as the principal may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedCustomer {
+    /// Store id.
+    pub id: i64,
+    /// Display key (masked or `#ID` per the contact class).
+    pub key: String,
+    /// Sources that hold records of this customer (within the department).
+    pub sources: Vec<String>,
+    /// Identities with provenance (contact values per the policy).
+    pub identities: Vec<SharedIdentity>,
+    /// Attributes with their class.
+    pub attributes: Vec<SharedAttribute>,
+    /// Orders (behaviour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub orders: Option<OrderSummary>,
+    /// Events by type (behaviour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<crate::report::EventCount>>,
+    /// Feedback per kind (scores: behaviour; text: feedback_text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Vec<FeedbackSummary>>,
+    /// Campaigns (behaviour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub campaigns: Option<Vec<CampaignSummary>>,
+    /// Latest consent per purpose (behaviour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consents: Option<Vec<crate::report::ConsentView>>,
+    /// The policy that shaped this view.
+    pub policy: PolicyNote,
+}
+
+/// One identity.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedIdentity {
+    /// Namespace.
+    pub namespace: String,
+    /// Kind.
+    pub kind: String,
+    /// Value (masked per the contact class for emails and phones).
+    pub value: String,
+    /// Source that brought it.
+    pub source: String,
+    /// Line of that source.
+    pub line: i64,
+    /// How it joined this customer (other keys shown as this one is).
+    pub linked_by: String,
+}
+
+/// One attribute.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedAttribute {
+    /// Name.
+    pub name: String,
+    /// Field class.
+    pub class: FieldClass,
+    /// Value (masked values are text).
+    pub value: AttrValue,
+    /// Source.
+    pub source: String,
+}
+
+/// Shows a display key (`ns:value`) per the contact class.
+pub fn show_key(a: &Access, id: i64, key: &str) -> String {
+    let (ns, value) = key.split_once(':').unwrap_or(("", key));
+    let contact = ns == "email" || ns == "phone" || value.contains('@');
+    if !contact {
+        return key.to_string();
+    }
+    match a.visibility(FieldClass::Contact) {
+        Visibility::Visible => key.to_string(),
+        Visibility::Masked => {
+            if ns == "phone" {
+                format!("{ns}:{}", mask_phone(value))
+            } else {
+                format!("{ns}:{}", mask_email(value))
+            }
+        }
+        Visibility::Hidden => format!("#{id}"),
+    }
+}
+
+fn ident_label(a: &Access, i: &IdentityRecord) -> String {
+    if i.kind == "customer" {
+        format!("{}:{}", i.namespace, i.value)
+    } else {
+        match show_contact(a.visibility(FieldClass::Contact), &i.kind, &i.value) {
+            Some(v) => format!("{} {v}", i.kind),
+            None => format!("a hidden {}", i.kind),
+        }
+    }
+}
+
+fn rule_words(rule: &str) -> &'static str {
+    match rule {
+        "same_record" => "seen on the same record",
+        "link_table" => "mapped by a link table",
+        _ => "linked",
+    }
+}
+
+fn refuse_customer(a: &Access, id: i64) -> Result<(), EngineError> {
+    if a.principal.kind == PrincipalKind::Customer && a.principal.customer != Some(id) {
+        return Err(EngineError::Forbidden(
+            "a customer token acts only on its own customer".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Row-level check: the customer exists, and the principal may see it
+    /// (a customer token only its own; a department only customers its
+    /// sources know). Returns the customer's identities.
+    fn admit(&self, a: &Access, id: i64) -> Result<Vec<IdentityRecord>, EngineError> {
+        refuse_customer(a, id)?;
+        let idents = self.store.customer_identities(id)?;
+        if idents.is_empty() {
+            return Err(EngineError::NotFound(format!("no customer #{id}")));
+        }
+        if let Some(src) = &a.department_sources {
+            let known = idents.iter().any(|i| src.contains(&i.source_id)) || {
+                let f = self.store.customer_facts(id, Some(src))?;
+                f.orders.count > 0
+                    || !f.events.is_empty()
+                    || !f.feedback.is_empty()
+                    || !f.campaigns.is_empty()
+                    || !f.attributes.is_empty()
+                    || !f.consents.is_empty()
+            };
+            if !known {
+                let _ = self.record(crate::audit::entry(
+                    &a.principal,
+                    a.action.as_str(),
+                    vec![id],
+                    vec![],
+                    "denied: customer unknown to the department",
+                ));
+                return Err(EngineError::Forbidden(format!(
+                    "customer #{id} is not known to department {:?}",
+                    a.principal.department.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        Ok(idents)
+    }
+
+    /// Finds the customer a key (email, phone, `ns:id`, `#ID`) belongs to.
+    pub fn share_lookup(&self, a: &Access, key: &str) -> Result<LookupAnswer, EngineError> {
+        let key = key.trim();
+        if key.is_empty() || key.len() > 320 {
+            return Err(EngineError::Invalid(
+                "key must be 1 to 320 characters".into(),
+            ));
+        }
+        let found = self.find_customer(key, None);
+        let id = match found {
+            Ok(Some(id)) => id,
+            Ok(None) => {
+                self.record(crate::audit::entry(
+                    &a.principal,
+                    "customers.lookup",
+                    vec![],
+                    vec![],
+                    "no match",
+                ))?;
+                return Err(EngineError::NotFound("no customer with that key".into()));
+            }
+            Err(EngineError::Invalid(_)) => {
+                self.record(crate::audit::entry(
+                    &a.principal,
+                    "customers.lookup",
+                    vec![],
+                    vec![],
+                    "ambiguous",
+                ))?;
+                return Err(EngineError::Invalid(
+                    "that key matches several customers; use ns:id or #ID".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        let idents = self.admit(a, id)?;
+        let key = idents
+            .first()
+            .map(|i| format!("{}:{}", i.namespace, i.value))
+            .unwrap_or_default();
+        self.record_access(
+            a,
+            "customers.lookup",
+            vec![id],
+            a.shown_classes(&[FieldClass::Contact]),
+        )?;
+        Ok(LookupAnswer {
+            id,
+            key: show_key(a, id, &key),
+        })
+    }
+
+    /// The unified view of one customer as the principal may see it.
+    pub fn share_customer(&self, a: &Access, id: i64) -> Result<SharedCustomer, EngineError> {
+        let idents = self.admit(a, id)?;
+        let view =
+            crate::invariants::checked("customer show", self.customer_shaped(a, id, &idents)?)?;
+        let classes = [
+            FieldClass::Contact,
+            FieldClass::Demographic,
+            FieldClass::Behaviour,
+            FieldClass::FeedbackText,
+        ];
+        self.record_access(a, "customers.read", vec![id], a.shown_classes(&classes))?;
+        Ok(view)
+    }
+
+    fn customer_shaped(
+        &self,
+        a: &Access,
+        id: i64,
+        idents: &[IdentityRecord],
+    ) -> Result<SharedCustomer, EngineError> {
+        let store = self.store();
+        let names: HashMap<i64, String> = store
+            .sources()?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect();
+        let dept = a.department_sources.as_deref();
+        let in_dept = |src: i64| dept.is_none_or(|d| d.contains(&src));
+        let contact = a.visibility(FieldClass::Contact);
+        let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
+        let links = store.links_of(&ids)?;
+        let by_id: HashMap<i64, &IdentityRecord> = idents.iter().map(|i| (i.id, i)).collect();
+        let mut sources: BTreeSet<String> = BTreeSet::new();
+        let mut identities = Vec::new();
+        for (n, i) in idents.iter().enumerate() {
+            if !in_dept(i.source_id) {
+                continue;
+            }
+            let value = if is_contact_kind(&i.kind) {
+                match show_contact(contact, &i.kind, &i.value) {
+                    Some(v) => v,
+                    None => continue,
+                }
+            } else {
+                i.value.clone()
+            };
+            let src = names.get(&i.source_id).cloned().unwrap_or_default();
+            sources.insert(src.clone());
+            let linked_by = if n == 0 {
+                "first key of this customer".to_string()
+            } else {
+                match links
+                    .iter()
+                    .find(|l| !l.suppressed && (l.a == i.id || l.b == i.id))
+                {
+                    Some(l) => {
+                        let other = if l.a == i.id { l.b } else { l.a };
+                        let other = by_id
+                            .get(&other)
+                            .map(|o| ident_label(a, o))
+                            .unwrap_or_else(|| format!("identity {other}"));
+                        let lsrc = names.get(&l.source_id).cloned().unwrap_or_default();
+                        format!(
+                            "{} with {other} ({lsrc} line {})",
+                            rule_words(&l.rule),
+                            l.line
+                        )
+                    }
+                    None => "no live link".to_string(),
+                }
+            };
+            identities.push(SharedIdentity {
+                namespace: i.namespace.clone(),
+                kind: i.kind.clone(),
+                value,
+                source: src,
+                line: i.line,
+                linked_by,
+            });
+        }
+        let facts = store.customer_facts(id, dept)?;
+        let policy = self.policy()?;
+        let mut attributes = Vec::new();
+        for (name, value, source) in facts.attributes {
+            let class = policy.attribute_class(&name);
+            let value = match (a.visibility(class), value) {
+                (Visibility::Hidden, _) => continue,
+                (Visibility::Visible, v) => v,
+                (Visibility::Masked, AttrValue::Text(t)) => AttrValue::Text(mask_text_short(&t)),
+                (Visibility::Masked, _) => AttrValue::Text("***".into()),
+            };
+            sources.insert(source.clone());
+            attributes.push(SharedAttribute {
+                name,
+                class,
+                value,
+                source,
+            });
+        }
+        let behaviour = a.visibility(FieldClass::Behaviour);
+        let text = a.visibility(FieldClass::FeedbackText);
+        let show_b = behaviour != Visibility::Hidden;
+        let orders = show_b.then(|| {
+            let mut o = facts.orders.clone();
+            if behaviour == Visibility::Masked {
+                // masked amounts: to the nearest hundred
+                o.revenue = (o.revenue / 100.0).round() * 100.0;
+                o.discount = (o.discount / 100.0).round() * 100.0;
+            }
+            o
+        });
+        let feedback = (show_b || text != Visibility::Hidden).then(|| {
+            facts
+                .feedback
+                .iter()
+                .map(|f| FeedbackSummary {
+                    kind: f.kind.clone(),
+                    count: f.count,
+                    mean_score: if show_b { f.mean_score } else { None },
+                    last_score: if show_b { f.last_score } else { None },
+                    last_text: match text {
+                        Visibility::Visible => f.last_text.clone(),
+                        Visibility::Masked => f.last_text.as_deref().map(mask_free_text),
+                        Visibility::Hidden => None,
+                    },
+                })
+                .collect()
+        });
+        let key = idents
+            .first()
+            .map(|i| format!("{}:{}", i.namespace, i.value))
+            .unwrap_or_default();
+        Ok(SharedCustomer {
+            id,
+            key: show_key(a, id, &key),
+            sources: sources.into_iter().filter(|s| !s.is_empty()).collect(),
+            identities,
+            attributes,
+            orders,
+            events: show_b.then(|| {
+                facts
+                    .events
+                    .iter()
+                    .map(|(event, count)| crate::report::EventCount {
+                        event: event.clone(),
+                        count: *count,
+                    })
+                    .collect()
+            }),
+            feedback,
+            campaigns: show_b.then(|| facts.campaigns.clone()),
+            consents: show_b.then(|| {
+                facts
+                    .consents
+                    .iter()
+                    .map(|(purpose, granted, time)| crate::report::ConsentView {
+                        purpose: purpose.clone(),
+                        granted: *granted,
+                        time: *time,
+                    })
+                    .collect()
+            }),
+            policy: a.note(),
+        })
+    }
+
+    /// A customer's dated facts, newest first, one page at a time.
+    pub fn share_timeline(
+        &self,
+        a: &Access,
+        id: i64,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Timeline, EngineError> {
+        let before = cursor.map(parse_cursor).transpose()?;
+        self.admit(a, id)?;
+        let behaviour = a.visibility(FieldClass::Behaviour);
+        let text = a.visibility(FieldClass::FeedbackText);
+        let limit = limit.clamp(1, 500);
+        let mut rows = self.store.customer_timeline(
+            id,
+            a.department_sources.as_deref(),
+            before.as_ref(),
+            limit + 1,
+        )?;
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last()
+                .map(|r| format!("{}.{}.{}", r.time.unwrap_or(-1), r.kind, r.id))
+        } else {
+            None
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            if behaviour == Visibility::Hidden && r.kind != "feedback" {
+                continue;
+            }
+            if behaviour == Visibility::Hidden && text == Visibility::Hidden {
+                continue;
+            }
+            items.push(TimelineItem {
+                time: r.time.map(crate::churn::fmt_date),
+                kind: r.kind.clone(),
+                label: r.label,
+                value: match (behaviour, r.kind.as_str()) {
+                    (Visibility::Visible, _) => r.value,
+                    (Visibility::Masked, "order") => None,
+                    (Visibility::Masked, _) => r.value,
+                    (Visibility::Hidden, _) => None,
+                },
+                text: match text {
+                    Visibility::Visible => r.text,
+                    Visibility::Masked => r.text.as_deref().map(mask_free_text),
+                    Visibility::Hidden => None,
+                },
+                detail: r.extra,
+                source: r.source,
+            });
+        }
+        self.record_access(
+            a,
+            "customers.timeline",
+            vec![id],
+            a.shown_classes(&[FieldClass::Behaviour, FieldClass::FeedbackText]),
+        )?;
+        Ok(Timeline {
+            customer: id,
+            items,
+            next_cursor,
+            policy: a.note(),
+        })
+    }
+}
+
+fn parse_cursor(s: &str) -> Result<TimelineCursor, EngineError> {
+    let bad = || EngineError::Invalid("cursor: not a cursor this API gave".into());
+    let mut it = s.splitn(3, '.');
+    let time = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+    let kind = it.next().ok_or_else(bad)?.to_string();
+    let id = it.next().and_then(|t| t.parse().ok()).ok_or_else(bad)?;
+    if !matches!(
+        kind.as_str(),
+        "order" | "event" | "feedback" | "campaign" | "consent"
+    ) {
+        return Err(bad());
+    }
+    Ok(TimelineCursor { time, kind, id })
+}
+
+/// The answer of a lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupAnswer {
+    /// Store id of the customer.
+    pub id: i64,
+    /// Display key, as the policy shows it.
+    pub key: String,
+}
+
+/// A page of a customer's timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    /// Customer id.
+    pub customer: i64,
+    /// Items, newest first.
+    pub items: Vec<TimelineItem>,
+    /// Cursor of the next (older) page.
+    pub next_cursor: Option<String>,
+    /// The policy that shaped it.
+    pub policy: PolicyNote,
+}
+
+/// One dated fact.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineItem {
+    /// Date (UTC).
+    pub time: Option<String>,
+    /// `order`, `event`, `feedback`, `campaign`, `consent`.
+    pub kind: String,
+    /// Order key, event type, feedback kind, campaign, purpose.
+    pub label: String,
+    /// Amount, value, score, granted (1/0).
+    pub value: Option<f64>,
+    /// Free text (feedback_text class).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Channel, exposure/redemption.
+    pub detail: Option<String>,
+    /// Source.
+    pub source: String,
+}
+
+// ---------------------------------------------------------------------------
+// Predictions, computed once per snapshot and model version.
+
+/// A lazily computed part of [`Insights`]: the value, or why it is missing.
+type Lazy<T> = OnceLock<Result<Arc<T>, (bool, String)>>;
+
+fn lazy<T>(
+    cell: &Lazy<T>,
+    f: impl FnOnce() -> Result<T, EngineError>,
+) -> Result<Arc<T>, EngineError> {
+    let r = cell.get_or_init(|| {
+        f().map(Arc::new).map_err(|e| match e {
+            EngineError::NotFound(m) => (true, m),
+            other => (false, other.to_string()),
+        })
+    });
+    match r {
+        Ok(v) => Ok(v.clone()),
+        Err((true, m)) => Err(EngineError::NotFound(m.clone())),
+        Err((false, m)) => Err(EngineError::Invalid(m.clone())),
+    }
+}
+
+/// Scores of every customer for one snapshot and set of model versions.
+pub struct Insights {
+    /// Snapshot generation.
+    pub generation: i64,
+    /// Newest model version per kind when built.
+    pub models: Vec<(String, i64)>,
+    /// The data set.
+    pub ds: Arc<Dataset>,
+    churn: Lazy<ChurnTable>,
+    clv: Lazy<ClvTable>,
+    segments: Lazy<SegmentTable>,
+    recs: Lazy<crate::recs::LoadedRecs>,
+}
+
+impl std::fmt::Debug for Insights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Insights")
+            .field("generation", &self.generation)
+            .field("models", &self.models)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Churn risk of every scored customer.
+#[derive(Debug)]
+pub struct ChurnTable {
+    /// Model version.
+    pub model_version: i64,
+    /// Features as of.
+    pub as_of: String,
+    /// Highest risk first.
+    pub ranked: Vec<crate::churn::ChurnRisk>,
+    /// Customer id → index in `ranked`.
+    pub by_customer: HashMap<i64, usize>,
+}
+
+/// CLV of every customer.
+#[derive(Debug)]
+pub struct ClvTable {
+    /// Model version.
+    pub model_version: i64,
+    /// Horizon (months).
+    pub horizon_months: u32,
+    /// Highest first.
+    pub ranked: Vec<crate::clv::RankedCustomer>,
+    /// Customer id → index.
+    pub by_customer: HashMap<i64, usize>,
+}
+
+/// RFM segments.
+#[derive(Debug)]
+pub struct SegmentTable {
+    /// The report.
+    pub report: crate::analytics::SegmentsReport,
+    /// Every customer's segment.
+    pub customers: Vec<crate::analytics::CustomerSegment>,
+}
+
+impl Insights {
+    /// Insights over a data set (nothing computed yet).
+    pub fn new(generation: i64, models: Vec<(String, i64)>, ds: Arc<Dataset>) -> Insights {
+        Insights {
+            generation,
+            models,
+            ds,
+            churn: OnceLock::new(),
+            clv: OnceLock::new(),
+            segments: OnceLock::new(),
+            recs: OnceLock::new(),
+        }
+    }
+
+    /// Insights over the engine's current data (a command line's one-off).
+    pub fn current(engine: &Engine) -> Result<Insights, EngineError> {
+        let ds = Arc::new(engine.dataset()?);
+        let generation = engine.store().generation()?.generation;
+        Ok(Insights::new(
+            generation,
+            engine.store().model_versions()?,
+            ds,
+        ))
+    }
+
+    /// Churn scores (the saved model over this snapshot).
+    pub fn churn(&self, engine: &Engine) -> Result<Arc<ChurnTable>, EngineError> {
+        lazy(&self.churn, || {
+            let rec = engine.load_model("churn")?.ok_or_else(|| {
+                EngineError::NotFound(
+                    "no churn model in the store: train one first (`infogap train churn` or POST /v1/models/churn/train)".into(),
+                )
+            })?;
+            let model: crate::churn::ChurnModel =
+                serde_json::from_slice(&rec.blob).map_err(|e| {
+                    EngineError::Invalid(format!(
+                        "saved churn model v{} is unreadable: {e}",
+                        rec.version
+                    ))
+                })?;
+            let as_of = self.ds.max_time().map_or(model.cutoff, |t| t + 1);
+            let (_, ranked) = crate::churn::score_dataset(&self.ds, &model, as_of, 0);
+            let by_customer = ranked
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.customer, i))
+                .collect();
+            Ok(ChurnTable {
+                model_version: rec.version,
+                as_of: crate::churn::fmt_date(as_of),
+                ranked,
+                by_customer,
+            })
+        })
+    }
+
+    /// CLV of every customer over 12 months at 1 % a month.
+    pub fn clv(&self, engine: &Engine) -> Result<Arc<ClvTable>, EngineError> {
+        lazy(&self.clv, || {
+            let rec = engine.load_model(crate::clv::MODEL_KIND)?.ok_or_else(|| {
+                EngineError::NotFound(
+                    "no CLV model in the store: train one first (`infogap train clv` or POST /v1/models/clv/train)".into(),
+                )
+            })?;
+            let stored: crate::clv::StoredClv = serde_json::from_slice(&rec.blob).map_err(|e| {
+                EngineError::Invalid(format!(
+                    "the saved CLV model (version {}) is unreadable: {e}",
+                    rec.version
+                ))
+            })?;
+            let ranked =
+                crate::clv::rank_dataset(&self.ds, &stored.model, usize::MAX, 12, 0.01)?.top;
+            let by_customer = ranked
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.customer_id, i))
+                .collect();
+            Ok(ClvTable {
+                model_version: rec.version,
+                horizon_months: 12,
+                ranked,
+                by_customer,
+            })
+        })
+    }
+
+    /// RFM segments of every customer.
+    pub fn segments(&self) -> Result<Arc<SegmentTable>, EngineError> {
+        lazy(&self.segments, || {
+            let (report, customers) =
+                crate::analytics::segments(&self.ds, &crate::analytics::SegmentOptions::default())?;
+            Ok(SegmentTable { report, customers })
+        })
+    }
+
+    /// The saved recommender.
+    pub fn recs(&self, engine: &Engine) -> Result<Arc<crate::recs::LoadedRecs>, EngineError> {
+        lazy(&self.recs, || crate::recs::load(engine))
+    }
+}
+
+/// Churn risk of one customer, as the policy shows predictions.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedChurn {
+    /// Customer id.
+    pub customer: i64,
+    /// Model version.
+    pub model_version: i64,
+    /// Features as of.
+    pub as_of: String,
+    /// Whether the customer is in the scored population (active recently).
+    pub scored: bool,
+    /// Probability (visible predictions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// `low`, `medium`, `high`.
+    pub band: Option<String>,
+    /// Reasons, strongest first (visible predictions only).
+    pub reasons: Vec<crate::churn::Reason>,
+    /// Policy.
+    pub policy: PolicyNote,
+}
+
+/// CLV of one customer.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedClv {
+    /// Customer id.
+    pub customer: i64,
+    /// Model version.
+    pub model_version: i64,
+    /// Horizon (months).
+    pub horizon_months: u32,
+    /// Discounted CLV (visible predictions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clv: Option<f64>,
+    /// Expected purchases (visible only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_purchases: Option<f64>,
+    /// P(alive) (visible only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prob_alive: Option<f64>,
+    /// Rank among all customers (1 = highest).
+    pub rank: Option<usize>,
+    /// Percentile band: `top 10%`, `top 50%`, `bottom 50%`.
+    pub band: Option<String>,
+    /// Policy.
+    pub policy: PolicyNote,
+}
+
+/// Recommendations for one customer.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedRecs {
+    /// Customer id.
+    pub customer: i64,
+    /// Model version.
+    pub model_version: i64,
+    /// Algorithm.
+    pub algo: String,
+    /// Whether the customer was in training (else their history is folded in).
+    pub in_training: bool,
+    /// Popular items because nothing personal was possible.
+    pub fallback: bool,
+    /// Items, best first, with explanations.
+    pub items: Vec<crate::recs::RecItem>,
+    /// Policy.
+    pub policy: PolicyNote,
+}
+
+fn need_predictions(a: &Access) -> Result<Visibility, EngineError> {
+    match a.visibility(FieldClass::Predictions) {
+        Visibility::Hidden => Err(EngineError::Forbidden(format!(
+            "role {:?} may not see predictions",
+            a.role.name
+        ))),
+        v => Ok(v),
+    }
+}
+
+impl Engine {
+    /// Churn risk of one customer with reasons.
+    pub fn share_churn(
+        &self,
+        a: &Access,
+        ins: &Insights,
+        id: i64,
+    ) -> Result<SharedChurn, EngineError> {
+        let vis = need_predictions(a)?;
+        self.admit(a, id)?;
+        let t = ins.churn(self)?;
+        let r = t.by_customer.get(&id).map(|&i| &t.ranked[i]);
+        self.record_access(
+            a,
+            "churn.read",
+            vec![id],
+            a.shown_classes(&[FieldClass::Predictions]),
+        )?;
+        Ok(SharedChurn {
+            customer: id,
+            model_version: t.model_version,
+            as_of: t.as_of.clone(),
+            scored: r.is_some(),
+            probability: r
+                .filter(|_| vis == Visibility::Visible)
+                .map(|r| r.probability),
+            band: r.map(|r| risk_band(r.probability).to_string()),
+            reasons: r
+                .filter(|_| vis == Visibility::Visible)
+                .map(|r| r.reasons.clone())
+                .unwrap_or_default(),
+            policy: a.note(),
+        })
+    }
+
+    /// CLV of one customer.
+    pub fn share_clv(&self, a: &Access, ins: &Insights, id: i64) -> Result<SharedClv, EngineError> {
+        let vis = need_predictions(a)?;
+        self.admit(a, id)?;
+        let t = ins.clv(self)?;
+        let pos = t.by_customer.get(&id).copied();
+        let r = pos.map(|i| &t.ranked[i]);
+        let n = t.ranked.len().max(1);
+        self.record_access(
+            a,
+            "clv.read",
+            vec![id],
+            a.shown_classes(&[FieldClass::Predictions]),
+        )?;
+        let visible = vis == Visibility::Visible;
+        Ok(SharedClv {
+            customer: id,
+            model_version: t.model_version,
+            horizon_months: t.horizon_months,
+            clv: r.filter(|_| visible).map(|r| r.clv),
+            expected_purchases: r.filter(|_| visible).map(|r| r.expected_purchases),
+            prob_alive: r.filter(|_| visible).map(|r| r.prob_alive),
+            rank: pos.filter(|_| visible).map(|i| i + 1),
+            band: pos.map(|i| {
+                if (i + 1) * 10 <= n {
+                    "top 10%".to_string()
+                } else if (i + 1) * 2 <= n {
+                    "top 50%".to_string()
+                } else {
+                    "bottom 50%".to_string()
+                }
+            }),
+            policy: a.note(),
+        })
+    }
+
+    /// Recommendations for one customer, with explanations.
+    pub fn share_recommendations(
+        &self,
+        a: &Access,
+        ins: &Insights,
+        id: i64,
+        k: usize,
+    ) -> Result<SharedRecs, EngineError> {
+        let vis = need_predictions(a)?;
+        if !(1..=100).contains(&k) {
+            return Err(EngineError::Invalid("k must be 1 to 100".into()));
+        }
+        self.admit(a, id)?;
+        let loaded = ins.recs(self)?;
+        let opts = crate::recs::RecommendOptions {
+            k,
+            explain: true,
+            ..Default::default()
+        };
+        let ans = crate::recs::recommend_with(self, &loaded, &format!("#{id}"), None, &opts)?;
+        let mut items = ans.items;
+        if vis == Visibility::Masked {
+            // masked predictions: the list, without the scores' reasons
+            for it in &mut items {
+                it.because = None;
+            }
+        }
+        self.record_access(
+            a,
+            "recommendations.read",
+            vec![id],
+            a.shown_classes(&[FieldClass::Predictions]),
+        )?;
+        Ok(SharedRecs {
+            customer: id,
+            model_version: ans.model_version,
+            algo: ans.algo,
+            in_training: ans.in_training,
+            fallback: ans.fallback,
+            items,
+            policy: a.note(),
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Many customers: segments, members, watchlist, stats.
+
+/// A segment as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedSegment {
+    /// Name.
+    pub name: String,
+    /// Customers.
+    pub size: usize,
+    /// Share of customers.
+    pub share: f64,
+    /// Share of revenue (behaviour visible only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue_share: Option<f64>,
+}
+
+/// The segments.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedSegments {
+    /// Method.
+    pub method: String,
+    /// As of.
+    pub as_of: String,
+    /// Customers segmented.
+    pub customers: usize,
+    /// Segments.
+    pub segments: Vec<SharedSegment>,
+    /// Rules in words.
+    pub rules: Vec<String>,
+    /// Policy.
+    pub policy: PolicyNote,
+}
+
+/// One member of a segment as the policy shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentMember {
+    /// Customer id.
+    pub id: i64,
+    /// Display key (contact class).
+    pub key: String,
+    /// Segment.
+    pub segment: String,
+    /// Days since the last purchase (behaviour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recency_days: Option<f64>,
+    /// Orders (behaviour).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<usize>,
+    /// Spend (behaviour, visible only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monetary: Option<f64>,
+}
+
+/// A page of members.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembersPage {
+    /// Segment.
+    pub segment: String,
+    /// Members in the segment (all pages).
+    pub total: usize,
+    /// This page.
+    pub members: Vec<SegmentMember>,
+    /// Cursor of the next page.
+    pub next_cursor: Option<String>,
+    /// Policy.
+    pub policy: PolicyNote,
+}
+
+/// One row of the churn watchlist.
+#[derive(Debug, Clone, Serialize)]
+pub struct WatchItem {
+    /// Customer id.
+    pub id: i64,
+    /// Display key.
+    pub key: String,
+    /// Probability (visible predictions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probability: Option<f64>,
+    /// Band.
+    pub band: String,
+    /// Reasons in words (visible only).
+    pub reasons: Vec<String>,
+}
+
+/// The churn watchlist.
+#[derive(Debug, Clone, Serialize)]
+pub struct Watchlist {
+    /// Model version.
+    pub model_version: i64,
+    /// As of.
+    pub as_of: String,
+    /// Customers scored.
+    pub scored: usize,
+    /// Highest risk first.
+    pub customers: Vec<WatchItem>,
+    /// Policy.
+    pub policy: PolicyNote,
+}
+
+fn dept_customers(
+    engine: &Engine,
+    a: &Access,
+    ds: &Dataset,
+) -> Result<Option<std::collections::HashSet<i64>>, EngineError> {
+    // a department sees only customers its sources know: identities it
+    // brought, or facts it holds
+    let Some(src) = &a.department_sources else {
+        return Ok(None);
+    };
+    let _ = ds;
+    Ok(Some(engine.store().customers_of_sources(src)?))
+}
+
+impl Engine {
+    /// Segments and their sizes.
+    pub fn share_segments(
+        &self,
+        a: &Access,
+        ins: &Insights,
+    ) -> Result<SharedSegments, EngineError> {
+        let t = ins.segments()?;
+        let show_b = a.visibility(FieldClass::Behaviour) == Visibility::Visible;
+        self.record_access(a, "segments.read", vec![], vec![])?;
+        Ok(SharedSegments {
+            method: t.report.method.clone(),
+            as_of: t.report.as_of.clone(),
+            customers: t.report.customers,
+            segments: t
+                .report
+                .segments
+                .iter()
+                .map(|s| SharedSegment {
+                    name: s.name.clone(),
+                    size: s.size,
+                    share: s.share,
+                    revenue_share: show_b.then_some(s.revenue_share),
+                })
+                .collect(),
+            rules: t.report.rules.clone(),
+            policy: a.note(),
+        })
+    }
+
+    /// Members of a segment (one page; `limit` 0 = all, for exports).
+    pub fn share_segment_members(
+        &self,
+        a: &Access,
+        ins: &Insights,
+        name: &str,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<MembersPage, EngineError> {
+        let t = ins.segments()?;
+        let want = name.trim().to_lowercase();
+        let seg = t
+            .report
+            .segments
+            .iter()
+            .find(|s| {
+                s.name.to_lowercase() == want || s.name.to_lowercase().replace(' ', "-") == want
+            })
+            .ok_or_else(|| {
+                EngineError::NotFound(format!(
+                    "no segment {name:?}; segments: {}",
+                    t.report
+                        .segments
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+        let start: usize = match cursor {
+            None => 0,
+            Some(c) => c
+                .parse()
+                .map_err(|_| EngineError::Invalid("cursor: not a cursor this API gave".into()))?,
+        };
+        let allowed = dept_customers(self, a, &ins.ds)?;
+        let all: Vec<&crate::analytics::CustomerSegment> = t
+            .customers
+            .iter()
+            .filter(|c| c.segment == seg.name)
+            .filter(|c| allowed.as_ref().is_none_or(|s| s.contains(&c.id)))
+            .collect();
+        let total = all.len();
+        let end = if limit == 0 {
+            total
+        } else {
+            (start + limit.min(1000)).min(total)
+        };
+        let behaviour = a.visibility(FieldClass::Behaviour);
+        let members: Vec<SegmentMember> = all
+            .get(start.min(total)..end)
+            .unwrap_or(&[])
+            .iter()
+            .map(|c| SegmentMember {
+                id: c.id,
+                key: show_key(a, c.id, &c.key),
+                segment: c.segment.clone(),
+                recency_days: (behaviour != Visibility::Hidden)
+                    .then_some(c.recency_days)
+                    .flatten(),
+                frequency: (behaviour != Visibility::Hidden).then_some(c.frequency),
+                monetary: (behaviour == Visibility::Visible).then_some(c.monetary),
+            })
+            .collect();
+        let ids: Vec<i64> = members.iter().map(|m| m.id).collect();
+        self.record_access(
+            a,
+            "segments.export",
+            ids,
+            a.shown_classes(&[FieldClass::Contact, FieldClass::Behaviour]),
+        )?;
+        Ok(MembersPage {
+            segment: seg.name.clone(),
+            total,
+            members,
+            next_cursor: (end < total).then(|| end.to_string()),
+            policy: a.note(),
+        })
+    }
+
+    /// The customers at highest churn risk.
+    pub fn share_watchlist(
+        &self,
+        a: &Access,
+        ins: &Insights,
+        top: usize,
+    ) -> Result<Watchlist, EngineError> {
+        let vis = need_predictions(a)?;
+        let t = ins.churn(self)?;
+        let allowed = dept_customers(self, a, &ins.ds)?;
+        let top = top.clamp(1, 1000);
+        let customers: Vec<WatchItem> = t
+            .ranked
+            .iter()
+            .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&r.customer)))
+            .take(top)
+            .map(|r| WatchItem {
+                id: r.customer,
+                key: show_key(a, r.customer, &r.key),
+                probability: (vis == Visibility::Visible).then_some(r.probability),
+                band: risk_band(r.probability).to_string(),
+                reasons: if vis == Visibility::Visible {
+                    r.reasons.iter().map(|x| x.text.clone()).collect()
+                } else {
+                    vec![]
+                },
+            })
+            .collect();
+        let ids: Vec<i64> = customers.iter().map(|c| c.id).collect();
+        self.record_access(
+            a,
+            "churn.watchlist",
+            ids,
+            a.shown_classes(&[FieldClass::Contact, FieldClass::Predictions]),
+        )?;
+        Ok(Watchlist {
+            model_version: t.model_version,
+            as_of: t.as_of.clone(),
+            scored: t.ranked.len(),
+            customers,
+            policy: a.note(),
+        })
+    }
+
+    /// A customer's own view (customer tokens): everything, unmasked.
+    pub fn share_me(&self, a: &Access) -> Result<SharedCustomer, EngineError> {
+        let id = a
+            .principal
+            .customer
+            .ok_or_else(|| EngineError::Forbidden("only a customer token has a `me`".into()))?;
+        let idents = self.admit(a, id)?;
+        let view = self.customer_shaped(a, id, &idents)?;
+        self.record_access(a, "self.read", vec![id], a.shown_classes(&FieldClass::ALL))?;
+        Ok(view)
+    }
+}

@@ -1,0 +1,700 @@
+//! The routes of the API: each parses its request, authenticates the caller,
+//! asks the engine (which authorizes, shapes by policy and audits) on the
+//! blocking pool, and renders JSON (or CSV).
+//!
+//! [`ROUTES`] is the one list of routes: the router is built from it, the
+//! OpenAPI document must name every entry, and the security tests walk it,
+//! so a route cannot be added without being tested.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use infogap_core::access::Action;
+use infogap_engine::access::{Access, Principal};
+use infogap_engine::{Engine, EngineError};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::middleware::{Actor, ClientIp, RequestId};
+use crate::state::AppState;
+
+/// One route: method, path template, and the action it needs (`None`:
+/// public, no customer data).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteDef {
+    /// HTTP method.
+    pub method: &'static str,
+    /// Path template.
+    pub path: &'static str,
+    /// Action required.
+    pub action: Option<Action>,
+}
+
+const fn r(method: &'static str, path: &'static str, action: Option<Action>) -> RouteDef {
+    RouteDef {
+        method,
+        path,
+        action,
+    }
+}
+
+/// Every route of the API.
+pub const ROUTES: &[RouteDef] = &[
+    r("GET", "/healthz", None),
+    r("GET", "/metrics", None),
+    r("GET", "/v1/openapi.json", None),
+    r(
+        "POST",
+        "/v1/customers/lookup",
+        Some(Action::CustomersLookup),
+    ),
+    r("GET", "/v1/customers/{id}", Some(Action::CustomersRead)),
+    r(
+        "GET",
+        "/v1/customers/{id}/timeline",
+        Some(Action::CustomersRead),
+    ),
+    r(
+        "GET",
+        "/v1/customers/{id}/recommendations",
+        Some(Action::RecommendationsRead),
+    ),
+    r("GET", "/v1/customers/{id}/churn", Some(Action::ChurnRead)),
+    r("GET", "/v1/customers/{id}/clv", Some(Action::ClvRead)),
+    r("GET", "/v1/segments", Some(Action::SegmentsRead)),
+    r(
+        "GET",
+        "/v1/segments/{name}/members",
+        Some(Action::SegmentsExport),
+    ),
+    r("GET", "/v1/churn/watchlist", Some(Action::ChurnRead)),
+    r("GET", "/v1/stats", Some(Action::StatsRead)),
+    r("GET", "/v1/forecasts", Some(Action::ForecastsRead)),
+    r("GET", "/v1/me", Some(Action::SelfRead)),
+    r("GET", "/v1/me/recommendations", Some(Action::SelfRead)),
+    r("POST", "/v1/models/{kind}/train", Some(Action::ModelsTrain)),
+    r("GET", "/v1/jobs/{id}", Some(Action::ModelsTrain)),
+    r("GET", "/v1/audit", Some(Action::AuditRead)),
+];
+
+fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
+    match (def.method, def.path) {
+        ("GET", "/healthz") => get(healthz),
+        ("GET", "/metrics") => get(metrics),
+        ("GET", "/v1/openapi.json") => get(openapi),
+        ("POST", "/v1/customers/lookup") => post(lookup),
+        ("GET", "/v1/customers/{id}") => get(customer),
+        ("GET", "/v1/customers/{id}/timeline") => get(timeline),
+        ("GET", "/v1/customers/{id}/recommendations") => get(recommendations),
+        ("GET", "/v1/customers/{id}/churn") => get(churn),
+        ("GET", "/v1/customers/{id}/clv") => get(clv),
+        ("GET", "/v1/segments") => get(segments),
+        ("GET", "/v1/segments/{name}/members") => get(members),
+        ("GET", "/v1/churn/watchlist") => get(watchlist),
+        ("GET", "/v1/stats") => get(stats),
+        ("GET", "/v1/forecasts") => get(forecasts),
+        ("GET", "/v1/me") => get(me),
+        ("GET", "/v1/me/recommendations") => get(me_recommendations),
+        ("POST", "/v1/models/{kind}/train") => post(train),
+        ("GET", "/v1/jobs/{id}") => get(job),
+        ("GET", "/v1/audit") => get(audit),
+        // the table and this match are kept together: a route in the table
+        // without a handler stops the server from starting (and every test)
+        (m, p) => panic!("route {m} {p} is in ROUTES but has no handler"),
+    }
+}
+
+/// The API router (without the shared layers; see [`crate::layer`]).
+pub fn router(state: Arc<AppState>) -> Router {
+    let mut app: Router<Arc<AppState>> = Router::new();
+    for def in ROUTES {
+        app = app.route(def.path, handler(def));
+    }
+    app.with_state(state)
+}
+
+/// Who is calling: bearer secret, address and request id.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    bearer: Option<String>,
+    ip: Option<std::net::IpAddr>,
+    request_id: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, rest) = v.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| rest.trim().to_string())
+            });
+        Ok(Caller {
+            bearer,
+            ip: parts.extensions.get::<ClientIp>().map(|c| c.0),
+            request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+        })
+    }
+}
+
+/// Authenticates, authorizes `action` and runs `f` on the blocking pool;
+/// the response carries the actor for the access log.
+async fn call<T, F>(
+    st: &Arc<AppState>,
+    c: Caller,
+    action: Action,
+    f: F,
+) -> Result<(T, String), ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Engine, &AppState, &Access) -> Result<T, EngineError> + Send + 'static,
+{
+    if let Some(ip) = c.ip
+        && let Err(secs) = st.limiter.check(ip)
+    {
+        return Err(ApiError::rate_limited(secs));
+    }
+    let origin =
+        c.ip.map(|i| i.to_string())
+            .unwrap_or_else(|| "unknown".into());
+    let out = st
+        .run(move |engine, state| {
+            let p: Principal =
+                state.authenticate(engine, c.bearer.as_deref(), &origin, c.request_id)?;
+            let access = engine.authorize(&state.policy(), &p, action)?;
+            let v = f(engine, state, &access)?;
+            Ok((v, p.name))
+        })
+        .await;
+    if let Some(ip) = c.ip {
+        match &out {
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => st.limiter.record_failure(ip),
+            Ok(_) => st.limiter.record_success(ip),
+            Err(_) => {}
+        }
+    }
+    out
+}
+
+fn json_with_actor<T: Serialize>(status: StatusCode, v: &T, actor: String) -> Response {
+    let mut res = (status, Json(v)).into_response();
+    res.extensions_mut().insert(Actor(actor));
+    res
+}
+
+async fn ok_json<T, F>(
+    st: Arc<AppState>,
+    c: Caller,
+    action: Action,
+    f: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&Engine, &AppState, &Access) -> Result<T, EngineError> + Send + 'static,
+{
+    let (v, actor) = call(&st, c, action, f).await?;
+    Ok(json_with_actor(StatusCode::OK, &v, actor))
+}
+
+// ---------------------------------------------------------------------------
+
+/// Health.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The server is up; the generation of the snapshot it serves")))]
+async fn healthz(State(st): State<Arc<AppState>>) -> Response {
+    let g = st.insights().generation;
+    Json(serde_json::json!({"status": "ok", "generation": g})).into_response()
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(),
+    )
+        .into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document of this API")))]
+async fn openapi() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+/// Body of a lookup: any email, phone, `ns:id` or `#ID`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupBody {
+    /// The key.
+    pub key: String,
+}
+
+/// Finds a customer by key (PII travels in the body, never the URL).
+#[utoipa::path(post, path = "/v1/customers/lookup", request_body = LookupBody,
+    responses((status = 200, description = "`{\"id\": …, \"key\": …}`"), (status = 404, description = "No customer with that key")),
+    security(("bearer" = [])))]
+async fn lookup(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Json(body): Json<LookupBody>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::CustomersLookup, move |e, _, a| {
+        e.share_lookup(a, &body.key)
+    })
+    .await
+}
+
+/// The unified view of a customer, as the policy allows.
+#[utoipa::path(get, path = "/v1/customers/{id}", params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, description = "Identities with provenance, attributes, orders, events, feedback, campaigns, consents")),
+    security(("bearer" = [])))]
+async fn customer(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::CustomersRead, move |e, _, a| {
+        e.share_customer(a, id)
+    })
+    .await
+}
+
+/// Page parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PageQuery {
+    /// Cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: Option<usize>,
+}
+
+/// A customer's dated facts, newest first.
+#[utoipa::path(get, path = "/v1/customers/{id}/timeline", params(("id" = i64, Path, description = "Customer id"), PageQuery),
+    responses((status = 200, description = "`items` and `next_cursor`")), security(("bearer" = [])))]
+async fn timeline(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::CustomersRead, move |e, _, a| {
+        e.share_timeline(a, id, q.cursor.as_deref(), q.limit.unwrap_or(50))
+    })
+    .await
+}
+
+/// Number of recommendations.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct KQuery {
+    /// How many (1-100, default 10).
+    pub k: Option<usize>,
+}
+
+/// Recommendations with explanations.
+#[utoipa::path(get, path = "/v1/customers/{id}/recommendations", params(("id" = i64, Path, description = "Customer id"), KQuery),
+    responses((status = 200, description = "Items with scores and the purchases that explain them")), security(("bearer" = [])))]
+async fn recommendations(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<KQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::RecommendationsRead, move |e, s, a| {
+        e.share_recommendations(a, &s.insights(), id, q.k.unwrap_or(10))
+    })
+    .await
+}
+
+/// Churn risk with reasons.
+#[utoipa::path(get, path = "/v1/customers/{id}/churn", params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, description = "Probability, band and reasons")), security(("bearer" = [])))]
+async fn churn(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ChurnRead, move |e, s, a| {
+        e.share_churn(a, &s.insights(), id)
+    })
+    .await
+}
+
+/// Lifetime value.
+#[utoipa::path(get, path = "/v1/customers/{id}/clv", params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, description = "CLV over 12 months, rank and band")), security(("bearer" = [])))]
+async fn clv(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ClvRead, move |e, s, a| {
+        e.share_clv(a, &s.insights(), id)
+    })
+    .await
+}
+
+/// RFM segments.
+#[utoipa::path(get, path = "/v1/segments", responses((status = 200, description = "Segments with sizes")), security(("bearer" = [])))]
+async fn segments(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::SegmentsRead, move |e, s, a| {
+        e.share_segments(a, &s.insights())
+    })
+    .await
+}
+
+/// Members of a segment: JSON pages, or all as CSV with `Accept: text/csv`.
+#[utoipa::path(get, path = "/v1/segments/{name}/members", params(("name" = String, Path, description = "Segment name"), PageQuery),
+    responses((status = 200, description = "Members (JSON page or CSV)")), security(("bearer" = [])))]
+async fn members(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    if !csv {
+        return ok_json(st, c, Action::SegmentsExport, move |e, s, a| {
+            e.share_segment_members(
+                a,
+                &s.insights(),
+                &name,
+                q.cursor.as_deref(),
+                q.limit.unwrap_or(100).max(1),
+            )
+        })
+        .await;
+    }
+    let (page, actor) = call(&st, c, Action::SegmentsExport, move |e, s, a| {
+        e.share_segment_members(a, &s.insights(), &name, None, 0)
+    })
+    .await?;
+    let mut w = csv_writer();
+    w.push_str("id,key,segment,recency_days,frequency,monetary\n");
+    for m in &page.members {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        w.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            m.id,
+            csv_field(&m.key),
+            csv_field(&m.segment),
+            opt(m.recency_days.map(|v| v.to_string())),
+            opt(m.frequency.map(|v| v.to_string())),
+            opt(m.monetary.map(|v| format!("{v:.2}"))),
+        ));
+    }
+    let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], w).into_response();
+    res.extensions_mut().insert(Actor(actor));
+    Ok(res)
+}
+
+fn csv_writer() -> String {
+    String::new()
+}
+
+/// Quotes a CSV field, and defuses spreadsheet formulas (`=`, `+`, `-`, `@`).
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Watchlist size.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct TopQuery {
+    /// How many (default 50, at most 1000).
+    pub top: Option<usize>,
+}
+
+/// Customers at highest churn risk.
+#[utoipa::path(get, path = "/v1/churn/watchlist", params(TopQuery), responses((status = 200, description = "Highest risk first")), security(("bearer" = [])))]
+async fn watchlist(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<TopQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ChurnRead, move |e, s, a| {
+        e.share_watchlist(a, &s.insights(), q.top.unwrap_or(50))
+    })
+    .await
+}
+
+/// Store-wide counts.
+#[utoipa::path(get, path = "/v1/stats", responses((status = 200, description = "Counts and revenue")), security(("bearer" = [])))]
+async fn stats(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::StatsRead, move |e, s, a| {
+        let mut out = e.store().stats(false)?;
+        let ins = s.insights();
+        let mut sum = infogap_store::snapshot::KbnSum::default();
+        for o in &ins.ds.orders {
+            sum.add(o.amount);
+        }
+        out.revenue = (sum.value().unwrap_or(0.0) * 100.0).round() / 100.0;
+        e.record_access(a, "stats.read", vec![], vec![])?;
+        Ok(serde_json::json!({"stats": out, "generation": ins.generation}))
+    })
+    .await
+}
+
+/// Forecast parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ForecastQuery {
+    /// A product category (all sales when absent).
+    pub category: Option<String>,
+    /// `week` (default) or `month`.
+    pub by: Option<String>,
+    /// Periods ahead (1-104, default 12).
+    pub horizon: Option<usize>,
+}
+
+/// Demand forecast with a 95 % interval.
+#[utoipa::path(get, path = "/v1/forecasts", params(ForecastQuery), responses((status = 200, description = "History, forecast and interval")), security(("bearer" = [])))]
+async fn forecasts(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<ForecastQuery>,
+) -> Result<Response, ApiError> {
+    use infogap_engine::forecast::{Measure, Period, Scope, forecast_demand};
+    let period = match q.by.as_deref().unwrap_or("week") {
+        "week" => Period::Week,
+        "month" => Period::Month,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "by: expected week or month, got {:?}",
+                other.chars().take(20).collect::<String>()
+            )));
+        }
+    };
+    let horizon = q.horizon.unwrap_or(12);
+    if !(1..=104).contains(&horizon) {
+        return Err(ApiError::bad_request("horizon: expected 1 to 104"));
+    }
+    ok_json(st, c, Action::ForecastsRead, move |e, s, a| {
+        let scope = match &q.category {
+            Some(cat) if !cat.trim().is_empty() => Scope::Category(cat.trim().to_string()),
+            _ => Scope::Total,
+        };
+        let ins = s.insights();
+        let f = forecast_demand(&ins.ds, &scope, period, Measure::Revenue, horizon, 0.95)?;
+        e.record_access(a, "forecasts.read", vec![], vec![])?;
+        Ok(serde_json::json!({
+            "scope": f.series.label,
+            "by": period.name(),
+            "measure": "revenue",
+            "model": f.fit.spec.name(),
+            "level": f.forecast.level,
+            "history": f.series.starts.iter().zip(&f.series.values)
+                .map(|(d, v)| serde_json::json!({"period": d.to_string(), "value": v}))
+                .collect::<Vec<_>>(),
+            "forecast": f.future.iter().enumerate()
+                .map(|(i, d)| serde_json::json!({
+                    "period": d.to_string(),
+                    "point": f.forecast.point.get(i),
+                    "lower": f.forecast.lower.get(i),
+                    "upper": f.forecast.upper.get(i),
+                }))
+                .collect::<Vec<_>>(),
+        }))
+    })
+    .await
+}
+
+/// The calling customer's own data (customer tokens), unmasked.
+#[utoipa::path(get, path = "/v1/me", responses((status = 200, description = "The customer's unified view")), security(("bearer" = [])))]
+async fn me(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::SelfRead, move |e, _, a| e.share_me(a)).await
+}
+
+/// The calling customer's recommendations, with explanations.
+#[utoipa::path(get, path = "/v1/me/recommendations", params(KQuery), responses((status = 200, description = "Items with explanations")), security(("bearer" = [])))]
+async fn me_recommendations(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<KQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::SelfRead, move |e, s, a| {
+        let id = a
+            .principal
+            .customer
+            .ok_or_else(|| EngineError::Forbidden("only a customer token has a `me`".into()))?;
+        e.share_recommendations(a, &s.insights(), id, q.k.unwrap_or(10))
+    })
+    .await
+}
+
+/// Starts training a model (`recs`, `churn`, `clv`, `amount`) in the background.
+#[utoipa::path(post, path = "/v1/models/{kind}/train", params(("kind" = String, Path, description = "recs, churn, clv or amount")),
+    responses((status = 202, description = "The job; poll /v1/jobs/{id}")), security(("bearer" = [])))]
+async fn train(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(kind): Path<String>,
+) -> Result<Response, ApiError> {
+    let st2 = st.clone();
+    let (job, actor) = call(&st, c, Action::ModelsTrain, move |e, _, a| {
+        let job = st2.start_training(&kind, &a.principal.name)?;
+        e.record_access(a, &format!("models.train.{kind}"), vec![], vec![])?;
+        Ok(job)
+    })
+    .await?;
+    Ok(json_with_actor(StatusCode::ACCEPTED, &job, actor))
+}
+
+/// A background job.
+#[utoipa::path(get, path = "/v1/jobs/{id}", params(("id" = u64, Path, description = "Job id")),
+    responses((status = 200, description = "Status and, when done, the report")), security(("bearer" = [])))]
+async fn job(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<u64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ModelsTrain, move |_, s, _| {
+        s.job(id)
+            .ok_or_else(|| EngineError::NotFound(format!("no job {id}")))
+    })
+    .await
+}
+
+/// Audit filters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Only records about this customer id.
+    pub customer: Option<i64>,
+    /// Only records by this actor.
+    pub actor: Option<String>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+    /// Page size (default 100).
+    pub limit: Option<usize>,
+}
+
+/// The audit trail, newest first (admin).
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery), responses((status = 200, description = "`records` and `next_cursor`")), security(("bearer" = [])))]
+async fn audit(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, ApiError> {
+    let before = match q.cursor.as_deref() {
+        None => None,
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| ApiError::bad_request("cursor: not a cursor this API gave"))?,
+        ),
+    };
+    ok_json(st, c, Action::AuditRead, move |e, _, a| {
+        e.audit_records(
+            a,
+            &infogap_store::audit::AuditFilter {
+                customer: q.customer,
+                actor: q.actor.clone(),
+                before,
+                limit: q.limit.unwrap_or(100),
+            },
+        )
+    })
+    .await
+}
+
+/// The OpenAPI document, generated from the handlers above.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "infogap", description = "Customer data shared by policy: every response shaped by the caller's role and recorded in the audit trail."),
+    paths(healthz, metrics, openapi, lookup, customer, timeline, recommendations, churn, clv, segments, members,
+          watchlist, stats, forecasts, me, me_recommendations, train, job, audit),
+    components(schemas(LookupBody)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let comps = doc.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).expect("serializes");
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1")),
+            "{}",
+            doc["openapi"]
+        );
+        for def in ROUTES {
+            let ops = &doc["paths"][def.path];
+            assert!(
+                ops.get(def.method.to_lowercase()).is_some(),
+                "{} {} is not in /v1/openapi.json",
+                def.method,
+                def.path
+            );
+        }
+        let n: usize = doc["paths"]
+            .as_object()
+            .map(|o| {
+                o.values()
+                    .map(|v| v.as_object().map_or(0, |m| m.len()))
+                    .sum()
+            })
+            .unwrap_or(0);
+        assert_eq!(
+            n,
+            ROUTES.len(),
+            "the document has operations that are not routes"
+        );
+    }
+
+    #[test]
+    fn every_route_has_a_handler() {
+        for def in ROUTES {
+            let _ = handler(def);
+        }
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_and_formulas_defused() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("x"), "x");
+    }
+}

@@ -1,0 +1,354 @@
+//! What the server holds between requests: a pool of engines (one SQLite
+//! connection each), the live snapshot and the predictions over it, the
+//! policy, background training jobs and the failed-authentication limiter.
+//!
+//! The engine is synchronous: every call runs on tokio's blocking pool
+//! ([`AppState::run`]), never on the async threads. A refresher thread
+//! follows the store: within a few hundred milliseconds of an import, a
+//! merge or a finished training (here or in another process) new requests
+//! see the new data and models; requests in flight keep the snapshot they
+//! started with.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use infogap_engine::access::{Policy, Principal};
+use infogap_engine::audit::AuditSink;
+use infogap_engine::share::Insights;
+use infogap_engine::snapshot::LiveSnapshot;
+use infogap_engine::{Engine, EngineError};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::ratelimit::FailedAuthLimiter;
+
+/// How often the refresher looks at the store.
+pub const REFRESH_EVERY: Duration = Duration::from_millis(200);
+
+/// A background job (model training).
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// Id.
+    pub id: u64,
+    /// `train`.
+    pub kind: String,
+    /// Model kind.
+    pub model: String,
+    /// `running`, `succeeded`, `failed`.
+    pub status: String,
+    /// Who started it.
+    pub started_by: String,
+    /// Started (RFC 3339).
+    pub started_at: String,
+    /// Finished (RFC 3339).
+    pub finished_at: Option<String>,
+    /// Seconds taken.
+    pub seconds: Option<f64>,
+    /// The training report.
+    pub result: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// Shared server state.
+pub struct AppState {
+    db: PathBuf,
+    pool: Mutex<Vec<Engine>>,
+    sink: Arc<AuditSink>,
+    insights: RwLock<Arc<Insights>>,
+    policy: RwLock<Arc<Policy>>,
+    /// Policy given by `serve --config` (overrides the stored one).
+    policy_override: Option<Arc<Policy>>,
+    jobs: Mutex<HashMap<u64, Job>>,
+    next_job: AtomicU64,
+    /// The failed-authentication lockout.
+    pub limiter: FailedAuthLimiter,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+    stop: AtomicBool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Opens the store (which must exist), loads the snapshot and starts
+    /// the refresher.
+    pub fn open(
+        db: &Path,
+        policy_override: Option<Policy>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<AppState>, EngineError> {
+        let engine = Engine::open_existing(db)?;
+        let sink = AuditSink::group(Arc::new(infogap_store::audit::AuditLog::open(
+            &infogap_store::audit::audit_path(db),
+            true,
+        )?));
+        engine.set_audit_sink(sink.clone())?;
+        // the store's secret must exist before keys are checked
+        engine.secret()?;
+        let (live, _) = engine.snapshot()?;
+        let models = engine.store().model_versions()?;
+        let insights = Insights::new(live.generation(), models, live.dataset());
+        let policy = match &policy_override {
+            Some(p) => p.clone(),
+            None => engine.policy()?,
+        };
+        let state = Arc::new(AppState {
+            db: db.to_path_buf(),
+            pool: Mutex::new(vec![engine]),
+            sink,
+            insights: RwLock::new(Arc::new(insights)),
+            policy: RwLock::new(Arc::new(policy)),
+            policy_override: policy_override.map(Arc::new),
+            jobs: Mutex::new(HashMap::new()),
+            next_job: AtomicU64::new(1),
+            limiter: FailedAuthLimiter::new(10, Duration::from_secs(60), Duration::from_secs(60)),
+            metrics,
+            stop: AtomicBool::new(false),
+        });
+        let weak = Arc::downgrade(&state);
+        std::thread::Builder::new()
+            .name("snapshot-refresh".into())
+            .spawn(move || refresher(weak, live))
+            .map_err(|e| EngineError::Invalid(format!("cannot start the refresher: {e}")))?;
+        Ok(state)
+    }
+
+    /// Stops the refresher (on shutdown).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    fn checkout(&self) -> Result<Engine, EngineError> {
+        let got = lock(&self.pool).pop();
+        match got {
+            Some(e) => Ok(e),
+            None => {
+                let e = Engine::open_existing(&self.db)?;
+                e.set_audit_sink(self.sink.clone())?;
+                Ok(e)
+            }
+        }
+    }
+
+    fn checkin(&self, e: Engine) {
+        let mut p = lock(&self.pool);
+        if p.len() < 16 {
+            p.push(e);
+        }
+    }
+
+    /// The current predictions.
+    pub fn insights(&self) -> Arc<Insights> {
+        read(&self.insights).clone()
+    }
+
+    /// The current policy.
+    pub fn policy(&self) -> Arc<Policy> {
+        read(&self.policy).clone()
+    }
+
+    /// Runs `f` with an engine on the blocking pool.
+    pub async fn run<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine, &AppState) -> Result<T, EngineError> + Send + 'static,
+    {
+        let me = self.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let engine = me.checkout()?;
+            let r = f(&engine, &me);
+            me.checkin(engine);
+            r
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "a blocking task failed");
+            ApiError::internal()
+        })?;
+        out.map_err(ApiError::from)
+    }
+
+    /// Authenticates a bearer secret (run inside [`AppState::run`]).
+    pub fn authenticate(
+        &self,
+        engine: &Engine,
+        bearer: Option<&str>,
+        origin: &str,
+        request_id: Option<String>,
+    ) -> Result<Principal, EngineError> {
+        let bearer = bearer
+            .ok_or_else(|| EngineError::Unauthorized(infogap_engine::keys::REFUSED.into()))?;
+        let mut p = engine.authenticate(bearer, origin)?;
+        p.request_id = request_id;
+        Ok(p)
+    }
+
+    /// Starts a training job on its own thread and engine.
+    pub fn start_training(self: &Arc<Self>, model: &str, by: &str) -> Result<Job, EngineError> {
+        if !matches!(model, "recs" | "churn" | "clv" | "amount") {
+            return Err(EngineError::NotFound(format!(
+                "no model kind {model:?}; kinds: recs, churn, clv, amount"
+            )));
+        }
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let job = Job {
+            id,
+            kind: "train".into(),
+            model: model.to_string(),
+            status: "running".into(),
+            started_by: by.to_string(),
+            started_at: infogap_store::now_rfc3339(),
+            finished_at: None,
+            seconds: None,
+            result: None,
+            error: None,
+        };
+        lock(&self.jobs).insert(id, job.clone());
+        let me = self.clone();
+        let model = model.to_string();
+        std::thread::Builder::new()
+            .name(format!("train-{model}"))
+            .spawn(move || {
+                let t0 = Instant::now();
+                let out = Engine::open_existing(&me.db).and_then(|e| train(&e, &model));
+                let mut jobs = lock(&me.jobs);
+                if let Some(j) = jobs.get_mut(&id) {
+                    j.finished_at = Some(infogap_store::now_rfc3339());
+                    j.seconds = Some(t0.elapsed().as_secs_f64());
+                    match out {
+                        Ok(v) => {
+                            j.status = "succeeded".into();
+                            j.result = Some(v);
+                        }
+                        Err(e) => {
+                            j.status = "failed".into();
+                            j.error = Some(e.to_string());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Invalid(format!("cannot start a job: {e}")))?;
+        Ok(job)
+    }
+
+    /// A job by id.
+    pub fn job(&self, id: u64) -> Option<Job> {
+        lock(&self.jobs).get(&id).cloned()
+    }
+}
+
+fn train(e: &Engine, model: &str) -> Result<serde_json::Value, EngineError> {
+    let js = |v: Result<serde_json::Value, serde_json::Error>| {
+        v.map_err(|e| EngineError::Invalid(format!("report: {e}")))
+    };
+    match model {
+        "recs" => {
+            let opts = infogap_engine::recs::TrainOptions {
+                algo: "auto".into(),
+                params: vec![],
+                signals: infogap_engine::recs::SignalConfig::with_weights(0.5, 0.1, 1.0, None),
+                seed: 0,
+                k: 10,
+                progress: false,
+            };
+            let r = infogap_engine::recs::train(e, &opts)?;
+            js(serde_json::to_value(&r))
+        }
+        "churn" => {
+            let r = infogap_engine::churn::train(e, &Default::default())?;
+            js(serde_json::to_value(&r))
+        }
+        "clv" => {
+            let r = infogap_engine::clv::train(e, None, infogap_models::clv::TimeUnit::Week)?;
+            Ok(r.to_json())
+        }
+        _ => {
+            let r = infogap_engine::analytics::train_amount(e, &Default::default())?;
+            js(serde_json::to_value(&r))
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Follows the store: new generation or model version → new insights.
+fn refresher(state: std::sync::Weak<AppState>, mut live: LiveSnapshot) {
+    let engine = match state.upgrade().map(|s| Engine::open_existing(&s.db)) {
+        Some(Ok(e)) => e,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "snapshot refresher cannot open the store");
+            return;
+        }
+        None => return,
+    };
+    loop {
+        std::thread::sleep(REFRESH_EVERY);
+        let Some(s) = state.upgrade() else { return };
+        if s.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let cur = s.insights();
+        let models = match engine.store().model_versions() {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot refresher: reading model versions");
+                continue;
+            }
+        };
+        let generation = match engine.store().generation() {
+            Ok(g) => g.generation,
+            Err(e) => {
+                tracing::warn!(error = %e, "snapshot refresher: reading the generation");
+                continue;
+            }
+        };
+        if generation == cur.generation && models == cur.models {
+            continue;
+        }
+        if generation != live.generation()
+            && let Err(e) = engine.refresh(&mut live)
+        {
+            tracing::warn!(error = %e, "snapshot refresher: refresh failed; keeping the old snapshot");
+            continue;
+        }
+        let next = Insights::new(live.generation(), models, live.dataset());
+        *s.insights
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(next);
+        if s.policy_override.is_none() {
+            match engine.policy() {
+                Ok(p) => {
+                    *s.policy
+                        .write()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(p)
+                }
+                Err(e) => tracing::warn!(error = %e, "snapshot refresher: reading the policy"),
+            }
+        }
+        s.metrics
+            .set_gauge(
+                "infogap_snapshot_generation",
+                "Store generation the served snapshot reflects.",
+                live.generation() as f64,
+            )
+            .ok();
+        tracing::info!(generation = live.generation(), "snapshot refreshed");
+    }
+}

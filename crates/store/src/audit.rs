@@ -1,0 +1,554 @@
+//! The audit trail: who read, searched, exported or changed customer data,
+//! append-only and hash-chained.
+//!
+//! Each record carries the SHA-256 of its own canonical form and of the
+//! record before it, so an edited, inserted or deleted record breaks the
+//! chain at a place [`AuditLog::verify`] can name. The head (last sequence
+//! number and hash) is also kept apart, so cutting records off the end is
+//! caught too; an attacker who rewrites the whole file consistently is not
+//! (anchor the head elsewhere: `infogap audit verify --json` prints it).
+//!
+//! For SQLite the trail is its own database beside the store (`<db>.audit`):
+//! its group commits never wait behind an import's long write transaction,
+//! so reads keep being answered while a file imports. Writers from several
+//! processes (a server and a CLI) take SQLite's write lock and extend one
+//! chain.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, Row, SqliteConnection};
+use tokio::runtime::Runtime;
+
+use crate::{Result, StoreError};
+
+/// The hash before the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The audit database beside a store file.
+pub fn audit_path(store: &Path) -> PathBuf {
+    let mut s = store.as_os_str().to_owned();
+    s.push(".audit");
+    PathBuf::from(s)
+}
+
+/// What happened, before it is sequenced and chained.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// When (Unix microseconds).
+    pub time_us: i64,
+    /// Who: the key's, token's or user's name (`local` for the CLI).
+    pub actor: String,
+    /// `admin`, `key`, `customer`, `source`, `cli`.
+    pub actor_kind: String,
+    /// The role acted under.
+    pub role: String,
+    /// What: `customer.read`, `segment.export`, `audit.read`, …
+    pub action: String,
+    /// Which customers' data (store ids).
+    pub customers: Vec<i64>,
+    /// Which field classes were returned (visible or masked).
+    pub fields: Vec<String>,
+    /// From where: the client address, or `cli`.
+    pub origin: String,
+    /// The request id (HTTP) if any.
+    pub request_id: Option<String>,
+    /// Outcome and extra words (`ok`, `denied: …`), never PII.
+    pub detail: String,
+}
+
+/// A sequenced, chained record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRecord {
+    /// Sequence number, from 1, without gaps.
+    pub seq: i64,
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// Hash of the record before (hex).
+    pub prev_hash: String,
+    /// Hash of this record (hex).
+    pub hash: String,
+}
+
+/// The hash of a record: SHA-256 over a canonical JSON array of its fields
+/// and the previous hash.
+pub fn record_hash(seq: i64, e: &AuditEntry, prev_hash: &str) -> String {
+    let canon = serde_json::json!([
+        seq,
+        e.time_us,
+        e.actor,
+        e.actor_kind,
+        e.role,
+        e.action,
+        e.customers,
+        e.fields,
+        e.origin,
+        e.request_id,
+        e.detail,
+        prev_hash
+    ]);
+    let mut h = Sha256::new();
+    h.update(canon.to_string().as_bytes());
+    hex(&h.finalize())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only records about this customer.
+    pub customer: Option<i64>,
+    /// Only records by this actor.
+    pub actor: Option<String>,
+    /// Only records older than this sequence number (a page cursor).
+    pub before: Option<i64>,
+    /// At most this many (0: all).
+    pub limit: usize,
+}
+
+/// The outcome of checking the chain.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChainCheck {
+    /// Records read.
+    pub entries: i64,
+    /// Last sequence number.
+    pub head_seq: i64,
+    /// Last hash (anchor it elsewhere to catch a consistent rewrite).
+    pub head_hash: String,
+    /// The first record that is altered, missing or out of place, if any.
+    pub first_bad: Option<i64>,
+    /// Why, if broken.
+    pub reason: Option<String>,
+}
+
+impl ChainCheck {
+    /// True when nothing is wrong.
+    pub fn intact(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq         INTEGER PRIMARY KEY,
+    time_us     INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    actor_kind  TEXT NOT NULL,
+    role        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    customers   TEXT NOT NULL,
+    fields      TEXT NOT NULL,
+    origin      TEXT NOT NULL,
+    request_id  TEXT,
+    detail      TEXT NOT NULL,
+    prev_hash   TEXT NOT NULL,
+    hash        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_subjects (
+    customer_id INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS audit_actor ON audit_log(actor, seq);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    seq         INTEGER NOT NULL,
+    hash        TEXT NOT NULL
+);
+";
+
+/// The audit trail of a SQLite store.
+pub struct AuditLog {
+    rt: Runtime,
+    conn: Mutex<SqliteConnection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Database(format!("audit trail: {e}"))
+}
+
+impl AuditLog {
+    /// Opens (creating if `create`) the audit database at `path`.
+    pub fn open(path: &Path, create: bool) -> Result<AuditLog> {
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        if !create && !path.exists() {
+            return Err(open_err("no audit trail here".into()));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| open_err(e.to_string()))?;
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL: a committed record is in the WAL file, which
+            // survives a crash of the process (kill -9); only a power loss
+            // can take the last transactions
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        let mut conn = rt
+            .block_on(SqliteConnection::connect_with(&opts))
+            .map_err(|e| open_err(e.to_string()))?;
+        rt.block_on(sqlx::raw_sql(SCHEMA).execute(&mut conn))
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(AuditLog {
+            rt,
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// An audit trail in memory (stores without a file: tests).
+    pub fn in_memory() -> Result<AuditLog> {
+        let err = |e: String| StoreError::Open {
+            path: ":memory:".into(),
+            reason: e,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| err(e.to_string()))?;
+        let opts: SqliteConnectOptions = "sqlite::memory:"
+            .parse()
+            .map_err(|e: sqlx::Error| err(e.to_string()))?;
+        let mut conn = rt
+            .block_on(SqliteConnection::connect_with(&opts))
+            .map_err(|e| err(e.to_string()))?;
+        rt.block_on(sqlx::raw_sql(SCHEMA).execute(&mut conn))
+            .map_err(|e| err(e.to_string()))?;
+        Ok(AuditLog {
+            rt,
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SqliteConnection> {
+        match self.conn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Appends entries in one transaction (a group commit) and returns
+    /// their sequence numbers. When this returns, they are durable against
+    /// a crash of the process.
+    pub fn append(&self, entries: &[AuditEntry]) -> Result<Vec<i64>> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.lock();
+        self.rt
+            .block_on(async {
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let (mut seq, mut prev) = match head {
+                    Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
+                    None => (0, GENESIS.to_string()),
+                };
+                let mut seqs = Vec::with_capacity(entries.len());
+                for e in entries {
+                    seq += 1;
+                    let hash = record_hash(seq, e, &prev);
+                    let customers = serde_json::to_string(&e.customers).unwrap_or_default();
+                    let fields = serde_json::to_string(&e.fields).unwrap_or_default();
+                    sqlx::query(
+                        "INSERT INTO audit_log (seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(seq)
+                    .bind(e.time_us)
+                    .bind(e.actor.as_str())
+                    .bind(e.actor_kind.as_str())
+                    .bind(e.role.as_str())
+                    .bind(e.action.as_str())
+                    .bind(customers)
+                    .bind(fields)
+                    .bind(e.origin.as_str())
+                    .bind(e.request_id.as_deref())
+                    .bind(e.detail.as_str())
+                    .bind(prev.as_str())
+                    .bind(hash.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    for c in &e.customers {
+                        sqlx::query("INSERT OR IGNORE INTO audit_subjects (customer_id, seq) VALUES (?, ?)")
+                            .bind(c)
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    seqs.push(seq);
+                    prev = hash;
+                }
+                sqlx::query(
+                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+                     ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
+                )
+                .bind(seq)
+                .bind(prev.as_str())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(seqs)
+            })
+            .map_err(db_err)
+    }
+
+    /// Records matching the filter, newest first.
+    pub fn records(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        let mut sql = String::from(
+            "SELECT l.seq, l.time_us, l.actor, l.actor_kind, l.role, l.action, l.customers, l.fields, l.origin, l.request_id, l.detail, l.prev_hash, l.hash FROM audit_log l",
+        );
+        let mut conds: Vec<&str> = Vec::new();
+        if f.customer.is_some() {
+            sql.push_str(" JOIN audit_subjects s ON s.seq = l.seq");
+            conds.push("s.customer_id = ?1");
+        }
+        if f.actor.is_some() {
+            conds.push("l.actor = ?2");
+        }
+        if f.before.is_some() {
+            conds.push("l.seq < ?3");
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+        sql.push_str(" ORDER BY l.seq DESC");
+        if f.limit > 0 {
+            sql.push_str(&format!(" LIMIT {}", f.limit));
+        }
+        let mut conn = self.lock();
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(f.customer.unwrap_or(0))
+                    .bind(f.actor.clone().unwrap_or_default())
+                    .bind(f.before.unwrap_or(0))
+                    .fetch_all(&mut *conn),
+            )
+            .map_err(db_err)?;
+        rows.iter().map(row_record).collect()
+    }
+
+    /// Checks the whole chain: consecutive sequence numbers, each record's
+    /// hash, each link to the record before, and the kept head.
+    pub fn verify(&self) -> Result<ChainCheck> {
+        let mut conn = self.lock();
+        self.rt
+            .block_on(async {
+                let mut tx = conn.begin().await.map_err(db_err)?;
+                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                let rows = sqlx::query(
+                    "SELECT seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash FROM audit_log ORDER BY seq",
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                let mut check = ChainCheck {
+                    entries: rows.len() as i64,
+                    head_seq: 0,
+                    head_hash: GENESIS.to_string(),
+                    first_bad: None,
+                    reason: None,
+                };
+                let mut prev = GENESIS.to_string();
+                let mut expect = 1;
+                for r in &rows {
+                    let rec = match row_record(r) {
+                        Ok(rec) => rec,
+                        Err(e) => {
+                            let seq = r.try_get::<i64, _>(0).unwrap_or(expect);
+                            check.first_bad = Some(seq);
+                            check.reason = Some(format!("record {seq} is unreadable: {e}"));
+                            return Ok(check);
+                        }
+                    };
+                    if rec.seq != expect {
+                        check.first_bad = Some(expect);
+                        check.reason = Some(format!(
+                            "record {expect} is missing (the next record is {})",
+                            rec.seq
+                        ));
+                        return Ok(check);
+                    }
+                    if rec.prev_hash != prev {
+                        check.first_bad = Some(rec.seq);
+                        check.reason = Some(format!(
+                            "record {} does not link to the record before it",
+                            rec.seq
+                        ));
+                        return Ok(check);
+                    }
+                    if record_hash(rec.seq, &rec.entry, &prev) != rec.hash {
+                        check.first_bad = Some(rec.seq);
+                        check.reason = Some(format!(
+                            "record {} was altered (its hash does not match its content)",
+                            rec.seq
+                        ));
+                        return Ok(check);
+                    }
+                    prev = rec.hash;
+                    expect += 1;
+                }
+                check.head_seq = expect - 1;
+                check.head_hash = prev.clone();
+                let (hseq, hhash) = match head {
+                    Some(h) => (
+                        h.try_get::<i64, _>(0).map_err(db_err)?,
+                        h.try_get::<String, _>(1).map_err(db_err)?,
+                    ),
+                    None => (0, GENESIS.to_string()),
+                };
+                if hseq != check.head_seq || hhash != check.head_hash {
+                    check.first_bad = Some(check.head_seq + 1);
+                    check.reason = Some(if hseq > check.head_seq {
+                        format!(
+                            "records {} to {hseq} are missing (cut off the end)",
+                            check.head_seq + 1
+                        )
+                    } else {
+                        "the kept head does not match the last record".to_string()
+                    });
+                }
+                Ok(check)
+            })
+    }
+}
+
+fn row_record(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord> {
+    let g = |e: sqlx::Error| StoreError::Corrupt(format!("audit trail: {e}"));
+    let customers: String = r.try_get(6).map_err(g)?;
+    let fields: String = r.try_get(7).map_err(g)?;
+    Ok(AuditRecord {
+        seq: r.try_get(0).map_err(g)?,
+        entry: AuditEntry {
+            time_us: r.try_get(1).map_err(g)?,
+            actor: r.try_get(2).map_err(g)?,
+            actor_kind: r.try_get(3).map_err(g)?,
+            role: r.try_get(4).map_err(g)?,
+            action: r.try_get(5).map_err(g)?,
+            customers: serde_json::from_str(&customers)
+                .map_err(|e| StoreError::Corrupt(format!("audit trail customers: {e}")))?,
+            fields: serde_json::from_str(&fields)
+                .map_err(|e| StoreError::Corrupt(format!("audit trail fields: {e}")))?,
+            origin: r.try_get(8).map_err(g)?,
+            request_id: r.try_get(9).map_err(g)?,
+            detail: r.try_get(10).map_err(g)?,
+        },
+        prev_hash: r.try_get(11).map_err(g)?,
+        hash: r.try_get(12).map_err(g)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(actor: &str, customers: Vec<i64>) -> AuditEntry {
+        AuditEntry {
+            time_us: 1,
+            actor: actor.into(),
+            actor_kind: "key".into(),
+            role: "analyst".into(),
+            action: "customer.read".into(),
+            customers,
+            fields: vec!["contact".into()],
+            origin: "127.0.0.1".into(),
+            request_id: Some("r1".into()),
+            detail: "ok".into(),
+        }
+    }
+
+    #[test]
+    fn chain_verifies_and_names_the_altered_record() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let p = dir.path().join("s.db.audit");
+        let log = AuditLog::open(&p, true)?;
+        log.append(&[entry("a", vec![1]), entry("b", vec![2, 3])])?;
+        log.append(&[entry("c", vec![3])])?;
+        let c = log.verify()?;
+        assert!(c.intact(), "{c:?}");
+        assert_eq!(c.entries, 3);
+        let by3 = log.records(&AuditFilter {
+            customer: Some(3),
+            ..Default::default()
+        })?;
+        assert_eq!(by3.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![3, 2]);
+        let by_a = log.records(&AuditFilter {
+            actor: Some("a".into()),
+            ..Default::default()
+        })?;
+        assert_eq!(by_a.len(), 1);
+        // alter record 2 by hand
+        {
+            let mut conn = log.lock();
+            log.rt
+                .block_on(
+                    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+                        .execute(&mut *conn),
+                )
+                .map_err(db_err)?;
+        }
+        let c = log.verify()?;
+        assert_eq!(c.first_bad, Some(2), "{c:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_deleted_record_or_cut_tail_is_named() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let p = dir.path().join("s.db.audit");
+        let log = AuditLog::open(&p, true)?;
+        for i in 0..5 {
+            log.append(&[entry(&format!("x{i}"), vec![i])])?;
+        }
+        let exec = |sql: &str| -> Result<()> {
+            let mut conn = log.lock();
+            log.rt
+                .block_on(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut *conn))
+                .map_err(db_err)?;
+            Ok(())
+        };
+        exec("DELETE FROM audit_log WHERE seq = 5")?;
+        let c = log.verify()?;
+        assert_eq!(c.first_bad, Some(5), "{c:?}");
+        exec("DELETE FROM audit_log WHERE seq = 3")?;
+        let c = log.verify()?;
+        assert_eq!(c.first_bad, Some(3), "{c:?}");
+        Ok(())
+    }
+}
