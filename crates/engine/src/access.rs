@@ -296,14 +296,7 @@ impl Policy {
 
     /// The field class of an attribute.
     pub fn attribute_class(&self, name: &str) -> FieldClass {
-        let n = name.to_lowercase();
-        if self.contact_attrs.contains(&n) {
-            FieldClass::Contact
-        } else if self.demographic_attrs.contains(&n) {
-            FieldClass::Demographic
-        } else {
-            FieldClass::Behaviour
-        }
+        attribute_class(&self.contact_attrs, &self.demographic_attrs, name)
     }
 
     /// Checks that a role exists (for `keys create`, `--as-role`).
@@ -338,7 +331,24 @@ impl Policy {
             role: role.clone(),
             action,
             department_sources: None,
+            contact_attrs: self.contact_attrs.clone(),
+            demographic_attrs: self.demographic_attrs.clone(),
         })
+    }
+}
+
+fn attribute_class(
+    contact: &BTreeSet<String>,
+    demographic: &BTreeSet<String>,
+    name: &str,
+) -> FieldClass {
+    let n = name.to_lowercase();
+    if contact.contains(&n) {
+        FieldClass::Contact
+    } else if demographic.contains(&n) {
+        FieldClass::Demographic
+    } else {
+        FieldClass::Behaviour
     }
 }
 
@@ -364,6 +374,8 @@ pub struct Access {
     pub action: Action,
     /// Source ids whose facts a department key sees (`None`: all).
     pub department_sources: Option<Vec<i64>>,
+    contact_attrs: BTreeSet<String>,
+    demographic_attrs: BTreeSet<String>,
 }
 
 impl Access {
@@ -371,6 +383,11 @@ impl Access {
     /// sees it all.
     pub fn visibility(&self, c: FieldClass) -> Visibility {
         self.role.visibility(c)
+    }
+
+    /// The field class of an attribute (as [`Policy::attribute_class`]).
+    pub fn attribute_class(&self, name: &str) -> FieldClass {
+        attribute_class(&self.contact_attrs, &self.demographic_attrs, name)
     }
 
     /// The classes shown (visible or masked): what the audit records.

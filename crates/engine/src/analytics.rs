@@ -1056,13 +1056,26 @@ pub fn segments(
 /// Writes the customers of segment `name` (case-insensitive; for k-means
 /// `cluster 2`, `cluster-2` or `2`) as CSV: key, id, segment, recency_days,
 /// frequency, monetary, r, f, m. Returns how many were written.
+///
+/// The principal's policy shapes the file as it shapes the API: keys per the
+/// contact class, RFM values per the behaviour class, only a department's
+/// customers for a department key; the export is recorded in the audit
+/// trail with every customer written.
 pub fn export_segment(
+    engine: &crate::Engine,
+    access: &crate::access::Access,
     ds: &Dataset,
     opts: &SegmentOptions,
     name: &str,
     out: &Path,
 ) -> Result<usize, EngineError> {
+    use infogap_core::access::{FieldClass, Visibility};
     let (report, customers) = segments(ds, opts)?;
+    let allowed = match &access.department_sources {
+        Some(src) => Some(engine.store().customers_of_sources(src)?),
+        None => None,
+    };
+    let behaviour = access.visibility(FieldClass::Behaviour);
     let want = normalize_segment_name(name);
     let found = report
         .segments
@@ -1106,25 +1119,47 @@ pub fn export_segment(
     ])
     .map_err(csv_err)?;
     let opt = |v: Option<u8>| v.map(|x| x.to_string()).unwrap_or_default();
-    let mut count = 0;
-    for c in customers.iter().filter(|c| c.segment == found.name) {
+    let shown = behaviour != Visibility::Hidden;
+    let exact = behaviour == Visibility::Visible;
+    let mut ids = Vec::new();
+    for c in customers
+        .iter()
+        .filter(|c| c.segment == found.name)
+        .filter(|c| allowed.as_ref().is_none_or(|a| a.contains(&c.id)))
+    {
         w.write_record([
-            c.key.clone(),
+            crate::share::show_key(access, c.id, &c.key),
             c.id.to_string(),
             c.segment.clone(),
             c.recency_days
+                .filter(|_| shown)
                 .map(|r| format!("{r:.1}"))
                 .unwrap_or_default(),
-            c.frequency.to_string(),
-            format!("{:.2}", c.monetary),
-            opt(c.r),
-            opt(c.f),
-            opt(c.m),
+            if shown {
+                c.frequency.to_string()
+            } else {
+                String::new()
+            },
+            if exact {
+                format!("{:.2}", c.monetary)
+            } else {
+                String::new()
+            },
+            if exact { opt(c.r) } else { String::new() },
+            if exact { opt(c.f) } else { String::new() },
+            if exact { opt(c.m) } else { String::new() },
         ])
         .map_err(csv_err)?;
-        count += 1;
+        ids.push(c.id);
     }
     w.flush().map_err(io)?;
+    let count = ids.len();
+    engine.record_access(
+        access,
+        "segments.export",
+        ids,
+        access.shown_classes(&[FieldClass::Contact, FieldClass::Behaviour]),
+    )?;
     Ok(count)
 }
 
@@ -1737,13 +1772,39 @@ mod tests {
             k: Some(2),
             seed: 0,
         };
-        assert_eq!(export_segment(&ds, &opts, "cluster-1", &out).unwrap(), 20);
+        let engine = crate::Engine::open(&dir.join("s.db")).unwrap();
+        let access = crate::access::Policy::default()
+            .authorize(
+                &crate::access::Principal::local(None),
+                infogap_core::access::Action::SegmentsExport,
+            )
+            .unwrap();
+        assert_eq!(
+            export_segment(&engine, &access, &ds, &opts, "cluster-1", &out).unwrap(),
+            20
+        );
+        // the export is in the audit trail with its 20 customers
+        let trail = engine
+            .audit_sink()
+            .unwrap()
+            .log()
+            .records(&Default::default())
+            .unwrap();
+        assert_eq!(trail[0].entry.action, "segments.export");
+        assert_eq!(trail[0].entry.customers.len(), 20);
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.starts_with("key,id,segment,recency_days,frequency,monetary,r,f,m"));
         assert_eq!(text.lines().count(), 21);
-        let e = export_segment(&ds, &SegmentOptions::default(), "vip", &out)
-            .unwrap_err()
-            .to_string();
+        let e = export_segment(
+            &engine,
+            &access,
+            &ds,
+            &SegmentOptions::default(),
+            "vip",
+            &out,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("segments are"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -634,7 +634,11 @@ pub fn train(engine: &Engine, opts: &ChurnOptions) -> Result<ChurnTrainReport, E
 }
 
 /// `churn --top N`: scores with the saved model as of the latest data.
-pub fn risk(engine: &Engine, top: usize) -> Result<ChurnScores, EngineError> {
+pub fn risk(
+    engine: &Engine,
+    access: &crate::access::Access,
+    top: usize,
+) -> Result<ChurnScores, EngineError> {
     let rec = engine.load_model("churn")?.ok_or_else(|| {
         EngineError::NotFound("no churn model in the store: run `infogap train churn` first".into())
     })?;
@@ -646,7 +650,16 @@ pub fn risk(engine: &Engine, top: usize) -> Result<ChurnScores, EngineError> {
     })?;
     let ds = engine.dataset()?;
     let as_of = ds.max_time().map_or(model.cutoff, |t| t + 1);
-    let (scored, customers) = score_dataset(&ds, &model, as_of, top);
+    let (scored, mut customers) = score_dataset(&ds, &model, as_of, 0);
+    crate::share::share_ranked(
+        engine,
+        access,
+        "churn.read",
+        &mut customers,
+        top,
+        |r| r.customer,
+        |r| &mut r.key,
+    )?;
     crate::invariants::checked(
         "churn",
         ChurnScores {

@@ -400,6 +400,7 @@ pub fn rank_dataset(
 /// `infogap clv --top N`: ranks the store's customers with the saved model.
 pub fn rank(
     engine: &Engine,
+    access: &crate::access::Access,
     top: usize,
     horizon_months: u32,
     discount_rate: f64,
@@ -418,12 +419,22 @@ pub fn rank(
     let ds = engine.dataset()?;
     let model = &stored.model;
     let Ranked {
-        top,
+        top: mut ranked,
         customers,
         total_clv,
         as_of,
         refunds,
-    } = rank_dataset(&ds, model, top, horizon_months, discount_rate)?;
+    } = rank_dataset(&ds, model, usize::MAX, horizon_months, discount_rate)?;
+    crate::share::share_ranked(
+        engine,
+        access,
+        "clv.read",
+        &mut ranked,
+        top,
+        |r| r.customer_id,
+        |r| &mut r.key,
+    )?;
+    let top = ranked;
     let mut warnings: Vec<String> = model
         .fallback_spend
         .map(|v| spend_fallback_warning(model.gamma_gamma.q, v))

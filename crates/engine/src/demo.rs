@@ -964,4 +964,14 @@ campaign = "campaign"
 customer = "member_id"
 email = "email"
 time = "redeemed_at"
+
+# Who sees what (see README, "Sharing it"): field classes of attributes and
+# departments; every source is also a department of its own name.
+[access]
+contact_attributes = ["first_name", "last_name"]
+demographic_attributes = ["age_band", "income_band", "region"]
+[access.departments]
+sales = ["crm", "sales", "redemptions"]
+marketing = ["campaigns", "exposures", "redemptions", "web", "ratings"]
+service = ["support", "surveys"]
 "#;

@@ -939,6 +939,7 @@ pub struct BatchReport {
 /// history, exactly as [`recommend`] does for one.
 pub fn recommend_all(
     engine: &Engine,
+    access: &crate::access::Access,
     opts: &RecommendOptions,
     out: &Path,
     progress: bool,
@@ -966,9 +967,22 @@ pub fn recommend_all(
     }
     let filter = filters.topn();
     // (key, id, source, items) per customer, in the store's customer order
-    let answers: Vec<BatchRow> = ds
+    let allowed = match &access.department_sources {
+        Some(src) => Some(engine.store().customers_of_sources(src)?),
+        None => None,
+    };
+    if access.visibility(infogap_core::access::FieldClass::Predictions)
+        != infogap_core::access::Visibility::Visible
+    {
+        return Err(EngineError::Forbidden(format!(
+            "role {:?} sees predictions masked or not at all; `recommend --all` needs them visible",
+            access.role.name
+        )));
+    }
+    let mut answers: Vec<BatchRow> = ds
         .customers
         .par_iter()
+        .filter(|c| allowed.as_ref().is_none_or(|a| a.contains(&c.id)))
         .map(|c| {
             let id = c.id.to_string();
             let row = s
@@ -1000,6 +1014,9 @@ pub fn recommend_all(
         .collect();
     if let Some(b) = bar {
         b.finish_and_clear();
+    }
+    for a in &mut answers {
+        a.0 = crate::share::show_key(access, a.1, &a.0);
     }
     let score_seconds = t.elapsed().as_secs_f64();
     w.write_record([
@@ -1047,6 +1064,15 @@ pub fn recommend_all(
         }
     }
     w.flush().map_err(io)?;
+    engine.record_access(
+        access,
+        "recommendations.export",
+        answers.iter().map(|a| a.1).collect(),
+        access.shown_classes(&[
+            infogap_core::access::FieldClass::Contact,
+            infogap_core::access::FieldClass::Predictions,
+        ]),
+    )?;
     crate::invariants::checked("recommend --all", rep)
 }
 

@@ -263,10 +263,12 @@ impl Engine {
             Err(e) => return Err(e),
         };
         let idents = self.admit(a, id)?;
+        let dept = a.department_sources.as_deref();
         let key = idents
-            .first()
+            .iter()
+            .find(|i| dept.is_none_or(|d| d.contains(&i.source_id)))
             .map(|i| format!("{}:{}", i.namespace, i.value))
-            .unwrap_or_default();
+            .unwrap_or_else(|| format!("#{id}"));
         self.record_access(
             a,
             "customers.lookup",
@@ -337,10 +339,11 @@ impl Engine {
                 {
                     Some(l) => {
                         let other = if l.a == i.id { l.b } else { l.a };
-                        let other = by_id
-                            .get(&other)
-                            .map(|o| ident_label(a, o))
-                            .unwrap_or_else(|| format!("identity {other}"));
+                        let other = match by_id.get(&other) {
+                            Some(o) if in_dept(o.source_id) => ident_label(a, o),
+                            Some(o) => format!("a {} of another department", o.kind),
+                            None => format!("identity {other}"),
+                        };
                         let lsrc = names.get(&l.source_id).cloned().unwrap_or_default();
                         format!(
                             "{} with {other} ({lsrc} line {})",
@@ -361,10 +364,9 @@ impl Engine {
             });
         }
         let facts = store.customer_facts(id, dept)?;
-        let policy = self.policy()?;
         let mut attributes = Vec::new();
         for (name, value, source) in facts.attributes {
-            let class = policy.attribute_class(&name);
+            let class = a.attribute_class(&name);
             let value = match (a.visibility(class), value) {
                 (Visibility::Hidden, _) => continue,
                 (Visibility::Visible, v) => v,
@@ -408,10 +410,12 @@ impl Engine {
                 })
                 .collect()
         });
+        // the display key: the first identity the principal may see
         let key = idents
-            .first()
+            .iter()
+            .find(|i| in_dept(i.source_id))
             .map(|i| format!("{}:{}", i.namespace, i.value))
-            .unwrap_or_default();
+            .unwrap_or_else(|| format!("#{id}"));
         Ok(SharedCustomer {
             id,
             key: show_key(a, id, &key),
@@ -801,21 +805,12 @@ pub struct SharedClv {
     pub policy: PolicyNote,
 }
 
-/// Recommendations for one customer.
+/// Recommendations for one customer, as the policy shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct SharedRecs {
-    /// Customer id.
-    pub customer: i64,
-    /// Model version.
-    pub model_version: i64,
-    /// Algorithm.
-    pub algo: String,
-    /// Whether the customer was in training (else their history is folded in).
-    pub in_training: bool,
-    /// Popular items because nothing personal was possible.
-    pub fallback: bool,
-    /// Items, best first, with explanations.
-    pub items: Vec<crate::recs::RecItem>,
+    /// The answer (explanations left out when predictions are masked).
+    #[serde(flatten)]
+    pub answer: crate::recs::RecsAnswer,
     /// Policy.
     pub policy: PolicyNote,
 }
@@ -905,26 +900,20 @@ impl Engine {
     pub fn share_recommendations(
         &self,
         a: &Access,
-        ins: &Insights,
+        loaded: &crate::recs::LoadedRecs,
         id: i64,
-        k: usize,
+        opts: &crate::recs::RecommendOptions,
     ) -> Result<SharedRecs, EngineError> {
         let vis = need_predictions(a)?;
-        if !(1..=100).contains(&k) {
-            return Err(EngineError::Invalid("k must be 1 to 100".into()));
+        if opts.k == 0 {
+            return Err(EngineError::Invalid("k must be at least 1".into()));
         }
         self.admit(a, id)?;
-        let loaded = ins.recs(self)?;
-        let opts = crate::recs::RecommendOptions {
-            k,
-            explain: true,
-            ..Default::default()
-        };
-        let ans = crate::recs::recommend_with(self, &loaded, &format!("#{id}"), None, &opts)?;
-        let mut items = ans.items;
+        let mut answer = crate::recs::recommend_with(self, loaded, &format!("#{id}"), None, opts)?;
+        answer.customer = show_key(a, id, &answer.customer);
         if vis == Visibility::Masked {
-            // masked predictions: the list, without the scores' reasons
-            for it in &mut items {
+            // masked predictions: the list, without the reasons behind it
+            for it in &mut answer.items {
                 it.because = None;
             }
         }
@@ -935,12 +924,7 @@ impl Engine {
             a.shown_classes(&[FieldClass::Predictions]),
         )?;
         Ok(SharedRecs {
-            customer: id,
-            model_version: ans.model_version,
-            algo: ans.algo,
-            in_training: ans.in_training,
-            fallback: ans.fallback,
-            items,
+            answer,
             policy: a.note(),
         })
     }
@@ -1136,7 +1120,7 @@ impl Engine {
         let end = if limit == 0 {
             total
         } else {
-            (start + limit.min(1000)).min(total)
+            start.saturating_add(limit.min(1000)).min(total)
         };
         let behaviour = a.visibility(FieldClass::Behaviour);
         let members: Vec<SegmentMember> = all
@@ -1225,4 +1209,46 @@ impl Engine {
         self.record_access(a, "self.read", vec![id], a.shown_classes(&FieldClass::ALL))?;
         Ok(view)
     }
+}
+
+/// Shapes a ranked list of customers (churn risk, CLV, batch
+/// recommendations) for a principal: the list needs predictions visible
+/// (a masked role gets bands through the API's watchlist instead), a
+/// department sees only its customers, keys follow the contact class; the
+/// read is recorded with every customer listed.
+pub fn share_ranked<T>(
+    engine: &Engine,
+    access: &Access,
+    action: &str,
+    items: &mut Vec<T>,
+    top: usize,
+    id: impl Fn(&T) -> i64,
+    key: impl Fn(&mut T) -> &mut String,
+) -> Result<(), EngineError> {
+    if access.visibility(FieldClass::Predictions) != Visibility::Visible {
+        return Err(EngineError::Forbidden(format!(
+            "role {:?} sees predictions masked or not at all; a ranked list needs them visible",
+            access.role.name
+        )));
+    }
+    if let Some(src) = &access.department_sources {
+        let allowed = engine.store().customers_of_sources(src)?;
+        items.retain(|x| allowed.contains(&id(x)));
+    }
+    if top > 0 {
+        items.truncate(top);
+    }
+    for x in items.iter_mut() {
+        let i = id(x);
+        let k = key(x);
+        *k = show_key(access, i, k);
+    }
+    let ids = items.iter().map(&id).collect();
+    engine.record_access(
+        access,
+        action,
+        ids,
+        access.shown_classes(&[FieldClass::Contact, FieldClass::Predictions]),
+    )?;
+    Ok(())
 }

@@ -176,8 +176,8 @@ fn safe_serde_detail(msg: &str) -> String {
 
 fn bytes_rejection(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        // The limit itself is enforced by the body-limit layer, which knows
-        // it; this path is for bodies without Content-Length.
+        // The body-limit layer refuses oversized bodies before a handler
+        // runs; this is for a route with a smaller `DefaultBodyLimit`.
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",

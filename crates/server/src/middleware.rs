@@ -4,8 +4,10 @@
 //! is accounted for: a request id (taken from a sane `x-request-id` or made
 //! up, echoed in the response), one JSON access-log line, the request
 //! metrics, a JSON 500 for a panic, a JSON 503 when the time limit is
-//! reached, a JSON 413 for an oversized body, and a JSON body for error
-//! responses that have none (axum's own 404 and 405, for instance).
+//! reached, a JSON 413 for an oversized body (request bodies are read
+//! before the handler runs, at most `body_limit` bytes: the API takes small
+//! JSON documents, not uploads), and a JSON body for error responses that
+//! have none (axum's own 404 and 405, for instance).
 //!
 //! Logs and metrics name the route template (`/v1/customers/{id}`), never
 //! the raw path or query, and never headers or bodies: those can hold
@@ -21,11 +23,13 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use http_body::Body as _;
+use http_body_util::BodyExt as _;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
@@ -286,17 +290,75 @@ async fn time_limit(State(limit): State<Duration>, req: Request, next: Next) -> 
     }
 }
 
+/// Most bytes of an oversized body read and discarded before the 413 is
+/// sent (see [`body_limit`]).
+pub const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
+/// Longest time spent discarding an oversized body.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads the request body (at most `limit` bytes) before the handler runs,
+/// and answers 413 for a larger one, whether it declares its length or is
+/// chunked.
+///
+/// An oversized body is read to its end and discarded (up to
+/// [`DRAIN_LIMIT`] bytes, for at most 5 s) before the 413 is sent: a server
+/// that answers and closes while the client is still sending makes the
+/// client's socket reset, and most clients then report a broken pipe
+/// instead of the 413. Bodies beyond the drain limit are refused at once.
 async fn body_limit(State(limit): State<usize>, req: Request, next: Next) -> Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let (parts, mut body) = req.into_parts();
+    if let Some(n) = declared
+        && n > limit as u64
+    {
+        if n <= (limit + DRAIN_LIMIT) as u64 {
+            drain(body, limit + DRAIN_LIMIT).await;
+        }
         return ApiError::payload_too_large(limit).into_response();
     }
-    // Bodies without Content-Length are cut by `DefaultBodyLimit` when an
-    // extractor reads them.
-    next.run(req).await
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+    let mut buf: Vec<u8> = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::debug!(error = %e, "request body could not be read");
+                return ApiError::bad_request("the request body could not be read").into_response();
+            }
+        };
+        // Trailers are dropped: no handler uses them.
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body, DRAIN_LIMIT).await;
+                return ApiError::payload_too_large(limit).into_response();
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(buf))).await
+}
+
+/// Reads and discards at most `max` bytes of `body`, for at most
+/// [`DRAIN_TIME`].
+async fn drain(mut body: Body, max: usize) {
+    let mut seen = 0usize;
+    let reading = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                if seen > max {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, reading).await;
 }
 
 /// Gives error responses without a JSON body one (`{"code","message"}` from

@@ -316,7 +316,16 @@ async fn recommendations(
     Query(q): Query<KQuery>,
 ) -> Result<Response, ApiError> {
     ok_json(st, c, Action::RecommendationsRead, move |e, s, a| {
-        e.share_recommendations(a, &s.insights(), id, q.k.unwrap_or(10))
+        let k = q.k.unwrap_or(10);
+        if !(1..=100).contains(&k) {
+            return Err(EngineError::Invalid("k: expected 1 to 100".into()));
+        }
+        let opts = infogap_engine::recs::RecommendOptions {
+            k,
+            explain: true,
+            ..Default::default()
+        };
+        e.share_recommendations(a, &*s.insights().recs(e)?, id, &opts)
     })
     .await
 }
@@ -543,7 +552,16 @@ async fn me_recommendations(
             .principal
             .customer
             .ok_or_else(|| EngineError::Forbidden("only a customer token has a `me`".into()))?;
-        e.share_recommendations(a, &s.insights(), id, q.k.unwrap_or(10))
+        let k = q.k.unwrap_or(10);
+        if !(1..=100).contains(&k) {
+            return Err(EngineError::Invalid("k: expected 1 to 100".into()));
+        }
+        let opts = infogap_engine::recs::RecommendOptions {
+            k,
+            explain: true,
+            ..Default::default()
+        };
+        e.share_recommendations(a, &*s.insights().recs(e)?, id, &opts)
     })
     .await
 }

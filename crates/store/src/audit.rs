@@ -323,6 +323,25 @@ impl AuditLog {
             .map_err(db_err)
     }
 
+    /// Copies the trail, consistently, into a new file `out` (`VACUUM
+    /// INTO`); returns how many records it holds.
+    pub fn backup_into(&self, out: &Path) -> Result<i64> {
+        let mut conn = self.lock();
+        let target = out.display().to_string();
+        self.rt
+            .block_on(async {
+                sqlx::query("VACUUM INTO ?")
+                    .bind(target)
+                    .execute(&mut *conn)
+                    .await?;
+                let r = sqlx::query("SELECT COUNT(*) FROM audit_log")
+                    .fetch_one(&mut *conn)
+                    .await?;
+                r.try_get::<i64, _>(0)
+            })
+            .map_err(db_err)
+    }
+
     /// Records matching the filter, newest first.
     pub fn records(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
         let mut sql = String::from(

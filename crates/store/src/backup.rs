@@ -46,6 +46,8 @@ pub struct BackupReport {
     pub tables: BTreeMap<String, i64>,
     /// Where the store's secret was copied (`<out>.secret`), if it has one.
     pub secret: Option<String>,
+    /// Where the audit trail was copied (`<out>.audit`), with its records.
+    pub audit: Option<String>,
 }
 
 /// What `verify_backup` found.
@@ -67,8 +69,8 @@ pub struct BackupCheck {
     pub tables: BTreeMap<String, i64>,
     /// Every problem found, in words (empty when `ok`).
     pub problems: Vec<String>,
-    /// HOOK (issue 17, audit log): the audit chain's check of the copy,
-    /// filled by the audit work; `None` until then (not checked).
+    /// The audit trail beside the copy (`<file>.audit`): its chain check,
+    /// or `None` when there is none beside it.
     pub audit_chain: Option<String>,
 }
 
@@ -262,6 +264,18 @@ impl SqliteStore {
             return Err(e);
         }
         sync_dir(&dir);
+        // the audit trail beside the store, copied the same way (after the
+        // store: it may hold a few records newer than the store's copy)
+        let mut audit = None;
+        if let Some(src) = &source {
+            let trail = crate::audit::audit_path(src);
+            if trail.exists() {
+                let to = crate::audit::audit_path(out);
+                let log = crate::audit::AuditLog::open(&trail, false)?;
+                let n = log.backup_into(&to)?;
+                audit = Some(format!("{} ({n} records)", to.display()));
+            }
+        }
         Ok(BackupReport {
             out: out.display().to_string(),
             source: source.map(|p| p.display().to_string()).unwrap_or_default(),
@@ -269,6 +283,7 @@ impl SqliteStore {
             seconds: started.elapsed().as_secs_f64(),
             tables,
             secret: secret_src.map(|_| secret_out.display().to_string()),
+            audit,
         })
     }
 
@@ -496,6 +511,32 @@ pub fn verify_backup(path: &Path) -> Result<BackupCheck> {
 
     let tables = ro.table_counts(&mut problems);
     ro.close();
+    let trail = crate::audit::audit_path(path);
+    let audit_chain = if trail.exists() {
+        match crate::audit::AuditLog::open(&trail, false).and_then(|l| l.verify()) {
+            Ok(c) if c.intact() => Some(format!(
+                "intact: {} records, head {}",
+                c.entries, c.head_hash
+            )),
+            Ok(c) => {
+                let msg = format!(
+                    "audit trail {} broken at record {}: {}",
+                    trail.display(),
+                    c.first_bad.unwrap_or(0),
+                    c.reason.clone().unwrap_or_default()
+                );
+                problems.push(msg.clone());
+                Some(msg)
+            }
+            Err(e) => {
+                let msg = format!("audit trail {} unreadable: {e}", trail.display());
+                problems.push(msg.clone());
+                Some(msg)
+            }
+        }
+    } else {
+        None
+    };
     Ok(BackupCheck {
         file: path.display().to_string(),
         ok: problems.is_empty(),
@@ -505,7 +546,7 @@ pub fn verify_backup(path: &Path) -> Result<BackupCheck> {
         supported_version: latest(),
         tables,
         problems,
-        audit_chain: None,
+        audit_chain,
     })
 }
 

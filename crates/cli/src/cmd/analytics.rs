@@ -531,13 +531,14 @@ pub fn segment(ctx: &Ctx, c: &SegmentCmd) -> anyhow::Result<()> {
             json,
         } => {
             let engine = ctx.engine_existing()?;
+            let access = ctx.access(&engine, infogap_core::access::Action::SegmentsExport)?;
             let ds = engine.dataset()?;
             let opts = SegmentOptions {
                 method: (*method).into(),
                 k: *k,
                 seed: *seed,
             };
-            let n = analytics::export_segment(&ds, &opts, name, out)?;
+            let n = analytics::export_segment(&engine, &access, &ds, &opts, name, out)?;
             if *json {
                 print_json(
                     &serde_json::json!({"segment": name, "customers": n, "out": out.display().to_string()}),
@@ -556,6 +557,7 @@ pub fn segment(ctx: &Ctx, c: &SegmentCmd) -> anyhow::Result<()> {
 /// Segment summary for `quickstart`: RFM segments with size, revenue share and
 /// medians. Prints a short table unless `json`; returns the JSON report.
 pub fn quickstart_section(
+    _ctx: &Ctx,
     engine: &infogap_engine::Engine,
     json: bool,
 ) -> anyhow::Result<serde_json::Value> {

@@ -93,6 +93,9 @@ fn print_backup(rep: &BackupReport) {
             "secret       copied to {s} (mode 0600): keep it with the backup, as private as the store's"
         );
     }
+    if let Some(a) = &rep.audit {
+        println!("audit trail  copied to {a}");
+    }
     print_tables(&rep.tables);
     println!(
         "check it with `infogap backup verify {}`; restore by copying it to a new path and using that as --db",

@@ -262,7 +262,8 @@ fn print_risks(s: &ChurnScores, reasons: bool) {
 /// `infogap churn`.
 pub fn churn(ctx: &Ctx, args: &ChurnArgs) -> anyhow::Result<()> {
     let engine = ctx.engine_existing()?;
-    let scores = churn::risk(&engine, args.top)?;
+    let access = ctx.access(&engine, infogap_core::access::Action::ChurnRead)?;
+    let scores = churn::risk(&engine, &access, args.top)?;
     if args.json {
         print_json(&scores)
     } else {
@@ -275,6 +276,7 @@ pub fn churn(ctx: &Ctx, args: &ChurnArgs) -> anyhow::Result<()> {
 /// The churn section of `quickstart`: trains (auto) when no model is saved,
 /// then prints the 10 riskiest customers with reasons and the calibration table.
 pub fn quickstart_section(
+    ctx: &Ctx,
     engine: &infogap_engine::Engine,
     json: bool,
 ) -> anyhow::Result<serde_json::Value> {
@@ -283,7 +285,8 @@ pub fn quickstart_section(
     } else {
         None
     };
-    let scores = churn::risk(engine, 10)?;
+    let access = ctx.access(engine, infogap_core::access::Action::ChurnRead)?;
+    let scores = churn::risk(engine, &access, 10)?;
     if !json {
         println!("== Churn risk ==");
         if let Some(t) = &trained {

@@ -253,7 +253,14 @@ fn print_ranking(r: &ClvRanking) {
 /// `infogap clv --top N`: customers ranked by discounted CLV with the saved model.
 pub fn clv(ctx: &Ctx, args: &ClvArgs) -> anyhow::Result<()> {
     let engine = ctx.engine_existing()?;
-    let r = engine_clv::rank(&engine, args.top, args.horizon_months, args.discount_rate)?;
+    let access = ctx.access(&engine, infogap_core::access::Action::ClvRead)?;
+    let r = engine_clv::rank(
+        &engine,
+        &access,
+        args.top,
+        args.horizon_months,
+        args.discount_rate,
+    )?;
     if args.json {
         return crate::ctx::print_json(&ranking_json(&r));
     }
@@ -263,11 +270,16 @@ pub fn clv(ctx: &Ctx, args: &ClvArgs) -> anyhow::Result<()> {
 
 /// The quickstart's CLV section: trains the model if the store has none,
 /// then lists the top 10 customers by 12-month CLV.
-pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow::Result<Value> {
+pub fn quickstart_section(
+    ctx: &Ctx,
+    engine: &infogap_engine::Engine,
+    json: bool,
+) -> anyhow::Result<Value> {
     if engine.load_model(engine_clv::MODEL_KIND)?.is_none() {
         engine_clv::train(engine, None, TimeUnit::Week).context("training the CLV model")?;
     }
-    let r = engine_clv::rank(engine, 10, 12, 0.01)?;
+    let access = ctx.access(engine, infogap_core::access::Action::ClvRead)?;
+    let r = engine_clv::rank(engine, &access, 10, 12, 0.01)?;
     if !json {
         println!("Top customers by lifetime value");
         print_ranking(&r);

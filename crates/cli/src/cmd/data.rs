@@ -575,7 +575,7 @@ pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
     if let Some(v) = sample {
         out["sample_customer"] = serde_json::to_value(&v)?;
     }
-    let sections = crate::cmd::quickstart_sections(&engine, a.json);
+    let sections = crate::cmd::quickstart_sections(ctx, &engine, a.json);
     out["sections"] = serde_json::Value::Object(sections);
     out["seconds"] = serde_json::json!(started.elapsed().as_secs_f64());
     if a.json {

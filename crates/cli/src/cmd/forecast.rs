@@ -737,7 +737,11 @@ fn forecast_store(ctx: &Ctx, args: &ForecastArgs) -> anyhow::Result<()> {
 
 /// The quickstart's forecast section: a 12-week revenue forecast for the top
 /// 3 categories. Prints a short report unless `json`; returns the JSON.
-pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow::Result<Value> {
+pub fn quickstart_section(
+    _ctx: &Ctx,
+    engine: &infogap_engine::Engine,
+    json: bool,
+) -> anyhow::Result<Value> {
     let ds = engine.dataset()?;
     let cats = demand::top_categories(&ds, 3);
     let mut out = Vec::new();

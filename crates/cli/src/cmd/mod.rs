@@ -15,10 +15,12 @@ pub mod snapshot;
 /// Runs every model family's quickstart section; a failing section is
 /// reported in its place and does not stop the others.
 pub fn quickstart_sections(
+    ctx: &crate::Ctx,
     engine: &infogap_engine::Engine,
     json: bool,
 ) -> serde_json::Map<String, serde_json::Value> {
-    type Section = fn(&infogap_engine::Engine, bool) -> anyhow::Result<serde_json::Value>;
+    type Section =
+        fn(&crate::Ctx, &infogap_engine::Engine, bool) -> anyhow::Result<serde_json::Value>;
     let sections: [(&str, Section); 5] = [
         ("recommendations", recs::quickstart_section),
         ("churn", classify::quickstart_section),
@@ -31,7 +33,7 @@ pub fn quickstart_sections(
         if !json {
             println!();
         }
-        let v = match f(engine, json) {
+        let v = match f(ctx, engine, json) {
             Ok(v) => v,
             Err(e) => {
                 let msg = format!("{e:#}");

@@ -21,6 +21,7 @@ use infogap_models::recs::{AlgoParams, select};
 use serde_json::{Value, json};
 
 use crate::Ctx;
+use infogap_core::access::Action;
 
 /// `infogap eval recs`: rating prediction (k-fold) or top-N ranking (train/test).
 #[derive(Debug, Clone, clap::Args)]
@@ -503,7 +504,8 @@ pub fn recommend(ctx: &Ctx, args: &RecommendArgs) -> anyhow::Result<()> {
             .out
             .as_deref()
             .ok_or_else(|| anyhow::anyhow!("--all needs --out FILE"))?;
-        let rep = erecs::recommend_all(&engine, &opts, out, ctx.progress())?;
+        let access = ctx.access(&engine, Action::RecommendationsRead)?;
+        let rep = erecs::recommend_all(&engine, &access, &opts, out, ctx.progress())?;
         if args.json {
             return crate::ctx::print_json(&rep);
         }
@@ -521,11 +523,13 @@ pub fn recommend(ctx: &Ctx, args: &RecommendArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     };
-    let ans = erecs::recommend(&engine, customer, args.namespace.as_deref(), &opts)?;
+    let access = ctx.access(&engine, Action::RecommendationsRead)?;
+    let id = infogap_engine::report::resolve_key(&engine, customer, args.namespace.as_deref())?;
+    let shared = engine.share_recommendations(&access, &erecs::load(&engine)?, id, &opts)?;
     if args.json {
-        return crate::ctx::print_json(&ans);
+        return crate::ctx::print_json(&shared);
     }
-    print_answer(&ans);
+    print_answer(&shared.answer);
     Ok(())
 }
 
@@ -566,7 +570,11 @@ fn print_answer(ans: &erecs::RecsAnswer) {
 
 /// The recommendations part of `quickstart`: trains (auto) and shows a few
 /// customers' recommendations with explanations.
-pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow::Result<Value> {
+pub fn quickstart_section(
+    ctx: &Ctx,
+    engine: &infogap_engine::Engine,
+    json: bool,
+) -> anyhow::Result<Value> {
     let opts = TrainOptions {
         algo: "auto".into(),
         params: Vec::new(),
@@ -586,13 +594,18 @@ pub fn quickstart_section(engine: &infogap_engine::Engine, json: bool) -> anyhow
         explain: true,
         ..Default::default()
     };
+    let access = ctx.access(engine, Action::RecommendationsRead)?;
     let mut answers = Vec::new();
     for &r in rows.iter().take(3) {
         let Some(id) = loaded.saved.users.id(r as u32) else {
             continue;
         };
-        let ans = erecs::recommend_with(engine, &loaded, &format!("#{id}"), None, &ropts)?;
-        answers.push(ans);
+        let Ok(id) = id.parse::<i64>() else { continue };
+        answers.push(
+            engine
+                .share_recommendations(&access, &loaded, id, &ropts)?
+                .answer,
+        );
     }
     if !json {
         println!("== Recommendations ==");

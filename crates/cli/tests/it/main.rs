@@ -9,4 +9,5 @@ mod forecast;
 mod rating;
 mod recs;
 mod reference;
+mod share;
 mod snapshot;

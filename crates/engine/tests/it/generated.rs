@@ -208,14 +208,14 @@ proptest! {
             }
         }
         if sound("train churn", churn::train(&engine, &churn::ChurnOptions::default()))?.is_some()
-            && let Some(r) = sound("churn", churn::risk(&engine, 0))?
+            && let Some(r) = sound("churn", churn::risk(&engine, &crate::admin(infogap_core::access::Action::ChurnRead), 0))?
         {
             for reason in r.customers.iter().flat_map(|c| &c.reasons) {
                 prop_assert!(!bad_text(&reason.text), "{}", reason.text);
             }
         }
         if sound("train clv", clv::train(&engine, None, infogap_models::clv::TimeUnit::Week))?.is_some()
-            && let Some(r) = sound("clv", clv::rank(&engine, usize::MAX, 12, 0.01))?
+            && let Some(r) = sound("clv", clv::rank(&engine, &crate::admin(infogap_core::access::Action::ClvRead), usize::MAX, 12, 0.01))?
         {
             prop_assert!(r.top.iter().all(|c| c.expected_purchases >= 0.0 && c.clv >= 0.0));
         }

@@ -20,6 +20,13 @@ fn imported(n: usize, seed: u64) -> (infogap_testkit::DemoFixture, Engine) {
 }
 
 /// Removes the last order line of the demo's sales file (a changed file).
+/// The local admin's grant of an action (what the CLI acts as by default).
+fn admin(action: infogap_core::access::Action) -> infogap_engine::access::Access {
+    infogap_engine::access::Policy::default()
+        .authorize(&infogap_engine::access::Principal::local(None), action)
+        .expect("the admin may do everything")
+}
+
 fn drop_last_sales_line(fx: &infogap_testkit::DemoFixture) {
     let sales = fx
         .config

@@ -171,7 +171,14 @@ fn complete_journey_clv_and_churn_reasons_are_true() {
         close(p.a, 0.294_162, 1e-5) && close(p.b, 421.614_2, 1e-5),
         "{p:?}"
     );
-    let ranking = infogap_engine::clv::rank(&engine, usize::MAX, 12, 0.01).expect("clv");
+    let ranking = infogap_engine::clv::rank(
+        &engine,
+        &crate::admin(infogap_core::access::Action::ClvRead),
+        usize::MAX,
+        12,
+        0.01,
+    )
+    .expect("clv");
     assert_eq!(ranking.customers, 2469);
     assert!((ranking.horizon_time_units - 52.14).abs() < 1e-12);
     assert!(ranking.total_clv > 0.0, "{}", ranking.total_clv);

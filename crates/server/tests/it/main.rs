@@ -5,6 +5,9 @@
 // Test helpers (not only #[test] fns) unwrap: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod fixture;
+mod security;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -376,6 +379,57 @@ async fn chunked_body_over_the_limit_is_413_json() {
     let res = raw_http(s.addr, req.as_bytes()).await;
     assert!(res.starts_with("HTTP/1.1 413"), "{res}");
     assert!(res.contains(r#""code":"payload_too_large""#), "{res}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn large_bodies_get_the_413_not_a_reset() {
+    // A body far over the limit: the server reads it to the end before
+    // answering, so the client gets the 413 rather than a broken pipe, and
+    // the connection stays usable.
+    let s = TestServer::start(None).await;
+    let c = client();
+    for _ in 0..3 {
+        let big = format!("{{\"x\": \"{}\"}}", "a".repeat(2 * 1024 * 1024));
+        let res = c
+            .post(s.url("/echo"))
+            .header("content-type", "application/json")
+            .body(big)
+            .send()
+            .await
+            .unwrap();
+        json_error(res, 413, "payload_too_large").await;
+        // A body on a route that never reads it.
+        let res = c
+            .get(s.url("/healthz"))
+            .body(vec![b'a'; 1024 * 1024 + 1])
+            .send()
+            .await
+            .unwrap();
+        json_error(res, 413, "payload_too_large").await;
+    }
+    let chunk = "a".repeat(64 * 1024);
+    let mut req = String::from(
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+    );
+    for _ in 0..32 {
+        req.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    req.push_str("0\r\n\r\n");
+    let res = raw_http(s.addr, req.as_bytes()).await;
+    assert!(
+        res.starts_with("HTTP/1.1 413"),
+        "{}",
+        &res[..res.len().min(300)]
+    );
+    // A body within the limit, chunked, reaches the handler whole.
+    let req = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+               Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+               4\r\n{\"a\"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n";
+    let res = raw_http(s.addr, req.as_bytes()).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(res.ends_with(r#"{"a":1}"#), "{res}");
     s.stop().await;
 }
 
