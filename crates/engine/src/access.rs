@@ -333,6 +333,7 @@ impl Policy {
             department_sources: None,
             contact_attrs: self.contact_attrs.clone(),
             demographic_attrs: self.demographic_attrs.clone(),
+            records: None,
         })
     }
 }
@@ -376,6 +377,9 @@ pub struct Access {
     pub department_sources: Option<Vec<i64>>,
     contact_attrs: BTreeSet<String>,
     demographic_attrs: BTreeSet<String>,
+    /// Where customer records of the current snapshot generation are
+    /// kept between requests (a server sets it; see [`Access::with_records`]).
+    pub(crate) records: Option<std::sync::Arc<crate::share::RecordCache>>,
 }
 
 impl Access {
@@ -383,6 +387,12 @@ impl Access {
     /// sees it all.
     pub fn visibility(&self, c: FieldClass) -> Visibility {
         self.role.visibility(c)
+    }
+
+    /// Reads customer records through a cache of the current generation.
+    pub fn with_records(mut self, cache: std::sync::Arc<crate::share::RecordCache>) -> Access {
+        self.records = Some(cache);
+        self
     }
 
     /// The field class of an attribute (as [`Policy::attribute_class`]).

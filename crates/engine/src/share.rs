@@ -80,6 +80,49 @@ impl Engine {
     }
 }
 
+/// What the store holds about one customer within a scope (everything, or
+/// a department's sources), before the policy shapes it.
+#[derive(Debug)]
+pub struct CustomerRecord {
+    idents: Vec<IdentityRecord>,
+    links: Vec<infogap_store::LinkRecord>,
+    facts: infogap_store::CustomerFacts,
+    names: HashMap<i64, String>,
+    known_to_scope: bool,
+}
+
+/// Customer records read from one store generation, kept for the next
+/// requests (a server's; cleared when it grows past its bound). Any write
+/// to the store starts a new generation and with it a new cache.
+#[derive(Debug, Default)]
+pub struct RecordCache {
+    map: std::sync::Mutex<HashMap<(i64, Option<Vec<i64>>), Arc<CustomerRecord>>>,
+}
+
+/// Most records a cache holds before it starts again.
+const RECORD_CACHE_MAX: usize = 100_000;
+
+impl RecordCache {
+    fn get(&self, id: i64, scope: &Option<Vec<i64>>) -> Option<Arc<CustomerRecord>> {
+        let m = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.get(&(id, scope.clone())).cloned()
+    }
+
+    fn put(&self, id: i64, scope: Option<Vec<i64>>, rec: Arc<CustomerRecord>) {
+        let mut m = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= RECORD_CACHE_MAX {
+            m.clear();
+        }
+        m.insert((id, scope), rec);
+    }
+}
+
 /// A customer as the principal may see it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SharedCustomer {
@@ -194,37 +237,71 @@ impl Engine {
     /// Row-level check: the customer exists, and the principal may see it
     /// (a customer token only its own; a department only customers its
     /// sources know). Returns the customer's identities.
-    fn admit(&self, a: &Access, id: i64) -> Result<Vec<IdentityRecord>, EngineError> {
+    fn admit(&self, a: &Access, id: i64) -> Result<Arc<CustomerRecord>, EngineError> {
         refuse_customer(a, id)?;
-        let idents = self.store.customer_identities(id)?;
+        let rec = self.customer_record(a, id)?;
+        if !rec.known_to_scope {
+            let _ = self.record(crate::audit::entry(
+                &a.principal,
+                a.action.as_str(),
+                vec![id],
+                vec![],
+                "denied: customer unknown to the department",
+            ));
+            return Err(EngineError::Forbidden(format!(
+                "customer #{id} is not known to department {:?}",
+                a.principal.department.as_deref().unwrap_or("")
+            )));
+        }
+        Ok(rec)
+    }
+
+    /// What the store holds about a customer within the access's scope,
+    /// from the access's cache when it has one (a server's, per snapshot
+    /// generation), else read now.
+    fn customer_record(&self, a: &Access, id: i64) -> Result<Arc<CustomerRecord>, EngineError> {
+        let scope = a.department_sources.clone();
+        if let Some(c) = &a.records
+            && let Some(r) = c.get(id, &scope)
+        {
+            return Ok(r);
+        }
+        let store = self.store();
+        let idents = store.customer_identities(id)?;
         if idents.is_empty() {
             return Err(EngineError::NotFound(format!("no customer #{id}")));
         }
-        if let Some(src) = &a.department_sources {
-            let known = idents.iter().any(|i| src.contains(&i.source_id)) || {
-                let f = self.store.customer_facts(id, Some(src))?;
-                f.orders.count > 0
-                    || !f.events.is_empty()
-                    || !f.feedback.is_empty()
-                    || !f.campaigns.is_empty()
-                    || !f.attributes.is_empty()
-                    || !f.consents.is_empty()
-            };
-            if !known {
-                let _ = self.record(crate::audit::entry(
-                    &a.principal,
-                    a.action.as_str(),
-                    vec![id],
-                    vec![],
-                    "denied: customer unknown to the department",
-                ));
-                return Err(EngineError::Forbidden(format!(
-                    "customer #{id} is not known to department {:?}",
-                    a.principal.department.as_deref().unwrap_or("")
-                )));
+        let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
+        let links = store.links_of(&ids)?;
+        let facts = store.customer_facts(id, scope.as_deref())?;
+        let known_to_scope = match &scope {
+            None => true,
+            Some(src) => {
+                idents.iter().any(|i| src.contains(&i.source_id))
+                    || facts.orders.count > 0
+                    || !facts.events.is_empty()
+                    || !facts.feedback.is_empty()
+                    || !facts.campaigns.is_empty()
+                    || !facts.attributes.is_empty()
+                    || !facts.consents.is_empty()
             }
+        };
+        let names = store
+            .sources()?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect();
+        let rec = Arc::new(CustomerRecord {
+            idents,
+            links,
+            facts,
+            names,
+            known_to_scope,
+        });
+        if let Some(c) = &a.records {
+            c.put(id, scope, rec.clone());
         }
-        Ok(idents)
+        Ok(rec)
     }
 
     /// Finds the customer a key (email, phone, `ns:id`, `#ID`) belongs to.
@@ -262,9 +339,10 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
-        let idents = self.admit(a, id)?;
+        let rec = self.admit(a, id)?;
         let dept = a.department_sources.as_deref();
-        let key = idents
+        let key = rec
+            .idents
             .iter()
             .find(|i| dept.is_none_or(|d| d.contains(&i.source_id)))
             .map(|i| format!("{}:{}", i.namespace, i.value))
@@ -300,19 +378,14 @@ impl Engine {
         &self,
         a: &Access,
         id: i64,
-        idents: &[IdentityRecord],
+        rec: &CustomerRecord,
     ) -> Result<SharedCustomer, EngineError> {
-        let store = self.store();
-        let names: HashMap<i64, String> = store
-            .sources()?
-            .into_iter()
-            .map(|s| (s.id, s.name))
-            .collect();
+        let idents = &rec.idents;
+        let names = &rec.names;
+        let links = &rec.links;
         let dept = a.department_sources.as_deref();
         let in_dept = |src: i64| dept.is_none_or(|d| d.contains(&src));
         let contact = a.visibility(FieldClass::Contact);
-        let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
-        let links = store.links_of(&ids)?;
         let by_id: HashMap<i64, &IdentityRecord> = idents.iter().map(|i| (i.id, i)).collect();
         let mut sources: BTreeSet<String> = BTreeSet::new();
         let mut identities = Vec::new();
@@ -363,9 +436,9 @@ impl Engine {
                 linked_by,
             });
         }
-        let facts = store.customer_facts(id, dept)?;
+        let facts = &rec.facts;
         let mut attributes = Vec::new();
-        for (name, value, source) in facts.attributes {
+        for (name, value, source) in facts.attributes.iter().cloned() {
             let class = a.attribute_class(&name);
             let value = match (a.visibility(class), value) {
                 (Visibility::Hidden, _) => continue,
@@ -610,6 +683,8 @@ pub struct Insights {
     clv: Lazy<ClvTable>,
     segments: Lazy<SegmentTable>,
     recs: Lazy<crate::recs::LoadedRecs>,
+    /// Customer records read at this generation.
+    pub records: Arc<RecordCache>,
 }
 
 impl std::fmt::Debug for Insights {
@@ -667,6 +742,7 @@ impl Insights {
             clv: OnceLock::new(),
             segments: OnceLock::new(),
             recs: OnceLock::new(),
+            records: Arc::default(),
         }
     }
 
@@ -1204,8 +1280,8 @@ impl Engine {
             .principal
             .customer
             .ok_or_else(|| EngineError::Forbidden("only a customer token has a `me`".into()))?;
-        let idents = self.admit(a, id)?;
-        let view = self.customer_shaped(a, id, &idents)?;
+        let rec = self.admit(a, id)?;
+        let view = self.customer_shaped(a, id, &rec)?;
         self.record_access(a, "self.read", vec![id], a.shown_classes(&FieldClass::ALL))?;
         Ok(view)
     }

@@ -174,7 +174,9 @@ where
         .run(move |engine, state| {
             let p: Principal =
                 state.authenticate(engine, c.bearer.as_deref(), &origin, c.request_id)?;
-            let access = engine.authorize(&state.policy(), &p, action)?;
+            let access = engine
+                .authorize(&state.policy(), &p, action)?
+                .with_records(state.insights().records.clone());
             let v = f(engine, state, &access)?;
             Ok((v, p.name))
         })

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use infogap_engine::access::{Policy, Principal};
@@ -54,10 +54,43 @@ pub struct Job {
     pub error: Option<String>,
 }
 
+/// The engines: idle ones, and how many are open in all.
+struct Pool {
+    idle: Vec<Engine>,
+    open: usize,
+    max: usize,
+}
+
+/// An engine lent by the pool; it goes back when dropped (also when the
+/// request's work panics).
+struct Pooled<'a> {
+    engine: Option<Engine>,
+    state: &'a AppState,
+}
+
+impl Pooled<'_> {
+    fn get(&self) -> &Engine {
+        match &self.engine {
+            Some(e) => e,
+            None => unreachable!("a pooled engine is taken only on drop"),
+        }
+    }
+}
+
+impl Drop for Pooled<'_> {
+    fn drop(&mut self) {
+        if let Some(e) = self.engine.take() {
+            lock(&self.state.pool).idle.push(e);
+            self.state.pool_free.notify_one();
+        }
+    }
+}
+
 /// Shared server state.
 pub struct AppState {
     db: PathBuf,
-    pool: Mutex<Vec<Engine>>,
+    pool: Mutex<Pool>,
+    pool_free: Condvar,
     sink: Arc<AuditSink>,
     insights: RwLock<Arc<Insights>>,
     policy: RwLock<Arc<Policy>>,
@@ -105,7 +138,12 @@ impl AppState {
         };
         let state = Arc::new(AppState {
             db: db.to_path_buf(),
-            pool: Mutex::new(vec![engine]),
+            pool: Mutex::new(Pool {
+                idle: vec![engine],
+                open: 1,
+                max: std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).clamp(4, 16)),
+            }),
+            pool_free: Condvar::new(),
             sink,
             insights: RwLock::new(Arc::new(insights)),
             policy: RwLock::new(Arc::new(policy)),
@@ -129,22 +167,42 @@ impl AppState {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    fn checkout(&self) -> Result<Engine, EngineError> {
-        let got = lock(&self.pool).pop();
-        match got {
-            Some(e) => Ok(e),
-            None => {
-                let e = Engine::open_existing(&self.db)?;
-                e.set_audit_sink(self.sink.clone())?;
-                Ok(e)
-            }
-        }
-    }
-
-    fn checkin(&self, e: Engine) {
+    /// An engine from the pool: an idle one, a new one while fewer than
+    /// the pool's size are open, else the next one returned. Each engine
+    /// holds one SQLite connection; opening one per request (and closing
+    /// it, which checkpoints the WAL) cost more than the request.
+    fn checkout(&self) -> Result<Pooled<'_>, EngineError> {
         let mut p = lock(&self.pool);
-        if p.len() < 16 {
-            p.push(e);
+        loop {
+            if let Some(e) = p.idle.pop() {
+                return Ok(Pooled {
+                    engine: Some(e),
+                    state: self,
+                });
+            }
+            if p.open < p.max {
+                p.open += 1;
+                drop(p);
+                let opened = Engine::open_existing(&self.db).and_then(|e| {
+                    e.set_audit_sink(self.sink.clone())?;
+                    Ok(e)
+                });
+                return match opened {
+                    Ok(e) => Ok(Pooled {
+                        engine: Some(e),
+                        state: self,
+                    }),
+                    Err(err) => {
+                        lock(&self.pool).open -= 1;
+                        self.pool_free.notify_one();
+                        Err(err)
+                    }
+                };
+            }
+            p = self
+                .pool_free
+                .wait(p)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
         }
     }
 
@@ -167,9 +225,7 @@ impl AppState {
         let me = self.clone();
         let out = tokio::task::spawn_blocking(move || {
             let engine = me.checkout()?;
-            let r = f(&engine, &me);
-            me.checkin(engine);
-            r
+            f(engine.get(), &me)
         })
         .await
         .map_err(|e| {

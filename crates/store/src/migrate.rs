@@ -26,6 +26,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "access",
         sql: include_str!("../migrations/0003_access.sql"),
     },
+    Migration {
+        version: 4,
+        name: "fact_indexes",
+        sql: include_str!("../migrations/0004_fact_indexes.sql"),
+    },
 ];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).

@@ -1128,7 +1128,7 @@ impl Store for SqliteStore {
                                       COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0) AS disc
                                FROM orders o WHERE o.identity_id IN (SELECT id FROM mine){osrc})
                  SELECT COUNT(*), COALESCE(SUM(amt), 0.0), MIN(t), MAX(t), COALESCE(SUM(disc), 0.0),
-                        (SELECT COUNT(*) FROM order_lines WHERE identity_id IN (SELECT id FROM mine){src})
+                        (SELECT COUNT(*) FROM order_lines WHERE order_id IN (SELECT id FROM ords){src})
                  FROM ords"
             )))
             .bind(c),
