@@ -828,6 +828,25 @@ pub fn recommend_with(
     let cid = engine
         .find_customer(key, namespace)?
         .ok_or_else(|| EngineError::NotFound(format!("customer {key:?}")))?;
+    recommend_customer(loaded, cid, opts, || {
+        let ds = std::sync::Arc::new(engine.dataset()?);
+        let x = std::sync::Arc::new(build_interactions(&ds, &loaded.saved.signals)?);
+        Ok((ds, x))
+    })
+}
+
+/// Recommends for one customer id. A customer the model was not trained on
+/// is folded in from `current` (the data set and its interactions, built
+/// the model's way), asked for only then: a server passes its snapshot's.
+pub fn recommend_customer(
+    loaded: &LoadedRecs,
+    cid: i64,
+    opts: &RecommendOptions,
+    current: impl FnOnce() -> Result<
+        (std::sync::Arc<Dataset>, std::sync::Arc<Interactions>),
+        EngineError,
+    >,
+) -> Result<RecsAnswer, EngineError> {
     let s = &loaded.saved;
     let row = s
         .users
@@ -844,8 +863,7 @@ pub fn recommend_with(
         ),
         None => {
             // Fold-in: the customer's current interactions, built the same way.
-            let ds = engine.dataset()?;
-            let x = build_interactions(&ds, &s.signals)?;
+            let (ds, x) = current()?;
             let h = fold_in_history(&x, s, &cid.to_string());
             let disp = ds
                 .customers

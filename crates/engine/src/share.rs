@@ -671,6 +671,8 @@ fn lazy<T>(
     }
 }
 
+type RecsAnswers = HashMap<(i64, usize, bool, bool), Arc<crate::recs::RecsAnswer>>;
+
 /// Scores of every customer for one snapshot and set of model versions.
 pub struct Insights {
     /// Snapshot generation.
@@ -683,6 +685,10 @@ pub struct Insights {
     clv: Lazy<ClvTable>,
     segments: Lazy<SegmentTable>,
     recs: Lazy<crate::recs::LoadedRecs>,
+    fold_in: Lazy<infogap_models::recs::data::Interactions>,
+    /// Recommendations answered at this generation: (customer, k, explain,
+    /// include seen) → answer, before the policy shapes it.
+    recs_answers: std::sync::Mutex<RecsAnswers>,
     /// Customer records read at this generation.
     pub records: Arc<RecordCache>,
 }
@@ -742,6 +748,8 @@ impl Insights {
             clv: OnceLock::new(),
             segments: OnceLock::new(),
             recs: OnceLock::new(),
+            fold_in: OnceLock::new(),
+            recs_answers: std::sync::Mutex::default(),
             records: Arc::default(),
         }
     }
@@ -824,6 +832,17 @@ impl Insights {
             let (report, customers) =
                 crate::analytics::segments(&self.ds, &crate::analytics::SegmentOptions::default())?;
             Ok(SegmentTable { report, customers })
+        })
+    }
+
+    /// This snapshot's interactions, built the way the recommender was
+    /// trained: what customers it was not trained on are folded in from.
+    pub fn fold_in(
+        &self,
+        loaded: &crate::recs::LoadedRecs,
+    ) -> Result<Arc<infogap_models::recs::data::Interactions>, EngineError> {
+        lazy(&self.fold_in, || {
+            crate::recs::build_interactions(&self.ds, &loaded.saved.signals)
         })
     }
 
@@ -976,6 +995,7 @@ impl Engine {
     pub fn share_recommendations(
         &self,
         a: &Access,
+        ins: Option<&Insights>,
         loaded: &crate::recs::LoadedRecs,
         id: i64,
         opts: &crate::recs::RecommendOptions,
@@ -985,7 +1005,39 @@ impl Engine {
             return Err(EngineError::Invalid("k must be at least 1".into()));
         }
         self.admit(a, id)?;
-        let mut answer = crate::recs::recommend_with(self, loaded, &format!("#{id}"), None, opts)?;
+        let compute = || {
+            crate::recs::recommend_customer(loaded, id, opts, || match ins {
+                Some(ins) => Ok((ins.ds.clone(), ins.fold_in(loaded)?)),
+                None => {
+                    let ds = Arc::new(self.dataset()?);
+                    let x = Arc::new(crate::recs::build_interactions(&ds, &loaded.saved.signals)?);
+                    Ok((ds, x))
+                }
+            })
+        };
+        // a server keeps answers of plain requests for this snapshot and
+        // model (scoring one customer of The Complete Journey is ~1.5 ms)
+        let plain = opts.category.is_none() && opts.deny.is_empty() && opts.allow.is_empty();
+        let mut answer = match ins {
+            Some(ins) if plain => {
+                let key = (id, opts.k, opts.explain, opts.include_seen);
+                let hit = ins.recs_answers.lock().ok().and_then(|m| m.get(&key).cloned());
+                match hit {
+                    Some(a) => (*a).clone(),
+                    None => {
+                        let a = compute()?;
+                        if let Ok(mut m) = ins.recs_answers.lock() {
+                            if m.len() >= RECORD_CACHE_MAX {
+                                m.clear();
+                            }
+                            m.insert(key, Arc::new(a.clone()));
+                        }
+                        a
+                    }
+                }
+            }
+            _ => compute()?,
+        };
         answer.customer = show_key(a, id, &answer.customer);
         if vis == Visibility::Masked {
             // masked predictions: the list, without the reasons behind it
@@ -1325,6 +1377,40 @@ pub fn share_ranked<T>(
         action,
         ids,
         access.shown_classes(&[FieldClass::Contact, FieldClass::Predictions]),
+    )?;
+    Ok(())
+}
+
+/// Shapes the per-customer rows of `segments --customers` for a principal:
+/// a department's customers only, keys per the contact class, spend per the
+/// behaviour class (masked: to the nearest hundred); recorded as an export.
+pub fn share_segment_rows(
+    engine: &Engine,
+    access: &Access,
+    rows: &mut Vec<crate::analytics::CustomerSegment>,
+) -> Result<(), EngineError> {
+    let behaviour = access.visibility(FieldClass::Behaviour);
+    if behaviour == Visibility::Hidden {
+        return Err(EngineError::Forbidden(format!(
+            "role {:?} may not see behaviour, which segment rows are",
+            access.role.name
+        )));
+    }
+    if let Some(src) = &access.department_sources {
+        let allowed = engine.store().customers_of_sources(src)?;
+        rows.retain(|r| allowed.contains(&r.id));
+    }
+    for r in rows.iter_mut() {
+        r.key = show_key(access, r.id, &r.key);
+        if behaviour == Visibility::Masked {
+            r.monetary = (r.monetary / 100.0).round() * 100.0;
+        }
+    }
+    engine.record_access(
+        access,
+        "segments.export",
+        rows.iter().map(|r| r.id).collect(),
+        access.shown_classes(&[FieldClass::Contact, FieldClass::Behaviour]),
     )?;
     Ok(())
 }

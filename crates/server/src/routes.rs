@@ -327,7 +327,10 @@ async fn recommendations(
             explain: true,
             ..Default::default()
         };
-        e.share_recommendations(a, &*s.insights().recs(e)?, id, &opts)
+        {
+            let ins = s.insights();
+            e.share_recommendations(a, Some(&ins), &*ins.recs(e)?, id, &opts)
+        }
     })
     .await
 }
@@ -563,7 +566,10 @@ async fn me_recommendations(
             explain: true,
             ..Default::default()
         };
-        e.share_recommendations(a, &*s.insights().recs(e)?, id, &opts)
+        {
+            let ins = s.insights();
+            e.share_recommendations(a, Some(&ins), &*ins.recs(e)?, id, &opts)
+        }
     })
     .await
 }

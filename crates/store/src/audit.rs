@@ -24,6 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::runtime::Runtime;
 
+use crate::raw::RawDb;
 use crate::{Result, StoreError};
 
 /// The hash before the first record.
@@ -263,64 +264,31 @@ impl AuditLog {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.lock();
-        self.rt
-            .block_on(async {
-                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let (mut seq, mut prev) = match head {
-                    Some(r) => (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?),
-                    None => (0, GENESIS.to_string()),
-                };
-                let mut seqs = Vec::with_capacity(entries.len());
-                for e in entries {
-                    seq += 1;
-                    let hash = record_hash(seq, e, &prev);
-                    let customers = serde_json::to_string(&e.customers).unwrap_or_default();
-                    let fields = serde_json::to_string(&e.fields).unwrap_or_default();
-                    sqlx::query(
-                        "INSERT INTO audit_log (seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(seq)
-                    .bind(e.time_us)
-                    .bind(e.actor.as_str())
-                    .bind(e.actor_kind.as_str())
-                    .bind(e.role.as_str())
-                    .bind(e.action.as_str())
-                    .bind(customers)
-                    .bind(fields)
-                    .bind(e.origin.as_str())
-                    .bind(e.request_id.as_deref())
-                    .bind(e.detail.as_str())
-                    .bind(prev.as_str())
-                    .bind(hash.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                    for c in &e.customers {
-                        sqlx::query("INSERT OR IGNORE INTO audit_subjects (customer_id, seq) VALUES (?, ?)")
-                            .bind(c)
-                            .bind(seq)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    seqs.push(seq);
-                    prev = hash;
+        // through the C API with one prepared statement per table: through
+        // sqlx every statement was two hand-offs to its worker thread,
+        // which made the trail the server's bottleneck
+        self.with_raw(|db| {
+            db.exec("BEGIN IMMEDIATE")?;
+            match append_in(db, entries) {
+                Ok(seqs) => {
+                    db.exec("COMMIT")?;
+                    Ok(seqs)
                 }
-                sqlx::query(
-                    "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
-                     ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
-                )
-                .bind(seq)
-                .bind(prev.as_str())
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(seqs)
-            })
-            .map_err(db_err)
+                Err(e) => {
+                    let _ = db.exec("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        self.rt.block_on(async {
+            let mut handle = conn.lock_handle().await.map_err(db_err)?;
+            let db = RawDb::new(handle.as_raw_handle());
+            f(&db)
+        })
     }
 
     /// Copies the trail, consistently, into a new file `out` (`VACUUM
@@ -466,6 +434,63 @@ impl AuditLog {
                 Ok(check)
             })
     }
+}
+
+/// Appends inside the caller's write transaction.
+fn append_in(db: &RawDb<'_>, entries: &[AuditEntry]) -> Result<Vec<i64>> {
+    let (mut seq, mut prev) = {
+        let mut st = db.prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")?;
+        if st.step()? {
+            (st.i64(0)?, st.text(1)?)
+        } else {
+            (0, GENESIS.to_string())
+        }
+    };
+    let mut ins = db.prepare(
+        "INSERT INTO audit_log (seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    let mut sub = db.prepare("INSERT OR IGNORE INTO audit_subjects (customer_id, seq) VALUES (?1, ?2)")?;
+    let mut seqs = Vec::with_capacity(entries.len());
+    for e in entries {
+        seq += 1;
+        let hash = record_hash(seq, e, &prev);
+        let customers = serde_json::to_string(&e.customers)
+            .map_err(|err| StoreError::Database(format!("audit trail: {err}")))?;
+        let fields = serde_json::to_string(&e.fields)
+            .map_err(|err| StoreError::Database(format!("audit trail: {err}")))?;
+        ins.bind_i64(1, seq)?;
+        ins.bind_i64(2, e.time_us)?;
+        ins.bind_text(3, &e.actor)?;
+        ins.bind_text(4, &e.actor_kind)?;
+        ins.bind_text(5, &e.role)?;
+        ins.bind_text(6, &e.action)?;
+        ins.bind_text(7, &customers)?;
+        ins.bind_text(8, &fields)?;
+        ins.bind_text(9, &e.origin)?;
+        ins.bind_opt_text(10, e.request_id.as_deref())?;
+        ins.bind_text(11, &e.detail)?;
+        ins.bind_text(12, &prev)?;
+        ins.bind_text(13, &hash)?;
+        while ins.step()? {}
+        ins.reset()?;
+        for c in &e.customers {
+            sub.bind_i64(1, *c)?;
+            sub.bind_i64(2, seq)?;
+            while sub.step()? {}
+            sub.reset()?;
+        }
+        seqs.push(seq);
+        prev = hash;
+    }
+    let mut head = db.prepare(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET seq = ?1, hash = ?2",
+    )?;
+    head.bind_i64(1, seq)?;
+    head.bind_text(2, &prev)?;
+    while head.step()? {}
+    Ok(seqs)
 }
 
 fn row_record(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord> {

@@ -130,6 +130,39 @@ impl Stmt<'_> {
         Ok(())
     }
 
+    /// Binds NULL (1-based).
+    pub(crate) fn bind_null(&mut self, idx: c_int) -> Result<()> {
+        // SAFETY: the statement is live and not being stepped by anyone else.
+        let rc = unsafe { ffi::sqlite3_bind_null(self.stmt.as_ptr(), idx) };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.db.error("bind"));
+        }
+        Ok(())
+    }
+
+    /// Binds optional text (NULL for `None`).
+    pub(crate) fn bind_opt_text(&mut self, idx: c_int, v: Option<&str>) -> Result<()> {
+        match v {
+            Some(t) => self.bind_text(idx, t),
+            None => self.bind_null(idx),
+        }
+    }
+
+    /// Makes the statement ready to run again with new bindings.
+    pub(crate) fn reset(&mut self) -> Result<()> {
+        // SAFETY: the statement is live; reset and clear_bindings only
+        // touch the statement's own state.
+        let rc = unsafe {
+            let rc = ffi::sqlite3_reset(self.stmt.as_ptr());
+            ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
+            rc
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.db.error("reset"));
+        }
+        Ok(())
+    }
+
     /// Advances to the next row: `true` while there is one.
     pub(crate) fn step(&mut self) -> Result<bool> {
         // SAFETY: the statement is live.

@@ -335,7 +335,18 @@ pub fn segments(ctx: &Ctx, args: &SegmentsArgs) -> anyhow::Result<()> {
         k: args.k,
         seed: args.seed,
     };
-    let (report, rows) = analytics::segments(&ds, &opts)?;
+    let (report, mut rows) = analytics::segments(&ds, &opts)?;
+    let action = if args.customers {
+        infogap_core::access::Action::SegmentsExport
+    } else {
+        infogap_core::access::Action::SegmentsRead
+    };
+    let access = ctx.access(&engine, action)?;
+    if args.customers {
+        infogap_engine::share::share_segment_rows(&engine, &access, &mut rows)?;
+    } else {
+        engine.record_access(&access, "segments.read", vec![], vec![])?;
+    }
     if args.json {
         if args.customers {
             let mut v = serde_json::to_value(&report)?;

@@ -190,7 +190,16 @@ pub fn import(ctx: &Ctx, a: &ImportArgs) -> anyhow::Result<()> {
         rejects_dir: a.rejects_dir.clone(),
         progress: ctx.progress(),
     };
+    let access = ctx.access(&engine, Action::DataImport)?;
     let rep = infogap_engine::import::import(&engine, &config, &opts)?;
+    let written: u64 = rep.sources.iter().map(|s| s.rows_written).sum();
+    engine.record(infogap_engine::audit::entry(
+        &access.principal,
+        "data.import",
+        vec![],
+        vec![],
+        &format!("{} sources, {written} rows written", rep.sources.len()),
+    ))?;
     if a.json {
         print_json(&rep)
     } else {
@@ -336,8 +345,14 @@ pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
             namespace,
             json,
         } => {
-            ctx.access(&engine, Action::CustomersMerge)?;
+            let access = ctx.access(&engine, Action::CustomersMerge)?;
             let o = report::split(&engine, key, namespace.as_deref(), identity)?;
+            engine.record_access(
+                &access,
+                "customers.split",
+                vec![o.from_customer, o.to_customer],
+                vec![],
+            )?;
             if *json {
                 print_json(&o)
             } else {
@@ -354,8 +369,9 @@ pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
             namespace,
             json,
         } => {
-            ctx.access(&engine, Action::CustomersMerge)?;
+            let access = ctx.access(&engine, Action::CustomersMerge)?;
             let o = report::unsplit(&engine, key, namespace.as_deref(), identity)?;
+            engine.record_access(&access, "customers.unsplit", vec![o.to_customer], vec![])?;
             if *json {
                 print_json(&o)
             } else {

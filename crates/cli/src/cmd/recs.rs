@@ -525,7 +525,7 @@ pub fn recommend(ctx: &Ctx, args: &RecommendArgs) -> anyhow::Result<()> {
     };
     let access = ctx.access(&engine, Action::RecommendationsRead)?;
     let id = infogap_engine::report::resolve_key(&engine, customer, args.namespace.as_deref())?;
-    let shared = engine.share_recommendations(&access, &erecs::load(&engine)?, id, &opts)?;
+    let shared = engine.share_recommendations(&access, None, &erecs::load(&engine)?, id, &opts)?;
     if args.json {
         return crate::ctx::print_json(&shared);
     }
@@ -603,7 +603,7 @@ pub fn quickstart_section(
         let Ok(id) = id.parse::<i64>() else { continue };
         answers.push(
             engine
-                .share_recommendations(&access, &loaded, id, &ropts)?
+                .share_recommendations(&access, None, &loaded, id, &ropts)?
                 .answer,
         );
     }
