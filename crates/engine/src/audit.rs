@@ -50,6 +50,24 @@ const BATCH: usize = 4096;
 impl AuditSink {
     /// A sink with a writer thread that group-commits.
     pub fn group(log: Arc<AuditLog>) -> Arc<AuditSink> {
+        // checkpoints on their own connection and thread: with SQLite's
+        // automatic ones, the commit that crossed 1,000 WAL pages copied them
+        // while every request of its batch waited (the p99 at 1,000 req/s)
+        if log.set_autocheckpoint(0).is_ok()
+            && let Ok(cp) = AuditLog::open(log.path(), false)
+        {
+            let alive = Arc::downgrade(&log);
+            let _ = thread::Builder::new()
+                .name("audit-checkpoint".into())
+                .spawn(move || {
+                    while alive.upgrade().is_some() {
+                        thread::sleep(std::time::Duration::from_millis(250));
+                        if let Err(e) = cp.checkpoint() {
+                            tracing::warn!(error = %e, "audit trail: checkpoint failed");
+                        }
+                    }
+                });
+        }
         let (tx, rx) = mpsc::channel::<(AuditEntry, Reply)>();
         let writer = log.clone();
         thread::Builder::new()

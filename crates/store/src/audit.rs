@@ -291,6 +291,19 @@ impl AuditLog {
         })
     }
 
+    /// Sets this connection's automatic checkpoint (WAL pages; 0: never).
+    /// A server's writer turns it off and lets [`AuditLog::checkpoint`] run
+    /// on another connection, so no request waits for a checkpoint.
+    pub fn set_autocheckpoint(&self, pages: u32) -> Result<()> {
+        self.with_raw(|db| db.exec(&format!("PRAGMA wal_autocheckpoint = {pages}")))
+    }
+
+    /// Copies what the WAL holds into the database without blocking
+    /// writers (`PRAGMA wal_checkpoint(PASSIVE)`).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.with_raw(|db| db.exec("PRAGMA wal_checkpoint(PASSIVE)"))
+    }
+
     /// Copies the trail, consistently, into a new file `out` (`VACUUM
     /// INTO`); returns how many records it holds.
     pub fn backup_into(&self, out: &Path) -> Result<i64> {
