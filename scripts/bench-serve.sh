@@ -304,7 +304,7 @@ bench_store() { # NAME
   [ ${#keys[@]} -gt 0 ] || die "$name: no customer with orders found in $db"
   lookup_ids "${KEYS[admin]}" "${keys[@]}" >"$WORK/$name.ids" || die "$name: customer lookup failed"
   mapfile -t ids <"$WORK/$name.ids"
-  log "$name: customers ${keys[*]} -> ids ${ids[*]}"
+  log "$name: ${#keys[@]} customers looked up by key (keys not logged: they can be emails) -> ids ${ids[*]}"
   local idlist; idlist=$(IFS=,; echo "${ids[*]}")
 
   for route in customer recommendations; do

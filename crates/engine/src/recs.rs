@@ -842,10 +842,8 @@ pub fn recommend_customer(
     loaded: &LoadedRecs,
     cid: i64,
     opts: &RecommendOptions,
-    current: impl FnOnce() -> Result<
-        (std::sync::Arc<Dataset>, std::sync::Arc<Interactions>),
-        EngineError,
-    >,
+    current: impl FnOnce()
+        -> Result<(std::sync::Arc<Dataset>, std::sync::Arc<Interactions>), EngineError>,
 ) -> Result<RecsAnswer, EngineError> {
     let s = &loaded.saved;
     let row = s

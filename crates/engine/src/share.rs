@@ -96,8 +96,11 @@ pub struct CustomerRecord {
 /// to the store starts a new generation and with it a new cache.
 #[derive(Debug, Default)]
 pub struct RecordCache {
-    map: std::sync::Mutex<HashMap<(i64, Option<Vec<i64>>), Arc<CustomerRecord>>>,
+    map: std::sync::Mutex<HashMap<RecordKey, Arc<CustomerRecord>>>,
 }
+
+/// A customer and the scope (department sources) its record was read in.
+type RecordKey = (i64, Option<Vec<i64>>);
 
 /// Most records a cache holds before it starts again.
 const RECORD_CACHE_MAX: usize = 100_000;
@@ -1021,7 +1024,11 @@ impl Engine {
         let mut answer = match ins {
             Some(ins) if plain => {
                 let key = (id, opts.k, opts.explain, opts.include_seen);
-                let hit = ins.recs_answers.lock().ok().and_then(|m| m.get(&key).cloned());
+                let hit = ins
+                    .recs_answers
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&key).cloned());
                 match hit {
                     Some(a) => (*a).clone(),
                     None => {

@@ -318,21 +318,30 @@ async fn recommendations(
     Query(q): Query<KQuery>,
 ) -> Result<Response, ApiError> {
     ok_json(st, c, Action::RecommendationsRead, move |e, s, a| {
-        let k = q.k.unwrap_or(10);
-        if !(1..=100).contains(&k) {
-            return Err(EngineError::Invalid("k: expected 1 to 100".into()));
-        }
-        let opts = infogap_engine::recs::RecommendOptions {
-            k,
-            explain: true,
-            ..Default::default()
-        };
-        {
-            let ins = s.insights();
-            e.share_recommendations(a, Some(&ins), &*ins.recs(e)?, id, &opts)
-        }
+        recommend(e, s, a, id, q.k)
     })
     .await
+}
+
+/// Recommendations for one customer from the served snapshot and model.
+fn recommend(
+    e: &Engine,
+    s: &AppState,
+    a: &Access,
+    id: i64,
+    k: Option<usize>,
+) -> Result<infogap_engine::share::SharedRecs, EngineError> {
+    let k = k.unwrap_or(10);
+    if !(1..=100).contains(&k) {
+        return Err(EngineError::Invalid("k: expected 1 to 100".into()));
+    }
+    let opts = infogap_engine::recs::RecommendOptions {
+        k,
+        explain: true,
+        ..Default::default()
+    };
+    let ins = s.insights();
+    e.share_recommendations(a, Some(&ins), &*ins.recs(e)?, id, &opts)
 }
 
 /// Churn risk with reasons.
@@ -557,19 +566,7 @@ async fn me_recommendations(
             .principal
             .customer
             .ok_or_else(|| EngineError::Forbidden("only a customer token has a `me`".into()))?;
-        let k = q.k.unwrap_or(10);
-        if !(1..=100).contains(&k) {
-            return Err(EngineError::Invalid("k: expected 1 to 100".into()));
-        }
-        let opts = infogap_engine::recs::RecommendOptions {
-            k,
-            explain: true,
-            ..Default::default()
-        };
-        {
-            let ins = s.insights();
-            e.share_recommendations(a, Some(&ins), &*ins.recs(e)?, id, &opts)
-        }
+        recommend(e, s, a, id, q.k)
     })
     .await
 }

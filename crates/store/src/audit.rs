@@ -463,7 +463,8 @@ fn append_in(db: &RawDb<'_>, entries: &[AuditEntry]) -> Result<Vec<i64>> {
         "INSERT INTO audit_log (seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
-    let mut sub = db.prepare("INSERT OR IGNORE INTO audit_subjects (customer_id, seq) VALUES (?1, ?2)")?;
+    let mut sub =
+        db.prepare("INSERT OR IGNORE INTO audit_subjects (customer_id, seq) VALUES (?1, ?2)")?;
     let mut seqs = Vec::with_capacity(entries.len());
     for e in entries {
         seq += 1;

@@ -190,8 +190,8 @@ pub fn keys(ctx: &Ctx, c: &KeysCmd) -> anyhow::Result<()> {
                 return print_json(&list);
             }
             println!(
-                "{:<16} {:<9} {:<24} {:<10} {:<12} {:<8} {}",
-                "id", "kind", "name", "role", "department", "status", "expires"
+                "{:<16} {:<9} {:<24} {:<10} {:<12} {:<8} expires",
+                "id", "kind", "name", "role", "department", "status"
             );
             for k in &list {
                 println!(
@@ -326,8 +326,8 @@ pub fn audit(ctx: &Ctx, a: &AuditArgs) -> anyhow::Result<()> {
         return print_json(&page.records);
     }
     println!(
-        "{:>6}  {:<20} {:<18} {:<10} {:<22} {:<14} {}",
-        "seq", "time", "actor", "role", "action", "from", "customers"
+        "{:>6}  {:<20} {:<18} {:<10} {:<22} {:<14} customers",
+        "seq", "time", "actor", "role", "action", "from"
     );
     for r in &page.records {
         let e = &r.entry;
