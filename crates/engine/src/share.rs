@@ -565,6 +565,8 @@ impl Engine {
                 kind: r.kind.clone(),
                 label: r.label,
                 value: match (behaviour, r.kind.as_str()) {
+                    // amounts to the cent (sums of lines carry float noise)
+                    (Visibility::Visible, "order") => r.value.map(|v| (v * 100.0).round() / 100.0),
                     (Visibility::Visible, _) => r.value,
                     (Visibility::Masked, "order") => None,
                     (Visibility::Masked, _) => r.value,
