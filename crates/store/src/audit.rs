@@ -16,11 +16,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::runtime::Runtime;
 
@@ -188,26 +187,36 @@ fn db_err(e: sqlx::Error) -> StoreError {
 impl AuditLog {
     /// Opens (creating if `create`) the audit database at `path`.
     pub fn open(path: &Path, create: bool) -> Result<AuditLog> {
+        if !create && !path.exists() {
+            return Err(StoreError::Open {
+                path: path.display().to_string(),
+                reason: "no audit trail here".into(),
+            });
+        }
+        Self::connect(crate::sqlite::wal_options(path, create), path)
+    }
+
+    /// An audit trail in memory (stores without a file: tests).
+    pub fn in_memory() -> Result<AuditLog> {
+        let opts: SqliteConnectOptions =
+            "sqlite::memory:"
+                .parse()
+                .map_err(|e: sqlx::Error| StoreError::Open {
+                    path: ":memory:".into(),
+                    reason: e.to_string(),
+                })?;
+        Self::connect(opts, Path::new(":memory:"))
+    }
+
+    fn connect(opts: SqliteConnectOptions, path: &Path) -> Result<AuditLog> {
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
             reason,
         };
-        if !create && !path.exists() {
-            return Err(open_err("no audit trail here".into()));
-        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| open_err(e.to_string()))?;
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(create)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL: a committed record is in the WAL file, which
-            // survives a crash of the process (kill -9); only a power loss
-            // can take the last transactions
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
         let mut conn = rt
             .block_on(SqliteConnection::connect_with(&opts))
             .map_err(|e| open_err(e.to_string()))?;
@@ -217,31 +226,6 @@ impl AuditLog {
             rt,
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
-        })
-    }
-
-    /// An audit trail in memory (stores without a file: tests).
-    pub fn in_memory() -> Result<AuditLog> {
-        let err = |e: String| StoreError::Open {
-            path: ":memory:".into(),
-            reason: e,
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| err(e.to_string()))?;
-        let opts: SqliteConnectOptions = "sqlite::memory:"
-            .parse()
-            .map_err(|e: sqlx::Error| err(e.to_string()))?;
-        let mut conn = rt
-            .block_on(SqliteConnection::connect_with(&opts))
-            .map_err(|e| err(e.to_string()))?;
-        rt.block_on(sqlx::raw_sql(SCHEMA).execute(&mut conn))
-            .map_err(|e| err(e.to_string()))?;
-        Ok(AuditLog {
-            rt,
-            conn: Mutex::new(conn),
-            path: PathBuf::from(":memory:"),
         })
     }
 

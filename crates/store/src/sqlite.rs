@@ -84,6 +84,19 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// How every database file of a store is opened: WAL, `synchronous =
+/// NORMAL` (a committed transaction is in the WAL file, which survives a
+/// crash of the process; only a power loss can take the last ones), and a
+/// 30 s wait for another writer's lock.
+pub(crate) fn wal_options(path: &Path, create: bool) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(30))
+}
+
 impl SqliteStore {
     /// Opens or creates the store at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<SqliteStore> {
@@ -109,12 +122,7 @@ impl SqliteStore {
             .enable_all()
             .build()
             .map_err(|e| open_err(e.to_string()))?;
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
+        let opts = wal_options(path, true)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
             // reads through a memory map: a 50 MB model blob is 12,800
