@@ -1071,10 +1071,7 @@ pub fn export_segment(
 ) -> Result<usize, EngineError> {
     use infogap_core::access::{FieldClass, Visibility};
     let (report, customers) = segments(ds, opts)?;
-    let allowed = match &access.department_sources {
-        Some(src) => Some(engine.store().customers_of_sources(src)?),
-        None => None,
-    };
+    let allowed = engine.department_customers(access)?;
     let behaviour = access.visibility(FieldClass::Behaviour);
     let want = normalize_segment_name(name);
     let found = report

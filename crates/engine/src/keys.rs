@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
 use infogap_store::KeyRecord;
+use infogap_store::audit::hex;
 use serde::Serialize;
 use sha2::Sha256;
 
@@ -117,10 +118,6 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {

@@ -983,10 +983,7 @@ pub fn recommend_all(
     }
     let filter = filters.topn();
     // (key, id, source, items) per customer, in the store's customer order
-    let allowed = match &access.department_sources {
-        Some(src) => Some(engine.store().customers_of_sources(src)?),
-        None => None,
-    };
+    let allowed = engine.department_customers(access)?;
     if access.visibility(infogap_core::access::FieldClass::Predictions)
         != infogap_core::access::Visibility::Visible
     {

@@ -411,7 +411,7 @@ async fn members(
         e.share_segment_members(a, &s.insights(), &name, None, 0)
     })
     .await?;
-    let mut w = csv_writer();
+    let mut w = String::new();
     w.push_str("id,key,segment,recency_days,frequency,monetary\n");
     for m in &page.members {
         let opt = |v: Option<String>| v.unwrap_or_default();
@@ -428,10 +428,6 @@ async fn members(
     let mut res = ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], w).into_response();
     res.extensions_mut().insert(Actor(actor));
     Ok(res)
-}
-
-fn csv_writer() -> String {
-    String::new()
 }
 
 /// Quotes a CSV field, and defuses spreadsheet formulas (`=`, `+`, `-`, `@`).

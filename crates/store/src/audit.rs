@@ -97,7 +97,8 @@ pub fn record_hash(seq: i64, e: &AuditEntry, prev_hash: &str) -> String {
     hex(&h.finalize())
 }
 
-fn hex(b: &[u8]) -> String {
+/// Bytes as lowercase hex (hashes, key ids).
+pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
