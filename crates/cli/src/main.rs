@@ -77,6 +77,9 @@ enum Command {
     Keys(cmd::share::KeysCmd),
     /// Who read, searched, exported or changed customer data; `audit verify` checks the chain.
     Audit(cmd::share::AuditArgs),
+    /// Privacy: key rotation, consent, export, erasure, retention.
+    #[command(subcommand)]
+    Privacy(cmd::privacy::PrivacyCmd),
     /// Throughput benchmarks of hot paths.
     #[command(subcommand)]
     Bench(cmd::data::BenchCmd),
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::share::serve(&ctx, a),
         Command::Keys(c) => cmd::share::keys(&ctx, c),
         Command::Audit(a) => cmd::share::audit(&ctx, a),
+        Command::Privacy(c) => cmd::privacy::privacy(&ctx, c),
         Command::Bench(c) => cmd::data::bench(&ctx, c),
     };
     match result {

@@ -267,6 +267,8 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// `[access]`: departments, field classes of attributes, roles.
     pub access: crate::access::AccessConfig,
+    /// `[privacy]`: key file, consent purposes, retention, erasure, shared aggregates.
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 #[derive(Deserialize)]
@@ -277,6 +279,7 @@ struct RawConfig {
     #[serde(default)]
     source: Vec<Spanned<RawSource>>,
     access: Option<Spanned<crate::access::AccessConfig>>,
+    privacy: Option<Spanned<crate::privacy::PrivacyConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -614,12 +617,31 @@ impl Config {
                 a
             }
         };
+        let privacy = match raw.privacy {
+            None => crate::privacy::PrivacyConfig::default(),
+            Some(p) => {
+                let at = lines.line(p.span().start);
+                let mut p = p.into_inner();
+                p.validate().map_err(|reason| err(at, reason))?;
+                if let Some(k) = &p.key_file {
+                    // relative to the config's directory, like [store] path
+                    let kp = Path::new(k);
+                    if kp.is_relative()
+                        && let Some(dir) = path.parent()
+                    {
+                        p.key_file = Some(dir.join(kp).display().to_string());
+                    }
+                }
+                p
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             store_path,
             identity,
             sources,
             access,
+            privacy,
         })
     }
 }

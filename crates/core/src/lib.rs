@@ -10,4 +10,5 @@ pub mod access;
 pub mod config;
 pub mod dataset;
 pub mod ids;
+pub mod privacy;
 pub mod value;

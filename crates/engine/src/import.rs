@@ -1097,6 +1097,12 @@ fn import_source(
         &serde_json::to_string(&config.access)
             .map_err(|e| EngineError::Invalid(format!("[access]: {e}")))?,
     )?;
+    // and its `[privacy]` rules (consent modes, retention, erasure, groups)
+    tx.set_setting(
+        "privacy",
+        &serde_json::to_string(&config.privacy)
+            .map_err(|e| EngineError::Invalid(format!("[privacy]: {e}")))?,
+    )?;
     tx.set_setting(
         "identity.max_customers_per_key",
         &config.identity.max_customers_per_key.to_string(),

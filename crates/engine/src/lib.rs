@@ -17,6 +17,7 @@ pub mod forecast;
 pub mod import;
 pub mod invariants;
 pub mod keys;
+pub mod privacy;
 pub mod recs;
 pub mod report;
 pub mod share;
