@@ -60,11 +60,29 @@ pub enum Action {
     /// A customer reads their own data.
     #[serde(rename = "self.read")]
     SelfRead,
+    /// A customer changes their own data: consent, corrections, requests.
+    #[serde(rename = "self.write")]
+    SelfWrite,
+    /// Read a customer's consent by purpose and its history.
+    #[serde(rename = "consents.read")]
+    ConsentsRead,
+    /// Record a consent change on a customer's behalf.
+    #[serde(rename = "consents.write")]
+    ConsentsWrite,
+    /// Export everything held about a person (GDPR Art. 15/20).
+    #[serde(rename = "privacy.export")]
+    PrivacyExport,
+    /// Erase a person (GDPR Art. 17) and approve erasure requests.
+    #[serde(rename = "privacy.erase")]
+    PrivacyErase,
+    /// Apply retention, rotate the data key.
+    #[serde(rename = "privacy.manage")]
+    PrivacyManage,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 22] = [
         Action::CustomersLookup,
         Action::CustomersRead,
         Action::CustomersMerge,
@@ -81,6 +99,12 @@ impl Action {
         Action::DataImport,
         Action::EventsWrite,
         Action::SelfRead,
+        Action::SelfWrite,
+        Action::ConsentsRead,
+        Action::ConsentsWrite,
+        Action::PrivacyExport,
+        Action::PrivacyErase,
+        Action::PrivacyManage,
     ];
 
     /// The config and JSON name.
@@ -102,6 +126,12 @@ impl Action {
             Action::DataImport => "data.import",
             Action::EventsWrite => "events.write",
             Action::SelfRead => "self.read",
+            Action::SelfWrite => "self.write",
+            Action::ConsentsRead => "consents.read",
+            Action::ConsentsWrite => "consents.write",
+            Action::PrivacyExport => "privacy.export",
+            Action::PrivacyErase => "privacy.erase",
+            Action::PrivacyManage => "privacy.manage",
         }
     }
 

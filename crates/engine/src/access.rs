@@ -115,7 +115,7 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
         "admin" => (
             Action::ALL
                 .into_iter()
-                .filter(|a| *a != SelfRead && *a != EventsWrite)
+                .filter(|a| !matches!(a, SelfRead | SelfWrite | EventsWrite))
                 .collect(),
             [Visible; 5],
         ),
@@ -167,11 +167,11 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
             [Visible, Masked, Visible, Masked, Visible],
         ),
         "support" => (
-            [&staff_reads[..], &[ChurnRead]].concat(),
+            [&staff_reads[..], &[ChurnRead, ConsentsRead, ConsentsWrite]].concat(),
             [Visible, Hidden, Visible, Visible, Masked],
         ),
         // a customer sees their own data unmasked, through `/v1/me`
-        "customer" => (vec![SelfRead], [Visible; 5]),
+        "customer" => (vec![SelfRead, SelfWrite], [Visible; 5]),
         "source" => (vec![EventsWrite], [Hidden; 5]),
         _ => return None,
     };
