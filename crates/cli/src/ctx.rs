@@ -60,9 +60,7 @@ impl Ctx {
     /// Opens the engine on the store, creating it when missing: for the
     /// commands that fill a store (import, quickstart).
     pub fn engine(&self) -> anyhow::Result<infogap_engine::Engine> {
-        let path = self.db_path();
-        infogap_engine::Engine::open(&path)
-            .map_err(|e| anyhow::Error::new(e).context(format!("opening store {}", path.display())))
+        open_engine(&self.db_path(), None)
     }
 
     /// Opens the engine on a store that must exist: for every command that
@@ -85,6 +83,37 @@ impl Ctx {
             Err(e) => anyhow::bail!("no store at {}: {e}", path.display()),
         }
     }
+}
+
+/// `INFOGAP_KEY_FILE`, when set.
+pub fn key_file_from_env() -> Option<std::path::PathBuf> {
+    std::env::var_os("INFOGAP_KEY_FILE")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+}
+
+/// Opens the store at `path` with its data key: `INFOGAP_KEY_FILE`, else the
+/// config's `[privacy] key_file`, else the file the store remembers, else
+/// `<path>.key`. A new key file is announced on stderr: it must be moved
+/// and backed up, or the store cannot be read.
+pub fn open_engine(
+    path: &std::path::Path,
+    config: Option<&infogap_core::config::Config>,
+) -> anyhow::Result<infogap_engine::Engine> {
+    let key = key_file_from_env().or_else(|| {
+        config
+            .and_then(|c| c.privacy.key_file.as_ref())
+            .map(std::path::PathBuf::from)
+    });
+    let engine = infogap_engine::Engine::open_with_key(path, key.as_deref())
+        .map_err(|e| anyhow::Error::new(e).context(format!("opening store {}", path.display())))?;
+    if let Some(k) = engine.key_generated() {
+        eprintln!(
+            "warning: generated the data key {} (mode 0600) for the new store. Personal data in the store is encrypted with it: move it somewhere safe, back it up apart from the store, and point INFOGAP_KEY_FILE or [privacy] key_file at it. Without it the store cannot be read.",
+            k.display()
+        );
+    }
+    Ok(engine)
 }
 
 /// Prints a report's fit warnings (the same strings as its JSON `warnings`)

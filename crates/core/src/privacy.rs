@@ -103,6 +103,11 @@ pub struct PrivacyConfig {
     /// When set, shared counts and sums get Laplace noise of this ε.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dp_epsilon: Option<f64>,
+    /// Under differential privacy, each person's summed amount (revenue)
+    /// is clamped to `[0, dp_sum_bound]` (default 1000): the sensitivity of
+    /// a shared sum. A fixed number, never derived from the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dp_sum_bound: Option<f64>,
     /// Whether customer exports for the analyst role carry keyed-hash ids
     /// and no contact fields.
     #[serde(default = "default_true")]
@@ -127,6 +132,7 @@ impl Default for PrivacyConfig {
             erasure_requests: ErasureRequests::default(),
             min_group_size: default_min_group(),
             dp_epsilon: None,
+            dp_sum_bound: None,
             pseudonymize_analyst: true,
         }
     }
@@ -163,7 +169,10 @@ impl PrivacyConfig {
     pub fn retention_seconds(&self) -> Result<BTreeMap<String, i64>, String> {
         let mut out = BTreeMap::new();
         for (kind, d) in &self.retention {
-            out.insert(kind.clone(), parse_duration(d).map_err(|e| format!("[privacy.retention] {kind}: {e}"))?);
+            out.insert(
+                kind.clone(),
+                parse_duration(d).map_err(|e| format!("[privacy.retention] {kind}: {e}"))?,
+            );
         }
         Ok(out)
     }
@@ -192,7 +201,16 @@ impl PrivacyConfig {
         if let Some(e) = self.dp_epsilon
             && !(e.is_finite() && e > 0.0)
         {
-            return Err(format!("[privacy] dp_epsilon must be a positive number, not {e}"));
+            return Err(format!(
+                "[privacy] dp_epsilon must be a positive number, not {e}"
+            ));
+        }
+        if let Some(b) = self.dp_sum_bound
+            && !(b.is_finite() && b > 0.0)
+        {
+            return Err(format!(
+                "[privacy] dp_sum_bound must be a positive number, not {b}"
+            ));
         }
         Ok(())
     }
@@ -212,12 +230,17 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         "d" => 86_400,
         "w" => 7 * 86_400,
         "y" => 365 * 86_400,
-        _ => return Err(format!("{s:?} is not a duration like 400d, 12w, 36h (units s m h d w y)")),
+        _ => {
+            return Err(format!(
+                "{s:?} is not a duration like 400d, 12w, 36h (units s m h d w y)"
+            ));
+        }
     };
     if n <= 0 {
         return Err(format!("{s:?} must be positive"));
     }
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too long"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 #[cfg(test)]

@@ -613,7 +613,8 @@ pub const NO_PURCHASES: &str = "no purchases";
 pub struct CustomerSegment {
     /// Display key.
     pub key: String,
-    /// Customer id.
+    /// Customer id (left out of shared rows when pseudonymized).
+    #[serde(skip_serializing_if = "crate::privacy::aggregate::withheld")]
     pub id: i64,
     /// Segment name.
     pub segment: String,
@@ -1061,6 +1062,9 @@ pub fn segments(
 /// contact class, RFM values per the behaviour class, only a department's
 /// customers for a department key; the export is recorded in the audit
 /// trail with every customer written.
+///
+/// A segment export is a marketing list: customers without `marketing`
+/// consent (read now from the store) are left out, and counted by reason.
 pub fn export_segment(
     engine: &crate::Engine,
     access: &crate::access::Access,
@@ -1068,9 +1072,11 @@ pub fn export_segment(
     opts: &SegmentOptions,
     name: &str,
     out: &Path,
-) -> Result<usize, EngineError> {
+) -> Result<SegmentExport, EngineError> {
     use infogap_core::access::{FieldClass, Visibility};
     let (report, customers) = segments(ds, opts)?;
+    let consents = engine.consents()?;
+    let mut left_out = crate::privacy::consent::LeftOut::new(infogap_core::privacy::MARKETING);
     let allowed = engine.department_customers(access)?;
     let behaviour = access.visibility(FieldClass::Behaviour);
     let want = normalize_segment_name(name);
@@ -1119,14 +1125,26 @@ pub fn export_segment(
     let shown = behaviour != Visibility::Hidden;
     let exact = behaviour == Visibility::Visible;
     let mut ids = Vec::new();
+    // the analyst's export: keyed-hash pseudonyms, no ids or contact values
+    let pseudonyms = engine.pseudonyms_for(access)?;
     for c in customers
         .iter()
         .filter(|c| c.segment == found.name)
         .filter(|c| allowed.as_ref().is_none_or(|a| a.contains(&c.id)))
     {
+        if let Err(r) = consents.allows(c.id, infogap_core::privacy::MARKETING) {
+            left_out.add(r);
+            continue;
+        }
         w.write_record([
-            crate::share::show_key(access, c.id, &c.key),
-            c.id.to_string(),
+            match &pseudonyms {
+                Some(p) => p.of(c.id),
+                None => crate::share::show_key(access, c.id, &c.key),
+            },
+            match &pseudonyms {
+                Some(_) => String::new(),
+                None => c.id.to_string(),
+            },
             c.segment.clone(),
             c.recency_days
                 .filter(|_| shown)
@@ -1157,7 +1175,19 @@ pub fn export_segment(
         ids,
         access.shown_classes(&[FieldClass::Contact, FieldClass::Behaviour]),
     )?;
-    Ok(count)
+    Ok(SegmentExport {
+        written: count,
+        left_out,
+    })
+}
+
+/// What [`export_segment`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentExport {
+    /// Customers written.
+    pub written: usize,
+    /// Segment members left out for lack of marketing consent, by reason.
+    pub left_out: crate::privacy::consent::LeftOut,
 }
 
 fn normalize_segment_name(s: &str) -> String {
@@ -1776,10 +1806,16 @@ mod tests {
                 infogap_core::access::Action::SegmentsExport,
             )
             .unwrap();
-        assert_eq!(
-            export_segment(&engine, &access, &ds, &opts, "cluster-1", &out).unwrap(),
-            20
-        );
+        // nobody granted marketing (opt-in by default): nobody is exported
+        let none = export_segment(&engine, &access, &ds, &opts, "cluster-1", &out).unwrap();
+        assert_eq!((none.written, none.left_out.not_granted), (0, 20));
+        // marketing opt-out: everyone is
+        let mut tx = engine.store().begin().unwrap();
+        tx.set_setting("privacy", r#"{"consent":{"marketing":"opt-out"}}"#)
+            .unwrap();
+        tx.commit().unwrap();
+        let all = export_segment(&engine, &access, &ds, &opts, "cluster-1", &out).unwrap();
+        assert_eq!((all.written, all.left_out.total()), (20, 0));
         // the export is in the audit trail with its 20 customers
         let trail = engine
             .audit_sink()
@@ -1789,6 +1825,7 @@ mod tests {
             .unwrap();
         assert_eq!(trail[0].entry.action, "segments.export");
         assert_eq!(trail[0].entry.customers.len(), 20);
+        assert_eq!(trail[1].entry.customers.len(), 0);
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.starts_with("key,id,segment,recency_days,frequency,monetary,r,f,m"));
         assert_eq!(text.lines().count(), 21);

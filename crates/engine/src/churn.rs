@@ -155,7 +155,8 @@ pub struct Reason {
 /// One scored customer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChurnRisk {
-    /// Store id.
+    /// Store id (left out of the analyst's pseudonymized lists).
+    #[serde(default, skip_serializing_if = "crate::privacy::aggregate::withheld")]
     pub customer: i64,
     /// Display key.
     pub key: String,
@@ -176,6 +177,13 @@ pub struct ChurnScores {
     pub scored: usize,
     /// Highest risk first.
     pub customers: Vec<ChurnRisk>,
+    /// Customers left out for lack of profiling consent, by reason.
+    #[serde(default)]
+    pub left_out: crate::privacy::consent::LeftOut,
+    /// Whether keys are keyed-hash pseudonyms and ids left out (the
+    /// analyst role under `[privacy] pseudonymize_analyst`).
+    #[serde(default)]
+    pub pseudonymized: bool,
     /// The model's calibration table.
     pub calibration: Vec<CalibrationBin>,
 }
@@ -651,15 +659,17 @@ pub fn risk(
     let ds = engine.dataset()?;
     let as_of = ds.max_time().map_or(model.cutoff, |t| t + 1);
     let (scored, mut customers) = score_dataset(&ds, &model, as_of, 0);
-    crate::share::share_ranked(
+    let left_out = crate::share::share_ranked_for(
         engine,
         access,
+        infogap_core::privacy::PROFILING,
         "churn.read",
         &mut customers,
         top,
         |r| r.customer,
         |r| &mut r.key,
     )?;
+    let pseudonymized = crate::privacy::aggregate::pseudonymize(engine, access, &mut customers)?;
     crate::invariants::checked(
         "churn",
         ChurnScores {
@@ -667,6 +677,8 @@ pub fn risk(
             as_of: fmt_date(as_of),
             scored,
             customers,
+            left_out,
+            pseudonymized,
             calibration: model.calibration,
         },
     )

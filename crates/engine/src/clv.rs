@@ -262,7 +262,8 @@ pub fn train(
 /// One ranked customer.
 #[derive(Debug, Clone, Serialize)]
 pub struct RankedCustomer {
-    /// Store customer id.
+    /// Store customer id (left out of the analyst's pseudonymized lists).
+    #[serde(skip_serializing_if = "crate::privacy::aggregate::withheld")]
     pub customer_id: i64,
     /// Display key.
     pub key: String,
@@ -311,6 +312,10 @@ pub struct ClvRanking {
     pub total_clv: f64,
     /// The top customers, highest CLV first.
     pub top: Vec<RankedCustomer>,
+    /// Customers left out for lack of profiling consent, by reason.
+    pub left_out: crate::privacy::consent::LeftOut,
+    /// Whether keys are keyed-hash pseudonyms and ids left out.
+    pub pseudonymized: bool,
     /// What the model could not do as it should (the spend fallback when q <= 1).
     pub warnings: Vec<String>,
 }
@@ -425,15 +430,17 @@ pub fn rank(
         as_of,
         refunds,
     } = rank_dataset(&ds, model, usize::MAX, horizon_months, discount_rate)?;
-    crate::share::share_ranked(
+    let left_out = crate::share::share_ranked_for(
         engine,
         access,
+        infogap_core::privacy::PROFILING,
         "clv.read",
         &mut ranked,
         top,
         |r| r.customer_id,
         |r| &mut r.key,
     )?;
+    let pseudonymized = crate::privacy::aggregate::pseudonymize(engine, access, &mut ranked)?;
     let top = ranked;
     let mut warnings: Vec<String> = model
         .fallback_spend
@@ -460,6 +467,8 @@ pub fn rank(
         customers,
         total_clv,
         top,
+        left_out,
+        pseudonymized,
         warnings,
     };
     crate::invariants::check("clv", &ranking)?;

@@ -59,6 +59,8 @@ pub struct SourceReport {
     pub rows_written: u64,
     /// Bad rows skipped.
     pub rows_rejected: u64,
+    /// Rows of erased people (their keys are on the suppression list), dropped.
+    pub rows_suppressed: u64,
     /// Rows of an earlier version of this file that were replaced.
     pub rows_replaced: u64,
     /// Where the rejected rows were written.
@@ -260,6 +262,23 @@ struct Loader<'c> {
     batch: WriteBatch,
     ignored_values: u64,
     line: u64,
+    /// Erased identities (suppression hashes) and the key that makes them.
+    suppress: Option<Suppressor>,
+    /// The current row names an erased identity: it is dropped, not written.
+    suppressed_hit: bool,
+}
+
+/// Tells whether a new key belongs to an erased person.
+struct Suppressor {
+    key: std::sync::Arc<infogap_store::crypto::DataKey>,
+    hashes: std::collections::HashSet<String>,
+}
+
+impl Suppressor {
+    fn is_suppressed(&self, namespace: &str, kind: &str, value: &str) -> bool {
+        self.hashes
+            .contains(&self.key.suppression(&format!("{namespace}/{kind}"), value))
+    }
 }
 
 type RowResult<T> = Result<T, IngestError>;
@@ -382,6 +401,18 @@ impl Loader<'_> {
         };
         if let Some(id) = found {
             return id;
+        }
+        // a key never seen before may be an erased person's: the row is dropped
+        if let Some(sup) = &self.suppress {
+            let k = match kind {
+                KeyKind::Email => "email",
+                KeyKind::Phone => "phone",
+                KeyKind::Customer => "customer",
+            };
+            if sup.is_suppressed(namespace, k, value) {
+                self.suppressed_hit = true;
+                return 0;
+            }
         }
         let id = self.new_identity(namespace, kind, value);
         match kind {
@@ -541,6 +572,15 @@ impl Loader<'_> {
     fn row(&mut self, r: &dyn RowReader) -> RowResult<()> {
         let mark = (self.batch.clone_lengths(), self.next);
         let res = self.row_inner(r);
+        let res = if self.suppressed_hit {
+            Err(IngestError::BadRow {
+                file: self.file.clone(),
+                line: self.line,
+                reason: "an erased person's row".into(),
+            })
+        } else {
+            res
+        };
         if res.is_err() {
             self.batch.truncate_to(&mark.0);
             // forget keys created by the failed row
@@ -933,6 +973,14 @@ fn import_source(
 ) -> Result<(SourceReport, usize, OverSharedList), EngineError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
+    // erased people's keys (read before the write transaction takes the store)
+    let suppress = match engine.store().data_key() {
+        Some(key) => {
+            let hashes = engine.store().suppressions()?;
+            (!hashes.is_empty()).then_some(Suppressor { key, hashes })
+        }
+        None => None,
+    };
     let file_hash = sha256_file(&src.file)?;
     let config_digest = format!(
         "{:x}",
@@ -953,6 +1001,7 @@ fn import_source(
         rows_read: 0,
         rows_written: 0,
         rows_rejected: 0,
+        rows_suppressed: 0,
         rows_replaced: 0,
         rejects_file: None,
         ignored_identity_values: 0,
@@ -1051,6 +1100,8 @@ fn import_source(
         batch: WriteBatch::default(),
         ignored_values: 0,
         line: 0,
+        suppress,
+        suppressed_hit: false,
     };
     let bar = crate::report::progress_bar(opts.progress, &format!("{} ({})", src.name, src.kind));
     // Parsing runs on its own thread and hands full batches to this one, which
@@ -1082,6 +1133,7 @@ fn import_source(
     })?;
     let ParseOutcome {
         read,
+        suppressed,
         written,
         rejects,
         ignored,
@@ -1124,11 +1176,18 @@ fn import_source(
         let path = dir.join(format!("{}.rejects.csv", src.name));
         write_rejects(&path, &file, &rejects)?;
         report.rejects_file = Some(path.display().to_string());
+        // an erasure cleans rejects files too: remember where they are
+        let abs = std::path::absolute(&path).unwrap_or_else(|_| path.clone());
+        tx.set_setting(
+            &format!("import.rejects.{}", src.name),
+            &abs.display().to_string(),
+        )?;
     }
     report.rows_read = read;
     report.rows_replaced = replaced;
     report.rows_written = written;
     report.rows_rejected = rejects.len() as u64;
+    report.rows_suppressed = suppressed;
     report.ignored_identity_values = ignored;
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_per_second = if report.seconds > 0.0 {
@@ -1155,6 +1214,7 @@ fn import_source(
 
 struct ParseOutcome {
     read: u64,
+    suppressed: u64,
     written: u64,
     rejects: Vec<Reject>,
     ignored: u64,
@@ -1170,6 +1230,7 @@ fn parse_rows(
 ) -> Result<ParseOutcome, EngineError> {
     let mut rejects: Vec<Reject> = Vec::new();
     let mut read = 0u64;
+    let mut suppressed = 0u64;
     loop {
         let more = match rows.advance() {
             Ok(m) => m,
@@ -1187,7 +1248,12 @@ fn parse_rows(
         read += 1;
         loader.line = rows.line();
         if let Err(e) = loader.row(rows) {
-            reject_or_fail(&mut rejects, e, opts.skip_bad_rows)?;
+            if loader.suppressed_hit {
+                loader.suppressed_hit = false;
+                suppressed += 1;
+            } else {
+                reject_or_fail(&mut rejects, e, opts.skip_bad_rows)?;
+            }
         }
         if loader.batch.len() >= BATCH_ROWS {
             loader.flush()?;
@@ -1207,6 +1273,7 @@ fn parse_rows(
     }
     Ok(ParseOutcome {
         read,
+        suppressed,
         written: 0,
         rejects,
         ignored: loader.ignored_values,

@@ -813,8 +813,71 @@ pub struct RecsAnswer {
     pub history_items: usize,
     /// True when the history was empty and popularity was used.
     pub fallback: bool,
+    /// Whether the list comes from the customer's own history (`false`:
+    /// the non-personal popular list).
+    pub personalized: bool,
+    /// `history` (personal) or `popular` (most popular products, nothing
+    /// personal used).
+    pub basis: String,
+    /// Why the list is not personal when consent is the reason, e.g.
+    /// `consent personalization withdrawn`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// Recommended products, best first.
     pub items: Vec<RecItem>,
+}
+
+/// The non-personal answer for a customer whose personalization consent
+/// is missing: the most popular products of the model, chosen without the
+/// customer's history (so nothing is excluded as already seen), labelled
+/// `personalized: false`, `basis: popular` with the consent `reason`. The
+/// catalogue filters of `opts` still apply.
+pub fn recommend_popular(
+    loaded: &LoadedRecs,
+    cid: i64,
+    display: String,
+    opts: &RecommendOptions,
+    reason: String,
+) -> Result<RecsAnswer, EngineError> {
+    let s = &loaded.saved;
+    let filters = ItemFilters::new(s, opts)?;
+    let ans = s.model.recommend(None, &[], opts.k, &filters.topn());
+    let items = ans
+        .items
+        .iter()
+        .enumerate()
+        .map(|(r, x)| RecItem {
+            rank: r + 1,
+            product: s
+                .products
+                .get(x.item as usize)
+                .cloned()
+                .unwrap_or(ProductLabel {
+                    id: -1,
+                    key: s.items.id(x.item).unwrap_or("?").to_owned(),
+                    name: None,
+                    category: None,
+                }),
+            score: x.score,
+            because: opts.explain.then(Vec::new),
+        })
+        .collect();
+    crate::invariants::checked(
+        "recommend",
+        RecsAnswer {
+            customer_id: cid,
+            customer: display,
+            model_version: loaded.version,
+            algo: s.model.params.name().to_owned(),
+            in_training: false,
+            history_items: 0,
+            fallback: true,
+            personalized: false,
+            basis: "popular".into(),
+            reason: Some(reason),
+            items,
+        },
+    )
 }
 
 /// Recommends for one customer (by any key `find_customer` accepts) from a loaded model.
@@ -917,6 +980,9 @@ pub fn recommend_customer(
             in_training,
             history_items: history.len(),
             fallback: ans.fallback,
+            personalized: !ans.fallback,
+            basis: if ans.fallback { "popular" } else { "history" }.into(),
+            reason: None,
             items,
         },
     )
@@ -940,6 +1006,9 @@ pub struct BatchReport {
     pub folded_in: usize,
     /// Of those, customers without history who got the popularity fallback.
     pub fallback: usize,
+    /// Of those, customers without personalization consent, who got the
+    /// non-personal popular list (`source` `popular-consent`), by reason.
+    pub popular_for_consent: crate::privacy::consent::LeftOut,
     /// Rows written (customer × rank).
     pub rows: usize,
     /// The CSV file.
@@ -950,7 +1019,8 @@ pub struct BatchReport {
 
 /// Recommends for every customer of the store with the newest model and writes
 /// `customer,customer_id,rank,product,name,category,score,source` rows to `out`
-/// (`source` is `model`, `fold-in` or `fallback`). Customers are scored in
+/// (`source` is `model`, `fold-in`, `fallback`, or `popular-consent` for a
+/// customer without personalization consent, who gets the popular list). Customers are scored in
 /// parallel; customers new since training are folded in from their current
 /// history, exactly as [`recommend`] does for one.
 pub fn recommend_all(
@@ -982,6 +1052,16 @@ pub fn recommend_all(
         b.set_length(ds.customers.len() as u64);
     }
     let filter = filters.topn();
+    // personalization consent, read now: the others get the popular list
+    let consents = engine.consents()?;
+    let purpose = infogap_core::privacy::PERSONALIZATION;
+    let popular: Vec<(u32, f32)> = s
+        .model
+        .recommend(None, &[], opts.k, &filter)
+        .items
+        .iter()
+        .map(|x| (x.item, x.score))
+        .collect();
     // (key, id, source, items) per customer, in the store's customer order
     let allowed = engine.department_customers(access)?;
     if access.visibility(infogap_core::access::FieldClass::Predictions)
@@ -997,6 +1077,12 @@ pub fn recommend_all(
         .par_iter()
         .filter(|c| allowed.as_ref().is_none_or(|a| a.contains(&c.id)))
         .map(|c| {
+            if consents.allows(c.id, purpose).is_err() {
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+                return (c.key.clone(), c.id, "popular-consent", popular.clone());
+            }
             let id = c.id.to_string();
             let row = s
                 .users
@@ -1050,6 +1136,7 @@ pub fn recommend_all(
         in_training: 0,
         folded_in: 0,
         fallback: 0,
+        popular_for_consent: crate::privacy::consent::LeftOut::new(purpose),
         rows: 0,
         out: out.display().to_string(),
         score_seconds,
@@ -1058,6 +1145,11 @@ pub fn recommend_all(
         match *source {
             "model" => rep.in_training += 1,
             "fold-in" => rep.folded_in += 1,
+            "popular-consent" => {
+                if let Err(r) = consents.allows(*id, purpose) {
+                    rep.popular_for_consent.add(r);
+                }
+            }
             _ => rep.fallback += 1,
         }
         for (rank, (item, score)) in items.iter().enumerate() {
@@ -1098,6 +1190,144 @@ pub fn recommend(
 ) -> Result<RecsAnswer, EngineError> {
     let loaded = load(engine)?;
     recommend_with(engine, &loaded, key, namespace, opts)
+}
+
+/// What a person's erasure removed from one saved model version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelForget {
+    /// Model kind (`recs`, `churn`, `clv`, `amount`, …).
+    pub kind: String,
+    /// Version.
+    pub version: i64,
+    /// Whether the version held anything of the customer (and was rewritten
+    /// without it).
+    pub found: bool,
+    /// What was removed, e.g. `customer id`, `training history`,
+    /// `display key`, `ials user factors`, `user-knn interactions`.
+    pub parts: Vec<String>,
+    /// Why there is nothing per customer to look for, e.g. `parameters only`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Removes customer `customer_id` from a saved recommender without refitting
+/// (GDPR Art. 17): their id (the row stays, under a placeholder no customer
+/// id matches, so every other row keeps its number), their training history,
+/// their display key and the per-user parts of the fitted model (see
+/// [`Recommender::forget_user`]). Asked for afterwards, they are an unknown
+/// customer (folded in from their current history in the store). True when
+/// the model knew them.
+pub fn forget_customer(saved: &mut SavedRecs, customer_id: i64) -> bool {
+    forget_customer_parts(saved, customer_id).is_some()
+}
+
+/// [`forget_customer`], with the names of the parts removed (`None`: not known).
+fn forget_customer_parts(saved: &mut SavedRecs, customer_id: i64) -> Option<Vec<String>> {
+    let row = saved.users.forget(&customer_id.to_string())? as usize;
+    let mut parts = vec!["customer id".to_owned()];
+    if saved.histories.clear_row(row) > 0 {
+        parts.push("training history".into());
+    }
+    if let Some(k) = saved.customer_keys.get_mut(row) {
+        k.clear();
+        parts.push("display key".into());
+    }
+    parts.extend(saved.model.forget_user(row).into_iter().map(str::to_owned));
+    Some(parts)
+}
+
+/// Removes customer `customer_id` from every kept version of every saved
+/// model, rewriting each blob that held them in place (same kind and
+/// version; no retraining), and says per kind and version what was removed.
+///
+/// - `recs`: see [`forget_customer`].
+/// - `churn`, `clv`, `amount`: their blobs hold parameters only (classifier
+///   weights or trees over feature columns, BG/NBD and Gamma-Gamma
+///   parameters, regression coefficients) and their params and metrics only
+///   aggregates: nothing per customer; reported as not found, with the note
+///   `parameters only`.
+/// - Any other kind is not read: reported with the note
+///   `unknown model kind: not checked`.
+///
+/// A `recs` version that cannot be read is an error (the erasure cannot be
+/// claimed). Run it after the person's rows are gone from the store, so a
+/// model trained meanwhile does not bring them back.
+pub fn forget_in_saved_models(
+    engine: &Engine,
+    customer_id: i64,
+) -> Result<Vec<ModelForget>, EngineError> {
+    let store = engine.store();
+    let mut out = Vec::new();
+    for (kind, _) in store.model_versions()? {
+        for version in store.model_history(&kind)? {
+            let untouched = |note: &str| ModelForget {
+                kind: kind.clone(),
+                version,
+                found: false,
+                parts: Vec::new(),
+                note: Some(note.to_owned()),
+            };
+            out.push(match kind.as_str() {
+                MODEL_KIND => forget_in_recs_version(engine, version, customer_id)?,
+                "churn" | "amount" => untouched("parameters only"),
+                k if k == crate::clv::MODEL_KIND => untouched("parameters only"),
+                _ => untouched("unknown model kind: not checked"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Forgets the customer in one saved `recs` version and rewrites its blob (in
+/// the format it was saved in) when they were in it.
+fn forget_in_recs_version(
+    engine: &Engine,
+    version: i64,
+    customer_id: i64,
+) -> Result<ModelForget, EngineError> {
+    let store = engine.store();
+    let mut result = ModelForget {
+        kind: MODEL_KIND.to_owned(),
+        version,
+        found: false,
+        parts: Vec::new(),
+        note: None,
+    };
+    let Some(rec) = store.load_model_version(MODEL_KIND, version)? else {
+        return Ok(result);
+    };
+    let unreadable = |e: String| {
+        EngineError::Invalid(format!(
+            "the saved recs model v{version} cannot be read: {e}"
+        ))
+    };
+    // CBOR since the fourth session; JSON before (as `load` reads it).
+    let json = rec.blob.first() == Some(&b'{');
+    let mut saved: SavedRecs = if json {
+        serde_json::from_slice(&rec.blob).map_err(|e| unreadable(e.to_string()))?
+    } else {
+        ciborium::from_reader(rec.blob.as_slice()).map_err(|e| unreadable(e.to_string()))?
+    };
+    drop(rec);
+    let Some(parts) = forget_customer_parts(&mut saved, customer_id) else {
+        return Ok(result);
+    };
+    let ser = |e: String| EngineError::Invalid(format!("serializing the model: {e}"));
+    let blob = if json {
+        serde_json::to_vec(&saved).map_err(|e| ser(e.to_string()))?
+    } else {
+        let mut b = Vec::new();
+        ciborium::into_writer(&saved, &mut b).map_err(|e| ser(e.to_string()))?;
+        b
+    };
+    if !store.replace_model_blob(MODEL_KIND, version, &blob)? {
+        return Err(EngineError::NotFound(format!(
+            "saved recs model v{version} vanished while the customer was removed from it"
+        )));
+    }
+    result.found = true;
+    result.parts = parts;
+    Ok(result)
 }
 
 #[cfg(test)]

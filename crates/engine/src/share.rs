@@ -91,6 +91,22 @@ pub struct CustomerRecord {
     known_to_scope: bool,
 }
 
+impl CustomerRecord {
+    /// The display key (`ns:value`) of the first identity the access's
+    /// scope may see, else `#ID`; not yet shaped by the contact class.
+    pub(crate) fn display_key(&self, a: &Access) -> String {
+        let dept = a.department_sources.as_deref();
+        self.idents
+            .iter()
+            .find(|i| dept.is_none_or(|d| d.contains(&i.source_id)))
+            .map(|i| format!("{}:{}", i.namespace, i.value))
+            .unwrap_or_else(|| match self.idents.first() {
+                Some(i) => format!("#{}", i.customer_id),
+                None => String::new(),
+            })
+    }
+}
+
 /// Customer records read from one store generation, kept for the next
 /// requests (a server's; cleared when it grows past its bound). Any write
 /// to the store starts a new generation and with it a new cache.
@@ -240,7 +256,7 @@ impl Engine {
     /// Row-level check: the customer exists, and the principal may see it
     /// (a customer token only its own; a department only customers its
     /// sources know). Returns the customer's identities.
-    fn admit(&self, a: &Access, id: i64) -> Result<Arc<CustomerRecord>, EngineError> {
+    pub(crate) fn admit(&self, a: &Access, id: i64) -> Result<Arc<CustomerRecord>, EngineError> {
         refuse_customer(a, id)?;
         let rec = self.customer_record(a, id)?;
         if !rec.known_to_scope {
@@ -875,6 +891,9 @@ pub struct SharedChurn {
     pub band: Option<String>,
     /// Reasons, strongest first (visible predictions only).
     pub reasons: Vec<crate::churn::Reason>,
+    /// Set when no score is given for lack of profiling consent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<crate::privacy::consent::Withheld>,
     /// Policy.
     pub policy: PolicyNote,
 }
@@ -901,6 +920,9 @@ pub struct SharedClv {
     pub rank: Option<usize>,
     /// Percentile band: `top 10%`, `top 50%`, `bottom 50%`.
     pub band: Option<String>,
+    /// Set when no value is given for lack of profiling consent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<crate::privacy::consent::Withheld>,
     /// Policy.
     pub policy: PolicyNote,
 }
@@ -936,7 +958,13 @@ impl Engine {
         let vis = need_predictions(a)?;
         self.admit(a, id)?;
         let t = ins.churn(self)?;
-        let r = t.by_customer.get(&id).map(|&i| &t.ranked[i]);
+        // profiling consent, read now: without it no score is given
+        let left_out = self.consent_withheld(id, infogap_core::privacy::PROFILING)?;
+        let r = t
+            .by_customer
+            .get(&id)
+            .map(|&i| &t.ranked[i])
+            .filter(|_| left_out.is_none());
         self.record_access(
             a,
             "churn.read",
@@ -956,6 +984,7 @@ impl Engine {
                 .filter(|_| vis == Visibility::Visible)
                 .map(|r| r.reasons.clone())
                 .unwrap_or_default(),
+            left_out,
             policy: a.note(),
         })
     }
@@ -965,7 +994,13 @@ impl Engine {
         let vis = need_predictions(a)?;
         self.admit(a, id)?;
         let t = ins.clv(self)?;
-        let pos = t.by_customer.get(&id).copied();
+        // profiling consent, read now: without it no value is given
+        let left_out = self.consent_withheld(id, infogap_core::privacy::PROFILING)?;
+        let pos = t
+            .by_customer
+            .get(&id)
+            .copied()
+            .filter(|_| left_out.is_none());
         let r = pos.map(|i| &t.ranked[i]);
         let n = t.ranked.len().max(1);
         self.record_access(
@@ -992,6 +1027,7 @@ impl Engine {
                     "bottom 50%".to_string()
                 }
             }),
+            left_out,
             policy: a.note(),
         })
     }
@@ -1009,7 +1045,10 @@ impl Engine {
         if opts.k == 0 {
             return Err(EngineError::Invalid("k must be at least 1".into()));
         }
-        self.admit(a, id)?;
+        let rec = self.admit(a, id)?;
+        // personalization consent, read from the store on every request
+        // (before any cached answer): without it, the popular list
+        let withheld = self.consent_withheld(id, infogap_core::privacy::PERSONALIZATION)?;
         let compute = || {
             crate::recs::recommend_customer(loaded, id, opts, || match ins {
                 Some(ins) => Ok((ins.ds.clone(), ins.fold_in(loaded)?)),
@@ -1023,8 +1062,11 @@ impl Engine {
         // a server keeps answers of plain requests for this snapshot and
         // model (scoring one customer of The Complete Journey took 1.7–2.6 ms)
         let plain = opts.category.is_none() && opts.deny.is_empty() && opts.allow.is_empty();
-        let mut answer = match ins {
-            Some(ins) if plain => {
+        let mut answer = match (&withheld, ins) {
+            (Some(w), _) => {
+                crate::recs::recommend_popular(loaded, id, rec.display_key(a), opts, w.describe())?
+            }
+            (None, Some(ins)) if plain => {
                 let key = (id, opts.k, opts.explain, opts.include_seen);
                 let hit = ins
                     .recs_answers
@@ -1099,12 +1141,16 @@ pub struct SharedSegments {
     pub rules: Vec<String>,
     /// Policy.
     pub policy: PolicyNote,
+    /// How the figures were protected (small groups, noise) or that they
+    /// are exact.
+    pub privacy: crate::privacy::aggregate::AggregateNote,
 }
 
 /// One member of a segment as the policy shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentMember {
-    /// Customer id.
+    /// Customer id (left out when pseudonymized).
+    #[serde(skip_serializing_if = "crate::privacy::aggregate::withheld")]
     pub id: i64,
     /// Display key (contact class).
     pub key: String,
@@ -1132,14 +1178,21 @@ pub struct MembersPage {
     pub members: Vec<SegmentMember>,
     /// Cursor of the next page.
     pub next_cursor: Option<String>,
+    /// Segment members left out for lack of marketing consent (a segment's
+    /// members are a marketing list), by reason.
+    pub left_out: crate::privacy::consent::LeftOut,
     /// Policy.
     pub policy: PolicyNote,
+    /// Whether keys are keyed-hash pseudonyms (`p_…`) and ids left out
+    /// (the analyst role under `[privacy] pseudonymize_analyst`).
+    pub pseudonymized: bool,
 }
 
 /// One row of the churn watchlist.
 #[derive(Debug, Clone, Serialize)]
 pub struct WatchItem {
-    /// Customer id.
+    /// Customer id (left out when pseudonymized).
+    #[serde(skip_serializing_if = "crate::privacy::aggregate::withheld")]
     pub id: i64,
     /// Display key.
     pub key: String,
@@ -1163,8 +1216,12 @@ pub struct Watchlist {
     pub scored: usize,
     /// Highest risk first.
     pub customers: Vec<WatchItem>,
+    /// Customers left out for lack of profiling consent, by reason.
+    pub left_out: crate::privacy::consent::LeftOut,
     /// Policy.
     pub policy: PolicyNote,
+    /// Whether keys are keyed-hash pseudonyms and ids left out.
+    pub pseudonymized: bool,
 }
 
 impl Engine {
@@ -1191,24 +1248,18 @@ impl Engine {
     ) -> Result<SharedSegments, EngineError> {
         let t = ins.segments()?;
         let show_b = a.visibility(FieldClass::Behaviour) == Visibility::Visible;
+        // small groups merged or suppressed (and DP noise) outside analyst
+        let (customers, segments, privacy) =
+            crate::privacy::aggregate::shared_segments(self, a, &t.report, &t.customers, show_b)?;
         self.record_access(a, "segments.read", vec![], vec![])?;
         Ok(SharedSegments {
             method: t.report.method.clone(),
             as_of: t.report.as_of.clone(),
-            customers: t.report.customers,
-            segments: t
-                .report
-                .segments
-                .iter()
-                .map(|s| SharedSegment {
-                    name: s.name.clone(),
-                    size: s.size,
-                    share: s.share,
-                    revenue_share: show_b.then_some(s.revenue_share),
-                })
-                .collect(),
+            customers,
+            segments,
             rules: t.report.rules.clone(),
             policy: a.note(),
+            privacy,
         })
     }
 
@@ -1248,12 +1299,16 @@ impl Engine {
                 .map_err(|_| EngineError::Invalid("cursor: not a cursor this API gave".into()))?,
         };
         let allowed = self.department_customers(a)?;
-        let all: Vec<&crate::analytics::CustomerSegment> = t
+        let mut all: Vec<&crate::analytics::CustomerSegment> = t
             .customers
             .iter()
             .filter(|c| c.segment == seg.name)
             .filter(|c| allowed.as_ref().is_none_or(|s| s.contains(&c.id)))
             .collect();
+        // marketing consent, read now: the list omits whoever lacks it
+        let left_out = self
+            .consents()?
+            .retain(&mut all, infogap_core::privacy::MARKETING, |c| c.id);
         let total = all.len();
         let end = if limit == 0 {
             total
@@ -1261,7 +1316,7 @@ impl Engine {
             start.saturating_add(limit.min(1000)).min(total)
         };
         let behaviour = a.visibility(FieldClass::Behaviour);
-        let members: Vec<SegmentMember> = all
+        let mut members: Vec<SegmentMember> = all
             .get(start.min(total)..end)
             .unwrap_or(&[])
             .iter()
@@ -1283,12 +1338,15 @@ impl Engine {
             ids,
             a.shown_classes(&[FieldClass::Contact, FieldClass::Behaviour]),
         )?;
+        let pseudonymized = crate::privacy::aggregate::pseudonymize(self, a, &mut members)?;
         Ok(MembersPage {
             segment: seg.name.clone(),
             total,
             members,
             next_cursor: (end < total).then(|| end.to_string()),
+            left_out,
             policy: a.note(),
+            pseudonymized,
         })
     }
 
@@ -1303,10 +1361,19 @@ impl Engine {
         let t = ins.churn(self)?;
         let allowed = self.department_customers(a)?;
         let top = top.clamp(1, 1000);
-        let customers: Vec<WatchItem> = t
+        let mut ranked: Vec<&crate::churn::ChurnRisk> = t
             .ranked
             .iter()
             .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&r.customer)))
+            .collect();
+        // profiling consent, read now
+        let left_out =
+            self.consents()?
+                .retain(&mut ranked, infogap_core::privacy::PROFILING, |r| {
+                    r.customer
+                });
+        let mut customers: Vec<WatchItem> = ranked
+            .into_iter()
             .take(top)
             .map(|r| WatchItem {
                 id: r.customer,
@@ -1327,12 +1394,15 @@ impl Engine {
             ids,
             a.shown_classes(&[FieldClass::Contact, FieldClass::Predictions]),
         )?;
+        let pseudonymized = crate::privacy::aggregate::pseudonymize(self, a, &mut customers)?;
         Ok(Watchlist {
             model_version: t.model_version,
             as_of: t.as_of.clone(),
             scored: t.ranked.len(),
             customers,
+            left_out,
             policy: a.note(),
+            pseudonymized,
         })
     }
 
@@ -1390,14 +1460,39 @@ pub fn share_ranked<T>(
     Ok(())
 }
 
+/// [`share_ranked`] for a use of `purpose` (churn and CLV lists:
+/// profiling): customers without that consent (read now from the store)
+/// are left out before the top is taken; returns how many (of the
+/// customers the principal may see) and why.
+#[allow(clippy::too_many_arguments)]
+pub fn share_ranked_for<T>(
+    engine: &Engine,
+    access: &Access,
+    purpose: &str,
+    action: &str,
+    items: &mut Vec<T>,
+    top: usize,
+    id: impl Fn(&T) -> i64,
+    key: impl Fn(&mut T) -> &mut String,
+) -> Result<crate::privacy::consent::LeftOut, EngineError> {
+    if let Some(allowed) = engine.department_customers(access)? {
+        items.retain(|x| allowed.contains(&id(x)));
+    }
+    let left_out = engine.consents()?.retain(items, purpose, &id);
+    share_ranked(engine, access, action, items, top, id, key)?;
+    Ok(left_out)
+}
+
 /// Shapes the per-customer rows of `segments --customers` for a principal:
 /// a department's customers only, keys per the contact class, spend per the
 /// behaviour class (masked: to the nearest hundred); recorded as an export.
+/// Customers who withdrew `analytics` consent are left out (returned:
+/// how many and why).
 pub fn share_segment_rows(
     engine: &Engine,
     access: &Access,
     rows: &mut Vec<crate::analytics::CustomerSegment>,
-) -> Result<(), EngineError> {
+) -> Result<crate::privacy::consent::LeftOut, EngineError> {
     let behaviour = access.visibility(FieldClass::Behaviour);
     if behaviour == Visibility::Hidden {
         return Err(EngineError::Forbidden(format!(
@@ -1408,6 +1503,11 @@ pub fn share_segment_rows(
     if let Some(allowed) = engine.department_customers(access)? {
         rows.retain(|r| allowed.contains(&r.id));
     }
+    // per-person rows for analysts: whoever withdrew `analytics` is left
+    // out (the aggregates above still count everyone)
+    let left_out = engine
+        .consents()?
+        .retain(rows, infogap_core::privacy::ANALYTICS, |r| r.id);
     for r in rows.iter_mut() {
         r.key = show_key(access, r.id, &r.key);
         if behaviour == Visibility::Masked {
@@ -1420,5 +1520,7 @@ pub fn share_segment_rows(
         rows.iter().map(|r| r.id).collect(),
         access.shown_classes(&[FieldClass::Contact, FieldClass::Behaviour]),
     )?;
-    Ok(())
+    // the analyst's rows: keyed-hash pseudonyms, ids left out
+    crate::privacy::aggregate::pseudonymize(engine, access, rows)?;
+    Ok(left_out)
 }

@@ -95,7 +95,8 @@ impl Engine {
         let mut raw = RawSnapshot::default();
         if let Some(path) = &self.cache {
             let t = Instant::now();
-            let read = cache::read(path);
+            let key = self.store.data_key();
+            let read = cache::read(path, key.as_deref());
             tracing::debug!(seconds = t.elapsed().as_secs_f64(), "snapshot cache read");
             match read {
                 Ok(c) if c.store_id != g.store_id => {
@@ -130,7 +131,8 @@ impl Engine {
             raw.apply(delta)?;
             report.generation = raw.generation;
             if let Some(path) = &self.cache {
-                match cache::write(path, &raw) {
+                let key = self.store.data_key();
+                match cache::write(path, &raw, key.as_deref()) {
                     Ok(n) => report.cache_bytes_written = n,
                     Err(e) => tracing::warn!("{e}; the snapshot works without it"),
                 }
@@ -146,8 +148,9 @@ impl Engine {
         if let Some(path) = &self.cache {
             let g = self.store.generation()?;
             let t = Instant::now();
+            let key = self.store.data_key();
             if let Ok(cache::Direct::Dataset(ds)) =
-                cache::read_dataset(path, &g.store_id, g.generation)
+                cache::read_dataset(path, &g.store_id, g.generation, key.as_deref())
             {
                 tracing::debug!(seconds = t.elapsed().as_secs_f64(), "snapshot cache read");
                 return Ok(*ds);

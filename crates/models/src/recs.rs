@@ -1303,6 +1303,58 @@ impl Recommender {
         c.truncate(top);
         c
     }
+
+    /// Removes every per-user part the fitted model keeps for training row
+    /// `row` (a person's erasure, GDPR Art. 17), without refitting: the row
+    /// keeps existing (other users keep their rows) and the model stays usable
+    /// for everyone else. Returns what was removed, one name per part (empty
+    /// when the model keeps nothing per user or `row` is not a training row).
+    ///
+    /// - iALS (also inside a blend or an ensemble): the user's factor row is
+    ///   zeroed. Nobody else's factors or scores change.
+    /// - user-kNN: the user's stored interactions (their row, their column of
+    ///   the transpose, their norm) are removed, so they are never anyone's
+    ///   neighbour and their history never shapes others' recommendations.
+    /// - Blend and ensemble: each part, as above.
+    /// - Item-item models (item-kNN, seq-knn, session-knn, EASE, GF-CF) and
+    ///   popularity hold only aggregates over all users (similarities, item
+    ///   weights and filters, item counts): nothing of one user can be taken
+    ///   out of them without refitting, and they are left as they are. The
+    ///   iALS item factors are such aggregates too.
+    pub fn forget_user(&mut self, row: usize) -> Vec<&'static str> {
+        fn forget(m: &mut Fitted, row: usize, out: &mut Vec<&'static str>) {
+            match m {
+                Fitted::Ials(m) => {
+                    if m.forget_user(row) {
+                        out.push("ials user factors");
+                    }
+                }
+                Fitted::UserKnn(m) => {
+                    if m.forget_user(row) {
+                        out.push("user-knn interactions");
+                    }
+                }
+                Fitted::Blend { ials, .. } => {
+                    if ials.forget_user(row) {
+                        out.push("ials user factors");
+                    }
+                }
+                Fitted::Ensemble { parts, .. } => {
+                    for p in parts {
+                        forget(p, row, out);
+                    }
+                }
+                Fitted::Popularity | Fitted::ItemKnn(_) | Fitted::Ease(_) | Fitted::GfCf(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        if row < self.n_users {
+            forget(&mut self.model, row, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
 }
 
 #[cfg(test)]
@@ -1603,5 +1655,151 @@ mod tests {
         assert!(Arc::ptr_eq(&g1, &ctx.gram(EASE_MAX_ITEMS)));
         let direct = Recommender::fit(&ease(5.0), &x).expect("fit");
         assert_eq!(direct, Recommender::fit_in(&ease(5.0), &ctx).expect("fit"));
+    }
+
+    /// Every training user's scores as bit patterns.
+    fn score_bits(m: &Recommender, x: &Interactions, skip: usize) -> Vec<Vec<u32>> {
+        (0..x.by_user.n_rows)
+            .filter(|&u| u != skip)
+            .map(|u| {
+                let h: Vec<(u32, f32)> = x.by_user.row(u).collect();
+                let mut s = vec![0f32; m.n_items];
+                m.scores(Some(u as u32), &h, &mut s);
+                s.iter().map(|v| v.to_bits()).collect()
+            })
+            .collect()
+    }
+
+    fn small_ials() -> AlgoParams {
+        AlgoParams::Ials(IalsParams {
+            factors: 8,
+            iterations: 4,
+            ..IalsParams::default()
+        })
+    }
+
+    #[test]
+    fn forget_user_zeroes_exactly_that_ials_row() {
+        let p = planted_taste(80, 40, 4, 10, 0.1, 3);
+        let x = Interactions::from_dense_triples(80, 40, &p.triples).expect("triples");
+        let before = Recommender::fit(&small_ials(), &x).expect("fit");
+        let mut m = before.clone();
+        let k = 7;
+        assert_eq!(m.forget_user(k), vec!["ials user factors"]);
+        let (Fitted::Ials(a), Fitted::Ials(b)) = (&m.model, &before.model) else {
+            panic!("not iALS");
+        };
+        let f = 8;
+        assert!(b.user_factors[k * f..(k + 1) * f].iter().any(|&v| v != 0.0));
+        assert!(a.user_factors[k * f..(k + 1) * f].iter().all(|&v| v == 0.0));
+        for u in (0..80).filter(|&u| u != k) {
+            assert_eq!(
+                a.user_factors[u * f..(u + 1) * f],
+                b.user_factors[u * f..(u + 1) * f],
+                "row {u}"
+            );
+        }
+        assert!(a.item_factors == b.item_factors && a.yty == b.yty);
+        assert_eq!(m.popularity, before.popularity);
+        // Everyone else's scores are bit-identical.
+        assert_eq!(score_bits(&m, &x, k), score_bits(&before, &x, k));
+        // A row the model does not know: nothing to forget.
+        assert!(m.forget_user(80).is_empty());
+        // Item-item models hold nothing per user.
+        let mut e = Recommender::fit(&ease(5.0), &x).expect("fit");
+        let e0 = e.clone();
+        assert!(e.forget_user(k).is_empty());
+        assert_eq!(e, e0);
+    }
+
+    #[test]
+    fn forget_user_removes_a_user_knn_neighbour() {
+        // Users 0 and 1 share items 0..4; only user 1 has item 9.
+        let mut t: Vec<(u32, u32, f32)> = Vec::new();
+        for i in 0..4 {
+            t.push((0, i, 1.0));
+            t.push((1, i, 1.0));
+        }
+        t.push((1, 9, 1.0));
+        // Users 2 and 3 share items 5..8 with each other only.
+        for i in 5..9 {
+            t.push((2, i, 1.0));
+            t.push((3, i, 1.0));
+        }
+        t.push((3, 10, 1.0));
+        let x = Interactions::from_dense_triples(4, 12, &t).expect("triples");
+        let before = Recommender::fit(&AlgoParams::UserKnn { k: 3, shrink: 0.0 }, &x).expect("fit");
+        let mut m = before.clone();
+        let h0: Vec<(u32, f32)> = x.by_user.row(0).collect();
+        let mut s = vec![0f32; 12];
+        before.scores(Some(0), &h0, &mut s);
+        assert!(s[9] > 0.0, "item 9 comes from neighbour 1: {s:?}");
+        assert_eq!(m.forget_user(1), vec!["user-knn interactions"]);
+        let Fitted::UserKnn(knn) = &m.model else {
+            panic!("not user-kNN");
+        };
+        assert_eq!(knn.by_user.row_indices(1), &[] as &[u32]);
+        assert!(knn.by_item.indices.iter().all(|&v| v != 1));
+        assert_eq!(knn.norms[1], 0.0);
+        assert_eq!(knn.by_user.row_indices(0), x.by_user.row_indices(0));
+        assert_eq!(knn.by_user.row_indices(3), x.by_user.row_indices(3));
+        // User 1 is nobody's neighbour: user 0 gets nothing from them.
+        assert!(knn.neighbours(&h0, Some(0)).iter().all(|&(v, _)| v != 1));
+        m.scores(Some(0), &h0, &mut s);
+        assert!(s.iter().all(|&v| v == 0.0), "{s:?}");
+        // Users 2 and 3 never had user 1 as a neighbour: unchanged scores.
+        let bits = |m: &Recommender| -> Vec<Vec<u32>> { score_bits(m, &x, 1).split_off(1) };
+        assert_eq!(bits(&m), bits(&before));
+        // Recursion: an ensemble of iALS and user-kNN forgets in both.
+        let ials = Recommender::fit(&small_ials(), &x).expect("fit");
+        let mut ens = before.clone();
+        ens.model = Fitted::Ensemble {
+            parts: vec![ials.model.clone(), before.model.clone()],
+            weights: vec![1.0, 1.0],
+        };
+        assert_eq!(
+            ens.forget_user(1),
+            vec!["ials user factors", "user-knn interactions"]
+        );
+        let Fitted::Ensemble { parts, .. } = &ens.model else {
+            panic!("not an ensemble");
+        };
+        assert_eq!(parts[1], m.model);
+        let Fitted::Ials(i) = &parts[0] else {
+            panic!("not iALS");
+        };
+        assert!(i.user_factors[8..16].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn forgetting_ids_and_rows_keeps_the_others_in_place() {
+        let mut ids = data::IdMap::from(vec!["a".to_owned(), "b".into(), "c".into()]);
+        assert_eq!(ids.forget("b"), Some(1));
+        assert_eq!(ids.forget("b"), None);
+        assert_eq!(ids.forget("zz"), None);
+        assert_eq!(
+            (ids.get("a"), ids.get("b"), ids.get("c")),
+            (Some(0), None, Some(2))
+        );
+        assert_eq!(ids.len(), 3);
+        assert!(ids.is_erased(1) && !ids.is_erased(0));
+        assert!(!ids.ids().iter().any(|s| s == "b"));
+        // Round trip through serde keeps the map as it is.
+        let back: data::IdMap =
+            serde_json::from_str(&serde_json::to_string(&ids).expect("ser")).expect("de");
+        assert_eq!(back, ids);
+        let t = [(0, 1, 1.0), (1, 0, 2.0), (1, 2, 3.0), (2, 1, 4.0)];
+        let mut c = Csr::from_triples(3, 3, &t, |_, b| b).expect("csr");
+        let mut d = c.clone();
+        assert_eq!(c.clear_row(1), 2);
+        assert_eq!(c.indptr, vec![0, 1, 1, 2]);
+        assert_eq!(
+            (c.indices.clone(), c.values.clone()),
+            (vec![1, 1], vec![1.0, 4.0])
+        );
+        assert_eq!(c.clear_row(5), 0);
+        assert_eq!(d.clear_col(1), 2);
+        assert_eq!(d.indptr, vec![0, 0, 2, 2]);
+        assert_eq!((d.indices, d.values), (vec![0, 2], vec![2.0, 3.0]));
     }
 }

@@ -13,7 +13,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use infogap_core::access::Action;
 use infogap_engine::access::{Access, Principal};
 use infogap_engine::{Engine, EngineError};
@@ -68,6 +68,16 @@ pub const ROUTES: &[RouteDef] = &[
     ),
     r("GET", "/v1/customers/{id}/churn", Some(Action::ChurnRead)),
     r("GET", "/v1/customers/{id}/clv", Some(Action::ClvRead)),
+    r(
+        "GET",
+        "/v1/customers/{id}/consents",
+        Some(Action::ConsentsRead),
+    ),
+    r(
+        "PUT",
+        "/v1/customers/{id}/consents",
+        Some(Action::ConsentsWrite),
+    ),
     r("GET", "/v1/segments", Some(Action::SegmentsRead)),
     r(
         "GET",
@@ -79,9 +89,29 @@ pub const ROUTES: &[RouteDef] = &[
     r("GET", "/v1/forecasts", Some(Action::ForecastsRead)),
     r("GET", "/v1/me", Some(Action::SelfRead)),
     r("GET", "/v1/me/recommendations", Some(Action::SelfRead)),
+    r("GET", "/v1/me/consents", Some(Action::SelfRead)),
+    r("PUT", "/v1/me/consents", Some(Action::SelfWrite)),
+    r(
+        "GET",
+        "/v1/customers/{id}/export",
+        Some(Action::PrivacyExport),
+    ),
+    r("GET", "/v1/me/export", Some(Action::SelfRead)),
     r("POST", "/v1/models/{kind}/train", Some(Action::ModelsTrain)),
     r("GET", "/v1/jobs/{id}", Some(Action::ModelsTrain)),
     r("GET", "/v1/audit", Some(Action::AuditRead)),
+    r(
+        "POST",
+        "/v1/customers/{id}/erase",
+        Some(Action::PrivacyErase),
+    ),
+    r("POST", "/v1/me/erase", Some(Action::SelfWrite)),
+    r("GET", "/v1/erasures", Some(Action::PrivacyErase)),
+    r(
+        "POST",
+        "/v1/erasures/{id}/approve",
+        Some(Action::PrivacyErase),
+    ),
 ];
 
 fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
@@ -95,6 +125,8 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/customers/{id}/recommendations") => get(recommendations),
         ("GET", "/v1/customers/{id}/churn") => get(churn),
         ("GET", "/v1/customers/{id}/clv") => get(clv),
+        ("GET", "/v1/customers/{id}/consents") => get(consents),
+        ("PUT", "/v1/customers/{id}/consents") => put(consents_change),
         ("GET", "/v1/segments") => get(segments),
         ("GET", "/v1/segments/{name}/members") => get(members),
         ("GET", "/v1/churn/watchlist") => get(watchlist),
@@ -102,9 +134,17 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/forecasts") => get(forecasts),
         ("GET", "/v1/me") => get(me),
         ("GET", "/v1/me/recommendations") => get(me_recommendations),
+        ("GET", "/v1/me/consents") => get(me_consents),
+        ("PUT", "/v1/me/consents") => put(me_consents_change),
+        ("GET", "/v1/customers/{id}/export") => get(export),
+        ("GET", "/v1/me/export") => get(me_export),
         ("POST", "/v1/models/{kind}/train") => post(train),
         ("GET", "/v1/jobs/{id}") => get(job),
         ("GET", "/v1/audit") => get(audit),
+        ("POST", "/v1/customers/{id}/erase") => post(erase),
+        ("POST", "/v1/me/erase") => post(me_erase),
+        ("GET", "/v1/erasures") => get(erasures),
+        ("POST", "/v1/erasures/{id}/approve") => post(approve_erasure),
         // the table and this match are kept together: a route in the table
         // without a handler stops the server from starting (and every test)
         (m, p) => panic!("route {m} {p} is in ROUTES but has no handler"),
@@ -372,6 +412,50 @@ async fn clv(
     .await
 }
 
+/// Body of a consent change.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    /// The purpose: `personalization`, `profiling`, `marketing`,
+    /// `analytics`, or one the config adds.
+    pub purpose: String,
+    /// `true` grants it, `false` withdraws it.
+    pub granted: bool,
+}
+
+/// A customer's consent by purpose (mode, allowed, reason, since, source)
+/// and its full history.
+#[utoipa::path(get, path = "/v1/customers/{id}/consents", params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, description = "`purposes` and `history`")), security(("bearer" = [])))]
+async fn consents(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ConsentsRead, move |e, _, a| {
+        e.share_consents(a, id)
+    })
+    .await
+}
+
+/// Records a consent change for a customer (appended to the history); it
+/// applies from the next request on.
+#[utoipa::path(put, path = "/v1/customers/{id}/consents", params(("id" = i64, Path, description = "Customer id")),
+    request_body = ConsentBody,
+    responses((status = 200, description = "The consent after the change"), (status = 400, description = "Unknown purpose (the known ones are named)")),
+    security(("bearer" = [])))]
+async fn consents_change(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Json(body): Json<ConsentBody>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ConsentsWrite, move |e, _, a| {
+        e.share_consent_change(a, id, &body.purpose, body.granted)
+    })
+    .await
+}
+
 /// RFM segments.
 #[utoipa::path(get, path = "/v1/segments", responses((status = 200, description = "Segments with sizes")), security(("bearer" = [])))]
 async fn segments(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
@@ -417,7 +501,12 @@ async fn members(
         let opt = |v: Option<String>| v.unwrap_or_default();
         w.push_str(&format!(
             "{},{},{},{},{},{}\n",
-            m.id,
+            // pseudonymized rows have no id
+            if page.pseudonymized {
+                String::new()
+            } else {
+                m.id.to_string()
+            },
             csv_field(&m.key),
             csv_field(&m.segment),
             opt(m.recency_days.map(|v| v.to_string())),
@@ -475,8 +564,10 @@ async fn stats(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, A
             sum.add(o.amount);
         }
         out.revenue = (sum.value().unwrap_or(0.0) * 100.0).round() / 100.0;
+        // small sources merged, DP noise: outside admin and analyst
+        let (out, privacy) = infogap_engine::privacy::aggregate::shared_stats(e, a, out, &ins.ds)?;
         e.record_access(a, "stats.read", vec![], vec![])?;
-        Ok(serde_json::json!({"stats": out, "generation": ins.generation}))
+        Ok(serde_json::json!({"stats": out, "generation": ins.generation, "privacy": privacy}))
     })
     .await
 }
@@ -567,6 +658,216 @@ async fn me_recommendations(
     .await
 }
 
+/// The calling customer's consent by purpose and its history.
+#[utoipa::path(get, path = "/v1/me/consents", responses((status = 200, description = "`purposes` and `history`")), security(("bearer" = [])))]
+async fn me_consents(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::SelfRead, move |e, _, a| {
+        e.share_my_consents(a)
+    })
+    .await
+}
+
+/// The calling customer grants or withdraws a purpose.
+#[utoipa::path(put, path = "/v1/me/consents", request_body = ConsentBody,
+    responses((status = 200, description = "The consent after the change"), (status = 400, description = "Unknown purpose (the known ones are named)")),
+    security(("bearer" = [])))]
+async fn me_consents_change(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Json(body): Json<ConsentBody>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::SelfWrite, move |e, _, a| {
+        e.share_my_consent_change(a, &body.purpose, body.granted)
+    })
+    .await
+}
+
+/// Format of an export.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ExportQuery {
+    /// `zip` (default: `export.json`, one CSV per table, `README.txt`) or
+    /// `json` (the JSON alone).
+    pub format: Option<String>,
+}
+
+/// Everything held about a person (GDPR Art. 15/20), for the person: a zip
+/// of JSON and CSV (admin only; refused to department keys and to roles
+/// that do not see every field class).
+#[utoipa::path(get, path = "/v1/customers/{id}/export", params(("id" = i64, Path, description = "Customer id"), ExportQuery),
+    responses((status = 200, description = "`application/zip` (or JSON with `format=json`): identities and links, every department's facts with source and file or line, derived data, consent history, access log"),
+        (status = 403, description = "Not a whole-person view (department key, masked role)")),
+    security(("bearer" = [])))]
+async fn export(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    export_response(st, c, Action::PrivacyExport, Some(id), q).await
+}
+
+/// Body of an erasure (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EraseBody {
+    /// Only say what would be erased.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Erases a customer (GDPR Art. 17): every row, field and file of theirs,
+/// then a verification pass; the receipt ends with `residue` (admin).
+#[utoipa::path(post, path = "/v1/customers/{id}/erase", params(("id" = i64, Path, description = "Customer id")),
+    request_body(content = Option<EraseBody>, description = "`{\"dry_run\": true}` only counts"),
+    responses((status = 200, description = "The receipt: tables, rows and fields touched, files cleaned, suppressed identities, `residue`"),
+        (status = 404, description = "No such customer")),
+    security(("bearer" = [])))]
+async fn erase(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let b: EraseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        EraseBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body: {e}")))?
+    };
+    erased_json(st, c, Action::PrivacyErase, move |e, a| {
+        e.privacy_erase(a, id, b.dry_run)
+    })
+    .await
+}
+
+/// Runs an erasure and answers once the served snapshot no longer holds
+/// the person: no request after the receipt sees them, not even from the
+/// caches of the snapshot before (the refresher swaps it within 200 ms).
+async fn erased_json<F>(
+    st: Arc<AppState>,
+    c: Caller,
+    action: Action,
+    f: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(
+            &Engine,
+            &Access,
+        ) -> Result<infogap_engine::privacy::erase::EraseReceipt, EngineError>
+        + Send
+        + 'static,
+{
+    let ((receipt, generation), actor) = call(&st, c, action, move |e, _, a| {
+        let r = f(e, a)?;
+        Ok((r, e.store().generation()?.generation))
+    })
+    .await?;
+    if receipt.status == "done" {
+        let t0 = std::time::Instant::now();
+        while st.insights().generation < generation {
+            if t0.elapsed() > std::time::Duration::from_secs(10) {
+                tracing::warn!("erasure: the snapshot did not follow within 10 s");
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    Ok(json_with_actor(StatusCode::OK, &receipt, actor))
+}
+
+/// The calling customer asks to be erased: queued for an admin, or
+/// executed at once, as `[privacy] erasure_requests` says.
+#[utoipa::path(post, path = "/v1/me/erase",
+    responses((status = 200, description = "`status`: `requested` (queued) or `done` with the receipt")),
+    security(("bearer" = [])))]
+async fn me_erase(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    erased_json(st, c, Action::SelfWrite, move |e, a| e.request_erasure(a)).await
+}
+
+/// The erasure journal: requests waiting for approval and receipts (admin).
+#[utoipa::path(get, path = "/v1/erasures",
+    responses((status = 200, description = "Erasures, newest first (no personal value)")),
+    security(("bearer" = [])))]
+async fn erasures(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::PrivacyErase, move |e, _, _| e.erasures(None)).await
+}
+
+/// Approves a queued erasure request and runs it (admin).
+#[utoipa::path(post, path = "/v1/erasures/{id}/approve", params(("id" = i64, Path, description = "Erasure id")),
+    responses((status = 200, description = "The receipt"), (status = 404, description = "No such request waiting")),
+    security(("bearer" = [])))]
+async fn approve_erasure(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    erased_json(st, c, Action::PrivacyErase, move |e, a| {
+        e.approve_erasure(a, id)
+    })
+    .await
+}
+
+/// The calling customer's own export (customer tokens).
+#[utoipa::path(get, path = "/v1/me/export", params(ExportQuery),
+    responses((status = 200, description = "`application/zip` (or JSON with `format=json`) of everything held about the caller")),
+    security(("bearer" = [])))]
+async fn me_export(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    export_response(st, c, Action::SelfRead, None, q).await
+}
+
+/// Makes an export (of `id`, or of the calling customer) and renders it
+/// as a zip attachment named by the customer id only, or as JSON.
+async fn export_response(
+    st: Arc<AppState>,
+    c: Caller,
+    action: Action,
+    id: Option<i64>,
+    q: ExportQuery,
+) -> Result<Response, ApiError> {
+    let json = match q.format.as_deref() {
+        None | Some("zip") => false,
+        Some("json") => true,
+        Some(_) => return Err(ApiError::bad_request("format: expected zip or json")),
+    };
+    let ((bytes, id), actor) = call(&st, c, action, move |e, s, a| {
+        let id = match id {
+            Some(id) => id,
+            None => a
+                .principal
+                .customer
+                .ok_or_else(|| EngineError::Forbidden("only a customer token has a `me`".into()))?,
+        };
+        let ins = s.insights();
+        let ex = e.privacy_export(a, Some(&ins), id)?;
+        let bytes = if json {
+            serde_json::to_vec(&ex)
+                .map_err(|e| EngineError::Invariant(format!("the export is not JSON: {e}")))?
+        } else {
+            ex.to_zip(std::io::Cursor::new(Vec::new()))?.into_inner()
+        };
+        Ok((bytes, id))
+    })
+    .await?;
+    let mut res = if json {
+        ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+    } else {
+        let disposition = format!("attachment; filename=\"infogap-export-{id}.zip\"");
+        (
+            [
+                (header::CONTENT_TYPE, "application/zip".to_string()),
+                (header::CONTENT_DISPOSITION, disposition),
+            ],
+            bytes,
+        )
+            .into_response()
+    };
+    res.extensions_mut().insert(Actor(actor));
+    Ok(res)
+}
+
 /// Starts training a model (`recs`, `churn`, `clv`, `amount`) in the background.
 #[utoipa::path(post, path = "/v1/models/{kind}/train", params(("kind" = String, Path, description = "recs, churn, clv or amount")),
     responses((status = 202, description = "The job; poll /v1/jobs/{id}")), security(("bearer" = [])))]
@@ -646,8 +947,10 @@ async fn audit(
 #[openapi(
     info(title = "infogap", description = "Customer data shared by policy: every response shaped by the caller's role and recorded in the audit trail."),
     paths(healthz, metrics, openapi, lookup, customer, timeline, recommendations, churn, clv, segments, members,
-          watchlist, stats, forecasts, me, me_recommendations, train, job, audit),
-    components(schemas(LookupBody)),
+          watchlist, stats, forecasts, me, me_recommendations, export, me_export, train, job, audit,
+          consents, consents_change, me_consents, me_consents_change,
+          erase, me_erase, erasures, approve_erasure),
+    components(schemas(LookupBody, ConsentBody, EraseBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -69,14 +69,57 @@ pub struct AuditRecord {
     /// The entry.
     #[serde(flatten)]
     pub entry: AuditEntry,
+    /// The person it was about was erased: their id and name are gone
+    /// from it (the chain still verifies through its subject commitment).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
+    /// SHA-256 over a random salt, the actor and the customers: the chain
+    /// covers this instead of the two, so they can be redacted (`None`:
+    /// a record written before redaction existed, chained over them).
+    #[serde(skip)]
+    pub subject_commit: Option<String>,
+    #[serde(skip)]
+    subject_salt: Option<String>,
     /// Hash of the record before (hex).
     pub prev_hash: String,
     /// Hash of this record (hex).
     pub hash: String,
 }
 
-/// The hash of a record: SHA-256 over a canonical JSON array of its fields
-/// and the previous hash.
+/// The subject commitment of a record: SHA-256 over its salt, actor and
+/// customers. Redacting the two drops the salt and keeps the commitment.
+pub fn subject_commit(salt: &str, actor: &str, customers: &[i64]) -> String {
+    let canon = serde_json::json!([salt, actor, customers]);
+    let mut h = Sha256::new();
+    h.update(canon.to_string().as_bytes());
+    hex(&h.finalize())
+}
+
+/// The hash of a record whose subject (actor, customers) is committed to
+/// by `commit`: SHA-256 over a canonical JSON array of its other fields,
+/// the commitment and the previous hash.
+pub fn record_hash_committed(seq: i64, e: &AuditEntry, commit: &str, prev_hash: &str) -> String {
+    let canon = serde_json::json!([
+        seq,
+        e.time_us,
+        "subject",
+        commit,
+        e.actor_kind,
+        e.role,
+        e.action,
+        e.fields,
+        e.origin,
+        e.request_id,
+        e.detail,
+        prev_hash
+    ]);
+    let mut h = Sha256::new();
+    h.update(canon.to_string().as_bytes());
+    hex(&h.finalize())
+}
+
+/// The hash of a record of the first format: SHA-256 over a canonical JSON
+/// array of its fields and the previous hash.
 pub fn record_hash(seq: i64, e: &AuditEntry, prev_hash: &str) -> String {
     let canon = serde_json::json!([
         seq,
@@ -159,6 +202,11 @@ CREATE TABLE IF NOT EXISTS audit_subjects (
     PRIMARY KEY (customer_id, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS audit_actor ON audit_log(actor, seq);
+CREATE TABLE IF NOT EXISTS audit_redactions (
+    customer_id INTEGER PRIMARY KEY,
+    records     INTEGER NOT NULL,
+    at_us       INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_head (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     seq         INTEGER NOT NULL,
@@ -223,6 +271,28 @@ impl AuditLog {
             .map_err(|e| open_err(e.to_string()))?;
         rt.block_on(sqlx::raw_sql(SCHEMA).execute(&mut conn))
             .map_err(|e| open_err(e.to_string()))?;
+        // records with a redactable subject (a trail written before has
+        // none; its records keep verifying the first way)
+        let cols = rt
+            .block_on(
+                sqlx::query("SELECT name FROM pragma_table_info('audit_log')").fetch_all(&mut conn),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        let has = cols.iter().any(|r| {
+            r.try_get::<String, _>(0)
+                .is_ok_and(|n| n == "subject_commit")
+        });
+        if !has {
+            rt.block_on(
+                sqlx::raw_sql(
+                    "ALTER TABLE audit_log ADD COLUMN subject_commit TEXT;
+                     ALTER TABLE audit_log ADD COLUMN subject_salt TEXT;
+                     ALTER TABLE audit_log ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;",
+                )
+                .execute(&mut conn),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        }
         Ok(AuditLog {
             rt,
             conn: Mutex::new(conn),
@@ -311,7 +381,7 @@ impl AuditLog {
     /// Records matching the filter, newest first.
     pub fn records(&self, f: &AuditFilter) -> Result<Vec<AuditRecord>> {
         let mut sql = String::from(
-            "SELECT l.seq, l.time_us, l.actor, l.actor_kind, l.role, l.action, l.customers, l.fields, l.origin, l.request_id, l.detail, l.prev_hash, l.hash FROM audit_log l",
+            "SELECT l.seq, l.time_us, l.actor, l.actor_kind, l.role, l.action, l.customers, l.fields, l.origin, l.request_id, l.detail, l.prev_hash, l.hash, l.subject_commit, l.subject_salt, l.redacted FROM audit_log l",
         );
         let mut conds: Vec<&str> = Vec::new();
         if f.customer.is_some() {
@@ -358,7 +428,7 @@ impl AuditLog {
                     .await
                     .map_err(db_err)?;
                 let rows = sqlx::query(
-                    "SELECT seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash FROM audit_log ORDER BY seq",
+                    "SELECT seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash, subject_commit, subject_salt, redacted FROM audit_log ORDER BY seq",
                 )
                 .fetch_all(&mut *tx)
                 .await
@@ -398,7 +468,24 @@ impl AuditLog {
                         ));
                         return Ok(check);
                     }
-                    if record_hash(rec.seq, &rec.entry, &prev) != rec.hash {
+                    let hash = match (&rec.subject_commit, &rec.subject_salt) {
+                        (Some(commit), salt) => {
+                            if let Some(salt) = salt
+                                && subject_commit(salt, &rec.entry.actor, &rec.entry.customers)
+                                    != *commit
+                            {
+                                check.first_bad = Some(rec.seq);
+                                check.reason = Some(format!(
+                                    "record {} was altered (its actor or customers do not match their commitment)",
+                                    rec.seq
+                                ));
+                                return Ok(check);
+                            }
+                            record_hash_committed(rec.seq, &rec.entry, commit, &prev)
+                        }
+                        (None, _) => record_hash(rec.seq, &rec.entry, &prev),
+                    };
+                    if hash != rec.hash {
                         check.first_bad = Some(rec.seq);
                         check.reason = Some(format!(
                             "record {} was altered (its hash does not match its content)",
@@ -434,6 +521,96 @@ impl AuditLog {
     }
 }
 
+/// What redacting a person from the trail changed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Redaction {
+    /// Records that named the person, now without them.
+    pub records: u64,
+    /// Records written before redaction existed: chained over their
+    /// subject, so they cannot be redacted without breaking the chain.
+    pub not_redactable: u64,
+}
+
+impl AuditLog {
+    /// Removes an erased customer from every record about them: their id
+    /// leaves `customers`, their token's name (`customer #ID`) becomes
+    /// `[erased]`, and the index of records by customer forgets them. The
+    /// chain still verifies: it covers each record's subject commitment,
+    /// not the subject itself. Old values are zeroed in the file
+    /// (`secure_delete`) and the WAL is truncated.
+    pub fn redact_customer(&self, customer: i64) -> Result<Redaction> {
+        let name = format!("customer #{customer}");
+        self.with_raw(|db| {
+            db.exec("PRAGMA secure_delete = ON")?;
+            db.exec("BEGIN IMMEDIATE")?;
+            let r = (|| {
+                let mut out = Redaction::default();
+                let mut rows = Vec::new();
+                {
+                    let mut st = db.prepare(
+                        "SELECT l.seq, l.actor, l.customers, l.subject_commit IS NOT NULL FROM audit_log l
+                         JOIN audit_subjects s ON s.seq = l.seq WHERE s.customer_id = ?1
+                         UNION SELECT seq, actor, customers, subject_commit IS NOT NULL FROM audit_log WHERE actor = ?2",
+                    )?;
+                    st.bind_i64(1, customer)?;
+                    st.bind_text(2, &name)?;
+                    while st.step()? {
+                        rows.push((st.i64(0)?, st.text(1)?, st.text(2)?, st.i64(3)? != 0));
+                    }
+                }
+                let mut up = db.prepare(
+                    "UPDATE audit_log SET actor = ?1, customers = ?2, subject_salt = NULL, redacted = 1 WHERE seq = ?3",
+                )?;
+                for (seq, actor, customers, committed) in rows {
+                    if !committed {
+                        out.not_redactable += 1;
+                        continue;
+                    }
+                    let list: Vec<i64> = serde_json::from_str(&customers)
+                        .map_err(|e| StoreError::Corrupt(format!("audit trail customers: {e}")))?;
+                    let kept: Vec<i64> = list.into_iter().filter(|c| *c != customer).collect();
+                    let actor = if actor == name { "[erased]".to_string() } else { actor };
+                    up.bind_text(1, &actor)?;
+                    up.bind_text(
+                        2,
+                        &serde_json::to_string(&kept)
+                            .map_err(|e| StoreError::Database(e.to_string()))?,
+                    )?;
+                    up.bind_i64(3, seq)?;
+                    while up.step()? {}
+                    up.reset()?;
+                    out.records += 1;
+                }
+                let mut del = db.prepare("DELETE FROM audit_subjects WHERE customer_id = ?1")?;
+                del.bind_i64(1, customer)?;
+                while del.step()? {}
+                let mut ins = db.prepare(
+                    "INSERT INTO audit_redactions (customer_id, records, at_us) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(customer_id) DO UPDATE SET records = records + ?2, at_us = ?3",
+                )?;
+                ins.bind_i64(1, customer)?;
+                ins.bind_i64(2, out.records as i64)?;
+                ins.bind_i64(3, chrono::Utc::now().timestamp_micros())?;
+                while ins.step()? {}
+                Ok(out)
+            })();
+            match r {
+                Ok(v) => {
+                    db.exec("COMMIT")?;
+                    // the old values out of the WAL (best effort: a reader
+                    // of another process may hold it; its next checkpoint does)
+                    let _ = db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = db.exec("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
 /// Appends inside the caller's write transaction.
 fn append_in(db: &RawDb<'_>, entries: &[AuditEntry]) -> Result<Vec<i64>> {
     let (mut seq, mut prev) = {
@@ -445,15 +622,21 @@ fn append_in(db: &RawDb<'_>, entries: &[AuditEntry]) -> Result<Vec<i64>> {
         }
     };
     let mut ins = db.prepare(
-        "INSERT INTO audit_log (seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        "INSERT INTO audit_log (seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash, subject_commit, subject_salt)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
     let mut sub =
         db.prepare("INSERT OR IGNORE INTO audit_subjects (customer_id, seq) VALUES (?1, ?2)")?;
     let mut seqs = Vec::with_capacity(entries.len());
     for e in entries {
         seq += 1;
-        let hash = record_hash(seq, e, &prev);
+        let salt = {
+            let mut b = [0u8; 16];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut b);
+            hex(&b)
+        };
+        let commit = subject_commit(&salt, &e.actor, &e.customers);
+        let hash = record_hash_committed(seq, e, &commit, &prev);
         let customers = serde_json::to_string(&e.customers)
             .map_err(|err| StoreError::Database(format!("audit trail: {err}")))?;
         let fields = serde_json::to_string(&e.fields)
@@ -471,6 +654,8 @@ fn append_in(db: &RawDb<'_>, entries: &[AuditEntry]) -> Result<Vec<i64>> {
         ins.bind_text(11, &e.detail)?;
         ins.bind_text(12, &prev)?;
         ins.bind_text(13, &hash)?;
+        ins.bind_text(14, &commit)?;
+        ins.bind_text(15, &salt)?;
         while ins.step()? {}
         ins.reset()?;
         for c in &e.customers {
@@ -514,6 +699,9 @@ fn row_record(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord> {
         },
         prev_hash: r.try_get(11).map_err(g)?,
         hash: r.try_get(12).map_err(g)?,
+        subject_commit: r.try_get(13).map_err(g)?,
+        subject_salt: r.try_get(14).map_err(g)?,
+        redacted: r.try_get::<i64, _>(15).map_err(g)? != 0,
     })
 }
 
@@ -568,6 +756,63 @@ mod tests {
         }
         let c = log.verify()?;
         assert_eq!(c.first_bad, Some(2), "{c:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn redacting_a_person_keeps_the_chain_valid() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Database(e.to_string()))?;
+        let p = dir.path().join("s.db.audit");
+        let log = AuditLog::open(&p, true)?;
+        log.append(&[entry("customer #7", vec![7]), entry("staff", vec![7, 8])])?;
+        log.append(&[entry("staff", vec![8])])?;
+        let r = log.redact_customer(7)?;
+        assert_eq!(
+            r,
+            Redaction {
+                records: 2,
+                not_redactable: 0
+            }
+        );
+        let c = log.verify()?;
+        assert!(c.intact(), "{c:?}");
+        let all = log.records(&AuditFilter::default())?;
+        assert!(all.iter().all(|x| !x.entry.customers.contains(&7)));
+        assert!(all.iter().all(|x| x.entry.actor != "customer #7"));
+        assert_eq!(all.iter().filter(|x| x.redacted).count(), 2);
+        assert!(
+            log.records(&AuditFilter {
+                customer: Some(7),
+                ..Default::default()
+            })?
+            .is_empty()
+        );
+        assert_eq!(
+            log.records(&AuditFilter {
+                customer: Some(8),
+                ..Default::default()
+            })?
+            .len(),
+            2
+        );
+        drop(log);
+        let bytes = std::fs::read(&p).map_err(|e| StoreError::Database(e.to_string()))?;
+        assert!(
+            !bytes.windows(11).any(|w| w == b"customer #7"),
+            "the name is gone from the file"
+        );
+        // an unredacted record's subject is still protected by its commitment
+        let log = AuditLog::open(&p, false)?;
+        {
+            let mut conn = log.lock();
+            log.rt
+                .block_on(
+                    sqlx::query("UPDATE audit_log SET customers = '[9]' WHERE seq = 3")
+                        .execute(&mut *conn),
+                )
+                .map_err(db_err)?;
+        }
+        assert_eq!(log.verify()?.first_bad, Some(3));
         Ok(())
     }
 

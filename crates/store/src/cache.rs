@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 
 use infogap_core::dataset::{AttrValue, CampaignInfo, Dataset, ProductInfo};
 
+use crate::crypto::{DataKey, Field};
 use crate::snapshot::*;
 
 const MAGIC: &[u8; 8] = b"IGSNAP\0\0";
 /// Bumped whenever the layout changes; an older cache is rebuilt.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// Rows per section.
 pub const CHUNK_ROWS: usize = 1 << 16;
 
@@ -692,14 +693,29 @@ fn dec_contacts(d: &mut Dec) -> DResult<Vec<RawContact>> {
 
 // ---------------------------------------------------------------- file
 
-struct SectionWriter<W: Write> {
+struct SectionWriter<'k, W: Write> {
     out: W,
     sections: u64,
     bytes: u64,
+    key: Option<&'k DataKey>,
 }
 
-impl<W: Write> SectionWriter<W> {
+/// Sections that hold personal values (identity values, attributes,
+/// feedback text): sealed with the store's data key when it has one.
+fn is_personal(tag: u32) -> bool {
+    matches!(tag, tag::IDENTITIES | tag::ATTRIBUTES | tag::FEEDBACK)
+}
+
+impl<W: Write> SectionWriter<'_, W> {
     fn section(&mut self, tag: u32, payload: &[u8]) -> std::io::Result<()> {
+        let sealed;
+        let payload = match self.key {
+            Some(k) if is_personal(tag) => {
+                sealed = k.seal(Field::Cache, payload);
+                &sealed[..]
+            }
+            _ => payload,
+        };
         self.out.write_all(&tag.to_le_bytes())?;
         self.out.write_all(&(payload.len() as u64).to_le_bytes())?;
         self.out
@@ -731,7 +747,8 @@ impl<W: Write> SectionWriter<W> {
 
 /// Writes `snap` to `path` atomically (a temporary file renamed over it),
 /// returning the bytes written. Readers never see a half-written cache.
-pub fn write(path: &Path, snap: &RawSnapshot) -> Result<u64, CacheError> {
+/// With a data key, the sections holding personal values are sealed with it.
+pub fn write(path: &Path, snap: &RawSnapshot, key: Option<&DataKey>) -> Result<u64, CacheError> {
     let io = |source| CacheError::Io {
         path: path.display().to_string(),
         source,
@@ -749,6 +766,7 @@ pub fn write(path: &Path, snap: &RawSnapshot) -> Result<u64, CacheError> {
             out: BufWriter::with_capacity(1 << 20, file),
             sections: 0,
             bytes: 0,
+            key,
         };
         w.out.write_all(MAGIC)?;
         w.out.write_all(&FORMAT_VERSION.to_le_bytes())?;
@@ -881,7 +899,8 @@ impl Section {
 /// Reads the sections of a cache file in order, checking the magic, the
 /// version, that the header comes first and that the end section's count
 /// matches. Checksums are left to [`Section::verify`].
-struct Sections {
+struct Sections<'k> {
+    key: Option<&'k DataKey>,
     path: String,
     file_len: u64,
     r: BufReader<std::fs::File>,
@@ -889,8 +908,8 @@ struct Sections {
     done: bool,
 }
 
-impl Sections {
-    fn open(path: &Path) -> Result<Sections, CacheError> {
+impl<'k> Sections<'k> {
+    fn open(path: &Path, key: Option<&'k DataKey>) -> Result<Sections<'k>, CacheError> {
         let shown = path.display().to_string();
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
@@ -906,6 +925,7 @@ impl Sections {
         };
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut s = Sections {
+            key,
             path: shown,
             file_len,
             r: BufReader::with_capacity(1 << 16, file),
@@ -962,12 +982,25 @@ impl Sections {
         self.r
             .read_exact(&mut payload)
             .map_err(|_| self.invalid(format!("section {index} is truncated")))?;
-        let sec = Section {
+        let mut sec = Section {
             index,
             tag,
             crc,
             payload,
         };
+        if let Some(k) = self.key
+            && is_personal(tag)
+        {
+            // a cache sealed with another key (or none) is unusable: rebuilt
+            sec.verify()
+                .map_err(|e| self.invalid(format!("section {index} {e}")))?;
+            sec.payload = k.open(Field::Cache, &sec.payload).map_err(|_| {
+                self.invalid(format!(
+                    "section {index} is not sealed with this store's key"
+                ))
+            })?;
+            sec.crc = crc32fast::hash(&sec.payload);
+        }
         if (index == 0) != (tag == tag::HEADER) {
             return Err(self.invalid("the header section is not first".into()));
         }
@@ -1040,9 +1073,9 @@ fn header(d: &mut Dec<'_>) -> DResult<Header> {
 /// Reads the cache at `path`. Any damage is an [`CacheError::Invalid`] that
 /// says what was wrong; the caller decides whether the store id and
 /// generation fit.
-pub fn read(path: &Path) -> Result<RawSnapshot, CacheError> {
+pub fn read(path: &Path, key: Option<&DataKey>) -> Result<RawSnapshot, CacheError> {
     let mut snap = RawSnapshot::default();
-    let mut secs = Sections::open(path)?;
+    let mut secs = Sections::open(path, key)?;
     while let Some(sec) = secs.next_section()? {
         secs.decode(&sec, |d| {
             match sec.tag {
@@ -1076,7 +1109,7 @@ pub fn read(path: &Path) -> Result<RawSnapshot, CacheError> {
 /// The store id and generation a cache file was written for, reading only
 /// its header (and checking the header's checksum).
 pub fn read_header(path: &Path) -> Result<(String, i64), CacheError> {
-    let mut secs = Sections::open(path)?;
+    let mut secs = Sections::open(path, None)?;
     let sec = secs
         .next_section()?
         .ok_or_else(|| secs.invalid("no header".into()))?;
@@ -1108,8 +1141,13 @@ const BATCH_BYTES: usize = 8 << 20;
 /// decoded, with no raw copy in between, and order lines (nearly all of the
 /// bytes) are verified and decoded in parallel batches into their final
 /// place. Same result as [`read`] followed by [`RawSnapshot::dataset`].
-pub fn read_dataset(path: &Path, store_id: &str, generation: i64) -> Result<Direct, CacheError> {
-    let mut secs = Sections::open(path)?;
+pub fn read_dataset(
+    path: &Path,
+    store_id: &str,
+    generation: i64,
+    key: Option<&DataKey>,
+) -> Result<Direct, CacheError> {
+    let mut secs = Sections::open(path, key)?;
     let mut identities = Vec::new();
     let mut attributes = Vec::new();
     let mut orders: Vec<(RawOrder, OrderFinal)> = Vec::new();
@@ -1436,7 +1474,7 @@ mod tests {
                 .and_then(|h| h.set_modified(hour_ago))
                 .expect("age it");
         }
-        write(&p, &sample()).expect("write");
+        write(&p, &sample(), None).expect("write");
         assert!(!old.exists(), "a killed writer's temporary stays behind");
         assert!(
             fresh.exists() && other.exists(),
@@ -1473,8 +1511,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("x.snapshot");
         let s = sample();
-        write(&p, &s).expect("write");
-        assert_eq!(read(&p).expect("read"), s);
+        write(&p, &s, None).expect("write");
+        assert_eq!(read(&p, None).expect("read"), s);
     }
 
     #[test]
@@ -1499,62 +1537,62 @@ mod tests {
         }
         seg.lines.reverse();
         s.orders[0].amount = None;
-        write(&p, &s).expect("write");
+        write(&p, &s, None).expect("write");
         let want = s.dataset().expect("assemble");
-        match read_dataset(&p, "abc", 7).expect("read") {
+        match read_dataset(&p, "abc", 7, None).expect("read") {
             Direct::Dataset(ds) => assert_eq!(*ds, want),
             other => panic!("expected a data set, got {other:?}"),
         }
         assert!(matches!(
-            read_dataset(&p, "abc", 8).expect("read"),
+            read_dataset(&p, "abc", 8, None).expect("read"),
             Direct::Stale { generation: 7, .. }
         ));
         assert!(matches!(
-            read_dataset(&p, "other", 7).expect("read"),
+            read_dataset(&p, "other", 7, None).expect("read"),
             Direct::Stale { .. }
         ));
         // interleaved files: the direct read declines, the raw path copes
         s.segments.entry(2).or_default().lines[0].id = 10;
         s.segments.entry(2).or_default().lines.rotate_left(1);
-        write(&p, &s).expect("write");
+        write(&p, &s, None).expect("write");
         assert!(matches!(
-            read_dataset(&p, "abc", 7).expect("read"),
+            read_dataset(&p, "abc", 7, None).expect("read"),
             Direct::Interleaved
         ));
-        assert_eq!(read(&p).expect("raw"), s);
+        assert_eq!(read(&p, None).expect("raw"), s);
     }
 
     #[test]
     fn every_flipped_or_cut_byte_is_detected() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("x.snapshot");
-        write(&p, &sample()).expect("write");
+        write(&p, &sample(), None).expect("write");
         let good = std::fs::read(&p).expect("bytes");
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x10;
             std::fs::write(&p, &bad).expect("write bad");
             assert!(
-                matches!(read(&p), Err(CacheError::Invalid { .. })),
+                matches!(read(&p, None), Err(CacheError::Invalid { .. })),
                 "flipping byte {i} went unnoticed"
             );
             assert!(
-                !matches!(read_dataset(&p, "abc", 7), Ok(Direct::Dataset(_))),
+                !matches!(read_dataset(&p, "abc", 7, None), Ok(Direct::Dataset(_))),
                 "flipping byte {i} went unnoticed by the direct read"
             );
         }
         for cut in [0, 5, 12, 30, good.len() - 1] {
             std::fs::write(&p, &good[..cut]).expect("write cut");
             assert!(
-                matches!(read(&p), Err(CacheError::Invalid { .. })),
+                matches!(read(&p, None), Err(CacheError::Invalid { .. })),
                 "cutting at {cut} went unnoticed"
             );
         }
         let mut longer = good.clone();
         longer.push(0);
         std::fs::write(&p, &longer).expect("write long");
-        assert!(matches!(read(&p), Err(CacheError::Invalid { .. })));
+        assert!(matches!(read(&p, None), Err(CacheError::Invalid { .. })));
         std::fs::remove_file(&p).expect("rm");
-        assert!(matches!(read(&p), Err(CacheError::Missing)));
+        assert!(matches!(read(&p, None), Err(CacheError::Missing)));
     }
 }

@@ -503,8 +503,68 @@ pub fn snapshot_deltas_track_every_change(store: &dyn Store) {
     assert!(d.full);
 }
 
+/// Consent rows are the history (oldest first, rows without a time
+/// first); the latest per customer and purpose is by time, ties by the
+/// higher row id, over all the customer's identities.
+pub fn consent_history_and_latest(store: &dyn Store) {
+    let mut tx = ok(store.begin());
+    let sid = ok(tx.upsert_source("crm", "customers", "crm"));
+    ok(tx.write(&sample_batch(sid)));
+    let row = |identity_id: i64, purpose: &str, granted: bool, time: Option<i64>| ConsentRow {
+        source_id: sid,
+        file_id: 18,
+        identity_id,
+        purpose: purpose.into(),
+        granted,
+        time,
+    };
+    let b = WriteBatch {
+        consents: vec![
+            row(1, "marketing", false, Some(20)),
+            row(1, "profiling", true, None),
+            row(2, "marketing", false, Some(5)),
+            row(1, "analytics", true, Some(30)),
+            row(1, "analytics", false, Some(30)),
+        ],
+        ..Default::default()
+    };
+    ok(tx.write(&b));
+    ok(tx.commit());
+    let h = ok(store.consent_history(1));
+    let got: Vec<(&str, bool, Option<i64>)> = h
+        .iter()
+        .map(|r| (r.purpose.as_str(), r.granted, r.time))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("profiling", true, None),
+            ("marketing", true, Some(10)),
+            ("marketing", false, Some(20)),
+            ("analytics", true, Some(30)),
+            ("analytics", false, Some(30)),
+        ]
+    );
+    assert!(h.iter().all(|r| r.source == "crm"));
+    let latest: Vec<(i64, String, bool)> = ok(store.latest_consents())
+        .into_iter()
+        .map(|l| (l.customer_id, l.purpose, l.granted))
+        .collect();
+    assert_eq!(
+        latest,
+        vec![
+            (1, "analytics".to_string(), false),
+            (1, "marketing".to_string(), false),
+            (1, "profiling".to_string(), true),
+            (2, "marketing".to_string(), false),
+        ]
+    );
+    assert!(ok(store.consent_history(99)).is_empty());
+}
+
 /// Runs the whole suite, each case on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+    consent_history_and_latest(make().as_ref());
     empty_store_is_empty(make().as_ref());
     write_read_and_idempotence(make().as_ref());
     dropped_transaction_rolls_back(make().as_ref());

@@ -21,6 +21,11 @@
 pub mod audit;
 pub mod cache;
 pub mod conformance;
+pub mod crypto;
+mod erase;
+mod keyed;
+pub use erase::{ErasurePlan, ErasureRecord, TableCount};
+pub use keyed::{RotateReport, SealCounts};
 mod migrate;
 mod raw;
 pub mod snapshot;
@@ -35,6 +40,12 @@ pub use sqlite::SqliteStore;
 
 mod backup;
 pub use backup::{BackupCheck, BackupReport, secret_path, verify_backup};
+
+mod export;
+pub use export::{
+    AttributeRecord, ContactRecord, EventRecord, FeedbackRecord, LineRecord, OrderRecord,
+    PersonRows,
+};
 
 /// Storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +72,14 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The data key is missing, unreadable or not this store's.
+    #[error("key file {path}: {reason}")]
+    Key {
+        /// The key file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A backup cannot be written or checked.
     #[error("backup {path}: {reason}")]
     Backup {
@@ -69,6 +88,15 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+}
+
+/// Crash-test hook: when `INFOGAP_FAILPOINT` names this point, the process
+/// aborts here, as `kill -9` would stop it. Tests of interrupted rotations
+/// and erasures use it to stop at the exact step they want to prove safe.
+pub fn failpoint(name: &str) {
+    if std::env::var("INFOGAP_FAILPOINT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
 }
 
 /// Result alias.
@@ -711,6 +739,15 @@ pub trait Store: Send + Sync {
     fn customers_of_sources(&self, sources: &[i64]) -> Result<std::collections::HashSet<i64>>;
     /// The newest version of every model kind.
     fn model_versions(&self) -> Result<Vec<(String, i64)>>;
+    /// Every kept version of a model kind, oldest first.
+    fn model_history(&self, kind: &str) -> Result<Vec<i64>>;
+    /// One version of a model kind (as [`Store::load_model`] gives the newest).
+    fn load_model_version(&self, kind: &str, version: i64) -> Result<Option<SavedModel>>;
+    /// Replaces the blob of one saved version in place, stored the way
+    /// [`Store::save_model`] stores blobs (a person's erasure from the saved
+    /// models); params, metrics and the creation time stay. False when there
+    /// is no such version.
+    fn replace_model_blob(&self, kind: &str, version: i64, blob: &[u8]) -> Result<bool>;
 
     /// Saves a new API key or customer token (its hash only).
     fn create_key(&self, key: &KeyRecord) -> Result<()>;
@@ -721,6 +758,67 @@ pub trait Store: Send + Sync {
     /// Marks a key revoked at `at` (Unix seconds); false when there is no
     /// such key or it was already revoked.
     fn revoke_key(&self, id: &str, at: i64) -> Result<bool>;
+
+    /// The data key personal values are sealed with (the snapshot cache
+    /// seals its personal sections with it too); `None`: no encryption.
+    fn data_key(&self) -> Option<std::sync::Arc<crypto::DataKey>> {
+        None
+    }
+
+    /// Re-seals everything under a new data key (see `keyed`).
+    fn rotate_key(&mut self) -> Result<RotateReport>;
+
+    /// Rewrites the store without free pages and truncates its log, so
+    /// deleted values are gone from the files.
+    fn vacuum(&self) -> Result<()>;
+
+    /// What erasing a customer touches.
+    fn erasure_plan(&self, customer_id: i64) -> Result<ErasurePlan>;
+
+    /// Erases a customer in one transaction (see `erase`).
+    fn erase_customer(
+        &self,
+        customer_id: i64,
+        erasure_id: i64,
+        anonymize: bool,
+        suppress: &[(String, String)],
+    ) -> Result<Vec<TableCount>>;
+
+    /// Starts an erasure in the journal.
+    fn create_erasure(
+        &self,
+        customer_id: i64,
+        status: &str,
+        mode: &str,
+        requested_by: &str,
+    ) -> Result<i64>;
+
+    /// Sets an erasure's status and receipt.
+    fn set_erasure(&self, id: i64, status: &str, receipt: Option<&str>) -> Result<()>;
+
+    /// The erasure journal, newest first.
+    fn erasures(&self, status: Option<&str>) -> Result<Vec<ErasureRecord>>;
+
+    /// Suppression hashes of erased identities.
+    fn suppressions(&self) -> Result<std::collections::HashSet<String>>;
+
+    /// Deletes (or counts) facts of a kind older than `cutoff`.
+    fn retain(&self, kind: &str, cutoff: i64, dry_run: bool) -> Result<Vec<TableCount>>;
+
+    /// Every consent row of a customer (all its identities, every source),
+    /// oldest first (by time, rows without a time first; ties by row id):
+    /// the consent history.
+    fn consent_history(&self, customer_id: i64) -> Result<Vec<ConsentRecord>>;
+    /// The latest consent row per customer and purpose over all customers
+    /// (latest by time, ties by the higher row id), in one read.
+    fn latest_consents(&self) -> Result<Vec<LatestConsent>>;
+
+    /// Every row of a customer (all its identities, every source) with
+    /// the source and file or line it came from, read in one transaction:
+    /// the person's export. Values encrypted at rest are left out (read
+    /// them through `customer_identities`, `customer_facts` and
+    /// `customer_timeline`).
+    fn person_rows(&self, customer_id: i64) -> Result<PersonRows>;
 }
 
 /// Where a timeline page ends: (time, kind, id) of its last row.
@@ -786,4 +884,36 @@ pub struct KeyRecord {
 /// Current time as RFC 3339 (UTC, seconds).
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// One consent row of a customer, as recorded (rows are only appended: a
+/// change is a new row, so the rows are the history).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsentRecord {
+    /// Row id.
+    pub id: i64,
+    /// Purpose.
+    pub purpose: String,
+    /// Granted (true) or withdrawn (false).
+    pub granted: bool,
+    /// When (Unix seconds), if the source said.
+    pub time: Option<i64>,
+    /// Source name (a department's, or `self-service` / `staff` for
+    /// changes recorded through infogap).
+    pub source: String,
+    /// File of that source (`consent-changes` for recorded changes).
+    pub file: String,
+}
+
+/// The latest consent row of one customer for one purpose.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LatestConsent {
+    /// Customer.
+    pub customer_id: i64,
+    /// Purpose.
+    pub purpose: String,
+    /// Granted or withdrawn.
+    pub granted: bool,
+    /// When, if known.
+    pub time: Option<i64>,
 }

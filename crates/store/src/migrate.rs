@@ -31,6 +31,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "fact_indexes",
         sql: include_str!("../migrations/0004_fact_indexes.sql"),
     },
+    Migration {
+        version: 5,
+        name: "privacy",
+        sql: include_str!("../migrations/0005_privacy.sql"),
+    },
 ];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).

@@ -140,6 +140,27 @@ impl Stmt<'_> {
         Ok(())
     }
 
+    /// Binds a blob parameter (1-based).
+    pub(crate) fn bind_blob(&mut self, idx: c_int, v: &[u8]) -> Result<()> {
+        let len = c_int::try_from(v.len())
+            .map_err(|_| StoreError::Database("parameter too long".into()))?;
+        // SAFETY: the statement is live; SQLITE_TRANSIENT makes SQLite copy
+        // the bytes before the call returns.
+        let rc = unsafe {
+            ffi::sqlite3_bind_blob(
+                self.stmt.as_ptr(),
+                idx,
+                v.as_ptr().cast(),
+                len,
+                ffi::SQLITE_TRANSIENT(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.db.error("bind"));
+        }
+        Ok(())
+    }
+
     /// Binds optional text (NULL for `None`).
     pub(crate) fn bind_opt_text(&mut self, idx: c_int, v: Option<&str>) -> Result<()> {
         match v {
@@ -233,6 +254,14 @@ impl Stmt<'_> {
                 std::slice::from_raw_parts(p.cast::<u8>(), n as usize).to_vec()
             }
         })
+    }
+
+    /// A nullable blob column.
+    pub(crate) fn opt_blob(&self, col: c_int) -> Result<Option<Vec<u8>>> {
+        if self.is_null(col) {
+            return Ok(None);
+        }
+        self.blob(col).map(Some)
     }
 
     /// A nullable text column.

@@ -6,9 +6,9 @@
 //! `BEGIN IMMEDIATE`. Bulk inserts use multi-row `INSERT … VALUES` statements
 //! of a few hundred rows, which sqlx prepares once and caches.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use infogap_core::dataset::{
@@ -21,6 +21,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Connection, Row, Sqlite, SqliteConnection};
 use tokio::runtime::Runtime;
 
+use crate::crypto::{DataKey, Field};
+use crate::keyed::load_checked;
 use crate::migrate::{MIGRATIONS, checksum, latest};
 use crate::raw::{RawDb, Stmt};
 use crate::snapshot::*;
@@ -34,9 +36,17 @@ fn db_err(e: sqlx::Error) -> StoreError {
 
 /// The SQLite store.
 pub struct SqliteStore {
-    rt: Runtime,
+    pub(crate) rt: Runtime,
     /// `None` only while being dropped (the connection is closed cleanly).
     conn: Mutex<Option<SqliteConnection>>,
+    /// The data key (`None` only for a store opened at a schema version
+    /// before encryption, as tests of upgrades do): personal values are
+    /// sealed with it on write and opened on read.
+    pub(crate) key: std::sync::RwLock<Option<Arc<DataKey>>>,
+    /// Where the key file is.
+    pub(crate) key_path: Option<PathBuf>,
+    /// Set when this open generated the key file (the caller warns).
+    pub(crate) key_generated: bool,
 }
 
 /// The locked connection.
@@ -98,9 +108,20 @@ pub(crate) fn wal_options(path: &Path, create: bool) -> SqliteConnectOptions {
 }
 
 impl SqliteStore {
-    /// Opens or creates the store at `path` and applies pending migrations.
+    /// Opens or creates the store at `path` and applies pending migrations;
+    /// the data key is the one the store remembers, else `<path>.key`.
     pub fn open(path: &Path) -> Result<SqliteStore> {
-        Self::open_at_version(path, latest())
+        Self::open_with_key(path, None)
+    }
+
+    /// Opens or creates the store with the data key in `key_file` (when
+    /// given: `INFOGAP_KEY_FILE` or `[privacy] key_file`; else the file the
+    /// store remembers, else `<path>.key`). A store without a key gets a
+    /// new key file there ([`SqliteStore::key_generated`]). A key file that
+    /// is missing or not this store's key is an error naming the file, and
+    /// nothing is written.
+    pub fn open_with_key(path: &Path, key_file: Option<&Path>) -> Result<SqliteStore> {
+        Self::open_inner(path, latest(), Some(key_file))
     }
 
     /// Opens the store applying migrations up to `version` only: how tests
@@ -108,6 +129,12 @@ impl SqliteStore {
     /// version works only for reading what that version had.
     #[doc(hidden)]
     pub fn open_at_version(path: &Path, version: i64) -> Result<SqliteStore> {
+        Self::open_inner(path, version, None)
+    }
+
+    /// Opens the store; `key`: `Some(file)` sets up encryption (see
+    /// [`SqliteStore::open_with_key`]), `None` leaves it off.
+    fn open_inner(path: &Path, version: i64, key: Option<Option<&Path>>) -> Result<SqliteStore> {
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
             reason,
@@ -132,11 +159,30 @@ impl SqliteStore {
         let conn = rt
             .block_on(SqliteConnection::connect_with(&opts))
             .map_err(|e| open_err(e.to_string()))?;
-        let store = SqliteStore {
+        let mut store = SqliteStore {
             rt,
             conn: Mutex::new(Some(conn)),
+            key: std::sync::RwLock::new(None),
+            key_path: None,
+            key_generated: false,
         };
-        store.migrate(version)?;
+        if let Some(explicit) = key {
+            // an encrypted store refuses a wrong key before any migration writes
+            if let Some((id, remembered)) = store.stored_key_id()? {
+                let kp = explicit
+                    .map(Path::to_path_buf)
+                    .or(remembered)
+                    .unwrap_or_else(|| crate::crypto::default_key_path(path));
+                let k = load_checked(&kp, &id)?;
+                store.install_key(k, kp);
+            }
+            store.migrate(version)?;
+            if store.data_key().is_none() {
+                store.establish_key(path, explicit)?;
+            }
+        } else {
+            store.migrate(version)?;
+        }
         Ok(store)
     }
 
@@ -243,12 +289,29 @@ fn attr_from_json(text: &str) -> Result<AttrValue> {
         .map_err(|e| StoreError::Corrupt(format!("attribute value {text:?}: {e}")))
 }
 
-fn identity_from_row(r: &SqliteRow) -> Result<IdentityRecord> {
+/// A personal value as stored: its ciphertext when it has one, else the
+/// plaintext column.
+fn unseal(
+    key: Option<&DataKey>,
+    field: Field,
+    secret: Option<Vec<u8>>,
+    clear: Option<String>,
+) -> Result<Option<String>> {
+    match (secret, key) {
+        (Some(s), Some(k)) => k.open_text(field, &s).map(Some),
+        (Some(_), None) => Err(StoreError::Corrupt(
+            "an encrypted value, and no data key to open it".into(),
+        )),
+        (None, _) => Ok(clear),
+    }
+}
+
+fn identity_from_row(r: &SqliteRow, key: Option<&DataKey>) -> Result<IdentityRecord> {
     Ok(IdentityRecord {
         id: get(r, 0)?,
         namespace: get(r, 1)?,
         kind: get(r, 2)?,
-        value: get(r, 3)?,
+        value: unseal(key, Field::Identity, get(r, 7)?, get(r, 3)?)?.unwrap_or_default(),
         customer_id: get(r, 4)?,
         source_id: get(r, 5)?,
         line: get(r, 6)?,
@@ -267,8 +330,12 @@ fn link_from_row(r: &SqliteRow) -> Result<LinkRecord> {
     })
 }
 
-const IDENTITY_COLS: &str = "id, namespace, kind, value, customer_id, source_id, line";
+const IDENTITY_COLS: &str = "id, namespace, kind, value, customer_id, source_id, line, secret";
 const LINK_COLS: &str = "id, a, b, source_id, line, rule, suppressed";
+
+/// A row with its text column as stored (plaintext, or `None` when sealed)
+/// and its ciphertext.
+type Sealed<'a, T> = (&'a T, Option<String>, Option<Vec<u8>>);
 
 /// Rows per multi-row INSERT (kept well under SQLite's 32766 bound parameters).
 const CHUNK: usize = 400;
@@ -289,6 +356,8 @@ pub struct SqliteTx<'a> {
     files: BTreeMap<i64, (bool, BTreeSet<&'static str>)>,
     /// Rows this transaction added per (file, table), with the source.
     added: BTreeMap<(i64, &'static str), (i64, i64)>,
+    /// The data key personal values are sealed with.
+    key: Option<Arc<DataKey>>,
 }
 
 /// The fact tables that arrive by file, as named in `snapshot_log`.
@@ -513,15 +582,22 @@ impl StoreTx for SqliteTx<'_> {
     fn key_maps(&mut self) -> Result<KeyMaps> {
         // bulk reads through the C API: every identity, product and campaign
         // key of the store, read once per imported file
+        let key = self.key.clone();
         self.with_raw(|db| {
             let mut maps = KeyMaps::default();
-            let mut st =
-                db.prepare("SELECT namespace, kind, value, id, customer_id FROM identities")?;
+            let mut st = db.prepare(
+                "SELECT namespace, kind, value, id, customer_id, secret FROM identities",
+            )?;
             while st.step()? {
-                maps.identities.insert(
-                    (st.text(0)?, st.text(1)?, st.text(2)?),
-                    (st.i64(3)?, st.i64(4)?),
-                );
+                let value = unseal(
+                    key.as_deref(),
+                    Field::Identity,
+                    st.opt_blob(5)?,
+                    st.opt_text(2)?,
+                )?
+                .unwrap_or_default();
+                maps.identities
+                    .insert((st.text(0)?, st.text(1)?, value), (st.i64(3)?, st.i64(4)?));
             }
             let mut st = db.prepare("SELECT key, id FROM products")?;
             while st.step()? {
@@ -569,16 +645,31 @@ impl StoreTx for SqliteTx<'_> {
             "consents",
             b.consents.iter().map(|r| (r.source_id, r.file_id)),
         );
+        // personal values sealed; identities keep a blind index for lookups
+        let key = self.key.clone();
+        let sealed_ids: Vec<(&NewIdentity, String, Option<Vec<u8>>)> = b
+            .identities
+            .iter()
+            .map(|r| match &key {
+                Some(k) => (
+                    r,
+                    k.blind(&r.value),
+                    Some(k.seal(Field::Identity, r.value.as_bytes())),
+                ),
+                None => (r, r.value.clone(), None),
+            })
+            .collect();
         self.insert_many(
-            "INSERT INTO identities (id, namespace, kind, value, customer_id, source_id, line, gen) VALUES",
-            8,
+            "INSERT INTO identities (id, namespace, kind, value, secret, customer_id, source_id, line, gen) VALUES",
+            9,
             "ON CONFLICT DO NOTHING",
-            &b.identities,
-            |q, r| {
+            &sealed_ids,
+            |q, (r, value, secret)| {
                 q.bind(r.id)
                     .bind(r.namespace.clone())
                     .bind(r.kind.clone())
-                    .bind(r.value.clone())
+                    .bind(value.clone())
+                    .bind(secret.clone())
                     .bind(r.customer_id)
                     .bind(r.source_id)
                     .bind(r.line)
@@ -718,18 +809,27 @@ impl StoreTx for SqliteTx<'_> {
                     .bind(r.time)
             },
         )?;
+        let sealed_fb: Vec<Sealed<'_, FeedbackRow>> = b
+            .feedback
+            .iter()
+            .map(|r| match (&key, &r.text) {
+                (Some(k), Some(t)) => (r, None, Some(k.seal(Field::FeedbackText, t.as_bytes()))),
+                _ => (r, r.text.clone(), None),
+            })
+            .collect();
         facts += self.insert_many(
-            "INSERT INTO feedback (source_id, file_id, identity_id, kind, score, text, channel, time) VALUES",
-            8,
+            "INSERT INTO feedback (source_id, file_id, identity_id, kind, score, text, secret, channel, time) VALUES",
+            9,
             "ON CONFLICT DO NOTHING",
-            &b.feedback,
-            |q, r| {
+            &sealed_fb,
+            |q, (r, text, secret)| {
                 q.bind(r.source_id)
                     .bind(r.file_id)
                     .bind(r.identity_id)
                     .bind(r.kind.clone())
                     .bind(r.score)
-                    .bind(r.text.clone())
+                    .bind(text.clone())
+                    .bind(secret.clone())
                     .bind(r.channel.clone())
                     .bind(r.time)
             },
@@ -771,25 +871,38 @@ impl StoreTx for SqliteTx<'_> {
         for a in &b.attributes {
             let v =
                 serde_json::to_string(&a.value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            attr_rows.push((a, v));
+            attr_rows.push(match &key {
+                Some(k) => {
+                    let digest = k.row_digest(a.identity_id, &a.name, &v);
+                    (
+                        a,
+                        String::new(),
+                        Some(k.seal(Field::Attribute, v.as_bytes())),
+                        Some(digest),
+                    )
+                }
+                None => (a, v, None, None),
+            });
         }
+        // an unchanged value (same digest) is not rewritten: its generation stays
         facts += self.insert_many(
-            "INSERT INTO attributes (identity_id, name, value, source_id, line, gen) VALUES",
-            6,
-            "ON CONFLICT(identity_id, name, source_id) DO UPDATE SET value = excluded.value, line = excluded.line, gen = excluded.gen WHERE value <> excluded.value",
+            "INSERT INTO attributes (identity_id, name, value, secret, digest, source_id, line, gen) VALUES",
+            8,
+            "ON CONFLICT(identity_id, name, source_id) DO UPDATE SET value = excluded.value, secret = excluded.secret, digest = excluded.digest, line = excluded.line, gen = excluded.gen WHERE value <> excluded.value OR digest IS NOT excluded.digest",
             &attr_rows,
-            |q, (a, v)| q.bind(a.identity_id).bind(a.name.clone()).bind(v.clone()).bind(a.source_id).bind(a.line).bind(g),
+            |q, (a, v, secret, digest)| q.bind(a.identity_id).bind(a.name.clone()).bind(v.clone()).bind(secret.clone()).bind(digest.clone()).bind(a.source_id).bind(a.line).bind(g),
         )?;
         Ok(facts)
     }
 
     fn identity_graph(&mut self) -> Result<(Vec<IdentityRecord>, Vec<LinkRecord>)> {
+        let key = self.key.clone();
         let ids = self
             .fetch(sqlx::query(AssertSqlSafe(format!(
                 "SELECT {IDENTITY_COLS} FROM identities ORDER BY id"
             ))))?
             .iter()
-            .map(identity_from_row)
+            .map(|r| identity_from_row(r, key.as_deref()))
             .collect::<Result<Vec<_>>>()?;
         let links = self
             .fetch(sqlx::query(AssertSqlSafe(format!(
@@ -946,6 +1059,7 @@ impl Store for SqliteStore {
             written: HashMap::new(),
             added: BTreeMap::new(),
             files: BTreeMap::new(),
+            key: self.data_key(),
         };
         // every write transaction takes the next generation (rolled back with it)
         let rows = tx.fetch(sqlx::query(
@@ -1031,7 +1145,8 @@ impl Store for SqliteStore {
     fn snapshot_delta(&self, since: i64) -> Result<SnapshotDelta> {
         self.with_raw(|db| {
             db.exec("BEGIN")?;
-            let out = read_delta(db, since);
+            let key = self.data_key();
+            let out = read_delta(db, since, key.as_deref());
             // a read transaction: ending it cannot lose anything
             let end = db.exec(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
             let delta = out?;
@@ -1057,6 +1172,12 @@ impl Store for SqliteStore {
     }
 
     fn identities_by_value(&self, value: &str) -> Result<Vec<IdentityRecord>> {
+        let key = self.data_key();
+        // looked up by blind index: the value itself is never in the file
+        let value = match &key {
+            Some(k) => k.blind(value),
+            None => value.to_string(),
+        };
         self.fetch_all(
             sqlx::query(AssertSqlSafe(format!(
                 "SELECT {IDENTITY_COLS} FROM identities WHERE value = ? ORDER BY id"
@@ -1064,11 +1185,12 @@ impl Store for SqliteStore {
             .bind(value.to_string()),
         )?
         .iter()
-        .map(identity_from_row)
+        .map(|r| identity_from_row(r, key.as_deref()))
         .collect()
     }
 
     fn identity(&self, id: i64) -> Result<Option<IdentityRecord>> {
+        let key = self.data_key();
         self.fetch_all(
             sqlx::query(AssertSqlSafe(format!(
                 "SELECT {IDENTITY_COLS} FROM identities WHERE id = ?"
@@ -1076,11 +1198,12 @@ impl Store for SqliteStore {
             .bind(id),
         )?
         .first()
-        .map(identity_from_row)
+        .map(|r| identity_from_row(r, key.as_deref()))
         .transpose()
     }
 
     fn customer_identities(&self, customer_id: i64) -> Result<Vec<IdentityRecord>> {
+        let key = self.data_key();
         self.fetch_all(
             sqlx::query(AssertSqlSafe(format!(
                 "SELECT {IDENTITY_COLS} FROM identities WHERE customer_id = ? ORDER BY id"
@@ -1088,7 +1211,7 @@ impl Store for SqliteStore {
             .bind(customer_id),
         )?
         .iter()
-        .map(identity_from_row)
+        .map(|r| identity_from_row(r, key.as_deref()))
         .collect()
     }
 
@@ -1114,6 +1237,7 @@ impl Store for SqliteStore {
     }
 
     fn customer_facts(&self, c: i64, sources: Option<&[i64]>) -> Result<CustomerFacts> {
+        let key = self.data_key();
         // a department's view: only facts its sources brought (ids are
         // integers formatted here, never text from a request)
         let (src, osrc) = match sources {
@@ -1168,7 +1292,8 @@ impl Store for SqliteStore {
                     AssertSqlSafe(format!("WITH f AS (SELECT * FROM feedback WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?){src})
                      SELECT kind, COUNT(*), AVG(score),
                         (SELECT score FROM f f2 WHERE f2.kind = f.kind ORDER BY time DESC, id DESC LIMIT 1),
-                        (SELECT text FROM f f2 WHERE f2.kind = f.kind AND text IS NOT NULL ORDER BY time DESC, id DESC LIMIT 1)
+                        (SELECT text FROM f f2 WHERE f2.kind = f.kind AND (text IS NOT NULL OR secret IS NOT NULL) ORDER BY time DESC, id DESC LIMIT 1),
+                        (SELECT secret FROM f f2 WHERE f2.kind = f.kind AND (text IS NOT NULL OR secret IS NOT NULL) ORDER BY time DESC, id DESC LIMIT 1)
                      FROM f GROUP BY kind ORDER BY kind")),
                 )
                 .bind(c),
@@ -1180,7 +1305,7 @@ impl Store for SqliteStore {
                     count: get(r, 1)?,
                     mean_score: get(r, 2)?,
                     last_score: get(r, 3)?,
-                    last_text: get(r, 4)?,
+                    last_text: unseal(key.as_deref(), Field::FeedbackText, get(r, 5)?, get(r, 4)?)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -1198,13 +1323,17 @@ impl Store for SqliteStore {
         let attributes = self
             .fetch_all(
                 sqlx::query(
-                    AssertSqlSafe(format!("SELECT a.name, a.value, s.name FROM attributes a JOIN sources s ON s.id = a.source_id
+                    AssertSqlSafe(format!("SELECT a.name, a.value, s.name, a.secret FROM attributes a JOIN sources s ON s.id = a.source_id
                      WHERE a.identity_id IN (SELECT id FROM identities WHERE customer_id = ?){asrc} ORDER BY a.name, s.name", asrc = src.replace("source_id", "a.source_id"))),
                 )
                 .bind(c),
             )?
             .iter()
-            .map(|r| Ok((get(r, 0)?, attr_from_json(&get::<String>(r, 1)?)?, get(r, 2)?)))
+            .map(|r| {
+                let v = unseal(key.as_deref(), Field::Attribute, get(r, 3)?, get(r, 1)?)?
+                    .unwrap_or_default();
+                Ok((get(r, 0)?, attr_from_json(&v)?, get(r, 2)?))
+            })
             .collect::<Result<Vec<_>>>()?;
         let consents = self
             .fetch_all(
@@ -1289,6 +1418,13 @@ impl Store for SqliteStore {
         blob: &[u8],
     ) -> Result<SavedModel> {
         let created_at = now_rfc3339();
+        // sealed whole: a recommender's blob holds customers' keys and histories
+        let key = self.data_key();
+        let stored = match &key {
+            Some(k) => k.seal(Field::Model, blob),
+            None => blob.to_vec(),
+        };
+        let sealed = i64::from(key.is_some());
         let mut conn = self.lock();
         let version: i64 = self
             .rt
@@ -1299,13 +1435,14 @@ impl Store for SqliteStore {
                     .fetch_one(&mut *tx)
                     .await?;
                 let v: i64 = row.try_get(0)?;
-                sqlx::query("INSERT INTO models (kind, version, created_at, params, metrics, blob) VALUES (?, ?, ?, ?, ?, ?)")
+                sqlx::query("INSERT INTO models (kind, version, created_at, params, metrics, blob, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)")
                     .bind(kind.to_string())
                     .bind(v)
                     .bind(created_at.clone())
                     .bind(params.to_string())
                     .bind(metrics.to_string())
-                    .bind(blob.to_vec())
+                    .bind(stored)
+                    .bind(sealed)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -1325,14 +1462,25 @@ impl Store for SqliteStore {
     fn load_model(&self, kind: &str) -> Result<Option<SavedModel>> {
         // through the raw handle: a model blob is tens of megabytes, which
         // sqlx would copy twice on its way from its worker thread
+        let key = self.data_key();
         self.with_raw(|db| {
             let mut st = db.prepare(
-                "SELECT kind, version, created_at, params, metrics, blob FROM models WHERE kind = ?1 ORDER BY version DESC LIMIT 1",
+                "SELECT kind, version, created_at, params, metrics, blob, sealed FROM models WHERE kind = ?1 ORDER BY version DESC LIMIT 1",
             )?;
             st.bind_text(1, kind)?;
             if !st.step()? {
                 return Ok(None);
             }
+            let stored = st.blob(5)?;
+            let blob = match (st.i64(6)? != 0, &key) {
+                (false, _) => stored,
+                (true, Some(k)) => k.open(Field::Model, &stored)?,
+                (true, None) => {
+                    return Err(StoreError::Corrupt(
+                        "a sealed model, and no data key to open it".into(),
+                    ));
+                }
+            };
             Ok(Some(SavedModel {
                 kind: st.text(0)?,
                 version: st.i64(1)?,
@@ -1341,7 +1489,7 @@ impl Store for SqliteStore {
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 metrics: serde_json::from_str(&st.text(4)?)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                blob: st.blob(5)?,
+                blob,
             }))
         })
     }
@@ -1398,6 +1546,58 @@ impl Store for SqliteStore {
         })
     }
 
+    fn data_key(&self) -> Option<Arc<DataKey>> {
+        SqliteStore::data_key(self)
+    }
+
+    fn rotate_key(&mut self) -> Result<crate::RotateReport> {
+        SqliteStore::rotate_key(self)
+    }
+
+    fn vacuum(&self) -> Result<()> {
+        SqliteStore::vacuum(self)
+    }
+
+    fn erasure_plan(&self, customer_id: i64) -> Result<crate::ErasurePlan> {
+        SqliteStore::erasure_plan(self, customer_id)
+    }
+
+    fn erase_customer(
+        &self,
+        customer_id: i64,
+        erasure_id: i64,
+        anonymize: bool,
+        suppress: &[(String, String)],
+    ) -> Result<Vec<crate::TableCount>> {
+        SqliteStore::erase_customer(self, customer_id, erasure_id, anonymize, suppress)
+    }
+
+    fn create_erasure(
+        &self,
+        customer_id: i64,
+        status: &str,
+        mode: &str,
+        requested_by: &str,
+    ) -> Result<i64> {
+        SqliteStore::create_erasure(self, customer_id, status, mode, requested_by)
+    }
+
+    fn set_erasure(&self, id: i64, status: &str, receipt: Option<&str>) -> Result<()> {
+        SqliteStore::set_erasure(self, id, status, receipt)
+    }
+
+    fn erasures(&self, status: Option<&str>) -> Result<Vec<crate::ErasureRecord>> {
+        SqliteStore::erasures(self, status)
+    }
+
+    fn suppressions(&self) -> Result<HashSet<String>> {
+        SqliteStore::suppressions(self)
+    }
+
+    fn retain(&self, kind: &str, cutoff: i64, dry_run: bool) -> Result<Vec<crate::TableCount>> {
+        SqliteStore::retain(self, kind, cutoff, dry_run)
+    }
+
     fn revoke_key(&self, id: &str, at: i64) -> Result<bool> {
         let mut conn = self.lock();
         let done = self
@@ -1421,6 +1621,7 @@ impl Store for SqliteStore {
         before: Option<&TimelineCursor>,
         limit: usize,
     ) -> Result<Vec<TimelineRow>> {
+        let key = self.data_key();
         let (src, osrc) = match sources {
             None => (String::new(), String::new()),
             Some(ids) => {
@@ -1440,24 +1641,24 @@ impl Store for SqliteStore {
         };
         let sql = format!(
             "WITH mine AS (SELECT id FROM identities WHERE customer_id = ?1)
-             SELECT t, kind, id, label, value, text, extra, source FROM (
+             SELECT t, kind, id, label, value, text, extra, source, secret FROM (
                SELECT COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id), -1) AS t, 'order' AS kind, o.id AS id, o.key AS label,
                       COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id)) AS value, NULL AS text, NULL AS extra,
                       COALESCE((SELECT s.name FROM files f JOIN sources s ON s.id = f.source_id WHERE f.id = o.file_id),
-                               (SELECT s.name FROM identities i JOIN sources s ON s.id = i.source_id WHERE i.id = o.identity_id)) AS source
+                               (SELECT s.name FROM identities i JOIN sources s ON s.id = i.source_id WHERE i.id = o.identity_id)) AS source, NULL AS secret
                  FROM orders o WHERE o.identity_id IN (SELECT id FROM mine){osrc}
                UNION ALL
-               SELECT COALESCE(x.time, -1), 'event', x.id, x.kind, x.value, NULL, x.channel, s.name
+               SELECT COALESCE(x.time, -1), 'event', x.id, x.kind, x.value, NULL, x.channel, s.name, NULL
                  FROM events x JOIN sources s ON s.id = x.source_id WHERE x.identity_id IN (SELECT id FROM mine){src}
                UNION ALL
-               SELECT COALESCE(x.time, -1), 'feedback', x.id, x.kind, x.score, x.text, x.channel, s.name
+               SELECT COALESCE(x.time, -1), 'feedback', x.id, x.kind, x.score, x.text, x.channel, s.name, x.secret
                  FROM feedback x JOIN sources s ON s.id = x.source_id WHERE x.identity_id IN (SELECT id FROM mine){src}
                UNION ALL
-               SELECT COALESCE(x.time, -1), 'campaign', x.id, k.key, NULL, NULL, x.kind, s.name
+               SELECT COALESCE(x.time, -1), 'campaign', x.id, k.key, NULL, NULL, x.kind, s.name, NULL
                  FROM campaign_contacts x JOIN campaigns k ON k.id = x.campaign_id JOIN sources s ON s.id = x.source_id
                  WHERE x.identity_id IN (SELECT id FROM mine){src}
                UNION ALL
-               SELECT COALESCE(x.time, -1), 'consent', x.id, x.purpose, CAST(x.granted AS REAL), NULL, NULL, s.name
+               SELECT COALESCE(x.time, -1), 'consent', x.id, x.purpose, CAST(x.granted AS REAL), NULL, NULL, s.name, NULL
                  FROM consents x JOIN sources s ON s.id = x.source_id WHERE x.identity_id IN (SELECT id FROM mine){src}
              ) {cursor}
              ORDER BY t DESC, kind DESC, id DESC LIMIT ?5"
@@ -1483,7 +1684,7 @@ impl Store for SqliteStore {
                     id: get(r, 2)?,
                     label: get(r, 3)?,
                     value: get(r, 4)?,
-                    text: get(r, 5)?,
+                    text: unseal(key.as_deref(), Field::FeedbackText, get(r, 8)?, get(r, 5)?)?,
                     extra: get(r, 6)?,
                     source: get::<Option<String>>(r, 7)?.unwrap_or_default(),
                 })
@@ -1533,6 +1734,132 @@ impl Store for SqliteStore {
             Ok(out)
         })
     }
+
+    fn model_history(&self, kind: &str) -> Result<Vec<i64>> {
+        self.with_raw(|db| {
+            let mut st =
+                db.prepare("SELECT version FROM models WHERE kind = ?1 ORDER BY version")?;
+            st.bind_text(1, kind)?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push(st.i64(0)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn load_model_version(&self, kind: &str, version: i64) -> Result<Option<SavedModel>> {
+        // read and opened as `load_model` does, for one given version
+        let key = self.data_key();
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT kind, version, created_at, params, metrics, blob, sealed FROM models WHERE kind = ?1 AND version = ?2",
+            )?;
+            st.bind_text(1, kind)?;
+            st.bind_i64(2, version)?;
+            if !st.step()? {
+                return Ok(None);
+            }
+            let stored = st.blob(5)?;
+            let blob = match (st.i64(6)? != 0, &key) {
+                (false, _) => stored,
+                (true, Some(k)) => k.open(Field::Model, &stored)?,
+                (true, None) => {
+                    return Err(StoreError::Corrupt(
+                        "a sealed model, and no data key to open it".into(),
+                    ));
+                }
+            };
+            Ok(Some(SavedModel {
+                kind: st.text(0)?,
+                version: st.i64(1)?,
+                created_at: st.text(2)?,
+                params: serde_json::from_str(&st.text(3)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                metrics: serde_json::from_str(&st.text(4)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                blob,
+            }))
+        })
+    }
+
+    fn replace_model_blob(&self, kind: &str, version: i64, blob: &[u8]) -> Result<bool> {
+        // sealed as `save_model` seals a new blob
+        let key = self.data_key();
+        let stored = match &key {
+            Some(k) => k.seal(Field::Model, blob),
+            None => blob.to_vec(),
+        };
+        let sealed = i64::from(key.is_some());
+        self.with_raw(|db| {
+            let mut st =
+                db.prepare("UPDATE models SET blob = ?1, sealed = ?2 WHERE kind = ?3 AND version = ?4 RETURNING id")?;
+            st.bind_blob(1, &stored)?;
+            st.bind_i64(2, sealed)?;
+            st.bind_text(3, kind)?;
+            st.bind_i64(4, version)?;
+            let found = st.step()?;
+            // run the statement to its end so the update completes here
+            if found {
+                while st.step()? {}
+            }
+            Ok(found)
+        })
+    }
+
+    fn consent_history(&self, customer_id: i64) -> Result<Vec<crate::ConsentRecord>> {
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT c.id, c.purpose, c.granted, c.time, COALESCE(s.name, ''), COALESCE(f.path, '')
+                   FROM consents c
+                   LEFT JOIN sources s ON s.id = c.source_id
+                   LEFT JOIN files f ON f.id = c.file_id
+                  WHERE c.identity_id IN (SELECT id FROM identities WHERE customer_id = ?1)
+                  ORDER BY c.time IS NOT NULL, c.time, c.id",
+            )?;
+            st.bind_i64(1, customer_id)?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push(crate::ConsentRecord {
+                    id: st.i64(0)?,
+                    purpose: st.text(1)?,
+                    granted: st.i64(2)? != 0,
+                    time: st.opt_i64(3)?,
+                    source: st.text(4)?,
+                    file: st.text(5)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn latest_consents(&self) -> Result<Vec<crate::LatestConsent>> {
+        // NULL times sort below every time (as in `customer_facts`)
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT customer_id, purpose, granted, time FROM (
+                    SELECT i.customer_id, c.purpose, c.granted, c.time,
+                           ROW_NUMBER() OVER (PARTITION BY i.customer_id, c.purpose
+                                              ORDER BY c.time DESC, c.id DESC) AS rn
+                      FROM consents c JOIN identities i ON i.id = c.identity_id)
+                  WHERE rn = 1 ORDER BY customer_id, purpose",
+            )?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push(crate::LatestConsent {
+                    customer_id: st.i64(0)?,
+                    purpose: st.text(1)?,
+                    granted: st.i64(2)? != 0,
+                    time: st.opt_i64(3)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn person_rows(&self, customer_id: i64) -> Result<crate::PersonRows> {
+        self.read_person_rows(customer_id)
+    }
 }
 
 fn key_from_stmt(st: &Stmt<'_>) -> Result<KeyRecord> {
@@ -1563,6 +1890,8 @@ impl SqliteStore {
     /// reference the snapshot path ([`Store::dataset`]) is tested against.
     /// Slow (seconds on a million order lines); not for production use.
     pub fn dataset_by_sql(&self) -> Result<Dataset> {
+        let key = self.data_key();
+        let key = key.as_deref();
         let mut ds = Dataset::default();
         // customers: key = first personal identity (lowest id) as ns:value.
         // A customer that owns only over-shared keys (a family mailbox) is no
@@ -1571,22 +1900,22 @@ impl SqliteStore {
         // them while per-customer analytics (RFM, churn, CLV) skip them.
         let mut index: HashMap<i64, usize> = HashMap::new();
         self.each_row(sqlx::query(
-            "SELECT c.id, i.namespace, i.value FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id AND shared = 0) ORDER BY c.id",
+            "SELECT c.id, i.namespace, i.value, i.secret FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id AND shared = 0) ORDER BY c.id",
         ), |r| {
             let id: i64 = get(r, 0)?;
             let ns: String = get(r, 1)?;
-            let value: String = get(r, 2)?;
+            let value = unseal(key, Field::Identity, get(r, 3)?, get(r, 2)?)?.unwrap_or_default();
             index.insert(id, ds.customers.len());
             ds.customers.push(CustomerInfo { id, key: format!("{ns}:{value}"), attributes: Default::default() });
             Ok(())
         })?;
         self.each_row(sqlx::query(
-            "SELECT i.customer_id, a.name, a.value FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
+            "SELECT i.customer_id, a.name, a.value, a.secret FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
         ), |r| {
             let c: i64 = get(r, 0)?;
             if let Some(&ix) = index.get(&c) {
                 let name: String = get(r, 1)?;
-                let v: String = get(r, 2)?;
+                let v = unseal(key, Field::Attribute, get(r, 3)?, get(r, 2)?)?.unwrap_or_default();
                 ds.customers[ix].attributes.insert(name, attr_from_json(&v)?);
             }
             Ok(())
@@ -1647,13 +1976,13 @@ impl SqliteStore {
             Ok(())
         })?;
         self.each_row(sqlx::query(
-            "SELECT i.customer_id, f.kind, f.score, f.text, f.channel, f.time FROM feedback f JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
+            "SELECT i.customer_id, f.kind, f.score, f.text, f.channel, f.time, f.secret FROM feedback f JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
         ), |r| {
             ds.feedback.push(FeedbackFact {
                 customer: get(r, 0)?,
                 kind: get(r, 1)?,
                 score: get(r, 2)?,
-                text: get(r, 3)?,
+                text: unseal(key, Field::FeedbackText, get(r, 6)?, get(r, 3)?)?,
                 channel: get(r, 4)?,
                 time: get(r, 5)?,
             });
@@ -1736,6 +2065,7 @@ fn read_facts(
     db: &RawDb<'_>,
     table: &str,
     range: Option<(i64, i64, i64)>,
+    key: Option<&DataKey>,
 ) -> Result<Vec<(i64, FactRows)>> {
     let (filter, params): (&str, Vec<i64>) = match range {
         Some((file, lo, hi)) => (
@@ -1813,7 +2143,7 @@ fn read_facts(
         }
         "feedback" => {
             let sql = format!(
-                "SELECT file_id, id, identity_id, kind, score, text, channel, time FROM feedback {filter} ORDER BY id"
+                "SELECT file_id, id, identity_id, kind, score, text, channel, time, secret FROM feedback {filter} ORDER BY id"
             );
             for (file, r) in read_rows(db, &sql, &params, |st| {
                 Ok((
@@ -1823,7 +2153,7 @@ fn read_facts(
                         identity_id: st.i64(2)?,
                         kind: st.text(3)?,
                         score: st.opt_f64(4)?,
-                        text: st.opt_text(5)?,
+                        text: unseal(key, Field::FeedbackText, st.opt_blob(8)?, st.opt_text(5)?)?,
                         channel: st.opt_text(6)?,
                         time: st.opt_i64(7)?,
                     },
@@ -1885,10 +2215,24 @@ fn empty_rows(table: &str) -> Result<FactRows> {
 }
 
 /// Reads the delta since `since` inside an open read transaction.
-fn read_delta(db: &RawDb<'_>, since: i64) -> Result<SnapshotDelta> {
+fn read_delta(db: &RawDb<'_>, since: i64, key: Option<&DataKey>) -> Result<SnapshotDelta> {
     let g = read_generation(db)?;
-    // a snapshot newer than the store (a restored backup) starts over
-    let since = if since > g.generation { 0 } else { since };
+    // a snapshot newer than the store (a restored backup) starts over, and
+    // so does one older than the last erasure or retention pass (their
+    // deletes are not in the per-file log)
+    let floor = {
+        let mut st = db.prepare("SELECT value FROM settings WHERE key = 'snapshot.floor'")?;
+        if st.step()? {
+            st.text(0)?.parse::<i64>().unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    let since = if since > g.generation || since < floor {
+        0
+    } else {
+        since
+    };
     let full = since == 0;
     let p = [since];
     let mut d = SnapshotDelta {
@@ -1900,7 +2244,7 @@ fn read_delta(db: &RawDb<'_>, since: i64) -> Result<SnapshotDelta> {
     };
     d.identities = read_rows(
         db,
-        "SELECT id, customer_id, shared, namespace, value FROM identities WHERE gen > ?1 ORDER BY id",
+        "SELECT id, customer_id, shared, namespace, value, secret FROM identities WHERE gen > ?1 ORDER BY id",
         &p,
         |st| {
             Ok(RawIdentity {
@@ -1908,20 +2252,23 @@ fn read_delta(db: &RawDb<'_>, since: i64) -> Result<SnapshotDelta> {
                 customer_id: st.i64(1)?,
                 shared: st.i64(2)? != 0,
                 namespace: st.text(3)?,
-                value: st.text(4)?,
+                value: unseal(key, Field::Identity, st.opt_blob(5)?, st.opt_text(4)?)?
+                    .unwrap_or_default(),
             })
         },
     )?;
     d.attributes = read_rows(
         db,
-        "SELECT rowid, identity_id, name, value FROM attributes WHERE gen > ?1 ORDER BY rowid",
+        "SELECT rowid, identity_id, name, value, secret FROM attributes WHERE gen > ?1 ORDER BY rowid",
         &p,
         |st| {
+            let v = unseal(key, Field::Attribute, st.opt_blob(4)?, st.opt_text(3)?)?
+                .unwrap_or_default();
             Ok(RawAttribute {
                 rowid: st.i64(0)?,
                 identity_id: st.i64(1)?,
                 name: st.text(2)?,
-                value: attr_from_json(&st.text(3)?)?,
+                value: attr_from_json(&v)?,
             })
         },
     )?;
@@ -1970,7 +2317,7 @@ fn read_delta(db: &RawDb<'_>, since: i64) -> Result<SnapshotDelta> {
     )?;
     if full {
         for table in FACT_TABLES {
-            for (file_id, rows) in read_facts(db, table, None)? {
+            for (file_id, rows) in read_facts(db, table, None, key)? {
                 d.files.push(FileChange {
                     file_id,
                     replace: true,
@@ -2001,7 +2348,7 @@ fn read_delta(db: &RawDb<'_>, since: i64) -> Result<SnapshotDelta> {
         },
     )?;
     for (file_id, table, replace, lo, hi) in log {
-        let mut rows = read_facts(db, &table, Some((file_id, lo, hi)))?;
+        let mut rows = read_facts(db, &table, Some((file_id, lo, hi)), key)?;
         let rows = match rows.pop() {
             Some((_, r)) => r,
             None => empty_rows(&table)?,

@@ -342,18 +342,38 @@ pub fn segments(ctx: &Ctx, args: &SegmentsArgs) -> anyhow::Result<()> {
         infogap_core::access::Action::SegmentsRead
     };
     let access = ctx.access(&engine, action)?;
+    // outside admin and analyst: small segments merged, DP noise
+    let shown = infogap_engine::privacy::aggregate::shared_profiles(
+        &engine,
+        &access,
+        &report,
+        &rows,
+        access.visibility(infogap_core::access::FieldClass::Behaviour)
+            == infogap_core::access::Visibility::Visible,
+    )?;
     if args.customers {
-        infogap_engine::share::share_segment_rows(&engine, &access, &mut rows)?;
+        let left_out = infogap_engine::share::share_segment_rows(&engine, &access, &mut rows)?;
+        if left_out.total() > 0 {
+            eprintln!("customer rows: {}", left_out.describe());
+        }
     } else {
         engine.record_access(&access, "segments.read", vec![], vec![])?;
+    }
+    let pseudonymized = args.customers && engine.pseudonyms_for(&access)?.is_some();
+    if !shown.2.exact {
+        return print_shared_segments(&report, shown, args.customers.then_some(&rows), args.json);
     }
     if args.json {
         if args.customers {
             let mut v = serde_json::to_value(&report)?;
             v["customer_rows"] = serde_json::to_value(&rows)?;
+            v["pseudonymized"] = pseudonymized.into();
+            v["privacy"] = serde_json::to_value(&shown.2)?;
             return print_json(&v);
         }
-        print_json(&report)
+        let mut v = serde_json::to_value(&report)?;
+        v["privacy"] = serde_json::to_value(&shown.2)?;
+        print_json(&v)
     } else {
         print_segments(&report);
         for s in &report.segments {
@@ -381,9 +401,69 @@ pub fn segments(ctx: &Ctx, args: &SegmentsArgs) -> anyhow::Result<()> {
                     score(c.m)
                 );
             }
+            if pseudonymized {
+                println!("(customers pseudonymized: keyed-hash ids, no contact values)");
+            }
         }
         Ok(())
     }
+}
+
+/// Prints segments as a role outside admin and analyst sees them: the
+/// protected profiles, the privacy note, and the member rows if asked for.
+fn print_shared_segments(
+    report: &SegmentsReport,
+    (customers, profiles, privacy): (
+        usize,
+        Vec<infogap_engine::privacy::aggregate::SharedProfile>,
+        infogap_engine::privacy::aggregate::AggregateNote,
+    ),
+    rows: Option<&Vec<analytics::CustomerSegment>>,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let mut v = serde_json::json!({
+            "method": report.method,
+            "as_of": report.as_of,
+            "customers": customers,
+            "segments": profiles,
+            "rules": report.rules,
+            "privacy": privacy,
+        });
+        if let Some(rows) = rows {
+            v["customer_rows"] = serde_json::to_value(rows)?;
+        }
+        return print_json(&v);
+    }
+    println!(
+        "{} segments of {} customers as of {}",
+        report.method, customers, report.as_of
+    );
+    println!(
+        "{:<22} {:>6} {:>7} {:>9} {:>9} {:>7} {:>10}",
+        "segment", "size", "share", "revenue%", "recency", "orders", "spend"
+    );
+    let num = |v: Option<f64>, d: usize| v.map_or_else(|| "-".to_string(), |x| format!("{x:.d$}"));
+    for s in &profiles {
+        println!(
+            "{:<22} {:>6} {:>6.1}% {:>9} {:>9} {:>7} {:>10}",
+            s.name,
+            s.size,
+            s.share * 100.0,
+            num(s.revenue_share.map(|r| r * 100.0), 1),
+            num(s.median_recency_days, 0),
+            num(s.median_frequency, 1),
+            num(s.median_monetary, 2),
+        );
+    }
+    println!("{}", privacy.line());
+    if let Some(rows) = rows {
+        println!();
+        for c in rows {
+            println!("{:<24} {:<20} {:>6}", c.key, c.segment, c.frequency);
+        }
+    }
+    Ok(())
 }
 
 /// Arguments of `bayes`.
@@ -549,16 +629,24 @@ pub fn segment(ctx: &Ctx, c: &SegmentCmd) -> anyhow::Result<()> {
                 k: *k,
                 seed: *seed,
             };
-            let n = analytics::export_segment(&engine, &access, &ds, &opts, name, out)?;
+            let export = analytics::export_segment(&engine, &access, &ds, &opts, name, out)?;
+            let n = export.written;
+            let pseudonymized = engine.pseudonyms_for(&access)?.is_some();
             if *json {
                 print_json(
-                    &serde_json::json!({"segment": name, "customers": n, "out": out.display().to_string()}),
+                    &serde_json::json!({"segment": name, "customers": n, "out": out.display().to_string(), "pseudonymized": pseudonymized, "left_out": export.left_out}),
                 )
             } else {
                 println!(
                     "wrote {n} customers of segment {name:?} to {}",
                     out.display()
                 );
+                // a marketing list: who was left out for lack of consent
+                // (stderr, beside the CSV)
+                eprintln!("{}", export.left_out.describe());
+                if pseudonymized {
+                    println!("customers pseudonymized: keyed-hash ids (p_…), no contact values");
+                }
                 Ok(())
             }
         }

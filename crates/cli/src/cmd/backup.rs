@@ -68,8 +68,8 @@ pub fn backup(ctx: &Ctx, a: &BackupArgs) -> anyhow::Result<()> {
 
 fn take(ctx: &Ctx, out: &Path, json: bool) -> anyhow::Result<()> {
     let db = ctx.existing_db_path()?;
-    let store =
-        SqliteStore::open(&db).with_context(|| format!("opening store {}", db.display()))?;
+    let store = SqliteStore::open_with_key(&db, crate::ctx::key_file_from_env().as_deref())
+        .with_context(|| format!("opening store {}", db.display()))?;
     let rep = store
         .backup_into(out)
         .with_context(|| format!("backing up {} to {}", db.display(), out.display()))?;
@@ -77,6 +77,15 @@ fn take(ctx: &Ctx, out: &Path, json: bool) -> anyhow::Result<()> {
         return print_json(&rep);
     }
     print_backup(&rep);
+    if let (Some(k), Some(p)) = (store.data_key(), store.key_path()) {
+        println!(
+            "data key     not copied: personal data in the backup is encrypted with key {} ({}). Keep that file safe apart from the backups; restore with INFOGAP_KEY_FILE={} (or copy it to {}.key)",
+            k.id(),
+            p.display(),
+            p.display(),
+            out.display()
+        );
+    }
     Ok(())
 }
 

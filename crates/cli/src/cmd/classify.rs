@@ -257,6 +257,12 @@ fn print_risks(s: &ChurnScores, reasons: bool) {
         };
         println!("  {:<w$} {:>5.1}%  {}", r.key, r.probability * 100.0, why);
     }
+    if s.left_out.total() > 0 {
+        println!("  ({})", s.left_out.describe());
+    }
+    if s.pseudonymized {
+        println!("  (customers pseudonymized: keyed-hash ids, no contact values)");
+    }
 }
 
 /// `infogap churn`.

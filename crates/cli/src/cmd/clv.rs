@@ -247,6 +247,12 @@ fn print_ranking(r: &ClvRanking) {
             c.frequency
         );
     }
+    if r.left_out.total() > 0 {
+        println!("  ({})", r.left_out.describe());
+    }
+    if r.pseudonymized {
+        println!("  (customers pseudonymized: keyed-hash ids, no contact values)");
+    }
     crate::ctx::print_warnings(&r.warnings);
 }
 

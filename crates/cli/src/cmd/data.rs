@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use infogap_core::access::Action;
 use infogap_core::config::Config;
@@ -156,6 +155,10 @@ pub enum BenchCmd {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+        /// Without encryption at rest (plaintext store): the baseline the
+        /// encrypted import is compared with.
+        #[arg(long)]
+        plaintext: bool,
     },
     /// Forecasting fits in the statsmodels anchor script's protocol (cold
     /// and median of repeats per row, one process).
@@ -174,10 +177,8 @@ pub enum BenchCmd {
 /// Opens the store named by the config's `[store] path` unless `--db` is given.
 fn engine_for(ctx: &Ctx, config: &Config) -> anyhow::Result<Engine> {
     match (&ctx.db_arg, &config.store_path) {
-        (None, Some(p)) => {
-            Engine::open(p).with_context(|| format!("opening store {}", p.display()))
-        }
-        _ => ctx.engine(),
+        (None, Some(p)) => crate::ctx::open_engine(p, Some(config)),
+        _ => crate::ctx::open_engine(&ctx.db_path(), Some(config)),
     }
 }
 
@@ -256,8 +257,20 @@ fn print_import(rep: &ImportReport) {
 pub fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<()> {
     let engine = ctx.engine_existing()?;
     let s = report::stats(&engine)?;
+    let access = ctx.access(&engine, Action::StatsRead)?;
+    let ds = engine.dataset()?;
+    let (shared, privacy) =
+        infogap_engine::privacy::aggregate::shared_stats(&engine, &access, s.clone(), &ds)?;
+    engine.record_access(&access, "stats.read", vec![], vec![])?;
     if a.json {
-        return print_json(&s);
+        let mut v = shared;
+        v["privacy"] = serde_json::to_value(&privacy)?;
+        return print_json(&v);
+    }
+    if !privacy.exact {
+        print_shared_stats(&shared);
+        println!("{}", privacy.line());
+        return Ok(());
     }
     println!("customers    {:>12}", s.customers);
     println!(
@@ -292,6 +305,40 @@ pub fn stats(ctx: &Ctx, a: &StatsArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints store-wide figures as a role outside analyst sees them (merged
+/// sources, withheld figures under differential privacy).
+fn print_shared_stats(v: &serde_json::Value) {
+    for k in [
+        "customers",
+        "identities",
+        "orders",
+        "order_lines",
+        "products",
+        "events",
+        "feedback",
+        "campaigns",
+        "consents",
+        "revenue",
+    ] {
+        let shown = match v.get(k) {
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => "withheld".to_string(),
+        };
+        println!("{k:<12} {shown:>12}");
+    }
+    if let Some(serde_json::Value::Array(sources)) = v.get("sources") {
+        println!();
+        println!("{:<24} {:>10}", "source", "rows");
+        for src in sources {
+            println!(
+                "{:<24} {:>10}",
+                src.get("name").and_then(|x| x.as_str()).unwrap_or(""),
+                src.get("rows").and_then(|x| x.as_i64()).unwrap_or(0)
+            );
+        }
+    }
 }
 
 /// `infogap customer …`
@@ -546,8 +593,8 @@ pub fn quickstart(ctx: &Ctx, a: &QuickstartArgs) -> anyhow::Result<()> {
         .db_arg
         .clone()
         .unwrap_or_else(|| a.dir.join("infogap.db"));
-    let engine = Engine::open(&db).with_context(|| format!("opening store {}", db.display()))?;
     let config = Config::load(Path::new(&s.config))?;
+    let engine = crate::ctx::open_engine(&db, Some(&config))?;
     let opts = ImportOptions {
         skip_bad_rows: 0,
         rejects_dir: None,
@@ -643,9 +690,23 @@ fn busiest_customer(ctx: &Ctx, engine: &Engine) -> anyhow::Result<Option<SharedC
 /// `infogap bench …`
 pub fn bench(ctx: &Ctx, c: &BenchCmd) -> anyhow::Result<()> {
     match c {
-        BenchCmd::Import { config, json } => {
+        BenchCmd::Import {
+            config,
+            json,
+            plaintext,
+        } => {
             let config = Config::load(config)?;
-            let engine = engine_for(ctx, &config)?;
+            let engine = if *plaintext {
+                let path = match (&ctx.db_arg, &config.store_path) {
+                    (None, Some(p)) => p.clone(),
+                    _ => ctx.db_path(),
+                };
+                // every migration, and no data key
+                let store = infogap_store::SqliteStore::open_at_version(&path, i64::MAX)?;
+                Engine::with_store(Box::new(store))
+            } else {
+                engine_for(ctx, &config)?
+            };
             let t = Instant::now();
             let rep = infogap_engine::import::import(
                 &engine,
@@ -657,7 +718,7 @@ pub fn bench(ctx: &Ctx, c: &BenchCmd) -> anyhow::Result<()> {
             )?;
             let secs = t.elapsed().as_secs_f64();
             let rows: u64 = rep.sources.iter().map(|s| s.rows_read).sum();
-            let out = serde_json::json!({"rows": rows, "seconds": secs, "rows_per_second": rows as f64 / secs, "sources": rep.sources});
+            let out = serde_json::json!({"rows": rows, "seconds": secs, "rows_per_second": rows as f64 / secs, "encrypted": !*plaintext, "sources": rep.sources});
             if *json {
                 print_json(&out)
             } else {

@@ -521,6 +521,16 @@ pub fn recommend(ctx: &Ctx, args: &RecommendArgs) -> anyhow::Result<()> {
             rep.fallback,
             rep.score_seconds
         );
+        let p = &rep.popular_for_consent;
+        if p.total() > 0 {
+            println!(
+                "{} customers got the non-personal popular list (source popular-consent) for lack of {} consent: {} withdrawn, {} never granted",
+                p.total(),
+                p.purpose,
+                p.withdrawn,
+                p.not_granted
+            );
+        }
         return Ok(());
     };
     let access = ctx.access(&engine, Action::RecommendationsRead)?;
@@ -543,7 +553,9 @@ fn product_name(p: &erecs::ProductLabel) -> String {
 }
 
 fn print_answer(ans: &erecs::RecsAnswer) {
-    let how = if ans.fallback {
+    let how = if let Some(why) = &ans.reason {
+        format!("not personalized ({why}): most popular products")
+    } else if ans.fallback {
         "no history: most popular products (fallback)".to_owned()
     } else if ans.in_training {
         format!("{} from {} items of history", ans.algo, ans.history_items)

@@ -290,7 +290,7 @@ fn segments_export_bayes_and_amount_on_the_demo_store() {
     );
 
     let out = d.join("champions.csv");
-    ok(
+    let exported = json(
         d,
         &[
             "segment",
@@ -298,12 +298,26 @@ fn segments_export_bayes_and_amount_on_the_demo_store() {
             "champions",
             "--out",
             out.to_str().unwrap(),
+            "--json",
         ],
     );
     let text = std::fs::read_to_string(&out).unwrap();
     let rows: Vec<&str> = text.lines().collect();
     assert!(rows[0].starts_with("key,id,segment,recency_days,frequency,monetary"));
-    assert_eq!(rows.len() as u64 - 1, champions["size"].as_u64().unwrap());
+    assert_eq!(
+        rows.len() as u64 - 1,
+        exported["customers"].as_u64().unwrap()
+    );
+    // a segment export is a marketing list: members without marketing
+    // consent are left out, and counted
+    let left = &exported["left_out"];
+    assert_eq!(left["purpose"], "marketing");
+    assert_eq!(
+        rows.len() as u64 - 1
+            + left["withdrawn"].as_u64().unwrap()
+            + left["not_granted"].as_u64().unwrap(),
+        champions["size"].as_u64().unwrap()
+    );
     assert!(rows[1..].iter().all(|r| r.contains(",champions,")));
     let bad = run_in(
         d,

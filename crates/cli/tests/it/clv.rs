@@ -199,7 +199,15 @@ fn store_clv_ranks_customers_and_flags_planted_churners() {
         &["clv", "--top", "1000", "--horizon-months", "12", "--json"],
     );
     let top = ranked["top"].as_array().expect("top");
-    assert_eq!(top.len(), n);
+    // customers without profiling consent are left out, and counted
+    let left = &ranked["left_out"];
+    assert_eq!(left["purpose"], "profiling");
+    assert_eq!(
+        top.len() as u64
+            + left["withdrawn"].as_u64().expect("withdrawn")
+            + left["not_granted"].as_u64().expect("not granted"),
+        n as u64
+    );
     let clv: Vec<f64> = top
         .iter()
         .map(|r| r["clv"].as_f64().unwrap_or(f64::NAN))

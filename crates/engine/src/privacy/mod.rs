@@ -4,6 +4,14 @@
 //! one takes the acting principal's [`crate::access::Access`] and writes
 //! the audit record, like the rest of the engine.
 
+pub mod aggregate;
+
+pub mod consent;
+
+pub mod erase;
+
+pub mod export;
+
 use infogap_core::privacy::PrivacyConfig;
 
 use crate::{Engine, EngineError};

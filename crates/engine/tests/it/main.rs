@@ -1,6 +1,10 @@
 //! Integration tests of infogap-engine: the import use case on the messy demo,
 //! checked key by key against the planted ground truth.
 
+mod aggregate;
+mod consent;
+mod export;
+mod forget;
 mod generated;
 mod snapshot;
 mod truthful;

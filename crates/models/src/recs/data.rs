@@ -88,6 +88,33 @@ impl IdMap {
     pub fn ids(&self) -> &[String] {
         &self.ids
     }
+
+    /// Forgets `id` (a person's erasure): its index stays taken, so every
+    /// other id keeps its index (and the rows of matrices built with this map
+    /// stay aligned), but `id` no longer maps to it nor it to `id`. The slot's
+    /// external id becomes the placeholder [`IdMap::erased_id`], which no real
+    /// id matches (it starts with a NUL). Returns the index `id` had, `None`
+    /// when it was not known.
+    ///
+    /// The placeholder is indexed like any id, so a map serialized and read
+    /// back equals the one it came from.
+    pub fn forget(&mut self, id: &str) -> Option<u32> {
+        let i = self.index.remove(id)?;
+        let placeholder = Self::erased_id(i);
+        self.ids[i as usize].clone_from(&placeholder);
+        self.index.insert(placeholder, i);
+        Some(i)
+    }
+
+    /// The placeholder external id of forgotten index `i`: `"\u{0}erased:<i>"`.
+    pub fn erased_id(i: u32) -> String {
+        format!("\u{0}erased:{i}")
+    }
+
+    /// Whether index `i` was forgotten (see [`IdMap::forget`]).
+    pub fn is_erased(&self, i: u32) -> bool {
+        self.id(i).is_some_and(|s| s.starts_with("\u{0}erased:"))
+    }
 }
 
 /// A compressed sparse row matrix with `u32` column indices and `f32` values.
@@ -182,6 +209,44 @@ impl Csr {
     /// Number of stored entries.
     pub fn nnz(&self) -> usize {
         self.indices.len()
+    }
+
+    /// Removes every stored entry of row `r` (the row stays, empty); returns
+    /// how many there were (0 also for a row out of range).
+    pub fn clear_row(&mut self, r: usize) -> usize {
+        if r >= self.n_rows {
+            return 0;
+        }
+        let (a, b) = (self.indptr[r], self.indptr[r + 1]);
+        self.indices.drain(a..b);
+        self.values.drain(a..b);
+        for p in &mut self.indptr[r + 1..] {
+            *p -= b - a;
+        }
+        b - a
+    }
+
+    /// Removes every stored entry of column `c` (the column stays, empty);
+    /// returns how many there were.
+    pub fn clear_col(&mut self, c: u32) -> usize {
+        let mut w = 0;
+        let mut start = 0;
+        for r in 0..self.n_rows {
+            let end = self.indptr[r + 1];
+            for p in start..end {
+                if self.indices[p] != c {
+                    self.indices[w] = self.indices[p];
+                    self.values[w] = self.values[p];
+                    w += 1;
+                }
+            }
+            start = end;
+            self.indptr[r + 1] = w;
+        }
+        let removed = self.indices.len() - w;
+        self.indices.truncate(w);
+        self.values.truncate(w);
+        removed
     }
 
     /// Column indices of row `r`.

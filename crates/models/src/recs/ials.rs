@@ -351,6 +351,21 @@ impl Ials {
         self.item_factors.len() / self.factors()
     }
 
+    /// Zeroes training user `u`'s factor row (a person's erasure): the only
+    /// per-user part of the model. The item factors and `yty` are fitted over
+    /// all users and stay; no other user's factors or scores change. Returns
+    /// false when `u` is not a training row.
+    pub fn forget_user(&mut self, u: usize) -> bool {
+        let f = self.factors();
+        match self.user_factors.get_mut(u * f..(u + 1) * f) {
+            Some(row) => {
+                row.fill(0.0);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The system `(YᵀCY + reg I, YᵀCp)` of one history, in f64.
     fn system(&self, history: &[(u32, f32)]) -> (Vec<f64>, Vec<f64>) {
         let f = self.factors();

@@ -306,6 +306,23 @@ impl UserKnn {
         }
     }
 
+    /// Removes training user `u`'s stored interactions (a person's erasure):
+    /// their row of `by_user`, their column of `by_item` and their norm. The
+    /// row stays (other users keep their numbers) but is empty, so `u` is
+    /// nobody's neighbour any more and their history shapes no one's
+    /// recommendations. Returns false when `u` is not a training row.
+    pub fn forget_user(&mut self, u: usize) -> bool {
+        if u >= self.by_user.n_rows {
+            return false;
+        }
+        self.by_user.clear_row(u);
+        self.by_item.clear_col(u as u32);
+        if let Some(n) = self.norms.get_mut(u) {
+            *n = 0.0;
+        }
+        true
+    }
+
     /// The `k` most similar training users to a history (excluding `exclude`).
     pub fn neighbours(&self, history: &[(u32, f32)], exclude: Option<u32>) -> Vec<(u32, f32)> {
         let n = self.by_user.n_rows;

@@ -394,6 +394,14 @@ fn build() -> Result<Fixture, BoxErr> {
     };
     let token_a = tok(customer_a)?;
     let token_b = tok(customer_b)?;
+    // marketing is opt-in and the guest has no consent record: record the
+    // guest's grant, so segment member lists (marketing lists) include them
+    let grant = engine.authorize(
+        &policy,
+        &infogap_engine::access::Principal::local(None),
+        infogap_core::access::Action::ConsentsWrite,
+    )?;
+    engine.share_consent_change(&grant, guest, "marketing", true)?;
     drop(engine);
 
     // the expired key must be past its expiry (whole seconds)

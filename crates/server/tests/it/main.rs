@@ -5,7 +5,11 @@
 // Test helpers (not only #[test] fns) unwrap: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod consent;
+mod erase;
+mod export;
 mod fixture;
+mod privacy_aggregate;
 mod security;
 
 use std::io::Write;

@@ -338,6 +338,9 @@ struct Built {
     list: bool,
     /// The route needs the predictions class (403 when hidden).
     predictions: bool,
+    /// The request names a resource that does not exist (an allowed
+    /// principal gets 404, so the walk changes nothing).
+    missing: bool,
 }
 
 /// Concrete values for path parameters.
@@ -363,6 +366,7 @@ fn build(def: &RouteDef, p: &Params<'_>) -> Built {
         audit_action: None,
         list: false,
         predictions: false,
+        missing: false,
     };
     let customer = |path: String, action: &'static str, predictions: bool| Built {
         subject: Some(id),
@@ -398,6 +402,37 @@ fn build(def: &RouteDef, p: &Params<'_>) -> Built {
         ("GET", "/v1/customers/{id}/clv") => {
             customer(format!("/v1/customers/{id}/clv"), "clv.read", true)
         }
+        ("GET", "/v1/customers/{id}/consents") => customer(
+            format!("/v1/customers/{id}/consents"),
+            "consents.read",
+            false,
+        ),
+        // granting analytics (opt-out by default) changes no other answer
+        ("PUT", "/v1/customers/{id}/consents") => {
+            let mut b = customer(
+                format!("/v1/customers/{id}/consents"),
+                "consents.write",
+                false,
+            );
+            b.req = b
+                .req
+                .json_body(&serde_json::json!({"purpose": "analytics", "granted": true}));
+            b
+        }
+        ("GET", "/v1/me/consents") => Built {
+            audit_action: Some("self.read"),
+            ..plain(def.path.to_string())
+        },
+        ("PUT", "/v1/me/consents") => {
+            let mut b = Built {
+                audit_action: Some("self.write"),
+                ..plain(def.path.to_string())
+            };
+            b.req = b
+                .req
+                .json_body(&serde_json::json!({"purpose": "analytics", "granted": true}));
+            b
+        }
         ("GET", "/v1/segments") => plain(def.path.to_string()),
         ("GET", "/v1/segments/{name}/members") => Built {
             audit_action: Some("segments.export"),
@@ -420,9 +455,37 @@ fn build(def: &RouteDef, p: &Params<'_>) -> Built {
             predictions: true,
             ..plain(def.path.to_string())
         },
+        // the export as JSON (the zip is checked in `export.rs`): admin only
+        ("GET", "/v1/customers/{id}/export") => customer(
+            format!("/v1/customers/{id}/export?format=json"),
+            "privacy.export",
+            false,
+        ),
+        ("GET", "/v1/me/export") => Built {
+            audit_action: Some("privacy.export"),
+            ..plain("/v1/me/export?format=json".into())
+        },
         ("POST", "/v1/models/{kind}/train") => plain(format!("/v1/models/{}/train", p.kind)),
         ("GET", "/v1/jobs/{id}") => plain(format!("/v1/jobs/{}", p.job)),
         ("GET", "/v1/audit") => plain("/v1/audit?limit=5".into()),
+        // a dry run: the walk must not erase the fixture's customers
+        ("POST", "/v1/customers/{id}/erase") => {
+            let mut b = customer(format!("/v1/customers/{id}/erase"), "privacy.erase", false);
+            b.req = b.req.json_body(&serde_json::json!({"dry_run": true}));
+            b
+        }
+        // queued for approval (the default), so nothing is erased
+        ("POST", "/v1/me/erase") => Built {
+            audit_action: Some("privacy.erase.request"),
+            ..plain(def.path.to_string())
+        },
+        ("GET", "/v1/erasures") => plain(def.path.to_string()),
+        // approving a real request erases a fixture customer: the walk
+        // checks who may, on a request that does not exist
+        ("POST", "/v1/erasures/{id}/approve") => Built {
+            missing: true,
+            ..plain("/v1/erasures/999999/approve".into())
+        },
         (m, path) => panic!(
             "ROUTES has {m} {path}, which the security tests do not know how to build: \
              add it to `build` in crates/server/tests/it/security.rs"
@@ -437,12 +500,23 @@ fn subject_of(v: &Value) -> Option<i64> {
         .find_map(|k| v[*k].as_i64())
 }
 
-/// The ids of the customers a list response names.
+/// The ids of the customers a list response names (none for the analyst's
+/// pseudonymized lists, whose rows carry `p_…` keys and no id).
 fn list_ids(v: &Value) -> Vec<i64> {
     let arr = v["members"]
         .as_array()
         .or_else(|| v["customers"].as_array())
         .unwrap_or_else(|| panic!("a list response has members or customers: {v}"));
+    if v["pseudonymized"] == true {
+        for m in arr {
+            assert!(m.get("id").is_none(), "a pseudonymized row has an id: {m}");
+            assert!(
+                m["key"].as_str().is_some_and(|k| k.starts_with("p_")),
+                "a pseudonymized row without a pseudonym: {m}"
+            );
+        }
+        return vec![];
+    }
     arr.iter()
         .map(|m| m["id"].as_i64().expect("an id"))
         .collect()
@@ -606,6 +680,11 @@ fn every_route_against_every_principal() {
                     }
                     continue;
                 }
+                if built.missing {
+                    assert_error(&r, 404, "not_found", &what(&k.name));
+                    ok_routes.insert(def.path);
+                    continue;
+                }
                 assert!(r.ok(), "{}: {} {}", what(&k.name), r.status, r.text());
                 ok_routes.insert(def.path);
                 if def.path == "/v1/models/{kind}/train" {
@@ -675,7 +754,7 @@ fn every_route_against_every_principal() {
                 };
                 let on_other = build(def, other);
                 let r = send(&c, &fx.base, &on_other.req.bearer(&tok.secret)).await;
-                if action != Action::SelfRead {
+                if !matches!(action, Action::SelfRead | Action::SelfWrite) {
                     assert_error(&r, 403, "forbidden", &what(&tok.name));
                     // and on their own id too: tokens have no staff reads
                     let r = send(&c, &fx.base, &built.req.clone().bearer(&tok.secret)).await;
@@ -1671,6 +1750,7 @@ mod fuzz {
                     ("/v1/me/recommendations".to_string(), "k"),
                     ("/v1/churn/watchlist".to_string(), "top"),
                     (format!("/v1/customers/{a}/timeline"), "cursor"),
+                    (format!("/v1/customers/{a}/export"), "format"),
                     (format!("/v1/customers/{a}/timeline"), "limit"),
                     (format!("/v1/segments/{segment}/members"), "cursor"),
                     (format!("/v1/segments/{segment}/members"), "limit"),
@@ -1688,7 +1768,14 @@ mod fuzz {
                 reqs.push(Req::get(format!(
                     "/v1/segments/{segment}/members?cursor={v}&limit={v}"
                 )));
-                for sub in ["", "/timeline", "/recommendations", "/churn", "/clv"] {
+                for sub in [
+                    "",
+                    "/timeline",
+                    "/recommendations",
+                    "/churn",
+                    "/clv",
+                    "/export",
+                ] {
                     reqs.push(Req::get(format!("/v1/customers/{v}{sub}")));
                 }
                 reqs.push(Req::get(format!("/v1/segments/{v}/members")));

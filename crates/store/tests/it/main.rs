@@ -2,6 +2,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod crypto;
+
 use infogap_store::{SqliteStore, Store, conformance};
 
 static N: AtomicUsize = AtomicUsize::new(0);
