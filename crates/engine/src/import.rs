@@ -119,6 +119,21 @@ pub fn import(
         let r = open_reader(src)?;
         check_columns(src, r.headers(), config)?;
     }
+    // 2. the config's policy and privacy rules, even when every file is
+    // unchanged (a config that only changed [access] or [privacy])
+    let access = serde_json::to_string(&config.access)
+        .map_err(|e| EngineError::Invalid(format!("[access]: {e}")))?;
+    let privacy = serde_json::to_string(&config.privacy)
+        .map_err(|e| EngineError::Invalid(format!("[privacy]: {e}")))?;
+    let store = engine.store();
+    if store.setting("access")?.as_deref() != Some(access.as_str())
+        || store.setting("privacy")?.as_deref() != Some(privacy.as_str())
+    {
+        let mut tx = store.begin()?;
+        tx.set_setting("access", &access)?;
+        tx.set_setting("privacy", &privacy)?;
+        tx.commit()?;
+    }
     let mut reports = Vec::new();
     let mut merges = 0;
     let mut over_shared: HashMap<i64, OverSharedKey> = HashMap::new();

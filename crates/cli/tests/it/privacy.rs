@@ -515,3 +515,57 @@ fn retention_deletes_old_facts_and_dry_run_only_counts() {
     assert!(out.status.success());
     ok(d, &["audit", "verify"]);
 }
+
+#[test]
+fn anonymizing_erasure_keeps_revenue_totals_and_removes_the_person() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    planted(d);
+    // the same files, with erasure set to anonymize
+    let cfg = std::fs::read_to_string(d.join("infogap.toml")).expect("config");
+    std::fs::write(
+        d.join("infogap.toml"),
+        cfg.replace(
+            "[privacy.retention]",
+            "[privacy]\nerasure = \"anonymize\"\n\n[privacy.retention]",
+        ),
+    )
+    .expect("config");
+    ok(
+        d,
+        &[
+            "import",
+            "--config",
+            "infogap.toml",
+            "--skip-bad-rows",
+            "5",
+            "--quiet",
+        ],
+    );
+    let s0 = stats(d);
+    let receipt = json(d, &["privacy", "erase", ADA_EMAIL, "--json"]);
+    assert_eq!(receipt["mode"], "anonymize", "{receipt}");
+    assert_eq!(receipt["residue"].as_u64(), Some(0), "{receipt}");
+    let orders = receipt["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .find(|t| t["table"] == "orders")
+        .expect("orders")
+        .clone();
+    assert_eq!(orders["action"], "anonymized", "{receipt}");
+    let s1 = stats(d);
+    // totals keep her orders; she is no customer any more
+    assert_eq!(s1["revenue"], s0["revenue"], "{s0} {s1}");
+    assert_eq!(s1["order_lines"], s0["order_lines"]);
+    assert_eq!(
+        s1["customers"].as_i64().expect("n") + 1,
+        s0["customers"].as_i64().expect("n"),
+        "{s0} {s1}"
+    );
+    fails(d, &["customer", "show", ADA_EMAIL]);
+    for planted in [ADA_EMAIL, ADA_PHONE_NORM, ADA_NAME, ADA_TICKET] {
+        assert!(grep(&store_files(d), planted).is_empty(), "{planted} left");
+    }
+    ok(d, &["audit", "verify"]);
+}
