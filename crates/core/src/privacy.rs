@@ -275,8 +275,10 @@ mod tests {
         let mut p = PrivacyConfig::default();
         p.retention.insert("events".into(), "ten days".into());
         assert!(p.validate().unwrap_err().contains("events"));
-        let mut p = PrivacyConfig::default();
-        p.dp_epsilon = Some(-1.0);
+        let p = PrivacyConfig {
+            dp_epsilon: Some(-1.0),
+            ..PrivacyConfig::default()
+        };
         assert!(p.validate().unwrap_err().contains("dp_epsilon"));
     }
 }
