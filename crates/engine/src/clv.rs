@@ -200,6 +200,20 @@ pub fn fit_dataset(
     let bg = BgNbd::default().fit_summaries(&summaries)?;
     let gg = GammaGamma::default().fit_summaries(&summaries)?;
     let seconds = t0.elapsed().as_secs_f64();
+    let g = &gg.params;
+    if ![g.p, g.q, g.gamma].iter().all(|v| v.is_finite()) {
+        // e.g. every repeat customer's orders have the same value: the
+        // Gamma-Gamma likelihood keeps rising as its scale diverges
+        return Err(EngineError::Invalid(
+            "the spend model (Gamma-Gamma) cannot be fitted on these orders: the repeat customers' order values do not vary enough; CLV needs varying order values".into(),
+        ));
+    }
+    let b = &bg.params;
+    if ![b.r, b.alpha, b.a, b.b].iter().all(|v| v.is_finite()) {
+        return Err(EngineError::Invalid(
+            "the purchase model (BG/NBD) cannot be fitted on these orders: too few repeat purchases".into(),
+        ));
+    }
     let warnings = fit_warnings(&bg, &gg);
     let fallback_spend = (gg.params.q <= 1.0).then_some(gg.observed_mean_spend);
     let model = ClvModel {
