@@ -142,24 +142,7 @@ impl SqliteStore {
                     if t == "attributes" || (anonymize && t == "order_lines") {
                         continue;
                     }
-                    let mut st = db.prepare(&format!(
-                        "SELECT file_id, COUNT(*) FROM {t} WHERE identity_id IN {MINE} GROUP BY file_id"
-                    ))?;
-                    st.bind_i64(1, c)?;
-                    let mut per = Vec::new();
-                    while st.step()? {
-                        per.push((st.i64(0)?, st.i64(1)?));
-                    }
-                    let mut up = db.prepare(
-                        "UPDATE file_rows SET rows = MAX(rows - ?1, 0) WHERE file_id = ?2 AND tbl = ?3",
-                    )?;
-                    for (file, n) in per {
-                        up.bind_i64(1, n)?;
-                        up.bind_i64(2, file)?;
-                        up.bind_text(3, t)?;
-                        while up.step()? {}
-                        up.reset()?;
-                    }
+                    uncount(db, t, &format!("identity_id IN {MINE}"), c)?;
                 }
                 if anonymize {
                     let anon = anonymous_identity(db, key.as_deref(), g)?;
@@ -360,7 +343,11 @@ impl SqliteStore {
                 for (t, cond) in &tables {
                     out.push(TableCount {
                         table: (*t).to_string(),
-                        rows: count(db, &format!("SELECT COUNT(*) FROM {t} WHERE {cond}"), cutoff)?,
+                        rows: count(
+                            db,
+                            &format!("SELECT COUNT(*) FROM {t} WHERE {cond}"),
+                            cutoff,
+                        )?,
                         fields: vec!["*".into()],
                         action: if dry_run { "would delete" } else { "deleted" }.into(),
                     });
@@ -371,24 +358,7 @@ impl SqliteStore {
                 let g = next_generation(db)?;
                 for (t, cond) in &tables {
                     if *t != "orders" {
-                        let mut st = db.prepare(&format!(
-                            "SELECT file_id, COUNT(*) FROM {t} WHERE {cond} GROUP BY file_id"
-                        ))?;
-                        st.bind_i64(1, cutoff)?;
-                        let mut per = Vec::new();
-                        while st.step()? {
-                            per.push((st.i64(0)?, st.i64(1)?));
-                        }
-                        let mut up = db.prepare(
-                            "UPDATE file_rows SET rows = MAX(rows - ?1, 0) WHERE file_id = ?2 AND tbl = ?3",
-                        )?;
-                        for (file, n) in per {
-                            up.bind_i64(1, n)?;
-                            up.bind_i64(2, file)?;
-                            up.bind_text(3, t)?;
-                            while up.step()? {}
-                            up.reset()?;
-                        }
+                        uncount(db, t, cond, cutoff)?;
                     }
                     exec1(db, &format!("DELETE FROM {t} WHERE {cond}"), cutoff)?;
                 }
@@ -411,6 +381,29 @@ fn finish<T>(db: &RawDb<'_>, r: Result<T>) -> Result<T> {
             Err(e)
         }
     }
+}
+
+/// Takes the rows of `table` matching `cond` (with `?1` = `arg`), about to
+/// be deleted, off the per-file counts `stats` reads.
+fn uncount(db: &RawDb<'_>, table: &str, cond: &str, arg: i64) -> Result<()> {
+    let mut st = db.prepare(&format!(
+        "SELECT file_id, COUNT(*) FROM {table} WHERE {cond} GROUP BY file_id"
+    ))?;
+    st.bind_i64(1, arg)?;
+    let mut per = Vec::new();
+    while st.step()? {
+        per.push((st.i64(0)?, st.i64(1)?));
+    }
+    let mut up = db
+        .prepare("UPDATE file_rows SET rows = MAX(rows - ?1, 0) WHERE file_id = ?2 AND tbl = ?3")?;
+    for (file, n) in per {
+        up.bind_i64(1, n)?;
+        up.bind_i64(2, file)?;
+        up.bind_text(3, table)?;
+        while up.step()? {}
+        up.reset()?;
+    }
+    Ok(())
 }
 
 fn next_generation(db: &RawDb<'_>) -> Result<i64> {

@@ -368,15 +368,7 @@ pub(crate) fn reseal(raw: &RawDb<'_>, old: Option<&DataKey>, new: &DataKey) -> R
     {
         let mut up = raw.prepare("UPDATE models SET blob = ?1, sealed = 1 WHERE id = ?2")?;
         for (id, stored, sealed) in models {
-            let blob = match (sealed, old) {
-                (false, _) => stored,
-                (true, Some(k)) => k.open(Field::Model, &stored)?,
-                (true, None) => {
-                    return Err(StoreError::Corrupt(
-                        "a sealed model, and no data key to open it".into(),
-                    ));
-                }
-            };
+            let blob = crate::sqlite::open_model(old, sealed, stored)?;
             up.bind_blob(1, &new.seal(Field::Model, &blob))?;
             up.bind_i64(2, id)?;
             up.step()?;

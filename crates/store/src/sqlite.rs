@@ -337,6 +337,17 @@ const LINK_COLS: &str = "id, a, b, source_id, line, rule, suppressed";
 /// and its ciphertext.
 type Sealed<'a, T> = (&'a T, Option<String>, Option<Vec<u8>>);
 
+/// A model blob as stored: opened with the key when it is sealed.
+pub(crate) fn open_model(key: Option<&DataKey>, sealed: bool, stored: Vec<u8>) -> Result<Vec<u8>> {
+    match (sealed, key) {
+        (false, _) => Ok(stored),
+        (true, Some(k)) => k.open(Field::Model, &stored),
+        (true, None) => Err(StoreError::Corrupt(
+            "a sealed model, and no data key to open it".into(),
+        )),
+    }
+}
+
 /// Rows per multi-row INSERT (kept well under SQLite's 32766 bound parameters).
 const CHUNK: usize = 400;
 
@@ -1472,15 +1483,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             let stored = st.blob(5)?;
-            let blob = match (st.i64(6)? != 0, &key) {
-                (false, _) => stored,
-                (true, Some(k)) => k.open(Field::Model, &stored)?,
-                (true, None) => {
-                    return Err(StoreError::Corrupt(
-                        "a sealed model, and no data key to open it".into(),
-                    ));
-                }
-            };
+            let blob = open_model(key.as_deref(), st.i64(6)? != 0, stored)?;
             Ok(Some(SavedModel {
                 kind: st.text(0)?,
                 version: st.i64(1)?,
@@ -1761,15 +1764,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             }
             let stored = st.blob(5)?;
-            let blob = match (st.i64(6)? != 0, &key) {
-                (false, _) => stored,
-                (true, Some(k)) => k.open(Field::Model, &stored)?,
-                (true, None) => {
-                    return Err(StoreError::Corrupt(
-                        "a sealed model, and no data key to open it".into(),
-                    ));
-                }
-            };
+            let blob = open_model(key.as_deref(), st.i64(6)? != 0, stored)?;
             Ok(Some(SavedModel {
                 kind: st.text(0)?,
                 version: st.i64(1)?,
