@@ -83,6 +83,9 @@ enum Command {
     /// Throughput benchmarks of hot paths.
     #[command(subcommand)]
     Bench(cmd::data::BenchCmd),
+    /// The information gap: what each department and the business do not
+    /// know about customers, and what to ask next (`gap` alone: the distribution).
+    Gap(cmd::gap::GapArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +100,9 @@ enum EvalCmd {
     Clv(cmd::clv::EvalClvArgs),
     /// Holdout accuracy of exponential smoothing on a series.
     Forecast(cmd::forecast::EvalForecastArgs),
+    /// Active feature acquisition on any CSV: per-row next question vs the
+    /// best fixed order vs random (ROC AUC after each acquisition).
+    AskNext(cmd::ask_eval::EvalAskNextArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
         Command::Eval(EvalCmd::Regress(a)) => cmd::analytics::eval_regress(&ctx, a),
         Command::Eval(EvalCmd::Clv(a)) => cmd::clv::eval(&ctx, a),
         Command::Eval(EvalCmd::Forecast(a)) => cmd::forecast::eval(&ctx, a),
+        Command::Eval(EvalCmd::AskNext(a)) => cmd::ask_eval::eval(&ctx, a),
         Command::Train(TrainCmd::Recs(a)) => cmd::recs::train(&ctx, a),
         Command::Train(TrainCmd::Churn(a)) => cmd::classify::train(&ctx, a),
         Command::Train(TrainCmd::Amount(a)) => cmd::analytics::train_amount(&ctx, a),
@@ -145,6 +152,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => cmd::share::audit(&ctx, a),
         Command::Privacy(c) => cmd::privacy::privacy(&ctx, c),
         Command::Bench(c) => cmd::data::bench(&ctx, c),
+        Command::Gap(a) => cmd::gap::gap(&ctx, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

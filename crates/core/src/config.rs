@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 /// A configuration problem, with the file and line it concerns.
@@ -269,6 +269,19 @@ pub struct Config {
     pub access: crate::access::AccessConfig,
     /// `[privacy]`: key file, consent purposes, retention, erasure, shared aggregates.
     pub privacy: crate::privacy::PrivacyConfig,
+    /// `[[department]]`: sources grouped into the departments the
+    /// information-gap analysis compares (empty: every source is its own).
+    pub departments: Vec<DepartmentConfig>,
+}
+
+/// One `[[department]]`: a name and the sources whose facts it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentConfig {
+    /// Department name (`service`, `marketing`, …).
+    pub name: String,
+    /// Its sources (names of `[[source]]` entries).
+    pub sources: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -280,6 +293,8 @@ struct RawConfig {
     source: Vec<Spanned<RawSource>>,
     access: Option<Spanned<crate::access::AccessConfig>>,
     privacy: Option<Spanned<crate::privacy::PrivacyConfig>>,
+    #[serde(default)]
+    department: Vec<Spanned<DepartmentConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -635,6 +650,38 @@ impl Config {
                 p
             }
         };
+        let mut departments: Vec<DepartmentConfig> = Vec::new();
+        for d in raw.department {
+            let at = lines.line(d.span().start);
+            let d = d.into_inner();
+            if d.name.trim().is_empty() {
+                return Err(err(at, "[[department]]: name is empty".into()));
+            }
+            if departments.iter().any(|x| x.name == d.name) {
+                return Err(err(
+                    at,
+                    format!("[[department]] {:?} is defined twice", d.name),
+                ));
+            }
+            if d.sources.is_empty() {
+                return Err(err(
+                    at,
+                    format!("[[department]] {:?} lists no sources", d.name),
+                ));
+            }
+            for s in &d.sources {
+                if !sources.iter().any(|x| &x.name == s) {
+                    return Err(err(
+                        at,
+                        format!(
+                            "[[department]] {:?} names source {s:?}, which is not a [[source]] of this config",
+                            d.name
+                        ),
+                    ));
+                }
+            }
+            departments.push(d);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             store_path,
@@ -642,6 +689,7 @@ impl Config {
             sources,
             access,
             privacy,
+            departments,
         })
     }
 }

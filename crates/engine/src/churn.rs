@@ -425,7 +425,7 @@ pub fn train_on_dataset(
 
 /// Stratified k-fold CV: mean and std of the metrics over folds, the
 /// out-of-fold probability of every row, and the folds' fit warnings.
-fn cross_validate_oof(
+pub(crate) fn cross_validate_oof(
     cfg: &ClassifierConfig,
     x: &DenseMatrix,
     y: &[bool],

@@ -14,11 +14,27 @@
 //! - **Churn with drivers**: a latent dissatisfaction drives support tickets,
 //!   low survey/review scores and a fading purchase rate; churners stop buying
 //!   at a date between 2025-06 and 2025-11. Age band has no effect.
+//! - **A plan that drives churn**: half the people are on a `monthly` plan,
+//!   half on `annual`. Monthly customers also churn without being dissatisfied
+//!   (45% of those who would not), annual ones only when very dissatisfied, so
+//!   monthly customers churn about 2.5× as often. Only the CRM records the
+//!   plan, and only for ~60% of its customers (`plan` blank otherwise).
+//! - **Departments that know different things**: the CRM leaves age, income
+//!   and region blank for ~40% of its customers (independently of the plan);
+//!   the web shop's profile form (`web/profiles.csv`, ~50% of web users)
+//!   records age and region too, one of them wrong in ~15% of its rows (a
+//!   conflict with the CRM's true value); a preferences survey
+//!   (`feedback/preferences.csv`, keyed by email, ~30% of people) records
+//!   the category that interests them (the first favourite, ~10% another).
+//!   `[[department]]` groups in the config say which sources each department holds.
 //! - **Seasonality**: weekend and December peaks, a summer dip.
 //! - **Heterogeneous value**: purchase rates and basket values vary by person (CLV).
 //!
 //! Ground truth goes to `truth/`: `persons.csv` (one row per person with the
-//! planted traits) and `records.csv` (which person every identity key belongs to).
+//! planted traits, incl. `plan`, `plan_known`, `demographics_known`,
+//! `web_profile`, `interest_known`), `records.csv` (which person every
+//! identity key belongs to) and `conflicts.csv` (every wrong attribute value
+//! written, with its source and the true value).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -111,6 +127,8 @@ const QUESTIONS: [&str; 4] = [
     "Gift wrapping options?",
 ];
 const FAMILY_EMAIL: &str = "family.home@example.net";
+/// Probability that a monthly-plan customer who is not dissatisfied churns anyway.
+const MONTHLY_CHURN: f64 = 0.45;
 
 fn ts(y: i32, m: u32, d: u32) -> i64 {
     NaiveDate::from_ymd_opt(y, m, d)
@@ -175,8 +193,28 @@ struct Person {
     basket_value: f64,
     dissatisfaction: f64,
     churn_at: Option<i64>,
+    /// Churned because a monthly plan was not renewed (no fading before).
+    abrupt: bool,
     signup: i64,
     family_email: bool,
+    /// The planted churn driver: a monthly (else annual) plan.
+    monthly: bool,
+    /// Whether the CRM row records the plan.
+    plan_known: bool,
+    /// Whether the CRM row records age, income and region.
+    demographics_known: bool,
+}
+
+impl Person {
+    fn plan(&self) -> &'static str {
+        if self.monthly { "monthly" } else { "annual" }
+    }
+}
+
+/// A value of `values` other than `v`.
+fn other(values: &[&'static str], v: &str, rng: &mut ChaCha8Rng) -> &'static str {
+    let rest: Vec<&'static str> = values.iter().copied().filter(|x| *x != v).collect();
+    rest[rng.random_range(0..rest.len())]
 }
 
 struct Writers {
@@ -276,6 +314,9 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         ));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    // a second stream for the information gaps (plan, blanks, web profiles,
+    // preferences), so the draws of everything else stay as they were
+    let mut gap_rng = ChaCha8Rng::seed_from_u64(opts.seed ^ 0x005e_ed9a_950f_10f0);
     std::fs::create_dir_all(&opts.out).map_err(|e| io_err(&opts.out, e))?;
     let mut w = Writers {
         dir: opts.out.clone(),
@@ -375,12 +416,34 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         let area = 201 + (p * 7919 % 700);
         let phone = format!("{area}{:07}", (p * 104_729 + 1_234_567) % 10_000_000);
         let dissatisfaction: f64 = rng.random();
-        let churn_at =
+        // the plan is drawn before churn and drives it: monthly customers also
+        // churn without being dissatisfied; annual ones only when very
+        // dissatisfied
+        let monthly = gap_rng.random::<f64>() < 0.5;
+        let unhappy =
             if dissatisfaction > 0.72 || (dissatisfaction > 0.55 && rng.random::<f64>() < 0.25) {
                 Some(ts(2025, 6, 1) + rng.random_range(0..165) * day)
             } else {
                 None
             };
+        // a monthly plan not renewed ends at once: no fading beforehand, so
+        // only the plan (not the purchase history) foretells it
+        let mut abrupt = false;
+        let churn_at = if monthly {
+            if unhappy.is_none() && gap_rng.random::<f64>() < MONTHLY_CHURN {
+                abrupt = true;
+                Some(ts(2025, 6, 1) + gap_rng.random_range(0..165) * day)
+            } else {
+                unhappy
+            }
+        } else if dissatisfaction > 0.8 || (dissatisfaction > 0.72 && gap_rng.random::<f64>() < 0.5)
+        {
+            unhappy
+        } else {
+            None
+        };
+        let plan_known = gap_rng.random::<f64>() < 0.6;
+        let demographics_known = gap_rng.random::<f64>() >= 0.4;
         let n_fav = if rng.random::<f64>() < 0.5 { 1 } else { 2 };
         let mut favourites = Vec::new();
         while favourites.len() < n_fav {
@@ -408,17 +471,27 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
             basket_value: gamma_ish(&mut rng, 4, 0.3),
             dissatisfaction,
             churn_at,
+            abrupt,
             signup: start - rng.random_range(0..900) * day,
             family_email: family.contains(&p),
+            monthly,
+            plan_known: in_crm && plan_known,
+            demographics_known: in_crm && demographics_known,
         });
     }
 
     let (mut crm, mut crm_line) = w.open(
         "crm/customers.csv",
-        "customer_id,first_name,last_name,email,phone,age_band,income_band,region,signup_date",
+        "customer_id,first_name,last_name,email,phone,age_band,income_band,region,signup_date,plan",
     )?;
     let (mut consents, _) = w.open("crm/consents.csv", "customer_id,purpose,granted,updated_at")?;
     let (mut links, mut link_line) = w.open("web/crm_links.csv", "web_user,crm_customer")?;
+    let (mut profiles, mut profile_line) =
+        w.open("web/profiles.csv", "web_user,age_band,region,updated_at")?;
+    let (mut prefs, mut pref_line) = w.open(
+        "feedback/preferences.csv",
+        "respondent_email,interest,answered_at",
+    )?;
     let (mut events, mut event_line) = w.open("web/events.jsonl", "")?;
     let (mut ratings, _) = w.open("reviews/ratings.csv", "user,item,stars,rated_at")?;
     let (mut orders, mut order_line) = w.open(
@@ -442,7 +515,11 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
     let (mut truth, _) = w.open("truth/records.csv", "source,line,namespace,key,person")?;
     let (mut truth_p, _) = w.open(
         "truth/persons.csv",
-        "person,crm_id,web_id,support_id,email,churned,churn_date,dissatisfaction,favourite_categories,age_band,purchase_rate,basket_value,family_email",
+        "person,crm_id,web_id,support_id,email,churned,churn_date,dissatisfaction,favourite_categories,age_band,purchase_rate,basket_value,family_email,plan,plan_known,demographics_known,web_profile,interest_known,income_band,region,interest",
+    )?;
+    let (mut truth_c, _) = w.open(
+        "truth/conflicts.csv",
+        "person,attribute,source,value,true_value",
     )?;
     let mut summary = DemoSummary {
         dir: opts.out.display().to_string(),
@@ -493,17 +570,20 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
             } else {
                 phone_variant(&person.phone, &mut rng)
             };
+            let (age, income, region) = if person.demographics_known {
+                (person.age, person.income, person.region)
+            } else {
+                ("", "", "")
+            };
             writeln!(
                 crm,
-                "{crm_id},{},{},{},{},{},{},{},{}",
+                "{crm_id},{},{},{},{},{age},{income},{region},{},{}",
                 person.first,
                 csv_field(person.last),
                 csv_field(&email),
                 csv_field(&phone),
-                person.age,
-                person.income,
-                person.region,
-                date_str(person.signup)
+                date_str(person.signup),
+                if person.plan_known { person.plan() } else { "" }
             )
             .map_err(werr)?;
             writeln!(truth, "crm,{crm_line},crm,{crm_id},{pid}").map_err(werr)?;
@@ -518,6 +598,8 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                 .map_err(werr)?;
             }
         }
+        let mut web_profile = false;
+        let mut interest: Option<&str> = None;
         // web identity: login events carry the email; family-email people are mapped by the link table
         if let Some(web_id) = &person.web_id {
             if (person.family_email || (person.crm_id.is_some() && rng.random::<f64>() < 0.15))
@@ -540,6 +622,54 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
             writeln!(events, "{ev}").map_err(werr)?;
             writeln!(truth, "web,{event_line},web,{web_id},{pid}").map_err(werr)?;
             summary.events += 1;
+            // the web shop's own profile form: age and region, sometimes wrong
+            if gap_rng.random::<f64>() < 0.5 {
+                let mut age = person.age;
+                let mut region = person.region;
+                if gap_rng.random::<f64>() < 0.15 {
+                    let (attr, truth_v, wrong) = if gap_rng.random::<f64>() < 0.5 {
+                        age = other(&AGE_BANDS, person.age, &mut gap_rng);
+                        ("age_band", person.age, age)
+                    } else {
+                        region = other(&REGIONS, person.region, &mut gap_rng);
+                        ("region", person.region, region)
+                    };
+                    writeln!(truth_c, "{pid},{attr},web_profiles,{wrong},{truth_v}")
+                        .map_err(werr)?;
+                }
+                let updated = first_login + gap_rng.random_range(0..300) * day;
+                profile_line += 1;
+                writeln!(profiles, "{web_id},{age},{region},{}", date_str(updated))
+                    .map_err(werr)?;
+                writeln!(truth, "web_profiles,{profile_line},web,{web_id},{pid}").map_err(werr)?;
+                web_profile = true;
+            }
+        }
+        // the preferences survey: the first favourite category, sometimes another
+        if gap_rng.random::<f64>() < 0.3 {
+            let fav = person.favourites[0];
+            let c = if gap_rng.random::<f64>() < 0.1 {
+                (fav + gap_rng.random_range(1..CATEGORIES.len())) % CATEGORIES.len()
+            } else {
+                fav
+            };
+            interest = Some(CATEGORIES[c]);
+            pref_line += 1;
+            let at = start + gap_rng.random_range(0..700) * day;
+            writeln!(
+                prefs,
+                "{},{},{}",
+                csv_field(&email_variant(&person.email, &mut gap_rng)),
+                CATEGORIES[c],
+                date_str(at)
+            )
+            .map_err(werr)?;
+            writeln!(
+                truth,
+                "preferences,{pref_line},email,{},{pid}",
+                person.email
+            )
+            .map_err(werr)?;
         }
 
         // purchases, week by week
@@ -549,7 +679,9 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         while t < stop.min(end) {
             // fading before churn
             let fade = match person.churn_at {
-                Some(c) if c - t < 120 * day => ((c - t) as f64 / (120 * day) as f64).max(0.15),
+                Some(c) if !person.abrupt && c - t < 120 * day => {
+                    ((c - t) as f64 / (120 * day) as f64).max(0.15)
+                }
                 _ => 1.0,
             };
             let lambda = person.rate * fade * season(t + 3 * day) * 7.0 / 7.0;
@@ -766,7 +898,7 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         let favs: Vec<&str> = person.favourites.iter().map(|&c| CATEGORIES[c]).collect();
         writeln!(
             truth_p,
-            "{pid},{},{},{},{},{},{},{:.3},{},{},{:.4},{:.3},{}",
+            "{pid},{},{},{},{},{},{},{:.3},{},{},{:.4},{:.3},{},{},{},{},{},{},{},{},{}",
             person.crm_id.clone().unwrap_or_default(),
             person.web_id.clone().unwrap_or_default(),
             person.support_id,
@@ -778,15 +910,32 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
             person.age,
             person.rate,
             person.basket_value,
-            u8::from(person.family_email)
+            u8::from(person.family_email),
+            person.plan(),
+            u8::from(person.plan_known),
+            u8::from(person.demographics_known),
+            u8::from(web_profile),
+            u8::from(interest.is_some()),
+            person.income,
+            person.region,
+            interest.unwrap_or_default()
         )
         .map_err(werr)?;
     }
-    let _ = (link_line, exposure_line, redemption_line, n_products);
+    let _ = (
+        link_line,
+        exposure_line,
+        redemption_line,
+        n_products,
+        profile_line,
+        pref_line,
+    );
     for wr in [
         &mut crm,
         &mut consents,
         &mut links,
+        &mut profiles,
+        &mut prefs,
         &mut events,
         &mut ratings,
         &mut orders,
@@ -796,6 +945,7 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
         &mut redemptions,
         &mut truth,
         &mut truth_p,
+        &mut truth_c,
     ] {
         wr.flush().map_err(werr)?;
     }
@@ -831,6 +981,7 @@ last_name = "last_name"
 age_band = "age_band"
 income_band = "income_band"
 region = "region"
+plan = "plan"
 
 [[source]]
 name = "consents"
@@ -907,6 +1058,19 @@ product = "item"
 rating = "stars"
 time = "rated_at"
 
+# The web shop's profile form: age and region as the customer typed them.
+[[source]]
+name = "web_profiles"
+file = "web/profiles.csv"
+kind = "customers"
+namespace = "web"
+[source.columns]
+customer = "web_user"
+time = "updated_at"
+[source.attributes]
+age_band = "age_band"
+region = "region"
+
 # --- Surveys and reviews -------------------------------------------------------
 [[source]]
 name = "surveys"
@@ -918,6 +1082,17 @@ type = "kind"
 score = "score"
 text = "comment"
 time = "answered_at"
+
+# A preferences survey: which category interests the respondent.
+[[source]]
+name = "preferences"
+file = "feedback/preferences.csv"
+kind = "customers"
+[source.columns]
+email = "respondent_email"
+time = "answered_at"
+[source.attributes]
+interest = "interest"
 
 # --- Support desk (tab-separated) ---------------------------------------------
 [[source]]
@@ -969,9 +1144,27 @@ time = "redeemed_at"
 # departments; every source is also a department of its own name.
 [access]
 contact_attributes = ["first_name", "last_name"]
-demographic_attributes = ["age_band", "income_band", "region"]
+demographic_attributes = ["age_band", "income_band", "region", "plan", "interest"]
 [access.departments]
 sales = ["crm", "sales", "redemptions"]
-marketing = ["campaigns", "exposures", "redemptions", "web", "ratings"]
-service = ["support", "surveys"]
+marketing = ["campaigns", "exposures", "redemptions", "web", "ratings", "web_profiles"]
+service = ["support", "surveys", "preferences"]
+
+# Departments the information-gap analysis compares: who knows what about a
+# customer (`catalog` is shared reference data, not a department).
+[[department]]
+name = "crm"
+sources = ["crm", "consents"]
+[[department]]
+name = "sales"
+sources = ["sales"]
+[[department]]
+name = "web"
+sources = ["web", "web_crm_links", "ratings", "web_profiles"]
+[[department]]
+name = "service"
+sources = ["support", "surveys", "preferences"]
+[[department]]
+name = "marketing"
+sources = ["campaigns", "exposures", "redemptions"]
 "#;

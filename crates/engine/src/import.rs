@@ -125,13 +125,17 @@ pub fn import(
         .map_err(|e| EngineError::Invalid(format!("[access]: {e}")))?;
     let privacy = serde_json::to_string(&config.privacy)
         .map_err(|e| EngineError::Invalid(format!("[privacy]: {e}")))?;
+    let departments = serde_json::to_string(&config.departments)
+        .map_err(|e| EngineError::Invalid(format!("[[department]]: {e}")))?;
     let store = engine.store();
     if store.setting("access")?.as_deref() != Some(access.as_str())
         || store.setting("privacy")?.as_deref() != Some(privacy.as_str())
+        || store.setting("departments")?.as_deref() != Some(departments.as_str())
     {
         let mut tx = store.begin()?;
         tx.set_setting("access", &access)?;
         tx.set_setting("privacy", &privacy)?;
+        tx.set_setting("departments", &departments)?;
         tx.commit()?;
     }
     let mut reports = Vec::new();
@@ -1169,6 +1173,12 @@ fn import_source(
         "privacy",
         &serde_json::to_string(&config.privacy)
             .map_err(|e| EngineError::Invalid(format!("[privacy]: {e}")))?,
+    )?;
+    // and its `[[department]]` groups (the information-gap analysis)
+    tx.set_setting(
+        "departments",
+        &serde_json::to_string(&config.departments)
+            .map_err(|e| EngineError::Invalid(format!("[[department]]: {e}")))?,
     )?;
     tx.set_setting(
         "identity.max_customers_per_key",

@@ -14,6 +14,7 @@ pub mod clv;
 pub mod demo;
 pub mod features;
 pub mod forecast;
+pub mod gap;
 pub mod import;
 pub mod invariants;
 pub mod keys;

@@ -88,7 +88,7 @@ impl Engine {
 
     /// The raw snapshot at the store's current generation: from the cache
     /// when it is usable, brought up to date by a delta, else rebuilt.
-    fn current_raw(&self) -> Result<(RawSnapshot, RefreshReport), EngineError> {
+    pub(crate) fn current_raw(&self) -> Result<(RawSnapshot, RefreshReport), EngineError> {
         let started = Instant::now();
         let g = self.store.generation()?;
         let mut rebuilt: Option<String> = None;

@@ -8,6 +8,7 @@
 //! The shared vocabulary is [`Estimator`] (a configuration that can be fitted)
 //! and [`Predictor`] (a fitted model), plus [`ModelError`].
 
+pub mod acquire;
 pub mod bayes;
 pub mod classify;
 pub mod clv;

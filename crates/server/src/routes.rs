@@ -85,6 +85,9 @@ pub const ROUTES: &[RouteDef] = &[
         Some(Action::SegmentsExport),
     ),
     r("GET", "/v1/churn/watchlist", Some(Action::ChurnRead)),
+    r("GET", "/v1/customers/{id}/gap", Some(Action::CustomersRead)),
+    r("GET", "/v1/gap", Some(Action::ModelsTrain)),
+    r("GET", "/v1/gap/departments", Some(Action::ModelsTrain)),
     r("GET", "/v1/stats", Some(Action::StatsRead)),
     r("GET", "/v1/forecasts", Some(Action::ForecastsRead)),
     r("GET", "/v1/me", Some(Action::SelfRead)),
@@ -130,6 +133,9 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/segments") => get(segments),
         ("GET", "/v1/segments/{name}/members") => get(members),
         ("GET", "/v1/churn/watchlist") => get(watchlist),
+        ("GET", "/v1/customers/{id}/gap") => get(customer_gap),
+        ("GET", "/v1/gap") => get(gap_overview),
+        ("GET", "/v1/gap/departments") => get(gap_departments),
         ("GET", "/v1/stats") => get(stats),
         ("GET", "/v1/forecasts") => get(forecasts),
         ("GET", "/v1/me") => get(me),
@@ -553,6 +559,39 @@ async fn watchlist(
     .await
 }
 
+/// How well the business knows a customer: knowledge profile, conflicts
+/// between departments, what the customer was never shown.
+#[utoipa::path(get, path = "/v1/customers/{id}/gap", params(("id" = i64, Path, description = "Customer id")),
+    responses((status = 200, description = "`knowledge_score`, `dimensions`, `conflicts`, `departments`, `held_not_shown`, `unaware_of`")), security(("bearer" = [])))]
+async fn customer_gap(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::CustomersRead, move |e, _, a| {
+        e.gap_customer(a, id)
+    })
+    .await
+}
+
+/// The knowledge score over all customers and its backtest.
+#[utoipa::path(get, path = "/v1/gap", responses((status = 200, description = "Distribution, dimensions, segments, departments, conflicts, backtest")), security(("bearer" = [])))]
+async fn gap_overview(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ModelsTrain, move |e, _, a| e.gap_overview(a)).await
+}
+
+/// What each department holds, sees and decides alone vs the unified view.
+#[utoipa::path(get, path = "/v1/gap/departments", responses((status = 200, description = "`departments[]` and `unified` with `churn_auc`, `ndcg10`, `spend_mae`")), security(("bearer" = [])))]
+async fn gap_departments(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::ModelsTrain, move |e, _, a| {
+        e.gap_departments(
+            a,
+            &infogap_engine::gap::departments::DepartmentOptions::default(),
+        )
+    })
+    .await
+}
+
 /// Store-wide counts.
 #[utoipa::path(get, path = "/v1/stats", responses((status = 200, description = "Counts and revenue")), security(("bearer" = [])))]
 async fn stats(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
@@ -947,6 +986,7 @@ async fn audit(
 #[openapi(
     info(title = "infogap", description = "Customer data shared by policy: every response shaped by the caller's role and recorded in the audit trail."),
     paths(healthz, metrics, openapi, lookup, customer, timeline, recommendations, churn, clv, segments, members,
+          customer_gap, gap_overview, gap_departments,
           watchlist, stats, forecasts, me, me_recommendations, export, me_export, train, job, audit,
           consents, consents_change, me_consents, me_consents_change,
           erase, me_erase, erasures, approve_erasure),

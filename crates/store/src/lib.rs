@@ -813,6 +813,10 @@ pub trait Store: Send + Sync {
     /// (latest by time, ties by the higher row id), in one read.
     fn latest_consents(&self) -> Result<Vec<LatestConsent>>;
 
+    /// Which source every fact file, order, attribute, identity and consent
+    /// came from (one consistent read).
+    fn provenance(&self) -> Result<Provenance>;
+
     /// Every row of a customer (all its identities, every source) with
     /// the source and file or line it came from, read in one transaction:
     /// the person's export. Values encrypted at rest are left out (read
@@ -903,6 +907,41 @@ pub struct ConsentRecord {
     pub source: String,
     /// File of that source (`consent-changes` for recorded changes).
     pub file: String,
+}
+
+/// Which source every fact and attribute came from, for analyses that
+/// compare departments (what each holds, what each alone can decide).
+/// Values are unsealed; no identity value is included.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Provenance {
+    /// File id → source id.
+    pub file_sources: HashMap<i64, i64>,
+    /// Order id → file that created it (orders without a file are left out).
+    pub order_files: HashMap<i64, i64>,
+    /// Every attribute row with its customer and source.
+    pub attributes: Vec<AttributeSource>,
+    /// Every identity as (customer, kind, source): which source knows whom
+    /// and how (`customer`, `email`, `phone`), without the value.
+    pub identities: Vec<(i64, String, i64)>,
+    /// Every consent row as (customer, source, purpose, time).
+    pub consents: Vec<(i64, i64, String, Option<i64>)>,
+}
+
+/// One attribute row and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttributeSource {
+    /// Row id (as in the snapshot's raw attributes).
+    pub rowid: i64,
+    /// Customer of the identity that carries it.
+    pub customer_id: i64,
+    /// Source that recorded it.
+    pub source_id: i64,
+    /// Source line.
+    pub line: i64,
+    /// Name.
+    pub name: String,
+    /// Value.
+    pub value: AttrValue,
 }
 
 /// The latest consent row of one customer for one purpose.

@@ -406,6 +406,52 @@ impl RawSnapshot {
         Ok(())
     }
 
+    /// The same customers (identities are kept: the unified view decides
+    /// who is who) with only the facts of the files, the attribute rows and
+    /// the file-less orders a department holds: what it would know alone.
+    /// An order stays when its file is kept, or, for orders without a file,
+    /// when any of its lines is.
+    pub fn restricted(
+        &self,
+        keep_file: impl Fn(i64) -> bool,
+        keep_attribute: impl Fn(i64) -> bool,
+        order_file: impl Fn(i64) -> Option<i64>,
+    ) -> RawSnapshot {
+        let segments: BTreeMap<i64, Segment> = self
+            .segments
+            .iter()
+            .filter(|(f, _)| keep_file(**f))
+            .map(|(f, s)| (*f, s.clone()))
+            .collect();
+        let with_lines: HashSet<i64> = segments
+            .values()
+            .flat_map(|s| s.lines.iter().map(|l| l.order_id))
+            .collect();
+        RawSnapshot {
+            store_id: self.store_id.clone(),
+            generation: self.generation,
+            identities: self.identities.clone(),
+            attributes: self
+                .attributes
+                .iter()
+                .filter(|a| keep_attribute(a.rowid))
+                .cloned()
+                .collect(),
+            products: self.products.clone(),
+            campaigns: self.campaigns.clone(),
+            orders: self
+                .orders
+                .iter()
+                .filter(|o| match order_file(o.id) {
+                    Some(f) => keep_file(f),
+                    None => with_lines.contains(&o.id),
+                })
+                .cloned()
+                .collect(),
+            segments,
+        }
+    }
+
     /// Builds the model-facing [`Dataset`]: facts resolved to customers, in
     /// store-id order, orders' missing totals summed from their lines the
     /// way SQLite's `SUM` does (Kahan–Babuška–Neumaier), so every figure is

@@ -1855,6 +1855,67 @@ impl Store for SqliteStore {
     fn person_rows(&self, customer_id: i64) -> Result<crate::PersonRows> {
         self.read_person_rows(customer_id)
     }
+
+    fn provenance(&self) -> Result<crate::Provenance> {
+        self.with_raw(|db| {
+            db.exec("BEGIN")?;
+            let key = self.data_key();
+            let out = read_provenance(db, key.as_deref());
+            let end = db.exec(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            let p = out?;
+            end?;
+            Ok(p)
+        })
+    }
+}
+
+fn read_provenance(db: &RawDb<'_>, key: Option<&DataKey>) -> Result<crate::Provenance> {
+    let mut p = crate::Provenance::default();
+    for (f, s) in read_rows(db, "SELECT id, source_id FROM files", &[], |st| {
+        Ok((st.i64(0)?, st.i64(1)?))
+    })? {
+        p.file_sources.insert(f, s);
+    }
+    for (o, f) in read_rows(
+        db,
+        "SELECT id, file_id FROM orders WHERE file_id IS NOT NULL",
+        &[],
+        |st| Ok((st.i64(0)?, st.i64(1)?)),
+    )? {
+        p.order_files.insert(o, f);
+    }
+    p.attributes = read_rows(
+        db,
+        "SELECT a.rowid, i.customer_id, a.source_id, a.line, a.name, a.value, a.secret
+           FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
+        &[],
+        |st| {
+            let v = unseal(key, Field::Attribute, st.opt_blob(6)?, st.opt_text(5)?)?
+                .unwrap_or_default();
+            Ok(crate::AttributeSource {
+                rowid: st.i64(0)?,
+                customer_id: st.i64(1)?,
+                source_id: st.i64(2)?,
+                line: st.i64(3)?,
+                name: st.text(4)?,
+                value: attr_from_json(&v)?,
+            })
+        },
+    )?;
+    p.identities = read_rows(
+        db,
+        "SELECT customer_id, kind, source_id FROM identities WHERE shared = 0 ORDER BY id",
+        &[],
+        |st| Ok((st.i64(0)?, st.text(1)?, st.i64(2)?)),
+    )?;
+    p.consents = read_rows(
+        db,
+        "SELECT i.customer_id, c.source_id, c.purpose, c.time
+           FROM consents c JOIN identities i ON i.id = c.identity_id ORDER BY c.id",
+        &[],
+        |st| Ok((st.i64(0)?, st.i64(1)?, st.text(2)?, st.opt_i64(3)?)),
+    )?;
+    Ok(p)
 }
 
 fn key_from_stmt(st: &Stmt<'_>) -> Result<KeyRecord> {

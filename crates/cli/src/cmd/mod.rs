@@ -2,11 +2,13 @@
 //! printing of its reports; the work itself happens in the engine and models.
 
 pub mod analytics;
+pub mod ask_eval;
 pub mod backup;
 pub mod classify;
 pub mod clv;
 pub mod data;
 pub mod forecast;
+pub mod gap;
 pub mod privacy;
 pub mod privacy_consent;
 pub mod privacy_export;
@@ -24,12 +26,13 @@ pub fn quickstart_sections(
 ) -> serde_json::Map<String, serde_json::Value> {
     type Section =
         fn(&crate::Ctx, &infogap_engine::Engine, bool) -> anyhow::Result<serde_json::Value>;
-    let sections: [(&str, Section); 5] = [
+    let sections: [(&str, Section); 6] = [
         ("recommendations", recs::quickstart_section),
         ("churn", classify::quickstart_section),
         ("segments", analytics::quickstart_section),
         ("clv", clv::quickstart_section),
         ("forecast", forecast::quickstart_section),
+        ("information_gap", gap::quickstart_section),
     ];
     let mut out = serde_json::Map::new();
     for (name, f) in sections {

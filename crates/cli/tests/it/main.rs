@@ -1,11 +1,13 @@
 //! End-to-end tests of the `infogap` binary, one module per command family.
 mod analytics;
+mod ask_eval;
 mod backup;
 mod classify;
 mod clv;
 mod common;
 mod data;
 mod forecast;
+mod gap;
 mod privacy;
 mod privacy_aggregate;
 mod privacy_consent;

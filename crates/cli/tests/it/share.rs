@@ -336,12 +336,19 @@ fn serve_refreshes_after_an_import_and_answers_during_it() {
     let crm_only: String = toml
         .split("[[source]]")
         .enumerate()
-        .filter(|(i, part)| *i == 0 || part.contains("name = \"crm\""))
+        // the CRM source's part, without the sections that follow the last source
+        .filter(|(i, part)| {
+            *i == 0
+                || part
+                    .split("\n[access]")
+                    .next()
+                    .is_some_and(|p| p.contains("name = \"crm\""))
+        })
         .map(|(i, p)| {
             if i == 0 {
                 p.to_string()
             } else {
-                format!("[[source]]{p}")
+                format!("[[source]]{}", p.split("\n[access]").next().unwrap_or(p))
             }
         })
         .collect();

@@ -49,6 +49,10 @@ pub struct Verification {
     pub patterns: usize,
     /// Values too short to tell apart from other data (not searched).
     pub short_values_not_searched: usize,
+    /// Values that are also public reference data (a stated interest equal
+    /// to a product category, a campaign name): not the person's, not searched.
+    #[serde(default)]
+    pub reference_values_not_searched: usize,
     /// Files where a pattern was found, with the count (never the value).
     pub found: Vec<FileAction>,
 }
@@ -515,8 +519,31 @@ impl Engine {
     fn verify_erased(&self, p: &Pending) -> Result<Verification, EngineError> {
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut short = 0;
+        let mut reference = 0;
+        // the catalogue and campaigns are public: a value equal to one of
+        // their texts (an interest `sports` = a category) is found there
+        // whatever happened to the person
+        let ds = self.dataset()?;
+        let public: std::collections::HashSet<String> = ds
+            .products
+            .iter()
+            .flat_map(|x| [Some(x.key.clone()), x.name.clone(), x.category.clone()])
+            .chain(
+                ds.campaigns
+                    .iter()
+                    .flat_map(|c| [Some(c.key.clone()), c.name.clone(), c.kind.clone()]),
+            )
+            .flatten()
+            .flat_map(|t| {
+                let low = t.to_lowercase();
+                let words: Vec<String> = low.split_whitespace().map(str::to_string).collect();
+                std::iter::once(low).chain(words)
+            })
+            .collect();
         for v in search_values(p) {
-            if v.len() >= MIN_SEARCH {
+            if public.contains(&v.trim().to_lowercase()) {
+                reference += 1;
+            } else if v.len() >= MIN_SEARCH {
                 patterns.push(v.as_bytes().to_vec());
             } else {
                 short += 1;
@@ -562,6 +589,7 @@ impl Engine {
             files: searched,
             patterns: patterns.len(),
             short_values_not_searched: short,
+            reference_values_not_searched: reference,
             found,
         })
     }

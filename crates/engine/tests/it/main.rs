@@ -3,8 +3,10 @@
 
 mod aggregate;
 mod consent;
+mod demo_gaps;
 mod export;
 mod forget;
+mod gap;
 mod generated;
 mod snapshot;
 mod truthful;

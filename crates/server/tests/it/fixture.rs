@@ -202,7 +202,7 @@ fn plant(out: &Path) -> std::io::Result<()> {
     append(
         &out.join("crm/customers.csv"),
         &format!(
-            "CZZ0001,{},{},{},\"{}\",45-54,100K+,{},2024-03-01\n",
+            "CZZ0001,{},{},{},\"{}\",45-54,100K+,{},2024-03-01,annual\n",
             p.first_name, p.last_name, p.email, p.phone_raw, p.region
         ),
     )?;

@@ -445,6 +445,10 @@ fn build(def: &RouteDef, p: &Params<'_>) -> Built {
             predictions: true,
             ..plain("/v1/churn/watchlist?top=1000".into())
         },
+        ("GET", "/v1/customers/{id}/gap") => {
+            customer(format!("/v1/customers/{id}/gap"), "gap.customer", false)
+        }
+        ("GET", "/v1/gap") | ("GET", "/v1/gap/departments") => plain(def.path.to_string()),
         ("GET", "/v1/stats") | ("GET", "/v1/forecasts") => plain(def.path.to_string()),
         ("GET", "/v1/me") => Built {
             audit_action: Some("self.read"),
