@@ -18,7 +18,9 @@
 //!
 //! [`evaluate`] ([`eval`]) is `infogap eval ask-next`: per stratified fold,
 //! every feature except the known ones starts unknown for each test row and
-//! three policies acquire one feature per step: `ask_next` (the gain above),
+//! three policies acquire one feature per step: `ask_next` (the gain above at
+//! every step by default; [`AcqOptions::free_steps`] can hand later steps to
+//! the learned global order),
 //! `global_order` (the best single fixed order, chosen by greedy forward
 //! selection of validation ROC AUC on an inner split of the training fold,
 //! EDDI's "SING") and `random` (a seeded random order per row); after each
@@ -145,10 +147,6 @@ pub enum Criterion {
     MixtureInformation,
     /// Expected reduction of the Brier score (expected squared change of p(y | x_O)).
     Brier,
-    /// Expected rise of the row's share of correctly ordered opposite-class
-    /// pairs (its contribution to the pooled ROC AUC), binary targets; other
-    /// targets use `Information`.
-    Rank,
 }
 
 /// Settings of [`AcqModel::fit`] and [`evaluate_with`].
@@ -181,6 +179,12 @@ pub struct AcqOptions {
     pub inner_folds: usize,
     /// What `ask_next` maximizes in [`evaluate_with`].
     pub criterion: Criterion,
+    /// Steps of [`evaluate_with`]'s `ask_next` chosen per row by the expected
+    /// gain; later steps follow the learned prior (the global order chosen on
+    /// the training fold), skipping what the row already knows. `usize::MAX`
+    /// (the default) = every step per row (plain EDDI), the policy `gap
+    /// ask-next` uses for its queues: the evaluation measures what ships.
+    pub free_steps: usize,
     /// Masked copies of each training row for the scorer (missingness augmentation).
     pub mask_copies: usize,
     /// Boosting rounds of the scorer.
@@ -193,6 +197,11 @@ pub struct AcqOptions {
     pub l2: f64,
     /// Least hessian mass (≈ rows × p(1 − p)) in a leaf.
     pub min_hess: f64,
+    /// Pseudo-rows that shrink each answer's p(y | x_O, x_j = v) toward the
+    /// answer-averaged p(y | x_O) in the gain: an answer expected in n
+    /// training rows keeps n / (n + `gain_shrink`) of its own deviation, so a
+    /// feature with many thin bins does not look informative from noise.
+    pub gain_shrink: f64,
 }
 
 impl Default for AcqOptions {
@@ -211,12 +220,14 @@ impl Default for AcqOptions {
             restarts: 2,
             inner_folds: 3,
             criterion: Criterion::Information,
+            free_steps: usize::MAX,
             mask_copies: 4,
             trees: 80,
             depth: 4,
             learning_rate: 0.15,
             l2: 1.0,
             min_hess: 5.0,
+            gain_shrink: 100.0,
         }
     }
 }
@@ -250,6 +261,9 @@ impl AcqOptions {
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
             return bad("learning_rate", "must be a positive number");
+        }
+        if !(self.gain_shrink.is_finite() && self.gain_shrink >= 0.0) {
+            return bad("gain_shrink", "must be a non-negative number");
         }
         if !(self.min_hess.is_finite() && self.min_hess >= 0.0) {
             return bad("min_hess", "must be a non-negative number");

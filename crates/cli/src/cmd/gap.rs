@@ -108,6 +108,7 @@ pub fn gap(ctx: &Ctx, args: &GapArgs) -> anyhow::Result<()> {
                 window_days: d.window_days,
                 model,
                 seed: d.seed,
+                progress: ctx.progress(),
                 ..DepartmentOptions::default()
             };
             let r = engine.gap_departments(&access, &opts)?;

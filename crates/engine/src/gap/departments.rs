@@ -44,6 +44,8 @@ pub struct DepartmentOptions {
     pub folds: usize,
     /// Seed.
     pub seed: u64,
+    /// Draw a progress bar (one step per department) on stderr.
+    pub progress: bool,
 }
 
 impl Default for DepartmentOptions {
@@ -54,6 +56,7 @@ impl Default for DepartmentOptions {
             model: ModelKind::Logreg,
             folds: 5,
             seed: 0,
+            progress: false,
         }
     }
 }
@@ -682,7 +685,15 @@ impl Engine {
         let id_of: HashMap<&str, i64> = sources.iter().map(|s| (s.name.as_str(), s.id)).collect();
         let n = unified_ds.customers.len();
         let mut out = Vec::new();
+        let bar = crate::report::progress_bar(opts.progress, "backtesting departments");
+        if let Some(b) = &bar {
+            b.set_length(depts.len() as u64 + 1);
+        }
         for d in &depts {
+            if let Some(b) = &bar {
+                b.set_message(format!("backtesting department {}", d.name));
+                b.inc(1);
+            }
             let set: HashSet<i64> = d
                 .sources
                 .iter()
@@ -698,7 +709,14 @@ impl Engine {
             ));
         }
         let all: HashSet<i64> = sources.iter().map(|s| s.id).collect();
+        if let Some(b) = &bar {
+            b.set_message("backtesting the unified view");
+            b.inc(1);
+        }
         let q = decisions(&unified_ds, &sp, opts)?;
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
         let cf = contact_facts(&raw, &prov, &all);
         let (customers, facts, fields, visibility) =
             holdings(&unified_ds, &prov, &all, &kinds, &classify, &cf);

@@ -53,64 +53,6 @@ pub(crate) struct Boosted {
     out_of: Vec<u16>,
     /// Trees that split on feature j.
     pub uses: Vec<Vec<u32>>,
-    /// Binary only: per cell of the log-odds grid ([`RANK_LO`], step
-    /// [`RANK_STEP`]), the share of negative training copies scored below the
-    /// cell and the share of positive copies scored above it.
-    #[serde(default)]
-    pub rank: Vec<(f64, f64)>,
-}
-
-/// Lowest log-odds of the rank grid.
-pub(crate) const RANK_LO: f64 = -10.0;
-/// Width of a rank-grid cell (log-odds).
-pub(crate) const RANK_STEP: f64 = 0.05;
-const RANK_CELLS: usize = 400;
-
-/// The rank grid of scored training copies (see [`Boosted::rank`]).
-fn rank_grid(score: &[f64], lab: &[usize]) -> Vec<(f64, f64)> {
-    let mut neg = vec![0.0; RANK_CELLS];
-    let mut pos = vec![0.0; RANK_CELLS];
-    let (mut nn, mut np) = (0.0, 0.0);
-    for (&sc, &l) in score.iter().zip(lab) {
-        let k = (((sc - RANK_LO) / RANK_STEP).floor().max(0.0) as usize).min(RANK_CELLS - 1);
-        if l == 1 {
-            pos[k] += 1.0;
-            np += 1.0;
-        } else {
-            neg[k] += 1.0;
-            nn += 1.0;
-        }
-    }
-    let (nn, np) = (f64::max(nn, 1.0), f64::max(np, 1.0));
-    let mut below_neg = 0.0;
-    let mut above_pos = np;
-    (0..RANK_CELLS)
-        .map(|k| {
-            // Half of the cell's own rows count as ties.
-            above_pos -= pos[k];
-            let r = (
-                (below_neg + 0.5 * neg[k]) / nn,
-                (above_pos + 0.5 * pos[k]) / np,
-            );
-            below_neg += neg[k];
-            r
-        })
-        .collect()
-}
-
-impl Boosted {
-    /// Expected share of correctly ordered opposite-class pairs of a row
-    /// scored `logit` (binary): p(y=1)·F_neg(logit) + p(y=0)·(1 − F_pos(logit)).
-    #[inline]
-    pub fn rank_utility(&self, logit: f64) -> f64 {
-        if self.rank.is_empty() {
-            return 0.0;
-        }
-        let k = (((logit - RANK_LO) / RANK_STEP).floor().max(0.0) as usize).min(self.rank.len() - 1);
-        let q = 1.0 / (1.0 + (-logit).exp());
-        let (fneg, above_pos) = self.rank[k];
-        q * fneg + (1.0 - q) * above_pos
-    }
 }
 
 /// Booster settings.
@@ -282,13 +224,7 @@ pub(crate) fn fit_boosted(
             uses[f].push(t as u32);
         }
     }
-    let rank = if n_out == 1 {
-        rank_grid(&score, &lab)
-    } else {
-        Vec::new()
-    };
     Ok(Boosted {
-        rank,
         n_out,
         base,
         nodes,

@@ -280,10 +280,6 @@ pub fn evaluate_with(
             }
             st
         };
-        let crit = match std::env::var("ACQ_CRIT").as_deref() { Ok("rank") => Criterion::Rank, Ok("brier") => Criterion::Brier, _ => opts.criterion };
-        let free: usize = std::env::var("ACQ_FREE").ok().and_then(|v| v.parse().ok()).unwrap_or(usize::MAX);
-        let ratio: f64 = std::env::var("ACQ_RATIO").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
-        let block: usize = std::env::var("ACQ_BLOCK").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         // ask_next, timed alone.
         let t = Instant::now();
         let ask: Vec<(Vec<f64>, Vec<usize>)> = te
@@ -296,13 +292,16 @@ pub fn evaluate_with(
                 let mut asked = Vec::with_capacity(budget);
                 curve.push(model.positive_prob(&st, scratch));
                 for s in 0..budget {
-                    let blk = if block == 0 { cand.clone() } else {
-                        let b0 = (s / block) * block;
-                        let b1 = (b0 + block).min(order.len());
-                        order[b0..b1].iter().copied().filter(|j| cand.contains(j)).collect()
+                    // Per-row choice for the first `free_steps` steps, then
+                    // the learned prior (the global order of the training fold).
+                    let next = if s < opts.free_steps {
+                        None
+                    } else {
+                        order.iter().copied().find(|j| cand.contains(j))
                     };
-                    let r = if s < free { ratio } else { f64::INFINITY };
-                    let Some(j) = model.best_candidate_guided(&st, &blk, &order, r, crit, scratch) else {
+                    let Some(j) =
+                        next.or_else(|| model.best_candidate(&st, &cand, opts.criterion, scratch))
+                    else {
                         break;
                     };
                     cand.retain(|&c| c != j);

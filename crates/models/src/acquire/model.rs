@@ -47,6 +47,12 @@ pub struct AcqModel {
     log_theta: Vec<f64>,
     /// The missing-aware scorer.
     boost: Boosted,
+    /// Training rows (for the gain's shrinkage).
+    #[serde(default)]
+    n_train: usize,
+    /// Pseudo-rows of the gain's shrinkage ([`AcqOptions::gain_shrink`]).
+    #[serde(default)]
+    gain_shrink: f64,
     summary: AcqModelSummary,
 }
 
@@ -223,6 +229,8 @@ impl AcqModel {
             theta,
             log_theta,
             boost,
+            n_train: n,
+            gain_shrink: opts.gain_shrink,
         })
     }
 
@@ -435,42 +443,6 @@ impl AcqModel {
         best.map(|(j, _)| j)
     }
 
-    /// The guided choice: the first still-unknown feature of `order` (the
-    /// global order), unless another candidate's gain exceeds `ratio` × its
-    /// gain; `ratio` ≤ 1 is the plain [`best_candidate`](Self::best_candidate),
-    /// an infinite ratio follows `order`.
-    pub fn best_candidate_guided(
-        &self,
-        st: &AcqState,
-        candidates: &[usize],
-        order: &[usize],
-        ratio: f64,
-        criterion: Criterion,
-        scratch: &mut GainScratch,
-    ) -> Option<usize> {
-        let open = |j: usize| j < self.names.len() && !st.known[j] && candidates.contains(&j);
-        let guide = order.iter().copied().find(|&j| open(j));
-        let Some(g) = guide else {
-            return self.best_candidate(st, candidates, criterion, scratch);
-        };
-        if ratio.is_infinite() {
-            return Some(g);
-        }
-        self.component_posterior(st, &mut scratch.w);
-        let gg = self.gain_one(st, g, criterion, scratch);
-        let mut best = (g, gg * ratio.max(1.0));
-        for &j in candidates {
-            if j == g || !open(j) {
-                continue;
-            }
-            let v = self.gain_one(st, j, criterion, scratch);
-            if v > best.1 {
-                best = (j, v);
-            }
-        }
-        Some(best.0)
-    }
-
     /// Gain of feature j: the joint q(v, y) = p(x_j = v | x_O) · p(y | x_O, v)
     /// (the mixture's value distribution, the scorer's class probabilities);
     /// information = its mutual information Σ_v p_v KL(q(·|v) ‖ q̄), Brier =
@@ -525,17 +497,18 @@ impl AcqModel {
                 qbar[c] += pc[v] * q[v * nc + c];
             }
         }
-        if criterion == Criterion::Rank && nc == 2 && !self.boost.rank.is_empty() {
-            // Only the expected utility after the answer matters for ranking
-            // candidates; the current utility is subtracted to read as a gain.
-            let now = self.boost.rank_utility(st.logits[1] - st.logits[0]);
-            let mut u = 0.0;
+        if self.gain_shrink > 0.0 {
+            // Shrink each answer's class probabilities toward q̄ by its
+            // expected training rows (thin bins are mostly noise).
+            let n = self.n_train as f64;
             for v in 0..nb {
-                let (a, b) = (q[v * nc], q[v * nc + 1]);
-                let l = (b.max(1e-300) / a.max(1e-300)).ln();
-                u += pc[v] * self.boost.rank_utility(l);
+                let nv = n * pc[v];
+                let keep = nv / (nv + self.gain_shrink);
+                for c in 0..nc {
+                    let a = &mut q[v * nc + c];
+                    *a = keep * *a + (1.0 - keep) * qbar[c];
+                }
             }
-            return u - now;
         }
         let mut gain = 0.0;
         for v in 0..nb {
@@ -543,7 +516,7 @@ impl AcqModel {
             let mut s = 0.0;
             for c in 0..nc {
                 match criterion {
-                    Criterion::Information | Criterion::MixtureInformation | Criterion::Rank => {
+                    Criterion::Information | Criterion::MixtureInformation => {
                         if qv[c] > 0.0 && qbar[c] > 0.0 {
                             s += qv[c] * (qv[c] / qbar[c]).ln();
                         }

@@ -190,3 +190,27 @@ fn bad_input_is_an_error_naming_the_problem() {
     let e = evaluate_with(&x, &few, &[], 2, 3, &small_opts()).expect_err("few");
     assert!(e.to_string().contains("too few rows per class"), "{e}");
 }
+
+#[test]
+fn a_many_level_noise_feature_gains_less_than_an_informative_binary_one() {
+    // y depends weakly on a binary feature; a 20-level feature is pure noise.
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let n = 600;
+    let mut data = Vec::new();
+    let mut y = Vec::new();
+    for _ in 0..n {
+        let b = rng.random_range(0..2u8);
+        let p = if b == 1 { 0.4 } else { 0.25 };
+        y.push(usize::from(rng.random::<f64>() < p));
+        data.extend([f64::from(b), f64::from(rng.random_range(0..20u8))]);
+    }
+    let x = AcqTable {
+        names: vec!["binary".into(), "noise20".into()],
+        categorical: vec![true, true],
+        n_rows: n,
+        data,
+    };
+    let m = AcqModel::fit(&x, &y, 2, &small_opts()).expect("fit");
+    let g = m.expected_gains(&[NAN, NAN], &[0, 1]);
+    assert!(g[0] > g[1], "gains {g:?}");
+}
