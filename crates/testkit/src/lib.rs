@@ -80,9 +80,15 @@ pub fn truth_records(demo_dir: &Path) -> Vec<TruthRecord> {
 
 /// Reads `truth/persons.csv` as maps of column name → value, one per person.
 pub fn truth_persons(demo_dir: &Path) -> Vec<HashMap<String, String>> {
-    let text = match std::fs::read_to_string(demo_dir.join("truth/persons.csv")) {
+    csv_rows(&demo_dir.join("truth/persons.csv"))
+}
+
+/// Rows of a simple CSV (no quoted commas: the truth files) as maps of
+/// column name → value.
+pub fn csv_rows(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) => panic!("truth: {e}"),
+        Err(e) => panic!("{}: {e}", path.display()),
     };
     let mut lines = text.lines();
     let header: Vec<String> = lines

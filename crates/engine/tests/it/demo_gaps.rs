@@ -4,30 +4,10 @@
 //! contradicts the CRM now and then, and a preferences survey.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+
+use infogap_testkit::csv_rows;
 
 use crate::imported;
-
-/// Rows of a simple CSV (no quoted commas in the columns read) as maps.
-fn csv_rows(path: &Path) -> Vec<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let mut lines = text.lines();
-    let header: Vec<String> = lines
-        .next()
-        .unwrap_or_default()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    lines
-        .map(|l| {
-            header
-                .iter()
-                .cloned()
-                .zip(l.split(',').map(str::to_string))
-                .collect()
-        })
-        .collect()
-}
 
 fn col<'a>(row: &'a HashMap<String, String>, name: &str) -> &'a str {
     row.get(name)
