@@ -47,15 +47,8 @@ pub enum Kind {
 impl Kind {
     /// Every kind, in report order.
     pub fn all() -> [Kind; 7] {
-        [
-            Kind::Contact,
-            Kind::Demographics,
-            Kind::Behaviour,
-            Kind::Preferences,
-            Kind::NeedsFeedback,
-            Kind::Consent,
-            Kind::Campaigns,
-        ]
+        let [a, b, c, d, e, f] = Kind::dimensions();
+        [a, b, c, d, e, f, Kind::Campaigns]
     }
 
     /// The six dimensions of a customer's knowledge profile.
