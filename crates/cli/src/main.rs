@@ -75,6 +75,9 @@ enum Command {
     /// Issue, list and revoke API keys.
     #[command(subcommand)]
     Keys(cmd::share::KeysCmd),
+    /// Staff users of the pages: create (password or setup link), list, disable.
+    #[command(subcommand)]
+    Users(cmd::web::UsersCmd),
     /// Who read, searched, exported or changed customer data; `audit verify` checks the chain.
     Audit(cmd::share::AuditArgs),
     /// Privacy: key rotation, consent, export, erasure, retention.
@@ -149,6 +152,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => cmd::backup::backup(&ctx, a),
         Command::Serve(a) => cmd::share::serve(&ctx, a),
         Command::Keys(c) => cmd::share::keys(&ctx, c),
+        Command::Users(c) => cmd::web::users(&ctx, c),
         Command::Audit(a) => cmd::share::audit(&ctx, a),
         Command::Privacy(c) => cmd::privacy::privacy(&ctx, c),
         Command::Bench(c) => cmd::data::bench(&ctx, c),

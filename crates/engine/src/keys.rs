@@ -120,7 +120,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn from_hex(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn from_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
@@ -153,7 +153,7 @@ pub fn parse_duration(s: &str) -> Result<i64, EngineError> {
     n.checked_mul(mult).ok_or_else(bad)
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -214,7 +214,7 @@ pub struct IssuedToken {
     pub expires_at: Option<String>,
 }
 
-fn rfc3339(t: i64) -> String {
+pub(crate) fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
@@ -388,15 +388,7 @@ impl Engine {
     /// `Unauthorized` (the same message whatever was wrong).
     pub fn authenticate(&self, bearer: &str, origin: &str) -> Result<Principal, EngineError> {
         let refused = || EngineError::Unauthorized(REFUSED.into());
-        let (prefix, rest) = bearer.split_once('_').ok_or_else(refused)?;
-        let (id, secret) = rest.split_once('_').ok_or_else(refused)?;
-        if !matches!(prefix, "igk" | "igc")
-            || id.len() != 16
-            || !id.bytes().all(|c| c.is_ascii_hexdigit())
-            || secret.len() != 64
-        {
-            return Err(refused());
-        }
+        let (prefix, id, secret) = parse_credential(bearer, &["igk", "igc"]).ok_or_else(refused)?;
         let rec = self.store.key(id)?.ok_or_else(refused)?;
         let kind_ok = (prefix == "igk") == (rec.kind == "key");
         let ok = self.secret()?.verify(secret, &rec.secret_hash);
@@ -422,12 +414,27 @@ impl Engine {
     }
 }
 
-/// A new (id, secret, full credential) with the given prefix.
-fn new_credential(prefix: &str) -> (String, String, String) {
+/// A new (id, secret, full credential) with the given prefix: 16 hex
+/// digits of public id, 64 of secret.
+pub(crate) fn new_credential(prefix: &str) -> (String, String, String) {
     let id = hex(&rand::random::<[u8; 8]>());
     let secret = hex(&rand::random::<[u8; 32]>());
     let full = format!("{prefix}_{id}_{secret}");
     (id, secret, full)
+}
+
+/// Splits a credential `<prefix>_<id>_<secret>` as [`new_credential`]
+/// makes it, when its prefix is one of `prefixes` and its parts have their
+/// shape; `None` otherwise (the caller refuses without saying why).
+pub(crate) fn parse_credential<'a>(
+    s: &'a str,
+    prefixes: &[&str],
+) -> Option<(&'a str, &'a str, &'a str)> {
+    let (prefix, rest) = s.split_once('_')?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex_of = |t: &str, n: usize| t.len() == n && t.bytes().all(|c| c.is_ascii_hexdigit());
+    (prefixes.contains(&prefix) && hex_of(id, 16) && hex_of(secret, 64))
+        .then_some((prefix, id, secret))
 }
 
 #[cfg(test)]
@@ -442,6 +449,20 @@ mod tests {
         assert!(parse_duration("d").is_err());
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("99999999999999999d").is_err());
+    }
+
+    #[test]
+    fn credentials_parse_only_with_their_prefix_and_shape() {
+        let (id, secret, full) = new_credential("igs");
+        assert_eq!(
+            parse_credential(&full, &["igs"]),
+            Some(("igs", id.as_str(), secret.as_str()))
+        );
+        assert_eq!(parse_credential(&full, &["igl", "igk"]), None);
+        assert_eq!(parse_credential(&full[..full.len() - 1], &["igs"]), None);
+        assert_eq!(parse_credential(&full.replace('_', "-"), &["igs"]), None);
+        let bad = format!("igs_{id}_{}", "z".repeat(64));
+        assert_eq!(parse_credential(&bad, &["igs"]), None);
     }
 
     #[test]

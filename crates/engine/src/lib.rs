@@ -21,8 +21,10 @@ pub mod keys;
 pub mod privacy;
 pub mod recs;
 pub mod report;
+pub mod selfservice;
 pub mod share;
 pub mod snapshot;
+pub mod web;
 
 use std::path::Path;
 

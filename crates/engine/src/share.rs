@@ -1205,6 +1205,34 @@ pub struct WatchItem {
     pub reasons: Vec<String>,
 }
 
+/// Customers in one risk band.
+#[derive(Debug, Clone, Serialize)]
+pub struct BandCount {
+    /// `low`, `medium` or `high`.
+    pub band: String,
+    /// Customers.
+    pub customers: usize,
+}
+
+/// The churn-risk distribution.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChurnDistribution {
+    /// Model version.
+    pub model_version: i64,
+    /// As of.
+    pub as_of: String,
+    /// Customers counted.
+    pub customers: usize,
+    /// Per band.
+    pub bands: Vec<BandCount>,
+    /// Customers per tenth of probability (0–0.1, …, 0.9–1; visible
+    /// predictions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deciles: Option<Vec<usize>>,
+    /// Left out for lack of profiling consent.
+    pub left_out: crate::privacy::consent::LeftOut,
+}
+
 /// The churn watchlist.
 #[derive(Debug, Clone, Serialize)]
 pub struct Watchlist {
@@ -1403,6 +1431,57 @@ impl Engine {
             left_out,
             policy: a.note(),
             pseudonymized,
+        })
+    }
+
+    /// How many customers fall in each churn-risk band (`low`, `medium`,
+    /// `high`) and in each tenth of probability, over the customers the
+    /// principal may see and who allow profiling: the dashboard's
+    /// distribution, the same population as [`Engine::share_watchlist`].
+    /// A role that sees predictions masked gets the bands only.
+    pub fn share_churn_distribution(
+        &self,
+        a: &Access,
+        ins: &Insights,
+    ) -> Result<ChurnDistribution, EngineError> {
+        let vis = need_predictions(a)?;
+        let t = ins.churn(self)?;
+        let allowed = self.department_customers(a)?;
+        let mut ranked: Vec<&crate::churn::ChurnRisk> = t
+            .ranked
+            .iter()
+            .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&r.customer)))
+            .collect();
+        let left_out =
+            self.consents()?
+                .retain(&mut ranked, infogap_core::privacy::PROFILING, |r| {
+                    r.customer
+                });
+        let mut bands = vec![
+            ("low".to_string(), 0usize),
+            ("medium".to_string(), 0),
+            ("high".to_string(), 0),
+        ];
+        let mut deciles = vec![0usize; 10];
+        for r in &ranked {
+            let b = risk_band(r.probability);
+            if let Some(x) = bands.iter_mut().find(|(n, _)| n == b) {
+                x.1 += 1;
+            }
+            let d = ((r.probability * 10.0).floor().max(0.0) as usize).min(9);
+            deciles[d] += 1;
+        }
+        self.record_access(a, "churn.distribution", vec![], vec![])?;
+        Ok(ChurnDistribution {
+            model_version: t.model_version,
+            as_of: t.as_of.clone(),
+            customers: ranked.len(),
+            bands: bands
+                .into_iter()
+                .map(|(band, customers)| BandCount { band, customers })
+                .collect(),
+            deciles: (vis == Visibility::Visible).then_some(deciles),
+            left_out,
         })
     }
 

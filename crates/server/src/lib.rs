@@ -14,6 +14,7 @@ pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod middleware;
+pub mod pages;
 pub mod ratelimit;
 pub mod routes;
 pub mod state;

@@ -157,13 +157,14 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
     }
 }
 
-/// The API router (without the shared layers; see [`crate::layer`]).
+/// The API router with the pages (without the shared layers; see [`crate::layer`]).
 pub fn router(state: Arc<AppState>) -> Router {
     let mut app: Router<Arc<AppState>> = Router::new();
     for def in ROUTES {
         app = app.route(def.path, handler(def));
     }
-    app.with_state(state)
+    app.with_state(state.clone())
+        .merge(crate::pages::router(state))
 }
 
 /// Who is calling: bearer secret, address and request id.
@@ -370,7 +371,7 @@ async fn recommendations(
 }
 
 /// Recommendations for one customer from the served snapshot and model.
-fn recommend(
+pub(crate) fn recommend(
     e: &Engine,
     s: &AppState,
     a: &Access,
@@ -595,20 +596,27 @@ async fn gap_departments(State(st): State<Arc<AppState>>, c: Caller) -> Result<R
 /// Store-wide counts.
 #[utoipa::path(get, path = "/v1/stats", responses((status = 200, description = "Counts and revenue")), security(("bearer" = [])))]
 async fn stats(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
-    ok_json(st, c, Action::StatsRead, move |e, s, a| {
-        let mut out = e.store().stats(false)?;
-        let ins = s.insights();
-        let mut sum = infogap_store::snapshot::KbnSum::default();
-        for o in &ins.ds.orders {
-            sum.add(o.amount);
-        }
-        out.revenue = (sum.value().unwrap_or(0.0) * 100.0).round() / 100.0;
-        // small sources merged, DP noise: outside admin and analyst
-        let (out, privacy) = infogap_engine::privacy::aggregate::shared_stats(e, a, out, &ins.ds)?;
-        e.record_access(a, "stats.read", vec![], vec![])?;
-        Ok(serde_json::json!({"stats": out, "generation": ins.generation, "privacy": privacy}))
-    })
-    .await
+    ok_json(st, c, Action::StatsRead, stats_view).await
+}
+
+/// Store-wide counts as `GET /v1/stats` and the dashboard show them:
+/// `{"stats", "generation", "privacy"}`.
+pub(crate) fn stats_view(
+    e: &Engine,
+    s: &AppState,
+    a: &Access,
+) -> Result<serde_json::Value, EngineError> {
+    let mut out = e.store().stats(false)?;
+    let ins = s.insights();
+    let mut sum = infogap_store::snapshot::KbnSum::default();
+    for o in &ins.ds.orders {
+        sum.add(o.amount);
+    }
+    out.revenue = (sum.value().unwrap_or(0.0) * 100.0).round() / 100.0;
+    // small sources merged, DP noise: outside admin and analyst
+    let (out, privacy) = infogap_engine::privacy::aggregate::shared_stats(e, a, out, &ins.ds)?;
+    e.record_access(a, "stats.read", vec![], vec![])?;
+    Ok(serde_json::json!({"stats": out, "generation": ins.generation, "privacy": privacy}))
 }
 
 /// Forecast parameters.

@@ -100,9 +100,13 @@ pub struct AppState {
     next_job: AtomicU64,
     /// The failed-authentication lockout.
     pub limiter: FailedAuthLimiter,
+    /// The failed sign-in lockout per account name (pages).
+    pub account_limiter: FailedAuthLimiter,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
     stop: AtomicBool,
+    /// Session cookies get `Secure` (served over TLS).
+    secure_cookies: AtomicBool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -151,8 +155,14 @@ impl AppState {
             jobs: Mutex::new(HashMap::new()),
             next_job: AtomicU64::new(1),
             limiter: FailedAuthLimiter::new(10, Duration::from_secs(60), Duration::from_secs(60)),
+            account_limiter: FailedAuthLimiter::new(
+                10,
+                Duration::from_secs(300),
+                Duration::from_secs(300),
+            ),
             metrics,
             stop: AtomicBool::new(false),
+            secure_cookies: AtomicBool::new(false),
         });
         let weak = Arc::downgrade(&state);
         std::thread::Builder::new()
@@ -160,6 +170,16 @@ impl AppState {
             .spawn(move || refresher(weak, live))
             .map_err(|e| EngineError::Invalid(format!("cannot start the refresher: {e}")))?;
         Ok(state)
+    }
+
+    /// Marks the server as served over TLS: cookies get `Secure`.
+    pub fn set_secure_cookies(&self, on: bool) {
+        self.secure_cookies.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether cookies get `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.secure_cookies.load(Ordering::Relaxed)
     }
 
     /// Stops the refresher (on shutdown).

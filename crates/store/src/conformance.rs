@@ -562,6 +562,142 @@ pub fn consent_history_and_latest(store: &dyn Store) {
     assert!(ok(store.consent_history(99)).is_empty());
 }
 
+fn user(name: &str, hash: Option<&str>) -> UserRecord {
+    UserRecord {
+        name: name.into(),
+        role: "analyst".into(),
+        department: Some("sales".into()),
+        password_hash: hash.map(str::to_string),
+        created_at: 100,
+        disabled_at: None,
+    }
+}
+
+fn web_session(id: &str, kind: &str, user: Option<&str>, customer: Option<i64>) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        kind: kind.into(),
+        user_name: user.map(str::to_string),
+        customer_id: customer,
+        secret_hash: vec![7; 32],
+        created_at: 100,
+        expires_at: 200,
+        revoked_at: None,
+    }
+}
+
+/// Web users: created once per name (a second create of the name writes
+/// nothing), read back as written, listed by name; the password hash is
+/// set on the named user only; disabling happens once.
+pub fn users_round_trip(store: &dyn Store) {
+    assert!(ok(store.users()).is_empty());
+    assert_eq!(ok(store.user("ann")), None);
+    let ann = user("ann", None);
+    assert!(ok(store.create_user(&ann)));
+    let mut other = user("ann", Some("$argon2id$x"));
+    other.role = "admin".into();
+    assert!(!ok(store.create_user(&other)), "a second user named ann");
+    assert_eq!(ok(store.user("ann")), Some(ann.clone()));
+    let mut bob = user("bob", Some("$argon2id$v=19$bob"));
+    bob.department = None;
+    assert!(ok(store.create_user(&bob)));
+    let names: Vec<String> = ok(store.users()).into_iter().map(|u| u.name).collect();
+    assert_eq!(names, vec!["ann".to_string(), "bob".to_string()]);
+    assert!(ok(store.set_user_password("ann", "$argon2id$v=19$ann")));
+    assert!(!ok(store.set_user_password("nobody", "$argon2id$v=19$x")));
+    assert_eq!(
+        ok(store.user("ann")).and_then(|u| u.password_hash),
+        Some("$argon2id$v=19$ann".to_string())
+    );
+    assert_eq!(ok(store.user("bob")), Some(bob));
+    assert!(ok(store.disable_user("ann", 150)));
+    assert!(!ok(store.disable_user("ann", 160)), "disabled twice");
+    assert!(!ok(store.disable_user("nobody", 160)));
+    assert_eq!(ok(store.user("ann")).and_then(|u| u.disabled_at), Some(150));
+    assert_eq!(ok(store.user("bob")).and_then(|u| u.disabled_at), None);
+}
+
+/// Web sessions and links: read back as written; revoking is true only
+/// the first time (a one-time link is redeemed once); revoking all of a
+/// user's or a customer's touches only theirs and only the live ones.
+pub fn web_sessions_round_trip(store: &dyn Store) {
+    assert_eq!(ok(store.session("s1")), None);
+    let s1 = web_session("s1", "staff", Some("ann"), None);
+    ok(store.create_session(&s1));
+    ok(store.create_session(&web_session("s2", "setup", Some("ann"), None)));
+    ok(store.create_session(&web_session("s3", "staff", Some("bob"), None)));
+    ok(store.create_session(&web_session("c1", "link", None, Some(7))));
+    ok(store.create_session(&web_session("c2", "customer", None, Some(7))));
+    ok(store.create_session(&web_session("c3", "customer", None, Some(8))));
+    assert_eq!(ok(store.session("s1")), Some(s1));
+    assert!(
+        store
+            .create_session(&web_session("s1", "staff", Some("bob"), None))
+            .is_err(),
+        "ids are unique"
+    );
+    assert!(
+        store
+            .create_session(&web_session("x1", "api", None, None))
+            .is_err(),
+        "an unknown kind is refused"
+    );
+    assert!(ok(store.revoke_session("c1", 150)));
+    assert!(
+        !ok(store.revoke_session("c1", 151)),
+        "a link redeemed twice"
+    );
+    assert!(!ok(store.revoke_session("nope", 151)));
+    assert_eq!(
+        ok(store.session("c1")).and_then(|s| s.revoked_at),
+        Some(150)
+    );
+    // s2 is already revoked before the user's sessions are
+    assert!(ok(store.revoke_session("s2", 155)));
+    assert_eq!(ok(store.revoke_sessions_of_user("ann", 160)), 1);
+    assert_eq!(ok(store.revoke_sessions_of_user("ann", 161)), 0);
+    assert_eq!(
+        ok(store.session("s1")).and_then(|s| s.revoked_at),
+        Some(160)
+    );
+    assert_eq!(
+        ok(store.session("s2")).and_then(|s| s.revoked_at),
+        Some(155)
+    );
+    assert_eq!(ok(store.session("s3")).and_then(|s| s.revoked_at), None);
+    assert_eq!(ok(store.revoke_sessions_of_customer(7, 170)), 1);
+    assert_eq!(
+        ok(store.session("c2")).and_then(|s| s.revoked_at),
+        Some(170)
+    );
+    assert_eq!(ok(store.session("c3")).and_then(|s| s.revoked_at), None);
+    assert_eq!(ok(store.revoke_sessions_of_customer(99, 170)), 0);
+}
+
+/// A customer's sessions and links go with their erasure; another
+/// customer's stay.
+pub fn erasure_deletes_web_sessions(store: &dyn Store) {
+    let mut tx = ok(store.begin());
+    let sid = ok(tx.upsert_source("crm", "customers", "crm"));
+    ok(tx.write(&sample_batch(sid)));
+    ok(tx.commit());
+    ok(store.create_session(&web_session("l1", "link", None, Some(1))));
+    ok(store.create_session(&web_session("w1", "customer", None, Some(1))));
+    ok(store.create_session(&web_session("w2", "customer", None, Some(2))));
+    let plan = ok(store.erasure_plan(1));
+    let rows = plan
+        .tables
+        .iter()
+        .find(|t| t.table == "web_sessions")
+        .map(|t| t.rows);
+    assert_eq!(rows, Some(2), "the plan counts the customer's sessions");
+    let e = ok(store.create_erasure(1, "planned", "delete", "test"));
+    ok(store.erase_customer(1, e, false, &[]));
+    assert_eq!(ok(store.session("l1")), None);
+    assert_eq!(ok(store.session("w1")), None);
+    assert!(ok(store.session("w2")).is_some());
+}
+
 /// Runs the whole suite, each case on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     consent_history_and_latest(make().as_ref());
@@ -573,4 +709,7 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     models_round_trip(make().as_ref());
     import_runs_recorded(make().as_ref());
     snapshot_deltas_track_every_change(make().as_ref());
+    users_round_trip(make().as_ref());
+    web_sessions_round_trip(make().as_ref());
+    erasure_deletes_web_sessions(make().as_ref());
 }

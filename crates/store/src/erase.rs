@@ -187,6 +187,7 @@ impl SqliteStore {
                     c,
                 )?;
                 exec1(db, "DELETE FROM api_keys WHERE customer_id = ?1", c)?;
+                exec1(db, "DELETE FROM web_sessions WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM identities WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM customers WHERE id = ?1", c)?;
                 let at = crate::now_rfc3339();
@@ -601,6 +602,15 @@ fn plan_in(db: &RawDb<'_>, c: i64, key: Option<&crate::crypto::DataKey>) -> Resu
             c,
         )?,
         &["customer_id", "name", "secret_hash"],
+    ));
+    p.tables.push(t(
+        "web_sessions",
+        count(
+            db,
+            "SELECT COUNT(*) FROM web_sessions WHERE customer_id = ?1",
+            c,
+        )?,
+        &["customer_id", "secret_hash"],
     ));
     Ok(p)
 }

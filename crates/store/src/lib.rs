@@ -759,6 +759,32 @@ pub trait Store: Send + Sync {
     /// such key or it was already revoked.
     fn revoke_key(&self, id: &str, at: i64) -> Result<bool>;
 
+    /// Saves a new staff user of the web pages; false (nothing written)
+    /// when a user of that name exists.
+    fn create_user(&self, user: &UserRecord) -> Result<bool>;
+    /// A user by name.
+    fn user(&self, name: &str) -> Result<Option<UserRecord>>;
+    /// Every user, by name.
+    fn users(&self) -> Result<Vec<UserRecord>>;
+    /// Sets a user's password hash (a PHC string); false when there is no
+    /// such user.
+    fn set_user_password(&self, name: &str, hash: &str) -> Result<bool>;
+    /// Marks a user disabled at `at` (Unix seconds); false when there is no
+    /// such user or it was already disabled.
+    fn disable_user(&self, name: &str, at: i64) -> Result<bool>;
+    /// Saves a new browser session or one-time link (its hash only).
+    fn create_session(&self, session: &SessionRecord) -> Result<()>;
+    /// A session or link by its public id.
+    fn session(&self, id: &str) -> Result<Option<SessionRecord>>;
+    /// Marks a session or link revoked at `at`; true only when this call
+    /// revoked it (it exists and was not revoked before), so a one-time
+    /// link is redeemed once even by racing requests.
+    fn revoke_session(&self, id: &str, at: i64) -> Result<bool>;
+    /// Revokes every unrevoked session and link of a user; how many.
+    fn revoke_sessions_of_user(&self, name: &str, at: i64) -> Result<u64>;
+    /// Revokes every unrevoked session and link of a customer; how many.
+    fn revoke_sessions_of_customer(&self, customer_id: i64, at: i64) -> Result<u64>;
+
     /// The data key personal values are sealed with (the snapshot cache
     /// seals its personal sections with it too); `None`: no encryption.
     fn data_key(&self) -> Option<std::sync::Arc<crypto::DataKey>> {
@@ -882,6 +908,48 @@ pub struct KeyRecord {
     /// Expires (Unix seconds), if ever.
     pub expires_at: Option<i64>,
     /// Revoked (Unix seconds), if so.
+    pub revoked_at: Option<i64>,
+}
+
+/// A staff user of the web pages: never a password, only its Argon2id hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UserRecord {
+    /// Unique name (what they sign in with; shown in the audit trail).
+    pub name: String,
+    /// Role.
+    pub role: String,
+    /// Department they are limited to, if any.
+    pub department: Option<String>,
+    /// Argon2id PHC string; `None` until set through a setup link.
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Disabled (Unix seconds), if so.
+    pub disabled_at: Option<i64>,
+}
+
+/// A browser session or one-time link: never the secret, only its keyed
+/// hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionRecord {
+    /// Public id (part of the credential).
+    pub id: String,
+    /// `staff`, `customer` (signed-in sessions), `link` (a customer's
+    /// sign-in link) or `setup` (a user's password-setup link).
+    pub kind: String,
+    /// The user (`staff`, `setup`).
+    pub user_name: Option<String>,
+    /// The customer (`customer`, `link`).
+    pub customer_id: Option<i64>,
+    /// HMAC-SHA256 of the secret under the store's secret.
+    #[serde(skip)]
+    pub secret_hash: Vec<u8>,
+    /// Created (Unix seconds).
+    pub created_at: i64,
+    /// Expires (Unix seconds).
+    pub expires_at: i64,
+    /// Revoked, signed out or redeemed (Unix seconds), if so.
     pub revoked_at: Option<i64>,
 }
 

@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "privacy",
         sql: include_str!("../migrations/0005_privacy.sql"),
     },
+    Migration {
+        version: 6,
+        name: "web",
+        sql: include_str!("../migrations/0006_web.sql"),
+    },
 ];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).

@@ -1617,6 +1617,177 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
+    fn create_user(&self, u: &UserRecord) -> Result<bool> {
+        let mut conn = self.lock();
+        let done = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "INSERT INTO users (name, role, department, password_hash, created_at, disabled_at)
+                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                )
+                .bind(u.name.clone())
+                .bind(u.role.clone())
+                .bind(u.department.clone())
+                .bind(u.password_hash.clone())
+                .bind(u.created_at)
+                .bind(u.disabled_at)
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>> {
+        // through the raw handle: a staff session reads its user on every request
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT name, role, department, password_hash, created_at, disabled_at FROM users WHERE name = ?1",
+            )?;
+            st.bind_text(1, name)?;
+            if !st.step()? {
+                return Ok(None);
+            }
+            Ok(Some(user_from_stmt(&st)?))
+        })
+    }
+
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT name, role, department, password_hash, created_at, disabled_at FROM users ORDER BY name",
+            )?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push(user_from_stmt(&st)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn set_user_password(&self, name: &str, hash: &str) -> Result<bool> {
+        let mut conn = self.lock();
+        let done = self
+            .rt
+            .block_on(
+                sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+                    .bind(hash.to_string())
+                    .bind(name.to_string())
+                    .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn disable_user(&self, name: &str, at: i64) -> Result<bool> {
+        let mut conn = self.lock();
+        let done = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "UPDATE users SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
+                )
+                .bind(at)
+                .bind(name.to_string())
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn create_session(&self, r: &SessionRecord) -> Result<()> {
+        let mut conn = self.lock();
+        self.rt
+            .block_on(
+                sqlx::query(
+                    "INSERT INTO web_sessions (id, kind, user_name, customer_id, secret_hash, created_at, expires_at, revoked_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(r.id.clone())
+                .bind(r.kind.clone())
+                .bind(r.user_name.clone())
+                .bind(r.customer_id)
+                .bind(r.secret_hash.clone())
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .bind(r.revoked_at)
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    fn session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        // through the raw handle: this runs on every page request
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT id, kind, user_name, customer_id, secret_hash, created_at, expires_at, revoked_at FROM web_sessions WHERE id = ?1",
+            )?;
+            st.bind_text(1, id)?;
+            if !st.step()? {
+                return Ok(None);
+            }
+            Ok(Some(SessionRecord {
+                id: st.text(0)?,
+                kind: st.text(1)?,
+                user_name: st.opt_text(2)?,
+                customer_id: st.opt_i64(3)?,
+                secret_hash: st.blob(4)?,
+                created_at: st.i64(5)?,
+                expires_at: st.i64(6)?,
+                revoked_at: st.opt_i64(7)?,
+            }))
+        })
+    }
+
+    fn revoke_session(&self, id: &str, at: i64) -> Result<bool> {
+        let mut conn = self.lock();
+        let done = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(id.to_string())
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn revoke_sessions_of_user(&self, name: &str, at: i64) -> Result<u64> {
+        let mut conn = self.lock();
+        let done = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "UPDATE web_sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(name.to_string())
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
+    fn revoke_sessions_of_customer(&self, customer_id: i64, at: i64) -> Result<u64> {
+        let mut conn = self.lock();
+        let done = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "UPDATE web_sessions SET revoked_at = ? WHERE customer_id = ? AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(customer_id)
+                .execute(&mut *conn),
+            )
+            .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
     fn customer_timeline(
         &self,
         c: i64,
@@ -1916,6 +2087,17 @@ fn read_provenance(db: &RawDb<'_>, key: Option<&DataKey>) -> Result<crate::Prove
         |st| Ok((st.i64(0)?, st.i64(1)?, st.text(2)?, st.opt_i64(3)?)),
     )?;
     Ok(p)
+}
+
+fn user_from_stmt(st: &Stmt<'_>) -> Result<UserRecord> {
+    Ok(UserRecord {
+        name: st.text(0)?,
+        role: st.text(1)?,
+        department: st.opt_text(2)?,
+        password_hash: st.opt_text(3)?,
+        created_at: st.i64(4)?,
+        disabled_at: st.opt_i64(5)?,
+    })
 }
 
 fn key_from_stmt(st: &Stmt<'_>) -> Result<KeyRecord> {

@@ -108,6 +108,23 @@ pub enum CustomerCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Print a one-time sign-in link to the customer portal (`/portal`).
+    Link {
+        /// A customer key: email, phone, NS:ID or #ID.
+        key: String,
+        /// Namespace of the key.
+        #[arg(long)]
+        namespace: Option<String>,
+        /// How long the link works, e.g. 30m (default), 2h; at most 7d.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+        /// Base URL of `infogap serve`.
+        #[arg(long, default_value = super::web::DEFAULT_BASE_URL, value_name = "URL")]
+        base_url: String,
+        /// JSON output (`url`, `customer`, `expires_at`).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `infogap demo`
@@ -356,6 +373,21 @@ pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
             key,
             namespace.as_deref(),
             expires.as_deref(),
+            *json,
+        ),
+        CustomerCmd::Link {
+            key,
+            namespace,
+            ttl,
+            base_url,
+            json,
+        } => super::web::customer_link(
+            ctx,
+            &engine,
+            key,
+            namespace.as_deref(),
+            ttl.as_deref(),
+            base_url,
             *json,
         ),
         CustomerCmd::Show {

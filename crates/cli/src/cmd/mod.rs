@@ -16,6 +16,7 @@ pub mod rating;
 pub mod recs;
 pub mod share;
 pub mod snapshot;
+pub mod web;
 
 /// Runs every model family's quickstart section; a failing section is
 /// reported in its place and does not stop the others.

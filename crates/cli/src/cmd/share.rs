@@ -73,13 +73,14 @@ pub fn serve(ctx: &Ctx, a: &ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    state.set_secure_cookies(tls.is_some());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let st = state.clone();
     rt.block_on(async move {
         let listener = infogap_server::bind(opts.bind).await?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "infogap serve: listening on {scheme}://{addr} (store {})",
+            "infogap serve: listening on {scheme}://{addr} (store {}); pages: {scheme}://{addr}/login",
             db.display()
         );
         let app = infogap_server::layer(infogap_server::routes::router(st.clone()), &http);

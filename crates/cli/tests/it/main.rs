@@ -17,3 +17,4 @@ mod recs;
 mod reference;
 mod share;
 mod snapshot;
+mod web;

@@ -161,13 +161,27 @@ pub struct DepartmentsReport {
 }
 
 /// The departments to compare: the stored `[[department]]` groups, else
-/// one per source that holds customer data.
+/// one per source that holds customer data. The customers' own
+/// self-service source (corrections, feedback, consent changes made in the
+/// portal) is a department of its own when no `[[department]]` lists it:
+/// what the customer told the business is not any department's knowledge.
 pub fn departments_of(
     stored: &[DepartmentConfig],
     sources: &[SourceRecord],
 ) -> (Vec<DepartmentConfig>, String) {
     if !stored.is_empty() {
-        return (stored.to_vec(), "[[department]] in the config".into());
+        let mut depts = stored.to_vec();
+        let own = crate::privacy::consent::SELF_SERVICE_SOURCE;
+        let listed = depts
+            .iter()
+            .any(|d| d.name == own || d.sources.iter().any(|s| s == own));
+        if !listed && sources.iter().any(|s| s.name == own) {
+            depts.push(DepartmentConfig {
+                name: own.to_string(),
+                sources: vec![own.to_string()],
+            });
+        }
+        return (depts, "[[department]] in the config".into());
     }
     let depts = sources
         .iter()

@@ -32,9 +32,10 @@ pub const SELF_SERVICE_SOURCE: &str = "self-service";
 pub const STAFF_SOURCE: &str = "staff";
 /// The file (of either source) that recorded changes belong to.
 pub const CHANGES_FILE: &str = "consent-changes";
-/// Source kind and namespace of the store-made sources.
-const CHANGES_KIND: &str = "consents";
-const CHANGES_NAMESPACE: &str = "consent";
+/// Source kind and namespace of the store-made sources (shared with the
+/// other self-service writes, `crate::selfservice`).
+pub(crate) const CHANGES_KIND: &str = "consents";
+pub(crate) const CHANGES_NAMESPACE: &str = "consent";
 
 /// Why a purpose is not allowed for a customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

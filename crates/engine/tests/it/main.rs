@@ -8,8 +8,10 @@ mod export;
 mod forget;
 mod gap;
 mod generated;
+mod selfservice;
 mod snapshot;
 mod truthful;
+mod web;
 
 use std::collections::{HashMap, HashSet};
 

@@ -116,6 +116,9 @@ pub struct Fixture {
     pub token_a: Key,
     /// Customer token of B.
     pub token_b: Key,
+    /// Staff users of the pages: (name, password, role), one per staff
+    /// role, and a support user limited to the `support` department.
+    pub users: Vec<(String, String, String)>,
     /// Customer A (the planted CRM customer; known to support).
     pub customer_a: i64,
     /// Customer B (a demo customer with orders).
@@ -394,6 +397,31 @@ fn build() -> Result<Fixture, BoxErr> {
     };
     let token_a = tok(customer_a)?;
     let token_b = tok(customer_b)?;
+    let mut users = Vec::new();
+    for (role, dept) in [
+        ("admin", None),
+        ("analyst", None),
+        ("marketing", None),
+        ("sales", None),
+        ("support", None),
+        ("support", Some("support")),
+    ] {
+        let name = match dept {
+            Some(d) => format!("{role}-{d}-user"),
+            None => format!("{role}-user"),
+        };
+        let password = format!("correct horse battery {name}");
+        engine.create_user(
+            &policy,
+            &infogap_engine::web::NewUser {
+                name: name.clone(),
+                role: role.into(),
+                department: dept.map(str::to_string),
+            },
+            Some(&password),
+        )?;
+        users.push((name, password, role.to_string()));
+    }
     // marketing is opt-in and the guest has no consent record: record the
     // guest's grant, so segment member lists (marketing lists) include them
     let grant = engine.authorize(
@@ -435,6 +463,7 @@ fn build() -> Result<Fixture, BoxErr> {
         revoked,
         token_a,
         token_b,
+        users,
         customer_a,
         customer_b,
         guest,

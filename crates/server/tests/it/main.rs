@@ -5,10 +5,12 @@
 // Test helpers (not only #[test] fns) unwrap: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod consent;
 mod erase;
 mod export;
 mod fixture;
+mod pages;
 mod privacy_aggregate;
 mod security;
 

@@ -276,7 +276,11 @@ fn assert_access_log_clean(fx: &Fixture) {
         assert!(!log.contains(&s), "the access log holds a credential");
     }
     assert!(!log.contains('@'), "the access log holds an email address");
-    let templates: HashSet<&str> = ROUTES.iter().map(|r| r.path).collect();
+    let templates: HashSet<&str> = ROUTES
+        .iter()
+        .map(|r| r.path)
+        .chain(infogap_server::pages::PAGES.iter().map(|p| p.path))
+        .collect();
     for line in log.lines() {
         let v: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("log line {line}: {e}"));

@@ -1,0 +1,325 @@
+//! Charts as SVG drawn on the server: bars (counts, shares, money per
+//! group) and lines with an interval band (trends, forecasts).
+//!
+//! Why our own: the charts are a few rectangles and paths, and drawing them
+//! here keeps every label going through the page's policy-shaped data and
+//! its language (a masked value is masked in a tooltip because the tooltip
+//! is the same string). Each chart has a `<title>` and `aria-label`, every
+//! mark a `<title>` tooltip, and the page shows the same numbers as a table
+//! and a CSV download, so nothing is only in the picture.
+
+use maud::{Markup, PreEscaped, html};
+
+/// One bar.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// Label under the bar (already shaped by the policy).
+    pub label: String,
+    /// Value.
+    pub value: f64,
+    /// The value as the page writes it (tooltip).
+    pub shown: String,
+}
+
+const W: f64 = 640.0;
+const H: f64 = 240.0;
+const PAD_L: f64 = 56.0;
+const PAD_R: f64 = 12.0;
+const PAD_T: f64 = 12.0;
+const PAD_B: f64 = 48.0;
+
+fn fmt(x: f64) -> String {
+    format!("{x:.1}")
+}
+
+/// Short axis labels: 1.2k, 3.4M.
+fn axis(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e6 {
+        format!("{:.1}M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1}k", v / 1e3)
+    } else if a >= 10.0 || v == v.round() {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// A "nice" upper bound for an axis.
+fn nice_max(m: f64) -> f64 {
+    if m.is_nan() || m <= 0.0 || !m.is_finite() {
+        return 1.0;
+    }
+    let p = 10f64.powf(m.log10().floor());
+    for k in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if k * p >= m {
+            return k * p;
+        }
+    }
+    10.0 * p
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn grid(max: f64, out: &mut String) {
+    for k in 0..=4 {
+        let v = max * f64::from(k) / 4.0;
+        let y = PAD_T + (H - PAD_T - PAD_B) * (1.0 - f64::from(k) / 4.0);
+        out.push_str(&format!(
+            r#"<line class="grid" x1="{}" y1="{y:.1}" x2="{}" y2="{y:.1}"/><text class="ax" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            fmt(PAD_L),
+            fmt(W - PAD_R),
+            fmt(PAD_L - 6.0),
+            y + 4.0,
+            esc(&axis(v))
+        ));
+    }
+}
+
+/// Escapes text for SVG (text content and attribute values).
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A vertical bar chart.
+pub fn bars(title: &str, bars: &[Bar]) -> Markup {
+    let mut s = String::new();
+    let max = nice_max(bars.iter().map(|b| b.value).fold(0.0, f64::max));
+    grid(max, &mut s);
+    let n = bars.len().max(1) as f64;
+    let slot = (W - PAD_L - PAD_R) / n;
+    let bw = (slot * 0.7).max(1.0);
+    let plot_h = H - PAD_T - PAD_B;
+    let every = (bars.len() / 12).max(1);
+    for (i, b) in bars.iter().enumerate() {
+        let v = if b.value.is_finite() {
+            b.value.max(0.0)
+        } else {
+            0.0
+        };
+        let h = plot_h * v / max;
+        let x = PAD_L + slot * i as f64 + (slot - bw) / 2.0;
+        let y = PAD_T + plot_h - h;
+        s.push_str(&format!(
+            r#"<rect class="bar" x="{}" y="{}" width="{}" height="{}"><title>{}: {}</title></rect>"#,
+            fmt(x),
+            fmt(y),
+            fmt(bw),
+            fmt(h),
+            esc(&b.label),
+            esc(&b.shown)
+        ));
+        if i % every == 0 {
+            s.push_str(&format!(
+                r#"<text class="ax" x="{}" y="{}" text-anchor="middle">{}</text>"#,
+                fmt(x + bw / 2.0),
+                fmt(H - PAD_B + 16.0),
+                esc(&cut(&b.label, 10))
+            ));
+        }
+    }
+    frame(title, &s)
+}
+
+/// One point of a line chart.
+#[derive(Debug, Clone)]
+pub struct Point {
+    /// X label (a period).
+    pub label: String,
+    /// Value (None: no value at this point).
+    pub value: Option<f64>,
+    /// Interval, if any.
+    pub band: Option<(f64, f64)>,
+    /// Whether this point is a forecast (drawn dashed).
+    pub forecast: bool,
+}
+
+/// A line chart: the history solid, the forecast dashed, its interval as a
+/// band.
+pub fn line(title: &str, pts: &[Point]) -> Markup {
+    let mut s = String::new();
+    let max = nice_max(
+        pts.iter()
+            .flat_map(|p| [p.value, p.band.map(|b| b.1)])
+            .flatten()
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max),
+    );
+    grid(max, &mut s);
+    let n = pts.len().max(2) as f64;
+    let plot_w = W - PAD_L - PAD_R;
+    let plot_h = H - PAD_T - PAD_B;
+    let x = |i: usize| PAD_L + plot_w * i as f64 / (n - 1.0);
+    let y = |v: f64| PAD_T + plot_h * (1.0 - (v.max(0.0) / max).min(1.0));
+    // band
+    let band: Vec<(usize, (f64, f64))> = pts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.band.map(|b| (i, b)))
+        .collect();
+    if band.len() >= 2 {
+        let mut d = String::new();
+        for (k, (i, (_, hi))) in band.iter().enumerate() {
+            d.push_str(&format!(
+                "{}{},{} ",
+                if k == 0 { "M" } else { "L" },
+                fmt(x(*i)),
+                fmt(y(*hi))
+            ));
+        }
+        for (i, (lo, _)) in band.iter().rev() {
+            d.push_str(&format!("L{},{} ", fmt(x(*i)), fmt(y(*lo))));
+        }
+        d.push('Z');
+        s.push_str(&format!(r#"<path class="band" d="{d}"/>"#));
+    }
+    for forecast in [false, true] {
+        let mut d = String::new();
+        let mut started = false;
+        for (i, p) in pts.iter().enumerate() {
+            // the forecast line starts at the last history point
+            let on = p.forecast == forecast
+                || (forecast && !p.forecast && pts.get(i + 1).is_some_and(|q| q.forecast));
+            match (on, p.value) {
+                (true, Some(v)) if v.is_finite() => {
+                    d.push_str(&format!(
+                        "{}{},{} ",
+                        if started { "L" } else { "M" },
+                        fmt(x(i)),
+                        fmt(y(v))
+                    ));
+                    started = true;
+                }
+                _ => started = started && on,
+            }
+        }
+        if !d.is_empty() {
+            s.push_str(&format!(
+                r#"<path class="{}" d="{d}"/>"#,
+                if forecast { "line fc" } else { "line" }
+            ));
+        }
+    }
+    let every = (pts.len() / 8).max(1);
+    for (i, p) in pts.iter().enumerate() {
+        if let Some(v) = p.value.filter(|v| v.is_finite()) {
+            s.push_str(&format!(
+                r#"<circle class="pt" cx="{}" cy="{}" r="2.5"><title>{}: {}</title></circle>"#,
+                fmt(x(i)),
+                fmt(y(v)),
+                esc(&p.label),
+                esc(&axis(v))
+            ));
+        }
+        if i % every == 0 {
+            s.push_str(&format!(
+                r#"<text class="ax" x="{}" y="{}" text-anchor="middle">{}</text>"#,
+                fmt(x(i)),
+                fmt(H - PAD_B + 16.0),
+                esc(&cut(&p.label, 10))
+            ));
+        }
+    }
+    frame(title, &s)
+}
+
+fn frame(title: &str, body: &str) -> Markup {
+    html! {
+        svg class="chart" viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(title)
+            xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet" {
+            title { (title) }
+            (PreEscaped(body))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_carry_labels_escaped_and_scale_to_the_largest() {
+        let b = vec![
+            Bar {
+                label: "<b>A&B".into(),
+                value: 10.0,
+                shown: "10".into(),
+            },
+            Bar {
+                label: "B".into(),
+                value: 5.0,
+                shown: "5".into(),
+            },
+        ];
+        let svg = bars("t", &b).into_string();
+        assert!(svg.contains("&lt;b&gt;A&amp;B: 10"), "{svg}");
+        assert!(!svg.contains("<b>"));
+        // the larger bar is twice the smaller one's height
+        let hs: Vec<f64> = svg
+            .split("height=\"")
+            .skip(1)
+            .filter_map(|s| s.split('"').next()?.parse().ok())
+            .collect();
+        assert_eq!(hs.len(), 2);
+        assert!((hs[0] - 2.0 * hs[1]).abs() < 0.2, "{hs:?}");
+        assert!(svg.contains("role=\"img\""));
+    }
+
+    #[test]
+    fn line_draws_history_forecast_and_band() {
+        let mut pts: Vec<Point> = (0..5)
+            .map(|i| Point {
+                label: format!("w{i}"),
+                value: Some(f64::from(i)),
+                band: None,
+                forecast: false,
+            })
+            .collect();
+        pts.push(Point {
+            label: "w5".into(),
+            value: Some(5.0),
+            band: Some((4.0, 6.0)),
+            forecast: true,
+        });
+        pts.push(Point {
+            label: "w6".into(),
+            value: Some(6.0),
+            band: Some((4.5, 7.5)),
+            forecast: true,
+        });
+        let svg = line("t", &pts).into_string();
+        assert!(svg.contains("class=\"band\""));
+        assert!(svg.contains("class=\"line fc\""));
+        assert!(svg.contains("class=\"line\""));
+        assert_eq!(svg.matches("<circle").count(), 7);
+    }
+
+    #[test]
+    fn nice_bounds() {
+        assert_eq!(nice_max(0.0), 1.0);
+        assert_eq!(nice_max(7.0), 10.0);
+        assert_eq!(nice_max(180.0), 200.0);
+        assert_eq!(nice_max(2100.0), 2500.0);
+        assert_eq!(axis(2500.0), "2.5k");
+    }
+}

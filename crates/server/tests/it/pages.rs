@@ -1,0 +1,439 @@
+//! The pages over plain HTTP: sign-in and its lockout, cookies, CSRF, and
+//! every page of `PAGES` × every kind of visitor (nobody, each staff role,
+//! a department user, a customer), with the planted values that a role
+//! must not see searched in every answer, CSV downloads included.
+
+use std::time::Duration;
+
+use infogap_core::access::{FieldClass, Visibility};
+use infogap_server::pages::{PAGES, Who};
+use reqwest::redirect::Policy as Redirects;
+
+use crate::fixture::{PLANTED, fixture};
+
+/// A browser-like client without automatic redirects or cookie store: the
+/// tests carry cookies by hand, so each one is explicit.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Redirects::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// Form bodies (`application/x-www-form-urlencoded`) for reqwest.
+pub trait FormBody {
+    /// Sets the body and its content type.
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body(self, pairs: &[(&str, &str)]) -> Self {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            ser.append_pair(k, v);
+        }
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(ser.finish())
+    }
+}
+
+/// `name=value` pairs of every `Set-Cookie` of a response.
+pub fn set_cookies(res: &reqwest::Response) -> Vec<(String, String, String)> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let first = v.split(';').next()?;
+            let (k, val) = first.split_once('=')?;
+            Some((k.to_string(), val.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// The value of the first `name="csrf"` field of a page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field");
+    let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Signs a staff user in; returns the session cookie value.
+pub async fn sign_in(c: &reqwest::Client, base: &str, name: &str, password: &str) -> String {
+    let res = c.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let pre = set_cookies(&res)
+        .into_iter()
+        .find(|(k, _, _)| k == "ig_pre")
+        .expect("a pre-session cookie")
+        .1;
+    let html = res.text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let res = c
+        .post(format!("{base}/login"))
+        .header("cookie", format!("ig_pre={pre}"))
+        .form_body(&[
+            ("csrf", csrf.as_str()),
+            ("name", name),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "sign-in of {name}");
+    let cookies = set_cookies(&res);
+    let (_, v, raw) = cookies
+        .iter()
+        .find(|(k, v, _)| k == "ig_session" && !v.is_empty())
+        .expect("a session cookie")
+        .clone();
+    assert!(raw.contains("HttpOnly"), "{raw}");
+    assert!(raw.contains("SameSite=Lax"), "{raw}");
+    assert!(raw.contains("Path=/"), "{raw}");
+    v
+}
+
+/// Runs a test body on a runtime of its own, after the fixture is built
+/// (the fixture and the engine block on their own runtimes).
+pub fn run<F: std::future::Future>(f: F) -> F::Output {
+    fixture();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A one-time sign-in link's token for a customer (engine on the
+/// blocking pool).
+pub async fn link_token(customer: i64) -> String {
+    tokio::task::spawn_blocking(move || {
+        let e = infogap_engine::Engine::open_existing(&fixture().db).unwrap();
+        e.customer_link(customer, Some("10m")).unwrap().token
+    })
+    .await
+    .unwrap()
+}
+
+/// A customer's session through a one-time link.
+pub async fn customer_session(c: &reqwest::Client, base: &str, customer: i64) -> String {
+    let token = link_token(customer).await;
+    let res = c
+        .get(format!("{base}/portal/link?token={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let pre = set_cookies(&res)
+        .into_iter()
+        .find(|(k, _, _)| k == "ig_pre")
+        .unwrap()
+        .1;
+    let csrf = csrf_of(&res.text().await.unwrap());
+    let post = |c: &reqwest::Client| {
+        c.post(format!("{base}/portal/link"))
+            .header("cookie", format!("ig_pre={pre}"))
+            .form_body(&[("csrf", csrf.as_str()), ("token", token.as_str())])
+            .send()
+    };
+    let res = post(c).await.unwrap();
+    assert_eq!(res.status(), 303);
+    let s = set_cookies(&res)
+        .into_iter()
+        .find(|(k, v, _)| k == "ig_session" && !v.is_empty())
+        .unwrap()
+        .1;
+    // the link works once
+    let again = post(c).await.unwrap();
+    assert_eq!(again.status(), 401);
+    s
+}
+
+fn concrete(path: &str, customer: i64, segment: &str) -> String {
+    path.replace("{id}", &customer.to_string())
+        .replace("{name}", segment)
+        .replace("{code}", "zh")
+}
+
+/// The name of the largest segment (as the API lists them).
+async fn a_segment(c: &reqwest::Client) -> String {
+    let f = fixture();
+    let v: serde_json::Value = c
+        .get(format!("{}/v1/segments", f.base))
+        .bearer_auth(&f.staff("admin").secret)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let segs = v["segments"].as_array().unwrap();
+    let best = segs
+        .iter()
+        .max_by_key(|s| s["size"].as_u64().unwrap_or(0))
+        .unwrap();
+    best["name"].as_str().unwrap().replace(' ', "%20")
+}
+
+#[test]
+fn sign_in_cookies_csrf_and_sign_out() {
+    run(sign_in_cookies_csrf_and_sign_out_async());
+}
+
+async fn sign_in_cookies_csrf_and_sign_out_async() {
+    let f = fixture();
+    let c = http();
+    let (name, pw, _) = &f.users[0];
+    let s = sign_in(&c, &f.base, name, pw).await;
+
+    // a form without its token, or with another session's, is refused
+    let res = c
+        .post(format!("{}/dashboard/customers", f.base))
+        .header("cookie", format!("ig_session={s}"))
+        .form_body(&[("key", PLANTED.email)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("security token"), "{body}");
+    assert!(!body.contains(PLANTED.email));
+    let (n2, p2, _) = &f.users[1];
+    let other = sign_in(&c, &f.base, n2, p2).await;
+    let page = c
+        .get(format!("{}/dashboard/customers", f.base))
+        .header("cookie", format!("ig_session={other}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let other_token = csrf_of(&page);
+    let res = c
+        .post(format!("{}/dashboard/customers", f.base))
+        .header("cookie", format!("ig_session={s}"))
+        .form_body(&[("key", PLANTED.email), ("csrf", other_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    // with its own token the search finds A and redirects to the profile
+    let page = c
+        .get(format!("{}/dashboard/customers", f.base))
+        .header("cookie", format!("ig_session={s}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = csrf_of(&page);
+    let res = c
+        .post(format!("{}/dashboard/customers", f.base))
+        .header("cookie", format!("ig_session={s}"))
+        .form_body(&[("key", PLANTED.email), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        format!("/dashboard/customers/{}", f.customer_a)
+    );
+    // a login post without the pre-session cookie is refused
+    let res = c
+        .post(format!("{}/login", f.base))
+        .form_body(&[
+            ("csrf", "x"),
+            ("name", name.as_str()),
+            ("password", pw.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // sign-out ends the session for good
+    let res = c
+        .post(format!("{}/logout", f.base))
+        .header("cookie", format!("ig_session={s}"))
+        .form_body(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let res = c
+        .get(format!("{}/dashboard", f.base))
+        .header("cookie", format!("ig_session={s}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/login");
+}
+
+#[test]
+fn repeated_failures_lock_the_account_out() {
+    // its own server over the same store: the lockout must not lock the
+    // shared fixture's address for the other tests
+    let f = fixture();
+    let metrics = std::sync::Arc::new(infogap_server::Metrics::new());
+    let state = infogap_server::state::AppState::open(&f.db, None, metrics.clone()).unwrap();
+    let http_cfg = infogap_server::HttpConfig {
+        log: false,
+        metrics,
+        ..Default::default()
+    };
+    let (addr, _server) = crate::fixture::serve_in_background(state, http_cfg).unwrap();
+    run(lockout(format!("http://{addr}")));
+}
+
+async fn lockout(base: String) {
+    let f = fixture();
+    let c = http();
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        let res = c.get(format!("{base}/login")).send().await.unwrap();
+        let pre = set_cookies(&res)
+            .into_iter()
+            .find(|(k, _, _)| k == "ig_pre")
+            .unwrap()
+            .1;
+        let csrf = csrf_of(&res.text().await.unwrap());
+        let res = c
+            .post(format!("{base}/login"))
+            .header("cookie", format!("ig_pre={pre}"))
+            .form_body(&[
+                ("csrf", csrf.as_str()),
+                ("name", "marketing-user"),
+                ("password", "wrong password!!"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        let retry = res.headers().contains_key("retry-after");
+        let body = res.text().await.unwrap();
+        if statuses.len() == 1 {
+            assert!(body.contains("do not match"), "{body}");
+        }
+        if *statuses.last().unwrap() == 429 {
+            assert!(retry);
+        }
+    }
+    assert_eq!(statuses[0], 401, "{statuses:?}");
+    assert_eq!(*statuses.last().unwrap(), 429, "{statuses:?}");
+    // the right password is refused too while locked
+    let (name, pw, _) = f
+        .users
+        .iter()
+        .find(|u| u.0 == "marketing-user")
+        .unwrap()
+        .clone();
+    let res = c.get(format!("{base}/login")).send().await.unwrap();
+    let pre = set_cookies(&res)
+        .into_iter()
+        .find(|(k, _, _)| k == "ig_pre")
+        .unwrap()
+        .1;
+    let csrf = csrf_of(&res.text().await.unwrap());
+    let res = c
+        .post(format!("{base}/login"))
+        .header("cookie", format!("ig_pre={pre}"))
+        .form_body(&[("csrf", csrf.as_str()), ("name", &name), ("password", &pw)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+}
+
+#[test]
+fn every_page_for_every_visitor() {
+    run(every_page_for_every_visitor_async());
+}
+
+async fn every_page_for_every_visitor_async() {
+    let f = fixture();
+    let c = http();
+    let mut sessions: Vec<(String, Option<String>, String)> = Vec::new(); // (who, session, role)
+    sessions.push(("nobody".into(), None, String::new()));
+    for (name, pw, role) in &f.users {
+        let s = sign_in(&c, &f.base, name, pw).await;
+        sessions.push((name.clone(), Some(s), role.clone()));
+    }
+    let cust = customer_session(&c, &f.base, f.customer_a).await;
+    let segment = a_segment(&c).await;
+    sessions.push(("customer A".into(), Some(cust), "customer".into()));
+
+    let planted = [
+        (PLANTED.email, FieldClass::Contact),
+        (PLANTED.first_name, FieldClass::Contact),
+        (PLANTED.region, FieldClass::Demographic),
+        (PLANTED.ticket_text, FieldClass::FeedbackText),
+        (PLANTED.survey_text, FieldClass::FeedbackText),
+    ];
+    for (who, session, role) in &sessions {
+        let dept_user = who.contains("-support-");
+        for def in PAGES {
+            if def.method != "GET" {
+                continue;
+            }
+            let path = concrete(def.path, f.customer_a, &segment);
+            let mut req = c.get(format!("{}{path}", f.base));
+            if let Some(s) = session {
+                req = req.header("cookie", format!("ig_session={s}"));
+            }
+            let res = req.send().await.unwrap();
+            let status = res.status().as_u16();
+            let body = res.text().await.unwrap();
+            assert!(status < 500, "{who} {path}: {status}\n{body}");
+            let expected: &[u16] = match (def.who, session.is_some(), role.as_str()) {
+                (Who::Public, _, _) => &[200, 303, 404],
+                (Who::Staff(_), false, _) => &[303],
+                (Who::Customer(_), false, _) => &[401],
+                (Who::Staff(_), true, "customer") => &[403, 303],
+                (Who::Customer(_), true, r) if r != "customer" => &[403],
+                (Who::Staff(a), true, r) => {
+                    let allowed = f.policy.role(r).is_some_and(|p| p.actions.contains(&a));
+                    if !allowed {
+                        &[403, 303]
+                    } else if dept_user && path.contains("/customers/") {
+                        &[200, 403]
+                    } else {
+                        &[200]
+                    }
+                }
+                (Who::Customer(_), true, _) => &[200],
+            };
+            assert!(
+                expected.contains(&status),
+                "{who} GET {path}: {status}, expected {expected:?}\n{}",
+                &body[..body.len().min(600)]
+            );
+            // what the role must not see, on any page or download
+            if role != "customer"
+                && let Some(rp) = f.policy.role(role)
+            {
+                for (value, class) in planted {
+                    if rp.visibility(class) != Visibility::Visible {
+                        assert!(
+                            !body.contains(value),
+                            "{who} ({role}) sees {class:?} value on {path}"
+                        );
+                    }
+                }
+            }
+            if session.is_none() || role == "customer" && matches!(def.who, Who::Staff(_)) {
+                for (value, _) in planted {
+                    assert!(
+                        !body.contains(value),
+                        "{who} sees a planted value on {path}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+-- infogap store schema, version 6: the web pages' users and sessions.
+--
+-- `users` are staff who sign in to the dashboard with a password.
+-- `password_hash` is an Argon2id PHC string (salted, slow), NULL until the
+-- user has set a password through a one-time setup link; a disabled user
+-- keeps their row (the audit trail names them) but cannot sign in.
+CREATE TABLE users (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    department    TEXT,
+    password_hash TEXT,
+    created_at    INTEGER NOT NULL,
+    disabled_at   INTEGER
+);
+
+-- Browser sessions and one-time links. A credential reads
+-- `<prefix>_<id>_<secret>` (`igs_` a session, `igl_` a customer's sign-in
+-- link, `igu_` a user's password-setup link); only HMAC-SHA256(store
+-- secret, secret) is kept, as for API keys. `staff`/`customer` rows are
+-- signed-in sessions, `link`/`setup` rows are redeemed once (revoked_at is
+-- set by the redemption). A customer's rows go with their erasure.
+CREATE TABLE web_sessions (
+    id          TEXT PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('staff', 'customer', 'link', 'setup')),
+    user_name   TEXT,
+    customer_id INTEGER,
+    secret_hash BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+CREATE INDEX web_sessions_user ON web_sessions(user_name);
+CREATE INDEX web_sessions_customer ON web_sessions(customer_id);
