@@ -18,6 +18,7 @@ pub mod gap;
 pub mod import;
 pub mod invariants;
 pub mod keys;
+pub mod merges;
 pub mod privacy;
 pub mod recs;
 pub mod report;

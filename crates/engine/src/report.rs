@@ -184,39 +184,77 @@ pub struct MergeExplanation {
     pub history: Vec<MergeLogEntry>,
 }
 
+/// What the store holds as merge evidence of one customer, before any
+/// policy shapes it: its identities, the links touching them (live and
+/// split), the identities at the far end of links that now belong to
+/// another customer, source names and the merge log.
+#[derive(Debug, Clone)]
+pub(crate) struct Evidence {
+    /// The customer's identities.
+    pub idents: Vec<IdentityRecord>,
+    /// Links touching any of them.
+    pub links: Vec<LinkRecord>,
+    /// Identities at the other end of a link that are not the customer's.
+    pub others: HashMap<i64, IdentityRecord>,
+    /// Source names by id.
+    pub names: HashMap<i64, String>,
+    /// Merge-log entries naming the customer.
+    pub history: Vec<MergeLogEntry>,
+}
+
+/// Reads the merge evidence of customer `id` (`NotFound` when it has no
+/// identities).
+pub(crate) fn merge_evidence(store: &dyn Store, id: i64) -> Result<Evidence, EngineError> {
+    let idents = store.customer_identities(id)?;
+    if idents.is_empty() {
+        return Err(EngineError::NotFound(format!("no customer #{id}")));
+    }
+    let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
+    let links = store.links_of(&ids)?;
+    let mut others = HashMap::new();
+    for l in &links {
+        for x in [l.a, l.b] {
+            if !ids.contains(&x)
+                && let std::collections::hash_map::Entry::Vacant(e) = others.entry(x)
+                && let Some(rec) = store.identity(x)?
+            {
+                e.insert(rec);
+            }
+        }
+    }
+    Ok(Evidence {
+        idents,
+        links,
+        others,
+        names: source_names(store)?,
+        history: store.merge_log(id)?,
+    })
+}
+
 /// Explains why the customer's keys are one customer.
 pub fn merges(
     engine: &Engine,
     key: &str,
     namespace: Option<&str>,
 ) -> Result<MergeExplanation, EngineError> {
-    let store = engine.store();
     let id = resolve_key(engine, key, namespace)?;
-    let names = source_names(store)?;
-    let idents = store.customer_identities(id)?;
-    let ids: Vec<i64> = idents.iter().map(|i| i.id).collect();
-    let links = store.links_of(&ids)?;
-    let mut labels: HashMap<i64, String> = idents.iter().map(|i| (i.id, ident_label(i))).collect();
-    for l in &links {
-        for x in [l.a, l.b] {
-            if let std::collections::hash_map::Entry::Vacant(e) = labels.entry(x)
-                && let Some(rec) = store.identity(x)?
-            {
-                e.insert(format!(
-                    "{} (customer #{})",
-                    ident_label(&rec),
-                    rec.customer_id
-                ));
-            }
-        }
+    let ev = merge_evidence(engine.store(), id)?;
+    let mut labels: HashMap<i64, String> =
+        ev.idents.iter().map(|i| (i.id, ident_label(i))).collect();
+    for (x, rec) in &ev.others {
+        labels.insert(
+            *x,
+            format!("{} (customer #{})", ident_label(rec), rec.customer_id),
+        );
     }
-    let link_views = links
+    let link_views = ev
+        .links
         .iter()
         .map(|l: &LinkRecord| LinkView {
             a: labels.get(&l.a).cloned().unwrap_or_default(),
             b: labels.get(&l.b).cloned().unwrap_or_default(),
             rule: l.rule.clone(),
-            source: names.get(&l.source_id).cloned().unwrap_or_default(),
+            source: ev.names.get(&l.source_id).cloned().unwrap_or_default(),
             line: l.line,
             suppressed: l.suppressed,
         })
@@ -225,9 +263,9 @@ pub fn merges(
         "customer merges",
         MergeExplanation {
             id,
-            identities: idents.iter().map(ident_label).collect(),
+            identities: ev.idents.iter().map(ident_label).collect(),
             links: link_views,
-            history: store.merge_log(id)?,
+            history: ev.history,
         },
     )
 }
@@ -245,7 +283,9 @@ pub struct SplitOutcome {
     pub links_changed: usize,
 }
 
-fn find_identity(store: &dyn Store, spec: &str) -> Result<IdentityRecord, EngineError> {
+/// The identity an `NS:VALUE` spec names (emails and phones normalized
+/// as on import).
+pub(crate) fn find_identity(store: &dyn Store, spec: &str) -> Result<IdentityRecord, EngineError> {
     let (ns, value) = spec.split_once(':').ok_or_else(|| {
         EngineError::Invalid(format!(
             "--identity {spec:?}: expected NS:VALUE (e.g. web:W123 or email:ann@example.com)"
@@ -322,6 +362,21 @@ fn set_split(
             "customer #{customer} has a single identity: nothing to split"
         )));
     }
+    apply_split(engine, customer, &ident, &links, identity, split)
+}
+
+/// Switches `links` (of identity `ident`, checked by the caller) off
+/// (`split`) or on, re-resolves the identity graph and logs it; `label`
+/// names the identity in the merge log. One transaction.
+pub(crate) fn apply_split(
+    engine: &Engine,
+    customer: i64,
+    ident: &IdentityRecord,
+    links: &[LinkRecord],
+    label: &str,
+    split: bool,
+) -> Result<SplitOutcome, EngineError> {
+    let store = engine.store();
     let max: usize = store
         .setting("identity.max_customers_per_key")?
         .and_then(|v| v.parse().ok())
@@ -331,11 +386,11 @@ fn set_split(
     tx.set_links_suppressed(&ids, split)?;
     let m = tx.max_ids()?;
     let why = if split {
-        "a split"
+        "a split".to_string()
     } else {
-        format!("undoing the split of {identity}").leak()
+        format!("undoing the split of {label}")
     };
-    crate::import::resolve_graph(tx.as_mut(), max, m.customer + 1, m.customer + 1, why)?;
+    crate::import::resolve_graph(tx.as_mut(), max, m.customer + 1, m.customer + 1, &why)?;
     let after = tx
         .identity_graph()?
         .0
@@ -354,20 +409,20 @@ fn set_split(
         other_id: Some(after),
         detail: if split {
             format!(
-                "{identity} split from customer #{} into #{after} ({} link(s) switched off)",
+                "{label} split from customer #{} into #{after} ({} link(s) switched off)",
                 ident.customer_id,
                 ids.len()
             )
         } else {
             format!(
-                "{identity} rejoined customer #{after} ({} link(s) restored)",
+                "{label} rejoined customer #{after} ({} link(s) restored)",
                 ids.len()
             )
         },
     })?;
     tx.commit()?;
     Ok(SplitOutcome {
-        identity: identity.to_string(),
+        identity: label.to_string(),
         from_customer: ident.customer_id,
         to_customer: after,
         links_changed: ids.len(),

@@ -710,6 +710,8 @@ pub struct Insights {
     /// Recommendations answered at this generation: (customer, k, explain,
     /// include seen) → answer, before the policy shapes it.
     recs_answers: std::sync::Mutex<RecsAnswers>,
+    /// The knowledge profile's inputs and index at this generation.
+    gap: OnceLock<Arc<crate::gap::knowledge::GapCache>>,
     /// Customer records read at this generation.
     pub records: Arc<RecordCache>,
 }
@@ -771,6 +773,7 @@ impl Insights {
             recs: OnceLock::new(),
             fold_in: OnceLock::new(),
             recs_answers: std::sync::Mutex::default(),
+            gap: OnceLock::new(),
             records: Arc::default(),
         }
     }
@@ -845,6 +848,19 @@ impl Insights {
                 by_customer,
             })
         })
+    }
+
+    /// The knowledge profile's inputs and whole-store index (built on
+    /// first use, then shared by every request of this generation).
+    pub fn gap(
+        &self,
+        engine: &Engine,
+    ) -> Result<Arc<crate::gap::knowledge::GapCache>, EngineError> {
+        if let Some(c) = self.gap.get() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(engine.gap_cache()?);
+        Ok(self.gap.get_or_init(|| c).clone())
     }
 
     /// RFM segments of every customer.
@@ -1205,6 +1221,41 @@ pub struct WatchItem {
     pub reasons: Vec<String>,
 }
 
+/// Customers in one lifetime-value band.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClvBand {
+    /// Lower bound (inclusive).
+    pub from: f64,
+    /// Upper bound (exclusive); none for the last band.
+    pub to: Option<f64>,
+    /// Customers.
+    pub customers: usize,
+}
+
+/// The lifetime-value distribution.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClvDistribution {
+    /// Model version.
+    pub model_version: i64,
+    /// Horizon (months).
+    pub horizon_months: u32,
+    /// Customers counted.
+    pub customers: usize,
+    /// Per band.
+    pub bands: Vec<ClvBand>,
+    /// Sum of the values (visible predictions only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    /// Median (visible only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median: Option<f64>,
+    /// 90th percentile (visible only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p90: Option<f64>,
+    /// Left out for lack of profiling consent.
+    pub left_out: crate::privacy::consent::LeftOut,
+}
+
 /// Customers in one risk band.
 #[derive(Debug, Clone, Serialize)]
 pub struct BandCount {
@@ -1481,6 +1532,82 @@ impl Engine {
                 .map(|(band, customers)| BandCount { band, customers })
                 .collect(),
             deciles: (vis == Visibility::Visible).then_some(deciles),
+            left_out,
+        })
+    }
+
+    /// The lifetime-value distribution over the customers the principal
+    /// may see and who allow profiling: customers per value band (bands
+    /// at round values, widening by ×2.5/×2 steps), the total and quantiles;
+    /// for a role that sees predictions masked, the bands only (no figures).
+    pub fn share_clv_distribution(
+        &self,
+        a: &Access,
+        ins: &Insights,
+    ) -> Result<ClvDistribution, EngineError> {
+        let vis = need_predictions(a)?;
+        let t = ins.clv(self)?;
+        let allowed = self.department_customers(a)?;
+        let mut ranked: Vec<&crate::clv::RankedCustomer> = t
+            .ranked
+            .iter()
+            .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&r.customer_id)))
+            .collect();
+        let left_out =
+            self.consents()?
+                .retain(&mut ranked, infogap_core::privacy::PROFILING, |r| {
+                    r.customer_id
+                });
+        let mut values: Vec<f64> = ranked
+            .iter()
+            .map(|r| r.clv)
+            .filter(|v| v.is_finite())
+            .collect();
+        values.sort_by(f64::total_cmp);
+        // band edges 0, 10, 25, 50, 100, 250, … up to the largest value
+        let top = values.last().copied().unwrap_or(0.0).max(0.0);
+        let mut edges = vec![0.0];
+        let mut e = 10.0;
+        let mut k = 0usize;
+        while e < top && edges.len() < 24 {
+            edges.push(e);
+            e *= if k.is_multiple_of(3) { 2.5 } else { 2.0 };
+            k += 1;
+        }
+        let mut bands: Vec<ClvBand> = edges
+            .iter()
+            .enumerate()
+            .map(|(i, &lo)| ClvBand {
+                from: lo,
+                to: edges.get(i + 1).copied(),
+                customers: 0,
+            })
+            .collect();
+        for &v in &values {
+            let i = edges.iter().rposition(|&lo| v >= lo).unwrap_or(0);
+            bands[i].customers += 1;
+        }
+        let q = |p: f64| -> Option<f64> {
+            if values.is_empty() {
+                return None;
+            }
+            let i = ((values.len() - 1) as f64 * p).round() as usize;
+            values.get(i).copied()
+        };
+        let visible = vis == Visibility::Visible;
+        let mut sum = infogap_store::snapshot::KbnSum::default();
+        for &v in &values {
+            sum.add(v);
+        }
+        self.record_access(a, "clv.distribution", vec![], vec![])?;
+        Ok(ClvDistribution {
+            model_version: t.model_version,
+            horizon_months: t.horizon_months,
+            customers: values.len(),
+            bands,
+            total: visible.then(|| sum.value().unwrap_or(0.0)),
+            median: q(0.5).filter(|_| visible),
+            p90: q(0.9).filter(|_| visible),
             left_out,
         })
     }

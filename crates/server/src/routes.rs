@@ -569,8 +569,8 @@ async fn customer_gap(
     c: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    ok_json(st, c, Action::CustomersRead, move |e, _, a| {
-        e.gap_customer(a, id)
+    ok_json(st, c, Action::CustomersRead, move |e, s, a| {
+        e.gap_customer_at(a, &s.insights(), id)
     })
     .await
 }

@@ -52,6 +52,9 @@ pub struct Job {
     pub result: Option<serde_json::Value>,
     /// Why it failed.
     pub error: Option<String>,
+    /// The policy scope (role, department) its result was shaped for.
+    #[serde(skip)]
+    pub scope: Option<(String, Option<String>)>,
 }
 
 /// The engines: idle ones, and how many are open in all.
@@ -107,6 +110,9 @@ pub struct AppState {
     stop: AtomicBool,
     /// Session cookies get `Secure` (served over TLS).
     secure_cookies: AtomicBool,
+    /// Answers computed from the snapshot alone (forecasts), kept for the
+    /// generation they were computed at.
+    memo: Mutex<(i64, HashMap<String, serde_json::Value>)>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -163,6 +169,7 @@ impl AppState {
             metrics,
             stop: AtomicBool::new(false),
             secure_cookies: AtomicBool::new(false),
+            memo: Mutex::new((0, HashMap::new())),
         });
         let weak = Arc::downgrade(&state);
         std::thread::Builder::new()
@@ -277,10 +284,28 @@ impl AppState {
                 "no model kind {model:?}; kinds: recs, churn, clv, amount"
             )));
         }
+        let m = model.to_string();
+        self.start_job("train", model, by, None, move |e| train(e, &m))
+    }
+
+    /// Starts a background job on its own thread and engine: `f` computes
+    /// its result. `scope` (role, department) marks a result shaped for one
+    /// policy scope: only a viewer of the same scope may be shown it.
+    pub fn start_job<F>(
+        self: &Arc<Self>,
+        kind: &str,
+        model: &str,
+        by: &str,
+        scope: Option<(String, Option<String>)>,
+        f: F,
+    ) -> Result<Job, EngineError>
+    where
+        F: FnOnce(&Engine) -> Result<serde_json::Value, EngineError> + Send + 'static,
+    {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let job = Job {
             id,
-            kind: "train".into(),
+            kind: kind.to_string(),
             model: model.to_string(),
             status: "running".into(),
             started_by: by.to_string(),
@@ -289,15 +314,18 @@ impl AppState {
             seconds: None,
             result: None,
             error: None,
+            scope,
         };
         lock(&self.jobs).insert(id, job.clone());
         let me = self.clone();
-        let model = model.to_string();
         std::thread::Builder::new()
-            .name(format!("train-{model}"))
+            .name(format!("{kind}-{model}"))
             .spawn(move || {
                 let t0 = Instant::now();
-                let out = Engine::open_existing(&me.db).and_then(|e| train(&e, &model));
+                let out = Engine::open_existing(&me.db).and_then(|e| {
+                    e.set_audit_sink(me.sink.clone())?;
+                    f(&e)
+                });
                 let mut jobs = lock(&me.jobs);
                 if let Some(j) = jobs.get_mut(&id) {
                     j.finished_at = Some(infogap_store::now_rfc3339());
@@ -316,6 +344,42 @@ impl AppState {
             })
             .map_err(|e| EngineError::Invalid(format!("cannot start a job: {e}")))?;
         Ok(job)
+    }
+
+    /// `f()` for `key` at the current snapshot generation, computed once
+    /// per generation. Only for answers that depend on the snapshot alone,
+    /// never on who asks (the caller still authorizes and audits).
+    pub fn memo<F>(&self, key: &str, f: F) -> Result<serde_json::Value, EngineError>
+    where
+        F: FnOnce() -> Result<serde_json::Value, EngineError>,
+    {
+        let generation = self.insights().generation;
+        {
+            let m = lock(&self.memo);
+            if m.0 == generation
+                && let Some(v) = m.1.get(key)
+            {
+                return Ok(v.clone());
+            }
+        }
+        let v = f()?;
+        let mut m = lock(&self.memo);
+        if m.0 != generation {
+            *m = (generation, HashMap::new());
+        }
+        if m.1.len() < 256 {
+            m.1.insert(key.to_string(), v.clone());
+        }
+        Ok(v)
+    }
+
+    /// The newest job of `kind` whose result was shaped for `scope`.
+    pub fn latest_job(&self, kind: &str, scope: &(String, Option<String>)) -> Option<Job> {
+        lock(&self.jobs)
+            .values()
+            .filter(|j| j.kind == kind && j.scope.as_ref() == Some(scope))
+            .max_by_key(|j| j.id)
+            .cloned()
     }
 
     /// A job by id.

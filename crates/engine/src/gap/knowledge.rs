@@ -695,6 +695,24 @@ pub struct GapOverview {
 pub const METHOD: &str = "weighted mean of six dimension levels in [0, 1] (behaviour 0.35, needs and feedback 0.25, preferences 0.15, demographics 0.10, consent 0.10, contact 0.05; a dimension the business records for nobody is left out). Behaviour, preferences and feedback: 1 - exp(-w / s) where w counts facts weighted by 0.5^(age / half-life) (half-lives 90, 180, 365 days; s = 3, 6, 1.5; a stated preference counts 2). Demographics: share of the attributes recorded for at least 5 % of customers that are known (a conflicting one counts half). Contact: 1 with email and phone, 0.7 with one. Consent: share of purposes with a record. Weights are fixed (set on the demo, checked unchanged on The Complete Journey), not fitted per store.";
 
 /// The inputs every gap analysis reads once.
+/// The knowledge profile's inputs and whole-store index for one snapshot
+/// generation ([`Engine::gap_cache`]).
+pub struct GapCache {
+    g: GapInputs,
+    now: i64,
+    ix: KnowledgeIndex,
+    sorted: Vec<f64>,
+}
+
+impl std::fmt::Debug for GapCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GapCache")
+            .field("now", &self.now)
+            .field("customers", &self.sorted.len())
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct GapInputs {
     pub ds: Dataset,
     pub raw: infogap_store::snapshot::RawSnapshot,
@@ -1032,33 +1050,94 @@ impl Engine {
     /// departments, and their side of the gap. A department key sees the
     /// gap as its department knows the customer.
     pub fn gap_customer(&self, a: &Access, id: i64) -> Result<CustomerGap, EngineError> {
-        let rec = self.admit(a, id)?;
+        self.gap_customer_in(a, None, id)
+    }
+
+    /// [`Engine::gap_customer`] over a server's per-generation
+    /// [`crate::share::Insights`]: the store-wide inputs and index
+    /// ([`crate::share::Insights::gap`]), the loaded recommender and its
+    /// fold-in data are built once per generation, not per request.
+    pub fn gap_customer_at(
+        &self,
+        a: &Access,
+        ins: &crate::share::Insights,
+        id: i64,
+    ) -> Result<CustomerGap, EngineError> {
+        let cache = ins.gap(self)?;
+        let recs = ins.recs(self).ok();
+        self.gap_customer_with(a, Some(&cache), recs.as_deref().map(|r| (r, ins)), id)
+    }
+
+    /// The inputs and the whole-store index of the knowledge profile for
+    /// the store as it is now (what [`Engine::gap_customer_in`] reuses
+    /// across requests of one snapshot generation).
+    pub fn gap_cache(&self) -> Result<GapCache, EngineError> {
         let g = self.gap_inputs()?;
         let now = g.now()?;
+        let ix = g.index(&g.ds, now, None);
+        let mut sorted: Vec<f64> = (0..g.ds.customers.len()).map(|j| ix.score(j).0).collect();
+        sorted.sort_by(f64::total_cmp);
+        Ok(GapCache { g, now, ix, sorted })
+    }
+
+    /// [`Engine::gap_customer`] with a cache of the current generation's
+    /// inputs and index (the server's [`crate::share::Insights::gap`]):
+    /// the store-wide work is done once per generation, not per request.
+    pub fn gap_customer_in(
+        &self,
+        a: &Access,
+        cache: Option<&GapCache>,
+        id: i64,
+    ) -> Result<CustomerGap, EngineError> {
+        self.gap_customer_with(a, cache, None, id)
+    }
+
+    fn gap_customer_with(
+        &self,
+        a: &Access,
+        cache: Option<&GapCache>,
+        recs: Option<(&crate::recs::LoadedRecs, &crate::share::Insights)>,
+        id: i64,
+    ) -> Result<CustomerGap, EngineError> {
+        let rec = self.admit(a, id)?;
+        let fresh;
+        let c = match cache {
+            Some(c) => c,
+            None => {
+                fresh = self.gap_cache()?;
+                &fresh
+            }
+        };
+        let g = &c.g;
+        let now = c.now;
         let scope: Option<HashSet<i64>> = a
             .department_sources
             .as_ref()
             .map(|v| v.iter().copied().collect());
         let scoped;
-        let ds = match &scope {
+        let scoped_ix;
+        let (ds, ix) = match &scope {
             Some(set) => {
                 scoped = super::departments::restricted_dataset(&g.raw, &g.prov, set, &g.sources)?;
-                &scoped
+                scoped_ix = g.index(&scoped, now, scope.as_ref());
+                (&scoped, &scoped_ix)
             }
-            None => &g.ds,
+            None => (&g.ds, &c.ix),
         };
-        let ix = g.index(ds, now, scope.as_ref());
         let i = ds.customer_index().pos(id).ok_or_else(|| {
             EngineError::NotFound(format!(
                 "customer #{id} has no personal key (a shared mailbox)"
             ))
         })?;
         let (score, levels) = ix.score(i);
-        let below = (0..ds.customers.len())
-            .filter(|&j| ix.score(j).0 < score)
-            .count();
+        let below = match &scope {
+            None => c.sorted.partition_point(|&x| x < score),
+            Some(_) => (0..ds.customers.len())
+                .filter(|&j| ix.score(j).0 < score)
+                .count(),
+        };
         let percentile = 100.0 * below as f64 / ds.customers.len().max(1) as f64;
-        let dimensions = dimension_rows(&ix, i, &levels);
+        let dimensions = dimension_rows(ix, i, &levels);
         let mut thin: Vec<(f64, String)> = dimensions
             .iter()
             .filter(|d| d.level < 0.34 && ix.present[dim(kind_named(&d.dimension))])
@@ -1095,7 +1174,7 @@ impl Engine {
                 continue; // a department key sees only its own sources
             }
             let dds = super::departments::restricted_dataset(&one, &g.prov, &set, &g.sources)?;
-            let dix = g.index_in(&one, &dds, now, Some(&set)).on_terms_of(&ix);
+            let dix = g.index_in(&one, &dds, now, Some(&set)).on_terms_of(ix);
             let Some(j) = dds.customer_index().pos(id) else {
                 continue;
             };
@@ -1122,8 +1201,11 @@ impl Engine {
         }
         // the customer's side
         let last_self_view = self.last_self_view(id)?;
-        let held_not_shown = self.held_not_shown(&ix, i, last_self_view, ds, id)?;
-        let unaware_of = self.unaware_of(ds, id)?;
+        let held_not_shown = self.held_not_shown(ix, i, last_self_view, ds, id)?;
+        // the served recommender sees every department's history: a
+        // department-limited view recommends from its own facts only
+        let served = recs.filter(|_| scope.is_none());
+        let unaware_of = self.unaware_of(ds, id, served)?;
         let classes = [
             FieldClass::Demographic,
             FieldClass::Behaviour,
@@ -1252,11 +1334,33 @@ impl Engine {
 
     /// Recommended products they have not seen, campaigns they qualify
     /// for but never received.
-    fn unaware_of(&self, ds: &Dataset, id: i64) -> Result<Vec<Unaware>, EngineError> {
+    fn unaware_of(
+        &self,
+        ds: &Dataset,
+        id: i64,
+        served: Option<(&crate::recs::LoadedRecs, &crate::share::Insights)>,
+    ) -> Result<Vec<Unaware>, EngineError> {
         let mut out = Vec::new();
-        let prod: HashMap<i64, &infogap_core::dataset::ProductInfo> =
-            ds.products.iter().map(|p| (p.id, p)).collect();
-        let mut seen: HashSet<i64> = HashSet::new();
+        let my_lines: Vec<&infogap_core::dataset::LineFact> =
+            ds.lines.iter().filter(|l| l.customer == id).collect();
+        let my_events: Vec<&infogap_core::dataset::EventFact> =
+            ds.events.iter().filter(|e| e.customer == id).collect();
+        let mut seen: HashSet<i64> = my_lines
+            .iter()
+            .filter_map(|l| l.product)
+            .chain(my_events.iter().filter_map(|e| e.product))
+            .collect();
+        // the catalogue entries of what they touched (and, below, of what
+        // is recommended), not the whole catalogue
+        let prod_of = |ids: &HashSet<i64>| -> HashMap<i64, &infogap_core::dataset::ProductInfo> {
+            ds.products
+                .iter()
+                .filter(|p| ids.contains(&p.id))
+                .map(|p| (p.id, p))
+                .collect()
+        };
+        let prod = prod_of(&seen);
+        seen.clear();
         let mut cat_weight: BTreeMap<String, f64> = BTreeMap::new();
         let mut first_t: Option<i64> = None;
         let mut touch = |t: Option<i64>| {
@@ -1264,7 +1368,7 @@ impl Engine {
                 first_t = Some(first_t.map_or(t, |f: i64| f.min(t)));
             }
         };
-        for l in ds.lines.iter().filter(|l| l.customer == id) {
+        for l in &my_lines {
             touch(l.time);
             if let Some(p) = l.product {
                 seen.insert(p);
@@ -1273,7 +1377,7 @@ impl Engine {
                 }
             }
         }
-        for e in ds.events.iter().filter(|e| e.customer == id) {
+        for e in &my_events {
             touch(e.time);
             if let Some(p) = e.product {
                 seen.insert(p);
@@ -1288,18 +1392,30 @@ impl Engine {
         // recommended products not seen: the saved recommender's, else the
         // most bought products of their top categories
         let mut recommended: Vec<(i64, String)> = Vec::new();
-        if let Ok(loaded) = crate::recs::load(self) {
+        let owned;
+        let loaded = match served {
+            Some((l, _)) => Some(l),
+            None => {
+                owned = crate::recs::load(self).ok();
+                owned.as_ref()
+            }
+        };
+        if let Some(loaded) = loaded {
             let opts = crate::recs::RecommendOptions {
                 k: 5,
                 ..Default::default()
             };
-            if let Ok(ans) = crate::recs::recommend_customer(&loaded, id, &opts, || {
-                let ds = std::sync::Arc::new(ds.clone());
-                let x = std::sync::Arc::new(crate::recs::build_interactions(
-                    &ds,
-                    &loaded.saved.signals,
-                )?);
-                Ok((ds, x))
+            if let Ok(ans) = crate::recs::recommend_customer(loaded, id, &opts, || match served {
+                // the served snapshot and its fold-in data, built once
+                Some((l, ins)) => Ok((ins.ds.clone(), ins.fold_in(l)?)),
+                None => {
+                    let ds = std::sync::Arc::new(ds.clone());
+                    let x = std::sync::Arc::new(crate::recs::build_interactions(
+                        &ds,
+                        &loaded.saved.signals,
+                    )?);
+                    Ok((ds, x))
+                }
             }) {
                 for it in ans.items {
                     if !seen.contains(&it.product.id) {
@@ -1312,6 +1428,9 @@ impl Engine {
             }
         }
         if recommended.is_empty() && !top.is_empty() {
+            // the whole catalogue, only on this fallback path
+            let prod: HashMap<i64, &infogap_core::dataset::ProductInfo> =
+                ds.products.iter().map(|p| (p.id, p)).collect();
             let mut count: HashMap<i64, usize> = HashMap::new();
             for l in &ds.lines {
                 if let Some(p) = l.product {
@@ -1340,7 +1459,9 @@ impl Engine {
                 ));
             }
         }
-        for (p, why) in recommended.into_iter().take(5) {
+        recommended.truncate(5);
+        let prod = prod_of(&recommended.iter().map(|r| r.0).collect());
+        for (p, why) in recommended {
             if let Some(info) = prod.get(&p) {
                 out.push(Unaware {
                     kind: "product".into(),
@@ -1389,7 +1510,9 @@ fn one_customer(
     raw: &infogap_store::snapshot::RawSnapshot,
     id: i64,
 ) -> infogap_store::snapshot::RawSnapshot {
-    let ids: HashSet<i64> = raw
+    // a customer has a handful of identities: a linear search beats
+    // hashing every one of the store's lines
+    let ids: Vec<i64> = raw
         .identities
         .iter()
         .filter(|i| i.customer_id == id)
@@ -1430,6 +1553,17 @@ fn one_customer(
             )
         })
         .filter(|(_, s)| !s.is_empty())
+        .collect::<BTreeMap<_, _>>();
+    // only the products this customer's lines and events name: the
+    // catalogue is the same for every department and need not be copied
+    let named: HashSet<i64> = segments
+        .values()
+        .flat_map(|s| {
+            s.lines
+                .iter()
+                .filter_map(|l| l.product_id)
+                .chain(s.events.iter().filter_map(|e| e.product_id))
+        })
         .collect();
     infogap_store::snapshot::RawSnapshot {
         store_id: raw.store_id.clone(),
@@ -1446,7 +1580,12 @@ fn one_customer(
             .filter(|a| ids.contains(&a.identity_id))
             .cloned()
             .collect(),
-        products: raw.products.clone(),
+        products: raw
+            .products
+            .iter()
+            .filter(|p| named.contains(&p.id))
+            .cloned()
+            .collect(),
         campaigns: raw.campaigns.clone(),
         orders: raw
             .orders

@@ -8,6 +8,7 @@ mod export;
 mod forget;
 mod gap;
 mod generated;
+mod merges;
 mod selfservice;
 mod snapshot;
 mod truthful;

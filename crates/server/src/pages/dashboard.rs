@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use infogap_core::access::Action;
@@ -23,7 +23,9 @@ use serde_json::Value;
 use super::chart::{self, Bar, Point};
 use super::i18n::Lang;
 use super::view::{self, scalar};
-use super::{Area, Cx, PageError, csv_response, error_page, field, page, parse_form, staff};
+use super::{
+    Area, Cx, PageError, Viewer, csv_response, error_page, field, page, parse_form, staff,
+};
 use crate::state::AppState;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -36,6 +38,10 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/dashboard/churn.csv", get(churn_csv))
         .route("/dashboard/segments", get(segments))
         .route("/dashboard/segments/{name}/members.csv", get(members_csv))
+        .route("/dashboard/clv", get(clv))
+        .route("/dashboard/forecasts", get(forecasts))
+        .route("/dashboard/forecasts.csv", get(forecasts_csv))
+        .route("/dashboard/gap", get(gap).post(gap_start))
         .route("/dashboard/feedback", get(feedback))
         .route("/dashboard/audit", get(audit))
 }
@@ -60,9 +66,29 @@ pub(super) fn nav(l: Lang, actions: &[Action]) -> Vec<(&'static str, &'static st
             l.t("Segments", "客户分群"),
         ),
         (
+            Action::ClvRead,
+            "/dashboard/clv",
+            l.t("Lifetime value", "客户终身价值"),
+        ),
+        (
+            Action::ForecastsRead,
+            "/dashboard/forecasts",
+            l.t("Forecasts", "需求预测"),
+        ),
+        (
+            Action::ModelsTrain,
+            "/dashboard/gap",
+            l.t("Information gap", "信息差"),
+        ),
+        (
             Action::CustomersRead,
             "/dashboard/feedback",
             l.t("Feedback", "反馈"),
+        ),
+        (
+            Action::ModelsTrain,
+            "/dashboard/system",
+            l.t("Imports and models", "导入与模型"),
         ),
         (
             Action::AuditRead,
@@ -172,30 +198,9 @@ fn overview_data(e: &Engine, s: &AppState, a: &Access) -> Result<Overview, Engin
     let trend = section(
         also(e, s, a, Action::ForecastsRead)?
             .map(|c| {
-                use infogap_engine::forecast::{Measure, Period, Scope, forecast_demand};
-                let f = forecast_demand(
-                    &ins.ds,
-                    &Scope::Total,
-                    Period::Month,
-                    Measure::Revenue,
-                    6,
-                    0.95,
-                )?;
+                use infogap_engine::forecast::{Period, Scope};
                 e.record_access(&c, "forecasts.read", vec![], vec![])?;
-                Ok(serde_json::json!({
-                    "model": f.fit.spec.name(),
-                    "history": f.series.starts.iter().zip(&f.series.values)
-                        .map(|(d, v)| serde_json::json!({"period": d.to_string(), "value": v}))
-                        .collect::<Vec<_>>(),
-                    "forecast": f.future.iter().enumerate()
-                        .map(|(i, d)| serde_json::json!({
-                            "period": d.to_string(),
-                            "point": f.forecast.point.get(i),
-                            "lower": f.forecast.lower.get(i),
-                            "upper": f.forecast.upper.get(i),
-                        }))
-                        .collect::<Vec<_>>(),
-                }))
+                forecast_json(s, Scope::Total, Period::Month, 6)
             })
             .transpose(),
     )?;
@@ -540,7 +545,11 @@ fn profile_data(e: &Engine, s: &AppState, a: &Access, id: i64) -> Result<Profile
             })
             .transpose(),
     )?;
-    let gap = section(e.gap_customer(a, id).and_then(|v| to_value(&v)).map(Some))?;
+    let gap = section(
+        e.gap_customer_at(a, &ins, id)
+            .and_then(|v| to_value(&v))
+            .map(Some),
+    )?;
     Ok(Profile {
         key,
         customer,
@@ -556,7 +565,8 @@ fn render_profile(cx: &Cx, p: &Profile) -> Markup {
     let c = &p.customer;
     let part = |k: &str| c.get(k).cloned().unwrap_or(Value::Null);
     html! {
-        p class="muted" { (l.t("Sources holding records: ", "持有记录的来源：")) (scalar(l, &part("sources"))) }
+        p class="muted" { (l.t("Sources holding records: ", "持有记录的来源：")) (scalar(l, &part("sources")))
+            " · " a href=(format!("/dashboard/customers/{}/merges", c["id"])) { (l.t("Why these records are one customer (merge evidence)", "为何这些记录属于同一客户（合并证据）")) } }
         div class="two" {
             section class="panel" aria-labelledby="h-id" {
                 h2 id="h-id" { (l.t("Identities and where they came from", "身份及其来源")) }
@@ -870,6 +880,398 @@ async fn audit(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
                 section class="panel" { (view::table(l, pg.get("records").unwrap_or(&Value::Null), None)) }
             },
         ),
+        Err(e) => error_page(&cx, e),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Lifetime value
+
+async fn clv(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
+    let l = cx.lang;
+    match staff(&st, &cx, Action::ClvRead, None, |e, s, a| {
+        e.share_clv_distribution(a, &s.insights())
+            .and_then(|d| to_value(&d))
+    })
+    .await
+    {
+        Ok((d, v)) => {
+            let band = |b: &Value| match (b["from"].as_f64(), b["to"].as_f64()) {
+                (Some(lo), Some(hi)) => format!("{}–{}", l.num(lo, 0), l.num(hi, 0)),
+                (Some(lo), None) => format!("≥ {}", l.num(lo, 0)),
+                _ => "–".into(),
+            };
+            let rows: Vec<(String, f64, String)> = d["bands"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    let n = b["customers"].as_f64().unwrap_or(0.0);
+                    (band(b), n, l.int(n as i64))
+                })
+                .collect();
+            let title = l.t(
+                "Customers per lifetime-value band",
+                "各终身价值区间的客户数",
+            );
+            page(
+                &cx,
+                Area::Dashboard,
+                &v,
+                "/dashboard/clv",
+                l.t("Customer lifetime value", "客户终身价值"),
+                html! {
+                    div class="cards" {
+                        div class="card" { div class="v" { (scalar(l, &d["customers"])) } div class="k" { (l.t("Customers valued", "已估值客户")) } }
+                        @if let Some(t) = d["total"].as_f64() { div class="card" { div class="v" { (l.money(t, "USD")) } div class="k" { (l.t("Expected value, all", "预期总价值")) } } }
+                        @if let Some(m) = d["median"].as_f64() { div class="card" { div class="v" { (l.money(m, "USD")) } div class="k" { (l.t("Median", "中位数")) } } }
+                        @if let Some(m) = d["p90"].as_f64() { div class="card" { div class="v" { (l.money(m, "USD")) } div class="k" { (l.t("90th percentile", "第 90 百分位")) } } }
+                    }
+                    section class="panel" {
+                        p class="muted" { (l.t("Discounted value over the next ", "未来 ")) (scalar(l, &d["horizon_months"])) (l.t(" months (BG/NBD with Gamma-Gamma), customers who allow profiling.", " 个月的折现价值（BG/NBD 与 Gamma-Gamma 模型），仅含允许画像分析的客户。")) }
+                        (chart::bars(title, &bars_of(&rows)))
+                        (rows_table(l, title, &rows))
+                    }
+                },
+            )
+        }
+        Err(e) => error_page(&cx, e),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Demand forecasts
+
+struct ForecastQuery {
+    category: Option<String>,
+    monthly: bool,
+}
+
+fn forecast_query(q: Option<&str>) -> ForecastQuery {
+    let mut out = ForecastQuery {
+        category: None,
+        monthly: false,
+    };
+    for (k, v) in form_urlencoded::parse(q.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "category" if !v.trim().is_empty() => {
+                out.category = Some(v.trim().chars().take(100).collect());
+            }
+            "by" => out.monthly = v == "month",
+            _ => {}
+        }
+    }
+    out
+}
+
+fn forecast_data(
+    e: &Engine,
+    s: &AppState,
+    a: &Access,
+    q: &ForecastQuery,
+) -> Result<(Value, Vec<String>), EngineError> {
+    use infogap_engine::forecast::{Period, Scope};
+    let ins = s.insights();
+    let mut cats: Vec<String> = ins
+        .ds
+        .products
+        .iter()
+        .filter_map(|p| p.category.clone())
+        .collect();
+    cats.sort();
+    cats.dedup();
+    let scope = match &q.category {
+        Some(c) => Scope::Category(c.clone()),
+        None => Scope::Total,
+    };
+    let (period, horizon) = if q.monthly {
+        (Period::Month, 6)
+    } else {
+        (Period::Week, 12)
+    };
+    e.record_access(a, "forecasts.read", vec![], vec![])?;
+    let v = forecast_json(s, scope, period, horizon)?;
+    Ok((v, cats))
+}
+
+/// A revenue forecast with its 95 % interval as JSON (`scope`, `model`,
+/// `history`, `forecast`), computed once per snapshot generation: it
+/// depends on the snapshot alone, not on who asks.
+fn forecast_json(
+    s: &AppState,
+    scope: infogap_engine::forecast::Scope,
+    period: infogap_engine::forecast::Period,
+    horizon: usize,
+) -> Result<Value, EngineError> {
+    use infogap_engine::forecast::{Measure, forecast_demand};
+    let key = format!("forecast:{scope:?}:{}:{horizon}", period.name());
+    s.memo(&key, || {
+        let ins = s.insights();
+        let f = forecast_demand(&ins.ds, &scope, period, Measure::Revenue, horizon, 0.95)?;
+        Ok(serde_json::json!({
+            "scope": f.series.label,
+            "model": f.fit.spec.name(),
+            "history": f.series.starts.iter().zip(&f.series.values)
+                .map(|(d, v)| serde_json::json!({"period": d.to_string(), "value": v}))
+                .collect::<Vec<_>>(),
+            "forecast": f.future.iter().enumerate()
+                .map(|(i, d)| serde_json::json!({
+                    "period": d.to_string(),
+                    "point": f.forecast.point.get(i),
+                    "lower": f.forecast.lower.get(i),
+                    "upper": f.forecast.upper.get(i),
+                }))
+                .collect::<Vec<_>>(),
+        }))
+    })
+}
+
+async fn forecasts(State(st): State<Arc<AppState>>, cx: Cx, RawQuery(q): RawQuery) -> Response {
+    let l = cx.lang;
+    let fq = forecast_query(q.as_deref());
+    let chosen = fq.category.clone();
+    let monthly = fq.monthly;
+    match staff(&st, &cx, Action::ForecastsRead, None, move |e, s, a| {
+        forecast_data(e, s, a, &fq)
+    })
+    .await
+    {
+        Ok(((f, cats), v)) => {
+            let mut pts = trend_points(&f);
+            if !monthly {
+                // weekly labels: the whole date
+                for (p, h) in pts.iter_mut().zip(
+                    f["history"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .chain(f["forecast"].as_array().into_iter().flatten()),
+                ) {
+                    p.label = h["period"].as_str().unwrap_or("").to_string();
+                }
+            }
+            let csv_href = format!(
+                "/dashboard/forecasts.csv?by={}{}",
+                if monthly { "month" } else { "week" },
+                chosen
+                    .as_deref()
+                    .map(|c| format!("&category={}", utf8_path(c)))
+                    .unwrap_or_default()
+            );
+            page(
+                &cx,
+                Area::Dashboard,
+                &v,
+                "/dashboard/forecasts",
+                l.t("Demand forecasts", "需求预测"),
+                html! {
+                    form method="get" action="/dashboard/forecasts" class="panel" {
+                        label for="category" { (l.t("Product category", "商品品类")) }
+                        select id="category" name="category" {
+                            option value="" selected[chosen.is_none()] { (l.t("All sales", "全部销售")) }
+                            @for c in &cats { option value=(c) selected[chosen.as_deref() == Some(c.as_str())] { (c) } }
+                        }
+                        label for="by" { (l.t("Period", "周期")) }
+                        select id="by" name="by" {
+                            option value="week" selected[!monthly] { (l.t("Week (12 ahead)", "周（预测 12 周）")) }
+                            option value="month" selected[monthly] { (l.t("Month (6 ahead)", "月（预测 6 个月）")) }
+                        }
+                        button type="submit" { (l.t("Show", "显示")) }
+                    }
+                    section class="panel" {
+                        h2 { (scalar(l, &f["scope"])) " · " (scalar(l, &f["model"])) }
+                        (chart::line(l.t("Revenue; dashed: forecast, band: 95% interval", "收入；虚线为预测，阴影为 95% 区间"), &pts))
+                        p { a href=(csv_href) download { (l.t("Download (CSV)", "下载（CSV）")) } }
+                        table {
+                            caption { (l.t("Revenue per period (forecast rows give the 95% interval)", "各周期收入（预测行给出 95% 区间）")) }
+                            thead { tr { th scope="col" { (l.t("Period", "周期")) } th scope="col" class="n" { (l.t("Revenue", "收入")) } th scope="col" class="n" { (l.t("Interval", "区间")) } } }
+                            tbody { @for p in &pts { tr {
+                                td { (p.label) @if p.forecast { " " span class="tag" { (l.t("forecast", "预测")) } } }
+                                td class="n" { (p.value.map_or("–".into(), |x| l.money(x, "USD"))) }
+                                td class="n" { (p.band.map_or(String::new(), |(a, b)| format!("{} – {}", l.money(a, "USD"), l.money(b, "USD")))) }
+                            } } }
+                        }
+                    }
+                },
+            )
+        }
+        Err(e) => error_page(&cx, e),
+    }
+}
+
+async fn forecasts_csv(State(st): State<Arc<AppState>>, cx: Cx, RawQuery(q): RawQuery) -> Response {
+    let l = cx.lang;
+    let fq = forecast_query(q.as_deref());
+    match staff(&st, &cx, Action::ForecastsRead, None, move |e, s, a| {
+        forecast_data(e, s, a, &fq)
+    })
+    .await
+    {
+        Ok(((f, _), v)) => {
+            let mut rows = Vec::new();
+            for h in f["history"].as_array().into_iter().flatten() {
+                rows.push(vec![
+                    h["period"].as_str().unwrap_or("").to_string(),
+                    "history".into(),
+                    h["value"].to_string(),
+                    String::new(),
+                    String::new(),
+                ]);
+            }
+            for x in f["forecast"].as_array().into_iter().flatten() {
+                rows.push(vec![
+                    x["period"].as_str().unwrap_or("").to_string(),
+                    "forecast".into(),
+                    x["point"].to_string(),
+                    x["lower"].to_string(),
+                    x["upper"].to_string(),
+                ]);
+            }
+            csv_response(
+                "forecast.csv",
+                &[
+                    l.t("period", "周期"),
+                    l.t("kind", "类型"),
+                    l.t("revenue", "收入"),
+                    l.t("lower_95", "下限_95"),
+                    l.t("upper_95", "上限_95"),
+                ],
+                &rows,
+                &v.actor,
+            )
+        }
+        Err(e) => error_page(&cx, e),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The information gap (computed in the background: it fits models)
+
+fn scope_of(v: &Viewer) -> (String, Option<String>) {
+    (v.role.clone(), v.department.clone())
+}
+
+async fn gap(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
+    let l = cx.lang;
+    match staff(&st, &cx, Action::ModelsTrain, None, |_, _, _| Ok(())).await {
+        Ok(((), v)) => {
+            let job = st.latest_job("gap", &scope_of(&v));
+            let running = job.as_ref().is_some_and(|j| j.status == "running");
+            let body = html! {
+                @if running {
+                    p class="notice" role="status" { (l.t("Computing: the departments' models are being fitted. This page refreshes itself; it takes a few seconds to minutes.", "正在计算各部门的模型。本页会自动刷新，需要几秒到几分钟。")) }
+                    meta http-equiv="refresh" content="5";
+                }
+                form method="post" action="/dashboard/gap" class="panel" {
+                    input type="hidden" name="csrf" value=(v.csrf);
+                    p { (l.t("What each department knows, what it could decide alone, and what sharing is worth: churn AUC, top-10 recommendation nDCG and next-period spend error with one department's facts versus all of them.", "各部门掌握什么、单独能做出怎样的判断、共享的价值：仅用一个部门的数据与使用全部数据时的流失 AUC、前 10 推荐 nDCG 和下期消费误差。")) }
+                    button type="submit" disabled[running] { (l.t("Compute now", "立即计算")) }
+                }
+                @if let Some(j) = &job {
+                    @if let Some(err) = &j.error { p class="error" role="alert" { (err) } }
+                    @if let Some(r) = &j.result { (render_gap(l, r)) p class="muted" { (l.t("Computed ", "计算于 ")) (l.when(j.finished_at.as_deref().unwrap_or(""))) } }
+                }
+            };
+            page(
+                &cx,
+                Area::Dashboard,
+                &v,
+                "/dashboard/gap",
+                l.t("The information gap", "信息差"),
+                body,
+            )
+        }
+        Err(e) => error_page(&cx, e),
+    }
+}
+
+fn render_gap(l: Lang, r: &Value) -> Markup {
+    let d = &r["departments"];
+    let kinds: Vec<String> = d["kinds"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    let mut all: Vec<Value> = d["departments"].as_array().cloned().unwrap_or_default();
+    all.push(d["unified"].clone());
+    let auc_rows: Vec<(String, f64, String)> = all
+        .iter()
+        .map(|x| {
+            let a = x["churn_auc"].as_f64().unwrap_or(0.0);
+            (x["name"].as_str().unwrap_or("").to_string(), a, l.num(a, 3))
+        })
+        .collect();
+    html! {
+        section class="panel" aria-labelledby="h-vis" {
+            h2 id="h-vis" { (l.t("Who knows what: share of all customers each department knows, per kind of information", "谁知道什么：各部门对每类信息所了解的客户占比")) }
+            table {
+                thead { tr { th scope="col" { (l.t("Department", "部门")) } th scope="col" class="n" { (l.t("Customers", "客户")) }
+                    @for k in &kinds { th scope="col" class="n" { (view::label(l, k)) } } } }
+                tbody { @for x in &all { tr {
+                    th scope="row" { (scalar(l, &x["name"])) }
+                    td class="n" { (scalar(l, &x["customers"])) }
+                    @for k in &kinds { td class="n" { (x["visibility"][k.as_str()].as_f64().map_or("–".into(), |v| l.pct(v, 0))) } }
+                } } }
+            }
+        }
+        section class="panel" aria-labelledby="h-val" {
+            h2 id="h-val" { (l.t("What sharing is worth", "共享的价值")) }
+            (chart::bars(l.t("Churn ROC AUC with each department's facts and with all of them (unified)", "仅用各部门数据与使用全部数据（统一视图）时的流失 ROC AUC"), &bars_of(&auc_rows)))
+            table {
+                thead { tr { th scope="col" { (l.t("Department", "部门")) } th scope="col" class="n" { (l.t("Churn AUC", "流失 AUC")) } th scope="col" class="n" { "nDCG@10" } th scope="col" class="n" { (l.t("Spend error (MAE)", "消费误差（MAE）")) } } }
+                tbody { @for x in &all { tr {
+                    th scope="row" { (scalar(l, &x["name"])) }
+                    td class="n" { (x["churn_auc"].as_f64().map_or("–".into(), |v| l.num(v, 3))) }
+                    td class="n" { (x["ndcg10"].as_f64().map_or("–".into(), |v| l.num(v, 3))) }
+                    td class="n" { (x["spend_mae"].as_f64().map_or("–".into(), |v| l.num(v, 2))) }
+                } } }
+            }
+        }
+        @if let Some(o) = r.get("overview").filter(|o| !o.is_null()) {
+            section class="panel" aria-labelledby="h-know" {
+                h2 id="h-know" { (l.t("How well we know our customers", "我们对客户的了解程度")) }
+                (view::table(l, o.get("dimensions").unwrap_or(&Value::Null), Some(l.t("Per dimension", "各维度"))))
+                (view::table(l, o.get("by_department").unwrap_or(&Value::Null), Some(l.t("Per department", "各部门"))))
+                (view::table(l, o.get("by_segment").unwrap_or(&Value::Null), Some(l.t("Per segment", "各分群"))))
+            }
+        }
+    }
+}
+
+async fn gap_start(State(st): State<Arc<AppState>>, cx: Cx, body: Bytes) -> Response {
+    let f = match parse_form(&body) {
+        Ok(f) => f,
+        Err(e) => return error_page(&cx, PageError::Api(e)),
+    };
+    let r = staff(&st, &cx, Action::ModelsTrain, Some(&f), |_, _, a| {
+        Ok(a.principal.clone())
+    })
+    .await;
+    match r {
+        Ok((principal, v)) => {
+            let scope = scope_of(&v);
+            if st
+                .latest_job("gap", &scope)
+                .is_some_and(|j| j.status == "running")
+            {
+                return Redirect::to("/dashboard/gap").into_response();
+            }
+            let st2 = st.clone();
+            let started = st.start_job("gap", "departments", &v.actor, Some(scope), move |e| {
+                let a = e.authorize(&st2.policy(), &principal, Action::ModelsTrain)?;
+                let d = e.gap_departments(
+                    &a,
+                    &infogap_engine::gap::departments::DepartmentOptions::default(),
+                )?;
+                let o = e.gap_overview(&a)?;
+                Ok(serde_json::json!({"departments": to_value(&d)?, "overview": to_value(&o)?}))
+            });
+            match started {
+                Ok(_) => Redirect::to("/dashboard/gap").into_response(),
+                Err(e) => error_page(&cx, PageError::Api(e.into())),
+            }
+        }
         Err(e) => error_page(&cx, e),
     }
 }

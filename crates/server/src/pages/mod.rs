@@ -16,6 +16,7 @@ pub mod chart;
 pub mod i18n;
 pub mod view;
 
+mod admin;
 mod auth;
 mod dashboard;
 mod portal;
@@ -110,6 +111,22 @@ pub const PAGES: &[PageDef] = &[
         "/dashboard/customers/{id}",
         Who::Staff(Action::CustomersRead),
     ),
+    p(
+        "GET",
+        "/dashboard/customers/{id}/merges",
+        Who::Staff(Action::CustomersRead),
+    ),
+    p(
+        "POST",
+        "/dashboard/customers/{id}/split",
+        Who::Staff(Action::CustomersMerge),
+    ),
+    p("GET", "/dashboard/system", Who::Staff(Action::ModelsTrain)),
+    p(
+        "GET",
+        "/dashboard/system/imports.csv",
+        Who::Staff(Action::ModelsTrain),
+    ),
     p("GET", "/dashboard/churn", Who::Staff(Action::ChurnRead)),
     p("GET", "/dashboard/churn.csv", Who::Staff(Action::ChurnRead)),
     p(
@@ -122,6 +139,19 @@ pub const PAGES: &[PageDef] = &[
         "/dashboard/segments/{name}/members.csv",
         Who::Staff(Action::SegmentsExport),
     ),
+    p("GET", "/dashboard/clv", Who::Staff(Action::ClvRead)),
+    p(
+        "GET",
+        "/dashboard/forecasts",
+        Who::Staff(Action::ForecastsRead),
+    ),
+    p(
+        "GET",
+        "/dashboard/forecasts.csv",
+        Who::Staff(Action::ForecastsRead),
+    ),
+    p("GET", "/dashboard/gap", Who::Staff(Action::ModelsTrain)),
+    p("POST", "/dashboard/gap", Who::Staff(Action::ModelsTrain)),
     p(
         "GET",
         "/dashboard/feedback",
@@ -145,6 +175,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/static/app.css", get(css))
         .route("/favicon.ico", get(favicon))
         .route("/lang/{code}", get(switch_lang))
+        .merge(admin::routes())
         .merge(auth::routes())
         .merge(dashboard::routes())
         .merge(portal::routes());

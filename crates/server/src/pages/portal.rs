@@ -122,7 +122,7 @@ fn plain_words(l: Lang, h: &Home) -> Markup {
                             " (" (match b { "high" => l.t("high", "高"), "medium" => l.t("medium", "中"), _ => l.t("low", "低") }) ")"
                             @if let Some(rs) = c["reasons"].as_array().filter(|r| !r.is_empty()) {
                                 (l.t(", mainly because of: ", "，主要原因："))
-                                (rs.iter().filter_map(|r| r["text"].as_str()).collect::<Vec<_>>().join("; "))
+                                (rs.iter().filter_map(|r| r["text"].as_str()).map(plain_reason).collect::<Vec<_>>().join("; "))
                             }
                             "."
                         },
@@ -213,6 +213,15 @@ fn render_home(cx: &Cx, h: &Home, csrf: &str, done: Option<&str>) -> Markup {
             p { a class="button" href="/portal/export" download { (l.t("Download everything (zip of JSON and CSV)", "下载全部数据（JSON 与 CSV 压缩包）")) } }
             p { a href="/portal/erase" { (l.t("Ask us to erase your data", "要求删除您的数据")) } }
         }
+    }
+}
+
+/// A churn reason without its log-odds figure (`… (+0.21)`): the figure
+/// means something to an analyst, not to the person it is about.
+fn plain_reason(t: &str) -> &str {
+    match t.rfind(" (") {
+        Some(i) if t.ends_with(')') => &t[..i],
+        _ => t,
     }
 }
 

@@ -583,10 +583,15 @@ async fn browse() {
     c.close().await.unwrap();
 
     // ---- phone width, Chinese by Accept-Language
+    // (Accept-Language itself is checked over plain HTTP in pages.rs: the
+    // browser's own header depends on its profile)
     let phone = browser(&d, "zh-CN", 390, 844).await;
-    phone.goto(&format!("{base}/login")).await.unwrap();
-    let html = phone.source().await.unwrap();
-    assert!(html.contains("员工登录"), "Chinese by Accept-Language");
+    phone
+        .goto(&format!("{base}/lang/zh-CN?next=/login"))
+        .await
+        .unwrap();
+    let html = wait_text(&phone, "员工登录").await;
+    assert!(html.contains("员工登录"), "Chinese after the switch");
     shot(&phone, "zh-phone-login").await;
     let errs = console_errors(&d, &phone).await;
     assert!(errs.is_empty(), "console errors {errs:?}");

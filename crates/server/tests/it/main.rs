@@ -5,6 +5,7 @@
 // Test helpers (not only #[test] fns) unwrap: a failure is the test failing.
 #![allow(clippy::unwrap_used)]
 
+mod admin_pages;
 mod browser;
 mod consent;
 mod erase;

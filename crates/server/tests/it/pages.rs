@@ -276,6 +276,64 @@ async fn sign_in_cookies_csrf_and_sign_out_async() {
 }
 
 #[test]
+fn the_language_follows_accept_language_and_the_switch() {
+    run(async {
+        let f = fixture();
+        let c = http();
+        let get = |lang: &'static str, cookie: Option<&'static str>| {
+            let mut r = c
+                .get(format!("{}/login", f.base))
+                .header("accept-language", lang);
+            if let Some(k) = cookie {
+                r = r.header("cookie", k);
+            }
+            r.send()
+        };
+        let zh = get("zh-CN,zh;q=0.9,en;q=0.5", None)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(zh.contains("lang=\"zh-CN\"") && zh.contains("员工登录"));
+        let en = get("en-GB,en;q=0.9", None)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(en.contains("lang=\"en\"") && en.contains("Staff sign-in"));
+        // the switch's cookie wins over the header
+        let res = c
+            .get(format!("{}/lang/en?next=/login", f.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 303);
+        assert_eq!(res.headers()["location"], "/login");
+        let cookie = set_cookies(&res)
+            .into_iter()
+            .find(|(k, _, _)| k == "ig_lang")
+            .unwrap();
+        assert_eq!(cookie.1, "en");
+        let en = get("zh-CN", Some("ig_lang=en"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(en.contains("Staff sign-in"));
+        // no open redirect through the switch
+        let res = c
+            .get(format!("{}/lang/zh?next=//evil.example/x", f.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["location"], "/");
+    });
+}
+
+#[test]
 fn repeated_failures_lock_the_account_out() {
     // its own server over the same store: the lockout must not lock the
     // shared fixture's address for the other tests
@@ -436,4 +494,77 @@ async fn every_page_for_every_visitor_async() {
             }
         }
     }
+}
+
+#[test]
+fn the_gap_page_computes_in_the_background_for_its_scope_only() {
+    run(gap_page());
+}
+
+async fn gap_page() {
+    let f = fixture();
+    let c = http();
+    let user = |role: &str| f.users.iter().find(|u| u.2 == role).unwrap().clone();
+    let (an, ap, _) = user("admin");
+    let admin = sign_in(&c, &f.base, &an, &ap).await;
+    let get = |s: &str| {
+        c.get(format!("{}/dashboard/gap", f.base))
+            .header("cookie", format!("ig_session={s}"))
+            .send()
+    };
+    let page = get(&admin).await.unwrap().text().await.unwrap();
+    let token = csrf_of(&page);
+    // without the token: refused, nothing started
+    let res = c
+        .post(format!("{}/dashboard/gap", f.base))
+        .header("cookie", format!("ig_session={admin}"))
+        .form_body(&[])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(
+        !get(&admin)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("Computing")
+    );
+    let res = c
+        .post(format!("{}/dashboard/gap", f.base))
+        .header("cookie", format!("ig_session={admin}"))
+        .form_body(&[("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    let t0 = std::time::Instant::now();
+    let done = loop {
+        let p = get(&admin).await.unwrap().text().await.unwrap();
+        if p.contains("What sharing is worth") || t0.elapsed() > Duration::from_secs(300) {
+            break p;
+        }
+        assert!(!p.contains("class=\"error\""), "the job failed: {p}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        done.contains("What sharing is worth"),
+        "the result is shown"
+    );
+    assert!(done.contains("unified"), "the unified view is a row");
+    // another scope (analyst: masked contacts, no feedback text) does not
+    // get the admin's result
+    let (nn, np, _) = user("analyst");
+    let analyst = sign_in(&c, &f.base, &nn, &np).await;
+    let p = get(&analyst).await.unwrap().text().await.unwrap();
+    assert!(
+        !p.contains("What sharing is worth"),
+        "a result shaped for admin leaked"
+    );
+    // sales has no models.train
+    let (sn, sp, _) = user("sales");
+    let sales = sign_in(&c, &f.base, &sn, &sp).await;
+    assert_eq!(get(&sales).await.unwrap().status(), 403);
 }
