@@ -232,8 +232,14 @@ pub fn line(title: &str, pts: &[Point]) -> Markup {
             ));
         }
         if i % every == 0 {
+            // the last label ends at its point, so it is not cut off
+            let anchor = if i + 1 == pts.len() && i > 0 {
+                "end"
+            } else {
+                "middle"
+            };
             s.push_str(&format!(
-                r#"<text class="ax" x="{}" y="{}" text-anchor="middle">{}</text>"#,
+                r#"<text class="ax" x="{}" y="{}" text-anchor="{anchor}">{}</text>"#,
                 fmt(x(i)),
                 fmt(H - PAD_B + 16.0),
                 esc(&cut(&p.label, 10))

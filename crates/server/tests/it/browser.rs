@@ -278,8 +278,41 @@ async fn browse() {
         assert_eq!(wait_path(&c, "/login").await, "/login");
     }
 
-    // ---- a form whose CSRF token was removed is refused
+    // ---- the information gap: computed in the background on request
     let (admin, admin_pw, _) = f.users.iter().find(|u| u.2 == "admin").unwrap().clone();
+    sign_in(&c, &base, &admin, &admin_pw).await;
+    c.goto(&format!("{base}/dashboard/gap")).await.unwrap();
+    if !c.source().await.unwrap().contains("What sharing is worth") {
+        if let Ok(b) = c
+            .find(Locator::Css("form[action='/dashboard/gap'] button"))
+            .await
+        {
+            // disabled while another request computes it
+            let _ = b.click().await;
+        }
+        let t0 = Instant::now();
+        while !c.source().await.unwrap().contains("What sharing is worth")
+            && t0.elapsed() < Duration::from_secs(300)
+        {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            c.goto(&format!("{base}/dashboard/gap")).await.unwrap();
+        }
+    }
+    let html = c.source().await.unwrap();
+    assert!(
+        html.contains("What sharing is worth"),
+        "the gap result is shown"
+    );
+    shot(&c, "en-dashboard-gap-result").await;
+    c.find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(wait_path(&c, "/login").await, "/login");
+
+    // ---- a form whose CSRF token was removed is refused
     sign_in(&c, &base, &admin, &admin_pw).await;
     c.goto(&format!("{base}/dashboard/customers"))
         .await
@@ -364,6 +397,8 @@ async fn browse() {
         .click()
         .await
         .unwrap();
+    // the sign-out's navigation must land before the next one starts
+    assert_eq!(wait_path(&c, "/login").await, "/login");
 
     // ---- the customer portal (customer C: not one the other tests use)
     let cust = *f
