@@ -1438,19 +1438,9 @@ impl Engine {
     ) -> Result<Watchlist, EngineError> {
         let vis = need_predictions(a)?;
         let t = ins.churn(self)?;
-        let allowed = self.department_customers(a)?;
         let top = top.clamp(1, 1000);
-        let mut ranked: Vec<&crate::churn::ChurnRisk> = t
-            .ranked
-            .iter()
-            .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&r.customer)))
-            .collect();
-        // profiling consent, read now
-        let left_out =
-            self.consents()?
-                .retain(&mut ranked, infogap_core::privacy::PROFILING, |r| {
-                    r.customer
-                });
+        // the department's customers who allow profiling (consent read now)
+        let (ranked, left_out) = self.profiling_population(a, &t.ranked, |r| r.customer)?;
         let mut customers: Vec<WatchItem> = ranked
             .into_iter()
             .take(top)
@@ -1485,6 +1475,27 @@ impl Engine {
         })
     }
 
+    /// The scored rows a principal may see (its department's customers)
+    /// whose customers allow profiling (consent read now), with how many
+    /// were left out and why: the population of the watchlist and of the
+    /// churn and lifetime-value distributions.
+    fn profiling_population<'t, T>(
+        &self,
+        a: &Access,
+        rows: &'t [T],
+        id: impl Fn(&T) -> i64,
+    ) -> Result<(Vec<&'t T>, crate::privacy::consent::LeftOut), EngineError> {
+        let allowed = self.department_customers(a)?;
+        let mut kept: Vec<&T> = rows
+            .iter()
+            .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&id(r))))
+            .collect();
+        let left_out = self
+            .consents()?
+            .retain(&mut kept, infogap_core::privacy::PROFILING, |r| id(r));
+        Ok((kept, left_out))
+    }
+
     /// How many customers fall in each churn-risk band (`low`, `medium`,
     /// `high`) and in each tenth of probability, over the customers the
     /// principal may see and who allow profiling: the dashboard's
@@ -1497,17 +1508,7 @@ impl Engine {
     ) -> Result<ChurnDistribution, EngineError> {
         let vis = need_predictions(a)?;
         let t = ins.churn(self)?;
-        let allowed = self.department_customers(a)?;
-        let mut ranked: Vec<&crate::churn::ChurnRisk> = t
-            .ranked
-            .iter()
-            .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&r.customer)))
-            .collect();
-        let left_out =
-            self.consents()?
-                .retain(&mut ranked, infogap_core::privacy::PROFILING, |r| {
-                    r.customer
-                });
+        let (ranked, left_out) = self.profiling_population(a, &t.ranked, |r| r.customer)?;
         let mut bands = vec![
             ("low".to_string(), 0usize),
             ("medium".to_string(), 0),
@@ -1547,17 +1548,7 @@ impl Engine {
     ) -> Result<ClvDistribution, EngineError> {
         let vis = need_predictions(a)?;
         let t = ins.clv(self)?;
-        let allowed = self.department_customers(a)?;
-        let mut ranked: Vec<&crate::clv::RankedCustomer> = t
-            .ranked
-            .iter()
-            .filter(|r| allowed.as_ref().is_none_or(|s| s.contains(&r.customer_id)))
-            .collect();
-        let left_out =
-            self.consents()?
-                .retain(&mut ranked, infogap_core::privacy::PROFILING, |r| {
-                    r.customer_id
-                });
+        let (ranked, left_out) = self.profiling_population(a, &t.ranked, |r| r.customer_id)?;
         let mut values: Vec<f64> = ranked
             .iter()
             .map(|r| r.clv)

@@ -71,6 +71,18 @@ async fn pre_ok(st: &Arc<AppState>, cx: &Cx, f: &Fields) -> Result<bool, ApiErro
     st.run(move |e, _| e.verify_csrf(&id, &token)).await
 }
 
+/// [`pre_ok`] as a page: `Err` is the refusal (403) or the error to show.
+async fn pre_checked(st: &Arc<AppState>, cx: &Cx, f: &Fields) -> Result<(), Response> {
+    match pre_ok(st, cx, f).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(error_page(
+            cx,
+            PageError::Api(ApiError::from(super::csrf_refused())),
+        )),
+        Err(e) => Err(error_page(cx, PageError::Api(e))),
+    }
+}
+
 /// A stable, per-process, unguessable address standing for an account
 /// name, so the address limiter's logic also limits guesses per account
 /// (in its own limiter: these never meet real addresses).
@@ -160,17 +172,8 @@ async fn login(State(st): State<Arc<AppState>>, cx: Cx, body: Bytes) -> Response
             return error_page(&cx, PageError::Api(ApiError::rate_limited(secs)));
         }
     }
-    match pre_ok(&st, &cx, &f).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return error_page(
-                &cx,
-                PageError::Api(ApiError::from(EngineError::Forbidden(
-                    "the form's security token is missing or out of date; reload the page and try again".into(),
-                ))),
-            );
-        }
-        Err(e) => return error_page(&cx, PageError::Api(e)),
+    if let Err(res) = pre_checked(&st, &cx, &f).await {
+        return res;
     }
     let origin = cx.origin();
     let n = name.clone();
@@ -229,9 +232,7 @@ async fn logout(State(st): State<Arc<AppState>>, cx: Cx, body: Bytes) -> Respons
                 Err(err) => return Err(err),
             };
             if !e.verify_csrf(&sv.id, &token)? {
-                return Err(EngineError::Forbidden(
-                    "the form's security token is missing or out of date; reload the page and try again".into(),
-                ));
+                return Err(super::csrf_refused());
             }
             e.sign_out(&cookie)?;
             Ok(Some(sv.kind))
@@ -331,17 +332,8 @@ async fn setup(State(st): State<Arc<AppState>>, cx: Cx, body: Bytes) -> Response
     {
         return error_page(&cx, PageError::Api(ApiError::rate_limited(secs)));
     }
-    match pre_ok(&st, &cx, &f).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return error_page(
-                &cx,
-                PageError::Api(ApiError::from(EngineError::Forbidden(
-                    "the form's security token is missing or out of date; reload the page and try again".into(),
-                ))),
-            );
-        }
-        Err(e) => return error_page(&cx, PageError::Api(e)),
+    if let Err(res) = pre_checked(&st, &cx, &f).await {
+        return res;
     }
     let token = field(&f, "token").unwrap_or("").to_string();
     let password = field(&f, "password").unwrap_or("").to_string();
@@ -425,17 +417,8 @@ async fn link(State(st): State<Arc<AppState>>, cx: Cx, body: Bytes) -> Response 
     {
         return error_page(&cx, PageError::Api(ApiError::rate_limited(secs)));
     }
-    match pre_ok(&st, &cx, &f).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return error_page(
-                &cx,
-                PageError::Api(ApiError::from(EngineError::Forbidden(
-                    "the form's security token is missing or out of date; reload the page and try again".into(),
-                ))),
-            );
-        }
-        Err(e) => return error_page(&cx, PageError::Api(e)),
+    if let Err(res) = pre_checked(&st, &cx, &f).await {
+        return res;
     }
     let token = field(&f, "token").unwrap_or("").to_string();
     let origin = cx.origin();

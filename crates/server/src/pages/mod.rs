@@ -333,7 +333,7 @@ pub fn parse_form(body: &[u8]) -> Result<Fields, ApiError> {
     Ok(f)
 }
 
-fn csrf_refused() -> EngineError {
+pub(super) fn csrf_refused() -> EngineError {
     EngineError::Forbidden(
         "the form's security token is missing or out of date; reload the page and try again".into(),
     )

@@ -142,24 +142,9 @@ async fn shot(c: &Client, name: &str) {
 
 async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys(name)
-        .await
-        .unwrap();
-    c.find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(password)
-        .await
-        .unwrap();
-    c.find(Locator::Css("main form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("name"), name).await;
+    type_into(c, Locator::Id("password"), password).await;
+    click(c, Locator::Css("main form button[type=submit]")).await;
     let t0 = Instant::now();
     while c.current_url().await.unwrap().path() == "/login"
         && t0.elapsed() < Duration::from_secs(10)
@@ -176,6 +161,16 @@ async fn sign_in(c: &Client, base: &str, name: &str, password: &str) {
 
 async fn cookie(c: &Client, name: &str) -> String {
     c.get_named_cookie(name).await.unwrap().value().to_string()
+}
+
+/// Clicks the element `at` finds.
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// Types `text` into the element `at` finds.
+async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
+    c.find(at).await.unwrap().send_keys(text).await.unwrap();
 }
 
 /// Waits (up to 10 s) until the page's path is `path`; returns the path.
@@ -269,12 +264,7 @@ async fn browse() {
         // the profile shows the customer's key as the role may see it
         let errs = console_errors(&d, &c).await;
         assert!(errs.is_empty(), "{name}: console errors {errs:?}");
-        c.find(Locator::Css("form[action='/logout'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Css("form[action='/logout'] button")).await;
         assert_eq!(wait_path(&c, "/login").await, "/login");
     }
 
@@ -304,12 +294,7 @@ async fn browse() {
         "the gap result is shown"
     );
     shot(&c, "en-dashboard-gap-result").await;
-    c.find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("form[action='/logout'] button")).await;
     assert_eq!(wait_path(&c, "/login").await, "/login");
 
     // ---- a form whose CSRF token was removed is refused
@@ -323,18 +308,8 @@ async fn browse() {
     )
     .await
     .unwrap();
-    c.find(Locator::Id("key"))
-        .await
-        .unwrap()
-        .send_keys(PLANTED.email)
-        .await
-        .unwrap();
-    c.find(Locator::Css("main form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("key"), PLANTED.email).await;
+    click(&c, Locator::Css("main form button")).await;
     let html = wait_text(&c, "security token").await;
     assert!(html.contains("security token"), "forged CSRF refused");
     assert!(!html.contains(PLANTED.email));
@@ -345,18 +320,8 @@ async fn browse() {
     c.goto(&format!("{base}/dashboard/customers"))
         .await
         .unwrap();
-    c.find(Locator::Id("key"))
-        .await
-        .unwrap()
-        .send_keys(PLANTED.email)
-        .await
-        .unwrap();
-    c.find(Locator::Css("main form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("key"), PLANTED.email).await;
+    click(&c, Locator::Css("main form button")).await;
     let want = format!("/dashboard/customers/{}", f.customer_a);
     assert_eq!(wait_path(&c, &want).await, want);
     assert!(
@@ -369,12 +334,7 @@ async fn browse() {
 
     // ---- language switch: the same pages in Chinese
     c.goto(&format!("{base}/dashboard")).await.unwrap();
-    c.find(Locator::Css("a[hreflang='zh-CN']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("a[hreflang='zh-CN']")).await;
     let html = wait_text(&c, "lang=\"zh-CN\"").await;
     assert!(html.contains("lang=\"zh-CN\""), "Chinese page");
     assert!(
@@ -384,19 +344,9 @@ async fn browse() {
     shot(&c, "zh-dashboard").await;
     c.goto(&format!("{base}/dashboard/segments")).await.unwrap();
     shot(&c, "zh-dashboard-segments").await;
-    c.find(Locator::Css("a[hreflang='en']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("a[hreflang='en']")).await;
     assert!(wait_text(&c, "lang=\"en\"").await.contains("lang=\"en\""));
-    c.find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("form[action='/logout'] button")).await;
     // the sign-out's navigation must land before the next one starts
     assert_eq!(wait_path(&c, "/login").await, "/login");
 
@@ -418,12 +368,7 @@ async fn browse() {
         .await
         .unwrap();
     shot(&c, "en-portal-link").await;
-    c.find(Locator::Css("main form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("main form button")).await;
     assert_eq!(wait_path(&c, "/portal").await, "/portal");
     let html = wait_text(&c, "What each department holds about you").await;
     assert!(html.contains("What each department holds about you"));
@@ -448,14 +393,11 @@ async fn browse() {
         .unwrap()["allowed"]
         .as_bool()
         .unwrap();
-    c.find(Locator::Css(
-        "form[action='/portal/consent'] input[value=marketing] ~ button",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(
+        &c,
+        Locator::Css("form[action='/portal/consent'] input[value=marketing] ~ button"),
+    )
+    .await;
     assert!(
         wait_text(&c, "consent choice is saved")
             .await
@@ -481,24 +423,9 @@ async fn browse() {
     assert_eq!(allowed_after, !allowed_before, "the consent change is live");
 
     // correction: a self-service fact with provenance, the original kept
-    c.find(Locator::Id("attribute"))
-        .await
-        .unwrap()
-        .send_keys("region")
-        .await
-        .unwrap();
-    c.find(Locator::Id("value"))
-        .await
-        .unwrap()
-        .send_keys("zzcorrectedregion")
-        .await
-        .unwrap();
-    c.find(Locator::Css("form[action='/portal/correct'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&c, Locator::Id("attribute"), "region").await;
+    type_into(&c, Locator::Id("value"), "zzcorrectedregion").await;
+    click(&c, Locator::Css("form[action='/portal/correct'] button")).await;
     assert!(
         wait_text(&c, "correction is recorded")
             .await
@@ -542,26 +469,17 @@ async fn browse() {
     // survey: an NPS answer lands as feedback in the staff inbox
     c.goto(&format!("{base}/portal/feedback")).await.unwrap();
     shot(&c, "en-portal-feedback").await;
-    c.find(Locator::Css(
-        "form input[name=kind][value=nps] ~ fieldset input[value='9']",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    c.find(Locator::Id("nps-text"))
-        .await
-        .unwrap()
-        .send_keys("zz portal survey answer")
-        .await
-        .unwrap();
-    c.find(Locator::Css("form input[name=kind][value=nps] ~ button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(
+        &c,
+        Locator::Css("form input[name=kind][value=nps] ~ fieldset input[value='9']"),
+    )
+    .await;
+    type_into(&c, Locator::Id("nps-text"), "zz portal survey answer").await;
+    click(
+        &c,
+        Locator::Css("form input[name=kind][value=nps] ~ button"),
+    )
+    .await;
     assert!(
         wait_text(&c, "answer is recorded")
             .await
@@ -570,18 +488,8 @@ async fn browse() {
 
     // erasure: confirmed, then queued (the demo's default) — recorded
     c.goto(&format!("{base}/portal/erase")).await.unwrap();
-    c.find(Locator::Css("input[name=confirm]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css("form[action='/portal/erase'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Css("input[name=confirm]")).await;
+    click(&c, Locator::Css("form[action='/portal/erase'] button")).await;
     let html = wait_text(&c, "Reference").await;
     assert!(
         html.contains("request is recorded") || html.contains("has been erased"),
