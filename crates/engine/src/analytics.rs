@@ -644,8 +644,10 @@ pub struct CategoryShare {
 /// Profile of one segment.
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentProfile {
-    /// Name.
+    /// Name (the segment's identifier in routes and exports).
     pub name: String,
+    /// The name in Simplified Chinese (for display).
+    pub name_zh: String,
     /// Customers.
     pub size: usize,
     /// Share of all customers.
@@ -664,6 +666,8 @@ pub struct SegmentProfile {
     pub top_categories: Vec<CategoryShare>,
     /// What characterizes it (k-means: centroid in words; RFM: the rule).
     pub description: String,
+    /// The same in Simplified Chinese.
+    pub description_zh: String,
 }
 
 /// The segments report.
@@ -685,6 +689,8 @@ pub struct SegmentsReport {
     pub segments: Vec<SegmentProfile>,
     /// The rules used, in words.
     pub rules: Vec<String>,
+    /// The same in Simplified Chinese.
+    pub rules_zh: Vec<String>,
 }
 
 struct Rfm {
@@ -738,6 +744,48 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// A segment's name in Simplified Chinese (RFM names, k-means clusters,
+/// no purchases); other names as they are.
+pub fn segment_name_zh(name: &str) -> String {
+    if let Some(k) = name.strip_prefix("cluster ") {
+        return format!("第 {k} 类");
+    }
+    match name {
+        "champions" => "冠军客户",
+        "loyal" => "忠诚客户",
+        "potential loyalists" => "潜在忠诚客户",
+        "new" => "新客户",
+        "promising" => "有潜力客户",
+        "need attention" => "需要关注",
+        "about to sleep" => "即将沉睡",
+        "at risk" => "有流失风险",
+        "can't lose" => "不能失去",
+        "hibernating" => "休眠客户",
+        "lost" => "已流失",
+        NO_PURCHASES => "尚无购买",
+        other => other,
+    }
+    .to_string()
+}
+
+fn rfm_rule_zh(name: &str) -> &'static str {
+    match name {
+        "champions" => "R 5，F 4-5：最近购买且购买频繁",
+        "loyal" => "R 3-4，F 4-5：经常购买，但不是最近",
+        "potential loyalists" => "R 4-5，F 2-3：最近购买过几次",
+        "new" => "R 5，F 1：最近刚完成首单",
+        "promising" => "R 4，F 1：最近有一笔订单",
+        "need attention" => "R 3，F 3：处于中间水平且在下滑",
+        "about to sleep" => "R 3，F 1-2：订单少且不是最近",
+        "at risk" => "R 1-2，F 3-4：曾经定期购买，最近没有",
+        "can't lose" => "R 1-2，F 5：最好的客户已沉寂",
+        "hibernating" => "R 1-2，F 1-2（R1F1 除外）：订单少且很久以前",
+        "lost" => "R 1，F 1：只有一笔很久以前的订单",
+        NO_PURCHASES => "店内没有订单",
+        _ => "",
+    }
+}
+
 fn rfm_rule(name: &str) -> &'static str {
     match name {
         "champions" => "R 5, F 4-5: bought recently and often",
@@ -778,7 +826,9 @@ pub fn segments(
     let mut k_out = None;
     let mut silhouettes = Vec::new();
     let mut descriptions: HashMap<String, String> = HashMap::new();
+    let mut descriptions_zh: HashMap<String, String> = HashMap::new();
     let mut rules = Vec::new();
+    let mut rules_zh: Vec<String> = Vec::new();
     let rec: Vec<f64> = buyers
         .iter()
         .map(|&i| rfm.recency[i].unwrap_or(f64::MAX))
@@ -794,8 +844,11 @@ pub fn segments(
             }
             rules.push("R, F, M: quintile scores 1-5 among customers with orders (rank-based, ties share the lowest rank); R = 5 for the most recent fifth".into());
             rules.push("names from (R, F): champions R5 F4-5; loyal R3-4 F4-5; potential loyalists R4-5 F2-3; new R5 F1; promising R4 F1; need attention R3 F3; about to sleep R3 F1-2; at risk R1-2 F3-4; can't lose R1-2 F5; lost R1 F1; hibernating the rest of R1-2 F1-2".into());
+            rules_zh.push("R、F、M：在有订单的客户中按五分位打分 1-5（按排名，并列取最低名次）；最近购买的五分之一 R = 5".into());
+            rules_zh.push("按 (R, F) 命名：冠军客户 R5 F4-5；忠诚客户 R3-4 F4-5；潜在忠诚客户 R4-5 F2-3；新客户 R5 F1；有潜力客户 R4 F1；需要关注 R3 F3；即将沉睡 R3 F1-2；有流失风险 R1-2 F3-4；不能失去 R1-2 F5；已流失 R1 F1；其余 R1-2 F1-2 为休眠客户".into());
             for name in segment::RFM_SEGMENTS.iter().chain([&NO_PURCHASES]) {
                 descriptions.insert(name.to_string(), rfm_rule(name).to_string());
+                descriptions_zh.insert(name.to_string(), rfm_rule_zh(name).to_string());
             }
         }
         SegmentMethod::Kmeans => {
@@ -891,6 +944,16 @@ pub fn segments(
                     crate::features::fixed(raw(2).exp_m1().max(0.0), 0)
                 );
                 descriptions.insert(name.clone(), desc);
+                let desc_zh = format!(
+                    "{}，{}，{}（中心：{} 天，{} 笔订单，消费 {}）",
+                    word(cen[0], "最近购买", "较近购买", "很久未购买"),
+                    word(cen[1], "很少购买", "偶尔购买", "经常购买"),
+                    word(cen[2], "消费低", "消费中等", "消费高"),
+                    crate::features::fixed(raw(0).max(0.0), 0),
+                    crate::features::fixed(raw(1).exp_m1().max(0.0), 1),
+                    crate::features::fixed(raw(2).exp_m1().max(0.0), 0)
+                );
+                descriptions_zh.insert(name.clone(), desc_zh);
                 name_of[*c] = name;
             }
             for (b, l) in buyers.iter().zip(&fit.labels) {
@@ -905,7 +968,21 @@ pub fn segments(
                 opts.seed,
                 if opts.k.is_some() { "given" } else { "chosen by the highest mean silhouette in 2..8 (sample of ≤ 2000 customers)" }
             ));
+            rules_zh.push("特征：距上次购买天数、ln(1 + 订单数)、ln(1 + 消费)，标准化".into());
+            rules_zh.push(format!(
+                "k-means++，8 次带种子的重启（种子 {}）；k {}；各类按消费中位数从高到低命名",
+                opts.seed,
+                if opts.k.is_some() {
+                    "为给定值"
+                } else {
+                    "取 2..8 中平均轮廓系数最高者（最多抽样 2000 位客户）"
+                }
+            ));
             descriptions.insert(NO_PURCHASES.to_string(), rfm_rule(NO_PURCHASES).to_string());
+            descriptions_zh.insert(
+                NO_PURCHASES.to_string(),
+                rfm_rule_zh(NO_PURCHASES).to_string(),
+            );
         }
     }
 
@@ -1039,6 +1116,8 @@ pub fn segments(
                     })
                     .collect(),
                 description: descriptions.get(name).cloned().unwrap_or_default(),
+                description_zh: descriptions_zh.get(name).cloned().unwrap_or_default(),
+                name_zh: segment_name_zh(name),
             }
         })
         .collect();
@@ -1050,6 +1129,7 @@ pub fn segments(
         silhouettes,
         segments: profiles,
         rules,
+        rules_zh,
     };
     crate::invariants::checked("segments", (report, customers))
 }

@@ -29,7 +29,9 @@ use infogap_models::metrics::classification::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::features::{DAY, FeatureColumn, FeatureOptions, FeatureTable, build_features, phrase};
+use crate::features::{
+    DAY, FeatureColumn, FeatureOptions, FeatureTable, Wording, build_features, phrase, phrase_in,
+};
 use crate::{Engine, EngineError};
 
 /// Options of `train churn`.
@@ -146,6 +148,9 @@ pub struct Reason {
     pub feature: String,
     /// Worded for a person, with the contribution, e.g. `3 support tickets in the last 90 days (+0.21)`.
     pub text: String,
+    /// The same in Simplified Chinese, e.g. `最近 90 天 3 张客服工单 (+0.21)`.
+    #[serde(default)]
+    pub text_zh: String,
     /// The feature value behind the wording.
     pub value: f64,
     /// Contribution to the (calibrated) log-odds of churn.
@@ -584,16 +589,25 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
         .filter_map(|(group, contrib, cols)| {
             let contribution = contrib * model.platt.a;
             let is_level = cols.iter().all(|&j| model.columns[j].name.contains('='));
-            let (text, value) = if is_level {
+            let (text, text_zh, value) = if is_level {
                 match cols.iter().find(|&&j| row[j] == 1.0) {
-                    Some(&j) => (model.columns[j].template.clone(), 1.0),
-                    None => (
-                        format!(
-                            "{} is another value or not recorded",
-                            group.trim_start_matches("attr:")
-                        ),
-                        0.0,
-                    ),
+                    Some(&j) => {
+                        let col = &model.columns[j];
+                        (
+                            col.template.clone(),
+                            phrase_in(Wording::Zh, col, 1.0, &other)
+                                .unwrap_or_else(|| col.template.clone()),
+                            1.0,
+                        )
+                    }
+                    None => {
+                        let attr = group.trim_start_matches("attr:");
+                        (
+                            format!("{attr} is another value or not recorded"),
+                            format!("{attr} 为其他值或未记录"),
+                            0.0,
+                        )
+                    }
                 }
             } else {
                 // the columns of the group that push the risk up most and can be worded
@@ -605,21 +619,27 @@ pub fn reasons(model: &ChurnModel, row: &[f64], k: usize) -> Vec<Reason> {
                     if rank > 0 && c[j] <= 0.01 {
                         return None;
                     }
-                    phrase(&model.columns[j], row[j], &other).map(|t| (j, t))
+                    let col = &model.columns[j];
+                    let en = phrase(col, row[j], &other)?;
+                    let zh =
+                        phrase_in(Wording::Zh, col, row[j], &other).unwrap_or_else(|| en.clone());
+                    Some((j, en, zh))
                 });
-                let (j, mut text) = worded.next()?;
-                if let Some((k, second)) = worded.next()
+                let (j, mut text, mut text_zh) = worded.next()?;
+                if let Some((k, second, second_zh)) = worded.next()
                     && c[k] > 0.01
                     && !model.columns[j].name.ends_with("_trend")
                     && !model.columns[k].name.ends_with("_trend")
                 {
                     text = format!("{text}; {second}");
+                    text_zh = format!("{text_zh}；{second_zh}");
                 }
-                (text, row[j])
+                (text, text_zh, row[j])
             };
             Some(Reason {
                 feature: group,
                 text: format!("{text} ({contribution:+.2})"),
+                text_zh: format!("{text_zh} ({contribution:+.2})"),
                 value,
                 contribution,
             })

@@ -157,9 +157,92 @@ pub fn phrase(
     value: f64,
     other: &dyn Fn(&str) -> Option<f64>,
 ) -> Option<String> {
+    phrase_in(Wording::En, col, value, other)
+}
+
+/// The language of a reason's wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wording {
+    /// English (the column templates).
+    En,
+    /// Simplified Chinese.
+    Zh,
+}
+
+/// The recent window of a column, read from its English template ("… in
+/// the last 90 days" → 90).
+fn window_days(template: &str) -> Option<u32> {
+    let rest = template.split("last ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The Chinese template of a column (same placeholders as the English
+/// one, plus the window already filled in).
+fn zh_template(col: &FeatureColumn) -> String {
+    let r = window_days(&col.template).map_or_else(String::new, |d| d.to_string());
+    let name = col.name.as_str();
+    if let Some(cat) = name.strip_prefix("share:") {
+        return format!("{{pct}} 的消费用于 {cat}");
+    }
+    if let Some(attr) = name.strip_prefix("attr:") {
+        return match attr.split_once('=') {
+            Some((a, l)) => format!("{a} 为 {l}"),
+            None => format!("{attr} 为 {{x}}"),
+        };
+    }
+    match name {
+        "recency_days" => "已 {n} 天未购买".into(),
+        "frequency" => "共 {n} 笔订单".into(),
+        "monetary_total" => "累计消费 {x}".into(),
+        "avg_order_value" => "平均订单金额 {x}".into(),
+        "tenure_days" => "成为客户已 {n} 天".into(),
+        "ipt_mean_days" => "平均每 {n} 天购买一次".into(),
+        "ipt_std_days" => "购买不规律（间隔相差 {n} 天）".into(),
+        "overdue_ratio" => "距上次购买已是平时间隔的 {x} 倍".into(),
+        "orders_recent" => format!("最近 {r} 天 {{n}} 笔订单"),
+        "orders_prior" => format!("再之前 {r} 天 {{n}} 笔订单"),
+        "order_trend" => format!("订单数变化 {{n}}（最近 {r} 天对比之前 {r} 天）"),
+        "spend_recent" => format!("最近 {r} 天消费 {{x}}"),
+        "spend_trend" => format!("消费变化 {{x}}（最近 {r} 天对比之前 {r} 天）"),
+        "basket_items" => "平均每单 {x} 件商品".into(),
+        "category_breadth" => "购买过 {n} 个品类".into(),
+        "discount_share" => "{pct} 的标价金额享受了折扣".into(),
+        "exposures" => "收到 {n} 次营销活动".into(),
+        "exposures_recent" => format!("最近 {r} 天收到 {{n}} 次营销活动"),
+        "redemptions" => "参与了 {n} 次营销活动".into(),
+        "redemption_rate" => "参与了所收到营销活动的 {pct}".into(),
+        "tickets" => "共 {n} 张客服工单或投诉".into(),
+        "tickets_recent" => format!("最近 {r} 天 {{n}} 张客服工单"),
+        "survey_mean" => "问卷平均得分 {x}".into(),
+        "survey_last" => "最近一次问卷得分 {x}".into(),
+        "has_survey" => "回答过问卷".into(),
+        "review_mean" => "评价平均得分 {x}".into(),
+        "review_last" => "最近一次评价得分 {x}".into(),
+        "has_review" => "写过评价".into(),
+        "rating_mean" => "商品平均评分 {x}".into(),
+        "ratings" => "{n} 次商品评分".into(),
+        "events" => "共 {n} 次网站/应用事件".into(),
+        "events_recent" => format!("最近 {r} 天 {{n}} 次网站/应用事件"),
+        "web_recent" => format!("最近 {r} 天 {{n}} 次网站事件"),
+        "app_recent" => format!("最近 {r} 天 {{n}} 次应用事件"),
+        // a column of a newer build: its English words
+        _ => col.template.clone(),
+    }
+}
+
+/// [`phrase`] in a language: the same cases (what cannot be worded
+/// truthfully is `None` in every language), the words of `lang`.
+pub fn phrase_in(
+    lang: Wording,
+    col: &FeatureColumn,
+    value: f64,
+    other: &dyn Fn(&str) -> Option<f64>,
+) -> Option<String> {
     if !value.is_finite() {
         return None;
     }
+    let zh = lang == Wording::Zh;
+    let w = |en: String, zh_text: String| if zh { zh_text } else { en };
     let orders = other("frequency");
     let is_zero = |digits: i32| rounded(value, digits) == 0.0;
     // "… in the last 90 days" of the template, for the zero and negative wordings
@@ -169,7 +252,8 @@ pub fn phrase(
         .nth(1)
         .map(|rest| format!("in the last {rest}"))
         .unwrap_or_default();
-    let change = |what: &str, decimals: i32| {
+    let window_zh = window_days(&col.template).map(|d| format!("最近 {d} 天"));
+    let change = |what: &str, what_zh: &str, decimals: i32| {
         let v = rounded(value, decimals);
         let amount = if decimals == 0 {
             format!("{}", v.abs())
@@ -182,33 +266,51 @@ pub fn phrase(
             .nth(1)
             .map(|p| format!(" ({p}"))
             .unwrap_or_default();
-        if v == 0.0 {
-            format!("{what} unchanged{period}")
+        let period_zh = window_days(&col.template)
+            .map(|d| format!("（最近 {d} 天对比之前 {d} 天）"))
+            .unwrap_or_default();
+        let (en, zh_text) = if v == 0.0 {
+            (
+                format!("{what} unchanged{period}"),
+                format!("{what_zh}不变{period_zh}"),
+            )
         } else if v < 0.0 {
-            format!("{what} fell by {amount}{period}")
+            (
+                format!("{what} fell by {amount}{period}"),
+                format!("{what_zh}减少 {amount}{period_zh}"),
+            )
         } else {
-            format!("{what} rose by {amount}{period}")
-        }
+            (
+                format!("{what} rose by {amount}{period}"),
+                format!("{what_zh}增加 {amount}{period_zh}"),
+            )
+        };
+        w(en, zh_text)
     };
     let name = col.name.as_str();
     // flags of observed scores: the scores are imputed when the flag is 0
     let observed = |flag: &str| other(flag).is_none_or(|v| v > 0.5);
+    let fixed_words = |en: &str, zh_text: &str| w(en.into(), zh_text.into());
     Some(match name {
         // gap columns hold placeholders until there are two orders (one gap),
         // and a spread until there are three (two gaps)
         "ipt_mean_days" | "overdue_ratio" if orders.is_some_and(|k| k < 2.0) => return None,
         "ipt_std_days" if orders.is_some_and(|k| k < 3.0) => return None,
-        "ipt_std_days" if is_zero(0) => {
-            "orders at very regular intervals (gaps vary by less than a day)".into()
-        }
-        "ipt_std_days" => render("gaps between orders vary by {n} days", value),
-        "frequency" if is_zero(0) => "no orders yet".into(),
+        "ipt_std_days" if is_zero(0) => fixed_words(
+            "orders at very regular intervals (gaps vary by less than a day)",
+            "购买间隔非常规律（相差不到一天）",
+        ),
+        "ipt_std_days" => w(
+            render("gaps between orders vary by {n} days", value),
+            render("购买间隔相差 {n} 天", value),
+        ),
+        "frequency" if is_zero(0) => fixed_words("no orders yet", "尚无订单"),
         "avg_order_value" | "basket_items" | "category_breadth"
             if orders.is_some_and(|k| k < 1.0) || is_zero(1) =>
         {
             return None;
         }
-        "monetary_total" | "spend_recent" if is_zero(1) => {
+        "monetary_total" | "spend_recent" if is_zero(1) => w(
             format!(
                 "nothing spent{}",
                 if window.is_empty() {
@@ -216,16 +318,27 @@ pub fn phrase(
                 } else {
                     format!(" {window}")
                 }
-            )
-        }
-        "monetary_total" | "spend_recent" if value < 0.0 => format!(
-            "net refunds of {:.1}{}",
-            -rounded(value, 1),
-            if window.is_empty() {
-                " in total".into()
-            } else {
-                format!(" {window}")
-            }
+            ),
+            match &window_zh {
+                Some(d) => format!("{d}没有消费"),
+                None => "尚无消费".into(),
+            },
+        ),
+        "monetary_total" | "spend_recent" if value < 0.0 => w(
+            format!(
+                "net refunds of {:.1}{}",
+                -rounded(value, 1),
+                if window.is_empty() {
+                    " in total".into()
+                } else {
+                    format!(" {window}")
+                }
+            ),
+            format!(
+                "{}净退款 {:.1}",
+                window_zh.as_deref().unwrap_or("累计"),
+                -rounded(value, 1)
+            ),
         ),
         "orders_recent" | "orders_prior" | "events" | "events_recent" | "web_recent"
         | "app_recent" | "exposures" | "exposures_recent" | "redemptions" | "tickets"
@@ -233,25 +346,31 @@ pub fn phrase(
             if is_zero(0) =>
         {
             // "{n} web event{s} in the last 90 days" → "no web events in the last 90 days"
-            col.template.replace("{n}", "no").replace("{s}", "s")
+            w(
+                col.template.replace("{n}", "no").replace("{s}", "s"),
+                render(&zh_template(col), 0.0),
+            )
         }
-        "order_trend" => change("order count", 0),
-        "spend_trend" => change("spend", 1),
+        "order_trend" => change("order count", "订单数", 0),
+        "spend_trend" => change("spend", "消费", 1),
         "redemption_rate" if other("exposures").is_some_and(|e| e < 1.0) => return None,
         "survey_mean" | "survey_last" if !observed("has_survey") => {
-            "has not answered a survey".into()
+            fixed_words("has not answered a survey", "未回答过问卷")
         }
         "review_mean" | "review_last" if !observed("has_review") => {
-            "has not written a review".into()
+            fixed_words("has not written a review", "未写过评价")
         }
         "rating_mean" if other("ratings").is_some_and(|r| r < 1.0) => {
-            "has not rated a product".into()
+            fixed_words("has not rated a product", "未给商品评过分")
         }
-        "has_survey" if is_zero(0) => "has not answered a survey".into(),
-        "has_review" if is_zero(0) => "has not written a review".into(),
-        "discount_share" if is_zero(2) => "used no discounts".into(),
+        "has_survey" if is_zero(0) => fixed_words("has not answered a survey", "未回答过问卷"),
+        "has_review" if is_zero(0) => fixed_words("has not written a review", "未写过评价"),
+        "discount_share" if is_zero(2) => fixed_words("used no discounts", "未使用折扣"),
         _ if name.starts_with("share:") && orders.is_some_and(|k| k < 1.0) => return None,
-        _ => render(&col.template, value),
+        _ => w(
+            render(&col.template, value),
+            render(&zh_template(col), value),
+        ),
     })
 }
 
@@ -1118,5 +1237,65 @@ mod tests {
             None
         );
         assert_eq!(say("spend_recent", f64::NAN, &regular), None);
+    }
+
+    #[test]
+    fn chinese_phrases_follow_the_same_cases() {
+        let ds = small();
+        let cols = feature_columns(&ds, &FeatureOptions::default());
+        let col = |name: &str| cols.iter().find(|c| c.name == name).cloned().unwrap();
+        let regular = |name: &str| match name {
+            "frequency" => Some(6.0),
+            "has_survey" => Some(1.0),
+            _ => None,
+        };
+        let one_order = |name: &str| match name {
+            "frequency" => Some(1.0),
+            "has_survey" => Some(0.0),
+            _ => None,
+        };
+        let zh = |name: &str, v: f64, o: &dyn Fn(&str) -> Option<f64>| {
+            phrase_in(Wording::Zh, &col(name), v, o)
+        };
+        // what cannot be worded in English cannot be worded in Chinese
+        for (name, v) in [
+            ("ipt_mean_days", 30.0),
+            ("overdue_ratio", 2.0),
+            ("ipt_std_days", 4.0),
+        ] {
+            assert_eq!(phrase(&col(name), v, &one_order), None);
+            assert_eq!(zh(name, v, &one_order), None, "{name}");
+        }
+        assert_eq!(
+            zh("tickets_recent", 3.0, &regular).as_deref(),
+            Some("最近 90 天 3 张客服工单")
+        );
+        assert_eq!(
+            zh("recency_days", 41.6, &regular).as_deref(),
+            Some("已 42 天未购买")
+        );
+        assert_eq!(
+            zh("spend_recent", -12.34, &regular).as_deref(),
+            Some("最近 90 天净退款 12.3")
+        );
+        assert_eq!(
+            zh("order_trend", -2.0, &regular).as_deref(),
+            Some("订单数减少 2（最近 90 天对比之前 90 天）")
+        );
+        assert_eq!(
+            zh("survey_mean", 6.0, &one_order).as_deref(),
+            Some("未回答过问卷")
+        );
+        // every column of the pipeline has Chinese words (no English left)
+        for c in &cols {
+            if let Some(t) = phrase_in(Wording::Zh, c, 3.0, &regular) {
+                let ascii_words = t
+                    .split(|ch: char| !ch.is_ascii_alphabetic())
+                    .filter(|w| w.len() > 3)
+                    .filter(|w| !c.name.to_lowercase().contains(&w.to_lowercase()))
+                    .count();
+                assert_eq!(ascii_words, 0, "{}: {t}", c.name);
+            }
+        }
     }
 }

@@ -712,6 +712,8 @@ pub struct Insights {
     recs_answers: std::sync::Mutex<RecsAnswers>,
     /// The knowledge profile's inputs and index at this generation.
     gap: OnceLock<Arc<crate::gap::knowledge::GapCache>>,
+    /// The churn decision's ask-next model at this generation.
+    ask: Lazy<crate::gap::ask::AskModel>,
     /// Customer records read at this generation.
     pub records: Arc<RecordCache>,
 }
@@ -774,6 +776,7 @@ impl Insights {
             fold_in: OnceLock::new(),
             recs_answers: std::sync::Mutex::default(),
             gap: OnceLock::new(),
+            ask: OnceLock::new(),
             records: Arc::default(),
         }
     }
@@ -861,6 +864,20 @@ impl Insights {
         }
         let c = Arc::new(engine.gap_cache()?);
         Ok(self.gap.get_or_init(|| c).clone())
+    }
+
+    /// The churn decision's ask-next model over this snapshot (fitted on
+    /// first use: about a second on The Complete Journey).
+    pub fn ask(&self, engine: &Engine) -> Result<Arc<crate::gap::ask::AskModel>, EngineError> {
+        lazy(&self.ask, || {
+            crate::gap::ask::AskModel::fit(
+                &self.ds,
+                &engine.policy()?,
+                crate::gap::ask::Decision::Churn,
+                0,
+                None,
+            )
+        })
     }
 
     /// RFM segments of every customer.

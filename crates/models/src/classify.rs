@@ -797,7 +797,12 @@ impl PlattScaler {
         PlattScaler { a: 1.0, b: 0.0 }
     }
 
-    /// Fits on raw probabilities and outcomes.
+    /// Fits on raw probabilities and outcomes, as Platt (1999) with the
+    /// improvements of Lin, Lin and Weng (2007): targets smoothed to
+    /// `(N+ + 1) / (N+ + 2)` and `1 / (N- + 2)`, so scores that separate
+    /// the classes perfectly (out-of-fold probabilities of a small store)
+    /// give a finite slope instead of one that grows without bound; and
+    /// Newton steps halved until the loss falls.
     pub fn fit(p: &[f64], y: &[bool]) -> Result<Self, ModelError> {
         if p.len() != y.len() || p.is_empty() {
             return Err(ModelError::InvalidInput(
@@ -805,14 +810,34 @@ impl PlattScaler {
             ));
         }
         let s: Vec<f64> = p.iter().map(|&q| logit(q)).collect();
-        let (mut a, mut b) = (1.0, 0.0);
+        let pos = y.iter().filter(|&&v| v).count() as f64;
+        let neg = y.len() as f64 - pos;
+        let (hi, lo) = ((pos + 1.0) / (pos + 2.0), 1.0 / (neg + 2.0));
+        let t: Vec<f64> = y.iter().map(|&v| if v { hi } else { lo }).collect();
         let ridge = 1e-6;
+        // cross-entropy against the smoothed targets, in a stable form
+        let loss = |a: f64, b: f64| -> f64 {
+            let mut l = 0.5 * ridge * ((a - 1.0).powi(2) + b * b);
+            for (&si, &ti) in s.iter().zip(&t) {
+                let z = a * si + b;
+                // log(1 + e^z) - t z
+                let softplus = if z > 0.0 {
+                    z + (-z).exp().ln_1p()
+                } else {
+                    z.exp().ln_1p()
+                };
+                l += softplus - ti * z;
+            }
+            l
+        };
+        let (mut a, mut b) = (1.0, 0.0);
+        let mut current = loss(a, b);
         for _ in 0..100 {
             let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
                 (ridge * (a - 1.0), ridge * b, ridge, 0.0, ridge);
-            for (&si, &yi) in s.iter().zip(y) {
+            for (&si, &ti) in s.iter().zip(&t) {
                 let q = sigmoid(a * si + b);
-                let r = q - f64::from(u8::from(yi));
+                let r = q - ti;
                 let w = (q * (1.0 - q)).max(1e-12);
                 ga += r * si;
                 gb += r;
@@ -826,9 +851,19 @@ impl PlattScaler {
             }
             let da = (hbb * ga - hab * gb) / det;
             let db = (haa * gb - hab * ga) / det;
-            a -= da;
-            b -= db;
-            if da.abs().max(db.abs()) < 1e-10 {
+            let mut step = 1.0;
+            let mut moved = false;
+            while step > 1e-10 {
+                let (na, nb) = (a - step * da, b - step * db);
+                let l = loss(na, nb);
+                if l.is_finite() && l <= current + 1e-12 {
+                    (a, b, current) = (na, nb, l);
+                    moved = true;
+                    break;
+                }
+                step *= 0.5;
+            }
+            if !moved || (step * da).abs().max((step * db).abs()) < 1e-10 {
                 break;
             }
         }
@@ -1103,5 +1138,28 @@ mod tests {
         let s = PlattScaler::fit(&p, &y).unwrap();
         assert!((s.a - 0.5).abs() < 0.05, "a = {}", s.a);
         assert!(s.b.abs() < 0.05, "b = {}", s.b);
+    }
+
+    #[test]
+    fn platt_stays_finite_when_the_scores_separate_the_classes() {
+        // out-of-fold probabilities of a small, separable store: every
+        // churner above every stayer, some at the clamp of the logit
+        let p: Vec<f64> = (0..60)
+            .map(|i| {
+                if i < 30 {
+                    0.001 * (i + 1) as f64
+                } else {
+                    1.0 - 1e-12
+                }
+            })
+            .collect();
+        let y: Vec<bool> = (0..60).map(|i| i >= 30).collect();
+        let s = PlattScaler::fit(&p, &y).unwrap();
+        assert!(s.a.is_finite() && s.a > 0.0 && s.a < 5.0, "a = {}", s.a);
+        // the smoothed targets bound what it may claim: 31/32 and 1/32
+        assert!(s.apply(0.999_999) < 0.99, "{}", s.apply(0.999_999));
+        assert!(s.apply(0.001) > 0.005, "{}", s.apply(0.001));
+        // and the order of the scores is kept
+        assert!(s.apply(0.9) > s.apply(0.1));
     }
 }

@@ -86,6 +86,11 @@ pub const ROUTES: &[RouteDef] = &[
     ),
     r("GET", "/v1/churn/watchlist", Some(Action::ChurnRead)),
     r("GET", "/v1/customers/{id}/gap", Some(Action::CustomersRead)),
+    r(
+        "GET",
+        "/v1/customers/{id}/ask-next",
+        Some(Action::CustomersRead),
+    ),
     r("GET", "/v1/gap", Some(Action::ModelsTrain)),
     r("GET", "/v1/gap/departments", Some(Action::ModelsTrain)),
     r("GET", "/v1/stats", Some(Action::StatsRead)),
@@ -134,6 +139,7 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/segments/{name}/members") => get(members),
         ("GET", "/v1/churn/watchlist") => get(watchlist),
         ("GET", "/v1/customers/{id}/gap") => get(customer_gap),
+        ("GET", "/v1/customers/{id}/ask-next") => get(customer_ask_next),
         ("GET", "/v1/gap") => get(gap_overview),
         ("GET", "/v1/gap/departments") => get(gap_departments),
         ("GET", "/v1/stats") => get(stats),
@@ -575,6 +581,22 @@ async fn customer_gap(
     .await
 }
 
+/// What to ask this customer next: unknown fields ranked by how much the
+/// answer is expected to sharpen the churn prediction (`?top=`, default 5).
+#[utoipa::path(get, path = "/v1/customers/{id}/ask-next", params(("id" = i64, Path, description = "Customer id"), ("top" = Option<usize>, Query, description = "Questions (default 5)")),
+    responses((status = 200, description = "`decision`, `target`, `questions[]` (`field`, `question`, `expected_gain`), `withheld` when the customer does not allow profiling")), security(("bearer" = [])))]
+async fn customer_ask_next(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+    Query(q): Query<TopQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::CustomersRead, move |e, s, a| {
+        e.ask_next_customer(a, &s.insights(), id, q.top.unwrap_or(5).clamp(1, 50))
+    })
+    .await
+}
+
 /// The knowledge score over all customers and its backtest.
 #[utoipa::path(get, path = "/v1/gap", responses((status = 200, description = "Distribution, dimensions, segments, departments, conflicts, backtest")), security(("bearer" = [])))]
 async fn gap_overview(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
@@ -994,7 +1016,7 @@ async fn audit(
 #[openapi(
     info(title = "infogap", description = "Customer data shared by policy: every response shaped by the caller's role and recorded in the audit trail."),
     paths(healthz, metrics, openapi, lookup, customer, timeline, recommendations, churn, clv, segments, members,
-          customer_gap, gap_overview, gap_departments,
+          customer_gap, customer_ask_next, gap_overview, gap_departments,
           watchlist, stats, forecasts, me, me_recommendations, export, me_export, train, job, audit,
           consents, consents_change, me_consents, me_consents_change,
           erase, me_erase, erasures, approve_erasure),

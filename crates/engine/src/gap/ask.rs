@@ -466,6 +466,151 @@ fn acq_table(fields: &[Field], rows: &[usize], x: &[f64]) -> AcqTable {
     }
 }
 
+/// A decision's acquisition model fitted on one data set, with every
+/// customer's row as of now: what `gap ask-next` ranks from, and what a
+/// server keeps per snapshot generation ([`crate::share::Insights::ask`])
+/// so one customer's queue costs one ranking, not a fit.
+pub struct AskModel {
+    /// The decision.
+    pub decision: Decision,
+    /// What the model predicts.
+    pub target: String,
+    /// Cutoff of the training split.
+    pub cutoff: i64,
+    /// Customers trained on.
+    pub trained_on: usize,
+    /// Outcome classes.
+    pub classes: Vec<String>,
+    /// The fields, with their known share now.
+    pub fields: Vec<Field>,
+    model: AcqModel,
+    x_now: Vec<f64>,
+    askable: Vec<usize>,
+    index: infogap_core::dataset::IdIndex,
+}
+
+impl std::fmt::Debug for AskModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AskModel")
+            .field("decision", &self.decision)
+            .field("fields", &self.fields.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AskModel {
+    /// Fits the decision's model on `ds` (with `table_out`, also writes the
+    /// training table as CSV without identifiers).
+    pub fn fit(
+        ds: &Dataset,
+        policy: &Policy,
+        decision: Decision,
+        seed: u64,
+        table_out: Option<&Path>,
+    ) -> Result<AskModel, EngineError> {
+        let mut fields = fields_of(ds, policy);
+        let Outcome {
+            target,
+            cutoff,
+            rows,
+            y,
+            classes,
+        } = outcome(ds, decision)?;
+        let x_then = table(ds, cutoff, &fields);
+        let train = acq_table(&fields, &rows, &x_then);
+        if let Some(path) = table_out {
+            write_table(path, &fields, &train, &y, &classes)?;
+        }
+        let model = AcqModel::fit(
+            &train,
+            &y,
+            classes.len(),
+            &AcqOptions {
+                seed,
+                ..AcqOptions::default()
+            },
+        )?;
+        let now = ds
+            .max_time()
+            .ok_or_else(|| EngineError::Invalid("the store holds no dated facts".into()))?
+            + 1;
+        let x_now = table(ds, now, &fields);
+        let p = fields.len();
+        let n = ds.customers.len();
+        for (j, f) in fields.iter_mut().enumerate() {
+            f.known_share =
+                (0..n).filter(|i| !x_now[i * p + j].is_nan()).count() as f64 / n.max(1) as f64;
+        }
+        let askable = (0..p).filter(|&j| fields[j].question.is_some()).collect();
+        Ok(AskModel {
+            decision,
+            target,
+            cutoff,
+            trained_on: rows.len(),
+            classes,
+            fields,
+            model,
+            x_now,
+            askable,
+            index: ds.customer_index(),
+        })
+    }
+
+    /// Whether the customer at position `i` of the data set has a field we
+    /// could ask for.
+    fn has_unknown(&self, i: usize) -> bool {
+        let p = self.fields.len();
+        self.askable
+            .iter()
+            .any(|&j| self.x_now.get(i * p + j).is_some_and(|v| v.is_nan()))
+    }
+
+    /// The question queue of the customer at position `i` of the data set
+    /// (the unknown askable fields `keep` admits, best first, at most `top`).
+    pub fn queue(&self, i: usize, top: usize, keep: impl Fn(&Field) -> bool) -> Vec<Question> {
+        let p = self.fields.len();
+        let Some(row) = self.x_now.get(i * p..(i + 1) * p) else {
+            return Vec::new();
+        };
+        let cands: Vec<usize> = self
+            .askable
+            .iter()
+            .copied()
+            .filter(|&j| row[j].is_nan() && keep(&self.fields[j]))
+            .collect();
+        if cands.is_empty() {
+            return Vec::new();
+        }
+        let gains = self.model.expected_gains(row, &cands);
+        let mut q: Vec<(usize, f64)> = cands.iter().copied().zip(gains).collect();
+        q.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        q.truncate(top.max(1));
+        q.into_iter()
+            .map(|(j, g)| Question {
+                field: self.fields[j].name.clone(),
+                question: self.fields[j].question.clone().unwrap_or_default(),
+                expected_gain: g.max(0.0),
+            })
+            .collect()
+    }
+}
+
+/// One customer's ask-next queue, as a principal may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CustomerAsk {
+    /// Customer id.
+    pub customer: i64,
+    /// The decision the answers would sharpen.
+    pub decision: Decision,
+    /// What the model predicts.
+    pub target: String,
+    /// Questions, best first (fields the role may not see are left out).
+    pub questions: Vec<Question>,
+    /// Why there is no queue (consent), when there is none for that reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
+}
+
 impl Engine {
     /// `gap ask-next`: the question queue of every customer (who allows
     /// the decision's purpose), or with `table_out` also the training table
@@ -480,40 +625,7 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let ds = self.dataset()?;
         let policy = self.policy()?;
-        let mut fields = fields_of(&ds, &policy);
-        let Outcome {
-            target,
-            cutoff,
-            rows,
-            y,
-            classes,
-        } = outcome(&ds, opts.decision)?;
-        let x_then = table(&ds, cutoff, &fields);
-        let train = acq_table(&fields, &rows, &x_then);
-        if let Some(path) = table_out {
-            write_table(path, &fields, &train, &y, &classes)?;
-        }
-        let model = AcqModel::fit(
-            &train,
-            &y,
-            classes.len(),
-            &AcqOptions {
-                seed: opts.seed,
-                ..AcqOptions::default()
-            },
-        )?;
-        let now = ds
-            .max_time()
-            .ok_or_else(|| EngineError::Invalid("the store holds no dated facts".into()))?
-            + 1;
-        let x_now = table(&ds, now, &fields);
-        let p = fields.len();
-        let n = ds.customers.len();
-        for (j, f) in fields.iter_mut().enumerate() {
-            f.known_share =
-                (0..n).filter(|i| !x_now[i * p + j].is_nan()).count() as f64 / n.max(1) as f64;
-        }
-        let askable: Vec<usize> = (0..p).filter(|&j| fields[j].question.is_some()).collect();
+        let m = AskModel::fit(&ds, &policy, opts.decision, opts.seed, table_out)?;
         let consents = self.consents()?;
         let purpose = opts.decision.purpose();
         let mut left_out = LeftOut::new(purpose);
@@ -522,13 +634,7 @@ impl Engine {
         let mut queues = Vec::new();
         let mut first_asked: BTreeMap<String, usize> = BTreeMap::new();
         for (i, c) in ds.customers.iter().enumerate() {
-            let row = &x_now[i * p..(i + 1) * p];
-            let cands: Vec<usize> = askable
-                .iter()
-                .copied()
-                .filter(|&j| row[j].is_nan())
-                .collect();
-            if cands.is_empty() {
+            if !m.has_unknown(i) {
                 continue;
             }
             if let Err(r) = consents.allows(c.id, purpose) {
@@ -536,24 +642,14 @@ impl Engine {
                 continue;
             }
             decisions += 1;
-            let gains = model.expected_gains(row, &cands);
-            let mut q: Vec<(usize, f64)> = cands.iter().copied().zip(gains).collect();
-            q.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            q.truncate(opts.top.max(1));
-            if let Some(&(j, _)) = q.first() {
-                *first_asked.entry(fields[j].name.clone()).or_default() += 1;
+            let questions = m.queue(i, opts.top, |_| true);
+            if let Some(q) = questions.first() {
+                *first_asked.entry(q.field.clone()).or_default() += 1;
             }
             queues.push(Queue {
                 id: c.id,
                 key: crate::share::show_key(a, c.id, &c.key),
-                questions: q
-                    .into_iter()
-                    .map(|(j, g)| Question {
-                        field: fields[j].name.clone(),
-                        question: fields[j].question.clone().unwrap_or_default(),
-                        expected_gain: g.max(0.0),
-                    })
-                    .collect(),
+                questions,
             });
         }
         let rank_seconds = t1.elapsed().as_secs_f64();
@@ -563,13 +659,21 @@ impl Engine {
             queues.iter().map(|q| q.id).collect(),
             vec![],
         )?;
+        let AskModel {
+            target,
+            cutoff,
+            trained_on,
+            classes,
+            fields,
+            ..
+        } = m;
         crate::invariants::checked(
             "gap ask-next",
             AskReport {
                 decision: opts.decision,
                 target,
                 cutoff: crate::churn::fmt_date(cutoff),
-                trained_on: rows.len(),
+                trained_on,
                 classes,
                 fields,
                 customers: queues.len(),
@@ -580,6 +684,41 @@ impl Engine {
                 seconds: t0.elapsed().as_secs_f64(),
             },
         )
+    }
+
+    /// One customer's ask-next queue for churn over a server's
+    /// per-generation model ([`crate::share::Insights::ask`]): the
+    /// questions whose answers would most sharpen the churn prediction,
+    /// leaving out attributes the principal's role may not see, and none
+    /// when the customer does not allow profiling. Audited as a read.
+    pub fn ask_next_customer(
+        &self,
+        a: &Access,
+        ins: &crate::share::Insights,
+        id: i64,
+        top: usize,
+    ) -> Result<CustomerAsk, EngineError> {
+        self.admit(a, id)?;
+        let m = ins.ask(self)?;
+        let purpose = m.decision.purpose();
+        let mut out = CustomerAsk {
+            customer: id,
+            decision: m.decision,
+            target: m.target.clone(),
+            questions: Vec::new(),
+            withheld: None,
+        };
+        if let Err(r) = self.consent_allows(id, purpose)? {
+            out.withheld = Some(format!("{purpose}: {}", r.as_str()));
+        } else if let Some(i) = m.index.pos(id) {
+            out.questions = m.queue(i, top, |f| {
+                f.source != "attribute"
+                    || a.visibility(a.attribute_class(&f.name))
+                        != infogap_core::access::Visibility::Hidden
+            });
+        }
+        self.record_access(a, "gap.ask_next", vec![id], vec![])?;
+        Ok(out)
     }
 }
 

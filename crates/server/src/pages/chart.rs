@@ -70,6 +70,13 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
+/// Rough width of an axis label at 11 px (CJK characters are square).
+fn text_width(s: &str) -> f64 {
+    s.chars()
+        .map(|c| if (c as u32) >= 0x2E80 { 11.0 } else { 6.2 })
+        .sum()
+}
+
 fn grid(max: f64, out: &mut String) {
     for k in 0..=4 {
         let v = max * f64::from(k) / 4.0;
@@ -110,7 +117,16 @@ pub fn bars(title: &str, bars: &[Bar]) -> Markup {
     let slot = (W - PAD_L - PAD_R) / n;
     let bw = (slot * 0.7).max(1.0);
     let plot_h = H - PAD_T - PAD_B;
-    let every = (bars.len() / 12).max(1);
+    let labels: Vec<String> = bars.iter().map(|b| cut(&b.label, 10)).collect();
+    let widest = labels.iter().map(|t| text_width(t)).fold(0.0, f64::max);
+    // labels wider than their slot are slanted; slanted ones need about
+    // 22 px of slot each not to touch, else only every k-th is written
+    let slant = widest > slot * 0.95;
+    let every = if slant {
+        (22.0 / slot).ceil().max(1.0) as usize
+    } else {
+        (bars.len() / 12).max(1)
+    };
     for (i, b) in bars.iter().enumerate() {
         let v = if b.value.is_finite() {
             b.value.max(0.0)
@@ -130,12 +146,19 @@ pub fn bars(title: &str, bars: &[Bar]) -> Markup {
             esc(&b.shown)
         ));
         if i % every == 0 {
-            s.push_str(&format!(
-                r#"<text class="ax" x="{}" y="{}" text-anchor="middle">{}</text>"#,
-                fmt(x + bw / 2.0),
-                fmt(H - PAD_B + 16.0),
-                esc(&cut(&b.label, 10))
-            ));
+            let (lx, ly) = (fmt(x + bw / 2.0), fmt(H - PAD_B + 14.0));
+            if slant {
+                s.push_str(&format!(
+                    r#"<text class="ax" x="{lx}" y="{ly}" text-anchor="end" transform="rotate(-30 {lx} {ly})">{}</text>"#,
+                    esc(&labels[i])
+                ));
+            } else {
+                s.push_str(&format!(
+                    r#"<text class="ax" x="{lx}" y="{}" text-anchor="middle">{}</text>"#,
+                    fmt(H - PAD_B + 16.0),
+                    esc(&labels[i])
+                ));
+            }
         }
     }
     frame(title, &s)
@@ -289,6 +312,43 @@ mod tests {
         assert_eq!(hs.len(), 2);
         assert!((hs[0] - 2.0 * hs[1]).abs() < 0.2, "{hs:?}");
         assert!(svg.contains("role=\"img\""));
+    }
+
+    #[test]
+    fn long_labels_slant_instead_of_overlapping() {
+        let bar = |label: &str| Bar {
+            label: label.into(),
+            value: 3.0,
+            shown: "3".into(),
+        };
+        let short: Vec<Bar> = ["a", "b", "c"].iter().map(|l| bar(l)).collect();
+        assert!(!bars("t", &short).into_string().contains("rotate("));
+        let names = [
+            "champions",
+            "loyal",
+            "potential loyalists",
+            "new",
+            "promising",
+            "need attention",
+            "about to sleep",
+            "at risk",
+            "can't lose",
+            "hibernating",
+            "lost",
+            "no purchases",
+        ];
+        let many: Vec<Bar> = names.iter().map(|l| bar(l)).collect();
+        let svg = bars("t", &many).into_string();
+        assert_eq!(
+            svg.matches("rotate(-30").count(),
+            12,
+            "every label, slanted"
+        );
+        // Chinese labels are wider per character: 9 of six characters
+        // (66 px) do not fit 64 px slots, 7 fit 82 px ones
+        let zh = |k: usize| -> Vec<Bar> { (0..k).map(|_| bar("潜在忠诚客户")).collect() };
+        assert!(bars("t", &zh(9)).into_string().contains("rotate(-30"));
+        assert!(!bars("t", &zh(7)).into_string().contains("rotate(-30"));
     }
 
     #[test]

@@ -261,7 +261,10 @@ fn overview_rows(l: Lang, d: &Overview) -> Vec<(String, String, f64)> {
         for x in sg["segments"].as_array().into_iter().flatten() {
             rows.push((
                 l.t("Segment size", "分群人数").into(),
-                x["name"].as_str().unwrap_or("").to_string(),
+                view::localized(l, x, "name")
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
                 x["size"].as_f64().unwrap_or(0.0),
             ));
         }
@@ -356,7 +359,7 @@ fn render_overview(cx: &Cx, d: &Overview) -> Markup {
         @match &d.segments {
             Section::Shown(sg) => {
                 @let rows: Vec<(String, f64, String)> = sg["segments"].as_array().into_iter().flatten()
-                    .map(|x| { let n = x["size"].as_f64().unwrap_or(0.0); (x["name"].as_str().unwrap_or("").to_string(), n, l.int(n as i64)) }).collect();
+                    .map(|x| { let n = x["size"].as_f64().unwrap_or(0.0); (view::localized(l, x, "name").as_str().unwrap_or("").to_string(), n, l.int(n as i64)) }).collect();
                 section class="panel" aria-labelledby="h-seg" {
                     h2 id="h-seg" { (l.t("Segment sizes", "分群规模")) }
                     (chart::bars(l.t("Customers per segment", "各分群客户数"), &bars_of(&rows)))
@@ -519,6 +522,7 @@ struct Profile {
     churn: Section<Value>,
     recs: Section<Value>,
     gap: Section<Value>,
+    ask: Section<infogap_engine::gap::ask::CustomerAsk>,
 }
 
 fn profile_data(e: &Engine, s: &AppState, a: &Access, id: i64) -> Result<Profile, EngineError> {
@@ -550,6 +554,7 @@ fn profile_data(e: &Engine, s: &AppState, a: &Access, id: i64) -> Result<Profile
             .and_then(|v| to_value(&v))
             .map(Some),
     )?;
+    let ask = section(e.ask_next_customer(a, &ins, id, 5).map(Some))?;
     Ok(Profile {
         key,
         customer,
@@ -557,6 +562,7 @@ fn profile_data(e: &Engine, s: &AppState, a: &Access, id: i64) -> Result<Profile
         churn,
         recs,
         gap,
+        ask,
     })
 }
 
@@ -598,6 +604,28 @@ fn render_profile(cx: &Cx, p: &Profile) -> Markup {
             Section::Unavailable(w) => section class="panel" { h2 { (l.t("How well we know this customer", "我们对该客户的了解程度")) } (unavailable(l, w)) },
             Section::NotAllowed => {}
         }
+        @match &p.ask {
+            Section::Shown(q) => section class="panel" aria-labelledby="h-ask" {
+                h2 id="h-ask" { (l.t("What to ask next", "下一步该问什么")) }
+                p class="muted" { (l.t("Unknown fields ranked by how much the answer is expected to sharpen the churn prediction (expected information, nats).", "按回答预计能让流失预测更准确的程度（期望信息量，nats）排列的未知字段。")) }
+                @if let Some(w) = &q.withheld {
+                    p { (l.t("Not asked: the customer does not allow ", "不提问：客户不允许")) (w) }
+                } @else if q.questions.is_empty() {
+                    p { (l.t("Nothing left to ask: every askable field is known.", "没有需要再问的：所有可询问的字段均已知。")) }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "#" } th scope="col" { (l.t("Field", "字段")) } th scope="col" { (l.t("Question", "问题")) } th scope="col" class="num" { (l.t("Expected gain", "期望增益")) } } }
+                        tbody {
+                            @for (k, x) in q.questions.iter().enumerate() {
+                                tr { td { (k + 1) } td { (x.field) } td { (ask_question(l, &x.field, &x.question)) } td class="num" { (l.num(x.expected_gain, 4)) } }
+                            }
+                        }
+                    }
+                }
+            },
+            Section::Unavailable(w) => section class="panel" { h2 { (l.t("What to ask next", "下一步该问什么")) } (unavailable(l, w)) },
+            Section::NotAllowed => {}
+        }
         section class="panel" aria-labelledby="h-act" {
             h2 id="h-act" { (l.t("Orders, events, feedback, campaigns, consent", "订单、事件、反馈、营销、同意")) }
             @for (k, en, zh) in [("orders", "Orders", "订单"), ("events", "Events", "事件"), ("feedback", "Feedback", "反馈"), ("campaigns", "Campaigns", "营销活动"), ("consents", "Consent", "同意")] {
@@ -609,6 +637,20 @@ fn render_profile(cx: &Cx, p: &Profile) -> Markup {
             (view::table(l, p.timeline.get("items").or_else(|| p.timeline.get("rows")).unwrap_or(&p.timeline), None))
         }
         p class="muted" { (l.t("Shown as your role allows: ", "按您的角色显示：")) (scalar(l, c.get("policy").unwrap_or(&Value::Null))) " · " (p.key) }
+    }
+}
+
+/// An ask-next question in the page's language (the engine words it in
+/// English; the field name says what it is about).
+fn ask_question(l: Lang, field: &str, english: &str) -> String {
+    if l == Lang::En {
+        return english.to_string();
+    }
+    match field.strip_prefix("survey:") {
+        Some("survey" | "nps") => "您向朋友推荐我们的可能性有多大（0–10）？".into(),
+        Some("review" | "csat") => "您对我们的满意度如何（1–5）？".into(),
+        Some(other) => format!("您会给我们打几分（{other}）？"),
+        None => format!("可以请问您的{}吗？", field.replace('_', " ")),
     }
 }
 
@@ -732,7 +774,7 @@ async fn segments(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
                 .map(|x| {
                     let n = x["size"].as_f64().unwrap_or(0.0);
                     Bar {
-                        label: x["name"].as_str().unwrap_or("").into(),
+                        label: view::localized(l, x, "name").as_str().unwrap_or("").into(),
                         value: n,
                         shown: l.int(n as i64),
                     }
@@ -751,13 +793,15 @@ async fn segments(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
                             caption { (l.t("Segments", "分群")) " · " (scalar(l, &sg["method"])) " · " (scalar(l, &sg["as_of"])) }
                             thead { tr {
                                 th scope="col" { (l.t("Segment", "分群")) }
+                                th scope="col" { (l.t("What characterizes it", "特征")) }
                                 th scope="col" class="n" { (l.t("Customers", "客户")) }
                                 th scope="col" class="n" { (l.t("Share", "占比")) }
                                 th scope="col" class="n" { (l.t("Revenue share", "收入占比")) }
                                 @if export { th scope="col" { (l.t("Members", "成员")) } }
                             } }
                             tbody { @for x in &segs { tr {
-                                td { (scalar(l, &x["name"])) }
+                                td { (scalar(l, view::localized(l, x, "name"))) }
+                                td { (scalar(l, view::localized(l, x, "description"))) }
                                 td class="n" { (scalar(l, &x["size"])) }
                                 td class="n" { (x["share"].as_f64().map_or("–".into(), |s| l.pct(s, 1))) }
                                 td class="n" { (x["revenue_share"].as_f64().map_or("–".into(), |s| l.pct(s, 1))) }
@@ -765,7 +809,7 @@ async fn segments(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
                             } } }
                         }
                         h2 { (l.t("Rules", "规则")) }
-                        ul { @for r in sg["rules"].as_array().into_iter().flatten() { li { (scalar(l, r)) } } }
+                        ul { @for r in view::localized(l, &sg, "rules").as_array().into_iter().flatten() { li { (scalar(l, r)) } } }
                         p class="muted" { (scalar(l, &sg["privacy"])) }
                     }
                 },

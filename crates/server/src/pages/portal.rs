@@ -122,7 +122,7 @@ fn plain_words(l: Lang, h: &Home) -> Markup {
                             " (" (match b { "high" => l.t("high", "高"), "medium" => l.t("medium", "中"), _ => l.t("low", "低") }) ")"
                             @if let Some(rs) = c["reasons"].as_array().filter(|r| !r.is_empty()) {
                                 (l.t(", mainly because of: ", "，主要原因："))
-                                (rs.iter().filter_map(|r| r["text"].as_str()).map(plain_reason).collect::<Vec<_>>().join("; "))
+                                (rs.iter().filter_map(|r| if l == Lang::Zh { r["text_zh"].as_str().filter(|t| !t.is_empty()).or(r["text"].as_str()) } else { r["text"].as_str() }).map(plain_reason).collect::<Vec<_>>().join(l.t("; ", "；")))
                             }
                             "."
                         },

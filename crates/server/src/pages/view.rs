@@ -128,20 +128,58 @@ pub fn scalar(l: Lang, v: &Value) -> String {
         Value::Array(a) => a
             .iter()
             .map(|x| match x {
-                Value::Object(_) | Value::Array(_) => compact(x),
+                Value::Object(_) | Value::Array(_) => compact(l, x),
                 _ => scalar(l, x),
             })
             .collect::<Vec<_>>()
             .join("; "),
-        Value::Object(_) => compact(v),
+        Value::Object(_) => compact(l, v),
     }
 }
 
-fn compact(v: &Value) -> String {
+/// A key `k_zh` is the Simplified Chinese of key `k` (engine-worded text
+/// such as churn reasons): shown instead of `k` on Chinese pages, never as
+/// a column of its own.
+fn is_translation(k: &str) -> bool {
+    k.ends_with("_zh")
+}
+
+/// The value of `k` in the page's language.
+fn pick<'a>(l: Lang, m: &'a serde_json::Map<String, Value>, k: &str) -> &'a Value {
+    let base = m.get(k).unwrap_or(&Value::Null);
+    if l == Lang::Zh {
+        let zh = m.get(&format!("{k}_zh"));
+        let empty = match zh {
+            None | Some(Value::Null) => true,
+            Some(Value::String(z)) => z.is_empty(),
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(_) => false,
+        };
+        if !empty && let Some(z) = zh {
+            return z;
+        }
+    }
+    base
+}
+
+/// Field `k` of a record in the page's language (its `k_zh` on Chinese
+/// pages when the engine worded one).
+pub fn localized<'a>(l: Lang, v: &'a Value, k: &str) -> &'a Value {
     match v {
+        Value::Object(m) => pick(l, m, k),
+        _ => &Value::Null,
+    }
+}
+
+fn compact(l: Lang, v: &Value) -> String {
+    match v {
+        // a worded item (a reason): its words
+        Value::Object(m) if m.get("text").is_some_and(Value::is_string) => {
+            pick(l, m, "text").as_str().unwrap_or("").to_string()
+        }
         Value::Object(m) => m
             .iter()
-            .filter(|(_, x)| !x.is_null())
+            .filter(|(k, x)| !x.is_null() && !is_translation(k))
             .map(|(k, x)| match x {
                 Value::String(s) => format!("{k}: {s}"),
                 other => format!("{k}: {other}"),
@@ -168,7 +206,7 @@ pub fn table(l: Lang, v: &Value, caption: Option<&str>) -> Markup {
     for r in rows {
         if let Value::Object(m) = r {
             for k in m.keys() {
-                if !cols.contains(&k.as_str()) {
+                if !cols.contains(&k.as_str()) && !is_translation(k) {
                     cols.push(k);
                 }
             }
@@ -182,7 +220,7 @@ pub fn table(l: Lang, v: &Value, caption: Option<&str>) -> Markup {
                 @for r in rows {
                     tr {
                         @for c in &cols {
-                            @let x = r.get(*c).unwrap_or(&Value::Null);
+                            @let x = match r { Value::Object(m) => pick(l, m, c), _ => &Value::Null };
                             td class=[x.is_number().then_some("n")] { (scalar(l, x)) }
                         }
                     }
@@ -197,7 +235,7 @@ pub fn record(l: Lang, v: &Value) -> Markup {
     match v {
         Value::Object(m) => html! {
             dl {
-                @for (k, x) in m {
+                @for (k, x) in m.iter().filter(|(k, _)| !is_translation(k)).map(|(k, _)| (k, pick(l, m, k))) {
                     @if !x.is_null() {
                         dt { (label(l, k)) }
                         dd {

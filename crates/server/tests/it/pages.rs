@@ -568,3 +568,200 @@ async fn gap_page() {
     let sales = sign_in(&c, &f.base, &sn, &sp).await;
     assert_eq!(get(&sales).await.unwrap().status(), 403);
 }
+
+#[test]
+fn the_profile_shows_what_to_ask_next_within_the_policy() {
+    run(async {
+        let f = fixture();
+        let c = http();
+        let api = |role: &'static str, id: i64| {
+            c.get(format!("{}/v1/customers/{id}/ask-next?top=20", f.base))
+                .bearer_auth(&f.staff(role).secret)
+                .send()
+        };
+        // the guest bought but told us nothing about themselves: every
+        // attribute is unknown, so the queue holds attribute questions
+        let res = api("admin", f.guest).await.unwrap();
+        assert_eq!(res.status(), 200);
+        let admin: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(admin["decision"], "churn");
+        let qs = admin["questions"].as_array().unwrap();
+        assert!(!qs.is_empty(), "{admin}");
+        let gains: Vec<f64> = qs
+            .iter()
+            .map(|q| q["expected_gain"].as_f64().unwrap())
+            .collect();
+        assert!(
+            gains.windows(2).all(|w| w[0] >= w[1]),
+            "best first: {gains:?}"
+        );
+        assert!(gains[0] > 0.0, "{gains:?}");
+        let fields: Vec<&str> = qs.iter().map(|q| q["field"].as_str().unwrap()).collect();
+        let demographic = |name: &str| f.policy.attribute_class(name) == FieldClass::Demographic;
+        assert!(
+            fields.iter().any(|n| demographic(n)),
+            "the admin is asked demographic questions: {fields:?}"
+        );
+        // support does not see demographics, so it is not told to ask them
+        let support: serde_json::Value =
+            api("support", f.guest).await.unwrap().json().await.unwrap();
+        let sf: Vec<&str> = support["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["field"].as_str().unwrap())
+            .collect();
+        assert!(!sf.iter().any(|n| demographic(n)), "{sf:?}");
+        assert!(sf.iter().all(|n| fields.contains(n)), "{sf:?} ⊆ {fields:?}");
+        // a field that is known for customer A (the planted CRM row has an
+        // age band and a region) is never asked of A
+        let a: serde_json::Value = api("admin", f.customer_a)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let af: Vec<&str> = a["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["field"].as_str().unwrap())
+            .collect();
+        assert!(
+            !af.contains(&"region") && !af.contains(&"age_band"),
+            "{af:?}"
+        );
+        // a customer key is refused
+        let res = c
+            .get(format!("{}/v1/customers/{}/ask-next", f.base, f.guest))
+            .bearer_auth(&f.token_a.secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403);
+
+        // the profile page shows the same queue, in both languages
+        let (name, password, _) = f.users.iter().find(|u| u.0 == "admin-user").unwrap();
+        let session = sign_in(&c, &f.base, name, password).await;
+        for (lang, heading) in [("en", "What to ask next"), ("zh-CN", "下一步该问什么")] {
+            let html = c
+                .get(format!("{}/dashboard/customers/{}", f.base, f.guest))
+                .header("cookie", format!("ig_session={session}"))
+                .header("accept-language", lang)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            assert!(html.contains(heading), "{lang}");
+            assert!(
+                html.contains(&format!("<td>{}</td>", fields[0])),
+                "{lang}: {}",
+                fields[0]
+            );
+        }
+    });
+}
+
+#[test]
+fn a_setup_link_sets_the_first_password_once() {
+    run(async {
+        let f = fixture();
+        let c = http();
+        let token = tokio::task::spawn_blocking(|| {
+            let e = infogap_engine::Engine::open_existing(&fixture().db).unwrap();
+            let policy = e.policy().unwrap();
+            e.create_user(
+                &policy,
+                &infogap_engine::web::NewUser {
+                    name: "new-analyst".into(),
+                    role: "analyst".into(),
+                    department: None,
+                },
+                None,
+            )
+            .unwrap()
+            .setup_token
+            .expect("a setup token without a password")
+        })
+        .await
+        .unwrap();
+        let form = c
+            .get(format!("{}/setup?token={token}", f.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), 200);
+        let pre = set_cookies(&form)
+            .into_iter()
+            .find(|(k, _, _)| k == "ig_pre")
+            .unwrap()
+            .1;
+        let html = form.text().await.unwrap();
+        let csrf = csrf_of(&html);
+        let post = |password: &'static str, confirm: &'static str, csrf: String| {
+            c.post(format!("{}/setup", f.base))
+                .header("cookie", format!("ig_pre={pre}"))
+                .form_body(&[
+                    ("csrf", csrf.as_str()),
+                    ("token", token.as_str()),
+                    ("password", password),
+                    ("confirm", confirm),
+                ])
+                .send()
+        };
+        // without the form's token: refused, nothing set
+        let res = post(
+            "a long new password 1",
+            "a long new password 1",
+            "forged".into(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 403);
+        // two different passwords: the form again, the token still unused
+        let res = post(
+            "a long new password 1",
+            "a long new password 2",
+            csrf.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 400);
+        // too short: the engine's rule, said on the form
+        let res = post("short", "short", csrf.clone()).await.unwrap();
+        assert_eq!(res.status(), 400);
+        let res = post(
+            "a long new password 1",
+            "a long new password 1",
+            csrf.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 303, "signed in after setting the password");
+        assert!(
+            set_cookies(&res)
+                .iter()
+                .any(|(k, v, _)| k == "ig_session" && !v.is_empty())
+        );
+        // the link is used up
+        let res = post(
+            "another long password",
+            "another long password",
+            csrf.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 401);
+        // and the password works at the sign-in form
+        let session = sign_in(&c, &f.base, "new-analyst", "a long new password 1").await;
+        let res = c
+            .get(format!("{}/dashboard", f.base))
+            .header("cookie", format!("ig_session={session}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    });
+}

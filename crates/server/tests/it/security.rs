@@ -452,6 +452,11 @@ fn build(def: &RouteDef, p: &Params<'_>) -> Built {
         ("GET", "/v1/customers/{id}/gap") => {
             customer(format!("/v1/customers/{id}/gap"), "gap.customer", false)
         }
+        ("GET", "/v1/customers/{id}/ask-next") => customer(
+            format!("/v1/customers/{id}/ask-next?top=3"),
+            "gap.ask_next",
+            false,
+        ),
         ("GET", "/v1/gap") | ("GET", "/v1/gap/departments") => plain(def.path.to_string()),
         ("GET", "/v1/stats") | ("GET", "/v1/forecasts") => plain(def.path.to_string()),
         ("GET", "/v1/me") => Built {
