@@ -78,6 +78,9 @@ enum Command {
     /// Staff users of the pages: create (password or setup link), list, disable.
     #[command(subcommand)]
     Users(cmd::web::UsersCmd),
+    /// The event intake journal of `serve`'s `/v1/track`, `/v1/batch`, …: `status`, `apply`.
+    #[command(subcommand)]
+    Intake(cmd::intake::IntakeCmd),
     /// Who read, searched, exported or changed customer data; `audit verify` checks the chain.
     Audit(cmd::share::AuditArgs),
     /// Privacy: key rotation, consent, export, erasure, retention.
@@ -153,6 +156,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => cmd::share::serve(&ctx, a),
         Command::Keys(c) => cmd::share::keys(&ctx, c),
         Command::Users(c) => cmd::web::users(&ctx, c),
+        Command::Intake(c) => cmd::intake::intake(&ctx, c),
         Command::Audit(a) => cmd::share::audit(&ctx, a),
         Command::Privacy(c) => cmd::privacy::privacy(&ctx, c),
         Command::Bench(c) => cmd::data::bench(&ctx, c),

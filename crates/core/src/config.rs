@@ -272,6 +272,17 @@ pub struct Config {
     /// `[[department]]`: sources grouped into the departments the
     /// information-gap analysis compares (empty: every source is its own).
     pub departments: Vec<DepartmentConfig>,
+    /// `[intake]`: how the event intake treats requests with bad messages.
+    pub intake: IntakeConfig,
+}
+
+/// The `[intake]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// `keep_rest` (default: keep a request's good messages, list the bad
+    /// ones) or `refuse_batch` (refuse the whole request).
+    pub bad_events: Option<String>,
 }
 
 /// One `[[department]]`: a name and the sources whose facts it holds.
@@ -295,6 +306,7 @@ struct RawConfig {
     privacy: Option<Spanned<crate::privacy::PrivacyConfig>>,
     #[serde(default)]
     department: Vec<Spanned<DepartmentConfig>>,
+    intake: Option<Spanned<IntakeConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -682,6 +694,25 @@ impl Config {
             }
             departments.push(d);
         }
+        let intake = match raw.intake {
+            None => IntakeConfig::default(),
+            Some(i) => {
+                let at = lines.line(i.span().start);
+                let i = i.into_inner();
+                if let Some(b) = &i.bad_events
+                    && b != "keep_rest"
+                    && b != "refuse_batch"
+                {
+                    return Err(err(
+                        at,
+                        format!(
+                            "[intake] bad_events = {b:?}: expected \"keep_rest\" or \"refuse_batch\""
+                        ),
+                    ));
+                }
+                i
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             store_path,
@@ -690,6 +721,7 @@ impl Config {
             access,
             privacy,
             departments,
+            intake,
         })
     }
 }

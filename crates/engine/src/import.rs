@@ -101,11 +101,11 @@ pub struct ImportReport {
 
 /// A rejected row.
 #[derive(Debug, Clone)]
-struct Reject {
-    line: u64,
-    column: String,
-    value: String,
-    reason: String,
+pub(crate) struct Reject {
+    pub line: u64,
+    pub column: String,
+    pub value: String,
+    pub reason: String,
 }
 
 /// Runs the import of every source in `config`.
@@ -288,12 +288,20 @@ struct Loader<'c> {
 }
 
 /// Tells whether a new key belongs to an erased person.
-struct Suppressor {
+pub(crate) struct Suppressor {
     key: std::sync::Arc<infogap_store::crypto::DataKey>,
     hashes: std::collections::HashSet<String>,
 }
 
 impl Suppressor {
+    /// Another handle on the same keys (one per load).
+    pub(crate) fn clone_keys(&self) -> Suppressor {
+        Suppressor {
+            key: self.key.clone(),
+            hashes: self.hashes.clone(),
+        }
+    }
+
     fn is_suppressed(&self, namespace: &str, kind: &str, value: &str) -> bool {
         self.hashes
             .contains(&self.key.suppression(&format!("{namespace}/{kind}"), value))
@@ -993,13 +1001,7 @@ fn import_source(
     let started = Instant::now();
     let started_at = now_rfc3339();
     // erased people's keys (read before the write transaction takes the store)
-    let suppress = match engine.store().data_key() {
-        Some(key) => {
-            let hashes = engine.store().suppressions()?;
-            (!hashes.is_empty()).then_some(Suppressor { key, hashes })
-        }
-        None => None,
-    };
+    let suppress = suppressor(engine)?;
     let file_hash = sha256_file(&src.file)?;
     let config_digest = format!(
         "{:x}",
@@ -1055,104 +1057,24 @@ fn import_source(
     } else {
         0
     };
-    let mut rows = open_reader(src)?;
-    let max = tx.max_ids()?;
-    let maps = tx.key_maps()?;
-    let orders = if matches!(src.kind, SourceKind::Orders | SourceKind::OrderLines) {
-        tx.order_keys(&src.namespace)?
-    } else {
-        HashMap::new()
-    };
-    let mut customer_ids = FastMap::default();
-    let mut email_ids = FastMap::default();
-    let mut phone_ids = FastMap::default();
-    let mut other_ns_ids = FastMap::default();
-    for ((ns, kind, value), (id, _)) in maps.identities {
-        match kind.as_str() {
-            "email" => {
-                email_ids.insert(value, id);
-            }
-            "phone" => {
-                phone_ids.insert(value, id);
-            }
-            _ if ns == src.namespace => {
-                customer_ids.insert(value, id);
-            }
-            _ => {
-                other_ns_ids.insert((ns, kind, value), id);
-            }
-        }
-    }
-    let map = Mapping::new(src, rows.headers());
-    let (sink, receiver) = std::sync::mpsc::sync_channel::<WriteBatch>(2);
-    let mut loader = Loader {
-        sink,
+    let rows = open_reader(src)?;
+    let parsed = load_rows(
+        tx.as_mut(),
+        config,
         src,
-        file: file.clone(),
-        source_id,
-        map,
-        next: max,
-        first_new_customer: max.customer + 1,
-        customer_ids,
-        email_ids,
-        phone_ids,
-        other_ns_ids,
-        products: fast_map(maps.products),
-        campaigns: fast_map(maps.campaigns),
-        orders: fast_map(orders),
-        edges: HashSet::default(),
-        file_id,
-        blocklist: config
-            .identity
-            .blocklist
-            .iter()
-            .map(|b| blocklist_form(b))
-            .collect(),
-        blocklist_max_len: config
-            .identity
-            .blocklist
-            .iter()
-            .map(|b| b.trim().len())
-            .max()
-            .unwrap_or(0),
-        country_code: config.identity.default_country_code.clone(),
-        batch: WriteBatch::default(),
-        ignored_values: 0,
-        line: 0,
+        rows,
+        Target {
+            source_id,
+            file: &file,
+            file_id,
+        },
         suppress,
-        suppressed_hit: false,
-    };
-    let bar = crate::report::progress_bar(opts.progress, &format!("{} ({})", src.name, src.kind));
-    // Parsing runs on its own thread and hands full batches to this one, which
-    // writes them: reading and writing overlap.
-    let parsed = std::thread::scope(|scope| -> Result<ParseOutcome, EngineError> {
-        let parser =
-            scope.spawn(move || parse_rows(&mut loader, rows.as_mut(), opts, bar.as_ref()));
-        let mut written = 0u64;
-        let mut write_err = None;
-        for batch in receiver.iter() {
-            match tx.write(&batch) {
-                Ok(n) => written += n,
-                Err(e) => {
-                    write_err = Some(e);
-                    break;
-                }
-            }
-        }
-        drop(receiver);
-        let outcome = parser
-            .join()
-            .map_err(|_| EngineError::Invalid("the parser thread panicked".into()))?;
-        if let Some(e) = write_err {
-            return Err(e.into());
-        }
-        let mut outcome = outcome?;
-        outcome.written = written;
-        Ok(outcome)
-    })?;
+        opts,
+    )?;
     let ParseOutcome {
         read,
         suppressed,
+        suppressed_lines: _,
         written,
         rejects,
         ignored,
@@ -1183,6 +1105,17 @@ fn import_source(
     tx.set_setting(
         "identity.max_customers_per_key",
         &config.identity.max_customers_per_key.to_string(),
+    )?;
+    // the event intake's treatment of bad messages
+    tx.set_setting(
+        crate::intake::BAD_EVENTS_SETTING,
+        config.intake.bad_events.as_deref().unwrap_or("keep_rest"),
+    )?;
+    // and the rest of the identity policy, for the event intake
+    tx.set_setting(
+        "identity.blocklist",
+        &serde_json::to_string(&config.identity.blocklist)
+            .map_err(|e| EngineError::Invalid(format!("[identity] blocklist: {e}")))?,
     )?;
     if let Some(cc) = &config.identity.default_country_code {
         tx.set_setting("identity.default_country_code", cc)?;
@@ -1237,14 +1170,144 @@ fn import_source(
     Ok((report, merges, over_shared))
 }
 
-struct ParseOutcome {
-    read: u64,
-    suppressed: u64,
-    written: u64,
-    rejects: Vec<Reject>,
-    ignored: u64,
-    next_customer: i64,
-    first_new: i64,
+/// Erased people's keys, when there are any (read before a write
+/// transaction takes the store).
+pub(crate) fn suppressor(engine: &Engine) -> Result<Option<Suppressor>, EngineError> {
+    Ok(match engine.store().data_key() {
+        Some(key) => {
+            let hashes = engine.store().suppressions()?;
+            (!hashes.is_empty()).then_some(Suppressor { key, hashes })
+        }
+        None => None,
+    })
+}
+
+/// Where rows go: the source and the file (or intake stream) they are
+/// recorded as coming from.
+pub(crate) struct Target<'a> {
+    pub source_id: i64,
+    pub file: &'a str,
+    pub file_id: i64,
+}
+
+/// Maps, validates and writes the rows of one reader into `tx` (the core of
+/// a file's import, shared with the event intake): parsing on its own
+/// thread, writing on this one. Identities are not resolved here.
+pub(crate) fn load_rows(
+    tx: &mut (dyn StoreTx + '_),
+    config: &Config,
+    src: &SourceConfig,
+    mut rows: Box<dyn RowReader>,
+    target: Target<'_>,
+    suppress: Option<Suppressor>,
+    opts: &ImportOptions,
+) -> Result<ParseOutcome, EngineError> {
+    let max = tx.max_ids()?;
+    let maps = tx.key_maps()?;
+    let orders = if matches!(src.kind, SourceKind::Orders | SourceKind::OrderLines) {
+        tx.order_keys(&src.namespace)?
+    } else {
+        HashMap::new()
+    };
+    let mut customer_ids = FastMap::default();
+    let mut email_ids = FastMap::default();
+    let mut phone_ids = FastMap::default();
+    let mut other_ns_ids = FastMap::default();
+    for ((ns, kind, value), (id, _)) in maps.identities {
+        match kind.as_str() {
+            "email" => {
+                email_ids.insert(value, id);
+            }
+            "phone" => {
+                phone_ids.insert(value, id);
+            }
+            _ if ns == src.namespace => {
+                customer_ids.insert(value, id);
+            }
+            _ => {
+                other_ns_ids.insert((ns, kind, value), id);
+            }
+        }
+    }
+    let map = Mapping::new(src, rows.headers());
+    let (sink, receiver) = std::sync::mpsc::sync_channel::<WriteBatch>(2);
+    let mut loader = Loader {
+        sink,
+        src,
+        file: target.file.to_string(),
+        source_id: target.source_id,
+        map,
+        next: max,
+        first_new_customer: max.customer + 1,
+        customer_ids,
+        email_ids,
+        phone_ids,
+        other_ns_ids,
+        products: fast_map(maps.products),
+        campaigns: fast_map(maps.campaigns),
+        orders: fast_map(orders),
+        edges: HashSet::default(),
+        file_id: target.file_id,
+        blocklist: config
+            .identity
+            .blocklist
+            .iter()
+            .map(|b| blocklist_form(b))
+            .collect(),
+        blocklist_max_len: config
+            .identity
+            .blocklist
+            .iter()
+            .map(|b| b.trim().len())
+            .max()
+            .unwrap_or(0),
+        country_code: config.identity.default_country_code.clone(),
+        batch: WriteBatch::default(),
+        ignored_values: 0,
+        line: 0,
+        suppress,
+        suppressed_hit: false,
+    };
+    let bar = crate::report::progress_bar(opts.progress, &format!("{} ({})", src.name, src.kind));
+    // Parsing runs on its own thread and hands full batches to this one, which
+    // writes them: reading and writing overlap.
+    std::thread::scope(|scope| -> Result<ParseOutcome, EngineError> {
+        let parser =
+            scope.spawn(move || parse_rows(&mut loader, rows.as_mut(), opts, bar.as_ref()));
+        let mut written = 0u64;
+        let mut write_err = None;
+        for batch in receiver.iter() {
+            match tx.write(&batch) {
+                Ok(n) => written += n,
+                Err(e) => {
+                    write_err = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(receiver);
+        let outcome = parser
+            .join()
+            .map_err(|_| EngineError::Invalid("the parser thread panicked".into()))?;
+        if let Some(e) = write_err {
+            return Err(e.into());
+        }
+        let mut outcome = outcome?;
+        outcome.written = written;
+        Ok(outcome)
+    })
+}
+
+pub(crate) struct ParseOutcome {
+    pub read: u64,
+    pub suppressed: u64,
+    /// Lines (intake: journal sequence numbers) of the suppressed rows.
+    pub suppressed_lines: Vec<u64>,
+    pub written: u64,
+    pub rejects: Vec<Reject>,
+    pub ignored: u64,
+    pub next_customer: i64,
+    pub first_new: i64,
 }
 
 fn parse_rows(
@@ -1256,6 +1319,7 @@ fn parse_rows(
     let mut rejects: Vec<Reject> = Vec::new();
     let mut read = 0u64;
     let mut suppressed = 0u64;
+    let mut suppressed_lines = Vec::new();
     loop {
         let more = match rows.advance() {
             Ok(m) => m,
@@ -1276,6 +1340,7 @@ fn parse_rows(
             if loader.suppressed_hit {
                 loader.suppressed_hit = false;
                 suppressed += 1;
+                suppressed_lines.push(loader.line);
             } else {
                 reject_or_fail(&mut rejects, e, opts.skip_bad_rows)?;
             }
@@ -1299,6 +1364,7 @@ fn parse_rows(
     Ok(ParseOutcome {
         read,
         suppressed,
+        suppressed_lines,
         written: 0,
         rejects,
         ignored: loader.ignored_values,

@@ -16,6 +16,7 @@ pub mod features;
 pub mod forecast;
 pub mod gap;
 pub mod import;
+pub mod intake;
 pub mod invariants;
 pub mod keys;
 pub mod merges;

@@ -11,6 +11,7 @@ pub mod cdnow;
 pub mod identity;
 pub mod ratings;
 pub mod reader;
+pub mod segment;
 pub mod series;
 pub mod table;
 

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -120,6 +121,12 @@ pub const ROUTES: &[RouteDef] = &[
         "/v1/erasures/{id}/approve",
         Some(Action::PrivacyErase),
     ),
+    r("POST", "/v1/identify", Some(Action::EventsWrite)),
+    r("POST", "/v1/track", Some(Action::EventsWrite)),
+    r("POST", "/v1/page", Some(Action::EventsWrite)),
+    r("POST", "/v1/screen", Some(Action::EventsWrite)),
+    r("POST", "/v1/alias", Some(Action::EventsWrite)),
+    r("POST", "/v1/batch", Some(Action::EventsWrite)),
 ];
 
 fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
@@ -157,6 +164,12 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
         ("POST", "/v1/me/erase") => post(me_erase),
         ("GET", "/v1/erasures") => get(erasures),
         ("POST", "/v1/erasures/{id}/approve") => post(approve_erasure),
+        ("POST", "/v1/identify") => post(intake_identify),
+        ("POST", "/v1/track") => post(intake_track),
+        ("POST", "/v1/page") => post(intake_page),
+        ("POST", "/v1/screen") => post(intake_screen),
+        ("POST", "/v1/alias") => post(intake_alias),
+        ("POST", "/v1/batch") => post(intake_batch),
         // the table and this match are kept together: a route in the table
         // without a handler stops the server from starting (and every test)
         (m, p) => panic!("route {m} {p} is in ROUTES but has no handler"),
@@ -1011,6 +1024,106 @@ async fn audit(
     .await
 }
 
+// ---------------------------------------------------------------------------
+// Event intake (Segment spec)
+
+/// Journals the messages of one intake request (answered once they are
+/// durable) and wakes the intake worker.
+async fn intake(
+    st: Arc<AppState>,
+    c: Caller,
+    kind: Option<&'static str>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let now = chrono::Utc::now().timestamp();
+    let wake = st.clone();
+    let (receipt, actor) = call(&st, c, Action::EventsWrite, move |e, _, a| {
+        e.intake(a, kind, &body, now)
+    })
+    .await?;
+    if receipt.accepted > 0 {
+        wake.wake_intake();
+    }
+    wake.intake_stats
+        .taken(receipt.accepted, receipt.duplicates, receipt.rejected.len());
+    Ok(json_with_actor(StatusCode::OK, &receipt, actor))
+}
+
+/// `identify`: who the user is (`traits`: `email`, `phone`, attributes); a
+/// message with `userId` and `anonymousId` links them.
+#[utoipa::path(post, path = "/v1/identify", request_body(content = String, description = "A Segment-spec identify message", content_type = "application/json"),
+    responses((status = 200, description = "`accepted`, `duplicates`, `rejected[]` (`index`, `reason`): answered once durable"), (status = 400, description = "No good message (each named with its reason)")),
+    security(("bearer" = [])))]
+async fn intake_identify(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    intake(st, c, Some("identify"), body).await
+}
+
+/// `track`: an event (`event`, `properties`); `Order Completed` also
+/// records its order lines.
+#[utoipa::path(post, path = "/v1/track", request_body(content = String, description = "A Segment-spec track message", content_type = "application/json"),
+    responses((status = 200, description = "`accepted`, `duplicates`, `rejected[]`"), (status = 400, description = "A bad message")),
+    security(("bearer" = [])))]
+async fn intake_track(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    intake(st, c, Some("track"), body).await
+}
+
+/// `page`: a page view.
+#[utoipa::path(post, path = "/v1/page", request_body(content = String, description = "A Segment-spec page message", content_type = "application/json"),
+    responses((status = 200, description = "`accepted`, `duplicates`, `rejected[]`"), (status = 400, description = "A bad message")),
+    security(("bearer" = [])))]
+async fn intake_page(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    intake(st, c, Some("page"), body).await
+}
+
+/// `screen`: a screen view of an app (a page view with channel `app`).
+#[utoipa::path(post, path = "/v1/screen", request_body(content = String, description = "A Segment-spec screen message", content_type = "application/json"),
+    responses((status = 200, description = "`accepted`, `duplicates`, `rejected[]`"), (status = 400, description = "A bad message")),
+    security(("bearer" = [])))]
+async fn intake_screen(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    intake(st, c, Some("screen"), body).await
+}
+
+/// `alias`: `previousId` is the same person as `userId`.
+#[utoipa::path(post, path = "/v1/alias", request_body(content = String, description = "A Segment-spec alias message", content_type = "application/json"),
+    responses((status = 200, description = "`accepted`, `duplicates`, `rejected[]`"), (status = 400, description = "A bad message")),
+    security(("bearer" = [])))]
+async fn intake_alias(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    intake(st, c, Some("alias"), body).await
+}
+
+/// `batch`: many messages of any type; bad ones are listed by index and
+/// the rest kept (or the whole batch refused, `[intake] bad_events`).
+#[utoipa::path(post, path = "/v1/batch", request_body(content = String, description = "`{\"batch\": [messages]}`", content_type = "application/json"),
+    responses((status = 200, description = "`accepted`, `duplicates`, `rejected[]` (`index`, `reason`)"), (status = 400, description = "No good message, or a bad one under `refuse_batch`")),
+    security(("bearer" = [])))]
+async fn intake_batch(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    intake(st, c, None, body).await
+}
+
 /// The OpenAPI document, generated from the handlers above.
 #[derive(OpenApi)]
 #[openapi(
@@ -1019,7 +1132,8 @@ async fn audit(
           customer_gap, customer_ask_next, gap_overview, gap_departments,
           watchlist, stats, forecasts, me, me_recommendations, export, me_export, train, job, audit,
           consents, consents_change, me_consents, me_consents_change,
-          erase, me_erase, erasures, approve_erasure),
+          erase, me_erase, erasures, approve_erasure,
+          intake_identify, intake_track, intake_page, intake_screen, intake_alias, intake_batch),
     components(schemas(LookupBody, ConsentBody, EraseBody)),
     modifiers(&BearerAuth)
 )]

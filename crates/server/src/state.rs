@@ -113,7 +113,60 @@ pub struct AppState {
     /// Answers computed from the snapshot alone (forecasts), kept for the
     /// generation they were computed at.
     memo: Mutex<(i64, HashMap<String, serde_json::Value>)>,
+    /// Set when messages were journaled; the intake worker waits on it.
+    intake_wake: (Mutex<bool>, Condvar),
+    /// Counts of the event intake (also in `/metrics`).
+    pub intake_stats: Arc<IntakeStats>,
 }
+
+/// Counts of the event intake since the server started.
+#[derive(Debug, Default)]
+pub struct IntakeStats {
+    /// Messages journaled.
+    pub accepted: AtomicU64,
+    /// Duplicates ignored.
+    pub duplicates: AtomicU64,
+    /// Messages refused at intake.
+    pub rejected: AtomicU64,
+    /// Messages applied to the facts.
+    pub applied: AtomicU64,
+    /// Dropped: erased people.
+    pub suppressed: AtomicU64,
+    /// Dropped: no analytics consent.
+    pub no_consent: AtomicU64,
+    /// Refused when applied.
+    pub apply_rejected: AtomicU64,
+}
+
+impl IntakeStats {
+    /// Counts one request's outcome.
+    pub fn taken(&self, accepted: usize, duplicates: usize, rejected: usize) {
+        self.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(duplicates as u64, Ordering::Relaxed);
+        self.rejected.fetch_add(rejected as u64, Ordering::Relaxed);
+    }
+
+    fn applied(&self, r: &infogap_engine::intake::ApplyReport) {
+        self.applied.fetch_add(r.applied as u64, Ordering::Relaxed);
+        self.suppressed
+            .fetch_add(r.suppressed as u64, Ordering::Relaxed);
+        self.no_consent
+            .fetch_add(r.no_consent as u64, Ordering::Relaxed);
+        self.apply_rejected
+            .fetch_add(r.rejected as u64, Ordering::Relaxed);
+    }
+}
+
+/// Messages one intake round applies at most.
+pub const INTAKE_ROUND: usize = 10_000;
+/// Least time between two intake rounds: a round holds the store's write
+/// lock, and requests journaling messages need it between rounds (SQLite's
+/// busy wait would otherwise let the worker take it again and again).
+pub const INTAKE_PAUSE: Duration = Duration::from_millis(100);
+/// How long the intake worker sleeps when nothing wakes it (messages of
+/// another process, or left by a crash, are applied within this).
+pub const INTAKE_IDLE: Duration = Duration::from_millis(500);
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -170,7 +223,63 @@ impl AppState {
             stop: AtomicBool::new(false),
             secure_cookies: AtomicBool::new(false),
             memo: Mutex::new((0, HashMap::new())),
+            intake_wake: (Mutex::new(false), Condvar::new()),
+            intake_stats: Arc::default(),
         });
+        let stats = state.intake_stats.clone();
+        for (name, help, read) in [
+            (
+                "infogap_intake_accepted_total",
+                "Intake messages journaled.",
+                0usize,
+            ),
+            (
+                "infogap_intake_duplicates_total",
+                "Intake messages ignored as duplicates (message id).",
+                1,
+            ),
+            (
+                "infogap_intake_rejected_total",
+                "Intake messages refused (bad message).",
+                2,
+            ),
+            (
+                "infogap_intake_applied_total",
+                "Intake messages applied to the facts.",
+                3,
+            ),
+            (
+                "infogap_intake_suppressed_total",
+                "Intake messages dropped: the person is erased.",
+                4,
+            ),
+            (
+                "infogap_intake_no_consent_total",
+                "Intake messages dropped: no analytics consent.",
+                5,
+            ),
+        ] {
+            let s = stats.clone();
+            state
+                .metrics
+                .gauge_fn(name, help, move || {
+                    let c = match read {
+                        0 => &s.accepted,
+                        1 => &s.duplicates,
+                        2 => &s.rejected,
+                        3 => &s.applied,
+                        4 => &s.suppressed,
+                        _ => &s.no_consent,
+                    };
+                    c.load(Ordering::Relaxed) as f64
+                })
+                .ok();
+        }
+        let weak = Arc::downgrade(&state);
+        std::thread::Builder::new()
+            .name("intake".into())
+            .spawn(move || intake_worker(weak))
+            .map_err(|e| EngineError::Invalid(format!("cannot start the intake worker: {e}")))?;
         let weak = Arc::downgrade(&state);
         std::thread::Builder::new()
             .name("snapshot-refresh".into())
@@ -189,9 +298,17 @@ impl AppState {
         self.secure_cookies.load(Ordering::Relaxed)
     }
 
-    /// Stops the refresher (on shutdown).
+    /// Stops the refresher and the intake worker (on shutdown).
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.wake_intake();
+    }
+
+    /// Tells the intake worker that messages wait.
+    pub fn wake_intake(&self) {
+        let (m, cv) = &self.intake_wake;
+        *m.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        cv.notify_one();
     }
 
     /// An engine from the pool: an idle one, a new one while fewer than
@@ -426,6 +543,64 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Applies the intake journal: woken by each request that journaled
+/// messages, else every [`INTAKE_IDLE`]; pending messages left by a crash
+/// are applied on start.
+fn intake_worker(state: std::sync::Weak<AppState>) {
+    let engine = match state.upgrade().map(|s| Engine::open_existing(&s.db)) {
+        Some(Ok(e)) => e,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "intake worker cannot open the store");
+            return;
+        }
+        None => return,
+    };
+    loop {
+        let Some(s) = state.upgrade() else { return };
+        if s.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        loop {
+            match engine.apply_intake(INTAKE_ROUND) {
+                Ok(r) if r.messages > 0 => {
+                    s.intake_stats.applied(&r);
+                    tracing::debug!(
+                        applied = r.applied,
+                        suppressed = r.suppressed,
+                        no_consent = r.no_consent,
+                        rejected = r.rejected,
+                        seconds = r.seconds,
+                        "intake round"
+                    );
+                    if r.messages < INTAKE_ROUND {
+                        break;
+                    }
+                    // a full round: let the requests waiting to journal in first
+                    std::thread::sleep(INTAKE_PAUSE);
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "intake round failed; retrying");
+                    break;
+                }
+            }
+        }
+        // rounds at most every INTAKE_PAUSE, however often requests wake it
+        std::thread::sleep(INTAKE_PAUSE);
+        let (m, cv) = &s.intake_wake;
+        let mut woken = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*woken {
+            woken = cv
+                .wait_timeout(woken, INTAKE_IDLE)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        *woken = false;
+        drop(woken);
+        drop(s);
+    }
 }
 
 /// Follows the store: new generation or model version → new insights.

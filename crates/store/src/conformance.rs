@@ -698,6 +698,92 @@ pub fn erasure_deletes_web_sessions(store: &dyn Store) {
     assert!(ok(store.session("w2")).is_some());
 }
 
+/// The intake journal: duplicates by (source, message id) are not
+/// written, pending rows come back in order with their bodies, marking
+/// them done commits with the transaction (and not when it is dropped),
+/// and the counts follow.
+pub fn intake_journal(store: &dyn Store) {
+    let m = |id: &'static str, body: &'static str| IntakeIn {
+        message_id: id,
+        kind: "track",
+        body,
+    };
+    let first = ok(store.intake_append("web", 100, &[m("a", "{\"n\":1}"), m("b", "{\"n\":2}")]));
+    assert_eq!(first, vec![true, true]);
+    // a resent message and a new one; the same id from another source is new
+    let again = ok(store.intake_append("web", 101, &[m("a", "{\"n\":9}"), m("c", "{\"n\":3}")]));
+    assert_eq!(again, vec![false, true]);
+    assert_eq!(
+        ok(store.intake_append("app", 102, &[m("a", "{}")])),
+        vec![true]
+    );
+    let pending = ok(store.intake_pending(10));
+    let ids: Vec<(&str, &str)> = pending
+        .iter()
+        .map(|p| (p.source.as_str(), p.message_id.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("web", "a"), ("web", "b"), ("web", "c"), ("app", "a")]
+    );
+    assert_eq!(
+        pending[0].body, "{\"n\":1}",
+        "the first body is kept, not the duplicate's"
+    );
+    assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(ok(store.intake_pending(2)).len(), 2);
+    // a dropped transaction marks nothing
+    {
+        let mut tx = ok(store.begin());
+        ok(tx.intake_done(&[IntakeDone {
+            seq: pending[0].seq,
+            state: "applied",
+            note: None,
+        }]));
+    }
+    assert_eq!(ok(store.intake_counts()).pending, 4);
+    let mut tx = ok(store.begin());
+    let seqs: Vec<i64> = pending.iter().map(|p| p.seq).collect();
+    assert_eq!(ok(tx.intake_still_pending(&seqs)), 4);
+    ok(tx.intake_done(&[
+        IntakeDone {
+            seq: pending[0].seq,
+            state: "applied",
+            note: None,
+        },
+        IntakeDone {
+            seq: pending[1].seq,
+            state: "suppressed",
+            note: None,
+        },
+        IntakeDone {
+            seq: pending[2].seq,
+            state: "rejected",
+            note: Some("bad value".into()),
+        },
+    ]));
+    ok(tx.commit());
+    let c = ok(store.intake_counts());
+    assert_eq!(
+        (c.pending, c.applied, c.suppressed, c.rejected, c.no_consent),
+        (1, 1, 1, 1, 0)
+    );
+    let mut tx = ok(store.begin());
+    assert_eq!(ok(tx.intake_still_pending(&seqs)), 1);
+    drop(tx);
+    let left = ok(store.intake_pending(10));
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        (left[0].source.as_str(), left[0].message_id.as_str()),
+        ("app", "a")
+    );
+    // a done message still catches its duplicate
+    assert_eq!(
+        ok(store.intake_append("web", 103, &[m("a", "{}")])),
+        vec![false]
+    );
+}
+
 /// Runs the whole suite, each case on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     consent_history_and_latest(make().as_ref());
@@ -712,4 +798,5 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     users_round_trip(make().as_ref());
     web_sessions_round_trip(make().as_ref());
     erasure_deletes_web_sessions(make().as_ref());
+    intake_journal(make().as_ref());
 }

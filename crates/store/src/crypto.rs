@@ -52,6 +52,8 @@ pub enum Field {
     Model,
     /// The values an unfinished erasure must verify are gone.
     Journal,
+    /// A message of the event intake journal, until it is applied.
+    Intake,
 }
 
 impl Field {
@@ -63,6 +65,7 @@ impl Field {
             Field::Cache => b"infogap cache v1",
             Field::Model => b"infogap model v1",
             Field::Journal => b"infogap erasure journal v1",
+            Field::Intake => b"infogap intake v1",
         }
     }
 }

@@ -358,6 +358,25 @@ pub(crate) fn reseal(raw: &RawDb<'_>, old: Option<&DataKey>, new: &DataKey) -> R
             c.feedback_texts += 1;
         }
     }
+    let mut intake = Vec::new();
+    {
+        let mut st = raw.prepare(
+            "SELECT seq, body, secret FROM intake WHERE body IS NOT NULL OR secret IS NOT NULL",
+        )?;
+        while st.step()? {
+            intake.push((st.i64(0)?, st.opt_text(1)?, st.opt_blob(2)?));
+        }
+    }
+    {
+        let mut up = raw.prepare("UPDATE intake SET body = NULL, secret = ?1 WHERE seq = ?2")?;
+        for (seq, clear, secret) in intake {
+            let v = plain(old, Field::Intake, secret, clear)?.unwrap_or_default();
+            up.bind_blob(1, &new.seal(Field::Intake, v.as_bytes()))?;
+            up.bind_i64(2, seq)?;
+            up.step()?;
+            up.reset()?;
+        }
+    }
     let mut models = Vec::new();
     {
         let mut st = raw.prepare("SELECT id, blob, sealed FROM models")?;

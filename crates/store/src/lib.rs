@@ -671,8 +671,70 @@ pub trait StoreTx {
     fn record_import(&mut self, run: &ImportRun) -> Result<()>;
     /// Stores a setting (e.g. the identity policy used by the last import).
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()>;
+    /// Marks intake journal rows done (`applied`, `suppressed`,
+    /// `no_consent` or `rejected`, with a note) and clears their bodies,
+    /// in this transaction: the facts they became commit with the mark.
+    fn intake_done(&mut self, done: &[IntakeDone]) -> Result<()>;
+    /// How many of these journal rows are still pending, read inside this
+    /// transaction (another process may have applied them since they were
+    /// read).
+    fn intake_still_pending(&mut self, seqs: &[i64]) -> Result<usize>;
     /// Commits.
     fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A message for the intake journal.
+#[derive(Debug, Clone, Copy)]
+pub struct IntakeIn<'a> {
+    /// The sender's message id.
+    pub message_id: &'a str,
+    /// `identify`, `track`, `page` or `alias`.
+    pub kind: &'a str,
+    /// The validated message as JSON.
+    pub body: &'a str,
+}
+
+/// A pending message of the intake journal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeRecord {
+    /// Journal sequence number (the order messages are applied in).
+    pub seq: i64,
+    /// Source name.
+    pub source: String,
+    /// The sender's message id.
+    pub message_id: String,
+    /// Kind.
+    pub kind: String,
+    /// When it was taken (Unix seconds).
+    pub received_at: i64,
+    /// The message as JSON (opened).
+    pub body: String,
+}
+
+/// What became of a journal row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntakeDone {
+    /// Journal sequence number.
+    pub seq: i64,
+    /// `applied`, `suppressed`, `no_consent` or `rejected`.
+    pub state: &'static str,
+    /// Why (rejected), or nothing.
+    pub note: Option<String>,
+}
+
+/// Journal rows per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IntakeCounts {
+    /// Waiting to be applied.
+    pub pending: u64,
+    /// Applied to the facts.
+    pub applied: u64,
+    /// Dropped: the person is erased.
+    pub suppressed: u64,
+    /// Dropped: the person does not allow it.
+    pub no_consent: u64,
+    /// Refused when applied (a value the mapping could not take).
+    pub rejected: u64,
 }
 
 /// A storage backend.
@@ -784,6 +846,20 @@ pub trait Store: Send + Sync {
     fn revoke_sessions_of_user(&self, name: &str, at: i64) -> Result<u64>;
     /// Revokes every unrevoked session and link of a customer; how many.
     fn revoke_sessions_of_customer(&self, customer_id: i64, at: i64) -> Result<u64>;
+
+    /// Appends messages of one source to the intake journal in one durable
+    /// transaction (sealed under the data key when there is one); for each,
+    /// whether it was new (false: a duplicate by message id, not written).
+    fn intake_append(
+        &self,
+        source: &str,
+        received_at: i64,
+        messages: &[IntakeIn<'_>],
+    ) -> Result<Vec<bool>>;
+    /// The oldest pending messages of the journal, at most `limit`.
+    fn intake_pending(&self, limit: usize) -> Result<Vec<IntakeRecord>>;
+    /// How many journal rows are in each state.
+    fn intake_counts(&self) -> Result<IntakeCounts>;
 
     /// The data key personal values are sealed with (the snapshot cache
     /// seals its personal sections with it too); `None`: no encryption.

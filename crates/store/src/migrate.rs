@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "web",
         sql: include_str!("../migrations/0006_web.sql"),
     },
+    Migration {
+        version: 7,
+        name: "intake",
+        sql: include_str!("../migrations/0007_intake.sql"),
+    },
 ];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).

@@ -1017,6 +1017,40 @@ impl StoreTx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn intake_done(&mut self, done: &[IntakeDone]) -> Result<()> {
+        let at = chrono::Utc::now().timestamp();
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "UPDATE intake SET state = ?1, note = ?2, done_at = ?3, body = NULL, secret = NULL
+                 WHERE seq = ?4 AND state = 'pending'",
+            )?;
+            for d in done {
+                st.bind_text(1, d.state)?;
+                st.bind_opt_text(2, d.note.as_deref())?;
+                st.bind_i64(3, at)?;
+                st.bind_i64(4, d.seq)?;
+                st.step()?;
+                st.reset()?;
+            }
+            Ok(())
+        })
+    }
+
+    fn intake_still_pending(&mut self, seqs: &[i64]) -> Result<usize> {
+        self.with_raw(|db| {
+            let mut st = db.prepare("SELECT state = 'pending' FROM intake WHERE seq = ?1")?;
+            let mut n = 0;
+            for &seq in seqs {
+                st.bind_i64(1, seq)?;
+                if st.step()? && st.i64(0)? == 1 {
+                    n += 1;
+                }
+                st.reset()?;
+            }
+            Ok(n)
+        })
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         // rows per file and table, for per-source counts
         for ((file, table), (source, n)) in std::mem::take(&mut self.added) {
@@ -1595,6 +1629,117 @@ impl Store for SqliteStore {
 
     fn suppressions(&self) -> Result<HashSet<String>> {
         SqliteStore::suppressions(self)
+    }
+
+    fn intake_append(
+        &self,
+        source: &str,
+        received_at: i64,
+        messages: &[IntakeIn<'_>],
+    ) -> Result<Vec<bool>> {
+        let key = self.data_key();
+        // sealed before the write lock is taken
+        let sealed: Vec<Option<Vec<u8>>> = messages
+            .iter()
+            .map(|m| {
+                key.as_ref()
+                    .map(|k| k.seal(Field::Intake, m.body.as_bytes()))
+            })
+            .collect();
+        self.with_raw(|db| {
+            db.exec("BEGIN IMMEDIATE")?;
+            let r = (|| -> Result<Vec<bool>> {
+                let mut st = db.prepare(
+                    "INSERT INTO intake (source, message_id, kind, received_at, body, secret)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (source, message_id) DO NOTHING RETURNING seq",
+                )?;
+                let mut out = Vec::with_capacity(messages.len());
+                for (m, sealed) in messages.iter().zip(&sealed) {
+                    st.bind_text(1, source)?;
+                    st.bind_text(2, m.message_id)?;
+                    st.bind_text(3, m.kind)?;
+                    st.bind_i64(4, received_at)?;
+                    match sealed {
+                        Some(b) => {
+                            st.bind_null(5)?;
+                            st.bind_blob(6, b)?;
+                        }
+                        None => {
+                            st.bind_text(5, m.body)?;
+                            st.bind_null(6)?;
+                        }
+                    }
+                    let inserted = st.step()?;
+                    st.reset()?;
+                    out.push(inserted);
+                }
+                Ok(out)
+            })();
+            match r {
+                Ok(v) => {
+                    db.exec("COMMIT")?;
+                    Ok(v)
+                }
+                Err(e) => {
+                    let _ = db.exec("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn intake_pending(&self, limit: usize) -> Result<Vec<IntakeRecord>> {
+        let key = self.data_key();
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT seq, source, message_id, kind, received_at, body, secret FROM intake
+                 WHERE state = 'pending' ORDER BY seq LIMIT ?1",
+            )?;
+            st.bind_i64(1, i64::try_from(limit).unwrap_or(i64::MAX))?;
+            let mut out = Vec::new();
+            while st.step()? {
+                let body = match (st.opt_blob(6)?, st.opt_text(5)?) {
+                    (Some(sealed), _) => match &key {
+                        Some(k) => k.open_text(Field::Intake, &sealed)?,
+                        None => {
+                            return Err(StoreError::Corrupt(
+                                "a sealed intake message without a key to open it".into(),
+                            ));
+                        }
+                    },
+                    (None, Some(b)) => b,
+                    (None, None) => String::new(),
+                };
+                out.push(IntakeRecord {
+                    seq: st.i64(0)?,
+                    source: st.text(1)?,
+                    message_id: st.text(2)?,
+                    kind: st.text(3)?,
+                    received_at: st.i64(4)?,
+                    body,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn intake_counts(&self) -> Result<IntakeCounts> {
+        self.with_raw(|db| {
+            let mut st = db.prepare("SELECT state, COUNT(*) FROM intake GROUP BY state")?;
+            let mut c = IntakeCounts::default();
+            while st.step()? {
+                let n = u64::try_from(st.i64(1)?).unwrap_or(0);
+                match st.text(0)?.as_str() {
+                    "pending" => c.pending = n,
+                    "applied" => c.applied = n,
+                    "suppressed" => c.suppressed = n,
+                    "no_consent" => c.no_consent = n,
+                    _ => c.rejected += n,
+                }
+            }
+            Ok(c)
+        })
     }
 
     fn retain(&self, kind: &str, cutoff: i64, dry_run: bool) -> Result<Vec<crate::TableCount>> {

@@ -9,6 +9,7 @@ pub mod clv;
 pub mod data;
 pub mod forecast;
 pub mod gap;
+pub mod intake;
 pub mod privacy;
 pub mod privacy_consent;
 pub mod privacy_export;

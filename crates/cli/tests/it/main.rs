@@ -8,6 +8,7 @@ mod common;
 mod data;
 mod forecast;
 mod gap;
+mod intake;
 mod privacy;
 mod privacy_aggregate;
 mod privacy_consent;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::common::{bin, fails, json, ok};
 
 /// A demo store of `people` customers in `dir/infogap.db`.
-fn demo_store(dir: &Path, people: &str) {
+pub(crate) fn demo_store(dir: &Path, people: &str) {
     ok(
         dir,
         &["demo", "--out", "demo", "--customers", people, "--quiet"],
@@ -22,7 +22,7 @@ fn demo_store(dir: &Path, people: &str) {
 }
 
 /// A plain HTTP/1.1 request; returns (status, body).
-fn http(
+pub(crate) fn http(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -67,13 +67,13 @@ fn http(
 }
 
 /// A running `infogap serve` on a free port.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Server {
-    fn start(dir: &Path) -> Server {
+    pub(crate) fn start(dir: &Path) -> Server {
         let mut child = Command::new(bin())
             .current_dir(dir)
             .env("INFOGAP_DB", dir.join("infogap.db"))
@@ -107,7 +107,7 @@ impl Drop for Server {
     }
 }
 
-fn key(dir: &Path, name: &str, role: &str, extra: &[&str]) -> String {
+pub(crate) fn key(dir: &Path, name: &str, role: &str, extra: &[&str]) -> String {
     let mut args = vec!["keys", "create", "--name", name, "--role", role, "--json"];
     args.extend_from_slice(extra);
     let v = json(dir, &args);

@@ -178,6 +178,17 @@ impl Consents {
         decide(self.privacy.mode(purpose), latest)
     }
 
+    /// Whether anyone at all may be refused `purpose`: an opt-in purpose,
+    /// or an opt-out one someone withdrew (else every check passes and
+    /// callers can skip looking people up).
+    pub fn may_refuse(&self, purpose: &str) -> bool {
+        self.privacy.mode(purpose) == infogap_core::privacy::ConsentMode::OptIn
+            || self
+                .latest
+                .values()
+                .any(|v| v.iter().any(|(p, g)| p == purpose && !*g))
+    }
+
     /// Keeps the items whose customer allows `purpose`; counts the others.
     pub fn retain<T>(&self, items: &mut Vec<T>, purpose: &str, id: impl Fn(&T) -> i64) -> LeftOut {
         let mut out = LeftOut::new(purpose);

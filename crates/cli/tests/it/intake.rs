@@ -1,0 +1,320 @@
+//! The event intake over HTTP against `infogap serve` as a process:
+//! Segment-spec batches journaled and applied (anonymous → identified
+//! merge with provenance, duplicates, bad messages by index), erased and
+//! non-consenting people dropped and counted, the journal sealed, and
+//! nothing acknowledged lost or doubled by `kill -9`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::json as cli_json;
+use crate::share::{Server, demo_store, http, key};
+
+/// Polls `infogap intake status` until nothing is pending.
+fn drained(dir: &Path) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let s = cli_json(dir, &["intake", "status", "--json"]);
+        if s["pending"] == 0 {
+            return s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the worker left messages pending: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn post(server: &Server, path: &str, k: &str, body: &Value) -> (u16, Value) {
+    let (st, b) = http(server.addr, "POST", path, Some(k), Some(&body.to_string()));
+    (st, serde_json::from_str(&b).unwrap_or(Value::Null))
+}
+
+/// The customer a key names, through the API once the snapshot has it.
+fn customer(server: &Server, admin: &str, key: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (st, b) = post(
+            server,
+            "/v1/customers/lookup",
+            admin,
+            &json!({ "key": key }),
+        );
+        if st == 200 {
+            let id = b["id"].as_i64().expect("id");
+            let (st, c) = http(
+                server.addr,
+                "GET",
+                &format!("/v1/customers/{id}"),
+                Some(admin),
+                None,
+            );
+            assert_eq!(st, 200, "{c}");
+            return serde_json::from_str(&c).expect("json");
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{key} never reached the served snapshot ({st} {b})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_batch_is_journaled_deduplicated_and_applied_with_identity_resolution() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    demo_store(dir, "150");
+    let source = key(dir, "web-intake", "source", &["--source", "web"]);
+    let admin = key(dir, "adm", "admin", &[]);
+    let server = Server::start(dir);
+    let planted = "zz.intake.planted@example.org";
+    let batch = json!({"batch": [
+        {"type": "page", "anonymousId": "a-1", "name": "Home", "messageId": "m1"},
+        {"type": "track", "anonymousId": "a-1", "event": "Product Viewed",
+         "properties": {"product_id": "P001"}, "messageId": "m2"},
+        {"type": "identify", "userId": "u-100", "anonymousId": "a-1", "messageId": "m3",
+         "traits": {"email": planted, "plan": "gold", "firstName": "Zed"}},
+        {"type": "track", "userId": "u-100"},
+        {"type": "page", "anonymousId": "a-1", "name": "Home", "messageId": "m1"},
+        {"type": "track", "userId": "u-100", "event": "Order Completed", "messageId": "m4",
+         "properties": {"order_id": "W-1", "products": [{"product_id": "P002", "quantity": 2, "price": 10.5}]}}
+    ]});
+    let (st, r) = post(&server, "/v1/batch", &source, &batch);
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(
+        (r["accepted"].clone(), r["duplicates"].clone()),
+        (json!(4), json!(1)),
+        "{r}"
+    );
+    let rejected = r["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), 1, "{r}");
+    assert_eq!(rejected[0]["index"], 3);
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("event")
+    );
+    // the same batch again: every message a duplicate
+    let (st, r) = post(&server, "/v1/batch", &source, &batch);
+    assert_eq!(
+        (st, r["accepted"].clone(), r["duplicates"].clone()),
+        (200, json!(0), json!(5))
+    );
+
+    let s = drained(dir);
+    assert_eq!(s["applied"], 4, "{s}");
+    // one customer: the anonymous visitor merged into the user, with the
+    // message that linked them as provenance
+    let c = customer(&server, &admin, "web:u-100");
+    let ids = c["identities"].as_array().expect("identities");
+    let values: Vec<&str> = ids.iter().filter_map(|i| i["value"].as_str()).collect();
+    assert!(values.contains(&"anon:a-1"), "{values:?}");
+    assert!(values.contains(&planted), "{values:?}");
+    assert!(ids.iter().all(|i| i["source"] == "web"), "{ids:?}");
+    let anon = ids.iter().find(|i| i["value"] == "anon:a-1").expect("anon");
+    assert!(
+        anon["linked_by"]
+            .as_str()
+            .unwrap_or("")
+            .contains("web:u-100"),
+        "{anon}"
+    );
+    let events: Vec<(&str, i64)> = c["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or(""),
+                e["count"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        events.contains(&("view", 1)) && events.contains(&("page", 1)),
+        "{events:?}"
+    );
+    assert_eq!(c["orders"]["count"], 1);
+    assert_eq!(c["orders"]["revenue"], 21.0);
+    let plan = c["attributes"]
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["name"] == "plan")
+        .expect("plan from the traits");
+    assert_eq!(plan["value"], "gold");
+
+    // a single bad message is refused as a whole, naming why
+    let (st, r) = post(&server, "/v1/track", &source, &json!({"userId": "u-1"}));
+    assert_eq!(st, 400, "{r}");
+    assert!(r["message"].as_str().unwrap_or("").contains("event"), "{r}");
+    // only a source key writes events; no key at all is 401
+    let (st, _) = post(
+        &server,
+        "/v1/track",
+        &admin,
+        &json!({"userId": "u", "event": "x"}),
+    );
+    assert_eq!(st, 403);
+    let (st, _) = http(server.addr, "POST", "/v1/track", None, Some("{}"));
+    assert_eq!(st, 401);
+    // the journal keeps no readable copy of what it took
+    drop(server);
+    for f in ["infogap.db", "infogap.db-wal"] {
+        let p = dir.join(f);
+        if let Ok(bytes) = std::fs::read(&p) {
+            assert!(
+                !bytes
+                    .windows(planted.len())
+                    .any(|w| w == planted.as_bytes()),
+                "{f} holds the planted email in clear"
+            );
+        }
+    }
+}
+
+#[test]
+fn erased_and_non_consenting_people_are_dropped_and_counted() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    demo_store(dir, "150");
+    let source = key(dir, "web-intake", "source", &["--source", "web"]);
+    // a web user the demo knows, erased
+    let links = std::fs::read_to_string(dir.join("demo/web/crm_links.csv")).expect("links");
+    let web_user = links
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .expect("a web user")
+        .to_string();
+    crate::common::ok(
+        dir,
+        &["privacy", "erase", &format!("web:{web_user}"), "--quiet"],
+    );
+    let server = Server::start(dir);
+    // a person who tells us who they are, then withdraws analytics
+    let (st, r) = post(
+        &server,
+        "/v1/identify",
+        &source,
+        &json!({"userId": "u-consent", "traits": {"plan": "basic"}}),
+    );
+    assert_eq!(st, 200, "{r}");
+    drained(dir);
+    crate::common::ok(
+        dir,
+        &[
+            "privacy",
+            "consent",
+            "web:u-consent",
+            "--withdraw",
+            "analytics",
+            "--quiet",
+        ],
+    );
+    let batch = json!({"batch": [
+        {"type": "track", "userId": web_user, "event": "Product Viewed", "messageId": "e1"},
+        {"type": "track", "userId": "u-consent", "event": "Product Viewed", "messageId": "e2"},
+        // the message itself denies analytics
+        {"type": "page", "userId": "u-other", "messageId": "e3",
+         "context": {"consent": {"categoryPreferences": {"Analytics": false}}}},
+        {"type": "track", "userId": "u-other", "event": "Signed Up", "messageId": "e4"}
+    ]});
+    let (st, r) = post(&server, "/v1/batch", &source, &batch);
+    assert_eq!((st, r["accepted"].clone()), (200, json!(4)), "{r}");
+    let s = drained(dir);
+    assert_eq!(s["suppressed"], 1, "the erased person's event: {s}");
+    assert_eq!(s["no_consent"], 2, "{s}");
+    assert_eq!(s["applied"], 2, "identify and the other's sign-up: {s}");
+    // the erased person did not come back
+    let out = crate::common::run_in(dir, &["customer", "show", &format!("web:{web_user}")]);
+    assert!(!out.status.success(), "an erased person is back");
+}
+
+#[test]
+fn nothing_acknowledged_is_lost_or_doubled_by_kill_9() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    demo_store(dir, "100");
+    let source = key(dir, "web-intake", "source", &["--source", "web"]);
+    let before = cli_json(dir, &["stats", "--json"])["events"]
+        .as_i64()
+        .expect("events");
+    let mut acknowledged: Vec<Value> = Vec::new();
+    let mut sent = 0usize;
+    for round in 0..3 {
+        let mut server = Server::start(dir);
+        let addr = server.addr;
+        let src = source.clone();
+        // a client posting batches of 50 until the server dies under it
+        let client = std::thread::spawn(move || {
+            let mut acked = Vec::new();
+            for b in 0..1000 {
+                let batch: Vec<Value> = (0..50)
+                    .map(|i| {
+                        json!({"type": "track", "userId": format!("k{round}-{}", i % 7),
+                               "event": "Drill", "messageId": format!("r{round}-b{b}-m{i}")})
+                    })
+                    .collect();
+                let body = json!({ "batch": batch });
+                let (st, r) = http(
+                    addr,
+                    "POST",
+                    "/v1/batch",
+                    Some(&src),
+                    Some(&body.to_string()),
+                );
+                if st != 200 {
+                    break;
+                }
+                let r: Value = serde_json::from_str(&r).unwrap_or(Value::Null);
+                assert_eq!(r["accepted"], 50, "{r}");
+                acked.push(body);
+            }
+            acked
+        });
+        std::thread::sleep(Duration::from_millis(700 + 300 * round));
+        server.child.kill().expect("kill -9");
+        server.child.wait().ok();
+        let acked = client.join().expect("client");
+        assert!(!acked.is_empty(), "round {round}: nothing was acknowledged");
+        sent += acked.len() * 50;
+        acknowledged.extend(acked);
+    }
+    // a new server applies what the killed ones left pending
+    let server = Server::start(dir);
+    let s = drained(dir);
+    let applied = s["applied"].as_u64().expect("applied") as usize;
+    assert!(applied >= sent, "{applied} applied < {sent} acknowledged");
+    // each journaled message became exactly one event
+    let after = cli_json(dir, &["stats", "--json"])["events"]
+        .as_i64()
+        .expect("events");
+    assert_eq!(
+        (after - before) as usize,
+        applied,
+        "events vs applied messages"
+    );
+    // and sending every acknowledged batch again adds nothing
+    let src = source.clone();
+    for body in acknowledged.iter().take(20) {
+        let (st, r) = http(
+            server.addr,
+            "POST",
+            "/v1/batch",
+            Some(&src),
+            Some(&body.to_string()),
+        );
+        assert_eq!(st, 200);
+        let r: Value = serde_json::from_str(&r).expect("json");
+        assert_eq!(
+            (r["accepted"].clone(), r["duplicates"].clone()),
+            (json!(0), json!(50))
+        );
+    }
+}
