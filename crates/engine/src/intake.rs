@@ -302,6 +302,9 @@ impl Rows {
     }
 }
 
+/// One load of a round: the synthetic source, its headers, its rows.
+type Job = (SourceConfig, Vec<String>, Vec<(u64, Vec<Value>)>);
+
 /// A source config of in-memory rows: each field read from the column of
 /// its own name.
 fn synthetic(
@@ -563,7 +566,7 @@ impl Engine {
                     (seq, row)
                 })
                 .collect();
-            let jobs: Vec<(SourceConfig, Vec<String>, Vec<(u64, Vec<Value>)>)> = vec![
+            let jobs: Vec<Job> = vec![
                 (
                     synthetic(
                         &source,

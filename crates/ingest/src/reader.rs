@@ -555,66 +555,6 @@ impl RowReader for ParquetRows {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sniffs_delimiters() {
-        assert_eq!(sniff_delimiter("a,b,c"), b',');
-        assert_eq!(sniff_delimiter("a;b;\"c,d\""), b';');
-        assert_eq!(sniff_delimiter("a\tb\tc"), b'\t');
-        assert_eq!(sniff_delimiter("a|b"), b'|');
-    }
-
-    #[test]
-    fn csv_lines_and_ragged_rows() {
-        let d = std::env::temp_dir().join(format!("infogap-rd-{}", std::process::id()));
-        std::fs::create_dir_all(&d).ok();
-        let p = d.join("x.csv");
-        std::fs::write(&p, "\u{feff}id;name\r\n1;\"a;b\"\r\n2;c\r\n3\r\n").ok();
-        let mut r = match CsvRows::open(&p, None) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        };
-        assert_eq!(r.headers(), &["id".to_string(), "name".to_string()]);
-        assert!(matches!(r.advance(), Ok(true)));
-        assert_eq!(r.cell(1), Cell::Str("a;b"));
-        assert_eq!(r.line(), 2, "{:?}", r.record.position());
-        assert!(matches!(r.advance(), Ok(true)));
-        assert_eq!(r.line(), 3);
-        match r.advance() {
-            Err(IngestError::BadRow { line, reason, .. }) => {
-                assert_eq!(line, 4);
-                assert!(reason.contains("1 fields"), "{reason}");
-            }
-            other => panic!("expected a bad row, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn jsonl_rows() {
-        let d = std::env::temp_dir().join(format!("infogap-rj-{}", std::process::id()));
-        std::fs::create_dir_all(&d).ok();
-        let p = d.join("x.jsonl");
-        std::fs::write(&p, "{\"id\": 7, \"v\": \"x\"}\n\n{\"id\": 8}\nnot json\n").ok();
-        let mut r = match JsonRows::open(&p) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        };
-        assert!(matches!(r.advance(), Ok(true)));
-        assert_eq!(r.line(), 1);
-        let id = r.headers().iter().position(|h| h == "id").unwrap_or(9);
-        assert_eq!(r.cell(id), Cell::Int(7));
-        assert!(matches!(r.advance(), Ok(true)));
-        assert_eq!(r.line(), 3);
-        assert!(matches!(
-            r.advance(),
-            Err(IngestError::BadRow { line: 4, .. })
-        ));
-    }
-}
-
 /// A JSON value as a cell.
 fn json_cell(v: Option<&serde_json::Value>) -> Cell<'_> {
     match v {
@@ -701,5 +641,65 @@ impl RowReader for MemoryRows {
 
     fn line_word(&self) -> &'static str {
         "message"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_delimiters() {
+        assert_eq!(sniff_delimiter("a,b,c"), b',');
+        assert_eq!(sniff_delimiter("a;b;\"c,d\""), b';');
+        assert_eq!(sniff_delimiter("a\tb\tc"), b'\t');
+        assert_eq!(sniff_delimiter("a|b"), b'|');
+    }
+
+    #[test]
+    fn csv_lines_and_ragged_rows() {
+        let d = std::env::temp_dir().join(format!("infogap-rd-{}", std::process::id()));
+        std::fs::create_dir_all(&d).ok();
+        let p = d.join("x.csv");
+        std::fs::write(&p, "\u{feff}id;name\r\n1;\"a;b\"\r\n2;c\r\n3\r\n").ok();
+        let mut r = match CsvRows::open(&p, None) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(r.headers(), &["id".to_string(), "name".to_string()]);
+        assert!(matches!(r.advance(), Ok(true)));
+        assert_eq!(r.cell(1), Cell::Str("a;b"));
+        assert_eq!(r.line(), 2, "{:?}", r.record.position());
+        assert!(matches!(r.advance(), Ok(true)));
+        assert_eq!(r.line(), 3);
+        match r.advance() {
+            Err(IngestError::BadRow { line, reason, .. }) => {
+                assert_eq!(line, 4);
+                assert!(reason.contains("1 fields"), "{reason}");
+            }
+            other => panic!("expected a bad row, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn jsonl_rows() {
+        let d = std::env::temp_dir().join(format!("infogap-rj-{}", std::process::id()));
+        std::fs::create_dir_all(&d).ok();
+        let p = d.join("x.jsonl");
+        std::fs::write(&p, "{\"id\": 7, \"v\": \"x\"}\n\n{\"id\": 8}\nnot json\n").ok();
+        let mut r = match JsonRows::open(&p) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(matches!(r.advance(), Ok(true)));
+        assert_eq!(r.line(), 1);
+        let id = r.headers().iter().position(|h| h == "id").unwrap_or(9);
+        assert_eq!(r.cell(id), Cell::Int(7));
+        assert!(matches!(r.advance(), Ok(true)));
+        assert_eq!(r.line(), 3);
+        assert!(matches!(
+            r.advance(),
+            Err(IngestError::BadRow { line: 4, .. })
+        ));
     }
 }
