@@ -36,11 +36,12 @@ for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && b
 if [ "$LIVE" = 1 ]; then
   kill $PID; wait $PID 2>/dev/null || true
   "$BIN" -q --db store.db train churn >/dev/null
+  "$BIN" -q --db store.db train recs --algo item-knn >/dev/null
   ADMIN=$("$BIN" --db store.db keys create --name bench-admin --role admin --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
   "$BIN" --db store.db serve --bind "127.0.0.1:$PORT" --no-access-log >serve.log 2>&1 &
   PID=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
-  log "event → visible churn and profile, 100 customers"
+  log "event → visible churn, recommendations and profile, 100 customers"
   python3 "$ROOT/scripts/bench-live.py" --port "$PORT" --source-key "$KEY" --admin-key "$ADMIN" --links demo/web/crm_links.csv --n 100 | tee live.json
   exit 0
 fi

@@ -908,23 +908,55 @@ pub fn recommend_customer(
     current: impl FnOnce()
         -> Result<(std::sync::Arc<Dataset>, std::sync::Arc<Interactions>), EngineError>,
 ) -> Result<RecsAnswer, EngineError> {
+    recommend_customer_live(loaded, cid, opts, current, false)
+}
+
+/// [`recommend_customer`]; with `live`, a customer the model was trained
+/// on whose interactions changed since (events taken in real time) is
+/// folded in from `current` too, so new history counts without a retrain.
+/// A server passes its snapshot's `current`, built once per generation.
+pub fn recommend_customer_live(
+    loaded: &LoadedRecs,
+    cid: i64,
+    opts: &RecommendOptions,
+    current: impl FnOnce()
+        -> Result<(std::sync::Arc<Dataset>, std::sync::Arc<Interactions>), EngineError>,
+    live: bool,
+) -> Result<RecsAnswer, EngineError> {
     let s = &loaded.saved;
     let row = s
         .users
         .get(&cid.to_string())
         .filter(|&r| (r as usize) < s.histories.n_rows);
+    let mut current = Some(current);
     let (history, in_training, display): (Vec<(u32, f32)>, bool, String) = match row {
-        Some(r) => (
-            s.histories.row(r as usize).collect(),
-            true,
-            s.customer_keys
+        Some(r) => {
+            let trained: Vec<(u32, f32)> = s.histories.row(r as usize).collect();
+            let display = s
+                .customer_keys
                 .get(r as usize)
                 .cloned()
-                .unwrap_or_else(|| format!("#{cid}")),
-        ),
+                .unwrap_or_else(|| format!("#{cid}"));
+            match current.take().filter(|_| live) {
+                Some(cur) => {
+                    let (_, x) = cur()?;
+                    let now = fold_in_history(&x, s, &cid.to_string());
+                    if now == trained {
+                        (trained, true, display)
+                    } else {
+                        // new history since training: folded in like a new customer
+                        (now, false, display)
+                    }
+                }
+                None => (trained, true, display),
+            }
+        }
         None => {
             // Fold-in: the customer's current interactions, built the same way.
-            let (ds, x) = current()?;
+            let cur = current
+                .take()
+                .ok_or_else(|| EngineError::Invariant("recommendation input used twice".into()))?;
+            let (ds, x) = cur()?;
             let h = fold_in_history(&x, s, &cid.to_string());
             let disp = ds
                 .customers

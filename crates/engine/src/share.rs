@@ -1083,14 +1083,23 @@ impl Engine {
         // (before any cached answer): without it, the popular list
         let withheld = self.consent_withheld(id, infogap_core::privacy::PERSONALIZATION)?;
         let compute = || {
-            crate::recs::recommend_customer(loaded, id, opts, || match ins {
-                Some(ins) => Ok((ins.ds.clone(), ins.fold_in(loaded)?)),
-                None => {
-                    let ds = Arc::new(self.dataset()?);
-                    let x = Arc::new(crate::recs::build_interactions(&ds, &loaded.saved.signals)?);
-                    Ok((ds, x))
-                }
-            })
+            // a server's answers follow the events it takes (its snapshot's
+            // interactions are built once per generation)
+            crate::recs::recommend_customer_live(
+                loaded,
+                id,
+                opts,
+                || match ins {
+                    Some(ins) => Ok((ins.ds.clone(), ins.fold_in(loaded)?)),
+                    None => {
+                        let ds = Arc::new(self.dataset()?);
+                        let x =
+                            Arc::new(crate::recs::build_interactions(&ds, &loaded.saved.signals)?);
+                        Ok((ds, x))
+                    }
+                },
+                ins.is_some(),
+            )
         };
         // a server keeps answers of plain requests for this snapshot and
         // model (scoring one customer of The Complete Journey took 1.7–2.6 ms)

@@ -12,6 +12,34 @@ use serde_json::{Value, json};
 use crate::common::json as cli_json;
 use crate::share::{Server, demo_store, http, key};
 
+/// A POST that gives up quietly when the server dies under it (the drill
+/// kills it mid-request): the status and body, or None.
+fn try_post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    key: &str,
+    body: &str,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let (_, b) = text.split_once("\r\n\r\n")?;
+    let b = match (b.find('{'), b.rfind('}')) {
+        (Some(x), Some(y)) if y >= x => b[x..=y].to_string(),
+        _ => b.to_string(),
+    };
+    Some((status, b))
+}
+
 /// Polls `infogap intake status` until nothing is pending.
 fn drained(dir: &Path) -> Value {
     let t0 = Instant::now();
@@ -262,13 +290,9 @@ fn nothing_acknowledged_is_lost_or_doubled_by_kill_9() {
                     })
                     .collect();
                 let body = json!({ "batch": batch });
-                let (st, r) = http(
-                    addr,
-                    "POST",
-                    "/v1/batch",
-                    Some(&src),
-                    Some(&body.to_string()),
-                );
+                let Some((st, r)) = try_post(addr, "/v1/batch", &src, &body.to_string()) else {
+                    break;
+                };
                 if st != 200 {
                     break;
                 }
@@ -316,5 +340,86 @@ fn nothing_acknowledged_is_lost_or_doubled_by_kill_9() {
             (r["accepted"].clone(), r["duplicates"].clone()),
             (json!(0), json!(50))
         );
+    }
+}
+
+#[test]
+fn an_event_changes_churn_risk_and_recommendations_without_a_retrain() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    demo_store(dir, "200");
+    crate::common::ok(
+        dir,
+        &[
+            "train", "churn", "--model", "logreg", "--folds", "3", "--quiet",
+        ],
+    );
+    crate::common::ok(dir, &["train", "recs", "--algo", "item-knn", "--quiet"]);
+    let source = key(dir, "web-intake", "source", &["--source", "web"]);
+    let admin = key(dir, "adm", "admin", &[]);
+    let server = Server::start(dir);
+    let get = |path: String| {
+        let (st, b) = http(server.addr, "GET", &path, Some(&admin), None);
+        (st, serde_json::from_str::<Value>(&b).unwrap_or(Value::Null))
+    };
+    let recs_key = |r: &Value| {
+        (
+            r["history_items"].clone(),
+            r["items"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| (i["product"]["key"].clone(), i["score"].clone()))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        )
+    };
+    // a web user whose customer the churn model scores and the recommender
+    // was trained on
+    let links = std::fs::read_to_string(dir.join("demo/web/crm_links.csv")).expect("links");
+    let mut chosen = None;
+    for user in links.lines().skip(1).filter_map(|l| l.split(',').next()) {
+        let (st, found) = post(
+            &server,
+            "/v1/customers/lookup",
+            &admin,
+            &json!({"key": format!("web:{user}")}),
+        );
+        if st != 200 {
+            continue;
+        }
+        let id = found["id"].as_i64().expect("id");
+        let (_, churn) = get(format!("/v1/customers/{id}/churn"));
+        let (st, recs) = get(format!("/v1/customers/{id}/recommendations"));
+        if churn["probability"].is_f64() && st == 200 && recs["in_training"] == true {
+            chosen = Some((user.to_string(), id, churn, recs));
+            break;
+        }
+    }
+    let (user, id, churn, recs) = chosen.expect("a scored, trained-on web user");
+    let t0 = Instant::now();
+    let (st, r) = post(
+        &server,
+        "/v1/track",
+        &source,
+        &json!({"userId": user, "event": "Product Added", "properties": {"product_id": "P001"},
+                "timestamp": "2025-12-30T12:00:00Z", "messageId": "live-1"}),
+    );
+    assert_eq!(st, 200, "{r}");
+    loop {
+        let (_, c2) = get(format!("/v1/customers/{id}/churn"));
+        let (_, r2) = get(format!("/v1/customers/{id}/recommendations"));
+        if c2["probability"] != churn["probability"] && recs_key(&r2) != recs_key(&recs) {
+            // the new history is folded in, no retrain
+            assert_eq!(r2["model_version"], recs["model_version"]);
+            assert_eq!(c2["model_version"], churn["model_version"]);
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the event never reached churn and recommendations: {churn} → {c2}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
