@@ -274,6 +274,100 @@ pub struct Config {
     pub departments: Vec<DepartmentConfig>,
     /// `[intake]`: how the event intake treats requests with bad messages.
     pub intake: IntakeConfig,
+    /// `[[rule]]`: changes that raise alerts.
+    pub rules: Vec<RuleConfig>,
+}
+
+/// One `[[rule]]`: a change between two snapshots that raises an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Name (unique; alerts and webhooks carry it).
+    pub name: String,
+    /// `churn_risk` (risk crosses `threshold` upwards), `negative_feedback`
+    /// (a ticket, or a score at most `max_score`, from a customer in the top
+    /// `top_clv_share` by lifetime value), `segment_change` (enters or
+    /// leaves `segment`, or any segment), `consent_withdrawn` (`purpose`,
+    /// or any), `unusual_activity` (a refund, or an order above `factor` ×
+    /// the customer's mean order).
+    pub kind: String,
+    /// `churn_risk`: probability in (0, 1).
+    pub threshold: Option<f64>,
+    /// `negative_feedback`: highest score that counts as negative (default
+    /// 2 for reviews and CSAT, 6 for NPS surveys).
+    pub max_score: Option<f64>,
+    /// `negative_feedback`: only customers in this top share by lifetime
+    /// value (default: everyone).
+    pub top_clv_share: Option<f64>,
+    /// `segment_change`: only this segment.
+    pub segment: Option<String>,
+    /// `consent_withdrawn`: only this purpose.
+    pub purpose: Option<String>,
+    /// `unusual_activity`: how many times the customer's mean order (default 3).
+    pub factor: Option<f64>,
+}
+
+/// Rule kinds `[[rule]]` takes.
+pub const RULE_KINDS: [&str; 5] = [
+    "churn_risk",
+    "negative_feedback",
+    "segment_change",
+    "consent_withdrawn",
+    "unusual_activity",
+];
+
+impl RuleConfig {
+    /// Checks the kind and its parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("[[rule]]: name is empty".into());
+        }
+        if !RULE_KINDS.contains(&self.kind.as_str()) {
+            return Err(format!(
+                "[[rule]] {:?}: kind {:?} is not one of {}",
+                self.name,
+                self.kind,
+                RULE_KINDS.join(", ")
+            ));
+        }
+        let share = |x: Option<f64>, what: &str| match x {
+            Some(v) if !(v > 0.0 && v <= 1.0) => Err(format!(
+                "[[rule]] {:?}: {what} = {v} must be in (0, 1]",
+                self.name
+            )),
+            _ => Ok(()),
+        };
+        match self.kind.as_str() {
+            "churn_risk" => match self.threshold {
+                Some(t) if t > 0.0 && t < 1.0 => {}
+                Some(t) => {
+                    return Err(format!(
+                        "[[rule]] {:?}: threshold = {t} must be between 0 and 1",
+                        self.name
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "[[rule]] {:?}: a churn_risk rule needs a threshold",
+                        self.name
+                    ));
+                }
+            },
+            "negative_feedback" => share(self.top_clv_share, "top_clv_share")?,
+            "unusual_activity" => {
+                if let Some(f) = self.factor
+                    && !(f > 1.0 && f.is_finite())
+                {
+                    return Err(format!(
+                        "[[rule]] {:?}: factor = {f} must be above 1",
+                        self.name
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
 }
 
 /// The `[intake]` section.
@@ -307,6 +401,8 @@ struct RawConfig {
     #[serde(default)]
     department: Vec<Spanned<DepartmentConfig>>,
     intake: Option<Spanned<IntakeConfig>>,
+    #[serde(default)]
+    rule: Vec<Spanned<RuleConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -713,6 +809,16 @@ impl Config {
                 i
             }
         };
+        let mut rules: Vec<RuleConfig> = Vec::new();
+        for r in raw.rule {
+            let at = lines.line(r.span().start);
+            let r = r.into_inner();
+            r.validate().map_err(|reason| err(at, reason))?;
+            if rules.iter().any(|x| x.name == r.name) {
+                return Err(err(at, format!("[[rule]] {:?} is defined twice", r.name)));
+            }
+            rules.push(r);
+        }
         Ok(Config {
             path: path.to_path_buf(),
             store_path,
@@ -722,6 +828,7 @@ impl Config {
             privacy,
             departments,
             intake,
+            rules,
         })
     }
 }
@@ -767,6 +874,33 @@ mod tests {
         let (line, msg) = e.unwrap_or_default();
         assert_eq!(line, 4);
         assert!(msg.contains("unknown kind"), "{msg}");
+    }
+
+    #[test]
+    fn rules_and_intake_are_checked_with_their_line() {
+        let d = dir_with(&["r.csv"]);
+        let src = "[[source]]\nname = \"s\"\nfile = \"r.csv\"\nkind = \"customers\"\n[source.columns]\ncustomer = \"a\"\n";
+        let ok = format!(
+            "{src}[[rule]]\nname = \"risk\"\nkind = \"churn_risk\"\nthreshold = 0.8\n[[rule]]\nname = \"vip\"\nkind = \"negative_feedback\"\ntop_clv_share = 0.1\n[intake]\nbad_events = \"refuse_batch\"\n"
+        );
+        let c = Config::parse(&ok, &d.join("infogap.toml")).expect("a valid config");
+        assert_eq!(c.rules.len(), 2);
+        assert_eq!(c.rules[0].threshold, Some(0.8));
+        assert_eq!(c.intake.bad_events.as_deref(), Some("refuse_batch"));
+        for (bad, line, word) in [
+            ("[[rule]]\nname = \"r\"\nkind = \"churn_risk\"\nthreshold = 1.5\n", 7, "threshold"),
+            ("[[rule]]\nname = \"r\"\nkind = \"churn_risk\"\n", 7, "needs a threshold"),
+            ("[[rule]]\nname = \"r\"\nkind = \"weather\"\n", 7, "weather"),
+            ("[[rule]]\nname = \"r\"\nkind = \"negative_feedback\"\ntop_clv_share = 2\n", 7, "top_clv_share"),
+            ("[intake]\nbad_events = \"drop\"\n", 7, "bad_events"),
+        ] {
+            let e = Config::parse(&format!("{src}{bad}"), &d.join("infogap.toml"))
+                .err()
+                .map(|e| (e.line, e.message))
+                .unwrap_or_default();
+            assert_eq!(e.0, line, "{bad}: {}", e.1);
+            assert!(e.1.contains(word), "{bad}: {}", e.1);
+        }
     }
 
     #[test]

@@ -1106,6 +1106,12 @@ fn import_source(
         "identity.max_customers_per_key",
         &config.identity.max_customers_per_key.to_string(),
     )?;
+    // the alert rules (`[[rule]]`), for `infogap serve`
+    tx.set_setting(
+        crate::alerts::RULES_SETTING,
+        &serde_json::to_string(&config.rules)
+            .map_err(|e| EngineError::Invalid(format!("[[rule]]: {e}")))?,
+    )?;
     // the event intake's treatment of bad messages
     tx.set_setting(
         crate::intake::BAD_EVENTS_SETTING,

@@ -440,6 +440,7 @@ impl Engine {
             privacy: Default::default(),
             departments: Vec::new(),
             intake: Default::default(),
+            rules: Vec::new(),
         })
     }
 

@@ -7,6 +7,7 @@
 //! fitted models back into the store.
 
 pub mod access;
+pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod churn;
