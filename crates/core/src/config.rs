@@ -888,10 +888,22 @@ mod tests {
         assert_eq!(c.rules[0].threshold, Some(0.8));
         assert_eq!(c.intake.bad_events.as_deref(), Some("refuse_batch"));
         for (bad, line, word) in [
-            ("[[rule]]\nname = \"r\"\nkind = \"churn_risk\"\nthreshold = 1.5\n", 7, "threshold"),
-            ("[[rule]]\nname = \"r\"\nkind = \"churn_risk\"\n", 7, "needs a threshold"),
+            (
+                "[[rule]]\nname = \"r\"\nkind = \"churn_risk\"\nthreshold = 1.5\n",
+                7,
+                "threshold",
+            ),
+            (
+                "[[rule]]\nname = \"r\"\nkind = \"churn_risk\"\n",
+                7,
+                "needs a threshold",
+            ),
             ("[[rule]]\nname = \"r\"\nkind = \"weather\"\n", 7, "weather"),
-            ("[[rule]]\nname = \"r\"\nkind = \"negative_feedback\"\ntop_clv_share = 2\n", 7, "top_clv_share"),
+            (
+                "[[rule]]\nname = \"r\"\nkind = \"negative_feedback\"\ntop_clv_share = 2\n",
+                7,
+                "top_clv_share",
+            ),
             ("[intake]\nbad_events = \"drop\"\n", 7, "bad_events"),
         ] {
             let e = Config::parse(&format!("{src}{bad}"), &d.join("infogap.toml"))

@@ -320,9 +320,11 @@ mod tests {
             rule("odd", "unusual_activity"),
         ];
 
-        let mut ds = Dataset::default();
-        ds.orders = vec![order(1, 10, 20.0), order(2, 10, 30.0), order(3, 11, 25.0)];
-        ds.feedback = vec![fb(10, "review", Some(5.0), 1)];
+        let mut ds = Dataset {
+            orders: vec![order(1, 10, 20.0), order(2, 10, 30.0), order(3, 11, 25.0)],
+            feedback: vec![fb(10, "review", Some(5.0), 1)],
+            ..Dataset::default()
+        };
         let churn1: HashMap<i64, f64> = [(10, 0.4), (11, 0.9), (12, 0.2)].into();
         let seg1: HashMap<i64, String> = [
             (10, "champions".to_string()),
