@@ -78,6 +78,15 @@ enum Command {
     /// Staff users of the pages: create (password or setup link), list, disable.
     #[command(subcommand)]
     Users(cmd::web::UsersCmd),
+    /// Alerts the `[[rule]]`s raised (evaluated by `infogap serve`), newest first.
+    Alerts {
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// JSON output (`baseline_generation`, `rules`, `alerts[]`, `left_out`).
+        #[arg(long)]
+        json: bool,
+    },
     /// The event intake journal of `serve`'s `/v1/track`, `/v1/batch`, …: `status`, `apply`.
     #[command(subcommand)]
     Intake(cmd::intake::IntakeCmd),
@@ -157,6 +166,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::share::keys(&ctx, c),
         Command::Users(c) => cmd::web::users(&ctx, c),
         Command::Intake(c) => cmd::intake::intake(&ctx, c),
+        Command::Alerts { limit, json } => cmd::intake::alerts(&ctx, *limit, *json),
         Command::Audit(a) => cmd::share::audit(&ctx, a),
         Command::Privacy(c) => cmd::privacy::privacy(&ctx, c),
         Command::Bench(c) => cmd::data::bench(&ctx, c),

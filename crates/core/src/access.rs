@@ -78,11 +78,14 @@ pub enum Action {
     /// Apply retention, rotate the data key.
     #[serde(rename = "privacy.manage")]
     PrivacyManage,
+    /// List the alerts raised by the rules.
+    #[serde(rename = "alerts.read")]
+    AlertsRead,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::CustomersLookup,
         Action::CustomersRead,
         Action::CustomersMerge,
@@ -105,6 +108,7 @@ impl Action {
         Action::PrivacyExport,
         Action::PrivacyErase,
         Action::PrivacyManage,
+        Action::AlertsRead,
     ];
 
     /// The config and JSON name.
@@ -132,6 +136,7 @@ impl Action {
             Action::PrivacyExport => "privacy.export",
             Action::PrivacyErase => "privacy.erase",
             Action::PrivacyManage => "privacy.manage",
+            Action::AlertsRead => "alerts.read",
         }
     }
 

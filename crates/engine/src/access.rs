@@ -147,6 +147,7 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
                     SegmentsExport,
                     StatsRead,
                     ForecastsRead,
+                    AlertsRead,
                 ],
             ]
             .concat(),
@@ -161,13 +162,18 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
                     ClvRead,
                     StatsRead,
                     ForecastsRead,
+                    AlertsRead,
                 ],
             ]
             .concat(),
             [Visible, Masked, Visible, Masked, Visible],
         ),
         "support" => (
-            [&staff_reads[..], &[ChurnRead, ConsentsRead, ConsentsWrite]].concat(),
+            [
+                &staff_reads[..],
+                &[ChurnRead, ConsentsRead, ConsentsWrite, AlertsRead],
+            ]
+            .concat(),
             [Visible, Hidden, Visible, Visible, Masked],
         ),
         // a customer sees their own data unmasked, through `/v1/me`

@@ -408,3 +408,213 @@ mod tests {
         assert!(!negative("review", None, None));
     }
 }
+
+/// The store setting holding the last evaluation's [`Baseline`].
+pub const BASELINE_SETTING: &str = "alerts.baseline";
+
+impl crate::Engine {
+    /// The rules the last import stored (`[[rule]]`).
+    pub fn rules(&self) -> Result<Vec<RuleConfig>, crate::EngineError> {
+        match self.store().setting(RULES_SETTING)? {
+            Some(s) => serde_json::from_str(&s)
+                .map_err(|e| crate::EngineError::Invalid(format!("stored [[rule]]s: {e}"))),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Evaluates the rules on a server's snapshot against the stored
+    /// baseline and stores the alerts with the new baseline, in one
+    /// transaction that leaves the snapshot generation alone (a change is
+    /// alerted once, even across a crash). The
+    /// first evaluation of a store only records its baseline. Returns the
+    /// alerts raised.
+    pub fn evaluate_alerts(
+        &self,
+        ins: &crate::share::Insights,
+    ) -> Result<Vec<NewAlert>, crate::EngineError> {
+        let rules = self.rules()?;
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let before: Option<Baseline> =
+            match self.store().setting(BASELINE_SETTING)? {
+                Some(s) => Some(serde_json::from_str(&s).map_err(|e| {
+                    crate::EngineError::Invalid(format!("stored alert baseline: {e}"))
+                })?),
+                None => None,
+            };
+        if before
+            .as_ref()
+            .is_some_and(|b| b.generation >= ins.generation)
+        {
+            return Ok(Vec::new());
+        }
+        let churn: Option<HashMap<i64, f64>> = ins.churn(self).ok().map(|t| {
+            t.ranked
+                .iter()
+                .map(|r| (r.customer, r.probability))
+                .collect()
+        });
+        let segments: Option<HashMap<i64, String>> = ins.segments().ok().map(|t| {
+            t.customers
+                .iter()
+                .map(|c| (c.id, c.segment.clone()))
+                .collect()
+        });
+        let clv: Option<HashMap<i64, f64>> = ins
+            .clv(self)
+            .ok()
+            .map(|t| t.ranked.iter().map(|r| (r.customer_id, r.clv)).collect());
+        let consents: Vec<(i64, String, bool)> = self
+            .store()
+            .latest_consents()?
+            .into_iter()
+            .map(|c| (c.customer_id, c.purpose, c.granted))
+            .collect();
+        let now = Now {
+            generation: ins.generation,
+            ds: &ins.ds,
+            churn: churn.as_ref(),
+            segments: segments.as_ref(),
+            clv: clv.as_ref(),
+            consents: &consents,
+        };
+        let (alerts, after) = match &before {
+            Some(b) => evaluate(&rules, b, &now),
+            None => (Vec::new(), Baseline::of(&now)),
+        };
+        let rows: Vec<infogap_store::NewAlertRow> = alerts
+            .iter()
+            .map(|a| infogap_store::NewAlertRow {
+                rule: a.rule.clone(),
+                kind: a.kind.clone(),
+                customer_id: a.customer,
+                generation: ins.generation,
+                detail: a.detail.to_string(),
+            })
+            .collect();
+        let baseline = serde_json::to_string(&after)
+            .map_err(|e| crate::EngineError::Invariant(format!("alert baseline as JSON: {e}")))?;
+        // alerts are not facts: stored without moving the snapshot generation
+        self.store().record_alerts(&rows, &baseline)?;
+        Ok(alerts)
+    }
+}
+
+/// One alert as a principal may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedAlert {
+    /// Id (newest first; `before=` pages on).
+    pub id: i64,
+    /// The rule's name.
+    pub rule: String,
+    /// Kind.
+    pub kind: String,
+    /// Customer id.
+    pub customer_id: i64,
+    /// Display key, shaped by the contact class.
+    pub key: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// What was seen; predictions (probabilities, lifetime value) only for
+    /// roles that see predictions.
+    pub detail: serde_json::Value,
+}
+
+/// `GET /v1/alerts`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SharedAlerts {
+    /// Alerts, newest first.
+    pub alerts: Vec<SharedAlert>,
+    /// Alerts left out: customers outside the principal's department, or
+    /// who do not allow profiling (churn and value alerts).
+    pub left_out: usize,
+    /// The policy that shaped the answer.
+    pub policy: crate::access::PolicyNote,
+}
+
+impl crate::Engine {
+    /// The alerts a principal may see, newest first (`before`: an alert id
+    /// to page on). A department sees its customers' alerts; churn and
+    /// lifetime-value alerts of someone who does not allow profiling are
+    /// left out; probabilities and values only where predictions are
+    /// visible. The read is audited with the customers named.
+    pub fn share_alerts(
+        &self,
+        a: &crate::access::Access,
+        ins: &crate::share::Insights,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<SharedAlerts, crate::EngineError> {
+        use infogap_core::access::{FieldClass, Visibility};
+        let limit = limit.clamp(1, 1000);
+        let store = self.store();
+        let scope = match &a.department_sources {
+            Some(src) => Some(store.customers_of_sources(src)?),
+            None => None,
+        };
+        let consents = self.consents()?;
+        let predictions = a.visibility(FieldClass::Predictions) != Visibility::Hidden;
+        let index = ins.ds.customer_index();
+        let mut left_out = 0;
+        let mut out = Vec::new();
+        let mut cursor = before;
+        // read in pages until `limit` alerts survive the filters
+        'pages: loop {
+            let page = store.alerts(cursor, limit.max(100))?;
+            if page.is_empty() {
+                break;
+            }
+            for r in page {
+                cursor = Some(r.id);
+                let c = r.customer_id;
+                let profiling = matches!(r.kind.as_str(), "churn_risk" | "negative_feedback");
+                if scope.as_ref().is_some_and(|s| !s.contains(&c))
+                    || (profiling
+                        && consents
+                            .allows(c, infogap_core::privacy::PROFILING)
+                            .is_err())
+                {
+                    left_out += 1;
+                    continue;
+                }
+                let Some(key) = index.pos(c).map(|i| ins.ds.customers[i].key.as_str()) else {
+                    // not in the served snapshot (erased since): not named
+                    continue;
+                };
+                let mut detail: serde_json::Value =
+                    serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null);
+                if !predictions && let Some(m) = detail.as_object_mut() {
+                    for k in ["probability", "before", "clv"] {
+                        m.remove(k);
+                    }
+                }
+                out.push(SharedAlert {
+                    id: r.id,
+                    rule: r.rule,
+                    kind: r.kind,
+                    customer_id: c,
+                    key: crate::share::show_key(a, c, key),
+                    created_at: chrono::DateTime::from_timestamp(r.created_at, 0)
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default(),
+                    detail,
+                });
+                if out.len() >= limit {
+                    break 'pages;
+                }
+            }
+        }
+        self.record_access(
+            a,
+            "alerts.read",
+            out.iter().map(|x| x.customer_id).collect(),
+            vec![],
+        )?;
+        Ok(SharedAlerts {
+            alerts: out,
+            left_out,
+            policy: a.note(),
+        })
+    }
+}

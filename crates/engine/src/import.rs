@@ -127,15 +127,22 @@ pub fn import(
         .map_err(|e| EngineError::Invalid(format!("[privacy]: {e}")))?;
     let departments = serde_json::to_string(&config.departments)
         .map_err(|e| EngineError::Invalid(format!("[[department]]: {e}")))?;
+    let rules = serde_json::to_string(&config.rules)
+        .map_err(|e| EngineError::Invalid(format!("[[rule]]: {e}")))?;
+    let bad_events = config.intake.bad_events.as_deref().unwrap_or("keep_rest");
     let store = engine.store();
     if store.setting("access")?.as_deref() != Some(access.as_str())
         || store.setting("privacy")?.as_deref() != Some(privacy.as_str())
         || store.setting("departments")?.as_deref() != Some(departments.as_str())
+        || store.setting(crate::alerts::RULES_SETTING)?.as_deref() != Some(rules.as_str())
+        || store.setting(crate::intake::BAD_EVENTS_SETTING)?.as_deref() != Some(bad_events)
     {
         let mut tx = store.begin()?;
         tx.set_setting("access", &access)?;
         tx.set_setting("privacy", &privacy)?;
         tx.set_setting("departments", &departments)?;
+        tx.set_setting(crate::alerts::RULES_SETTING, &rules)?;
+        tx.set_setting(crate::intake::BAD_EVENTS_SETTING, bad_events)?;
         tx.commit()?;
     }
     let mut reports = Vec::new();

@@ -121,6 +121,7 @@ pub const ROUTES: &[RouteDef] = &[
         "/v1/erasures/{id}/approve",
         Some(Action::PrivacyErase),
     ),
+    r("GET", "/v1/alerts", Some(Action::AlertsRead)),
     r("POST", "/v1/identify", Some(Action::EventsWrite)),
     r("POST", "/v1/track", Some(Action::EventsWrite)),
     r("POST", "/v1/page", Some(Action::EventsWrite)),
@@ -164,6 +165,7 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
         ("POST", "/v1/me/erase") => post(me_erase),
         ("GET", "/v1/erasures") => get(erasures),
         ("POST", "/v1/erasures/{id}/approve") => post(approve_erasure),
+        ("GET", "/v1/alerts") => get(alerts),
         ("POST", "/v1/identify") => post(intake_identify),
         ("POST", "/v1/track") => post(intake_track),
         ("POST", "/v1/page") => post(intake_page),
@@ -1024,6 +1026,30 @@ async fn audit(
     .await
 }
 
+/// Paging of `GET /v1/alerts`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AlertsQuery {
+    /// Only alerts with an id below this (the last id of the page before).
+    pub before: Option<i64>,
+    /// How many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Alerts raised by the `[[rule]]`s, newest first, shaped by the policy.
+#[utoipa::path(get, path = "/v1/alerts", params(AlertsQuery),
+    responses((status = 200, description = "`alerts[]` (`id`, `rule`, `kind`, `customer_id`, `key`, `created_at`, `detail`), `left_out`")),
+    security(("bearer" = [])))]
+async fn alerts(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<AlertsQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::AlertsRead, move |e, s, a| {
+        e.share_alerts(a, &s.insights(), q.before, q.limit.unwrap_or(100))
+    })
+    .await
+}
+
 // ---------------------------------------------------------------------------
 // Event intake (Segment spec)
 
@@ -1133,7 +1159,7 @@ async fn intake_batch(
           watchlist, stats, forecasts, me, me_recommendations, export, me_export, train, job, audit,
           consents, consents_change, me_consents, me_consents_change,
           erase, me_erase, erasures, approve_erasure,
-          intake_identify, intake_track, intake_page, intake_screen, intake_alias, intake_batch),
+          alerts, intake_identify, intake_track, intake_page, intake_screen, intake_alias, intake_batch),
     components(schemas(LookupBody, ConsentBody, EraseBody)),
     modifiers(&BearerAuth)
 )]

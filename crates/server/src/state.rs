@@ -136,6 +136,8 @@ pub struct IntakeStats {
     pub no_consent: AtomicU64,
     /// Refused when applied.
     pub apply_rejected: AtomicU64,
+    /// Alerts raised by the rules.
+    pub alerts: AtomicU64,
 }
 
 impl IntakeStats {
@@ -269,12 +271,18 @@ impl AppState {
                         2 => &s.rejected,
                         3 => &s.applied,
                         4 => &s.suppressed,
-                        _ => &s.no_consent,
+                        5 => &s.no_consent,
+                        _ => &s.alerts,
                     };
                     c.load(Ordering::Relaxed) as f64
                 })
                 .ok();
         }
+        let weak = Arc::downgrade(&state);
+        std::thread::Builder::new()
+            .name("alerts".into())
+            .spawn(move || alerts_worker(weak))
+            .map_err(|e| EngineError::Invalid(format!("cannot start the alerts worker: {e}")))?;
         let weak = Arc::downgrade(&state);
         std::thread::Builder::new()
             .name("intake".into())
@@ -600,6 +608,47 @@ fn intake_worker(state: std::sync::Weak<AppState>) {
         *woken = false;
         drop(woken);
         drop(s);
+    }
+}
+
+/// How often the alerts worker looks for a new snapshot to evaluate.
+pub const ALERTS_EVERY: Duration = Duration::from_millis(500);
+
+/// Evaluates the `[[rule]]`s on each new snapshot the server serves (at
+/// most every [`ALERTS_EVERY`]); the engine stores alerts with their
+/// baseline, so a restart evaluates what changed while it was down.
+fn alerts_worker(state: std::sync::Weak<AppState>) {
+    let engine = match state.upgrade().map(|s| Engine::open_existing(&s.db)) {
+        Some(Ok(e)) => e,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "alerts worker cannot open the store");
+            return;
+        }
+        None => return,
+    };
+    let mut last = i64::MIN;
+    loop {
+        std::thread::sleep(ALERTS_EVERY);
+        let Some(s) = state.upgrade() else { return };
+        if s.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let ins = s.insights();
+        if ins.generation == last {
+            continue;
+        }
+        match engine.evaluate_alerts(&ins) {
+            Ok(raised) => {
+                last = ins.generation;
+                if !raised.is_empty() {
+                    s.intake_stats
+                        .alerts
+                        .fetch_add(raised.len() as u64, Ordering::Relaxed);
+                    tracing::info!(alerts = raised.len(), generation = last, "alerts raised");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "alert evaluation failed; retrying"),
+        }
     }
 }
 

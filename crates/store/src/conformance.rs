@@ -784,6 +784,41 @@ pub fn intake_journal(store: &dyn Store) {
     );
 }
 
+/// Alerts: a repeat of (rule, customer, generation) is not stored twice,
+/// the baseline is stored with them, the snapshot generation does not
+/// move, and they list newest first.
+pub fn alerts_round_trip(store: &dyn Store) {
+    let a = |rule: &str, customer: i64, generation: i64| NewAlertRow {
+        rule: rule.into(),
+        kind: "churn_risk".into(),
+        customer_id: customer,
+        generation,
+        detail: "{\"probability\":0.9}".into(),
+    };
+    let g0 = ok(store.generation()).generation;
+    assert_eq!(
+        ok(store.record_alerts(&[a("r", 1, 5), a("r", 2, 5), a("r", 1, 5)], "b1")),
+        2
+    );
+    assert_eq!(
+        ok(store.record_alerts(&[a("r", 1, 5), a("r", 1, 6)], "b2")),
+        1
+    );
+    assert_eq!(ok(store.setting("alerts.baseline")).as_deref(), Some("b2"));
+    assert_eq!(
+        ok(store.generation()).generation,
+        g0,
+        "alerts are not facts"
+    );
+    let all = ok(store.alerts(None, 10));
+    let got: Vec<(i64, i64)> = all.iter().map(|x| (x.customer_id, x.generation)).collect();
+    assert_eq!(got, vec![(1, 6), (2, 5), (1, 5)]);
+    let older = ok(store.alerts(Some(all[0].id), 1));
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].id, all[1].id);
+    assert_eq!(older[0].detail, "{\"probability\":0.9}");
+}
+
 /// Runs the whole suite, each case on a fresh store from `make`.
 pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     consent_history_and_latest(make().as_ref());
@@ -799,4 +834,5 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     web_sessions_round_trip(make().as_ref());
     erasure_deletes_web_sessions(make().as_ref());
     intake_journal(make().as_ref());
+    alerts_round_trip(make().as_ref());
 }

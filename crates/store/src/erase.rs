@@ -188,6 +188,7 @@ impl SqliteStore {
                 )?;
                 exec1(db, "DELETE FROM api_keys WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM web_sessions WHERE customer_id = ?1", c)?;
+                exec1(db, "DELETE FROM alerts WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM identities WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM customers WHERE id = ?1", c)?;
                 let at = crate::now_rfc3339();
@@ -611,6 +612,11 @@ fn plan_in(db: &RawDb<'_>, c: i64, key: Option<&crate::crypto::DataKey>) -> Resu
             c,
         )?,
         &["customer_id", "secret_hash"],
+    ));
+    p.tables.push(t(
+        "alerts",
+        count(db, "SELECT COUNT(*) FROM alerts WHERE customer_id = ?1", c)?,
+        &["customer_id", "detail"],
     ));
     Ok(p)
 }

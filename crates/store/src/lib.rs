@@ -675,12 +675,47 @@ pub trait StoreTx {
     /// `no_consent` or `rejected`, with a note) and clears their bodies,
     /// in this transaction: the facts they became commit with the mark.
     fn intake_done(&mut self, done: &[IntakeDone]) -> Result<()>;
+
     /// How many of these journal rows are still pending, read inside this
     /// transaction (another process may have applied them since they were
     /// read).
     fn intake_still_pending(&mut self, seqs: &[i64]) -> Result<usize>;
     /// Commits.
     fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// An alert to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlertRow {
+    /// Rule name.
+    pub rule: String,
+    /// Kind.
+    pub kind: String,
+    /// Customer.
+    pub customer_id: i64,
+    /// Snapshot generation it was raised at.
+    pub generation: i64,
+    /// Details as JSON (no personal values).
+    pub detail: String,
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRecord {
+    /// Id (increasing).
+    pub id: i64,
+    /// Rule name.
+    pub rule: String,
+    /// Kind.
+    pub kind: String,
+    /// Customer.
+    pub customer_id: i64,
+    /// Snapshot generation.
+    pub generation: i64,
+    /// When it was raised (Unix seconds).
+    pub created_at: i64,
+    /// Details as JSON.
+    pub detail: String,
 }
 
 /// A message for the intake journal.
@@ -856,6 +891,14 @@ pub trait Store: Send + Sync {
         received_at: i64,
         messages: &[IntakeIn<'_>],
     ) -> Result<Vec<bool>>;
+    /// Stores alerts (one per rule, customer and generation: a repeat is
+    /// ignored) and the setting `alerts.baseline`, in one transaction that
+    /// does not change the snapshot generation (alerts are not facts); how
+    /// many alerts were new.
+    fn record_alerts(&self, alerts: &[NewAlertRow], baseline: &str) -> Result<u64>;
+    /// Alerts, newest first: those with an id below `before` (all when
+    /// None), at most `limit`.
+    fn alerts(&self, before: Option<i64>, limit: usize) -> Result<Vec<AlertRecord>>;
     /// The oldest pending messages of the journal, at most `limit`.
     fn intake_pending(&self, limit: usize) -> Result<Vec<IntakeRecord>>;
     /// How many journal rows are in each state.

@@ -46,6 +46,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "intake",
         sql: include_str!("../migrations/0007_intake.sql"),
     },
+    Migration {
+        version: 8,
+        name: "alerts",
+        sql: include_str!("../migrations/0008_alerts.sql"),
+    },
 ];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).

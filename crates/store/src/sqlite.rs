@@ -1689,6 +1689,74 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_alerts(&self, alerts: &[NewAlertRow], baseline: &str) -> Result<u64> {
+        let at = chrono::Utc::now().timestamp();
+        self.with_raw(|db| {
+            db.exec("BEGIN IMMEDIATE")?;
+            let r = (|| -> Result<u64> {
+                let mut st = db.prepare(
+                    "INSERT INTO alerts (rule, kind, customer_id, generation, created_at, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (rule, customer_id, generation) DO NOTHING RETURNING id",
+                )?;
+                let mut n = 0;
+                for a in alerts {
+                    st.bind_text(1, &a.rule)?;
+                    st.bind_text(2, &a.kind)?;
+                    st.bind_i64(3, a.customer_id)?;
+                    st.bind_i64(4, a.generation)?;
+                    st.bind_i64(5, at)?;
+                    st.bind_text(6, &a.detail)?;
+                    if st.step()? {
+                        n += 1;
+                    }
+                    st.reset()?;
+                }
+                let mut set = db.prepare(
+                    "INSERT INTO settings (key, value) VALUES ('alerts.baseline', ?1)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                )?;
+                set.bind_text(1, baseline)?;
+                set.step()?;
+                Ok(n)
+            })();
+            match r {
+                Ok(n) => {
+                    db.exec("COMMIT")?;
+                    Ok(n)
+                }
+                Err(e) => {
+                    let _ = db.exec("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn alerts(&self, before: Option<i64>, limit: usize) -> Result<Vec<AlertRecord>> {
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT id, rule, kind, customer_id, generation, created_at, detail FROM alerts
+                 WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            st.bind_i64(1, before.unwrap_or(i64::MAX))?;
+            st.bind_i64(2, i64::try_from(limit).unwrap_or(i64::MAX))?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push(AlertRecord {
+                    id: st.i64(0)?,
+                    rule: st.text(1)?,
+                    kind: st.text(2)?,
+                    customer_id: st.i64(3)?,
+                    generation: st.i64(4)?,
+                    created_at: st.i64(5)?,
+                    detail: st.text(6)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     fn intake_pending(&self, limit: usize) -> Result<Vec<IntakeRecord>> {
         let key = self.data_key();
         self.with_raw(|db| {

@@ -69,3 +69,56 @@ pub fn intake(ctx: &Ctx, cmd: &IntakeCmd) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What `infogap alerts --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct AlertsOut {
+    /// Snapshot generation the rules were last evaluated at (none before
+    /// `infogap serve` first evaluated them).
+    baseline_generation: Option<i64>,
+    /// Rules stored by the last import.
+    rules: Vec<String>,
+    #[serde(flatten)]
+    alerts: infogap_engine::alerts::SharedAlerts,
+}
+
+/// Runs `infogap alerts`: the alerts the `[[rule]]`s raised (evaluated by
+/// `infogap serve`), newest first, under the acting role's policy.
+pub fn alerts(ctx: &Ctx, limit: usize, json: bool) -> anyhow::Result<()> {
+    let engine = ctx.engine_existing()?;
+    let access = ctx.access(&engine, infogap_core::access::Action::AlertsRead)?;
+    let ins = infogap_engine::share::Insights::current(&engine)?;
+    let shared = engine.share_alerts(&access, &ins, None, limit)?;
+    let baseline_generation = engine
+        .store()
+        .setting(infogap_engine::alerts::BASELINE_SETTING)?
+        .and_then(|s| serde_json::from_str::<infogap_engine::alerts::Baseline>(&s).ok())
+        .map(|b| b.generation);
+    let rules = engine.rules()?.into_iter().map(|r| r.name).collect();
+    let out = AlertsOut {
+        baseline_generation,
+        rules,
+        alerts: shared,
+    };
+    if json {
+        print_json(&out)?;
+    } else if out.alerts.alerts.is_empty() {
+        println!(
+            "no alerts ({} rules{})",
+            out.rules.len(),
+            if out.baseline_generation.is_none() {
+                "; not evaluated yet: `infogap serve` evaluates them"
+            } else {
+                ""
+            }
+        );
+    } else {
+        for a in &out.alerts.alerts {
+            println!(
+                "{}  {:<20} {:<18} {:<20} {}",
+                a.created_at, a.rule, a.kind, a.key, a.detail
+            );
+        }
+    }
+    Ok(())
+}

@@ -423,3 +423,128 @@ fn an_event_changes_churn_risk_and_recommendations_without_a_retrain() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `infogap alerts --json`, polled until `ok` accepts it.
+fn alerts_until(dir: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let v = cli_json(dir, &["alerts", "--json"]);
+        if ok(&v) {
+            return v;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{what}: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn raised(v: &Value, rule: &str) -> Vec<Value> {
+    v["alerts"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["rule"] == rule).cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn rules_raise_alerts_once_and_a_restart_catches_up() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    demo_store(dir, "200");
+    // rules in the config: the next import stores them
+    let cfg = dir.join("demo/infogap.toml");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str(
+        "\n[[rule]]\nname = \"unsubscribed\"\nkind = \"consent_withdrawn\"\npurpose = \"marketing\"\n\n[[rule]]\nname = \"odd-spend\"\nkind = \"unusual_activity\"\nfactor = 3\n",
+    );
+    std::fs::write(&cfg, text).expect("write config");
+    crate::common::ok(dir, &["import", "--config", "demo/infogap.toml", "--quiet"]);
+    let source = key(dir, "web-intake", "source", &["--source", "web"]);
+    let admin = key(dir, "adm", "admin", &[]);
+    let analyst = key(dir, "ana", "analyst", &[]);
+    let mut server = Server::start(dir);
+    let v = alerts_until(dir, "the first evaluation records a baseline", |v| {
+        v["baseline_generation"].is_i64()
+    });
+    assert_eq!(v["rules"], json!(["unsubscribed", "odd-spend"]));
+    assert_eq!(
+        v["alerts"],
+        json!([]),
+        "nothing is alerted for the state at start"
+    );
+
+    // a consent withdrawn, and an order 100× anyone's usual through the intake
+    crate::common::ok(
+        dir,
+        &[
+            "privacy",
+            "consent",
+            "crm:C000003",
+            "--withdraw",
+            "marketing",
+            "--quiet",
+        ],
+    );
+    let links = std::fs::read_to_string(dir.join("demo/web/crm_links.csv")).expect("links");
+    let user = links
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split(',').next())
+        .expect("a web user");
+    let (st, r) = post(
+        &server,
+        "/v1/track",
+        &source,
+        &json!({"userId": user, "event": "Order Completed", "messageId": "big-1",
+                "properties": {"order_id": "W-BIG", "products": [{"product_id": "P001", "quantity": 1, "price": 99999}]}}),
+    );
+    assert_eq!(st, 200, "{r}");
+    let v = alerts_until(dir, "both rules fire", |v| {
+        !raised(v, "unsubscribed").is_empty() && !raised(v, "odd-spend").is_empty()
+    });
+    let unsub = raised(&v, "unsubscribed");
+    assert_eq!(unsub.len(), 1, "{v}");
+    assert_eq!(unsub[0]["key"], "crm:C000003");
+    assert_eq!(unsub[0]["detail"]["purpose"], "marketing");
+    let spike = raised(&v, "odd-spend");
+    assert_eq!(spike[0]["kind"], "spend_spike");
+    assert_eq!(spike[0]["detail"]["amount"], 99999.0);
+
+    // the API: admin sees them, the analyst may not list alerts
+    let (st, body) = http(server.addr, "GET", "/v1/alerts", Some(&admin), None);
+    assert_eq!(st, 200, "{body}");
+    let api: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(api["alerts"].as_array().map(Vec::len), Some(2), "{api}");
+    let (st, _) = http(server.addr, "GET", "/v1/alerts", Some(&analyst), None);
+    assert_eq!(st, 403);
+
+    // a change while the server is down is alerted when it is back, once
+    server.child.kill().expect("kill -9");
+    server.child.wait().ok();
+    crate::common::ok(
+        dir,
+        &[
+            "privacy",
+            "consent",
+            "crm:C000004",
+            "--withdraw",
+            "marketing",
+            "--quiet",
+        ],
+    );
+    let server = Server::start(dir);
+    let v = alerts_until(dir, "the change made while down", |v| {
+        raised(v, "unsubscribed").len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let again = cli_json(dir, &["alerts", "--json"]);
+    assert_eq!(
+        again["alerts"].as_array().map(Vec::len),
+        Some(3),
+        "no alert twice: {again}"
+    );
+    assert!(
+        raised(&v, "unsubscribed")
+            .iter()
+            .any(|a| a["key"] == "crm:C000004")
+    );
+    drop(server);
+}

@@ -499,6 +499,11 @@ fn build(def: &RouteDef, p: &Params<'_>) -> Built {
             missing: true,
             ..plain("/v1/erasures/999999/approve".into())
         },
+        ("GET", "/v1/alerts") => Built {
+            audit_action: Some("alerts.read"),
+            list: true,
+            ..plain("/v1/alerts?limit=100".into())
+        },
         // intake: the message denies analytics, so it is journaled and
         // then dropped, and the walk adds no fact to the fixture
         (
@@ -536,6 +541,12 @@ fn subject_of(v: &Value) -> Option<i64> {
 /// The ids of the customers a list response names (none for the analyst's
 /// pseudonymized lists, whose rows carry `p_…` keys and no id).
 fn list_ids(v: &Value) -> Vec<i64> {
+    if let Some(alerts) = v["alerts"].as_array() {
+        return alerts
+            .iter()
+            .map(|a| a["customer_id"].as_i64().expect("an alert's customer"))
+            .collect();
+    }
     let arr = v["members"]
         .as_array()
         .or_else(|| v["customers"].as_array())
