@@ -44,6 +44,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/dashboard/gap", get(gap).post(gap_start))
         .route("/dashboard/feedback", get(feedback))
         .route("/dashboard/audit", get(audit))
+        .route("/alerts", get(alerts))
 }
 
 /// The menu entries a role's actions open.
@@ -60,6 +61,7 @@ pub(super) fn nav(l: Lang, actions: &[Action]) -> Vec<(&'static str, &'static st
             "/dashboard/churn",
             l.t("Churn watchlist", "流失预警"),
         ),
+        (Action::AlertsRead, "/alerts", l.t("Alerts", "告警")),
         (
             Action::SegmentsRead,
             "/dashboard/segments",
@@ -679,6 +681,71 @@ async fn profile(State(st): State<Arc<AppState>>, cx: Cx, Path(id): Path<String>
                 render_profile(&cx, &d),
             )
         }
+        Err(e) => error_page(&cx, e),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Alerts
+
+/// An alert kind in the page's language.
+fn alert_kind(l: Lang, kind: &str) -> &'static str {
+    match kind {
+        "churn_risk" => l.t("Churn risk crossed the threshold", "流失风险超过阈值"),
+        "negative_feedback" => l.t(
+            "Negative feedback from a valued customer",
+            "高价值客户的负面反馈",
+        ),
+        "segment_change" => l.t("Changed segment", "分群变化"),
+        "consent_withdrawn" => l.t("Consent withdrawn", "撤回同意"),
+        "refund" => l.t("Refund", "退款"),
+        "spend_spike" => l.t("Spending far above usual", "消费远高于平常"),
+        _ => l.t("Other", "其他"),
+    }
+}
+
+async fn alerts(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
+    let l = cx.lang;
+    match staff(&st, &cx, Action::AlertsRead, None, |e, s, a| {
+        e.share_alerts(a, &s.insights(), None, 200)
+    })
+    .await
+    {
+        Ok((al, v)) => page(
+            &cx,
+            Area::Dashboard,
+            &v,
+            "/alerts",
+            l.t("Alerts", "告警"),
+            html! {
+                p { (l.t("What the rules (`[[rule]]` in the config) saw change, newest first; the server evaluates them on every new snapshot.", "规则（配置中的 `[[rule]]`）发现的变化，最新的在前；服务器在每个新快照上评估规则。")) }
+                @if al.alerts.is_empty() {
+                    p class="muted" { (l.t("No alerts.", "暂无告警。")) }
+                } @else {
+                    section class="panel" {
+                        table {
+                            thead { tr {
+                                th scope="col" { (l.t("When", "时间")) }
+                                th scope="col" { (l.t("Rule", "规则")) }
+                                th scope="col" { (l.t("What", "内容")) }
+                                th scope="col" { (l.t("Customer", "客户")) }
+                                th scope="col" { (l.t("Details", "详情")) }
+                            } }
+                            tbody { @for x in &al.alerts { tr {
+                                td { (l.when(&x.created_at)) }
+                                td { (x.rule) }
+                                td { (alert_kind(l, &x.kind)) }
+                                td { a href=(format!("/dashboard/customers/{}", x.customer_id)) { (x.key) } }
+                                td { (scalar(l, &x.detail)) }
+                            } } }
+                        }
+                    }
+                }
+                @if al.left_out > 0 {
+                    p class="muted" { (l.t("Left out (outside your department, or no profiling consent): ", "未列出（不属于您的部门，或未同意画像分析）：")) (l.int(al.left_out as i64)) }
+                }
+            },
+        ),
         Err(e) => error_page(&cx, e),
     }
 }

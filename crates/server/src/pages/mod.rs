@@ -128,6 +128,7 @@ pub const PAGES: &[PageDef] = &[
         Who::Staff(Action::ModelsTrain),
     ),
     p("GET", "/dashboard/churn", Who::Staff(Action::ChurnRead)),
+    p("GET", "/alerts", Who::Staff(Action::AlertsRead)),
     p("GET", "/dashboard/churn.csv", Who::Staff(Action::ChurnRead)),
     p(
         "GET",
