@@ -177,6 +177,32 @@ fn a_batch_is_journaled_deduplicated_and_applied_with_identity_resolution() {
         .expect("plan from the traits");
     assert_eq!(plan["value"], "gold");
 
+    // the merge is undone like any other: the anonymous visitor's events
+    // go back with them
+    crate::common::ok(
+        dir,
+        &[
+            "customer",
+            "split",
+            "web:u-100",
+            "--identity",
+            "web:anon:a-1",
+            "--quiet",
+        ],
+    );
+    let anon = cli_json(dir, &["customer", "show", "web:anon:a-1", "--json"]);
+    assert_ne!(anon["id"], c["id"], "split off into a customer of its own");
+    let anon_events: Vec<&str> = anon["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert!(
+        anon_events.contains(&"view") && anon_events.contains(&"page"),
+        "{anon_events:?}"
+    );
+
     // a single bad message is refused as a whole, naming why
     let (st, r) = post(&server, "/v1/track", &source, &json!({"userId": "u-1"}));
     assert_eq!(st, 400, "{r}");
