@@ -322,19 +322,7 @@ impl AuditLog {
         // through the C API with one prepared statement per table: through
         // sqlx every statement was two hand-offs to its worker thread,
         // which made the trail the server's bottleneck
-        self.with_raw(|db| {
-            db.exec("BEGIN IMMEDIATE")?;
-            match append_in(db, entries) {
-                Ok(seqs) => {
-                    db.exec("COMMIT")?;
-                    Ok(seqs)
-                }
-                Err(e) => {
-                    let _ = db.exec("ROLLBACK");
-                    Err(e)
-                }
-            }
-        })
+        self.with_raw(|db| db.immediate(|| append_in(db, entries)))
     }
 
     fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {

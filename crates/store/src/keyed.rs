@@ -164,16 +164,14 @@ impl SqliteStore {
         };
         let remember = explicit.map(|p| absolute(p).display().to_string());
         let sealed = self.with_raw(|raw| {
-            raw.exec("BEGIN IMMEDIATE")?;
-            let r = (|| {
+            raw.immediate(|| {
                 let c = reseal(raw, None, &key)?;
                 set(raw, "privacy.key_id", key.id())?;
                 if let Some(f) = &remember {
                     set(raw, "privacy.key_file", f)?;
                 }
                 Ok(c)
-            })();
-            finish(raw, r)
+            })
         })?;
         if sealed != SealCounts::default() {
             // a store written before encryption: its plaintext leaves the
@@ -202,13 +200,11 @@ impl SqliteStore {
         new.write(&pending)?;
         crate::failpoint("rotate-key:before-commit");
         let counts = self.with_raw(|raw| {
-            raw.exec("BEGIN IMMEDIATE")?;
-            let r = (|| {
+            raw.immediate(|| {
                 let c = reseal(raw, Some(&old), &new)?;
                 set(raw, "privacy.key_id", new.id())?;
                 Ok(c)
-            })();
-            finish(raw, r)
+            })
         })?;
         // `kill -9` here: the next open finds the store on the new key id
         // and finishes the rename
@@ -254,19 +250,6 @@ fn set(raw: &RawDb<'_>, key: &str, value: &str) -> Result<()> {
     st.bind_text(2, value)?;
     st.step()?;
     Ok(())
-}
-
-fn finish<T>(raw: &RawDb<'_>, r: Result<T>) -> Result<T> {
-    match r {
-        Ok(v) => {
-            raw.exec("COMMIT")?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = raw.exec("ROLLBACK");
-            Err(e)
-        }
-    }
 }
 
 /// Opens a stored value: its ciphertext under `old` when it has one, else

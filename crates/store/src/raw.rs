@@ -57,6 +57,22 @@ impl<'a> RawDb<'a> {
         Ok(())
     }
 
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when
+    /// it returns `Ok`, rolled back when it fails.
+    pub(crate) fn immediate<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.exec("BEGIN IMMEDIATE")?;
+        match f() {
+            Ok(v) => {
+                self.exec("COMMIT")?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self.exec("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
     /// Prepares one statement.
     pub(crate) fn prepare(&self, sql: &str) -> Result<Stmt<'_>> {
         let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();

@@ -1647,8 +1647,7 @@ impl Store for SqliteStore {
             })
             .collect();
         self.with_raw(|db| {
-            db.exec("BEGIN IMMEDIATE")?;
-            let r = (|| -> Result<Vec<bool>> {
+            db.immediate(|| -> Result<Vec<bool>> {
                 let mut st = db.prepare(
                     "INSERT INTO intake (source, message_id, kind, received_at, body, secret)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -1675,25 +1674,14 @@ impl Store for SqliteStore {
                     out.push(inserted);
                 }
                 Ok(out)
-            })();
-            match r {
-                Ok(v) => {
-                    db.exec("COMMIT")?;
-                    Ok(v)
-                }
-                Err(e) => {
-                    let _ = db.exec("ROLLBACK");
-                    Err(e)
-                }
-            }
+            })
         })
     }
 
     fn record_alerts(&self, alerts: &[NewAlertRow], baseline: &str) -> Result<u64> {
         let at = chrono::Utc::now().timestamp();
         self.with_raw(|db| {
-            db.exec("BEGIN IMMEDIATE")?;
-            let r = (|| -> Result<u64> {
+            db.immediate(|| -> Result<u64> {
                 let mut st = db.prepare(
                     "INSERT INTO alerts (rule, kind, customer_id, generation, created_at, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -1719,17 +1707,7 @@ impl Store for SqliteStore {
                 set.bind_text(1, baseline)?;
                 set.step()?;
                 Ok(n)
-            })();
-            match r {
-                Ok(n) => {
-                    db.exec("COMMIT")?;
-                    Ok(n)
-                }
-                Err(e) => {
-                    let _ = db.exec("ROLLBACK");
-                    Err(e)
-                }
-            }
+            })
         })
     }
 
