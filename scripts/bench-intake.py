@@ -15,6 +15,7 @@ p.add_argument("--seconds", type=float, default=60)
 p.add_argument("--batch", type=int, default=100)
 p.add_argument("--connections", type=int, default=4)
 p.add_argument("--sqlite-out", default="")
+p.add_argument("--sqlite-rows", type=int, default=0, help="no HTTP load: only insert this many rows with sqlite3")
 a = p.parse_args()
 
 RUN = f"r{int(time.time() * 1000)}"
@@ -49,6 +50,9 @@ def worker(cid):
     with lock:
         lat.extend(mine); acked[0] += got
 
+if a.sqlite_rows:
+    stop = time.time()
+    acked[0] = a.sqlite_rows
 t0 = time.time()
 ts = [threading.Thread(target=worker, args=(i,)) for i in range(a.connections)]
 for t in ts: t.start()

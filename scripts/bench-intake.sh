@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Event intake throughput (issue 21): `infogap serve` on a fresh demo store,
 # a source key, then 60 s of Segment-spec track messages in batches of 100
-# from 4 keep-alive connections, and 60 s of single /v1/track calls;
+# from 4 keep-alive connections (`infogap bench intake`, a Rust client), and
+# 60 s of single /v1/track calls;
 # acknowledged = durable in the intake journal. Reports events/s and
 # latency p50/p99, the time the worker then takes to apply the backlog,
 # and Python's sqlite3 inserting the same rows (one transaction per batch)
@@ -46,11 +47,15 @@ if [ "$LIVE" = 1 ]; then
   exit 0
 fi
 log "batches of 100 for ${SECONDS_RUN} s"
-python3 "$ROOT/scripts/bench-intake.py" --port "$PORT" --key "$KEY" --seconds "$SECONDS_RUN" --batch 100 --sqlite-out "$OUT/bare.db" | tee batch.json
+"$BIN" bench intake --addr "127.0.0.1:$PORT" --key "$KEY" --seconds "$SECONDS_RUN" --batch 100 --connections 4 --json | tee batch.json
+EVENTS=$(python3 -c 'import json; print(json.load(open("batch.json"))["events"])')
+log "python sqlite3: the same $EVENTS rows, one transaction per 100"
+python3 "$ROOT/scripts/bench-intake.py" --port "$PORT" --key "$KEY" --batch 100 --sqlite-out "$OUT/bare.db" --sqlite-rows "$EVENTS" | tee sqlite.json
+rm -f "$OUT/bare.db" "$OUT/bare.db-wal" "$OUT/bare.db-shm"
 T0=$(date +%s.%N)
 while [ "$("$BIN" --db store.db intake status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["pending"])')" != 0 ]; do sleep 0.5; done
 T1=$(date +%s.%N)
 log "backlog applied $(python3 -c "print(round($T1 - $T0, 1))") s after the load ended"
 log "single /v1/track calls for ${SECONDS_RUN} s"
-python3 "$ROOT/scripts/bench-intake.py" --port "$PORT" --key "$KEY" --seconds "$SECONDS_RUN" --batch 1 | tee single.json
+"$BIN" bench intake --addr "127.0.0.1:$PORT" --key "$KEY" --seconds "$SECONDS_RUN" --batch 1 --connections 4 --json | tee single.json
 "$BIN" --db store.db intake status --json | tee status.json

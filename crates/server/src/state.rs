@@ -165,7 +165,7 @@ pub const INTAKE_ROUND: usize = 10_000;
 /// Least time between two intake rounds: a round holds the store's write
 /// lock, and requests journaling messages need it between rounds (SQLite's
 /// busy wait would otherwise let the worker take it again and again).
-pub const INTAKE_PAUSE: Duration = Duration::from_millis(100);
+pub const INTAKE_PAUSE: Duration = Duration::from_millis(250);
 /// How long the intake worker sleeps when nothing wakes it (messages of
 /// another process, or left by a crash, are applied within this).
 pub const INTAKE_IDLE: Duration = Duration::from_millis(500);

@@ -180,6 +180,9 @@ pub enum BenchCmd {
     /// Forecasting fits in the statsmodels anchor script's protocol (cold
     /// and median of repeats per row, one process).
     Forecast(crate::cmd::forecast::BenchForecastArgs),
+    /// Load a running `infogap serve`'s event intake (`/v1/batch` or
+    /// `/v1/track`) for a fixed time; events/s and latency.
+    Intake(crate::cmd::bench_intake::BenchIntakeArgs),
     /// Convert a Parquet file to CSV (for the sqlite3 .import comparison).
     ParquetToCsv {
         /// Parquet input.
@@ -762,6 +765,7 @@ pub fn bench(ctx: &Ctx, c: &BenchCmd) -> anyhow::Result<()> {
             }
         }
         BenchCmd::Forecast(a) => crate::cmd::forecast::bench(ctx, a),
+        BenchCmd::Intake(a) => crate::cmd::bench_intake::bench_intake(a),
         BenchCmd::ParquetToCsv { parquet, out } => {
             let n = infogap_engine::report::parquet_to_csv(parquet, out)?;
             println!("{n} rows written to {}", out.display());

@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod ask_eval;
 pub mod backup;
+pub mod bench_intake;
 pub mod classify;
 pub mod clv;
 pub mod data;
