@@ -1154,11 +1154,42 @@ impl Engine {
 // ---------------------------------------------------------------------------
 // Many customers: segments, members, watchlist, stats.
 
+impl SharedSegment {
+    /// A segment of `report` as listed (its words in both languages).
+    pub(crate) fn of(
+        report: &crate::analytics::SegmentsReport,
+        name: &str,
+        size: usize,
+        share: f64,
+        revenue_share: Option<f64>,
+    ) -> SharedSegment {
+        let p = report.segments.iter().find(|s| s.name == name);
+        SharedSegment {
+            name: name.to_string(),
+            name_zh: p.map_or_else(
+                || crate::analytics::segment_name_zh(name),
+                |p| p.name_zh.clone(),
+            ),
+            description: p.map(|p| p.description.clone()).unwrap_or_default(),
+            description_zh: p.map(|p| p.description_zh.clone()).unwrap_or_default(),
+            size,
+            share,
+            revenue_share,
+        }
+    }
+}
+
 /// A segment as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct SharedSegment {
     /// Name.
     pub name: String,
+    /// The name in Simplified Chinese.
+    pub name_zh: String,
+    /// What characterizes it (the RFM rule or the cluster's centre).
+    pub description: String,
+    /// The same in Simplified Chinese.
+    pub description_zh: String,
     /// Customers.
     pub size: usize,
     /// Share of customers.
@@ -1181,6 +1212,8 @@ pub struct SharedSegments {
     pub segments: Vec<SharedSegment>,
     /// Rules in words.
     pub rules: Vec<String>,
+    /// The same in Simplified Chinese.
+    pub rules_zh: Vec<String>,
     /// Policy.
     pub policy: PolicyNote,
     /// How the figures were protected (small groups, noise) or that they
@@ -1363,6 +1396,7 @@ impl Engine {
             customers,
             segments,
             rules: t.report.rules.clone(),
+            rules_zh: t.report.rules_zh.clone(),
             policy: a.note(),
             privacy,
         })

@@ -380,11 +380,14 @@ pub fn shared_segments(
         let segs = report
             .segments
             .iter()
-            .map(|s| SharedSegment {
-                name: s.name.clone(),
-                size: s.size,
-                share: s.share,
-                revenue_share: show_revenue.then_some(s.revenue_share),
+            .map(|s| {
+                SharedSegment::of(
+                    report,
+                    &s.name,
+                    s.size,
+                    s.share,
+                    show_revenue.then_some(s.revenue_share),
+                )
             })
             .collect();
         return Ok((report.customers, segs, AggregateNote::exact(a)));
@@ -420,12 +423,14 @@ pub fn shared_segments(
     let ratio = |x: f64, of: f64| if of > 0.0 { x / of } else { 0.0 };
     let segs = rows
         .iter()
-        .map(|r| SharedSegment {
-            name: r.label.clone(),
-            size: r.count,
-            share: ratio(r.count as f64, total as f64),
-            revenue_share: show_revenue
-                .then(|| ratio(r.sums.first().copied().unwrap_or(0.0), revenue)),
+        .map(|r| {
+            SharedSegment::of(
+                report,
+                &r.label,
+                r.count,
+                ratio(r.count as f64, total as f64),
+                show_revenue.then(|| ratio(r.sums.first().copied().unwrap_or(0.0), revenue)),
+            )
         })
         .collect();
     Ok((total, segs, note))

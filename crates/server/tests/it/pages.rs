@@ -765,3 +765,27 @@ fn a_setup_link_sets_the_first_password_once() {
         assert_eq!(res.status(), 200);
     });
 }
+
+#[test]
+fn segment_names_and_rules_follow_the_language() {
+    run(async {
+        let f = fixture();
+        let c = http();
+        let (name, password, _) = f.users.iter().find(|u| u.0 == "admin-user").unwrap();
+        let session = sign_in(&c, &f.base, name, password).await;
+        let page = |lang: &'static str| {
+            c.get(format!("{}/dashboard/segments", f.base))
+                .header("cookie", format!("ig_session={session}"))
+                .header("accept-language", lang)
+                .send()
+        };
+        let zh = page("zh-CN").await.unwrap().text().await.unwrap();
+        assert!(
+            zh.contains("冠军客户") && zh.contains("最近购买且购买频繁"),
+            "Chinese names and rules"
+        );
+        let en = page("en").await.unwrap().text().await.unwrap();
+        assert!(en.contains("champions") && en.contains("bought recently and often"));
+        assert!(!en.contains("冠军客户"));
+    });
+}
