@@ -718,7 +718,7 @@ async fn alerts(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
             "/alerts",
             l.t("Alerts", "告警"),
             html! {
-                p { (l.t("What the rules (`[[rule]]` in the config) saw change, newest first; the server evaluates them on every new snapshot.", "规则（配置中的 `[[rule]]`）发现的变化，最新的在前；服务器在每个新快照上评估规则。")) }
+                p { (l.t("What the rules ([[rule]] in the config) saw change, newest first; the server evaluates them on every new snapshot.", "规则（配置中的 [[rule]]）发现的变化，最新的在前；服务器在每个新快照上评估规则。")) }
                 @if al.alerts.is_empty() {
                     p class="muted" { (l.t("No alerts.", "暂无告警。")) }
                 } @else {
