@@ -90,6 +90,9 @@ enum Command {
     /// The event intake journal of `serve`'s `/v1/track`, `/v1/batch`, …: `status`, `apply`.
     #[command(subcommand)]
     Intake(cmd::intake::IntakeCmd),
+    /// Signed webhooks for alerts and sign-in links: add, list, remove, messages, dead, replay.
+    #[command(subcommand)]
+    Webhooks(cmd::webhooks::WebhooksCmd),
     /// Who read, searched, exported or changed customer data; `audit verify` checks the chain.
     Audit(cmd::share::AuditArgs),
     /// Privacy: key rotation, consent, export, erasure, retention.
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
         Command::Keys(c) => cmd::share::keys(&ctx, c),
         Command::Users(c) => cmd::web::users(&ctx, c),
         Command::Intake(c) => cmd::intake::intake(&ctx, c),
+        Command::Webhooks(c) => cmd::webhooks::webhooks(&ctx, c),
         Command::Alerts { limit, json } => cmd::intake::alerts(&ctx, *limit, *json),
         Command::Audit(a) => cmd::share::audit(&ctx, a),
         Command::Privacy(c) => cmd::privacy::privacy(&ctx, c),

@@ -81,11 +81,18 @@ pub enum Action {
     /// List the alerts raised by the rules.
     #[serde(rename = "alerts.read")]
     AlertsRead,
+    /// Add, list and remove webhooks; list and replay dead letters.
+    #[serde(rename = "webhooks.manage")]
+    WebhooksManage,
+    /// Feedback figures: NPS, CSAT, sentiment and topics per segment,
+    /// department and period (aggregates, no texts).
+    #[serde(rename = "feedback.read")]
+    FeedbackRead,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 25] = [
         Action::CustomersLookup,
         Action::CustomersRead,
         Action::CustomersMerge,
@@ -109,6 +116,8 @@ impl Action {
         Action::PrivacyErase,
         Action::PrivacyManage,
         Action::AlertsRead,
+        Action::WebhooksManage,
+        Action::FeedbackRead,
     ];
 
     /// The config and JSON name.
@@ -137,6 +146,8 @@ impl Action {
             Action::PrivacyErase => "privacy.erase",
             Action::PrivacyManage => "privacy.manage",
             Action::AlertsRead => "alerts.read",
+            Action::WebhooksManage => "webhooks.manage",
+            Action::FeedbackRead => "feedback.read",
         }
     }
 

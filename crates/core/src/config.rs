@@ -276,6 +276,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     /// `[[rule]]`: changes that raise alerts.
     pub rules: Vec<RuleConfig>,
+    /// `[webhooks]`: how alerts are delivered to webhooks.
+    pub webhooks: WebhooksConfig,
 }
 
 /// One `[[rule]]`: a change between two snapshots that raises an alert.
@@ -285,8 +287,9 @@ pub struct RuleConfig {
     /// Name (unique; alerts and webhooks carry it).
     pub name: String,
     /// `churn_risk` (risk crosses `threshold` upwards), `negative_feedback`
-    /// (a ticket, or a score at most `max_score`, from a customer in the top
-    /// `top_clv_share` by lifetime value), `segment_change` (enters or
+    /// (a ticket, a score at most `max_score` or a text whose sentiment is
+    /// negative, from a customer in the top `top_clv_share` by lifetime
+    /// value), `segment_change` (enters or
     /// leaves `segment`, or any segment), `consent_withdrawn` (`purpose`,
     /// or any), `unusual_activity` (a refund, or an order above `factor` ×
     /// the customer's mean order).
@@ -379,6 +382,105 @@ pub struct IntakeConfig {
     pub bad_events: Option<String>,
 }
 
+/// The `[webhooks]` section: how many times a message is tried and how
+/// long the waits between tries are (exponential from `first_retry`,
+/// capped at `max_retry`, with jitter). Durations are `250ms`, `5s`, `10m`,
+/// `2h`, `1d`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Tries before a message goes to the dead letters (default 8).
+    pub attempts: Option<u32>,
+    /// The wait after the first failed try (default `5s`).
+    pub first_retry: Option<String>,
+    /// The longest wait between tries (default `1h`).
+    pub max_retry: Option<String>,
+    /// How long one try may take (default `10s`).
+    pub timeout: Option<String>,
+}
+
+/// Delivery settings with every default filled in and durations in
+/// milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Tries before the dead letters.
+    pub attempts: u32,
+    /// First wait (ms).
+    pub first_retry_ms: u64,
+    /// Longest wait (ms).
+    pub max_retry_ms: u64,
+    /// Time allowed for one try (ms).
+    pub timeout_ms: u64,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Delivery {
+            attempts: 8,
+            first_retry_ms: 5_000,
+            max_retry_ms: 3_600_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// The settings, checked: attempts 1–50, durations from 1 ms to 7 days,
+    /// `first_retry` ≤ `max_retry`, a timeout of at most 60 s.
+    pub fn delivery(&self) -> Result<Delivery, String> {
+        let d = Delivery::default();
+        let dur = |v: &Option<String>, what: &str, default: u64| match v {
+            None => Ok(default),
+            Some(s) => parse_millis(s).map_err(|e| format!("[webhooks] {what} = {s:?}: {e}")),
+        };
+        let out = Delivery {
+            attempts: self.attempts.unwrap_or(d.attempts),
+            first_retry_ms: dur(&self.first_retry, "first_retry", d.first_retry_ms)?,
+            max_retry_ms: dur(&self.max_retry, "max_retry", d.max_retry_ms)?,
+            timeout_ms: dur(&self.timeout, "timeout", d.timeout_ms)?,
+        };
+        if !(1..=50).contains(&out.attempts) {
+            return Err(format!(
+                "[webhooks] attempts = {}: must be from 1 to 50",
+                out.attempts
+            ));
+        }
+        if out.first_retry_ms > out.max_retry_ms {
+            return Err("[webhooks] first_retry is longer than max_retry".into());
+        }
+        if out.timeout_ms > 60_000 {
+            return Err("[webhooks] timeout: at most 60s".into());
+        }
+        Ok(out)
+    }
+}
+
+/// A duration such as `250ms`, `5s`, `10m`, `2h` or `1d`, in milliseconds
+/// (from 1 ms to 7 days).
+pub fn parse_millis(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or("no unit (ms, s, m, h or d)")?;
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| "expected a number and a unit, e.g. 5s")?;
+    let scale: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("unit {unit:?} is not one of ms, s, m, h, d")),
+    };
+    let ms = n.checked_mul(scale).ok_or("too long")?;
+    if ms == 0 || ms > 7 * 86_400_000 {
+        return Err("must be from 1ms to 7d".into());
+    }
+    Ok(ms)
+}
+
 /// One `[[department]]`: a name and the sources whose facts it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -403,6 +505,7 @@ struct RawConfig {
     intake: Option<Spanned<IntakeConfig>>,
     #[serde(default)]
     rule: Vec<Spanned<RuleConfig>>,
+    webhooks: Option<Spanned<WebhooksConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -819,6 +922,15 @@ impl Config {
             }
             rules.push(r);
         }
+        let webhooks = match raw.webhooks {
+            None => WebhooksConfig::default(),
+            Some(w) => {
+                let at = lines.line(w.span().start);
+                let w = w.into_inner();
+                w.delivery().map_err(|reason| err(at, reason))?;
+                w
+            }
+        };
         Ok(Config {
             path: path.to_path_buf(),
             store_path,
@@ -829,6 +941,7 @@ impl Config {
             departments,
             intake,
             rules,
+            webhooks,
         })
     }
 }
@@ -887,6 +1000,25 @@ mod tests {
         assert_eq!(c.rules.len(), 2);
         assert_eq!(c.rules[0].threshold, Some(0.8));
         assert_eq!(c.intake.bad_events.as_deref(), Some("refuse_batch"));
+        assert_eq!(c.webhooks.delivery(), Ok(Delivery::default()));
+        let w = Config::parse(
+            &format!(
+                "{src}[webhooks]\nattempts = 3\nfirst_retry = \"200ms\"\nmax_retry = \"1s\"\n"
+            ),
+            &d.join("infogap.toml"),
+        )
+        .expect("a valid [webhooks]");
+        let dl = w.webhooks.delivery().expect("valid");
+        assert_eq!(
+            (dl.attempts, dl.first_retry_ms, dl.max_retry_ms),
+            (3, 200, 1000)
+        );
+        assert_eq!(parse_millis("90m"), Ok(5_400_000));
+        assert!(
+            parse_millis("8d").is_err()
+                && parse_millis("0s").is_err()
+                && parse_millis("5").is_err()
+        );
         for (bad, line, word) in [
             (
                 "[[rule]]\nname = \"r\"\nkind = \"churn_risk\"\nthreshold = 1.5\n",
@@ -905,6 +1037,14 @@ mod tests {
                 "top_clv_share",
             ),
             ("[intake]\nbad_events = \"drop\"\n", 7, "bad_events"),
+            ("[webhooks]\nattempts = 0\n", 7, "attempts"),
+            ("[webhooks]\nfirst_retry = \"5 weeks\"\n", 7, "first_retry"),
+            (
+                "[webhooks]\nfirst_retry = \"2h\"\nmax_retry = \"1h\"\n",
+                7,
+                "max_retry",
+            ),
+            ("[webhooks]\ntimeout = \"2m\"\n", 7, "timeout"),
         ] {
             let e = Config::parse(&format!("{src}{bad}"), &d.join("infogap.toml"))
                 .err()

@@ -131,6 +131,7 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
                     StatsRead,
                     ForecastsRead,
                     ModelsTrain,
+                    FeedbackRead,
                 ],
             ]
             .concat(),
@@ -148,6 +149,7 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
                     StatsRead,
                     ForecastsRead,
                     AlertsRead,
+                    FeedbackRead,
                 ],
             ]
             .concat(),
@@ -163,6 +165,7 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
                     StatsRead,
                     ForecastsRead,
                     AlertsRead,
+                    FeedbackRead,
                 ],
             ]
             .concat(),
@@ -171,7 +174,13 @@ fn builtin_role(name: &str) -> Option<RolePolicy> {
         "support" => (
             [
                 &staff_reads[..],
-                &[ChurnRead, ConsentsRead, ConsentsWrite, AlertsRead],
+                &[
+                    ChurnRead,
+                    ConsentsRead,
+                    ConsentsWrite,
+                    AlertsRead,
+                    FeedbackRead,
+                ],
             ]
             .concat(),
             [Visible, Hidden, Visible, Visible, Masked],

@@ -112,22 +112,32 @@ impl Baseline {
     }
 }
 
-/// Whether a feedback score is negative for its kind: NPS-like surveys
-/// (0–10) at most 6, other scores (1–5) at most 2, unless `max_score`.
-fn negative(kind: &str, score: Option<f64>, max_score: Option<f64>) -> bool {
+/// Why a piece of feedback is negative, if it is: a ticket or complaint;
+/// a score at most `max_score` (default by the kind's scale: 6 on NPS-like
+/// 0–10 surveys, 2 on 1–5 reviews and CSAT); or a text whose sentiment is
+/// negative (see [`infogap_models::text`]), in English or Chinese, with or
+/// without a score.
+fn negative(
+    kind: &str,
+    score: Option<f64>,
+    text: Option<&str>,
+    max_score: Option<f64>,
+) -> Option<&'static str> {
     let k = kind.to_ascii_lowercase();
     if k.contains("ticket") || k.contains("complaint") {
-        return true;
+        return Some("ticket");
     }
-    let Some(s) = score else {
-        return false;
-    };
-    let limit = max_score.unwrap_or(if k == "survey" || k == "nps" {
-        6.0
-    } else {
-        2.0
-    });
-    s <= limit
+    if let Some(s) = score.filter(|s| s.is_finite()) {
+        let nps = match crate::feedback::scale_named(&k) {
+            Some(scale) => scale == crate::feedback::Scale::Nps,
+            None => k == "survey",
+        };
+        if s <= max_score.unwrap_or(if nps { 6.0 } else { 2.0 }) {
+            return Some("score");
+        }
+    }
+    text.filter(|t| crate::feedback::negative_text(t))
+        .map(|_| "text")
 }
 
 /// The customers in the top `share` by lifetime value.
@@ -193,15 +203,18 @@ pub fn evaluate(
                     }
                     facts.sort_by_key(|f| f.time.unwrap_or(i64::MIN));
                     let fresh = &facts[old..];
-                    if let Some(f) = fresh
-                        .iter()
-                        .rev()
-                        .find(|f| negative(&f.kind, f.score, r.max_score))
-                    {
+                    if let Some((f, why)) = fresh.iter().rev().find_map(|f| {
+                        negative(&f.kind, f.score, f.text.as_deref(), r.max_score).map(|w| (f, w))
+                    }) {
+                        // the sentiment score, never the text
+                        let sentiment = f
+                            .text
+                            .as_deref()
+                            .map(|t| infogap_models::text::sentiment(t).score);
                         raise(
                             "negative_feedback",
                             c,
-                            json!({"feedback_kind": f.kind, "score": f.score, "clv": now.clv.and_then(|m| m.get(&c))}),
+                            json!({"feedback_kind": f.kind, "score": f.score, "reason": why, "sentiment": sentiment, "clv": now.clv.and_then(|m| m.get(&c))}),
                         );
                     }
                 }
@@ -399,13 +412,106 @@ mod tests {
 
     #[test]
     fn negative_scores_follow_the_scale_of_their_kind() {
-        assert!(negative("ticket", None, None));
-        assert!(negative("survey", Some(6.0), None), "an NPS detractor");
-        assert!(!negative("survey", Some(7.0), None));
-        assert!(negative("review", Some(2.0), None));
-        assert!(!negative("review", Some(3.0), None));
-        assert!(negative("review", Some(3.0), Some(3.0)));
-        assert!(!negative("review", None, None));
+        assert_eq!(negative("ticket", None, None, None), Some("ticket"));
+        assert_eq!(
+            negative("survey", Some(6.0), None, None),
+            Some("score"),
+            "an NPS detractor"
+        );
+        assert_eq!(negative("survey", Some(7.0), None, None), None);
+        // the portal's kinds: an NPS detractor, a CSAT of 3 is not negative
+        assert_eq!(negative("survey_nps", Some(5.0), None, None), Some("score"));
+        assert_eq!(negative("survey_csat", Some(3.0), None, None), None);
+        assert_eq!(negative("review", Some(2.0), None, None), Some("score"));
+        assert_eq!(negative("review", Some(3.0), None, None), None);
+        assert_eq!(
+            negative("review", Some(3.0), None, Some(3.0)),
+            Some("score")
+        );
+        assert_eq!(negative("review", None, None, None), None);
+    }
+
+    #[test]
+    fn negative_texts_count_with_or_without_a_score() {
+        // no score: the text decides, in either language
+        assert_eq!(
+            negative("forum", None, Some("Refund still not received"), None),
+            Some("text")
+        );
+        assert_eq!(
+            negative("forum", None, Some("没有收到退款"), None),
+            Some("text")
+        );
+        assert_eq!(
+            negative("forum", None, Some("Where is my invoice?"), None),
+            None
+        );
+        assert_eq!(negative("forum", None, Some("物流很快，好评"), None), None);
+        // a middling score with a complaint
+        assert_eq!(
+            negative("review", Some(3.0), Some("Item arrived damaged"), None),
+            Some("text")
+        );
+        assert_eq!(negative("review", Some(4.0), Some("All good"), None), None);
+    }
+
+    #[test]
+    fn a_complaint_without_a_score_raises_an_alert() {
+        let mut vip = rule("vip", "negative_feedback");
+        vip.top_clv_share = Some(0.5);
+        let rules = vec![vip];
+        let text = |customer: i64, kind: &str, t: &str, time: i64| FeedbackFact {
+            text: Some(t.into()),
+            ..fb(customer, kind, None, time)
+        };
+        let mut ds = Dataset {
+            feedback: vec![fb(10, "review", Some(5.0), 1)],
+            ..Dataset::default()
+        };
+        let clv: HashMap<i64, f64> = [(10, 900.0), (11, 800.0), (12, 10.0), (13, 5.0)].into();
+        let base = Baseline::of(&Now {
+            generation: 1,
+            ds: &ds,
+            churn: None,
+            segments: None,
+            clv: Some(&clv),
+            consents: &[],
+        });
+        // 10 complains in a forum post (no score), 11 writes a happy one,
+        // 12 complains in Chinese but is not high-value
+        ds.feedback
+            .push(text(10, "forum", "Support never called back", 2));
+        ds.feedback
+            .push(text(11, "forum", "Great service, thank you!", 3));
+        ds.feedback.push(text(12, "forum", "客服一直没有回复我", 4));
+        let n2 = Now {
+            generation: 2,
+            ds: &ds,
+            churn: None,
+            segments: None,
+            clv: Some(&clv),
+            consents: &[],
+        };
+        let (alerts, after) = evaluate(&rules, &base, &n2);
+        let got: Vec<i64> = alerts.iter().map(|a| a.customer).collect();
+        assert_eq!(got, vec![10]);
+        assert_eq!(alerts[0].detail["reason"], "text");
+        assert!(
+            alerts[0].detail["sentiment"]
+                .as_f64()
+                .is_some_and(|s| s < -0.25)
+        );
+        assert!(
+            !alerts[0].detail.to_string().contains("called back"),
+            "the text never goes into an alert"
+        );
+        // everyone's complaint, without the value filter: 12 too (in Chinese)
+        let (all, _) = evaluate(&[rule("any", "negative_feedback")], &base, &n2);
+        let got: Vec<i64> = all.iter().map(|a| a.customer).collect();
+        assert_eq!(got, vec![10, 12]);
+        // nothing new: nothing raised
+        let (again, _) = evaluate(&rules, &after, &n2);
+        assert!(again.is_empty());
     }
 }
 
@@ -546,60 +652,24 @@ impl crate::Engine {
         before: Option<i64>,
         limit: usize,
     ) -> Result<SharedAlerts, crate::EngineError> {
-        use infogap_core::access::{FieldClass, Visibility};
         let limit = limit.clamp(1, 1000);
-        let store = self.store();
-        let scope = match &a.department_sources {
-            Some(src) => Some(store.customers_of_sources(src)?),
-            None => None,
-        };
-        let consents = self.consents()?;
-        let predictions = a.visibility(FieldClass::Predictions) != Visibility::Hidden;
-        let index = ins.ds.customer_index();
+        let shaper = AlertShaper::new(self, a, ins)?;
         let mut left_out = 0;
         let mut out = Vec::new();
         let mut cursor = before;
         // read in pages until `limit` alerts survive the filters
         'pages: loop {
-            let page = store.alerts(cursor, limit.max(100))?;
+            let page = self.store().alerts(cursor, limit.max(100))?;
             if page.is_empty() {
                 break;
             }
             for r in page {
                 cursor = Some(r.id);
-                let c = r.customer_id;
-                let profiling = matches!(r.kind.as_str(), "churn_risk" | "negative_feedback");
-                if scope.as_ref().is_some_and(|s| !s.contains(&c))
-                    || (profiling
-                        && consents
-                            .allows(c, infogap_core::privacy::PROFILING)
-                            .is_err())
-                {
-                    left_out += 1;
-                    continue;
+                match shaper.shape(r) {
+                    Shaped::Shown(x) => out.push(x),
+                    Shaped::LeftOut => left_out += 1,
+                    Shaped::Gone => {}
                 }
-                let Some(key) = index.pos(c).map(|i| ins.ds.customers[i].key.as_str()) else {
-                    // not in the served snapshot (erased since): not named
-                    continue;
-                };
-                let mut detail: serde_json::Value =
-                    serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null);
-                if !predictions && let Some(m) = detail.as_object_mut() {
-                    for k in ["probability", "before", "clv"] {
-                        m.remove(k);
-                    }
-                }
-                out.push(SharedAlert {
-                    id: r.id,
-                    rule: r.rule,
-                    kind: r.kind,
-                    customer_id: c,
-                    key: crate::share::show_key(a, c, key),
-                    created_at: chrono::DateTime::from_timestamp(r.created_at, 0)
-                        .map(|t| t.to_rfc3339())
-                        .unwrap_or_default(),
-                    detail,
-                });
                 if out.len() >= limit {
                     break 'pages;
                 }
@@ -615,6 +685,93 @@ impl crate::Engine {
             alerts: out,
             left_out,
             policy: a.note(),
+        })
+    }
+}
+
+/// What became of one stored alert for one principal.
+pub(crate) enum Shaped {
+    /// Shown, shaped by the policy.
+    Shown(SharedAlert),
+    /// Outside the principal's department, or the person does not allow
+    /// profiling (churn and feedback alerts).
+    LeftOut,
+    /// The person is not in the served snapshot (erased since).
+    Gone,
+}
+
+/// Shapes stored alerts for one principal: the department scope, the
+/// profiling consent of churn and feedback alerts, the contact class of the
+/// key and the prediction class of the details. `GET /v1/alerts`, the
+/// alerts page and webhook payloads all go through it.
+pub(crate) struct AlertShaper<'a> {
+    a: &'a crate::access::Access,
+    ins: &'a crate::share::Insights,
+    scope: Option<std::collections::HashSet<i64>>,
+    pub(crate) consents: crate::privacy::consent::Consents,
+    predictions: bool,
+    index: infogap_core::dataset::IdIndex,
+}
+
+impl<'a> AlertShaper<'a> {
+    pub(crate) fn new(
+        engine: &crate::Engine,
+        a: &'a crate::access::Access,
+        ins: &'a crate::share::Insights,
+    ) -> Result<AlertShaper<'a>, crate::EngineError> {
+        use infogap_core::access::{FieldClass, Visibility};
+        let scope = match &a.department_sources {
+            Some(src) => Some(engine.store().customers_of_sources(src)?),
+            None => None,
+        };
+        Ok(AlertShaper {
+            a,
+            ins,
+            scope,
+            consents: engine.consents()?,
+            predictions: a.visibility(FieldClass::Predictions) != Visibility::Hidden,
+            index: ins.ds.customer_index(),
+        })
+    }
+
+    pub(crate) fn shape(&self, r: infogap_store::AlertRecord) -> Shaped {
+        let c = r.customer_id;
+        let profiling = matches!(r.kind.as_str(), "churn_risk" | "negative_feedback");
+        if self.scope.as_ref().is_some_and(|s| !s.contains(&c))
+            || (profiling
+                && self
+                    .consents
+                    .allows(c, infogap_core::privacy::PROFILING)
+                    .is_err())
+        {
+            return Shaped::LeftOut;
+        }
+        let Some(key) = self
+            .index
+            .pos(c)
+            .map(|i| self.ins.ds.customers[i].key.as_str())
+        else {
+            return Shaped::Gone;
+        };
+        let mut detail: serde_json::Value =
+            serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null);
+        if !self.predictions
+            && let Some(m) = detail.as_object_mut()
+        {
+            for k in ["probability", "before", "clv"] {
+                m.remove(k);
+            }
+        }
+        Shaped::Shown(SharedAlert {
+            id: r.id,
+            rule: r.rule,
+            kind: r.kind,
+            customer_id: c,
+            key: crate::share::show_key(self.a, c, key),
+            created_at: chrono::DateTime::from_timestamp(r.created_at, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            detail,
         })
     }
 }

@@ -133,6 +133,9 @@ pub struct ChurnTrainReport {
     pub drivers: Vec<Driver>,
     /// Number of feature columns.
     pub n_features: usize,
+    /// Feature families left out (`--without`: an ablation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without: Vec<String>,
     /// Wall-clock seconds of CV + final fit.
     pub fit_seconds: f64,
     /// What went wrong without stopping the training (a candidate `auto`
@@ -414,6 +417,7 @@ pub fn train_on_dataset(
         candidates: fit.candidates,
         drivers,
         n_features: x.n_cols,
+        without: opts.features.without.clone(),
         fit_seconds: t0.elapsed().as_secs_f64(),
         warnings,
     };

@@ -126,6 +126,29 @@ const QUESTIONS: [&str; 4] = [
     "Where is my invoice?",
     "Gift wrapping options?",
 ];
+/// The complaints, questions and praise as the Chinese-writing customers
+/// word them (the same meaning, so the same sentiment and topics).
+const COMPLAINTS_ZH: [&str; 6] = [
+    "快递又延迟了",
+    "到货时商品已经破损",
+    "还没有收到退款",
+    "同一个订单被重复扣款",
+    "客服一直没有回电",
+    "发错尺码了",
+];
+const QUESTIONS_ZH: [&str; 4] = [
+    "请问怎么修改收货地址？",
+    "想咨询保修政策",
+    "我的发票在哪里？",
+    "有礼品包装吗？",
+];
+const ALL_GOOD: [&str; 2] = ["All good", "一切都好"];
+
+/// Whether a person writes comments and tickets in Chinese (one in four,
+/// by id: no random draw, so every other figure of the demo is unchanged).
+fn writes_chinese(person: &Person) -> bool {
+    person.id % 4 == 3
+}
 const FAMILY_EMAIL: &str = "family.home@example.net";
 /// Probability that a monthly-plan customer who is not dissatisfied churns anyway.
 const MONTHLY_CHURN: f64 = 0.45;
@@ -795,10 +818,11 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                         .clamp(1.0, 5.0),
                 )
             };
+            let zh = usize::from(writes_chinese(person));
             let comment = if score <= 4.0 && kind == "survey" || score <= 2.0 {
-                COMPLAINTS[rng.random_range(0..COMPLAINTS.len())]
+                [COMPLAINTS, COMPLAINTS_ZH][zh][rng.random_range(0..COMPLAINTS.len())]
             } else {
-                "All good"
+                ALL_GOOD[zh]
             };
             summary.feedback += 1;
             writeln!(
@@ -829,10 +853,11 @@ pub fn generate(opts: &DemoOptions) -> Result<DemoSummary, EngineError> {
                 _ => start + rng.random_range(0..(stop.min(end) - start).max(day)),
             };
             let complaint = rng.random::<f64>() < 0.3 + 0.6 * person.dissatisfaction;
+            let zh = usize::from(writes_chinese(person));
             let subject = if complaint {
-                COMPLAINTS[rng.random_range(0..COMPLAINTS.len())]
+                [COMPLAINTS, COMPLAINTS_ZH][zh][rng.random_range(0..COMPLAINTS.len())]
             } else {
-                QUESTIONS[rng.random_range(0..QUESTIONS.len())]
+                [QUESTIONS, QUESTIONS_ZH][zh][rng.random_range(0..QUESTIONS.len())]
             };
             ticket_line += 1;
             summary.tickets += 1;
@@ -1168,3 +1193,25 @@ sources = ["support", "surveys", "preferences"]
 name = "marketing"
 sources = ["campaigns", "exposures", "redemptions"]
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use infogap_models::text::{Polarity, sentiment};
+
+    #[test]
+    fn chinese_comments_read_like_their_english_twins() {
+        let pol = |t: &str| sentiment(t).polarity;
+        for (en, zh) in COMPLAINTS.iter().zip(COMPLAINTS_ZH) {
+            assert_eq!(pol(en), Polarity::Negative, "{en}");
+            assert_eq!(pol(zh), Polarity::Negative, "{zh}");
+        }
+        for (en, zh) in QUESTIONS.iter().zip(QUESTIONS_ZH) {
+            assert_eq!(pol(en), Polarity::Neutral, "{en}");
+            assert_eq!(pol(zh), Polarity::Neutral, "{zh}");
+        }
+        for t in ALL_GOOD {
+            assert_eq!(pol(t), Polarity::Positive, "{t}");
+        }
+    }
+}

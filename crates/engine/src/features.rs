@@ -13,6 +13,12 @@
 //! Each column carries a group and a wording template so a model's per-column
 //! contributions can be turned into reasons a person can act on.
 //!
+//! Feedback texts count through their sentiment (see
+//! [`infogap_models::text`], English and Chinese): how many texts, how many
+//! negative (in total and in the recent window), their share and the mean
+//! score (group `sentiment`); [`FeatureOptions::without`] leaves whole
+//! families out, so what they add can be measured.
+//!
 //! Blank handling: a customer with no survey (review, rating) gets the mean
 //! of the customers who have one at the same cutoff, and a `has_*` flag says
 //! whether it was observed; attributes missing for a customer get all-zero
@@ -40,6 +46,38 @@ pub struct FeatureOptions {
     pub max_attr_levels: usize,
     /// Attributes to leave out (e.g. the churn label itself).
     pub exclude_attributes: Vec<String>,
+    /// Feature families to leave out: `sentiment` (the texts' sentiment),
+    /// `scores` (ticket counts, survey and review scores), `feedback`
+    /// (both). For ablations: what a family adds to a model.
+    #[serde(default)]
+    pub without: Vec<String>,
+}
+
+/// The families [`FeatureOptions::without`] takes, and their column groups.
+pub const FAMILIES: [(&str, &[&str]); 3] = [
+    ("sentiment", &["sentiment"]),
+    ("scores", &["tickets", "survey", "review"]),
+    ("feedback", &["tickets", "survey", "review", "sentiment"]),
+];
+
+/// Checks the names of feature families to leave out.
+pub fn check_families(names: &[String]) -> Result<(), String> {
+    for n in names {
+        if !FAMILIES.iter().any(|(f, _)| f == n) {
+            return Err(format!(
+                "unknown feature family {n:?}; families: {}",
+                FAMILIES.map(|f| f.0).join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a column group is left out by the families `without`.
+fn left_out(group: &str, without: &[String]) -> bool {
+    FAMILIES
+        .iter()
+        .any(|(f, groups)| without.iter().any(|w| w == f) && groups.contains(&group))
 }
 
 impl Default for FeatureOptions {
@@ -49,6 +87,7 @@ impl Default for FeatureOptions {
             top_categories: 8,
             max_attr_levels: 12,
             exclude_attributes: Vec::new(),
+            without: Vec::new(),
         }
     }
 }
@@ -221,6 +260,11 @@ fn zh_template(col: &FeatureColumn) -> String {
         "has_review" => "写过评价".into(),
         "rating_mean" => "商品平均评分 {x}".into(),
         "ratings" => "{n} 次商品评分".into(),
+        "texts" => "共 {n} 条带文字的反馈或工单".into(),
+        "negative_texts" => "共 {n} 条负面反馈或工单".into(),
+        "negative_recent" => format!("最近 {r} 天 {{n}} 条负面反馈或工单"),
+        "negative_share" => "{pct} 的反馈为负面".into(),
+        "sentiment_mean" => "反馈平均情感得分 {x}（-1 到 1）".into(),
         "events" => "共 {n} 次网站/应用事件".into(),
         "events_recent" => format!("最近 {r} 天 {{n}} 次网站/应用事件"),
         "web_recent" => format!("最近 {r} 天 {{n}} 次网站事件"),
@@ -342,7 +386,7 @@ pub fn phrase_in(
         ),
         "orders_recent" | "orders_prior" | "events" | "events_recent" | "web_recent"
         | "app_recent" | "exposures" | "exposures_recent" | "redemptions" | "tickets"
-        | "tickets_recent" | "ratings"
+        | "tickets_recent" | "ratings" | "texts" | "negative_texts" | "negative_recent"
             if is_zero(0) =>
         {
             // "{n} web event{s} in the last 90 days" → "no web events in the last 90 days"
@@ -363,6 +407,9 @@ pub fn phrase_in(
         "rating_mean" if other("ratings").is_some_and(|r| r < 1.0) => {
             fixed_words("has not rated a product", "未给商品评过分")
         }
+        "negative_share" | "sentiment_mean" if other("texts").is_some_and(|n| n < 1.0) => {
+            return None;
+        }
         "has_survey" if is_zero(0) => fixed_words("has not answered a survey", "未回答过问卷"),
         "has_review" if is_zero(0) => fixed_words("has not written a review", "未写过评价"),
         "discount_share" if is_zero(2) => fixed_words("used no discounts", "未使用折扣"),
@@ -378,6 +425,8 @@ pub fn phrase_in(
 struct Acc {
     orders: Vec<(i64, f64, f64)>, // time, amount, discount
     tickets: Vec<i64>,
+    /// Texts: time, sentiment score, negative?
+    texts: Vec<(i64, f64, bool)>,
     surveys: Vec<(i64, f64)>,
     reviews: Vec<(i64, f64)>,
     ratings: Vec<f64>,
@@ -400,8 +449,16 @@ fn col(name: &str, group: &str, template: &str) -> FeatureColumn {
     }
 }
 
-/// The columns the pipeline produces for this data set (cutoff-independent).
+/// The columns the pipeline produces for this data set (cutoff-independent),
+/// without the families `opts.without` leaves out.
 pub fn feature_columns(ds: &Dataset, opts: &FeatureOptions) -> Vec<FeatureColumn> {
+    let mut c = all_columns(ds, opts);
+    c.retain(|c| !left_out(&c.group, &opts.without));
+    c
+}
+
+/// Every column of this data set, in the order rows are built.
+fn all_columns(ds: &Dataset, opts: &FeatureOptions) -> Vec<FeatureColumn> {
     let r = opts.recent_days;
     let mut c = vec![
         col("recency_days", "recency_days", "no purchase for {n} days"),
@@ -514,6 +571,31 @@ pub fn feature_columns(ds: &Dataset, opts: &FeatureOptions) -> Vec<FeatureColumn
             "activity",
             &format!("{{n}} app event{{s}} in the last {r} days"),
         ),
+        col(
+            "texts",
+            "sentiment",
+            "{n} comment{s} or ticket{s} with text",
+        ),
+        col(
+            "negative_texts",
+            "sentiment",
+            "{n} negative comment{s} or ticket{s} in total",
+        ),
+        col(
+            "negative_recent",
+            "sentiment",
+            &format!("{{n}} negative comment{{s}} or ticket{{s}} in the last {r} days"),
+        ),
+        col(
+            "negative_share",
+            "sentiment",
+            "{pct} of their comments and tickets were negative",
+        ),
+        col(
+            "sentiment_mean",
+            "sentiment",
+            "average sentiment of their comments {x} (-1 to 1)",
+        ),
     ];
     for cat in top_categories(ds, opts.top_categories) {
         c.push(col(
@@ -615,7 +697,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
 /// Builds features of every customer as of `cutoff` (Unix seconds). Only facts
 /// with `time < cutoff` are used.
 pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> FeatureTable {
-    let columns = feature_columns(ds, opts);
+    let columns = all_columns(ds, opts);
     let n = ds.customers.len();
     let index = ds.customer_index();
     let mut acc: Vec<Acc> = (0..n).map(|_| Acc::default()).collect();
@@ -654,6 +736,14 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
         if let (Some(t), Some(i)) = (before(f.time), index.pos(f.customer)) {
             let a = &mut acc[i];
             seen(a, t);
+            if let Some(text) = f.text.as_deref().filter(|x| !x.trim().is_empty()) {
+                let s = infogap_models::text::sentiment(text);
+                a.texts.push((
+                    t,
+                    s.score,
+                    s.polarity == infogap_models::text::Polarity::Negative,
+                ));
+            }
             let k = f.kind.to_ascii_lowercase();
             if is_ticket(&k) {
                 a.tickets.push(t);
@@ -854,6 +944,18 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
             .count() as f64;
         let n_exp = a.exposures.len() as f64;
         let n_red = a.redemptions.len() as f64;
+        let n_texts = a.texts.len() as f64;
+        let n_negative = a.texts.iter().filter(|x| x.2).count() as f64;
+        let negative_recent = a
+            .texts
+            .iter()
+            .filter(|x| x.2 && x.0 >= cutoff - recent)
+            .count() as f64;
+        let sentiment_mean = if a.texts.is_empty() {
+            0.0
+        } else {
+            a.texts.iter().map(|x| x.1).sum::<f64>() / n_texts
+        };
         data.extend_from_slice(&[
             recency,
             k as f64,
@@ -909,6 +1011,15 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
             ev_recent.len() as f64,
             web,
             app,
+            n_texts,
+            n_negative,
+            negative_recent,
+            if n_texts > 0.0 {
+                n_negative / n_texts
+            } else {
+                0.0
+            },
+            sentiment_mean,
         ]);
         for c in &top_cat_ix {
             let s = c.map_or(0.0, |c| cat_spend[c]);
@@ -936,6 +1047,26 @@ pub fn build_features(ds: &Dataset, cutoff: i64, opts: &FeatureOptions) -> Featu
         }
         debug_assert_eq!(data.len() - start, d);
     }
+    // the families left out: their columns dropped from every row
+    let keep: Vec<bool> = columns
+        .iter()
+        .map(|c| !left_out(&c.group, &opts.without))
+        .collect();
+    let (columns, data) = if keep.iter().all(|&k| k) {
+        (columns, data)
+    } else {
+        let data = data
+            .chunks(d.max(1))
+            .flat_map(|row| row.iter().zip(&keep).filter(|(_, k)| **k).map(|(v, _)| *v))
+            .collect();
+        let columns = columns
+            .into_iter()
+            .zip(&keep)
+            .filter(|(_, k)| **k)
+            .map(|(c, _)| c)
+            .collect();
+        (columns, data)
+    };
     FeatureTable {
         cutoff,
         customers: ds.customers.iter().map(|c| c.id).collect(),
@@ -1084,6 +1215,95 @@ mod tests {
         assert_eq!(render("{n} support ticket{s}", 3.2), "3 support tickets");
         assert_eq!(render("{n} order{s}", 1.0), "1 order");
         assert_eq!(render("{pct} of spend", 0.25), "25% of spend");
+    }
+
+    #[test]
+    fn feedback_texts_count_through_their_sentiment() {
+        let mut ds = small();
+        let text = |c, kind: &str, day: i64, t: &str| FeedbackFact {
+            customer: c,
+            kind: kind.into(),
+            score: None,
+            text: Some(t.into()),
+            channel: None,
+            time: Some(T0 + day * DAY),
+        };
+        ds.feedback.extend([
+            // negative, before the recent window (days 130 to 220)
+            text(1, "ticket", 100, "Refund still not received"),
+            // negative and recent, in Chinese
+            text(1, "ticket", 150, "没有收到退款"),
+            text(1, "forum", 160, "Great service, thank you!"),
+            // after the cutoff: not seen
+            text(1, "ticket", 230, "Item arrived damaged"),
+            text(2, "ticket", 140, "Where is my invoice?"),
+        ]);
+        let cutoff = T0 + 220 * DAY;
+        let f = build_features(&ds, cutoff, &FeatureOptions::default());
+        let v = |row: usize, name: &str| f.get(row, f.column(name).expect(name));
+        assert_eq!(v(0, "texts"), 3.0);
+        assert_eq!(v(0, "negative_texts"), 2.0);
+        assert_eq!(v(0, "negative_recent"), 1.0);
+        assert!((v(0, "negative_share") - 2.0 / 3.0).abs() < 1e-12);
+        assert!(v(0, "sentiment_mean") < 0.0, "{}", v(0, "sentiment_mean"));
+        assert_eq!((v(1, "texts"), v(1, "negative_texts")), (1.0, 0.0));
+        assert_eq!(v(1, "sentiment_mean"), 0.0);
+        // worded only when it means something
+        let col = |name: &str| f.columns[f.column(name).expect(name)].clone();
+        let none = |_: &str| Some(0.0);
+        assert_eq!(phrase(&col("negative_share"), 0.0, &none), None);
+        assert_eq!(
+            phrase(&col("negative_texts"), 0.0, &none).as_deref(),
+            Some("no negative comments or tickets in total")
+        );
+        assert_eq!(
+            phrase(&col("negative_recent"), 2.0, &none).as_deref(),
+            Some("2 negative comments or tickets in the last 90 days")
+        );
+        assert_eq!(
+            phrase_in(Wording::Zh, &col("negative_recent"), 2.0, &none).as_deref(),
+            Some("最近 90 天 2 条负面反馈或工单")
+        );
+
+        // families left out: their columns go, every other value stays
+        let without = |fam: &str| {
+            build_features(
+                &ds,
+                cutoff,
+                &FeatureOptions {
+                    without: vec![fam.into()],
+                    ..FeatureOptions::default()
+                },
+            )
+        };
+        let s = without("sentiment");
+        assert_eq!(s.columns.len() + 5, f.columns.len());
+        assert!(s.column("negative_texts").is_none() && s.column("tickets").is_some());
+        let all = without("feedback");
+        for gone in ["tickets", "survey_mean", "has_review", "negative_share"] {
+            assert!(all.column(gone).is_none(), "{gone}");
+        }
+        assert!(all.column("rating_mean").is_some());
+        let opts = FeatureOptions {
+            without: vec!["sentiment".into()],
+            ..FeatureOptions::default()
+        };
+        assert_eq!(feature_columns(&ds, &opts), s.columns);
+        for t in [&s, &all] {
+            for name in t.names() {
+                for row in 0..2 {
+                    assert_eq!(
+                        t.get(row, t.column(&name).expect("kept")),
+                        v(row, &name),
+                        "{name} of row {row}"
+                    );
+                }
+            }
+        }
+        let scores = without("scores");
+        assert!(scores.column("tickets").is_none() && scores.column("negative_texts").is_some());
+        assert!(check_families(&["feedback".into(), "sentiment".into()]).is_ok());
+        assert!(check_families(&["weather".into()]).is_err());
     }
 
     #[test]

@@ -121,28 +121,17 @@ pub fn import(
     }
     // 2. the config's policy and privacy rules, even when every file is
     // unchanged (a config that only changed [access] or [privacy])
-    let access = serde_json::to_string(&config.access)
-        .map_err(|e| EngineError::Invalid(format!("[access]: {e}")))?;
-    let privacy = serde_json::to_string(&config.privacy)
-        .map_err(|e| EngineError::Invalid(format!("[privacy]: {e}")))?;
-    let departments = serde_json::to_string(&config.departments)
-        .map_err(|e| EngineError::Invalid(format!("[[department]]: {e}")))?;
-    let rules = serde_json::to_string(&config.rules)
-        .map_err(|e| EngineError::Invalid(format!("[[rule]]: {e}")))?;
-    let bad_events = config.intake.bad_events.as_deref().unwrap_or("keep_rest");
+    let settings = config_settings(config)?;
     let store = engine.store();
-    if store.setting("access")?.as_deref() != Some(access.as_str())
-        || store.setting("privacy")?.as_deref() != Some(privacy.as_str())
-        || store.setting("departments")?.as_deref() != Some(departments.as_str())
-        || store.setting(crate::alerts::RULES_SETTING)?.as_deref() != Some(rules.as_str())
-        || store.setting(crate::intake::BAD_EVENTS_SETTING)?.as_deref() != Some(bad_events)
-    {
+    let mut changed = false;
+    for (k, v) in &settings {
+        changed |= store.setting(k)?.as_deref() != Some(v.as_str());
+    }
+    if changed {
         let mut tx = store.begin()?;
-        tx.set_setting("access", &access)?;
-        tx.set_setting("privacy", &privacy)?;
-        tx.set_setting("departments", &departments)?;
-        tx.set_setting(crate::alerts::RULES_SETTING, &rules)?;
-        tx.set_setting(crate::intake::BAD_EVENTS_SETTING, bad_events)?;
+        for (k, v) in &settings {
+            tx.set_setting(k, v)?;
+        }
         tx.commit()?;
     }
     let mut reports = Vec::new();
@@ -1090,39 +1079,15 @@ fn import_source(
     } = parsed;
 
     // resolve identities over the whole graph
-    // the policy of the config last imported (`[access]`): servers and
-    // `--as-role` read it from the store
-    tx.set_setting(
-        "access",
-        &serde_json::to_string(&config.access)
-            .map_err(|e| EngineError::Invalid(format!("[access]: {e}")))?,
-    )?;
-    // and its `[privacy]` rules (consent modes, retention, erasure, groups)
-    tx.set_setting(
-        "privacy",
-        &serde_json::to_string(&config.privacy)
-            .map_err(|e| EngineError::Invalid(format!("[privacy]: {e}")))?,
-    )?;
-    // and its `[[department]]` groups (the information-gap analysis)
-    tx.set_setting(
-        "departments",
-        &serde_json::to_string(&config.departments)
-            .map_err(|e| EngineError::Invalid(format!("[[department]]: {e}")))?,
-    )?;
+    // the policy, privacy rules, departments, alert rules, intake and
+    // webhook settings of the config last imported: servers, `--as-role`
+    // and the intake read them from the store
+    for (k, v) in config_settings(config)? {
+        tx.set_setting(k, &v)?;
+    }
     tx.set_setting(
         "identity.max_customers_per_key",
         &config.identity.max_customers_per_key.to_string(),
-    )?;
-    // the alert rules (`[[rule]]`), for `infogap serve`
-    tx.set_setting(
-        crate::alerts::RULES_SETTING,
-        &serde_json::to_string(&config.rules)
-            .map_err(|e| EngineError::Invalid(format!("[[rule]]: {e}")))?,
-    )?;
-    // the event intake's treatment of bad messages
-    tx.set_setting(
-        crate::intake::BAD_EVENTS_SETTING,
-        config.intake.bad_events.as_deref().unwrap_or("keep_rest"),
     )?;
     // and the rest of the identity policy, for the event intake
     tx.set_setting(
@@ -1515,4 +1480,43 @@ pub(crate) fn resolve_graph(
         })
         .collect();
     Ok((res.merges.len(), over))
+}
+
+/// The settings a config gives the store, whichever files it imports:
+/// `[access]`, `[privacy]`, `[[department]]`, `[[rule]]`, `[intake]` and
+/// `[webhooks]`, as (setting, value).
+fn config_settings(config: &Config) -> Result<Vec<(&'static str, String)>, EngineError> {
+    let js = |v: Result<String, serde_json::Error>, what: &str| {
+        v.map_err(|e| EngineError::Invalid(format!("{what}: {e}")))
+    };
+    Ok(vec![
+        (
+            "access",
+            js(serde_json::to_string(&config.access), "[access]")?,
+        ),
+        (
+            "privacy",
+            js(serde_json::to_string(&config.privacy), "[privacy]")?,
+        ),
+        (
+            "departments",
+            js(serde_json::to_string(&config.departments), "[[department]]")?,
+        ),
+        (
+            crate::alerts::RULES_SETTING,
+            js(serde_json::to_string(&config.rules), "[[rule]]")?,
+        ),
+        (
+            crate::intake::BAD_EVENTS_SETTING,
+            config
+                .intake
+                .bad_events
+                .clone()
+                .unwrap_or_else(|| "keep_rest".into()),
+        ),
+        (
+            crate::webhooks::SETTING,
+            js(serde_json::to_string(&config.webhooks), "[webhooks]")?,
+        ),
+    ])
 }

@@ -441,6 +441,7 @@ impl Engine {
             departments: Vec::new(),
             intake: Default::default(),
             rules: Vec::new(),
+            webhooks: Default::default(),
         })
     }
 

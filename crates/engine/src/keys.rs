@@ -91,6 +91,16 @@ impl Secret {
         m
     }
 
+    /// A 32-byte key derived for one purpose (`domain`) from this secret
+    /// and `data`: HMAC-SHA256(secret, domain ‖ 0 ‖ data). A webhook's
+    /// signing secret is derived so; only its salt is stored.
+    pub fn derive(&self, domain: &str, data: &[u8]) -> [u8; 32] {
+        let mut m = self.mac(domain);
+        m.update(&[0]);
+        m.update(data);
+        m.finalize().into_bytes().into()
+    }
+
     /// The keyed hash kept in the store.
     pub fn hash(&self, secret: &str) -> Vec<u8> {
         self.mac(secret).finalize().into_bytes().to_vec()

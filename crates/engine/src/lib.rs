@@ -14,6 +14,7 @@ pub mod churn;
 pub mod clv;
 pub mod demo;
 pub mod features;
+pub mod feedback;
 pub mod forecast;
 pub mod gap;
 pub mod import;
@@ -28,6 +29,7 @@ pub mod selfservice;
 pub mod share;
 pub mod snapshot;
 pub mod web;
+pub mod webhooks;
 
 use std::path::Path;
 

@@ -539,6 +539,10 @@ pub struct InboxItem {
     pub score: Option<f64>,
     /// Text (feedback_text class: visible, masked to its length, or left out).
     pub text: Option<String>,
+    /// The text's language, sentiment and topics (only beside a text shown
+    /// as it is: the note says what the text says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::feedback::TextNote>,
     /// Channel.
     pub channel: Option<String>,
     /// When (RFC 3339).
@@ -1251,6 +1255,11 @@ impl Engine {
                     Visibility::Masked => f.text.as_deref().map(mask_free_text),
                     Visibility::Hidden => None,
                 },
+                analysis: f
+                    .text
+                    .as_deref()
+                    .filter(|t| text == Visibility::Visible && !t.trim().is_empty())
+                    .map(crate::feedback::TextNote::of),
                 channel: f.channel.clone(),
                 time: f.time.map(rfc3339),
                 source: names.get(src).cloned().unwrap_or_default(),

@@ -20,6 +20,7 @@ pub mod recs;
 pub mod regress;
 pub mod segment;
 pub mod tabular;
+pub mod text;
 
 /// Errors every model family can report.
 #[derive(Debug, thiserror::Error)]

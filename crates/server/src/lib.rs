@@ -9,6 +9,7 @@
 //! ([`http`]). Nothing here prints: logs go through `tracing` and the access
 //! log's sink.
 
+pub mod delivery;
 pub mod error;
 pub mod extract;
 pub mod http;

@@ -14,7 +14,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use infogap_core::access::Action;
 use infogap_engine::access::{Access, Principal};
 use infogap_engine::{Engine, EngineError};
@@ -122,12 +122,23 @@ pub const ROUTES: &[RouteDef] = &[
         Some(Action::PrivacyErase),
     ),
     r("GET", "/v1/alerts", Some(Action::AlertsRead)),
+    r("GET", "/v1/feedback/summary", Some(Action::FeedbackRead)),
     r("POST", "/v1/identify", Some(Action::EventsWrite)),
     r("POST", "/v1/track", Some(Action::EventsWrite)),
     r("POST", "/v1/page", Some(Action::EventsWrite)),
     r("POST", "/v1/screen", Some(Action::EventsWrite)),
     r("POST", "/v1/alias", Some(Action::EventsWrite)),
     r("POST", "/v1/batch", Some(Action::EventsWrite)),
+    r("GET", "/v1/webhooks", Some(Action::WebhooksManage)),
+    r("POST", "/v1/webhooks", Some(Action::WebhooksManage)),
+    r("DELETE", "/v1/webhooks/{id}", Some(Action::WebhooksManage)),
+    r("GET", "/v1/webhooks/messages", Some(Action::WebhooksManage)),
+    r("GET", "/v1/webhooks/dead", Some(Action::WebhooksManage)),
+    r(
+        "POST",
+        "/v1/webhooks/dead/{id}/replay",
+        Some(Action::WebhooksManage),
+    ),
 ];
 
 fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
@@ -166,6 +177,13 @@ fn handler(def: &RouteDef) -> MethodRouter<Arc<AppState>> {
         ("GET", "/v1/erasures") => get(erasures),
         ("POST", "/v1/erasures/{id}/approve") => post(approve_erasure),
         ("GET", "/v1/alerts") => get(alerts),
+        ("GET", "/v1/feedback/summary") => get(feedback_summary),
+        ("GET", "/v1/webhooks") => get(webhooks_list),
+        ("POST", "/v1/webhooks") => post(webhooks_add),
+        ("DELETE", "/v1/webhooks/{id}") => delete(webhooks_remove),
+        ("GET", "/v1/webhooks/messages") => get(webhooks_messages),
+        ("GET", "/v1/webhooks/dead") => get(webhooks_dead),
+        ("POST", "/v1/webhooks/dead/{id}/replay") => post(webhooks_replay),
         ("POST", "/v1/identify") => post(intake_identify),
         ("POST", "/v1/track") => post(intake_track),
         ("POST", "/v1/page") => post(intake_page),
@@ -1026,6 +1044,48 @@ async fn audit(
     .await
 }
 
+/// What `GET /v1/feedback/summary` groups by.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct FeedbackSummaryQuery {
+    /// `week` or `month` (default).
+    pub period: Option<String>,
+    /// `segment` or `department` (default: the source and kind of the feedback).
+    pub by: Option<String>,
+}
+
+/// Feedback figures: NPS (0–10 answers) and CSAT (1–5 answers) kept apart,
+/// sentiment and topics of the texts (English and Chinese), overall, per
+/// segment or department and per period with the change between the last
+/// two; aggregates only, protected for roles other than admin and analyst.
+#[utoipa::path(get, path = "/v1/feedback/summary", params(FeedbackSummaryQuery),
+    responses((status = 200, description = "`overall`, `groups[]`, `trend[]`, `change`, `keywords` (roles that see feedback text), `languages`, `scales`, `left_out`, `privacy`")),
+    security(("bearer" = [])))]
+async fn feedback_summary(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<FeedbackSummaryQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::FeedbackRead, move |e, s, a| {
+        use infogap_engine::feedback::{FeedbackQuery, GroupBy, Period};
+        let q = FeedbackQuery {
+            period: q
+                .period
+                .as_deref()
+                .map(Period::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            by: q
+                .by
+                .as_deref()
+                .map(GroupBy::parse)
+                .transpose()?
+                .unwrap_or_default(),
+        };
+        e.share_feedback_summary(a, &s.insights(), &q)
+    })
+    .await
+}
+
 /// Paging of `GET /v1/alerts`.
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct AlertsQuery {
@@ -1046,6 +1106,133 @@ async fn alerts(
 ) -> Result<Response, ApiError> {
     ok_json(st, c, Action::AlertsRead, move |e, s, a| {
         e.share_alerts(a, &s.insights(), q.before, q.limit.unwrap_or(100))
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks
+
+/// A new webhook.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookBody {
+    /// `https://…` (or `http://`) URL the messages are posted to.
+    pub url: String,
+    /// Event types: `churn.high`, `feedback.negative`, `segment.changed`,
+    /// `consent.withdrawn`, `activity.unusual`, `portal.link`, or `*`.
+    pub events: Vec<String>,
+    /// The role whose field policy shapes the payloads.
+    pub role: String,
+    /// Only this department's customers.
+    pub department: Option<String>,
+}
+
+/// Outbox messages: which state, and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MessagesQuery {
+    /// `pending`, `delivered`, `dead` or `dropped` (all when absent).
+    pub state: Option<String>,
+    /// Only messages with an id below this.
+    pub before: Option<i64>,
+    /// How many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// The webhooks in use.
+#[utoipa::path(get, path = "/v1/webhooks",
+    responses((status = 200, description = "`webhooks[]` (`id`, `url`, `events`, `role`, `department`, `created_at`, `created_by`)")),
+    security(("bearer" = [])))]
+async fn webhooks_list(State(st): State<Arc<AppState>>, c: Caller) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::WebhooksManage, move |e, _, a| {
+        Ok(serde_json::json!({ "webhooks": e.list_webhooks(a)? }))
+    })
+    .await
+}
+
+/// Adds a webhook; the answer carries its signing secret (`whsec_…`) this once.
+#[utoipa::path(post, path = "/v1/webhooks", request_body = WebhookBody,
+    responses((status = 201, description = "The webhook and its `secret`"), (status = 400, description = "Bad URL, event type, role or department (named)")),
+    security(("bearer" = [])))]
+async fn webhooks_add(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Json(body): Json<WebhookBody>,
+) -> Result<Response, ApiError> {
+    let (v, actor) = call(&st, c, Action::WebhooksManage, move |e, s, a| {
+        e.add_webhook(
+            a,
+            &s.policy(),
+            &infogap_engine::webhooks::WebhookRequest {
+                url: body.url,
+                events: body.events,
+                role: body.role,
+                department: body.department,
+            },
+        )
+    })
+    .await?;
+    Ok(json_with_actor(StatusCode::CREATED, &v, actor))
+}
+
+/// Removes a webhook; its undelivered messages are dropped.
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", params(("id" = i64, Path, description = "Webhook id")),
+    responses((status = 200, description = "`{\"removed\": id}`"), (status = 404, description = "No such webhook")),
+    security(("bearer" = [])))]
+async fn webhooks_remove(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::WebhooksManage, move |e, _, a| {
+        e.remove_webhook(a, id)?;
+        Ok(serde_json::json!({ "removed": id }))
+    })
+    .await
+}
+
+/// Outbox messages, newest first (`state=dead` for the dead letters).
+#[utoipa::path(get, path = "/v1/webhooks/messages", params(MessagesQuery),
+    responses((status = 200, description = "`messages[]` (`id`, `msg_id`, `webhook_id`, `event`, `state`, `attempts`, `last_status`, `last_error`, …) and `counts` per state")),
+    security(("bearer" = [])))]
+async fn webhooks_messages(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<MessagesQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::WebhooksManage, move |e, _, a| {
+        e.webhook_messages(a, q.state.as_deref(), q.before, q.limit.unwrap_or(100))
+    })
+    .await
+}
+
+/// The dead letters: messages whose last try failed.
+#[utoipa::path(get, path = "/v1/webhooks/dead", params(AlertsQuery),
+    responses((status = 200, description = "`messages[]` in state `dead`, and `counts` per state")),
+    security(("bearer" = [])))]
+async fn webhooks_dead(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Query(q): Query<AlertsQuery>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::WebhooksManage, move |e, _, a| {
+        e.webhook_messages(a, Some("dead"), q.before, q.limit.unwrap_or(100))
+    })
+    .await
+}
+
+/// Puts a dead message back in the queue (its tries start again).
+#[utoipa::path(post, path = "/v1/webhooks/dead/{id}/replay", params(("id" = i64, Path, description = "Message id (`messages[].id`)")),
+    responses((status = 200, description = "`{\"replayed\": id}`"), (status = 404, description = "No dead message with that id")),
+    security(("bearer" = [])))]
+async fn webhooks_replay(
+    State(st): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    ok_json(st, c, Action::WebhooksManage, move |e, _, a| {
+        e.replay_webhook_message(a, id)?;
+        Ok(serde_json::json!({ "replayed": id }))
     })
     .await
 }
@@ -1159,8 +1346,9 @@ async fn intake_batch(
           watchlist, stats, forecasts, me, me_recommendations, export, me_export, train, job, audit,
           consents, consents_change, me_consents, me_consents_change,
           erase, me_erase, erasures, approve_erasure,
-          alerts, intake_identify, intake_track, intake_page, intake_screen, intake_alias, intake_batch),
-    components(schemas(LookupBody, ConsentBody, EraseBody)),
+          alerts, feedback_summary, intake_identify, intake_track, intake_page, intake_screen, intake_alias, intake_batch,
+          webhooks_list, webhooks_add, webhooks_remove, webhooks_messages, webhooks_dead, webhooks_replay),
+    components(schemas(LookupBody, ConsentBody, EraseBody, WebhookBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

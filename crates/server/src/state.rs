@@ -117,6 +117,8 @@ pub struct AppState {
     intake_wake: (Mutex<bool>, Condvar),
     /// Counts of the event intake (also in `/metrics`).
     pub intake_stats: Arc<IntakeStats>,
+    /// Counts of webhook deliveries (also in `/metrics`).
+    pub delivery_stats: Arc<crate::delivery::DeliveryStats>,
 }
 
 /// Counts of the event intake since the server started.
@@ -227,6 +229,7 @@ impl AppState {
             memo: Mutex::new((0, HashMap::new())),
             intake_wake: (Mutex::new(false), Condvar::new()),
             intake_stats: Arc::default(),
+            delivery_stats: Arc::default(),
         });
         let stats = state.intake_stats.clone();
         for (name, help, read) in [
@@ -278,6 +281,37 @@ impl AppState {
                 })
                 .ok();
         }
+        for (name, help, read) in [
+            (
+                "infogap_webhook_queued_total",
+                "Webhook messages queued (alerts and sign-in links).",
+                0usize,
+            ),
+            (
+                "infogap_webhook_delivered_total",
+                "Webhook tries answered 2xx.",
+                1,
+            ),
+            (
+                "infogap_webhook_failed_total",
+                "Webhook tries that failed (retried later or dead).",
+                2,
+            ),
+        ] {
+            let s = state.delivery_stats.clone();
+            state
+                .metrics
+                .gauge_fn(name, help, move || {
+                    let c = match read {
+                        0 => &s.queued,
+                        1 => &s.delivered,
+                        _ => &s.failed,
+                    };
+                    c.load(Ordering::Relaxed) as f64
+                })
+                .ok();
+        }
+        crate::delivery::spawn(&state)?;
         let weak = Arc::downgrade(&state);
         std::thread::Builder::new()
             .name("alerts".into())
@@ -294,6 +328,19 @@ impl AppState {
             .spawn(move || refresher(weak, live))
             .map_err(|e| EngineError::Invalid(format!("cannot start the refresher: {e}")))?;
         Ok(state)
+    }
+
+    /// An engine of its own for a worker thread, writing to the server's
+    /// audit trail.
+    pub(crate) fn open_engine(&self) -> Result<Engine, EngineError> {
+        let e = Engine::open_existing(&self.db)?;
+        e.set_audit_sink(self.sink.clone())?;
+        Ok(e)
+    }
+
+    /// Whether the server is shutting down.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
 
     /// Marks the server as served over TLS: cookies get `Secure`.
@@ -411,6 +458,32 @@ impl AppState {
         }
         let m = model.to_string();
         self.start_job("train", model, by, None, move |e| train(e, &m))
+    }
+
+    /// Retrains `kinds` in the background whenever the newest saved model of
+    /// a kind is older than `every` (checked every `every / 4`, at most a
+    /// minute apart; a kind not yet trained is left to a person, and one
+    /// whose training failed is not tried again sooner than `every`). A
+    /// finished training is picked up by the refresher: new requests get
+    /// the new model, requests in flight finish with the old one.
+    pub fn schedule_retraining(
+        self: &Arc<Self>,
+        every: Duration,
+        kinds: Vec<String>,
+    ) -> Result<(), EngineError> {
+        for k in &kinds {
+            if !matches!(k.as_str(), "recs" | "churn" | "clv" | "amount") {
+                return Err(EngineError::Invalid(format!(
+                    "--retrain: no model kind {k:?}; kinds: recs, churn, clv, amount"
+                )));
+            }
+        }
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("retrain".into())
+            .spawn(move || retrainer(weak, every, kinds))
+            .map_err(|e| EngineError::Invalid(format!("cannot start the retrainer: {e}")))?;
+        Ok(())
     }
 
     /// Starts a background job on its own thread and engine: `f` computes
@@ -648,6 +721,58 @@ fn alerts_worker(state: std::sync::Weak<AppState>) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "alert evaluation failed; retrying"),
+        }
+    }
+}
+
+/// Starts the trainings [`AppState::schedule_retraining`] asks for.
+fn retrainer(state: std::sync::Weak<AppState>, every: Duration, kinds: Vec<String>) {
+    let check = (every / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
+    let mut tried: HashMap<String, Instant> = HashMap::new();
+    let engine = match state.upgrade().map(|s| s.open_engine()) {
+        Some(Ok(e)) => e,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "retrainer cannot open the store");
+            return;
+        }
+        None => return,
+    };
+    loop {
+        std::thread::sleep(check);
+        let Some(s) = state.upgrade() else { return };
+        if s.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let times = match engine.store().model_times() {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "retrainer: reading model times");
+                continue;
+            }
+        };
+        let now = chrono::Utc::now();
+        for kind in &kinds {
+            let Some((_, version, at)) = times.iter().find(|t| &t.0 == kind) else {
+                continue;
+            };
+            let age = chrono::DateTime::parse_from_rfc3339(at)
+                .map(|t| now.signed_duration_since(t).to_std().unwrap_or_default())
+                .unwrap_or(Duration::MAX);
+            let running = lock(&s.jobs)
+                .values()
+                .any(|j| j.kind == "train" && &j.model == kind && j.status == "running");
+            if age < every || running || tried.get(kind).is_some_and(|t| t.elapsed() < every) {
+                continue;
+            }
+            tried.insert(kind.clone(), Instant::now());
+            match s.start_training(kind, "schedule") {
+                Ok(j) => {
+                    tracing::info!(model = %kind, from_version = version, job = j.id, "scheduled retraining started")
+                }
+                Err(e) => {
+                    tracing::warn!(model = %kind, error = %e, "scheduled retraining could not start")
+                }
+            }
         }
     }
 }

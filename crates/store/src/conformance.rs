@@ -289,6 +289,10 @@ pub fn models_round_trip(store: &dyn Store) {
         Some((2, b"two".to_vec(), serde_json::json!({"ndcg": 0.5})))
     );
     assert!(ok(store.load_model("churn")).is_none());
+    let times = ok(store.model_times());
+    assert_eq!(times.len(), 1);
+    assert_eq!((times[0].0.as_str(), times[0].1), ("recs", 2));
+    assert_eq!(times[0].2, m2.created_at, "the newest version's time");
 }
 
 /// Import runs are recorded and listed newest first.
@@ -813,10 +817,123 @@ pub fn alerts_round_trip(store: &dyn Store) {
     let all = ok(store.alerts(None, 10));
     let got: Vec<(i64, i64)> = all.iter().map(|x| (x.customer_id, x.generation)).collect();
     assert_eq!(got, vec![(1, 6), (2, 5), (1, 5)]);
+    let after: Vec<i64> = ok(store.alerts_after(all[2].id, 10))
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(after, vec![all[1].id, all[0].id], "oldest first");
     let older = ok(store.alerts(Some(all[0].id), 1));
     assert_eq!(older.len(), 1);
     assert_eq!(older[0].id, all[1].id);
     assert_eq!(older[0].detail, "{\"probability\":0.9}");
+}
+
+/// Webhooks and the outbox: a webhook takes only alerts raised after it
+/// was added; the alert cursor moves once (a second process's enqueue from
+/// the same cursor writes nothing); a claim leases messages (not claimed
+/// again before the lease runs out) and counts the try; outcomes deliver,
+/// reschedule or kill; a try never answered after the last attempt is
+/// dead; dead messages replay; removal drops what is left.
+pub fn webhook_outbox(store: &dyn Store) {
+    let a = |customer: i64| NewAlertRow {
+        rule: "r".into(),
+        kind: "churn_risk".into(),
+        customer_id: customer,
+        generation: 1,
+        detail: "{}".into(),
+    };
+    ok(store.record_alerts(&[a(1)], "b"));
+    let id = ok(store.create_webhook(&NewWebhook {
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec!["churn.high".into(), "feedback.negative".into()],
+        role: "marketing".into(),
+        department: None,
+        salt: vec![7; 16],
+        created_by: "local".into(),
+        created_at: 1,
+    }));
+    let hooks = ok(store.webhooks());
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].events, vec!["churn.high", "feedback.negative"]);
+    assert_eq!(hooks[0].salt, vec![7; 16]);
+    let from = hooks[0].alerts_from;
+    assert!(
+        from >= 1,
+        "the alert raised before the webhook is behind its cursor"
+    );
+    let m = |n: i64, customer: i64| OutboxIn {
+        msg_id: format!("msg_{n}"),
+        webhook_id: id,
+        event: "churn.high".into(),
+        customer_id: Some(customer),
+        alert_id: Some(n),
+        body: format!("{{\"n\":{n}}}"),
+    };
+    assert_eq!(
+        ok(store.outbox_enqueue(Some((id, from, from + 2)), &[m(1, 10), m(2, 20)], 1_000)),
+        Some(2)
+    );
+    // a second enqueue from the same cursor (another process) writes nothing
+    assert_eq!(
+        ok(store.outbox_enqueue(Some((id, from, from + 2)), &[m(3, 30)], 1_000)),
+        None
+    );
+    // a message id seen before is skipped
+    assert_eq!(ok(store.outbox_enqueue(None, &[m(1, 10)], 1_000)), Some(0));
+    let claimed = ok(store.outbox_claim(1_000, 500, 2, 10));
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(claimed[0].body.as_deref(), Some("{\"n\":1}"));
+    assert!(claimed.iter().all(|c| c.attempts == 1));
+    assert!(
+        ok(store.outbox_claim(1_200, 500, 2, 10)).is_empty(),
+        "leased"
+    );
+    ok(store.outbox_done(&[
+        OutboxOutcome {
+            id: claimed[0].id,
+            delivered: true,
+            status: Some(204),
+            error: None,
+            retry_at: None,
+        },
+        OutboxOutcome {
+            id: claimed[1].id,
+            delivered: false,
+            status: Some(500),
+            error: Some("HTTP 500".into()),
+            retry_at: Some(1_300),
+        },
+    ]));
+    let again = ok(store.outbox_claim(1_300, 500, 2, 10));
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].id, again[0].attempts), (claimed[1].id, 2));
+    // the server stops during the last try: dead when the lease runs out
+    assert!(ok(store.outbox_claim(1_900, 500, 2, 10)).is_empty());
+    let dead = ok(store.outbox(Some("dead"), None, 10));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_status, Some(500));
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("stopped"))
+    );
+    let counts = ok(store.outbox_counts());
+    assert_eq!(counts.get("delivered"), Some(&1));
+    assert!(!ok(store.outbox_replay(claimed[0].id, 2_000)), "not dead");
+    assert!(ok(store.outbox_replay(dead[0].id, 2_000)));
+    let replayed = ok(store.outbox_claim(2_000, 500, 2, 10));
+    assert_eq!((replayed.len(), replayed[0].attempts), (1, 1));
+    assert_eq!(replayed[0].body.as_deref(), Some("{\"n\":2}"));
+    assert!(ok(store.remove_webhook(id, 5)));
+    assert!(!ok(store.remove_webhook(id, 6)));
+    let counts = ok(store.outbox_counts());
+    assert_eq!(counts.get("dropped"), Some(&1));
+    assert_eq!(
+        ok(store.outbox_enqueue(None, &[m(9, 90)], 3_000)),
+        Some(0),
+        "nothing is queued for a removed webhook"
+    );
 }
 
 /// Runs the whole suite, each case on a fresh store from `make`.
@@ -835,4 +952,5 @@ pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
     erasure_deletes_web_sessions(make().as_ref());
     intake_journal(make().as_ref());
     alerts_round_trip(make().as_ref());
+    webhook_outbox(make().as_ref());
 }

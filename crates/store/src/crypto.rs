@@ -54,6 +54,8 @@ pub enum Field {
     Journal,
     /// A message of the event intake journal, until it is applied.
     Intake,
+    /// A webhook message's payload, until it is delivered.
+    Outbox,
 }
 
 impl Field {
@@ -66,6 +68,7 @@ impl Field {
             Field::Model => b"infogap model v1",
             Field::Journal => b"infogap erasure journal v1",
             Field::Intake => b"infogap intake v1",
+            Field::Outbox => b"infogap webhook outbox v1",
         }
     }
 }

@@ -189,6 +189,7 @@ impl SqliteStore {
                 exec1(db, "DELETE FROM api_keys WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM web_sessions WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM alerts WHERE customer_id = ?1", c)?;
+                exec1(db, "DELETE FROM webhook_outbox WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM identities WHERE customer_id = ?1", c)?;
                 exec1(db, "DELETE FROM customers WHERE id = ?1", c)?;
                 let at = crate::now_rfc3339();
@@ -617,6 +618,15 @@ fn plan_in(db: &RawDb<'_>, c: i64, key: Option<&crate::crypto::DataKey>) -> Resu
         "alerts",
         count(db, "SELECT COUNT(*) FROM alerts WHERE customer_id = ?1", c)?,
         &["customer_id", "detail"],
+    ));
+    p.tables.push(t(
+        "webhook_outbox",
+        count(
+            db,
+            "SELECT COUNT(*) FROM webhook_outbox WHERE customer_id = ?1",
+            c,
+        )?,
+        &["customer_id", "body", "secret"],
     ));
     Ok(p)
 }

@@ -360,6 +360,26 @@ pub(crate) fn reseal(raw: &RawDb<'_>, old: Option<&DataKey>, new: &DataKey) -> R
             up.reset()?;
         }
     }
+    let mut outbox = Vec::new();
+    {
+        let mut st = raw.prepare(
+            "SELECT id, body, secret FROM webhook_outbox WHERE body IS NOT NULL OR secret IS NOT NULL",
+        )?;
+        while st.step()? {
+            outbox.push((st.i64(0)?, st.opt_text(1)?, st.opt_blob(2)?));
+        }
+    }
+    {
+        let mut up =
+            raw.prepare("UPDATE webhook_outbox SET body = NULL, secret = ?1 WHERE id = ?2")?;
+        for (id, clear, secret) in outbox {
+            let v = plain(old, Field::Outbox, secret, clear)?.unwrap_or_default();
+            up.bind_blob(1, &new.seal(Field::Outbox, v.as_bytes()))?;
+            up.bind_i64(2, id)?;
+            up.step()?;
+            up.reset()?;
+        }
+    }
     let mut models = Vec::new();
     {
         let mut st = raw.prepare("SELECT id, blob, sealed FROM models")?;

@@ -27,6 +27,8 @@ mod keyed;
 pub use erase::{ErasurePlan, ErasureRecord, TableCount};
 pub use keyed::{RotateReport, SealCounts};
 mod migrate;
+mod outbox;
+pub use outbox::{NewWebhook, OutboxIn, OutboxOutcome, OutboxRecord, WebhookRecord};
 mod raw;
 pub mod snapshot;
 mod sqlite;
@@ -836,6 +838,9 @@ pub trait Store: Send + Sync {
     fn customers_of_sources(&self, sources: &[i64]) -> Result<std::collections::HashSet<i64>>;
     /// The newest version of every model kind.
     fn model_versions(&self) -> Result<Vec<(String, i64)>>;
+    /// The newest version of every model kind and when it was saved
+    /// (RFC 3339), without the blobs.
+    fn model_times(&self) -> Result<Vec<(String, i64, String)>>;
     /// Every kept version of a model kind, oldest first.
     fn model_history(&self, kind: &str) -> Result<Vec<i64>>;
     /// One version of a model kind (as [`Store::load_model`] gives the newest).
@@ -899,6 +904,54 @@ pub trait Store: Send + Sync {
     /// Alerts, newest first: those with an id below `before` (all when
     /// None), at most `limit`.
     fn alerts(&self, before: Option<i64>, limit: usize) -> Result<Vec<AlertRecord>>;
+    /// Alerts with an id above `after`, oldest first, at most `limit`.
+    fn alerts_after(&self, after: i64, limit: usize) -> Result<Vec<AlertRecord>>;
+    /// Adds a webhook; it takes alerts raised after this call. Its id.
+    fn create_webhook(&self, webhook: &NewWebhook) -> Result<i64>;
+    /// Every webhook (removed ones too), by id.
+    fn webhooks(&self) -> Result<Vec<WebhookRecord>>;
+    /// Removes a webhook; its undelivered messages are dropped. False when
+    /// there is no such webhook or it was removed before.
+    fn remove_webhook(&self, id: i64, at: i64) -> Result<bool>;
+    /// Writes messages to the outbox (a message id seen before, or a
+    /// webhook's alert already queued, is skipped), first moving the
+    /// webhook's alert cursor `(webhook, from, to)` when given: when the
+    /// cursor is no longer at `from` (another process moved it) nothing is
+    /// written and the answer is None. One transaction; how many messages
+    /// were written.
+    fn outbox_enqueue(
+        &self,
+        cursor: Option<(i64, i64, i64)>,
+        rows: &[OutboxIn],
+        now_ms: i64,
+    ) -> Result<Option<usize>>;
+    /// Claims up to `limit` pending messages due at `now_ms` (Unix ms) for
+    /// a try: each gets one more attempt and is not due again before
+    /// `now_ms + lease_ms`. A due message that has had `max_attempts`
+    /// tries already (the server stopped during its last) becomes dead.
+    fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        max_attempts: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>>;
+    /// Records what became of claimed tries (only messages still pending
+    /// change).
+    fn outbox_done(&self, outcomes: &[OutboxOutcome]) -> Result<()>;
+    /// Outbox messages, newest first, in `state` (all when None), with an
+    /// id below `before`, at most `limit`.
+    fn outbox(
+        &self,
+        state: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>>;
+    /// Puts a dead message back in the queue, due at `now_ms`, with its
+    /// tries reset; false when it is not dead or its webhook was removed.
+    fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool>;
+    /// How many outbox messages are in each state.
+    fn outbox_counts(&self) -> Result<std::collections::BTreeMap<String, u64>>;
     /// The oldest pending messages of the journal, at most `limit`.
     fn intake_pending(&self, limit: usize) -> Result<Vec<IntakeRecord>>;
     /// How many journal rows are in each state.

@@ -51,6 +51,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "alerts",
         sql: include_str!("../migrations/0008_alerts.sql"),
     },
+    Migration {
+        version: 9,
+        name: "webhooks",
+        sql: include_str!("../migrations/0009_webhooks.sql"),
+    },
 ];
 
 /// FNV-1a checksum of a migration's SQL (stable across builds and platforms).

@@ -1712,27 +1712,67 @@ impl Store for SqliteStore {
     }
 
     fn alerts(&self, before: Option<i64>, limit: usize) -> Result<Vec<AlertRecord>> {
-        self.with_raw(|db| {
-            let mut st = db.prepare(
-                "SELECT id, rule, kind, customer_id, generation, created_at, detail FROM alerts
-                 WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
-            st.bind_i64(1, before.unwrap_or(i64::MAX))?;
-            st.bind_i64(2, i64::try_from(limit).unwrap_or(i64::MAX))?;
-            let mut out = Vec::new();
-            while st.step()? {
-                out.push(AlertRecord {
-                    id: st.i64(0)?,
-                    rule: st.text(1)?,
-                    kind: st.text(2)?,
-                    customer_id: st.i64(3)?,
-                    generation: st.i64(4)?,
-                    created_at: st.i64(5)?,
-                    detail: st.text(6)?,
-                });
-            }
-            Ok(out)
-        })
+        self.alerts_where(
+            "id < ?1 ORDER BY id DESC",
+            before.unwrap_or(i64::MAX),
+            limit,
+        )
+    }
+
+    fn alerts_after(&self, after: i64, limit: usize) -> Result<Vec<AlertRecord>> {
+        self.alerts_where("id > ?1 ORDER BY id", after, limit)
+    }
+
+    fn create_webhook(&self, webhook: &NewWebhook) -> Result<i64> {
+        self.create_webhook_impl(webhook)
+    }
+
+    fn webhooks(&self) -> Result<Vec<WebhookRecord>> {
+        self.webhooks_impl()
+    }
+
+    fn remove_webhook(&self, id: i64, at: i64) -> Result<bool> {
+        self.remove_webhook_impl(id, at)
+    }
+
+    fn outbox_enqueue(
+        &self,
+        cursor: Option<(i64, i64, i64)>,
+        rows: &[OutboxIn],
+        now_ms: i64,
+    ) -> Result<Option<usize>> {
+        self.outbox_enqueue_impl(cursor, rows, now_ms)
+    }
+
+    fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        max_attempts: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>> {
+        self.outbox_claim_impl(now_ms, lease_ms, max_attempts, limit)
+    }
+
+    fn outbox_done(&self, outcomes: &[OutboxOutcome]) -> Result<()> {
+        self.outbox_done_impl(outcomes)
+    }
+
+    fn outbox(
+        &self,
+        state: Option<&str>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<OutboxRecord>> {
+        self.outbox_impl(state, before, limit)
+    }
+
+    fn outbox_replay(&self, id: i64, now_ms: i64) -> Result<bool> {
+        self.outbox_replay_impl(id, now_ms)
+    }
+
+    fn outbox_counts(&self) -> Result<BTreeMap<String, u64>> {
+        self.outbox_counts_impl()
     }
 
     fn intake_pending(&self, limit: usize) -> Result<Vec<IntakeRecord>> {
@@ -2100,6 +2140,22 @@ impl Store for SqliteStore {
         })
     }
 
+    fn model_times(&self) -> Result<Vec<(String, i64, String)>> {
+        self.with_raw(|db| {
+            let mut st = db.prepare(
+                "SELECT m.kind, m.version, m.created_at FROM models m
+                 JOIN (SELECT kind, MAX(version) AS v FROM models GROUP BY kind) n
+                   ON n.kind = m.kind AND n.v = m.version
+                 ORDER BY m.kind",
+            )?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push((st.text(0)?, st.i64(1)?, st.text(2)?));
+            }
+            Ok(out)
+        })
+    }
+
     fn model_history(&self, kind: &str) -> Result<Vec<i64>> {
         self.with_raw(|db| {
             let mut st =
@@ -2448,6 +2504,31 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// Alerts matching `clause` (with `?1` bound to `bound`).
+    fn alerts_where(&self, clause: &str, bound: i64, limit: usize) -> Result<Vec<AlertRecord>> {
+        self.with_raw(|db| {
+            let mut st = db.prepare(&format!(
+                "SELECT id, rule, kind, customer_id, generation, created_at, detail FROM alerts
+                 WHERE {clause} LIMIT ?2"
+            ))?;
+            st.bind_i64(1, bound)?;
+            st.bind_i64(2, i64::try_from(limit).unwrap_or(i64::MAX))?;
+            let mut out = Vec::new();
+            while st.step()? {
+                out.push(AlertRecord {
+                    id: st.i64(0)?,
+                    rule: st.text(1)?,
+                    kind: st.text(2)?,
+                    customer_id: st.i64(3)?,
+                    generation: st.i64(4)?,
+                    created_at: st.i64(5)?,
+                    detail: st.text(6)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
     /// Runs `f` on the connection's raw SQLite handle, on this thread.
     pub(crate) fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.lock();

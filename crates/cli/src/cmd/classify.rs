@@ -127,6 +127,16 @@ pub struct TrainChurnArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Leave feature families out (`sentiment`: the feedback texts'
+    /// sentiment; `scores`: ticket counts, survey and review scores;
+    /// `feedback`: both), to measure what they add; comma-separated or
+    /// repeated.
+    #[arg(long, value_name = "FAMILY", value_delimiter = ',')]
+    without: Vec<String>,
+    /// Measure only: do not save the model (an ablation leaves the saved
+    /// model alone).
+    #[arg(long)]
+    no_save: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -139,7 +149,8 @@ pub fn train(ctx: &Ctx, args: &TrainChurnArgs) -> anyhow::Result<()> {
         anyhow::bail!("--folds must be at least 2");
     }
     let cutoff = args.cutoff.as_deref().map(churn::parse_date).transpose()?;
-    let opts = ChurnOptions {
+    infogap_engine::features::check_families(&args.without).map_err(anyhow::Error::msg)?;
+    let mut opts = ChurnOptions {
         cutoff,
         window_days: args.window_days,
         active_days: args.active_days,
@@ -149,8 +160,16 @@ pub fn train(ctx: &Ctx, args: &TrainChurnArgs) -> anyhow::Result<()> {
         label_attribute: args.label_attribute.clone(),
         ..Default::default()
     };
+    opts.features.without = args.without.clone();
     let engine = ctx.engine_existing()?;
-    let report = churn::train(&engine, &opts).context("training the churn model")?;
+    let report = if args.no_save {
+        let ds = engine.dataset()?;
+        churn::train_on_dataset(&ds, &opts)
+            .context("training the churn model")?
+            .1
+    } else {
+        churn::train(&engine, &opts).context("training the churn model")?
+    };
     if args.json {
         print_json(&report)
     } else {
@@ -193,6 +212,9 @@ fn print_train(r: &ChurnTrainReport) {
         r.churn_rate * 100.0,
         r.n_features
     );
+    if !r.without.is_empty() {
+        println!("  features without: {}", r.without.join(", "));
+    }
     println!(
         "  {}-fold CV: ROC AUC {:.3} ± {:.3}, PR AUC {:.3}, log loss {:.3}, Brier {:.3}, accuracy {:.3}",
         r.folds,

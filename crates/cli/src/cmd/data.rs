@@ -121,7 +121,12 @@ pub enum CustomerCmd {
         /// Base URL of `infogap serve`.
         #[arg(long, default_value = super::web::DEFAULT_BASE_URL, value_name = "URL")]
         base_url: String,
-        /// JSON output (`url`, `customer`, `expires_at`).
+        /// Do not print the link: queue it for the webhooks that take
+        /// `portal.link` (the business's mailer), delivered by `infogap serve`.
+        #[arg(long)]
+        deliver: bool,
+        /// JSON output (`url`, `customer`, `expires_at`; with --deliver
+        /// `customer`, `expires_at`, `queued`).
         #[arg(long)]
         json: bool,
     },
@@ -383,15 +388,19 @@ pub fn customer(ctx: &Ctx, c: &CustomerCmd) -> anyhow::Result<()> {
             namespace,
             ttl,
             base_url,
+            deliver,
             json,
         } => super::web::customer_link(
             ctx,
             &engine,
-            key,
-            namespace.as_deref(),
-            ttl.as_deref(),
-            base_url,
-            *json,
+            super::web::LinkArgs {
+                key,
+                namespace: namespace.as_deref(),
+                ttl: ttl.as_deref(),
+                base: base_url,
+                deliver: *deliver,
+                json: *json,
+            },
         ),
         CustomerCmd::Show {
             key,

@@ -19,6 +19,7 @@ pub mod recs;
 pub mod share;
 pub mod snapshot;
 pub mod web;
+pub mod webhooks;
 
 /// Runs every model family's quickstart section; a failing section is
 /// reported in its place and does not stop the others.

@@ -46,6 +46,14 @@ pub struct ServeArgs {
     /// No access log (JSON lines on stderr otherwise).
     #[arg(long)]
     pub no_access_log: bool,
+    /// Retrain the models whose newest version is older than this (e.g.
+    /// 24h, 30m) in the background; new requests get the new model as
+    /// soon as it is saved.
+    #[arg(long, value_name = "DURATION", env = "INFOGAP_RETRAIN_EVERY")]
+    pub retrain_every: Option<String>,
+    /// The model kinds --retrain-every retrains.
+    #[arg(long, default_value = "churn,recs,clv", value_name = "KINDS")]
+    pub retrain: String,
 }
 
 /// `infogap serve`: the API over the store until SIGINT or SIGTERM.
@@ -69,6 +77,17 @@ pub fn serve(ctx: &Ctx, a: &ServeArgs) -> anyhow::Result<()> {
     };
     let state = AppState::open(&db, policy, http.metrics.clone())
         .with_context(|| format!("opening store {}", db.display()))?;
+    if let Some(every) = &a.retrain_every {
+        let ms = infogap_core::config::parse_millis(every)
+            .map_err(|e| anyhow::anyhow!("--retrain-every {every:?}: {e}"))?;
+        let kinds = a
+            .retrain
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect();
+        state.schedule_retraining(std::time::Duration::from_millis(ms), kinds)?;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -220,18 +220,47 @@ pub fn users(ctx: &Ctx, c: &UsersCmd) -> anyhow::Result<()> {
     }
 }
 
-/// `infogap customer link KEY`: a one-time sign-in link to the portal.
-pub fn customer_link(
-    ctx: &Ctx,
-    engine: &Engine,
-    key: &str,
-    namespace: Option<&str>,
-    ttl: Option<&str>,
-    base: &str,
-    json: bool,
-) -> anyhow::Result<()> {
+/// What `infogap customer link` takes.
+pub struct LinkArgs<'a> {
+    /// Customer key.
+    pub key: &'a str,
+    /// Its namespace.
+    pub namespace: Option<&'a str>,
+    /// Lifetime.
+    pub ttl: Option<&'a str>,
+    /// Base URL of the server.
+    pub base: &'a str,
+    /// Queue for the `portal.link` webhooks instead of printing.
+    pub deliver: bool,
+    /// JSON output.
+    pub json: bool,
+}
+
+/// `infogap customer link KEY`: a one-time sign-in link to the portal,
+/// printed, or queued for the webhooks that take `portal.link`.
+pub fn customer_link(ctx: &Ctx, engine: &Engine, args: LinkArgs<'_>) -> anyhow::Result<()> {
+    let LinkArgs {
+        key,
+        namespace,
+        ttl,
+        base,
+        deliver,
+        json,
+    } = args;
     ctx.access(engine, Action::KeysManage)?;
     let base = base_url(base)?;
+    if deliver
+        && !engine.store().webhooks()?.iter().any(|w| {
+            w.removed_at.is_none()
+                && w.events
+                    .iter()
+                    .any(|e| e == infogap_engine::webhooks::PORTAL_LINK)
+        })
+    {
+        anyhow::bail!(
+            "customer link --deliver: no webhook takes portal.link; add one with `infogap webhooks add --url URL --events portal.link --role support`"
+        );
+    }
     // the messages name the parameter, never the key's value (it is personal)
     let id = match engine.find_customer(key, namespace) {
         Ok(Some(id)) => id,
@@ -248,6 +277,21 @@ pub fn customer_link(
     };
     let link = engine.customer_link(id, ttl)?;
     let url = format!("{base}/portal/link?token={}", link.token);
+    if deliver {
+        let queued = engine.enqueue_portal_link(&engine.policy()?, id, &url, &link.expires_at)?;
+        if json {
+            return print_json(&serde_json::json!({
+                "customer": link.customer,
+                "expires_at": link.expires_at,
+                "queued": queued,
+            }));
+        }
+        println!(
+            "one-time sign-in link for customer #{id} (valid once until {}) queued for {queued} webhook(s); `infogap serve` delivers it",
+            link.expires_at
+        );
+        return Ok(());
+    }
     if json {
         return print_json(&LinkOut {
             url,

@@ -14,7 +14,7 @@ use crate::share::{Server, demo_store, http, key};
 
 /// A POST that gives up quietly when the server dies under it (the drill
 /// kills it mid-request): the status and body, or None.
-fn try_post(
+pub(crate) fn try_post(
     addr: std::net::SocketAddr,
     path: &str,
     key: &str,
@@ -451,14 +451,14 @@ fn an_event_changes_churn_risk_and_recommendations_without_a_retrain() {
 }
 
 /// `infogap alerts --json`, polled until `ok` accepts it.
-fn alerts_until(dir: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn alerts_until(dir: &Path, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     let t0 = Instant::now();
     loop {
         let v = cli_json(dir, &["alerts", "--json"]);
         if ok(&v) {
             return v;
         }
-        assert!(t0.elapsed() < Duration::from_secs(20), "{what}: {v}");
+        assert!(t0.elapsed() < Duration::from_secs(30), "{what}: {v}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -474,15 +474,12 @@ fn raised(v: &Value, rule: &str) -> Vec<Value> {
 fn rules_raise_alerts_once_and_a_restart_catches_up() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
-    demo_store(dir, "200");
-    // rules in the config: the next import stores them
-    let cfg = dir.join("demo/infogap.toml");
-    let mut text = std::fs::read_to_string(&cfg).expect("config");
-    text.push_str(
+    // rules in the config: the import stores them
+    crate::share::demo_store_with(
+        dir,
+        "200",
         "\n[[rule]]\nname = \"unsubscribed\"\nkind = \"consent_withdrawn\"\npurpose = \"marketing\"\n\n[[rule]]\nname = \"odd-spend\"\nkind = \"unusual_activity\"\nfactor = 3\n",
     );
-    std::fs::write(&cfg, text).expect("write config");
-    crate::common::ok(dir, &["import", "--config", "demo/infogap.toml", "--quiet"]);
     let source = key(dir, "web-intake", "source", &["--source", "web"]);
     let admin = key(dir, "adm", "admin", &[]);
     let analyst = key(dir, "ana", "analyst", &[]);
@@ -573,4 +570,58 @@ fn rules_raise_alerts_once_and_a_restart_catches_up() {
             .any(|a| a["key"] == "crm:C000004")
     );
     drop(server);
+}
+
+/// `serve --retrain-every`: the churn model is retrained in the background
+/// on its schedule and swapped in while requests keep coming: every
+/// request is answered, each by one whole model, and the version only
+/// moves forward.
+#[test]
+fn scheduled_retraining_swaps_models_under_load() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    demo_store(dir, "150");
+    crate::common::ok(
+        dir,
+        &[
+            "train", "churn", "--model", "logreg", "--folds", "3", "--quiet",
+        ],
+    );
+    let admin = key(dir, "adm", "admin", &[]);
+    let e = crate::common::fails(dir, &["serve", "--retrain-every", "soon"]);
+    assert!(e.contains("--retrain-every"), "{e}");
+    let server = Server::start_with(dir, &["--retrain-every", "2s", "--retrain", "churn"]);
+    let id = customer(&server, &admin, "crm:C000001")["id"]
+        .as_i64()
+        .expect("id");
+    let path = format!("/v1/customers/{id}/churn");
+    let t0 = Instant::now();
+    let mut versions: Vec<i64> = Vec::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        let (st, b) = http(server.addr, "GET", &path, Some(&admin), None);
+        assert_eq!(st, 200, "every request is answered during a swap: {b}");
+        let v: Value = serde_json::from_str(&b).expect("json");
+        let version = v["model_version"].as_i64().expect("model_version");
+        assert!(
+            v["probability"]
+                .as_f64()
+                .is_some_and(|p| (0.0..=1.0).contains(&p)),
+            "{v}"
+        );
+        versions.push(version);
+        let distinct: std::collections::BTreeSet<i64> = versions.iter().copied().collect();
+        if distinct.len() >= 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let distinct: std::collections::BTreeSet<i64> = versions.iter().copied().collect();
+    assert!(
+        distinct.len() >= 3,
+        "two scheduled retrainings within a minute: {distinct:?}"
+    );
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "a model once served is not replaced by an older one"
+    );
 }

@@ -19,3 +19,4 @@ mod reference;
 mod share;
 mod snapshot;
 mod web;
+mod webhooks;

@@ -21,6 +21,20 @@ pub(crate) fn demo_store(dir: &Path, people: &str) {
     ok(dir, &["import", "--config", "demo/infogap.toml", "--quiet"]);
 }
 
+/// A demo store whose config has `extra` appended (rules, `[webhooks]`, …)
+/// before the import.
+pub(crate) fn demo_store_with(dir: &Path, people: &str, extra: &str) {
+    ok(
+        dir,
+        &["demo", "--out", "demo", "--customers", people, "--quiet"],
+    );
+    let cfg = dir.join("demo/infogap.toml");
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str(extra);
+    std::fs::write(&cfg, text).expect("write config");
+    ok(dir, &["import", "--config", "demo/infogap.toml", "--quiet"]);
+}
+
 /// A plain HTTP/1.1 request; returns (status, body).
 pub(crate) fn http(
     addr: SocketAddr,
@@ -74,10 +88,16 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// A server with more `serve` arguments.
+    pub(crate) fn start_with(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(bin())
             .current_dir(dir)
             .env("INFOGAP_DB", dir.join("infogap.db"))
             .args(["serve", "--bind", "127.0.0.1:0", "--no-access-log"])
+            .args(extra)
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()

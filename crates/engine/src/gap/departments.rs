@@ -459,6 +459,8 @@ pub(crate) fn spend_oof(
 ) -> Result<Vec<f64>, EngineError> {
     let fopts = FeatureOptions {
         recent_days: sp.window / DAY,
+        // as `train amount`: the texts' sentiment feeds churn, not spend
+        without: vec!["sentiment".into()],
         ..FeatureOptions::default()
     };
     let ft = build_features(ds, sp.cutoff, &fopts);

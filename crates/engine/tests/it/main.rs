@@ -5,6 +5,7 @@ mod aggregate;
 mod consent;
 mod demo_gaps;
 mod export;
+mod feedback;
 mod forget;
 mod gap;
 mod generated;
@@ -13,6 +14,7 @@ mod selfservice;
 mod snapshot;
 mod truthful;
 mod web;
+mod webhooks;
 
 use std::collections::{HashMap, HashSet};
 

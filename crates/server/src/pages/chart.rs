@@ -272,6 +272,101 @@ pub fn line(title: &str, pts: &[Point]) -> Markup {
     frame(title, &s)
 }
 
+/// One line of [`lines`]: a value (or a gap) per label.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Name in the legend (already in the page's language).
+    pub name: String,
+    /// One value per label; `None` breaks the line.
+    pub values: Vec<Option<f64>>,
+}
+
+/// Several lines over the same labels on a fixed axis from `lo` to `hi`
+/// (for scores that can be negative, such as NPS from −100 to 100): values
+/// outside are drawn at the edge, a gap breaks a line, the zero line is
+/// marked when the axis crosses it, and a legend names the series (each
+/// series has the class `s0`, `s1`, … for its colour).
+pub fn lines(title: &str, labels: &[String], series: &[Series], lo: f64, hi: f64) -> Markup {
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut s = String::new();
+    let plot_w = W - PAD_L - PAD_R;
+    let plot_h = H - PAD_T - PAD_B;
+    let y = |v: f64| PAD_T + plot_h * (1.0 - ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
+    for k in 0..=4 {
+        let v = lo + (hi - lo) * f64::from(k) / 4.0;
+        s.push_str(&format!(
+            r#"<line class="{}" x1="{}" y1="{y:.1}" x2="{}" y2="{y:.1}"/><text class="ax" x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            if v == 0.0 { "grid zero" } else { "grid" },
+            fmt(PAD_L),
+            fmt(W - PAD_R),
+            fmt(PAD_L - 6.0),
+            y(v) + 4.0,
+            esc(&axis(v)),
+            y = y(v),
+        ));
+    }
+    let n = labels.len().max(2) as f64;
+    let x = |i: usize| PAD_L + plot_w * i as f64 / (n - 1.0);
+    for (k, se) in series.iter().enumerate() {
+        let mut d = String::new();
+        let mut started = false;
+        for (i, v) in se.values.iter().enumerate().take(labels.len()) {
+            match v.filter(|v| v.is_finite()) {
+                Some(v) => {
+                    d.push_str(&format!(
+                        "{}{},{} ",
+                        if started { "L" } else { "M" },
+                        fmt(x(i)),
+                        fmt(y(v))
+                    ));
+                    started = true;
+                    s.push_str(&format!(
+                        r#"<circle class="pt s{k}" cx="{}" cy="{}" r="2.5"><title>{} {}: {}</title></circle>"#,
+                        fmt(x(i)),
+                        fmt(y(v)),
+                        esc(&se.name),
+                        esc(&labels[i]),
+                        esc(&axis(v))
+                    ));
+                }
+                None => started = false,
+            }
+        }
+        if !d.is_empty() {
+            s.push_str(&format!(r#"<path class="line s{k}" d="{d}"/>"#));
+        }
+        // the legend, top left inside the plot
+        let ly = PAD_T + 10.0 + 14.0 * k as f64;
+        s.push_str(&format!(
+            r#"<rect class="key s{k}" x="{}" y="{}" width="12" height="3"/><text class="ax" x="{}" y="{}">{}</text>"#,
+            fmt(PAD_L + 8.0),
+            fmt(ly - 4.0),
+            fmt(PAD_L + 24.0),
+            fmt(ly),
+            esc(&se.name)
+        ));
+    }
+    let every = (labels.len() / 8).max(1);
+    let last = labels.len().saturating_sub(1);
+    for (i, l) in labels.iter().enumerate() {
+        // every k-th label and the last, none too close before the last
+        if (i % every == 0 && i + every / 2 < last) || i == last {
+            let anchor = if i == last && i > 0 { "end" } else { "middle" };
+            s.push_str(&format!(
+                r#"<text class="ax" x="{}" y="{}" text-anchor="{anchor}">{}</text>"#,
+                fmt(x(i)),
+                fmt(H - PAD_B + 16.0),
+                esc(&cut(l, 10))
+            ));
+        }
+    }
+    frame(title, &s)
+}
+
 fn frame(title: &str, body: &str) -> Markup {
     html! {
         svg class="chart" viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(title)
@@ -378,6 +473,49 @@ mod tests {
         assert!(svg.contains("class=\"line fc\""));
         assert!(svg.contains("class=\"line\""));
         assert_eq!(svg.matches("<circle").count(), 7);
+    }
+
+    #[test]
+    fn lines_keep_negative_values_and_break_at_gaps() {
+        let labels: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let series = vec![
+            Series {
+                name: "NPS".into(),
+                values: vec![Some(-50.0), Some(0.0), None, Some(50.0)],
+            },
+            Series {
+                name: "CSAT <%>".into(),
+                values: vec![Some(80.0), Some(90.0), Some(100.0), Some(250.0)],
+            },
+        ];
+        let svg = lines("t", &labels, &series, -100.0, 100.0).into_string();
+        // the gap splits NPS into two paths' worth of moves: M, L, then M
+        let nps = svg
+            .split("class=\"line s0\" d=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("the NPS path");
+        assert_eq!(nps.matches('M').count(), 2, "{nps}");
+        assert_eq!(svg.matches("<circle class=\"pt s0\"").count(), 3);
+        assert_eq!(svg.matches("<circle class=\"pt s1\"").count(), 4);
+        // -50 lies a quarter of the way up the plot, 0 on the zero line
+        let plot_h = H - PAD_T - PAD_B;
+        let y_neg = PAD_T + plot_h * 0.75;
+        assert!(svg.contains(&format!("cy=\"{y_neg:.1}\"")), "{svg}");
+        assert!(svg.contains("class=\"grid zero\""));
+        // 250 is drawn at the top edge; names are escaped in the legend
+        assert!(svg.contains(&format!("cy=\"{:.1}\"", PAD_T)));
+        assert!(svg.contains("CSAT &lt;%&gt;"));
+        // 40 periods: every fifth label and the last, none crowding it
+        let labels: Vec<String> = (0..40).map(|i| format!("p{i}")).collect();
+        let one = vec![Series {
+            name: "x".into(),
+            values: vec![Some(1.0); 40],
+        }];
+        let svg = lines("t", &labels, &one, 0.0, 10.0).into_string();
+        let axis_y = format!("y=\"{:.1}\"", H - PAD_B + 16.0);
+        assert_eq!(svg.matches(&axis_y).count(), 9, "{svg}");
+        assert!(svg.contains(">p35<") && svg.contains(">p39<") && !svg.contains(">p36<"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The department dashboard: overview, customer search and profile, churn
-//! watchlist, segments, feedback inbox and audit trail.
+//! watchlist, segments, lifetime value, forecasts and audit trail (the
+//! feedback page is [`super::feedback`]).
 //!
 //! Why shaped like this: each page asks the engine for the use cases the
 //! API offers (the same calls as `routes.rs`, so a page and the API cannot
@@ -42,7 +43,6 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route("/dashboard/forecasts", get(forecasts))
         .route("/dashboard/forecasts.csv", get(forecasts_csv))
         .route("/dashboard/gap", get(gap).post(gap_start))
-        .route("/dashboard/feedback", get(feedback))
         .route("/dashboard/audit", get(audit))
         .route("/alerts", get(alerts))
 }
@@ -83,7 +83,7 @@ pub(super) fn nav(l: Lang, actions: &[Action]) -> Vec<(&'static str, &'static st
             l.t("Information gap", "信息差"),
         ),
         (
-            Action::CustomersRead,
+            Action::FeedbackRead,
             "/dashboard/feedback",
             l.t("Feedback", "反馈"),
         ),
@@ -107,7 +107,7 @@ pub(super) fn nav(l: Lang, actions: &[Action]) -> Vec<(&'static str, &'static st
 
 /// A further action on the same request, if the role has it (checked
 /// against the role first, so a missing right is not audited as a denial).
-fn also(
+pub(super) fn also(
     e: &Engine,
     s: &AppState,
     a: &Access,
@@ -936,38 +936,7 @@ async fn members_csv(
 }
 
 // ---------------------------------------------------------------------------
-// Feedback inbox and audit trail
-
-async fn feedback(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
-    let l = cx.lang;
-    match staff(&st, &cx, Action::CustomersRead, None, |e, _, a| {
-        let q = infogap_engine::selfservice::InboxQuery {
-            limit: 100,
-            ..Default::default()
-        };
-        e.share_feedback_inbox(a, &q).and_then(|i| to_value(&i))
-    })
-    .await
-    {
-        Ok((inbox, v)) => page(
-            &cx,
-            Area::Dashboard,
-            &v,
-            "/dashboard/feedback",
-            l.t("Feedback inbox", "反馈收件箱"),
-            html! {
-                @if let Some(sum) = inbox.get("summary") {
-                    section class="panel" { h2 { (l.t("Summary", "汇总")) } (view::record(l, sum)) }
-                }
-                section class="panel" {
-                    h2 { (l.t("Newest first", "最新在前")) }
-                    (view::table(l, inbox.get("items").unwrap_or(&Value::Null), None))
-                }
-            },
-        ),
-        Err(e) => error_page(&cx, e),
-    }
-}
+// Audit trail (the feedback page is `super::feedback`)
 
 async fn audit(State(st): State<Arc<AppState>>, cx: Cx) -> Response {
     let l = cx.lang;

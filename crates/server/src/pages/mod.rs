@@ -19,6 +19,7 @@ pub mod view;
 mod admin;
 mod auth;
 mod dashboard;
+mod feedback;
 mod portal;
 
 use std::collections::HashMap;
@@ -156,7 +157,12 @@ pub const PAGES: &[PageDef] = &[
     p(
         "GET",
         "/dashboard/feedback",
-        Who::Staff(Action::CustomersRead),
+        Who::Staff(Action::FeedbackRead),
+    ),
+    p(
+        "GET",
+        "/dashboard/feedback.csv",
+        Who::Staff(Action::FeedbackRead),
     ),
     p("GET", "/dashboard/audit", Who::Staff(Action::AuditRead)),
     p("GET", "/portal", Who::Customer(Action::SelfRead)),
@@ -179,6 +185,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(admin::routes())
         .merge(auth::routes())
         .merge(dashboard::routes())
+        .merge(feedback::routes())
         .merge(portal::routes());
     r.layer(from_fn(page_headers)).with_state(state)
 }

@@ -110,7 +110,9 @@ async fn browser(d: &Driver, lang: &str, width: u32, height: u32) -> Client {
 /// Console messages of level SEVERE since the last call.
 async fn console_errors(d: &Driver, c: &Client) -> Vec<String> {
     let id = c.session_id().await.unwrap().unwrap();
-    let v: Value = reqwest::Client::new()
+    let v: Value = crate::http_client()
+        .build()
+        .unwrap()
         .post(format!("{}/session/{id}/se/log", d.url))
         .json(&json!({"type": "browser"}))
         .send()

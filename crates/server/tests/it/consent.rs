@@ -66,7 +66,7 @@ fn consent_changes_apply_to_the_next_request_and_tokens_change_only_their_own() 
     let admin = fx.staff("admin").secret.clone();
     run(async {
         let api = Api {
-            c: reqwest::Client::builder()
+            c: crate::http_client()
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("a client"),

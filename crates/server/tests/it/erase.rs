@@ -95,7 +95,7 @@ fn a_customers_request_is_approved_by_an_admin_and_verified() {
         .expect("runtime");
     rt.block_on(async {
         use reqwest::Method;
-        let c = reqwest::Client::new();
+        let c = crate::http_client().build().unwrap();
         // a dry run by an admin counts and changes nothing
         let (s, plan) = send(
             &c,

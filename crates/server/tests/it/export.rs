@@ -109,7 +109,7 @@ fn check_zip(g: &Got, id: i64) -> (Value, HashMap<String, Vec<u8>>) {
 fn the_export_holds_every_department_and_only_the_person() {
     let fx = fixture();
     run(async {
-        let c = reqwest::Client::builder()
+        let c = crate::http_client()
             .timeout(Duration::from_secs(120))
             .build()
             .expect("a client");

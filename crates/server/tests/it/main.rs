@@ -12,6 +12,7 @@ mod erase;
 mod export;
 mod fixture;
 mod pages;
+mod pages_feedback;
 mod privacy_aggregate;
 mod security;
 
@@ -202,8 +203,15 @@ async fn json_error(res: reqwest::Response, status: u16, code: &str) -> String {
     body["message"].as_str().unwrap().to_string()
 }
 
-fn client() -> reqwest::Client {
+/// A `reqwest` client builder, with the process's TLS provider installed
+/// (the server's webhook client has none built in).
+pub fn http_client() -> reqwest::ClientBuilder {
+    infogap_server::delivery::install_tls_provider();
     reqwest::Client::builder()
+}
+
+fn client() -> reqwest::Client {
+    crate::http_client()
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()

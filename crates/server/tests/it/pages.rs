@@ -14,7 +14,7 @@ use crate::fixture::{PLANTED, fixture};
 /// A browser-like client without automatic redirects or cookie store: the
 /// tests carry cookies by hand, so each one is explicit.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::http_client()
         .redirect(Redirects::none())
         .timeout(Duration::from_secs(30))
         .build()

@@ -15,7 +15,7 @@ fn get(base: &str, path: &str, secret: &str) -> (u16, Value) {
         .build()
         .expect("a runtime")
         .block_on(async {
-            let r = reqwest::Client::builder()
+            let r = crate::http_client()
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("a client")

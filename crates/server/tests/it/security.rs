@@ -42,7 +42,7 @@ fn run<F: Future>(f: F) -> F::Output {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::http_client()
         .timeout(Duration::from_secs(60))
         .build()
         .expect("a client")
@@ -503,6 +503,29 @@ fn build(def: &RouteDef, p: &Params<'_>) -> Built {
             audit_action: Some("alerts.read"),
             list: true,
             ..plain("/v1/alerts?limit=100".into())
+        },
+        // aggregates only: no customer named, nothing to audit per person
+        ("GET", "/v1/feedback/summary") => {
+            plain("/v1/feedback/summary?period=week&by=segment".into())
+        }
+        ("GET", "/v1/webhooks" | "/v1/webhooks/messages" | "/v1/webhooks/dead") => {
+            plain(def.path.to_string())
+        }
+        // a webhook that takes withdrawals, to a port nobody listens on
+        ("POST", "/v1/webhooks") => {
+            let mut b = plain(def.path.to_string());
+            b.req = b.req.json_body(&serde_json::json!({
+                "url": "http://127.0.0.1:9/walk", "events": ["consent.withdrawn"], "role": "support"
+            }));
+            b
+        }
+        ("DELETE", "/v1/webhooks/{id}") => Built {
+            missing: true,
+            ..plain("/v1/webhooks/999999".into())
+        },
+        ("POST", "/v1/webhooks/dead/{id}/replay") => Built {
+            missing: true,
+            ..plain("/v1/webhooks/dead/999999/replay".into())
         },
         // intake: the message denies analytics, so it is journaled and
         // then dropped, and the walk adds no fact to the fixture
