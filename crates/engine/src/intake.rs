@@ -17,8 +17,11 @@
 //! undoes it). `identify` traits: `email`, `phone` and scalar attributes;
 //! `track`: an event (Segment's e-commerce names mapped to the
 //! recommender's signals: `Product Viewed` → `view`, `Product Added` →
-//! `cart`, …), and `Order Completed` also its order lines (the purchase); `page`/`screen`:
-//! a `page` event. Erased people's messages are dropped and counted
+//! `cart`, …), and `Order Completed` also its order lines (the purchase);
+//! `Product Reviewed` is a rating (`rating_negative`, with no weight, when
+//! the stars are ≤ 2 or the text reads negative) and a review with its text,
+//! `Feedback Submitted` a survey, ticket or other feedback (their texts get
+//! sentiment and topics like imported ones); `page`/`screen`: a `page` event. Erased people's messages are dropped and counted
 //! (`suppressed`); a message that denies `analytics` in
 //! `context.consent.categoryPreferences`, and a track or page of someone
 //! whose stored consent does not allow `analytics`, are dropped before any
@@ -117,6 +120,7 @@ pub fn event_kind(name: &str) -> String {
         "Product Added" => "cart".into(),
         "Product Removed" => "cart_remove".into(),
         "Product Added to Wishlist" => "wishlist".into(),
+        "Product Reviewed" => "rating".into(),
         other => other.trim().to_lowercase(),
     }
 }
@@ -181,6 +185,7 @@ struct Rows {
     links: Vec<(u64, Vec<Value>)>,
     events: Vec<(u64, Vec<Value>)>,
     lines: Vec<(u64, Vec<Value>)>,
+    feedback: Vec<(u64, Vec<Value>)>,
 }
 
 impl Rows {
@@ -227,14 +232,26 @@ impl Rows {
                 }
             }
             MessageKind::Track | MessageKind::Page => {
-                let (kind, product) = match m.kind {
+                let (mut kind, product) = match m.kind {
                     MessageKind::Page => ("page".to_string(), None),
                     _ => (
                         event_kind(m.event.as_deref().unwrap_or("")),
                         first_text(&m.properties, &["product_id", "sku", "productId"]),
                     ),
                 };
-                let value = first_number(&m.properties, &["value", "revenue", "price"]);
+                let mut value = first_number(&m.properties, &["value", "revenue", "price"]);
+                if let Some(f) = self.feedback_of(seq, m, &who, &time) {
+                    // a review is a rating for the recommender, unless it is
+                    // a bad one (stars ≤ 2 or a text that reads negative):
+                    // `rating_negative` carries no weight, so a product the
+                    // customer disliked does not pull its like up
+                    if kind == "rating" {
+                        value = f.score;
+                        if f.negative {
+                            kind = "rating_negative".into();
+                        }
+                    }
+                }
                 self.events.push((
                     seq,
                     vec![
@@ -251,6 +268,51 @@ impl Rows {
                 }
             }
         }
+    }
+
+    /// The feedback a track message carries: `Product Reviewed` (`rating`
+    /// 1–5, `review_body`) is a review; `Feedback Submitted` (`type`:
+    /// survey, ticket, review, forum…; `score`; `text` or `comment`) any
+    /// other. The row goes to the feedback facts (sentiment, topics, NPS
+    /// and CSAT, churn features, negative-feedback alerts).
+    fn feedback_of(&mut self, seq: u64, m: &Message, who: &str, time: &Value) -> Option<Review> {
+        let p = &m.properties;
+        let (kind, score, body) = match m.event.as_deref() {
+            Some("Product Reviewed") => (
+                "review".to_string(),
+                first_number(p, &["rating", "stars", "score"]),
+                first_text(p, &["review_body", "text", "comment"]),
+            ),
+            Some("Feedback Submitted") => (
+                first_text(p, &["type", "kind"])
+                    .map(|t| t.trim().to_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| "survey".into()),
+                first_number(p, &["score", "rating", "nps"]),
+                first_text(p, &["text", "comment", "body"]),
+            ),
+            _ => return None,
+        };
+        if score.is_none() && body.is_none() {
+            return None;
+        }
+        let negative = score.is_some_and(|s| kind == "review" && s <= 2.0)
+            || body.as_deref().is_some_and(|t| {
+                infogap_models::text::analyze(t).sentiment.polarity
+                    == infogap_models::text::Polarity::Negative
+            });
+        self.feedback.push((
+            seq,
+            vec![
+                Value::from(who),
+                Value::from(kind),
+                score.map_or(Value::Null, Value::from),
+                body.map_or(Value::Null, Value::from),
+                m.channel.clone().map_or(Value::Null, Value::from),
+                time.clone(),
+            ],
+        ));
+        Some(Review { score, negative })
     }
 
     /// `Order Completed`: one line per product (`product_id`/`sku`,
@@ -300,6 +362,12 @@ impl Rows {
             ));
         }
     }
+}
+
+/// What a review says, for its rating signal.
+struct Review {
+    score: Option<f64>,
+    negative: bool,
 }
 
 /// One load of a round: the synthetic source, its headers, its rows.
@@ -623,6 +691,19 @@ impl Engine {
                     .to_vec(),
                     rows.lines,
                 ),
+                (
+                    synthetic(
+                        &source,
+                        namespace,
+                        SourceKind::Feedback,
+                        &["customer", "type", "score", "text", "channel", "time"],
+                        &[],
+                    ),
+                    ["customer", "type", "score", "text", "channel", "time"]
+                        .map(String::from)
+                        .to_vec(),
+                    rows.feedback,
+                ),
             ];
             for (src, headers, data) in jobs {
                 if data.is_empty() {
@@ -744,6 +825,7 @@ mod tests {
     fn ecommerce_names_map_to_signals() {
         assert_eq!(event_kind("Product Viewed"), "view");
         assert_eq!(event_kind("Product Added"), "cart");
+        assert_eq!(event_kind("Product Reviewed"), "rating");
         // the order's lines are the purchase signal; the event is not a second one
         assert_eq!(event_kind("Order Completed"), "order completed");
         assert_eq!(event_kind("Signed Up"), "signed up");

@@ -625,3 +625,81 @@ fn scheduled_retraining_swaps_models_under_load() {
         "a model once served is not replaced by an older one"
     );
 }
+
+/// Feedback in real time: `Product Reviewed` becomes a rating for the
+/// recommender (a bad review a weightless `rating_negative`) and a review
+/// with its text; `Feedback Submitted` a survey; a Chinese complaint with
+/// no score raises the `negative_feedback` alert from its text.
+#[test]
+fn reviews_and_feedback_arrive_as_ratings_feedback_and_alerts() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    crate::share::demo_store_with(
+        dir,
+        "150",
+        "\n[[rule]]\nname = \"complaint\"\nkind = \"negative_feedback\"\n",
+    );
+    let source = key(dir, "web-intake", "source", &["--source", "web"]);
+    let admin = key(dir, "adm", "admin", &[]);
+    let server = Server::start(dir);
+    alerts_until(dir, "a baseline", |v| v["baseline_generation"].is_i64());
+    let batch = json!({"batch": [
+        {"type": "track", "userId": "rev-1", "event": "Product Reviewed", "messageId": "rv1",
+         "properties": {"product_id": "P001", "rating": 5, "review_body": "Great quality, fast delivery"}},
+        {"type": "track", "userId": "rev-1", "event": "Product Reviewed", "messageId": "rv2",
+         "properties": {"product_id": "P002", "rating": 1, "review_body": "质量太差了，不满意"}},
+        {"type": "track", "userId": "rev-1", "event": "Feedback Submitted", "messageId": "fb1",
+         "properties": {"type": "ticket", "text": "退款一直没有收到，客服也不回复"}},
+        {"type": "track", "userId": "rev-1", "event": "Feedback Submitted", "messageId": "fb2",
+         "properties": {"type": "survey_nps", "score": 9, "comment": "love it"}}
+    ]});
+    let (st, r) = post(&server, "/v1/batch", &source, &batch);
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["accepted"], 4, "{r}");
+    let t0 = Instant::now();
+    let c = loop {
+        let c2 = customer(&server, &admin, "web:rev-1");
+        if c2["feedback"].as_array().map(Vec::len).unwrap_or(0) >= 3 {
+            break c2;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "feedback never arrived: {c2}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let events: Vec<(String, i64)> = c["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or("").to_string(),
+                e["count"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(events.contains(&("rating".to_string(), 1)), "{events:?}");
+    assert!(
+        events.contains(&("rating_negative".to_string(), 1)),
+        "{events:?}"
+    );
+    let kinds: Vec<&str> = c["feedback"]
+        .as_array()
+        .expect("feedback")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    for k in ["review", "ticket", "survey_nps"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    let v = alerts_until(dir, "the complaint raises an alert", |v| {
+        v["alerts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|x| x["rule"] == "complaint" && x["key"] == "web:rev-1")
+        })
+    });
+    let text = v.to_string();
+    assert!(!text.contains("退款"), "alerts carry no text: {text}");
+    drop(server);
+}
