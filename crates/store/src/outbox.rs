@@ -316,6 +316,16 @@ impl SqliteStore {
     ) -> Result<Vec<OutboxRecord>> {
         let key = self.data_key();
         self.with_raw(|db| {
+            // nothing due: no write transaction (the worker asks often, and
+            // the intake wants the write lock)
+            let mut due = db.prepare(
+                "SELECT 1 FROM webhook_outbox WHERE state = 'pending' AND next_at <= ?1 LIMIT 1",
+            )?;
+            due.bind_i64(1, now_ms)?;
+            if !due.step()? {
+                return Ok(Vec::new());
+            }
+            drop(due);
             db.immediate(|| {
                 // a try that was claimed and never answered (the server
                 // stopped) was the last one: dead, with the reason

@@ -828,3 +828,86 @@ fn all_pages(addr: SocketAddr, admin: &str, path: &str, field: &str) -> Vec<Valu
         out.extend(page);
     }
 }
+
+/// Two `infogap serve` processes over one store share the outbox: every
+/// alert becomes one message (the cursor moves once), and the claims keep
+/// the two from sending the same message twice.
+#[test]
+fn two_servers_share_one_outbox_without_doubles() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    demo_store_with(
+        dir,
+        "150",
+        "\n[[rule]]\nname = \"odd\"\nkind = \"unusual_activity\"\n\n[webhooks]\nattempts = 3\nfirst_retry = \"100ms\"\nmax_retry = \"200ms\"\ntimeout = \"2s\"\n",
+    );
+    let source = key(dir, "web-intake", "source", &["--source", "web"]);
+    let receiver = Receiver::start(ALWAYS_200, 3);
+    ok(
+        dir,
+        &[
+            "webhooks",
+            "add",
+            "--url",
+            &receiver.url(),
+            "--events",
+            "activity.unusual",
+            "--role",
+            "marketing",
+        ],
+    );
+    let users: Vec<String> = web_users(dir, true, &[])
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect();
+    let a = Server::start(dir);
+    let b = Server::start(dir);
+    // refunds posted to both, one per batch, over a few seconds
+    for i in 0..30 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let u = &users[i % users.len()];
+        let batch = json!({"batch": [{"type": "track", "userId": u, "event": "Order Completed",
+            "messageId": format!("two-{i}"),
+            "properties": {"order_id": format!("T-{i}"), "products": [{"product_id": "P001", "quantity": 1, "price": -3}]}}]});
+        let (st, r) = http(
+            s.addr,
+            "POST",
+            "/v1/batch",
+            Some(&source),
+            Some(&batch.to_string()),
+        );
+        assert_eq!(st, 200, "{r}");
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let out = settled(dir, 60);
+    let msgs = out["messages"].as_array().expect("messages").clone();
+    assert!(
+        msgs.len() >= 5,
+        "alerts were raised and queued: {}",
+        out["counts"]
+    );
+    let mut per_alert: BTreeMap<i64, usize> = BTreeMap::new();
+    for m in &msgs {
+        assert_eq!(m["state"], "delivered", "{m}");
+        *per_alert
+            .entry(m["alert_id"].as_i64().expect("alert"))
+            .or_default() += 1;
+    }
+    assert!(per_alert.values().all(|n| *n == 1), "one message per alert");
+    let hits = receiver.hits();
+    let mut per_id: BTreeMap<&str, usize> = BTreeMap::new();
+    for h in &hits {
+        *per_id.entry(h.id.as_str()).or_default() += 1;
+    }
+    assert_eq!(
+        per_id.len(),
+        msgs.len(),
+        "every message reached the receiver"
+    );
+    assert!(
+        per_id.values().all(|n| *n == 1),
+        "no message was sent by both servers: {per_id:?}"
+    );
+    drop((a, b));
+}

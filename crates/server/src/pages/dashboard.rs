@@ -97,6 +97,11 @@ pub(super) fn nav(l: Lang, actions: &[Action]) -> Vec<(&'static str, &'static st
             "/dashboard/audit",
             l.t("Audit trail", "审计日志"),
         ),
+        (
+            Action::WebhooksManage,
+            "/dashboard/webhooks",
+            l.t("Webhooks", "Webhook 推送"),
+        ),
     ];
     entries
         .into_iter()

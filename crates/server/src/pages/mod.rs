@@ -21,6 +21,7 @@ mod auth;
 mod dashboard;
 mod feedback;
 mod portal;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -165,6 +166,16 @@ pub const PAGES: &[PageDef] = &[
         Who::Staff(Action::FeedbackRead),
     ),
     p("GET", "/dashboard/audit", Who::Staff(Action::AuditRead)),
+    p(
+        "GET",
+        "/dashboard/webhooks",
+        Who::Staff(Action::WebhooksManage),
+    ),
+    p(
+        "POST",
+        "/dashboard/webhooks/replay",
+        Who::Staff(Action::WebhooksManage),
+    ),
     p("GET", "/portal", Who::Customer(Action::SelfRead)),
     p("POST", "/portal/consent", Who::Customer(Action::SelfWrite)),
     p("POST", "/portal/correct", Who::Customer(Action::SelfWrite)),
@@ -183,6 +194,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/favicon.ico", get(favicon))
         .route("/lang/{code}", get(switch_lang))
         .merge(admin::routes())
+        .merge(webhooks::routes())
         .merge(auth::routes())
         .merge(dashboard::routes())
         .merge(feedback::routes())

@@ -468,3 +468,133 @@ fn a_split_and_its_undo_through_the_page() {
         made.detail
     );
 }
+
+#[test]
+fn the_webhooks_page_lists_dead_letters_and_replays_with_its_token() {
+    use infogap_core::access::Action;
+    use infogap_store::{OutboxIn, OutboxOutcome};
+    let f = fixture();
+    // a webhook and one dead message, made through the engine and the store
+    // (outside the async runtime: the store blocks on its own)
+    let engine = Engine::open_existing(&f.db).unwrap();
+    let policy = engine.policy().unwrap();
+    let admin_grant = policy
+        .authorize(
+            &infogap_engine::access::Principal::local(None),
+            Action::WebhooksManage,
+        )
+        .unwrap();
+    let w = engine
+        .add_webhook(
+            &admin_grant,
+            &policy,
+            &infogap_engine::webhooks::WebhookRequest {
+                url: "http://127.0.0.1:9/pages-test".into(),
+                events: vec!["consent.withdrawn".into()],
+                role: "support".into(),
+                department: None,
+            },
+        )
+        .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    engine
+        .store()
+        .outbox_enqueue(
+            None,
+            &[OutboxIn {
+                msg_id: "msg_pages_test_dead".into(),
+                webhook_id: w.webhook.id,
+                event: "consent.withdrawn".into(),
+                customer_id: None,
+                alert_id: None,
+                body: "{}".into(),
+            }],
+            now + 3_600_000,
+        )
+        .unwrap();
+    // claimed far in the future (so the server's worker never takes it)
+    let claimed = engine
+        .store()
+        .outbox_claim(now + 3_600_000, 1, 1, 100)
+        .unwrap();
+    let mine = claimed
+        .iter()
+        .find(|m| m.msg_id == "msg_pages_test_dead")
+        .expect("claimed")
+        .id;
+    engine
+        .store()
+        .outbox_done(&[OutboxOutcome {
+            id: mine,
+            delivered: false,
+            status: Some(503),
+            error: Some("HTTP 503".into()),
+            retry_at: None,
+        }])
+        .unwrap();
+    let dead = |e: &Engine| {
+        e.store()
+            .outbox(Some("dead"), None, 1000)
+            .unwrap()
+            .iter()
+            .any(|m| m.id == mine)
+    };
+    let c = http();
+    let replay = |s: String, csrf: Option<String>| {
+        let mut form: Vec<(String, String)> = vec![("id".into(), mine.to_string())];
+        if let Some(t) = csrf {
+            form.push(("csrf".into(), t));
+        }
+        let c = c.clone();
+        let url = format!("{}/dashboard/webhooks/replay", f.base);
+        async move {
+            let pairs: Vec<(&str, &str)> =
+                form.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            c.post(url)
+                .header("cookie", format!("ig_session={s}"))
+                .form_body(&pairs)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let (admin, page) = run(async {
+        let admin = session_of(&c, "admin").await;
+        let (status, page) = get(&c, &f.base, "/dashboard/webhooks", &admin).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            page.contains("http://127.0.0.1:9/pages-test"),
+            "the webhook is listed"
+        );
+        assert!(
+            page.contains("HTTP 503"),
+            "the dead letter and its last answer"
+        );
+        assert!(!page.contains("whsec_"), "no secret on the page");
+        let res = c
+            .get(format!("{}/dashboard/webhooks", f.base))
+            .header("cookie", format!("ig_session={admin}; ig_lang=zh"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(res.text().await.unwrap().contains("死信"), "Chinese page");
+        // marketing may not manage webhooks
+        let marketing = session_of(&c, "marketing").await;
+        assert_eq!(
+            get(&c, &f.base, "/dashboard/webhooks", &marketing).await.0,
+            403
+        );
+        assert_eq!(
+            replay(admin.clone(), None).await,
+            403,
+            "no token, no replay"
+        );
+        (admin, page)
+    });
+    assert!(dead(&engine), "still dead after the refused replay");
+    assert_eq!(run(replay(admin, Some(csrf_of(&page)))), 303);
+    assert!(!dead(&engine), "replayed");
+}
