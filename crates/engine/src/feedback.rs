@@ -44,6 +44,10 @@ use crate::privacy::aggregate::{AggregateNote, OTHER, sees_exact};
 use crate::privacy::consent::LeftOut;
 use crate::{Engine, EngineError};
 
+/// The fewest answers (or texts) behind both periods for the change of a
+/// figure to be given.
+pub const MIN_CHANGE_ANSWERS: usize = 10;
+
 /// How many topics a group or period lists.
 pub const TOP_TOPICS: usize = 3;
 /// How many keywords the summary lists.
@@ -906,21 +910,27 @@ fn change_of(trend: &[PeriodFigures]) -> Option<Change> {
     let [.., (p0, f0), (p1, f1)] = shown.as_slice() else {
         return None;
     };
-    let diff = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
+    // a figure moves only between periods with enough answers behind both
+    // (one portal review in a new month is not a trend)
+    let diff = |a: Option<(f64, usize)>, b: Option<(f64, usize)>| {
+        a.zip(b)
+            .filter(|((_, n0), (_, n1))| *n0 >= MIN_CHANGE_ANSWERS && *n1 >= MIN_CHANGE_ANSWERS)
+            .map(|((a, _), (b, _))| b - a)
+    };
     Some(Change {
         from: p0.period.clone(),
         to: p1.period.clone(),
         nps: diff(
-            f0.nps.as_ref().map(|n| n.score),
-            f1.nps.as_ref().map(|n| n.score),
+            f0.nps.as_ref().map(|n| (n.score, n.answers)),
+            f1.nps.as_ref().map(|n| (n.score, n.answers)),
         ),
         csat: diff(
-            f0.csat.as_ref().map(|c| c.percent),
-            f1.csat.as_ref().map(|c| c.percent),
+            f0.csat.as_ref().map(|c| (c.percent, c.answers)),
+            f1.csat.as_ref().map(|c| (c.percent, c.answers)),
         ),
         negative_share: diff(
-            f0.sentiment.as_ref().map(|s| s.negative_share),
-            f1.sentiment.as_ref().map(|s| s.negative_share),
+            f0.sentiment.as_ref().map(|s| (s.negative_share, s.texts)),
+            f1.sentiment.as_ref().map(|s| (s.negative_share, s.texts)),
         ),
     })
 }
@@ -1016,19 +1026,19 @@ mod tests {
 
     #[test]
     fn the_change_compares_the_last_two_periods_with_figures() {
-        let fig = |nps: f64, neg: f64| Figures {
-            feedback: 4,
-            customers: 4,
+        let fig = |nps: f64, neg: f64, n: usize| Figures {
+            feedback: n,
+            customers: n,
             nps: Some(Nps {
                 score: nps,
-                answers: 4,
+                answers: n,
                 promoters: 0,
                 passives: 0,
                 detractors: 0,
             }),
             csat: None,
             sentiment: Some(SentimentCounts {
-                texts: 4,
+                texts: n,
                 negative: 0,
                 neutral: 0,
                 positive: 0,
@@ -1043,8 +1053,8 @@ mod tests {
             figures: f,
         };
         let trend = vec![
-            p("2025-01", Some(fig(10.0, 0.5))),
-            p("2025-02", Some(fig(30.0, 0.25))),
+            p("2025-01", Some(fig(10.0, 0.5, 12))),
+            p("2025-02", Some(fig(30.0, 0.25, 10))),
             p("2025-03", None),
         ];
         let c = change_of(&trend).expect("a change");
@@ -1053,6 +1063,13 @@ mod tests {
         assert_eq!(c.csat, None);
         assert_eq!(c.negative_share, Some(-0.25));
         assert!(change_of(&trend[..1]).is_none());
+        // one answer in the last period: no change of its figures
+        let thin = vec![
+            p("2025-01", Some(fig(10.0, 0.5, 12))),
+            p("2025-02", Some(fig(100.0, 0.0, 1))),
+        ];
+        let c = change_of(&thin).expect("the periods are named");
+        assert_eq!((c.nps, c.negative_share), (None, None));
     }
 
     #[test]

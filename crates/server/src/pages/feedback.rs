@@ -259,7 +259,8 @@ fn render(cx: &Cx, d: &Data) -> Markup {
             @if let Some(c) = &s.change {
                 div class="card" { div class="k" { (l.t("Change ", "变化 ")) (c.from) " → " (c.to) }
                     div class="v" { "NPS " (c.nps.map_or("–".into(), |x| format!("{:+.1}", x))) }
-                    div class="k" { "CSAT " (c.csat.map_or("–".into(), |x| format!("{:+.1}", x))) " · " (l.t("negative", "负面")) " " (c.negative_share.map_or("–".into(), |x| format!("{:+.0}%", 100.0 * x))) } }
+                    div class="k" { "CSAT " (c.csat.map_or("–".into(), |x| format!("{:+.1}", x))) " · " (l.t("negative", "负面")) " " (c.negative_share.map_or("–".into(), |x| format!("{:+.0}%", 100.0 * x))) }
+                    div class="k" { (l.t("– : fewer than 10 answers in a period", "–：某一周期回答少于 10 个")) } }
             }
         }
         section class="panel" aria-labelledby="h-trend" {
