@@ -495,6 +495,7 @@ impl Engine {
     }
 
     /// Outbox messages (`state`: `dead` for the dead letters), newest first.
+    /// Audited `webhooks.messages` with the customers they are about.
     pub fn webhook_messages(
         &self,
         a: &Access,
@@ -511,7 +512,7 @@ impl Engine {
             )));
         }
         let rows = self.store().outbox(state, before, limit.clamp(1, 1000))?;
-        let messages = rows
+        let messages: Vec<MessageView> = rows
             .into_iter()
             .map(|r| MessageView {
                 id: r.id,
@@ -533,6 +534,11 @@ impl Engine {
                 done_at: r.done_at.map(rfc3339),
             })
             .collect();
+        // the list names customers (by id): the read is audited
+        let mut customers: Vec<i64> = messages.iter().filter_map(|m| m.customer_id).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        self.record_access(a, "webhooks.messages", customers, vec![])?;
         Ok(MessageList {
             messages,
             counts: self.store().outbox_counts()?,
