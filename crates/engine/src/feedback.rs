@@ -613,23 +613,13 @@ impl Engine {
             scores: a.visibility(FieldClass::Behaviour) != Visibility::Hidden,
             texts: a.visibility(FieldClass::FeedbackText) == Visibility::Visible,
         };
-        let (raw, _) = self.current_raw()?;
-        let prov = self.store().provenance()?;
-        let names: HashMap<i64, String> = self
-            .store()
-            .sources()?
-            .into_iter()
-            .map(|s| (s.id, s.name))
-            .collect();
-        let owner: HashMap<i64, i64> = raw
-            .identities
-            .iter()
-            .map(|i| (i.id, i.customer_id))
-            .collect();
-        let scope: Option<HashSet<i64>> = a
-            .department_sources
-            .as_ref()
-            .map(|v| v.iter().copied().collect());
+        let crate::selfservice::FeedbackRows {
+            raw,
+            prov,
+            names,
+            owner,
+            scope,
+        } = self.feedback_rows(a)?;
         let segment_of: HashMap<i64, (String, String)> = match q.by {
             GroupBy::Segment => {
                 let t = ins.segments()?;

@@ -1168,23 +1168,13 @@ impl Engine {
             )));
         }
         let before = q.before.as_deref().map(parse_inbox_cursor).transpose()?;
-        let (raw, _) = self.current_raw()?;
-        let prov = self.store().provenance()?;
-        let names: HashMap<i64, String> = self
-            .store()
-            .sources()?
-            .into_iter()
-            .map(|s| (s.id, s.name))
-            .collect();
-        let owner: HashMap<i64, i64> = raw
-            .identities
-            .iter()
-            .map(|i| (i.id, i.customer_id))
-            .collect();
-        let scope: Option<HashSet<i64>> = a
-            .department_sources
-            .as_ref()
-            .map(|v| v.iter().copied().collect());
+        let FeedbackRows {
+            raw,
+            prov,
+            names,
+            owner,
+            scope,
+        } = self.feedback_rows(a)?;
         // (sort key, customer, source, row) of every matching row
         let mut rows = Vec::new();
         for (file, seg) in &raw.segments {
@@ -1293,6 +1283,47 @@ impl Engine {
         )?;
         inbox.pseudonymized = crate::privacy::aggregate::pseudonymize(self, a, &mut inbox.items)?;
         Ok(inbox)
+    }
+}
+
+/// What the feedback inbox and the feedback summary read to place each
+/// feedback row: the raw snapshot, which file came from which source, the
+/// sources' names, each identity's customer, and the department's sources.
+pub(crate) struct FeedbackRows {
+    pub(crate) raw: infogap_store::snapshot::RawSnapshot,
+    pub(crate) prov: infogap_store::Provenance,
+    pub(crate) names: HashMap<i64, String>,
+    pub(crate) owner: HashMap<i64, i64>,
+    pub(crate) scope: Option<HashSet<i64>>,
+}
+
+impl Engine {
+    /// [`FeedbackRows`] for a principal's scope.
+    pub(crate) fn feedback_rows(&self, a: &Access) -> Result<FeedbackRows, EngineError> {
+        let (raw, _) = self.current_raw()?;
+        let prov = self.store().provenance()?;
+        let names: HashMap<i64, String> = self
+            .store()
+            .sources()?
+            .into_iter()
+            .map(|s| (s.id, s.name))
+            .collect();
+        let owner: HashMap<i64, i64> = raw
+            .identities
+            .iter()
+            .map(|i| (i.id, i.customer_id))
+            .collect();
+        let scope: Option<HashSet<i64>> = a
+            .department_sources
+            .as_ref()
+            .map(|v| v.iter().copied().collect());
+        Ok(FeedbackRows {
+            raw,
+            prov,
+            names,
+            owner,
+            scope,
+        })
     }
 }
 
