@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::common::{fails, json as cli_json, ok};
-use crate::intake::{alerts_until, try_post};
+use crate::intake::{alerts_until, resent_are_duplicates, try_post};
 use crate::share::{Server, demo_store_with, http, key};
 
 /// How a receiver answers.
@@ -730,21 +730,7 @@ fn crash_drill_kills_lose_no_event_and_no_alert() {
         "orders vs applied refunds (one in 20 messages)"
     );
     // every acknowledged batch sent again is all duplicates (none lost)
-    for body in &acknowledged {
-        let (st, r) = http(
-            server.addr,
-            "POST",
-            "/v1/batch",
-            Some(&source),
-            Some(&body.to_string()),
-        );
-        assert_eq!(st, 200);
-        let r: Value = serde_json::from_str(&r).expect("json");
-        assert_eq!(
-            (r["accepted"].clone(), r["duplicates"].clone()),
-            (json!(0), json!(20))
-        );
-    }
+    resent_are_duplicates(&server, &source, acknowledged.iter());
     // every alert is a message, delivered or dead
     let alerts = all_pages(server.addr, &admin, "/v1/alerts", "alerts");
     assert!(!alerts.is_empty(), "the drill raised alerts");
