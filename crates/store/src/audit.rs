@@ -23,7 +23,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row, SqliteConnection};
 use tokio::runtime::Runtime;
 
-use crate::raw::RawDb;
+use crate::sql::RawDb;
 use crate::{Result, StoreError};
 
 /// The hash before the first record.
@@ -329,7 +329,7 @@ impl AuditLog {
         let mut conn = self.lock();
         self.rt.block_on(async {
             let mut handle = conn.lock_handle().await.map_err(db_err)?;
-            let db = RawDb::new(handle.as_raw_handle());
+            let db = RawDb::Lite(crate::raw::LiteDb::new(handle.as_raw_handle()));
             f(&db)
         })
     }

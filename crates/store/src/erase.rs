@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::crypto::Field;
-use crate::raw::RawDb;
+use crate::sql::RawDb;
 use crate::{Result, SqliteStore, StoreError};
 
 /// Rows of one table an erasure or retention pass touches.
@@ -398,7 +398,7 @@ fn uncount(db: &RawDb<'_>, table: &str, cond: &str, arg: i64) -> Result<()> {
         per.push((st.i64(0)?, st.i64(1)?));
     }
     let mut up = db
-        .prepare("UPDATE file_rows SET rows = MAX(rows - ?1, 0) WHERE file_id = ?2 AND tbl = ?3")?;
+        .prepare("UPDATE file_rows SET rows = CASE WHEN rows > ?1 THEN rows - ?1 ELSE 0 END WHERE file_id = ?2 AND tbl = ?3")?;
     for (file, n) in per {
         up.bind_i64(1, n)?;
         up.bind_i64(2, file)?;

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::raw::RawDb;
+use crate::sql::RawDb;
 use crate::{Result, SqliteStore};
 
 /// Everything [`crate::Store::person_rows`] returns.

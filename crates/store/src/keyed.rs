@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::crypto::{self, DataKey, Field};
-use crate::raw::RawDb;
+use crate::sql::RawDb;
 use crate::{Result, SqliteStore, StoreError};
 
 /// What a (re-)encryption pass changed.
@@ -129,9 +129,11 @@ impl SqliteStore {
     /// The recorded key id and key file, when the store is encrypted.
     pub(crate) fn stored_key_id(&self) -> Result<Option<(String, Option<PathBuf>)>> {
         self.with_raw(|db| {
-            let mut st = db.prepare(
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'settings'",
-            )?;
+            let mut st = db.prepare(if db.is_pg() {
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'settings'"
+            } else {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'settings'"
+            })?;
             if !st.step()? || st.i64(0)? == 0 {
                 return Ok(None);
             }
@@ -151,10 +153,8 @@ impl SqliteStore {
     /// First keyed open of a store: loads the key file (generating it when
     /// missing), seals every plaintext value and records the key id, in
     /// one transaction.
-    pub(crate) fn establish_key(&mut self, db: &Path, explicit: Option<&Path>) -> Result<()> {
-        let path = explicit
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| crypto::default_key_path(db));
+    pub(crate) fn establish_key(&mut self, path: &Path, explicit: Option<&Path>) -> Result<()> {
+        let path = path.to_path_buf();
         let (key, generated) = if path.exists() {
             (DataKey::load(&path)?, false)
         } else {

@@ -30,6 +30,9 @@ mod migrate;
 mod outbox;
 pub use outbox::{NewWebhook, OutboxIn, OutboxOutcome, OutboxRecord, WebhookRecord};
 mod raw;
+mod sql;
+#[doc(hidden)]
+pub mod pgtest;
 pub mod snapshot;
 mod sqlite;
 
@@ -38,7 +41,7 @@ use std::collections::HashMap;
 use infogap_core::dataset::{AttrValue, Dataset};
 use serde::Serialize;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, redact_url};
 
 mod backup;
 pub use backup::{BackupCheck, BackupReport, secret_path, verify_backup};

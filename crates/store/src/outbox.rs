@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::crypto::Field;
-use crate::raw::Stmt;
+use crate::sql::Stmt;
 use crate::sqlite::SqliteStore;
 use crate::{Result, StoreError};
 

@@ -21,15 +21,15 @@ use crate::{Result, StoreError};
 
 /// A borrowed SQLite connection handle (from sqlx's `LockedSqliteHandle`,
 /// which holds the connection's lock for as long as this lives).
-pub(crate) struct RawDb<'a> {
+pub(crate) struct LiteDb<'a> {
     db: NonNull<ffi::sqlite3>,
     _borrow: PhantomData<&'a mut ()>,
 }
 
-impl<'a> RawDb<'a> {
+impl<'a> LiteDb<'a> {
     /// Wraps the raw handle of a locked sqlx connection.
-    pub(crate) fn new(db: NonNull<ffi::sqlite3>) -> RawDb<'a> {
-        RawDb {
+    pub(crate) fn new(db: NonNull<ffi::sqlite3>) -> LiteDb<'a> {
+        LiteDb {
             db,
             _borrow: PhantomData,
         }
@@ -57,24 +57,29 @@ impl<'a> RawDb<'a> {
         Ok(())
     }
 
-    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`): committed when
-    /// it returns `Ok`, rolled back when it fails.
-    pub(crate) fn immediate<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.exec("BEGIN IMMEDIATE")?;
-        match f() {
-            Ok(v) => {
-                self.exec("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = self.exec("ROLLBACK");
-                Err(e)
-            }
+    /// Runs several statements without parameters (a migration).
+    pub(crate) fn exec_batch(&self, sql: &str) -> Result<()> {
+        let sql = std::ffi::CString::new(sql)
+            .map_err(|_| StoreError::Database("a NUL byte in SQL".into()))?;
+        // SAFETY: `db` is live; `sql` is a NUL-terminated string that
+        // outlives the call; no callback and no error-message out-pointer.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                sql.as_ptr(),
+                None,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.error("exec"));
         }
+        Ok(())
     }
 
     /// Prepares one statement.
-    pub(crate) fn prepare(&self, sql: &str) -> Result<Stmt<'_>> {
+    pub(crate) fn prepare(&self, sql: &str) -> Result<LiteStmt<'_>> {
         let mut stmt: *mut ffi::sqlite3_stmt = std::ptr::null_mut();
         let len = c_int::try_from(sql.len())
             .map_err(|_| StoreError::Database("statement too long".into()))?;
@@ -94,17 +99,17 @@ impl<'a> RawDb<'a> {
         }
         let stmt =
             NonNull::new(stmt).ok_or_else(|| StoreError::Database("empty statement".into()))?;
-        Ok(Stmt { stmt, db: self })
+        Ok(LiteStmt { stmt, db: self })
     }
 }
 
 /// A prepared statement, finalized on drop.
-pub(crate) struct Stmt<'a> {
+pub(crate) struct LiteStmt<'a> {
     stmt: NonNull<ffi::sqlite3_stmt>,
-    db: &'a RawDb<'a>,
+    db: &'a LiteDb<'a>,
 }
 
-impl Drop for Stmt<'_> {
+impl Drop for LiteStmt<'_> {
     fn drop(&mut self) {
         // SAFETY: the statement was prepared by this module and is finalized
         // exactly once, here.
@@ -114,7 +119,7 @@ impl Drop for Stmt<'_> {
     }
 }
 
-impl Stmt<'_> {
+impl LiteStmt<'_> {
     /// Binds an integer parameter (1-based, as in SQLite).
     pub(crate) fn bind_i64(&mut self, idx: c_int, v: i64) -> Result<()> {
         // SAFETY: the statement is live and not being stepped by anyone else.
@@ -177,12 +182,47 @@ impl Stmt<'_> {
         Ok(())
     }
 
-    /// Binds optional text (NULL for `None`).
-    pub(crate) fn bind_opt_text(&mut self, idx: c_int, v: Option<&str>) -> Result<()> {
-        match v {
-            Some(t) => self.bind_text(idx, t),
-            None => self.bind_null(idx),
+    /// Binds a real parameter (1-based).
+    pub(crate) fn bind_f64(&mut self, idx: c_int, v: f64) -> Result<()> {
+        // SAFETY: the statement is live and not being stepped by anyone else.
+        let rc = unsafe { ffi::sqlite3_bind_double(self.stmt.as_ptr(), idx, v) };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.db.error("bind"));
         }
+        Ok(())
+    }
+
+    /// Rows the statement's last run inserted, updated or deleted.
+    pub(crate) fn changes(&self) -> u64 {
+        // SAFETY: the connection handle is live for 'a.
+        let n = unsafe { ffi::sqlite3_changes64(self.db.db.as_ptr()) };
+        u64::try_from(n).unwrap_or(0)
+    }
+
+    /// The rowid of the connection's last successful insert.
+    pub(crate) fn last_insert_rowid(&self) -> i64 {
+        // SAFETY: the connection handle is live for 'a.
+        unsafe { ffi::sqlite3_last_insert_rowid(self.db.db.as_ptr()) }
+    }
+
+    /// Columns of the statement's rows.
+    pub(crate) fn column_count(&self) -> c_int {
+        // SAFETY: the statement is live.
+        unsafe { ffi::sqlite3_column_count(self.stmt.as_ptr()) }
+    }
+
+    /// A column of the current row, as the value it holds.
+    pub(crate) fn value(&self, col: c_int) -> Result<crate::sql::Val> {
+        use crate::sql::{Ty, Val};
+        // SAFETY: as in `is_null`.
+        let t = unsafe { ffi::sqlite3_column_type(self.stmt.as_ptr(), col) };
+        Ok(match t {
+            ffi::SQLITE_NULL => Val::Null(Ty::Any),
+            ffi::SQLITE_INTEGER => Val::I64(self.i64(col)?),
+            ffi::SQLITE_FLOAT => Val::F64(self.f64(col)?),
+            ffi::SQLITE_BLOB => Val::Blob(self.blob(col)?),
+            _ => Val::Text(self.text(col)?),
+        })
     }
 
     /// Makes the statement ready to run again with new bindings.

@@ -1,11 +1,20 @@
-//! The SQLite backend (the embedded default), over sqlx.
+//! The SQL store: the embedded SQLite file (the default) or a PostgreSQL
+//! server, one implementation of [`Store`] over the statement API of
+//! [`crate::sql`].
 //!
-//! One connection, guarded by a mutex, driven by a private current-thread
-//! tokio runtime: callers see a synchronous API. The database runs in WAL
-//! mode with `synchronous = NORMAL`; writers take the lock up front with
-//! `BEGIN IMMEDIATE`. Bulk inserts use multi-row `INSERT … VALUES` statements
-//! of a few hundred rows, which sqlx prepares once and caches.
+//! SQLite: one connection, guarded by a mutex, driven by a private
+//! current-thread tokio runtime: callers see a synchronous API. The
+//! database runs in WAL mode with `synchronous = NORMAL`; writers take the
+//! lock up front with `BEGIN IMMEDIATE`.
+//!
+//! PostgreSQL: a small pool of connections on a private runtime, so the
+//! readers of one process (a server's requests) run side by side, while
+//! writers of every process queue on one advisory lock as SQLite's writers
+//! queue on its file lock. Several processes (servers, the CLI) share one
+//! database; each store id, generation counter, audit chain and outbox is
+//! the database's, not the process's.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -15,30 +24,32 @@ use infogap_core::dataset::{
     AttrValue, CampaignFact, CampaignInfo, CustomerInfo, Dataset, EventFact, FeedbackFact,
     LineFact, OrderFact, ProductInfo,
 };
-use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, Connection, Row, Sqlite, SqliteConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection};
 use tokio::runtime::Runtime;
 
 use crate::crypto::{DataKey, Field};
 use crate::keyed::load_checked;
-use crate::migrate::{MIGRATIONS, checksum, latest};
-use crate::raw::{RawDb, Stmt};
+use crate::migrate::{Migration, checksum, latest};
+use crate::sql::{PgConn, PgDb, Q, RawDb, Row, Stmt, get, query};
 use crate::snapshot::*;
 use crate::*;
-
-type Q<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
 fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
-/// The SQLite store.
+/// The store's database connection(s).
+pub(crate) enum Backend {
+    /// `None` only while being dropped (the connection is closed cleanly).
+    Lite(Mutex<Option<SqliteConnection>>),
+    Pg(sqlx::PgPool),
+}
+
+/// The SQL store (SQLite or PostgreSQL; the name is historical).
 pub struct SqliteStore {
     pub(crate) rt: Runtime,
-    /// `None` only while being dropped (the connection is closed cleanly).
-    conn: Mutex<Option<SqliteConnection>>,
+    conn: Backend,
     /// The data key (`None` only for a store opened at a schema version
     /// before encryption, as tests of upgrades do): personal values are
     /// sealed with it on write and opened on read.
@@ -49,25 +60,49 @@ pub struct SqliteStore {
     pub(crate) key_generated: bool,
 }
 
-/// The locked connection.
-struct Conn<'a>(MutexGuard<'a, Option<SqliteConnection>>);
+/// A connection held for a while (a call, or a whole transaction).
+pub(crate) enum Held<'a> {
+    Lite(MutexGuard<'a, Option<SqliteConnection>>),
+    /// `None` only while being dropped.
+    Pg(RefCell<Option<PgConn>>, &'a Runtime),
+}
 
-impl std::ops::Deref for Conn<'_> {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        match self.0.as_ref() {
-            Some(c) => c,
-            // the connection is taken only in `Drop`, when no borrow is left
-            None => unreachable!("the store's connection is used after drop"),
+impl Drop for Held<'_> {
+    /// A pooled connection goes back to its pool from inside the runtime.
+    fn drop(&mut self) {
+        if let Held::Pg(c, rt) = self {
+            let conn = c.get_mut().take();
+            let _in = rt.enter();
+            drop(conn);
         }
     }
 }
 
-impl std::ops::DerefMut for Conn<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        match self.0.as_mut() {
-            Some(c) => c,
-            None => unreachable!("the store's connection is used after drop"),
+impl Held<'_> {
+    /// Runs `f` on this connection through the statement API.
+    pub(crate) fn raw<T>(
+        &mut self,
+        rt: &Runtime,
+        f: impl FnOnce(&RawDb<'_>) -> Result<T>,
+    ) -> Result<T> {
+        match self {
+            Held::Lite(g) => {
+                let Some(conn) = g.as_mut() else {
+                    // the connection is taken only in `Drop`, when no borrow is left
+                    return Err(StoreError::Database(
+                        "the store's connection is used after drop".into(),
+                    ));
+                };
+                rt.block_on(async {
+                    let mut handle = conn.lock_handle().await.map_err(db_err)?;
+                    let db = RawDb::Lite(crate::raw::LiteDb::new(handle.as_raw_handle()));
+                    f(&db)
+                })
+            }
+            Held::Pg(c, _) => {
+                let db = RawDb::Pg(PgDb::new(c, rt));
+                f(&db)
+            }
         }
     }
 }
@@ -78,12 +113,17 @@ impl Drop for SqliteStore {
     /// the WAL behind, and every later process then reads all of it to
     /// recover (97 MB after importing The Complete Journey: 30 ms per command).
     fn drop(&mut self) {
-        let conn = match self.conn.get_mut() {
-            Ok(c) => c.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        if let Some(c) = conn {
-            let _ = self.rt.block_on(c.close());
+        match &mut self.conn {
+            Backend::Lite(m) => {
+                let conn = match m.get_mut() {
+                    Ok(c) => c.take(),
+                    Err(poisoned) => poisoned.into_inner().take(),
+                };
+                if let Some(c) = conn {
+                    let _ = self.rt.block_on(c.close());
+                }
+            }
+            Backend::Pg(pool) => self.rt.block_on(pool.close()),
         }
     }
 }
@@ -105,6 +145,20 @@ pub(crate) fn wal_options(path: &Path, create: bool) -> SqliteConnectOptions {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(30))
+}
+
+/// A PostgreSQL URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let cred = &url[s + 3..at];
+            match cred.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &cred[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl SqliteStore {
@@ -130,6 +184,67 @@ impl SqliteStore {
     #[doc(hidden)]
     pub fn open_at_version(path: &Path, version: i64) -> Result<SqliteStore> {
         Self::open_inner(path, version, None)
+    }
+
+    /// Opens (creating the schema if needed) the store in the PostgreSQL
+    /// database at `url`, with the data key in `key_file`: given, or the
+    /// one the store remembers. A new store without either is refused (a
+    /// server database has no file beside it to put a new key in).
+    pub fn open_postgres(url: &str, key_file: Option<&Path>) -> Result<SqliteStore> {
+        let shown = redact_url(url);
+        let open_err = |reason: String| StoreError::Open {
+            path: shown.clone(),
+            reason,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("infogap-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| open_err(e.to_string()))?;
+        let opts: sqlx::postgres::PgConnectOptions =
+            url.parse().map_err(|e: sqlx::Error| open_err(e.to_string()))?;
+        let pool = rt
+            .block_on(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(8)
+                    .min_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        let mut store = SqliteStore {
+            rt,
+            conn: Backend::Pg(pool),
+            key: std::sync::RwLock::new(None),
+            key_path: None,
+            key_generated: false,
+        };
+        // an encrypted store refuses a wrong key before any migration writes
+        let known = store.stored_key_id()?;
+        if let Some((id, remembered)) = &known {
+            let kp = key_file
+                .map(Path::to_path_buf)
+                .or_else(|| remembered.clone())
+                .ok_or_else(|| {
+                    open_err("this store's data key file is not known here: set INFOGAP_KEY_FILE or [privacy] key_file".into())
+                })?;
+            let k = load_checked(&kp, id)?;
+            store.install_key(k, kp);
+        }
+        store.migrate(latest())?;
+        if store.data_key().is_none() {
+            let explicit = key_file.ok_or_else(|| {
+                open_err("a new PostgreSQL store needs a data key file: set INFOGAP_KEY_FILE or [privacy] key_file (the file is created there when missing)".into())
+            })?;
+            store.establish_key(explicit, Some(explicit))?;
+        }
+        Ok(store)
+    }
+
+    /// Whether the store lives in PostgreSQL.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.conn, Backend::Pg(_))
     }
 
     /// Opens the store; `key`: `Some(file)` sets up encryption (see
@@ -161,7 +276,7 @@ impl SqliteStore {
             .map_err(|e| open_err(e.to_string()))?;
         let mut store = SqliteStore {
             rt,
-            conn: Mutex::new(Some(conn)),
+            conn: Backend::Lite(Mutex::new(Some(conn))),
             key: std::sync::RwLock::new(None),
             key_path: None,
             key_generated: false,
@@ -178,7 +293,10 @@ impl SqliteStore {
             }
             store.migrate(version)?;
             if store.data_key().is_none() {
-                store.establish_key(path, explicit)?;
+                let kp = explicit
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| crate::crypto::default_key_path(path));
+                store.establish_key(&kp, explicit)?;
             }
         } else {
             store.migrate(version)?;
@@ -186,102 +304,108 @@ impl SqliteStore {
         Ok(store)
     }
 
-    fn lock(&self) -> Conn<'_> {
-        Conn(match self.conn.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
+    /// The connection, held until the guard is dropped.
+    pub(crate) fn lock(&self) -> Result<Held<'_>> {
+        Ok(match &self.conn {
+            Backend::Lite(m) => Held::Lite(match m.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            }),
+            Backend::Pg(pool) => Held::Pg(
+                RefCell::new(Some(self.rt.block_on(pool.acquire()).map_err(db_err)?)),
+                &self.rt,
+            ),
         })
     }
 
+    /// The migrations of this store's backend.
+    fn migrations(&self) -> &'static [Migration] {
+        match self.conn {
+            Backend::Lite(_) => crate::migrate::MIGRATIONS,
+            Backend::Pg(_) => crate::migrate::MIGRATIONS_PG,
+        }
+    }
+
     fn migrate(&self, up_to: i64) -> Result<()> {
-        let mut conn = self.lock();
-        let rt = &self.rt;
-        rt.block_on(
-            sqlx::raw_sql(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
-            )
-            .execute(&mut *conn),
-        )
-        .map_err(db_err)?;
-        let rows = rt
-            .block_on(
-                sqlx::query("SELECT version, checksum FROM schema_migrations")
-                    .fetch_all(&mut *conn),
-            )
-            .map_err(db_err)?;
-        let mut applied: HashMap<i64, String> = HashMap::new();
-        for r in rows {
-            applied.insert(get(&r, 0)?, get(&r, 1)?);
-        }
-        if let Some(max) = applied.keys().max()
-            && *max > latest()
-        {
-            return Err(StoreError::TooNew {
-                found: *max,
-                supported: latest(),
-            });
-        }
-        for m in MIGRATIONS.iter().filter(|m| m.version <= up_to) {
-            if let Some(sum) = applied.get(&m.version) {
-                if *sum != checksum(m.sql) {
-                    return Err(StoreError::Corrupt(format!(
-                        "migration {} ({}) was changed after it was applied",
-                        m.version, m.name
-                    )));
+        let migrations = self.migrations();
+        self.with_raw(|db| {
+            // several processes may open a new database at once: one migrates
+            db.immediate(|| {
+                db.exec(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
+                )?;
+                let mut applied: HashMap<i64, String> = HashMap::new();
+                for r in db.fetch(&query("SELECT version, checksum FROM schema_migrations"))? {
+                    applied.insert(get(&r, 0)?, get(&r, 1)?);
                 }
-                continue;
-            }
-            rt.block_on(async {
-                let mut tx = conn.begin().await?;
-                sqlx::raw_sql(AssertSqlSafe(m.sql)).execute(&mut *tx).await?;
-                sqlx::query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)")
-                    .bind(m.version)
-                    .bind(m.name)
-                    .bind(checksum(m.sql))
-                    .bind(now_rfc3339())
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await
+                if let Some(max) = applied.keys().max()
+                    && *max > latest()
+                {
+                    return Err(StoreError::TooNew {
+                        found: *max,
+                        supported: latest(),
+                    });
+                }
+                for m in migrations.iter().filter(|m| m.version <= up_to) {
+                    if let Some(sum) = applied.get(&m.version) {
+                        if *sum != checksum(m.sql) {
+                            return Err(StoreError::Corrupt(format!(
+                                "migration {} ({}) was changed after it was applied",
+                                m.version, m.name
+                            )));
+                        }
+                        continue;
+                    }
+                    db.exec_batch(m.sql)?;
+                    db.execute(
+                        &query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)")
+                            .bind(m.version)
+                            .bind(m.name)
+                            .bind(checksum(m.sql))
+                            .bind(now_rfc3339()),
+                    )?;
+                }
+                Ok(())
             })
-            .map_err(db_err)?;
-        }
-        Ok(())
+        })
     }
 
-    fn fetch_all(&self, q: Q<'_>) -> Result<Vec<SqliteRow>> {
-        let mut conn = self.lock();
-        self.rt.block_on(q.fetch_all(&mut *conn)).map_err(db_err)
+    /// Runs `f` on a connection through the statement API.
+    pub(crate) fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
+        self.lock()?.raw(&self.rt, f)
     }
 
-    /// Runs `q` and hands each row to `f` as it arrives: the rows are never
-    /// all in memory at once (`fetch_all` of 1.47M order lines held 0.7 GB of
-    /// row values before the first was read).
-    fn each_row(&self, q: Q<'_>, mut f: impl FnMut(&SqliteRow) -> Result<()>) -> Result<()> {
-        use futures_util::TryStreamExt;
-        let mut conn = self.lock();
-        self.rt.block_on(async {
-            let mut rows = q.fetch(&mut *conn);
-            while let Some(r) = rows.try_next().await.map_err(db_err)? {
-                f(&r)?;
+    fn fetch_all(&self, q: Q) -> Result<Vec<Row>> {
+        self.with_raw(|db| db.fetch(&q))
+    }
+
+    /// Runs `q` for its effect: the rows it changed.
+    fn execute(&self, q: Q) -> Result<u64> {
+        self.with_raw(|db| db.execute(&q))
+    }
+
+    /// Runs `q` and hands each row to `f` as it is read (on SQLite, the
+    /// rows are never all in memory at once).
+    fn each_row(&self, q: Q, mut f: impl FnMut(&Row) -> Result<()>) -> Result<()> {
+        self.with_raw(|db| {
+            let mut st = db.prepare(&q.sql)?;
+            for (i, v) in q.args.iter().enumerate() {
+                st.bind(i as std::ffi::c_int + 1, v)?;
+            }
+            while st.step()? {
+                f(&st.values()?)?;
             }
             Ok(())
         })
     }
 
     fn fetch_i64(&self, sql: &'static str) -> Result<i64> {
-        let rows = self.fetch_all(sqlx::query(sql))?;
+        let rows = self.fetch_all(query(sql))?;
         rows.first()
             .map(|r| get::<i64>(r, 0))
             .transpose()
             .map(|v| v.unwrap_or(0))
     }
-}
-
-fn get<'r, T>(row: &'r SqliteRow, idx: usize) -> Result<T>
-where
-    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
-{
-    row.try_get(idx).map_err(db_err)
 }
 
 fn attr_from_json(text: &str) -> Result<AttrValue> {
@@ -306,7 +430,7 @@ fn unseal(
     }
 }
 
-fn identity_from_row(r: &SqliteRow, key: Option<&DataKey>) -> Result<IdentityRecord> {
+fn identity_from_row(r: &Row, key: Option<&DataKey>) -> Result<IdentityRecord> {
     Ok(IdentityRecord {
         id: get(r, 0)?,
         namespace: get(r, 1)?,
@@ -318,7 +442,7 @@ fn identity_from_row(r: &SqliteRow, key: Option<&DataKey>) -> Result<IdentityRec
     })
 }
 
-fn link_from_row(r: &SqliteRow) -> Result<LinkRecord> {
+fn link_from_row(r: &Row) -> Result<LinkRecord> {
     Ok(LinkRecord {
         id: get(r, 0)?,
         a: get(r, 1)?,
@@ -351,9 +475,9 @@ pub(crate) fn open_model(key: Option<&DataKey>, sealed: bool, stored: Vec<u8>) -
 /// Rows per multi-row INSERT (kept well under SQLite's 32766 bound parameters).
 const CHUNK: usize = 400;
 
-/// A write transaction on the SQLite store.
+/// A write transaction on the store.
 pub struct SqliteTx<'a> {
-    conn: Conn<'a>,
+    conn: Held<'a>,
     rt: &'a Runtime,
     open: bool,
     /// The store generation this transaction writes.
@@ -376,14 +500,9 @@ pub(crate) const FACT_TABLES: [&str; 4] =
     ["order_lines", "events", "feedback", "campaign_contacts"];
 
 impl SqliteTx<'_> {
-    /// Runs `f` on the raw SQLite handle of this transaction's connection.
+    /// Runs `f` on this transaction's connection.
     fn with_raw<T>(&mut self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
-        let conn = &mut *self.conn;
-        self.rt.block_on(async {
-            let mut handle = conn.lock_handle().await.map_err(db_err)?;
-            let db = RawDb::new(handle.as_raw_handle());
-            f(&db)
-        })
+        self.conn.raw(self.rt, f)
     }
 
     /// Notes that `table` gets rows of the given (source, file) pairs.
@@ -413,65 +532,86 @@ impl SqliteTx<'_> {
         }
     }
 
-    fn exec(&mut self, q: Q<'_>) -> Result<u64> {
-        self.rt
-            .block_on(q.execute(&mut *self.conn))
-            .map(|r| r.rows_affected())
-            .map_err(db_err)
+    fn exec(&mut self, q: Q) -> Result<u64> {
+        self.with_raw(|db| db.execute(&q))
     }
 
-    fn fetch(&mut self, q: Q<'_>) -> Result<Vec<SqliteRow>> {
-        self.rt
-            .block_on(q.fetch_all(&mut *self.conn))
-            .map_err(db_err)
+    fn fetch(&mut self, q: Q) -> Result<Vec<Row>> {
+        self.with_raw(|db| db.fetch(&q))
     }
 
-    /// Multi-row insert: `head` is `INSERT … (cols) VALUES`, `tail` the conflict clause.
+    /// Multi-row insert: `head` is `INSERT … (cols) VALUES`, `tail` the
+    /// conflict clause. One prepared statement serves every full chunk.
     fn insert_many<T>(
         &mut self,
         head: &str,
         cols: usize,
         tail: &str,
         rows: &[T],
-        bind: impl Fn(Q<'static>, &T) -> Q<'static>,
+        bind: impl Fn(Q, &T) -> Q,
     ) -> Result<u64> {
-        let mut written = 0;
-        let one = format!("({})", vec!["?"; cols].join(","));
-        let mut cached: Option<(usize, String)> = None;
-        for chunk in rows.chunks(CHUNK) {
-            let sql = match &cached {
-                Some((n, s)) if *n == chunk.len() => s.clone(),
-                _ => {
-                    let s = format!(
-                        "{head} {} {tail}",
-                        vec![one.as_str(); chunk.len()].join(",")
-                    );
-                    cached = Some((chunk.len(), s.clone()));
-                    s
-                }
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // fact rows take consecutive new ids within one statement (the
+        // writer holds the lock): their range goes to the snapshot log
+        let fact = FACT_TABLES
+            .iter()
+            .copied()
+            .find(|t| head.starts_with(&format!("INSERT INTO {t} (")));
+        let (written, range) = self.with_raw(|db| {
+            let one = format!("({})", vec!["?"; cols].join(","));
+            let sql = |n: usize| {
+                let returning = if fact.is_some() && db.is_pg() { " RETURNING id" } else { "" };
+                format!("{head} {} {tail}{returning}", vec![one.as_str(); n].join(","))
             };
-            let mut q: Q<'static> = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                q = bind(q, r);
+            let mut full: Option<Stmt<'_>> = None;
+            let mut written = 0u64;
+            let mut range: Option<(i64, i64)> = None;
+            for chunk in rows.chunks(CHUNK) {
+                let q = chunk.iter().fold(query(""), |q, r| bind(q, r));
+                let mut part;
+                let st = if chunk.len() == CHUNK {
+                    match &mut full {
+                        Some(st) => {
+                            st.reset()?;
+                            st
+                        }
+                        None => full.insert(db.prepare(&sql(CHUNK))?),
+                    }
+                } else {
+                    part = db.prepare(&sql(chunk.len()))?;
+                    &mut part
+                };
+                for (i, v) in q.args.iter().enumerate() {
+                    st.bind(i as std::ffi::c_int + 1, v)?;
+                }
+                let mut ids: Option<(i64, i64)> = None;
+                while st.step()? {
+                    let id = st.i64(0)?;
+                    ids = Some(ids.map_or((id, id), |(lo, hi)| (lo.min(id), hi.max(id))));
+                }
+                let n = st.changed();
+                written += n;
+                if n > 0 && fact.is_some() {
+                    let (first, last) = match (ids, &*st) {
+                        (Some(r), _) => r,
+                        (None, Stmt::Lite(lite)) => {
+                            let last = lite.last_insert_rowid();
+                            (last - n as i64 + 1, last)
+                        }
+                        (None, Stmt::Pg(_)) => {
+                            return Err(StoreError::Database("an insert returned no ids".into()));
+                        }
+                    };
+                    range = Some(range.map_or((first, last), |(lo, hi)| (lo.min(first), hi.max(last))));
+                }
             }
-            let res = self
-                .rt
-                .block_on(q.execute(&mut *self.conn))
-                .map_err(db_err)?;
-            let n = res.rows_affected();
-            written += n;
-            // fact rows take consecutive new ids within one statement (the
-            // writer holds the lock): remember the range for the snapshot log
-            if n > 0
-                && let Some(table) = FACT_TABLES
-                    .iter()
-                    .find(|t| head.starts_with(&format!("INSERT INTO {t} (")))
-            {
-                let last = res.last_insert_rowid();
-                let first = last - n as i64 + 1;
-                let r = self.written.entry(table).or_insert((first, last));
-                *r = (r.0.min(first), r.1.max(last));
-            }
+            Ok((written, range))
+        })?;
+        if let (Some(table), Some((first, last))) = (fact, range) {
+            let r = self.written.entry(table).or_insert((first, last));
+            *r = (r.0.min(first), r.1.max(last));
         }
         Ok(written)
     }
@@ -480,9 +620,7 @@ impl SqliteTx<'_> {
 impl Drop for SqliteTx<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self
-                .rt
-                .block_on(sqlx::raw_sql("ROLLBACK").execute(&mut *self.conn));
+            let _ = self.with_raw(|db| db.exec("ROLLBACK"));
         }
     }
 }
@@ -490,7 +628,7 @@ impl Drop for SqliteTx<'_> {
 impl StoreTx for SqliteTx<'_> {
     fn upsert_source(&mut self, name: &str, kind: &str, namespace: &str) -> Result<i64> {
         self.exec(
-            sqlx::query(
+            query(
                 "INSERT INTO sources (name, kind, namespace) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET kind = excluded.kind, namespace = excluded.namespace",
             )
             .bind(name.to_string())
@@ -498,7 +636,7 @@ impl StoreTx for SqliteTx<'_> {
             .bind(namespace.to_string()),
         )?;
         let rows = self
-            .fetch(sqlx::query("SELECT id FROM sources WHERE name = ?").bind(name.to_string()))?;
+            .fetch(query("SELECT id FROM sources WHERE name = ?").bind(name.to_string()))?;
         rows.first()
             .map(|r| get(r, 0))
             .transpose()?
@@ -507,12 +645,12 @@ impl StoreTx for SqliteTx<'_> {
 
     fn upsert_file(&mut self, source_id: i64, path: &str) -> Result<i64> {
         self.exec(
-            sqlx::query("INSERT INTO files (source_id, path) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            query("INSERT INTO files (source_id, path) VALUES (?, ?) ON CONFLICT DO NOTHING")
                 .bind(source_id)
                 .bind(path.to_string()),
         )?;
         let rows = self.fetch(
-            sqlx::query("SELECT id FROM files WHERE source_id = ? AND path = ?")
+            query("SELECT id FROM files WHERE source_id = ? AND path = ?")
                 .bind(source_id)
                 .bind(path.to_string()),
         )?;
@@ -527,7 +665,7 @@ impl StoreTx for SqliteTx<'_> {
         entry.0 = true;
         entry.1.extend(FACT_TABLES);
         self.added.retain(|(f, _), _| *f != file_id);
-        self.exec(sqlx::query("DELETE FROM file_rows WHERE file_id = ?").bind(file_id))?;
+        self.exec(query("DELETE FROM file_rows WHERE file_id = ?").bind(file_id))?;
         let mut n = 0;
         for table in [
             "order_lines",
@@ -537,22 +675,22 @@ impl StoreTx for SqliteTx<'_> {
             "consents",
         ] {
             n += self.exec(
-                sqlx::query(AssertSqlSafe(format!(
+                query(format!(
                     "DELETE FROM {table} WHERE file_id = ?"
-                )))
+                ))
                 .bind(file_id),
             )?;
         }
         self.exec(
-            sqlx::query("INSERT INTO snapshot_tombstones (gen, tbl, row_id) SELECT ?, 'orders', id FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)")
+            query("INSERT INTO snapshot_tombstones (gen, tbl, row_id) SELECT ?, 'orders', id FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)")
                 .bind(self.generation)
                 .bind(file_id),
         )?;
         n += self.exec(
-            sqlx::query("DELETE FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)").bind(file_id),
+            query("DELETE FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)").bind(file_id),
         )?;
         self.exec(
-            sqlx::query(
+            query(
                 "UPDATE orders SET amount = NULL, discount = NULL, gen = ? WHERE file_id = ?",
             )
             .bind(self.generation)
@@ -563,7 +701,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn last_import(&mut self, source_id: i64, path: &str) -> Result<Option<(String, String)>> {
         let rows = self.fetch(
-            sqlx::query(
+            query(
                 "SELECT file_hash, config_hash FROM import_runs WHERE source_id = ? AND file = ? AND status IN ('ok', 'unchanged') ORDER BY id DESC LIMIT 1",
             )
             .bind(source_id)
@@ -575,7 +713,7 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn max_ids(&mut self) -> Result<MaxIds> {
-        let rows = self.fetch(sqlx::query(
+        let rows = self.fetch(query(
             "SELECT (SELECT COALESCE(MAX(id),0) FROM customers), (SELECT COALESCE(MAX(id),0) FROM identities), (SELECT COALESCE(MAX(id),0) FROM products), (SELECT COALESCE(MAX(id),0) FROM orders), (SELECT COALESCE(MAX(id),0) FROM campaigns)",
         ))?;
         let r = rows
@@ -715,9 +853,9 @@ impl StoreTx for SqliteTx<'_> {
             },
         )?;
         let count = |tx: &mut Self, table: &'static str| -> Result<i64> {
-            let r = tx.fetch(sqlx::query(AssertSqlSafe(format!(
+            let r = tx.fetch(query(format!(
                 "SELECT COUNT(*) FROM {table}"
-            ))))?;
+            )))?;
             r.first()
                 .map(|r| get(r, 0))
                 .transpose()
@@ -736,7 +874,7 @@ impl StoreTx for SqliteTx<'_> {
         self.insert_many(
             "INSERT INTO products (id, key, name, category, price, attrs, gen) VALUES",
             7,
-            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), category = COALESCE(excluded.category, category), price = COALESCE(excluded.price, price), attrs = COALESCE(excluded.attrs, attrs), gen = excluded.gen WHERE COALESCE(excluded.name, name) IS NOT name OR COALESCE(excluded.category, category) IS NOT category OR COALESCE(excluded.price, price) IS NOT price OR COALESCE(excluded.attrs, attrs) IS NOT attrs",
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, products.name), category = COALESCE(excluded.category, products.category), price = COALESCE(excluded.price, products.price), attrs = COALESCE(excluded.attrs, products.attrs), gen = excluded.gen WHERE COALESCE(excluded.name, products.name) IS DISTINCT FROM products.name OR COALESCE(excluded.category, products.category) IS DISTINCT FROM products.category OR COALESCE(excluded.price, products.price) IS DISTINCT FROM products.price OR COALESCE(excluded.attrs, products.attrs) IS DISTINCT FROM products.attrs",
             &b.products,
             |q, r| {
                 q.bind(r.id)
@@ -751,7 +889,7 @@ impl StoreTx for SqliteTx<'_> {
         self.insert_many(
             "INSERT INTO campaigns (id, key, name, kind, start, \"end\", gen) VALUES",
             7,
-            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, name), kind = COALESCE(excluded.kind, kind), start = COALESCE(excluded.start, start), \"end\" = COALESCE(excluded.\"end\", \"end\"), gen = excluded.gen WHERE COALESCE(excluded.name, name) IS NOT name OR COALESCE(excluded.kind, kind) IS NOT kind OR COALESCE(excluded.start, start) IS NOT start OR COALESCE(excluded.\"end\", \"end\") IS NOT \"end\"",
+            "ON CONFLICT(id) DO UPDATE SET name = COALESCE(excluded.name, campaigns.name), kind = COALESCE(excluded.kind, campaigns.kind), start = COALESCE(excluded.start, campaigns.start), \"end\" = COALESCE(excluded.\"end\", campaigns.\"end\"), gen = excluded.gen WHERE COALESCE(excluded.name, campaigns.name) IS DISTINCT FROM campaigns.name OR COALESCE(excluded.kind, campaigns.kind) IS DISTINCT FROM campaigns.kind OR COALESCE(excluded.start, campaigns.start) IS DISTINCT FROM campaigns.start OR COALESCE(excluded.\"end\", campaigns.\"end\") IS DISTINCT FROM campaigns.\"end\"",
             &b.campaigns,
             |q, r| q.bind(r.id).bind(r.key.clone()).bind(r.name.clone()).bind(r.kind.clone()).bind(r.start).bind(r.end).bind(g),
         )?;
@@ -770,7 +908,7 @@ impl StoreTx for SqliteTx<'_> {
         self.insert_many(
             "INSERT INTO orders (id, namespace, key, identity_id, time, amount, discount, file_id, gen) VALUES",
             9,
-            "ON CONFLICT(id) DO UPDATE SET time = COALESCE(orders.time, excluded.time), amount = COALESCE(excluded.amount, orders.amount), discount = COALESCE(excluded.discount, orders.discount), gen = excluded.gen WHERE COALESCE(orders.time, excluded.time) IS NOT orders.time OR COALESCE(excluded.amount, orders.amount) IS NOT orders.amount OR COALESCE(excluded.discount, orders.discount) IS NOT orders.discount",
+            "ON CONFLICT(id) DO UPDATE SET time = COALESCE(orders.time, excluded.time), amount = COALESCE(excluded.amount, orders.amount), discount = COALESCE(excluded.discount, orders.discount), gen = excluded.gen WHERE COALESCE(orders.time, excluded.time) IS DISTINCT FROM orders.time OR COALESCE(excluded.amount, orders.amount) IS DISTINCT FROM orders.amount OR COALESCE(excluded.discount, orders.discount) IS DISTINCT FROM orders.discount",
             &b.orders,
             |q, r| {
                 q.bind(r.id)
@@ -899,7 +1037,7 @@ impl StoreTx for SqliteTx<'_> {
         facts += self.insert_many(
             "INSERT INTO attributes (identity_id, name, value, secret, digest, source_id, line, gen) VALUES",
             8,
-            "ON CONFLICT(identity_id, name, source_id) DO UPDATE SET value = excluded.value, secret = excluded.secret, digest = excluded.digest, line = excluded.line, gen = excluded.gen WHERE value <> excluded.value OR digest IS NOT excluded.digest",
+            "ON CONFLICT(identity_id, name, source_id) DO UPDATE SET value = excluded.value, secret = excluded.secret, digest = excluded.digest, line = excluded.line, gen = excluded.gen WHERE attributes.value <> excluded.value OR attributes.digest IS DISTINCT FROM excluded.digest",
             &attr_rows,
             |q, (a, v, secret, digest)| q.bind(a.identity_id).bind(a.name.clone()).bind(v.clone()).bind(secret.clone()).bind(digest.clone()).bind(a.source_id).bind(a.line).bind(g),
         )?;
@@ -909,16 +1047,16 @@ impl StoreTx for SqliteTx<'_> {
     fn identity_graph(&mut self) -> Result<(Vec<IdentityRecord>, Vec<LinkRecord>)> {
         let key = self.key.clone();
         let ids = self
-            .fetch(sqlx::query(AssertSqlSafe(format!(
+            .fetch(query(format!(
                 "SELECT {IDENTITY_COLS} FROM identities ORDER BY id"
-            ))))?
+            )))?
             .iter()
             .map(|r| identity_from_row(r, key.as_deref()))
             .collect::<Result<Vec<_>>>()?;
         let links = self
-            .fetch(sqlx::query(AssertSqlSafe(format!(
+            .fetch(query(format!(
                 "SELECT {LINK_COLS} FROM identity_links ORDER BY id"
-            ))))?
+            )))?
             .iter()
             .map(link_from_row)
             .collect::<Result<Vec<_>>>()?;
@@ -933,11 +1071,11 @@ impl StoreTx for SqliteTx<'_> {
     ) -> Result<()> {
         let g = self.generation;
         self.exec(
-            sqlx::query("UPDATE identities SET shared = 0, gen = ? WHERE shared <> 0").bind(g),
+            query("UPDATE identities SET shared = 0, gen = ? WHERE shared <> 0").bind(g),
         )?;
         for id in shared {
             self.exec(
-                sqlx::query("UPDATE identities SET shared = 1, gen = ? WHERE id = ?")
+                query("UPDATE identities SET shared = 1, gen = ? WHERE id = ?")
                     .bind(g)
                     .bind(*id),
             )?;
@@ -952,14 +1090,14 @@ impl StoreTx for SqliteTx<'_> {
         )?;
         for (identity, customer) in changes {
             self.exec(
-                sqlx::query("UPDATE identities SET customer_id = ?, gen = ? WHERE id = ?")
+                query("UPDATE identities SET customer_id = ?, gen = ? WHERE id = ?")
                     .bind(*customer)
                     .bind(g)
                     .bind(*identity),
             )?;
         }
         // customers left without identities are gone (merged away)
-        self.exec(sqlx::query(
+        self.exec(query(
             "DELETE FROM customers WHERE id NOT IN (SELECT customer_id FROM identities)",
         ))?;
         Ok(())
@@ -968,7 +1106,7 @@ impl StoreTx for SqliteTx<'_> {
     fn set_links_suppressed(&mut self, link_ids: &[i64], suppressed: bool) -> Result<()> {
         for id in link_ids {
             self.exec(
-                sqlx::query("UPDATE identity_links SET suppressed = ? WHERE id = ?")
+                query("UPDATE identity_links SET suppressed = ? WHERE id = ?")
                     .bind(i64::from(suppressed))
                     .bind(*id),
             )?;
@@ -978,7 +1116,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn log_merge(&mut self, e: &MergeLogEntry) -> Result<()> {
         self.exec(
-            sqlx::query("INSERT INTO merge_log (at, action, customer_id, other_id, detail) VALUES (?, ?, ?, ?, ?)")
+            query("INSERT INTO merge_log (at, action, customer_id, other_id, detail) VALUES (?, ?, ?, ?, ?)")
                 .bind(e.at.clone())
                 .bind(e.action.clone())
                 .bind(e.customer_id)
@@ -990,7 +1128,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn record_import(&mut self, r: &ImportRun) -> Result<()> {
         self.exec(
-            sqlx::query(
+            query(
                 "INSERT INTO import_runs (source_id, file, file_hash, config_hash, rows_read, rows_written, rows_rejected, status, started_at, finished_at, seconds) VALUES ((SELECT id FROM sources WHERE name = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.source.clone())
@@ -1010,7 +1148,7 @@ impl StoreTx for SqliteTx<'_> {
 
     fn set_setting(&mut self, key: &str, value: &str) -> Result<()> {
         self.exec(
-            sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
                 .bind(key.to_string())
                 .bind(value.to_string()),
         )?;
@@ -1055,7 +1193,7 @@ impl StoreTx for SqliteTx<'_> {
         // rows per file and table, for per-source counts
         for ((file, table), (source, n)) in std::mem::take(&mut self.added) {
             self.exec(
-                sqlx::query("INSERT INTO file_rows (source_id, file_id, tbl, rows) VALUES (?, ?, ?, ?) ON CONFLICT(file_id, tbl) DO UPDATE SET rows = rows + excluded.rows")
+                query("INSERT INTO file_rows (source_id, file_id, tbl, rows) VALUES (?, ?, ?, ?) ON CONFLICT(file_id, tbl) DO UPDATE SET rows = file_rows.rows + excluded.rows")
                     .bind(source)
                     .bind(file)
                     .bind(table)
@@ -1072,7 +1210,7 @@ impl StoreTx for SqliteTx<'_> {
                 };
                 let g = self.generation;
                 self.exec(
-                    sqlx::query("INSERT INTO snapshot_log (gen, file_id, tbl, replace, lo, hi) VALUES (?, ?, ?, ?, ?, ?)")
+                    query("INSERT INTO snapshot_log (gen, file_id, tbl, replace, lo, hi) VALUES (?, ?, ?, ?, ?, ?)")
                         .bind(g)
                         .bind(file)
                         .bind(table)
@@ -1082,9 +1220,7 @@ impl StoreTx for SqliteTx<'_> {
                 )?;
             }
         }
-        self.rt
-            .block_on(sqlx::raw_sql("COMMIT").execute(&mut *self.conn))
-            .map_err(db_err)?;
+        self.with_raw(|db| db.exec("COMMIT"))?;
         self.open = false;
         Ok(())
     }
@@ -1092,10 +1228,8 @@ impl StoreTx for SqliteTx<'_> {
 
 impl Store for SqliteStore {
     fn begin(&self) -> Result<Box<dyn StoreTx + '_>> {
-        let mut conn = self.lock();
-        self.rt
-            .block_on(sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut *conn))
-            .map_err(db_err)?;
+        let mut conn = self.lock()?;
+        conn.raw(&self.rt, |db| db.exec("BEGIN IMMEDIATE"))?;
         let mut tx = SqliteTx {
             conn,
             rt: &self.rt,
@@ -1107,7 +1241,7 @@ impl Store for SqliteStore {
             key: self.data_key(),
         };
         // every write transaction takes the next generation (rolled back with it)
-        let rows = tx.fetch(sqlx::query(
+        let rows = tx.fetch(query(
             "UPDATE store_meta SET generation = generation + 1 WHERE id = 1 RETURNING generation",
         ))?;
         tx.generation = rows
@@ -1119,14 +1253,14 @@ impl Store for SqliteStore {
     }
 
     fn stats(&self, revenue: bool) -> Result<Stats> {
-        let rows = self.fetch_all(sqlx::query(
+        let rows = self.fetch_all(query(
             "SELECT (SELECT COUNT(DISTINCT customer_id) FROM identities WHERE shared = 0), (SELECT COUNT(*) FROM identities), (SELECT COUNT(*) FROM orders), (SELECT COUNT(*) FROM order_lines), (SELECT COUNT(*) FROM products), (SELECT COUNT(*) FROM events), (SELECT COUNT(*) FROM feedback), (SELECT COUNT(*) FROM campaigns), (SELECT COUNT(*) FROM campaign_contacts), (SELECT COUNT(*) FROM consents), (SELECT COUNT(*) FROM identities WHERE shared <> 0)",
         ))?;
         let r = rows
             .first()
             .ok_or_else(|| StoreError::Database("no row".into()))?;
         let revenue: f64 = if revenue {
-            let revenue_rows = self.fetch_all(sqlx::query(
+            let revenue_rows = self.fetch_all(query(
                 "SELECT COALESCE((SELECT SUM(amount) FROM order_lines WHERE order_id NOT IN (SELECT id FROM orders WHERE amount IS NOT NULL)), 0.0) + COALESCE((SELECT SUM(amount) FROM orders WHERE amount IS NOT NULL), 0.0)",
             ))?;
             revenue_rows
@@ -1138,7 +1272,7 @@ impl Store for SqliteStore {
             f64::NAN
         };
         let mut sources = Vec::new();
-        for s in self.fetch_all(sqlx::query(
+        for s in self.fetch_all(query(
             "SELECT s.name, s.kind, s.namespace,
                 (SELECT COALESCE(SUM(rows), 0) FROM file_rows WHERE source_id = s.id),
                 r.file, r.finished_at, r.status, (SELECT COUNT(*) FROM identities WHERE source_id = s.id)
@@ -1201,7 +1335,7 @@ impl Store for SqliteStore {
     }
 
     fn sources(&self) -> Result<Vec<SourceRecord>> {
-        self.fetch_all(sqlx::query(
+        self.fetch_all(query(
             "SELECT id, name, kind, namespace FROM sources ORDER BY id",
         ))?
         .iter()
@@ -1224,9 +1358,9 @@ impl Store for SqliteStore {
             None => value.to_string(),
         };
         self.fetch_all(
-            sqlx::query(AssertSqlSafe(format!(
+            query(format!(
                 "SELECT {IDENTITY_COLS} FROM identities WHERE value = ? ORDER BY id"
-            )))
+            ))
             .bind(value.to_string()),
         )?
         .iter()
@@ -1237,9 +1371,9 @@ impl Store for SqliteStore {
     fn identity(&self, id: i64) -> Result<Option<IdentityRecord>> {
         let key = self.data_key();
         self.fetch_all(
-            sqlx::query(AssertSqlSafe(format!(
+            query(format!(
                 "SELECT {IDENTITY_COLS} FROM identities WHERE id = ?"
-            )))
+            ))
             .bind(id),
         )?
         .first()
@@ -1250,9 +1384,9 @@ impl Store for SqliteStore {
     fn customer_identities(&self, customer_id: i64) -> Result<Vec<IdentityRecord>> {
         let key = self.data_key();
         self.fetch_all(
-            sqlx::query(AssertSqlSafe(format!(
+            query(format!(
                 "SELECT {IDENTITY_COLS} FROM identities WHERE customer_id = ? ORDER BY id"
-            )))
+            ))
             .bind(customer_id),
         )?
         .iter()
@@ -1267,7 +1401,7 @@ impl Store for SqliteStore {
             let sql = format!(
                 "SELECT {LINK_COLS} FROM identity_links WHERE a IN ({marks}) OR b IN ({marks}) ORDER BY id"
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = query(sql);
             for id in chunk.iter().chain(chunk.iter()) {
                 q = q.bind(*id);
             }
@@ -1298,7 +1432,7 @@ impl Store for SqliteStore {
             }
         };
         let o = self.fetch_all(
-            sqlx::query(AssertSqlSafe(format!(
+            query(format!(
                 "WITH mine AS (SELECT id FROM identities WHERE customer_id = ?1),
                       ords AS (SELECT o.id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)) AS t,
                                       COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0) AS amt,
@@ -1307,7 +1441,7 @@ impl Store for SqliteStore {
                  SELECT COUNT(*), COALESCE(SUM(amt), 0.0), MIN(t), MAX(t), COALESCE(SUM(disc), 0.0),
                         (SELECT COUNT(*) FROM order_lines WHERE order_id IN (SELECT id FROM ords){src})
                  FROM ords"
-            )))
+            ))
             .bind(c),
         )?;
         let orow = o
@@ -1323,8 +1457,8 @@ impl Store for SqliteStore {
         };
         let events = self
             .fetch_all(
-                sqlx::query(
-                    AssertSqlSafe(format!("SELECT kind, COUNT(*) FROM events WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?){src} GROUP BY kind ORDER BY COUNT(*) DESC, kind")),
+                query(
+                    format!("SELECT kind, COUNT(*) FROM events WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?){src} GROUP BY kind ORDER BY COUNT(*) DESC, kind"),
                 )
                 .bind(c),
             )?
@@ -1333,13 +1467,13 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<(String, i64)>>>()?;
         let feedback = self
             .fetch_all(
-                sqlx::query(
-                    AssertSqlSafe(format!("WITH f AS (SELECT * FROM feedback WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?){src})
+                query(
+                    format!("WITH f AS (SELECT * FROM feedback WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?){src})
                      SELECT kind, COUNT(*), AVG(score),
-                        (SELECT score FROM f f2 WHERE f2.kind = f.kind ORDER BY time DESC, id DESC LIMIT 1),
-                        (SELECT text FROM f f2 WHERE f2.kind = f.kind AND (text IS NOT NULL OR secret IS NOT NULL) ORDER BY time DESC, id DESC LIMIT 1),
-                        (SELECT secret FROM f f2 WHERE f2.kind = f.kind AND (text IS NOT NULL OR secret IS NOT NULL) ORDER BY time DESC, id DESC LIMIT 1)
-                     FROM f GROUP BY kind ORDER BY kind")),
+                        (SELECT score FROM f f2 WHERE f2.kind = f.kind ORDER BY time DESC NULLS LAST, id DESC LIMIT 1),
+                        (SELECT text FROM f f2 WHERE f2.kind = f.kind AND (text IS NOT NULL OR secret IS NOT NULL) ORDER BY time DESC NULLS LAST, id DESC LIMIT 1),
+                        (SELECT secret FROM f f2 WHERE f2.kind = f.kind AND (text IS NOT NULL OR secret IS NOT NULL) ORDER BY time DESC NULLS LAST, id DESC LIMIT 1)
+                     FROM f GROUP BY kind ORDER BY kind"),
                 )
                 .bind(c),
             )?
@@ -1356,9 +1490,9 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         let campaigns = self
             .fetch_all(
-                sqlx::query(
-                    AssertSqlSafe(format!("SELECT k.key, k.name, SUM(c.kind = 'exposure'), SUM(c.kind = 'redemption') FROM campaign_contacts c JOIN campaigns k ON k.id = c.campaign_id
-                     WHERE c.identity_id IN (SELECT id FROM identities WHERE customer_id = ?){csrc} GROUP BY k.id ORDER BY k.key", csrc = src.replace("source_id", "c.source_id"))),
+                query(
+                    format!("SELECT k.key, k.name, SUM(CASE WHEN c.kind = 'exposure' THEN 1 ELSE 0 END), SUM(CASE WHEN c.kind = 'redemption' THEN 1 ELSE 0 END) FROM campaign_contacts c JOIN campaigns k ON k.id = c.campaign_id
+                     WHERE c.identity_id IN (SELECT id FROM identities WHERE customer_id = ?){csrc} GROUP BY k.id ORDER BY k.key", csrc = src.replace("source_id", "c.source_id")),
                 )
                 .bind(c),
             )?
@@ -1367,9 +1501,9 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         let attributes = self
             .fetch_all(
-                sqlx::query(
-                    AssertSqlSafe(format!("SELECT a.name, a.value, s.name, a.secret FROM attributes a JOIN sources s ON s.id = a.source_id
-                     WHERE a.identity_id IN (SELECT id FROM identities WHERE customer_id = ?){asrc} ORDER BY a.name, s.name", asrc = src.replace("source_id", "a.source_id"))),
+                query(
+                    format!("SELECT a.name, a.value, s.name, a.secret FROM attributes a JOIN sources s ON s.id = a.source_id
+                     WHERE a.identity_id IN (SELECT id FROM identities WHERE customer_id = ?){asrc} ORDER BY a.name, s.name", asrc = src.replace("source_id", "a.source_id")),
                 )
                 .bind(c),
             )?
@@ -1382,10 +1516,10 @@ impl Store for SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         let consents = self
             .fetch_all(
-                sqlx::query(
-                    AssertSqlSafe(format!("SELECT purpose, granted, time FROM consents c WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?1){csrc}
-                     AND id = (SELECT id FROM consents c2 WHERE c2.purpose = c.purpose AND c2.identity_id IN (SELECT id FROM identities WHERE customer_id = ?1){c2src} ORDER BY time DESC, id DESC LIMIT 1)
-                     ORDER BY purpose", csrc = src.replace("source_id", "c.source_id"), c2src = src.replace("source_id", "c2.source_id"))),
+                query(
+                    format!("SELECT purpose, granted, time FROM consents c WHERE identity_id IN (SELECT id FROM identities WHERE customer_id = ?1){csrc}
+                     AND id = (SELECT id FROM consents c2 WHERE c2.purpose = c.purpose AND c2.identity_id IN (SELECT id FROM identities WHERE customer_id = ?1){c2src} ORDER BY time DESC NULLS LAST, id DESC LIMIT 1)
+                     ORDER BY purpose", csrc = src.replace("source_id", "c.source_id"), c2src = src.replace("source_id", "c2.source_id")),
                 )
                 .bind(c),
             )?
@@ -1404,7 +1538,7 @@ impl Store for SqliteStore {
 
     fn merge_log(&self, customer_id: i64) -> Result<Vec<MergeLogEntry>> {
         self.fetch_all(
-            sqlx::query(
+            query(
                 "SELECT at, action, customer_id, other_id, detail FROM merge_log WHERE customer_id = ?1 OR other_id = ?1 ORDER BY id",
             )
             .bind(customer_id),
@@ -1423,7 +1557,7 @@ impl Store for SqliteStore {
     }
 
     fn import_runs(&self) -> Result<Vec<ImportRun>> {
-        self.fetch_all(sqlx::query(
+        self.fetch_all(query(
             "SELECT s.name, r.file, r.file_hash, r.config_hash, r.rows_read, r.rows_written, r.rows_rejected, r.status, r.started_at, r.finished_at, r.seconds
              FROM import_runs r JOIN sources s ON s.id = r.source_id ORDER BY r.id DESC",
         ))?
@@ -1448,7 +1582,7 @@ impl Store for SqliteStore {
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
         self.fetch_all(
-            sqlx::query("SELECT value FROM settings WHERE key = ?").bind(key.to_string()),
+            query("SELECT value FROM settings WHERE key = ?").bind(key.to_string()),
         )?
         .first()
         .map(|r| get(r, 0))
@@ -1470,30 +1604,26 @@ impl Store for SqliteStore {
             None => blob.to_vec(),
         };
         let sealed = i64::from(key.is_some());
-        let mut conn = self.lock();
-        let version: i64 = self
-            .rt
-            .block_on(async {
-                let mut tx = conn.begin().await?;
-                let row = sqlx::query("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE kind = ?")
-                    .bind(kind.to_string())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let v: i64 = row.try_get(0)?;
-                sqlx::query("INSERT INTO models (kind, version, created_at, params, metrics, blob, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)")
-                    .bind(kind.to_string())
-                    .bind(v)
-                    .bind(created_at.clone())
-                    .bind(params.to_string())
-                    .bind(metrics.to_string())
-                    .bind(stored)
-                    .bind(sealed)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok::<i64, sqlx::Error>(v)
+        let version: i64 = self.with_raw(|db| {
+            db.immediate(|| {
+                let rows = db.fetch(
+                    &query("SELECT COALESCE(MAX(version), 0) + 1 FROM models WHERE kind = ?")
+                        .bind(kind),
+                )?;
+                let v: i64 = rows.first().map(|r| get(r, 0)).transpose()?.unwrap_or(1);
+                db.execute(
+                    &query("INSERT INTO models (kind, version, created_at, params, metrics, blob, sealed) VALUES (?, ?, ?, ?, ?, ?, ?)")
+                        .bind(kind)
+                        .bind(v)
+                        .bind(created_at.clone())
+                        .bind(params.to_string())
+                        .bind(metrics.to_string())
+                        .bind(stored)
+                        .bind(sealed),
+                )?;
+                Ok(v)
             })
-            .map_err(db_err)?;
+        })?;
         Ok(SavedModel {
             kind: kind.to_string(),
             version,
@@ -1532,10 +1662,8 @@ impl Store for SqliteStore {
     }
 
     fn create_key(&self, k: &KeyRecord) -> Result<()> {
-        let mut conn = self.lock();
-        self.rt
-            .block_on(
-                sqlx::query(
+        self.execute(
+                query(
                     "INSERT INTO api_keys (id, kind, name, role, department, source, customer_id, secret_hash, created_at, expires_at, revoked_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 )
@@ -1550,9 +1678,8 @@ impl Store for SqliteStore {
                 .bind(k.created_at)
                 .bind(k.expires_at)
                 .bind(k.revoked_at)
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
+                
+        )?;
         Ok(())
     }
 
@@ -1833,27 +1960,20 @@ impl Store for SqliteStore {
     }
 
     fn revoke_key(&self, id: &str, at: i64) -> Result<bool> {
-        let mut conn = self.lock();
-        let done = self
-            .rt
-            .block_on(
-                sqlx::query(
+        let done = self.execute(
+                query(
                     "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 )
                 .bind(at)
                 .bind(id.to_string())
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+                
+        )?;
+        Ok(done == 1)
     }
 
     fn create_user(&self, u: &UserRecord) -> Result<bool> {
-        let mut conn = self.lock();
-        let done = self
-            .rt
-            .block_on(
-                sqlx::query(
+        let done = self.execute(
+                query(
                     "INSERT INTO users (name, role, department, password_hash, created_at, disabled_at)
                      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
                 )
@@ -1863,10 +1983,9 @@ impl Store for SqliteStore {
                 .bind(u.password_hash.clone())
                 .bind(u.created_at)
                 .bind(u.disabled_at)
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+                
+        )?;
+        Ok(done == 1)
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>> {
@@ -1897,40 +2016,30 @@ impl Store for SqliteStore {
     }
 
     fn set_user_password(&self, name: &str, hash: &str) -> Result<bool> {
-        let mut conn = self.lock();
-        let done = self
-            .rt
-            .block_on(
-                sqlx::query("UPDATE users SET password_hash = ? WHERE name = ?")
+        let done = self.execute(
+                query("UPDATE users SET password_hash = ? WHERE name = ?")
                     .bind(hash.to_string())
                     .bind(name.to_string())
-                    .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+                    
+        )?;
+        Ok(done == 1)
     }
 
     fn disable_user(&self, name: &str, at: i64) -> Result<bool> {
-        let mut conn = self.lock();
-        let done = self
-            .rt
-            .block_on(
-                sqlx::query(
+        let done = self.execute(
+                query(
                     "UPDATE users SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
                 )
                 .bind(at)
                 .bind(name.to_string())
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+                
+        )?;
+        Ok(done == 1)
     }
 
     fn create_session(&self, r: &SessionRecord) -> Result<()> {
-        let mut conn = self.lock();
-        self.rt
-            .block_on(
-                sqlx::query(
+        self.execute(
+                query(
                     "INSERT INTO web_sessions (id, kind, user_name, customer_id, secret_hash, created_at, expires_at, revoked_at)
                      VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 )
@@ -1942,9 +2051,8 @@ impl Store for SqliteStore {
                 .bind(r.created_at)
                 .bind(r.expires_at)
                 .bind(r.revoked_at)
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
+                
+        )?;
         Ok(())
     }
 
@@ -1972,51 +2080,39 @@ impl Store for SqliteStore {
     }
 
     fn revoke_session(&self, id: &str, at: i64) -> Result<bool> {
-        let mut conn = self.lock();
-        let done = self
-            .rt
-            .block_on(
-                sqlx::query(
+        let done = self.execute(
+                query(
                     "UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 )
                 .bind(at)
                 .bind(id.to_string())
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
-        Ok(done.rows_affected() == 1)
+                
+        )?;
+        Ok(done == 1)
     }
 
     fn revoke_sessions_of_user(&self, name: &str, at: i64) -> Result<u64> {
-        let mut conn = self.lock();
-        let done = self
-            .rt
-            .block_on(
-                sqlx::query(
+        let done = self.execute(
+                query(
                     "UPDATE web_sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
                 )
                 .bind(at)
                 .bind(name.to_string())
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
-        Ok(done.rows_affected())
+                
+        )?;
+        Ok(done)
     }
 
     fn revoke_sessions_of_customer(&self, customer_id: i64, at: i64) -> Result<u64> {
-        let mut conn = self.lock();
-        let done = self
-            .rt
-            .block_on(
-                sqlx::query(
+        let done = self.execute(
+                query(
                     "UPDATE web_sessions SET revoked_at = ? WHERE customer_id = ? AND revoked_at IS NULL",
                 )
                 .bind(at)
                 .bind(customer_id)
-                .execute(&mut *conn),
-            )
-            .map_err(db_err)?;
-        Ok(done.rows_affected())
+                
+        )?;
+        Ok(done)
     }
 
     fn customer_timeline(
@@ -2063,9 +2159,9 @@ impl Store for SqliteStore {
                  FROM campaign_contacts x JOIN campaigns k ON k.id = x.campaign_id JOIN sources s ON s.id = x.source_id
                  WHERE x.identity_id IN (SELECT id FROM mine){src}
                UNION ALL
-               SELECT COALESCE(x.time, -1), 'consent', x.id, x.purpose, CAST(x.granted AS REAL), NULL, NULL, s.name, NULL
+               SELECT COALESCE(x.time, -1), 'consent', x.id, x.purpose, CAST(x.granted AS DOUBLE PRECISION), NULL, NULL, s.name, NULL
                  FROM consents x JOIN sources s ON s.id = x.source_id WHERE x.identity_id IN (SELECT id FROM mine){src}
-             ) {cursor}
+             ) AS u {cursor}
              ORDER BY t DESC, kind DESC, id DESC LIMIT ?5"
         );
         let (bt, bk, bi) = match before {
@@ -2073,7 +2169,7 @@ impl Store for SqliteStore {
             None => (0, String::new(), 0),
         };
         let rows = self.fetch_all(
-            sqlx::query(AssertSqlSafe(sql))
+            query(sql)
                 .bind(c)
                 .bind(bt)
                 .bind(bk)
@@ -2253,8 +2349,8 @@ impl Store for SqliteStore {
                 "SELECT customer_id, purpose, granted, time FROM (
                     SELECT i.customer_id, c.purpose, c.granted, c.time,
                            ROW_NUMBER() OVER (PARTITION BY i.customer_id, c.purpose
-                                              ORDER BY c.time DESC, c.id DESC) AS rn
-                      FROM consents c JOIN identities i ON i.id = c.identity_id)
+                                              ORDER BY c.time DESC NULLS LAST, c.id DESC) AS rn
+                      FROM consents c JOIN identities i ON i.id = c.identity_id) AS latest
                   WHERE rn = 1 ORDER BY customer_id, purpose",
             )?;
             let mut out = Vec::new();
@@ -2384,7 +2480,7 @@ impl SqliteStore {
         // recorded under such a key keep its id, so totals (demand) still see
         // them while per-customer analytics (RFM, churn, CLV) skip them.
         let mut index: HashMap<i64, usize> = HashMap::new();
-        self.each_row(sqlx::query(
+        self.each_row(query(
             "SELECT c.id, i.namespace, i.value, i.secret FROM customers c JOIN identities i ON i.id = (SELECT MIN(id) FROM identities WHERE customer_id = c.id AND shared = 0) ORDER BY c.id",
         ), |r| {
             let id: i64 = get(r, 0)?;
@@ -2394,7 +2490,7 @@ impl SqliteStore {
             ds.customers.push(CustomerInfo { id, key: format!("{ns}:{value}"), attributes: Default::default() });
             Ok(())
         })?;
-        self.each_row(sqlx::query(
+        self.each_row(query(
             "SELECT i.customer_id, a.name, a.value, a.secret FROM attributes a JOIN identities i ON i.id = a.identity_id ORDER BY a.rowid",
         ), |r| {
             let c: i64 = get(r, 0)?;
@@ -2406,7 +2502,7 @@ impl SqliteStore {
             Ok(())
         })?;
         self.each_row(
-            sqlx::query("SELECT id, key, name, category, price FROM products ORDER BY id"),
+            query("SELECT id, key, name, category, price FROM products ORDER BY id"),
             |r| {
                 ds.products.push(ProductInfo {
                     id: get(r, 0)?,
@@ -2418,7 +2514,7 @@ impl SqliteStore {
                 Ok(())
             },
         )?;
-        self.each_row(sqlx::query(
+        self.each_row(query(
             "SELECT o.id, i.customer_id, COALESCE(o.time, (SELECT MIN(time) FROM order_lines WHERE order_id = o.id)),
                     COALESCE(o.amount, (SELECT SUM(amount) FROM order_lines WHERE order_id = o.id), 0.0),
                     COALESCE(o.discount, (SELECT SUM(discount) FROM order_lines WHERE order_id = o.id), 0.0)
@@ -2433,7 +2529,7 @@ impl SqliteStore {
             });
             Ok(())
         })?;
-        self.each_row(sqlx::query(
+        self.each_row(query(
             "SELECT l.order_id, i.customer_id, l.product_id, l.quantity, l.amount, l.discount, l.time FROM order_lines l JOIN identities i ON i.id = l.identity_id ORDER BY l.id",
         ), |r| {
             ds.lines.push(LineFact {
@@ -2447,7 +2543,7 @@ impl SqliteStore {
             });
             Ok(())
         })?;
-        self.each_row(sqlx::query(
+        self.each_row(query(
             "SELECT i.customer_id, e.kind, e.product_id, e.value, e.channel, e.time FROM events e JOIN identities i ON i.id = e.identity_id ORDER BY e.id",
         ), |r| {
             ds.events.push(EventFact {
@@ -2460,7 +2556,7 @@ impl SqliteStore {
             });
             Ok(())
         })?;
-        self.each_row(sqlx::query(
+        self.each_row(query(
             "SELECT i.customer_id, f.kind, f.score, f.text, f.channel, f.time, f.secret FROM feedback f JOIN identities i ON i.id = f.identity_id ORDER BY f.id",
         ), |r| {
             ds.feedback.push(FeedbackFact {
@@ -2474,7 +2570,7 @@ impl SqliteStore {
             Ok(())
         })?;
         self.each_row(
-            sqlx::query("SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id"),
+            query("SELECT id, key, name, kind, start, \"end\" FROM campaigns ORDER BY id"),
             |r| {
                 ds.campaigns.push(CampaignInfo {
                     id: get(r, 0)?,
@@ -2487,7 +2583,7 @@ impl SqliteStore {
                 Ok(())
             },
         )?;
-        self.each_row(sqlx::query(
+        self.each_row(query(
             "SELECT i.customer_id, c.campaign_id, c.time, c.kind FROM campaign_contacts c JOIN identities i ON i.id = c.identity_id ORDER BY c.id",
         ), |r| {
             let fact = CampaignFact { customer: get(r, 0)?, campaign: get(r, 1)?, time: get(r, 2)? };
@@ -2529,15 +2625,6 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on the connection's raw SQLite handle, on this thread.
-    pub(crate) fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
-        self.rt.block_on(async {
-            let mut handle = conn.lock_handle().await.map_err(db_err)?;
-            let db = RawDb::new(handle.as_raw_handle());
-            f(&db)
-        })
-    }
 }
 
 fn read_generation(db: &RawDb<'_>) -> Result<Generation> {

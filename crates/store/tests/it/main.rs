@@ -23,6 +23,37 @@ fn sqlite_passes_the_conformance_suite() {
     conformance::run_all(&move || fresh_sqlite(&path));
 }
 
+/// A fresh, empty PostgreSQL store per call (each in its own database,
+/// dropped when `dbs` is), or `None` when no server can be had here.
+fn fresh_pg(
+    dir: &std::path::Path,
+    dbs: &std::sync::Mutex<Vec<infogap_store::pgtest::PgDatabase>>,
+    test: &str,
+) -> Option<Box<dyn Store>> {
+    let db = infogap_store::pgtest::database(test)?;
+    let n = N.fetch_add(1, Ordering::SeqCst);
+    let store = match SqliteStore::open_postgres(&db.url, Some(&dir.join(format!("k{n}.key")))) {
+        Ok(s) => s,
+        Err(e) => panic!("open {}: {e}", db.url),
+    };
+    dbs.lock().expect("lock").push(db);
+    Some(Box::new(store))
+}
+
+#[test]
+fn postgres_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dbs = std::sync::Mutex::new(Vec::new());
+    if fresh_pg(dir.path(), &dbs, "conformance").is_none() {
+        return;
+    }
+    let path = dir.path().to_path_buf();
+    conformance::run_all(&|| match fresh_pg(&path, &dbs, "conformance") {
+        Some(s) => s,
+        None => panic!("the PostgreSQL server went away"),
+    });
+}
+
 #[test]
 fn reopening_keeps_data_and_migrations_are_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
