@@ -135,18 +135,29 @@ fn run_pg(program: &Path, args: &[&str]) -> std::result::Result<(), String> {
     } else {
         Command::new(program)
     };
-    let out = cmd
+    // the output goes to a file, not a pipe: a server that pg_ctl starts
+    // inherits its descriptors, and a pipe held open by it would keep
+    // whoever reads the test's output (cargo) waiting after the test ends
+    let log = std::env::temp_dir().join(format!(
+        "infogap-pg-{}-{}.out",
+        std::process::id(),
+        program.file_name().and_then(|n| n.to_str()).unwrap_or("pg")
+    ));
+    let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = file.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+    let status = cmd
         .args(args)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .status()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    if out.status.success() {
+    let out = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    if status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "{} failed: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(format!("{} failed: {}", program.display(), out.trim()))
     }
 }
 
