@@ -12,19 +12,27 @@
 //! its group commits never wait behind an import's long write transaction,
 //! so reads keep being answered while a file imports. Writers from several
 //! processes (a server and a CLI) take SQLite's write lock and extend one
-//! chain.
+//! chain. On PostgreSQL the trail's tables live in the store's database and
+//! its writers take an advisory lock of their own ([`AUDIT_LOCK`]), not the
+//! store's write lock, for the same reason: several servers extend one
+//! chain, and none waits for an import.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, Row, SqliteConnection};
+use sqlx::{Connection, SqliteConnection};
 use tokio::runtime::Runtime;
 
-use crate::sql::RawDb;
+use crate::sql::{RawDb, Row, get, query};
+use crate::sqlite::Backend;
 use crate::{Result, StoreError};
+
+/// The advisory lock the trail's writers take on PostgreSQL ("audit").
+pub const AUDIT_LOCK: i64 = 0x0061_7564_6974;
 
 /// The hash before the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -214,11 +222,59 @@ CREATE TABLE IF NOT EXISTS audit_head (
 );
 ";
 
-/// The audit trail of a SQLite store.
+/// The same tables in PostgreSQL's dialect.
+const SCHEMA_PG: &str = "
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq            BIGINT PRIMARY KEY,
+    time_us        BIGINT NOT NULL,
+    actor          TEXT COLLATE \"C\" NOT NULL,
+    actor_kind     TEXT COLLATE \"C\" NOT NULL,
+    role           TEXT COLLATE \"C\" NOT NULL,
+    action         TEXT COLLATE \"C\" NOT NULL,
+    customers      TEXT COLLATE \"C\" NOT NULL,
+    fields         TEXT COLLATE \"C\" NOT NULL,
+    origin         TEXT COLLATE \"C\" NOT NULL,
+    request_id     TEXT COLLATE \"C\",
+    detail         TEXT COLLATE \"C\" NOT NULL,
+    prev_hash      TEXT COLLATE \"C\" NOT NULL,
+    hash           TEXT COLLATE \"C\" NOT NULL,
+    subject_commit TEXT COLLATE \"C\",
+    subject_salt   TEXT COLLATE \"C\",
+    redacted       BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS audit_subjects (
+    customer_id BIGINT NOT NULL,
+    seq         BIGINT NOT NULL,
+    PRIMARY KEY (customer_id, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_actor ON audit_log(actor, seq);
+CREATE TABLE IF NOT EXISTS audit_redactions (
+    customer_id BIGINT PRIMARY KEY,
+    records     BIGINT NOT NULL,
+    at_us       BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_head (
+    id          BIGINT PRIMARY KEY CHECK (id = 1),
+    seq         BIGINT NOT NULL,
+    hash        TEXT COLLATE \"C\" NOT NULL
+);
+";
+
+/// The audit trail of a store.
 pub struct AuditLog {
     rt: Runtime,
-    conn: Mutex<SqliteConnection>,
+    conn: Backend,
+    /// The database file (SQLite), or the server's URL without password.
     path: PathBuf,
+}
+
+impl Drop for AuditLog {
+    /// A pool is closed from inside its runtime.
+    fn drop(&mut self) {
+        if let Backend::Pg(pool) = &self.conn {
+            self.rt.block_on(pool.close());
+        }
+    }
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -227,10 +283,6 @@ impl std::fmt::Debug for AuditLog {
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
-}
-
-fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Database(format!("audit trail: {e}"))
 }
 
 impl AuditLog {
@@ -278,6 +330,7 @@ impl AuditLog {
                 sqlx::query("SELECT name FROM pragma_table_info('audit_log')").fetch_all(&mut conn),
             )
             .map_err(|e| open_err(e.to_string()))?;
+        use sqlx::Row as _;
         let has = cols.iter().any(|r| {
             r.try_get::<String, _>(0)
                 .is_ok_and(|n| n == "subject_commit")
@@ -295,21 +348,50 @@ impl AuditLog {
         }
         Ok(AuditLog {
             rt,
-            conn: Mutex::new(conn),
+            conn: Backend::Lite(Mutex::new(Some(conn))),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Opens (creating its tables if needed) the trail in the PostgreSQL
+    /// database at `url`, beside the store's tables.
+    pub fn open_postgres(url: &str) -> Result<AuditLog> {
+        let shown = crate::sqlite::redact_url(url);
+        let open_err = |reason: String| StoreError::Open {
+            path: shown.clone(),
+            reason,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("infogap-audit")
+            .enable_all()
+            .build()
+            .map_err(|e| open_err(e.to_string()))?;
+        let opts: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
+        let pool = rt
+            .block_on(
+                sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts),
+            )
+            .map_err(|e| open_err(e.to_string()))?;
+        let log = AuditLog {
+            rt,
+            conn: Backend::Pg(pool),
+            path: PathBuf::from(&shown),
+        };
+        // two processes may create the tables at once: one at a time
+        log.with_raw(|db| db.immediate_keyed(AUDIT_LOCK, || db.exec_batch(SCHEMA_PG)))
+            .map_err(|e| open_err(e.to_string()))?;
+        Ok(log)
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, SqliteConnection> {
-        match self.conn.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
     }
 
     /// Appends entries in one transaction (a group commit) and returns
@@ -322,16 +404,11 @@ impl AuditLog {
         // through the C API with one prepared statement per table: through
         // sqlx every statement was two hand-offs to its worker thread,
         // which made the trail the server's bottleneck
-        self.with_raw(|db| db.immediate(|| append_in(db, entries)))
+        self.with_raw(|db| db.immediate_keyed(AUDIT_LOCK, || append_in(db, entries)))
     }
 
     fn with_raw<T>(&self, f: impl FnOnce(&RawDb<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.lock();
-        self.rt.block_on(async {
-            let mut handle = conn.lock_handle().await.map_err(db_err)?;
-            let db = RawDb::Lite(crate::raw::LiteDb::new(handle.as_raw_handle()));
-            f(&db)
-        })
+        self.conn.hold(&self.rt)?.raw(&self.rt, f)
     }
 
     /// Sets this connection's automatic checkpoint (WAL pages; 0: never).
@@ -350,20 +427,21 @@ impl AuditLog {
     /// Copies the trail, consistently, into a new file `out` (`VACUUM
     /// INTO`); returns how many records it holds.
     pub fn backup_into(&self, out: &Path) -> Result<i64> {
-        let mut conn = self.lock();
         let target = out.display().to_string();
-        self.rt
-            .block_on(async {
-                sqlx::query("VACUUM INTO ?")
-                    .bind(target)
-                    .execute(&mut *conn)
-                    .await?;
-                let r = sqlx::query("SELECT COUNT(*) FROM audit_log")
-                    .fetch_one(&mut *conn)
-                    .await?;
-                r.try_get::<i64, _>(0)
-            })
-            .map_err(db_err)
+        self.with_raw(|db| {
+            if db.is_pg() {
+                return Err(StoreError::Database(
+                    "the trail of a PostgreSQL store is backed up with its database (pg_dump)"
+                        .into(),
+                ));
+            }
+            db.execute(&query("VACUUM INTO ?").bind(target))?;
+            let rows = db.fetch(&query("SELECT COUNT(*) FROM audit_log"))?;
+            rows.first()
+                .map(|r| get(r, 0))
+                .transpose()
+                .map(|n| n.unwrap_or(0))
+        })
     }
 
     /// Records matching the filter, newest first.
@@ -390,37 +468,28 @@ impl AuditLog {
         if f.limit > 0 {
             sql.push_str(&format!(" LIMIT {}", f.limit));
         }
-        let mut conn = self.lock();
-        let rows = self
-            .rt
-            .block_on(
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(f.customer.unwrap_or(0))
-                    .bind(f.actor.clone().unwrap_or_default())
-                    .bind(f.before.unwrap_or(0))
-                    .fetch_all(&mut *conn),
-            )
-            .map_err(db_err)?;
+        let q = query(sql)
+            .bind(f.customer.unwrap_or(0))
+            .bind(f.actor.clone().unwrap_or_default())
+            .bind(f.before.unwrap_or(0));
+        let rows = self.with_raw(|db| db.fetch(&q))?;
         rows.iter().map(row_record).collect()
     }
 
     /// Checks the whole chain: consecutive sequence numbers, each record's
     /// hash, each link to the record before, and the kept head.
     pub fn verify(&self) -> Result<ChainCheck> {
-        let mut conn = self.lock();
-        self.rt
-            .block_on(async {
-                let mut tx = conn.begin().await.map_err(db_err)?;
-                let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-                let rows = sqlx::query(
+        let (head, rows) = self.with_raw(|db| {
+            db.read(|| {
+                let head = db.fetch(&query("SELECT seq, hash FROM audit_head WHERE id = 1"))?;
+                let rows = db.fetch(&query(
                     "SELECT seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash, subject_commit, subject_salt, redacted FROM audit_log ORDER BY seq",
-                )
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
+                ))?;
+                Ok((head, rows))
+            })
+        })?;
+        {
+            {
                 let mut check = ChainCheck {
                     entries: rows.len() as i64,
                     head_seq: 0,
@@ -434,7 +503,7 @@ impl AuditLog {
                     let rec = match row_record(r) {
                         Ok(rec) => rec,
                         Err(e) => {
-                            let seq = r.try_get::<i64, _>(0).unwrap_or(expect);
+                            let seq = get::<i64>(r, 0).unwrap_or(expect);
                             check.first_bad = Some(seq);
                             check.reason = Some(format!("record {seq} is unreadable: {e}"));
                             return Ok(check);
@@ -486,11 +555,8 @@ impl AuditLog {
                 }
                 check.head_seq = expect - 1;
                 check.head_hash = prev.clone();
-                let (hseq, hhash) = match head {
-                    Some(h) => (
-                        h.try_get::<i64, _>(0).map_err(db_err)?,
-                        h.try_get::<String, _>(1).map_err(db_err)?,
-                    ),
+                let (hseq, hhash) = match head.first() {
+                    Some(h) => (get::<i64>(h, 0)?, get::<String>(h, 1)?),
                     None => (0, GENESIS.to_string()),
                 };
                 if hseq != check.head_seq || hhash != check.head_hash {
@@ -505,7 +571,8 @@ impl AuditLog {
                     });
                 }
                 Ok(check)
-            })
+            }
+        }
     }
 }
 
@@ -530,7 +597,7 @@ impl AuditLog {
         let name = format!("customer #{customer}");
         self.with_raw(|db| {
             db.exec("PRAGMA secure_delete = ON")?;
-            db.exec("BEGIN IMMEDIATE")?;
+            db.begin_keyed(AUDIT_LOCK)?;
             let r = (|| {
                 let mut out = Redaction::default();
                 let mut rows = Vec::new();
@@ -574,7 +641,7 @@ impl AuditLog {
                 while del.step()? {}
                 let mut ins = db.prepare(
                     "INSERT INTO audit_redactions (customer_id, records, at_us) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(customer_id) DO UPDATE SET records = records + ?2, at_us = ?3",
+                     ON CONFLICT(customer_id) DO UPDATE SET records = audit_redactions.records + ?2, at_us = ?3",
                 )?;
                 ins.bind_i64(1, customer)?;
                 ins.bind_i64(2, out.records as i64)?;
@@ -613,8 +680,9 @@ fn append_in(db: &RawDb<'_>, entries: &[AuditEntry]) -> Result<Vec<i64>> {
         "INSERT INTO audit_log (seq, time_us, actor, actor_kind, role, action, customers, fields, origin, request_id, detail, prev_hash, hash, subject_commit, subject_salt)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
-    let mut sub =
-        db.prepare("INSERT OR IGNORE INTO audit_subjects (customer_id, seq) VALUES (?1, ?2)")?;
+    let mut sub = db.prepare(
+        "INSERT INTO audit_subjects (customer_id, seq) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
     let mut seqs = Vec::with_capacity(entries.len());
     for e in entries {
         seq += 1;
@@ -665,31 +733,30 @@ fn append_in(db: &RawDb<'_>, entries: &[AuditEntry]) -> Result<Vec<i64>> {
     Ok(seqs)
 }
 
-fn row_record(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord> {
-    let g = |e: sqlx::Error| StoreError::Corrupt(format!("audit trail: {e}"));
-    let customers: String = r.try_get(6).map_err(g)?;
-    let fields: String = r.try_get(7).map_err(g)?;
+fn row_record(r: &Row) -> Result<AuditRecord> {
+    let customers: String = get(r, 6)?;
+    let fields: String = get(r, 7)?;
     Ok(AuditRecord {
-        seq: r.try_get(0).map_err(g)?,
+        seq: get(r, 0)?,
         entry: AuditEntry {
-            time_us: r.try_get(1).map_err(g)?,
-            actor: r.try_get(2).map_err(g)?,
-            actor_kind: r.try_get(3).map_err(g)?,
-            role: r.try_get(4).map_err(g)?,
-            action: r.try_get(5).map_err(g)?,
+            time_us: get(r, 1)?,
+            actor: get(r, 2)?,
+            actor_kind: get(r, 3)?,
+            role: get(r, 4)?,
+            action: get(r, 5)?,
             customers: serde_json::from_str(&customers)
                 .map_err(|e| StoreError::Corrupt(format!("audit trail customers: {e}")))?,
             fields: serde_json::from_str(&fields)
                 .map_err(|e| StoreError::Corrupt(format!("audit trail fields: {e}")))?,
-            origin: r.try_get(8).map_err(g)?,
-            request_id: r.try_get(9).map_err(g)?,
-            detail: r.try_get(10).map_err(g)?,
+            origin: get(r, 8)?,
+            request_id: get(r, 9)?,
+            detail: get(r, 10)?,
         },
-        prev_hash: r.try_get(11).map_err(g)?,
-        hash: r.try_get(12).map_err(g)?,
-        subject_commit: r.try_get(13).map_err(g)?,
-        subject_salt: r.try_get(14).map_err(g)?,
-        redacted: r.try_get::<i64, _>(15).map_err(g)? != 0,
+        prev_hash: get(r, 11)?,
+        hash: get(r, 12)?,
+        subject_commit: get(r, 13)?,
+        subject_salt: get(r, 14)?,
+        redacted: get::<i64>(r, 15)? != 0,
     })
 }
 
@@ -733,15 +800,7 @@ mod tests {
         })?;
         assert_eq!(by_a.len(), 1);
         // alter record 2 by hand
-        {
-            let mut conn = log.lock();
-            log.rt
-                .block_on(
-                    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
-                        .execute(&mut *conn),
-                )
-                .map_err(db_err)?;
-        }
+        log.with_raw(|db| db.exec("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"))?;
         let c = log.verify()?;
         assert_eq!(c.first_bad, Some(2), "{c:?}");
         Ok(())
@@ -791,15 +850,7 @@ mod tests {
         );
         // an unredacted record's subject is still protected by its commitment
         let log = AuditLog::open(&p, false)?;
-        {
-            let mut conn = log.lock();
-            log.rt
-                .block_on(
-                    sqlx::query("UPDATE audit_log SET customers = '[9]' WHERE seq = 3")
-                        .execute(&mut *conn),
-                )
-                .map_err(db_err)?;
-        }
+        log.with_raw(|db| db.exec("UPDATE audit_log SET customers = '[9]' WHERE seq = 3"))?;
         assert_eq!(log.verify()?.first_bad, Some(3));
         Ok(())
     }
@@ -812,13 +863,7 @@ mod tests {
         for i in 0..5 {
             log.append(&[entry(&format!("x{i}"), vec![i])])?;
         }
-        let exec = |sql: &str| -> Result<()> {
-            let mut conn = log.lock();
-            log.rt
-                .block_on(sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut *conn))
-                .map_err(db_err)?;
-            Ok(())
-        };
+        let exec = |sql: &str| -> Result<()> { log.with_raw(|db| db.exec(sql)) };
         exec("DELETE FROM audit_log WHERE seq = 5")?;
         let c = log.verify()?;
         assert_eq!(c.first_bad, Some(5), "{c:?}");

@@ -29,11 +29,11 @@ pub use keyed::{RotateReport, SealCounts};
 mod migrate;
 mod outbox;
 pub use outbox::{NewWebhook, OutboxIn, OutboxOutcome, OutboxRecord, WebhookRecord};
-mod raw;
-mod sql;
 #[doc(hidden)]
 pub mod pgtest;
+mod raw;
 pub mod snapshot;
+mod sql;
 mod sqlite;
 
 use std::collections::HashMap;

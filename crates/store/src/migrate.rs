@@ -67,7 +67,11 @@ mod tests {
         let v = |m: &[Migration]| m.iter().map(|m| (m.version, m.name)).collect::<Vec<_>>();
         assert_eq!(v(MIGRATIONS), v(MIGRATIONS_PG));
         for m in MIGRATIONS_PG {
-            assert!(!m.sql.contains("INTEGER") && !m.sql.contains("BLOB"), "{}", m.name);
+            assert!(
+                !m.sql.contains("INTEGER") && !m.sql.contains("BLOB"),
+                "{}",
+                m.name
+            );
         }
     }
 }

@@ -144,7 +144,9 @@ fn run_pg(program: &Path, args: &[&str]) -> std::result::Result<(), String> {
         program.file_name().and_then(|n| n.to_str()).unwrap_or("pg")
     ));
     let file = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = file.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+    let err = file
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log.display()))?;
     let status = cmd
         .args(args)
         .stdin(std::process::Stdio::null())
@@ -176,7 +178,14 @@ extern "C" fn stop_cluster() {
     if let Some((bin, data)) = CLUSTER.get() {
         let _ = run_pg(
             &bin.join("pg_ctl"),
-            &["-D", &data.display().to_string(), "-m", "immediate", "-w", "stop"],
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
         );
         if let Some(dir) = data.parent() {
             let _ = std::fs::remove_dir_all(dir);
@@ -206,7 +215,17 @@ fn start_cluster() -> std::result::Result<String, String> {
     let data_s = data.display().to_string();
     run_pg(
         &bin.join("initdb"),
-        &["-D", &data_s, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"],
+        &[
+            "-D",
+            &data_s,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
     )?;
     let port = free_port().ok_or("no free loopback port")?;
     let opts = format!(
@@ -246,6 +265,9 @@ mod tests {
             with_database("postgres://u@h:5/postgres?sslmode=disable", "t1"),
             "postgres://u@h:5/t1?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://u@h:5", "t1"), "postgres://u@h:5/t1");
+        assert_eq!(
+            with_database("postgres://u@h:5", "t1"),
+            "postgres://u@h:5/t1"
+        );
     }
 }

@@ -205,6 +205,13 @@ impl LiteStmt<'_> {
         unsafe { ffi::sqlite3_last_insert_rowid(self.db.db.as_ptr()) }
     }
 
+    /// The number of parameters the statement takes.
+    pub(crate) fn param_count(&self) -> usize {
+        // SAFETY: the statement is live.
+        let n = unsafe { ffi::sqlite3_bind_parameter_count(self.stmt.as_ptr()) };
+        usize::try_from(n).unwrap_or(0)
+    }
+
     /// Columns of the statement's rows.
     pub(crate) fn column_count(&self) -> c_int {
         // SAFETY: the statement is live.

@@ -249,7 +249,13 @@ impl<'a> PgDb<'a> {
             #[allow(deprecated)]
             let mut s = sqlx::query_with(AssertSqlSafe(sql.to_string()), a).fetch_many(&mut **conn);
             let in_sql = |e: sqlx::Error| {
-                let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(120).collect();
+                let head: String = sql
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(120)
+                    .collect();
                 StoreError::Database(format!("{e} (in: {head})"))
             };
             while let Some(item) = s.try_next().await.map_err(in_sql)? {
@@ -283,8 +289,8 @@ impl sqlx::Encode<'_, Postgres> for AnyNull {
 
 /// SQLite's parameters (`?N`, `?`) as PostgreSQL's (`$N`); quoted text and
 /// identifiers are left alone. A bare `?` takes the number after the
-/// largest used so far, as in SQLite.
-pub(crate) fn pg_sql(sql: &str) -> String {
+/// largest used so far, as in SQLite. Also returns the largest number.
+pub(crate) fn pg_sql(sql: &str) -> (String, usize) {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut chars = sql.chars().peekable();
     let mut quote: Option<char> = None;
@@ -319,7 +325,7 @@ pub(crate) fn pg_sql(sql: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    (out, max as usize)
 }
 
 /// Decodes PostgreSQL's binary `NUMERIC` (sums of `BIGINT` columns are
@@ -423,7 +429,23 @@ impl<'a> RawDb<'a> {
     /// Runs `f` in a write transaction: committed when it returns `Ok`,
     /// rolled back when it fails.
     pub(crate) fn immediate<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        self.exec("BEGIN IMMEDIATE")?;
+        self.immediate_keyed(WRITE_LOCK, f)
+    }
+
+    /// Begins a write transaction that, on PostgreSQL, takes the advisory
+    /// lock `key` instead of the store's write lock (SQLite: the file's
+    /// write lock, as `BEGIN IMMEDIATE`).
+    pub(crate) fn begin_keyed(&self, key: i64) -> Result<()> {
+        match self {
+            RawDb::Lite(db) => db.exec("BEGIN IMMEDIATE"),
+            RawDb::Pg(db) => db.batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({key})")),
+        }
+    }
+
+    /// [`RawDb::immediate`] under the advisory lock `key` (see
+    /// [`RawDb::begin_keyed`]).
+    pub(crate) fn immediate_keyed<T>(&self, key: i64, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.begin_keyed(key)?;
         match f() {
             Ok(v) => {
                 self.exec("COMMIT")?;
@@ -451,22 +473,28 @@ impl<'a> RawDb<'a> {
     pub(crate) fn prepare(&self, sql: &str) -> Result<Stmt<'_>> {
         Ok(match self {
             RawDb::Lite(db) => Stmt::Lite(db.prepare(sql)?),
-            RawDb::Pg(db) => Stmt::Pg(PgStmt {
-                db,
-                sql: pg_sql(sql),
-                args: Vec::new(),
-                rows: Vec::new(),
-                pos: 0,
-                ran: false,
-                changed: 0,
-            }),
+            RawDb::Pg(db) => {
+                let (sql, params) = pg_sql(sql);
+                Stmt::Pg(PgStmt {
+                    db,
+                    sql,
+                    params,
+                    args: Vec::new(),
+                    rows: Vec::new(),
+                    pos: 0,
+                    ran: false,
+                    changed: 0,
+                })
+            }
         })
     }
 
     /// Runs `q`: its rows, read whole, and the rows it changed.
+    /// Values bound beyond the statement's parameters are ignored.
     pub(crate) fn run(&self, q: &Q) -> Result<(Vec<Row>, u64)> {
         let mut st = self.prepare(&q.sql)?;
-        for (i, v) in q.args.iter().enumerate() {
+        let n = st.param_count();
+        for (i, v) in q.args.iter().take(n).enumerate() {
             st.bind(i as c_int + 1, v)?;
         }
         let mut rows = Vec::new();
@@ -499,6 +527,8 @@ pub(crate) enum Stmt<'a> {
 pub(crate) struct PgStmt<'a> {
     db: &'a PgDb<'a>,
     sql: String,
+    /// The largest parameter number the statement uses.
+    params: usize,
     args: Vec<Val>,
     rows: Vec<PgRow>,
     /// The row `step` is on, plus one (0 before the first).
@@ -524,8 +554,8 @@ impl PgStmt<'_> {
             .checked_sub(1)
             .and_then(|p| self.rows.get(p))
             .ok_or_else(|| StoreError::Database("a column read with no current row".into()))?;
-        let idx = usize::try_from(col)
-            .map_err(|_| StoreError::Database(format!("no column {col}")))?;
+        let idx =
+            usize::try_from(col).map_err(|_| StoreError::Database(format!("no column {col}")))?;
         pg_val(row, idx)
     }
 }
@@ -549,13 +579,6 @@ impl Stmt<'_> {
         match self {
             Stmt::Lite(st) => st.bind_i64(idx, v),
             Stmt::Pg(st) => st.set(idx, Val::I64(v)),
-        }
-    }
-
-    pub(crate) fn bind_f64(&mut self, idx: c_int, v: f64) -> Result<()> {
-        match self {
-            Stmt::Lite(st) => st.bind_f64(idx, v),
-            Stmt::Pg(st) => st.set(idx, Val::F64(v)),
         }
     }
 
@@ -589,14 +612,6 @@ impl Stmt<'_> {
         }
     }
 
-    /// Binds an optional integer (NULL for `None`).
-    pub(crate) fn bind_opt_i64(&mut self, idx: c_int, v: Option<i64>) -> Result<()> {
-        match v {
-            Some(i) => self.bind_i64(idx, i),
-            None => self.bind(idx, &Val::Null(Ty::Int)),
-        }
-    }
-
     /// Makes the statement ready to run again with new bindings.
     pub(crate) fn reset(&mut self) -> Result<()> {
         match self {
@@ -617,7 +632,8 @@ impl Stmt<'_> {
             Stmt::Lite(st) => st.step(),
             Stmt::Pg(st) => {
                 if !st.ran {
-                    let (rows, changed) = st.db.run(&st.sql, &st.args)?;
+                    let n = st.args.len().min(st.params);
+                    let (rows, changed) = st.db.run(&st.sql, &st.args[..n])?;
                     st.rows = rows;
                     st.changed = changed;
                     st.ran = true;
@@ -630,6 +646,14 @@ impl Stmt<'_> {
                     Ok(false)
                 }
             }
+        }
+    }
+
+    /// The number of parameters the statement takes.
+    pub(crate) fn param_count(&self) -> usize {
+        match self {
+            Stmt::Lite(st) => st.param_count(),
+            Stmt::Pg(st) => st.params,
         }
     }
 
@@ -729,10 +753,15 @@ mod tests {
 
     #[test]
     fn parameters_are_numbered_as_sqlite_numbers_them() {
-        assert_eq!(pg_sql("a = ? AND b = ?"), "a = $1 AND b = $2");
-        assert_eq!(pg_sql("a = ?1 OR b = ?1 AND c = ?2"), "a = $1 OR b = $1 AND c = $2");
-        assert_eq!(pg_sql("a = ?2, b = ?"), "a = $2, b = $3");
-        assert_eq!(pg_sql("x = '?' AND \"q?\" = ?"), "x = '?' AND \"q?\" = $1");
+        let sql = |s: &str| pg_sql(s).0;
+        assert_eq!(sql("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(
+            sql("a = ?1 OR b = ?1 AND c = ?2"),
+            "a = $1 OR b = $1 AND c = $2"
+        );
+        assert_eq!(sql("a = ?2, b = ?"), "a = $2, b = $3");
+        assert_eq!(sql("x = '?' AND \"q?\" = ?"), "x = '?' AND \"q?\" = $1");
+        assert_eq!(pg_sql("a = ?3").1, 3);
     }
 
     #[test]
@@ -761,7 +790,10 @@ mod tests {
     fn lenient_reads() {
         assert_eq!(get::<i64>(&vec![Val::I64(3)], 0).ok(), Some(3));
         assert_eq!(get::<f64>(&vec![Val::I64(3)], 0).ok(), Some(3.0));
-        assert_eq!(get::<Option<i64>>(&vec![Val::Null(Ty::Any)], 0).ok(), Some(None));
+        assert_eq!(
+            get::<Option<i64>>(&vec![Val::Null(Ty::Any)], 0).ok(),
+            Some(None)
+        );
         assert!(get::<i64>(&vec![Val::Null(Ty::Any)], 0).is_err());
         assert!(get::<String>(&vec![Val::I64(1)], 0).is_err());
     }

@@ -31,8 +31,8 @@ use tokio::runtime::Runtime;
 use crate::crypto::{DataKey, Field};
 use crate::keyed::load_checked;
 use crate::migrate::{Migration, checksum, latest};
-use crate::sql::{PgConn, PgDb, Q, RawDb, Row, Stmt, get, query};
 use crate::snapshot::*;
+use crate::sql::{PgConn, PgDb, Q, RawDb, Row, Stmt, get, query};
 use crate::*;
 
 fn db_err(e: sqlx::Error) -> StoreError {
@@ -58,6 +58,23 @@ pub struct SqliteStore {
     pub(crate) key_path: Option<PathBuf>,
     /// Set when this open generated the key file (the caller warns).
     pub(crate) key_generated: bool,
+}
+
+impl Backend {
+    /// A connection (SQLite: the one, waiting for its mutex; PostgreSQL:
+    /// one from the pool), held until the guard is dropped.
+    pub(crate) fn hold<'a>(&'a self, rt: &'a Runtime) -> Result<Held<'a>> {
+        Ok(match self {
+            Backend::Lite(m) => Held::Lite(match m.lock() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            }),
+            Backend::Pg(pool) => Held::Pg(
+                RefCell::new(Some(rt.block_on(pool.acquire()).map_err(db_err)?)),
+                rt,
+            ),
+        })
+    }
 }
 
 /// A connection held for a while (a call, or a whole transaction).
@@ -202,8 +219,9 @@ impl SqliteStore {
             .enable_all()
             .build()
             .map_err(|e| open_err(e.to_string()))?;
-        let opts: sqlx::postgres::PgConnectOptions =
-            url.parse().map_err(|e: sqlx::Error| open_err(e.to_string()))?;
+        let opts: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
         let pool = rt
             .block_on(
                 sqlx::postgres::PgPoolOptions::new()
@@ -306,16 +324,7 @@ impl SqliteStore {
 
     /// The connection, held until the guard is dropped.
     pub(crate) fn lock(&self) -> Result<Held<'_>> {
-        Ok(match &self.conn {
-            Backend::Lite(m) => Held::Lite(match m.lock() {
-                Ok(g) => g,
-                Err(poisoned) => poisoned.into_inner(),
-            }),
-            Backend::Pg(pool) => Held::Pg(
-                RefCell::new(Some(self.rt.block_on(pool.acquire()).map_err(db_err)?)),
-                &self.rt,
-            ),
-        })
+        self.conn.hold(&self.rt)
     }
 
     /// The migrations of this store's backend.
@@ -562,8 +571,15 @@ impl SqliteTx<'_> {
         let (written, range) = self.with_raw(|db| {
             let one = format!("({})", vec!["?"; cols].join(","));
             let sql = |n: usize| {
-                let returning = if fact.is_some() && db.is_pg() { " RETURNING id" } else { "" };
-                format!("{head} {} {tail}{returning}", vec![one.as_str(); n].join(","))
+                let returning = if fact.is_some() && db.is_pg() {
+                    " RETURNING id"
+                } else {
+                    ""
+                };
+                format!(
+                    "{head} {} {tail}{returning}",
+                    vec![one.as_str(); n].join(",")
+                )
             };
             let mut full: Option<Stmt<'_>> = None;
             let mut written = 0u64;
@@ -604,7 +620,8 @@ impl SqliteTx<'_> {
                             return Err(StoreError::Database("an insert returned no ids".into()));
                         }
                     };
-                    range = Some(range.map_or((first, last), |(lo, hi)| (lo.min(first), hi.max(last))));
+                    range =
+                        Some(range.map_or((first, last), |(lo, hi)| (lo.min(first), hi.max(last))));
                 }
             }
             Ok((written, range))
@@ -635,8 +652,8 @@ impl StoreTx for SqliteTx<'_> {
             .bind(kind.to_string())
             .bind(namespace.to_string()),
         )?;
-        let rows = self
-            .fetch(query("SELECT id FROM sources WHERE name = ?").bind(name.to_string()))?;
+        let rows =
+            self.fetch(query("SELECT id FROM sources WHERE name = ?").bind(name.to_string()))?;
         rows.first()
             .map(|r| get(r, 0))
             .transpose()?
@@ -674,12 +691,8 @@ impl StoreTx for SqliteTx<'_> {
             "campaign_contacts",
             "consents",
         ] {
-            n += self.exec(
-                query(format!(
-                    "DELETE FROM {table} WHERE file_id = ?"
-                ))
-                .bind(file_id),
-            )?;
+            n +=
+                self.exec(query(format!("DELETE FROM {table} WHERE file_id = ?")).bind(file_id))?;
         }
         self.exec(
             query("INSERT INTO snapshot_tombstones (gen, tbl, row_id) SELECT ?, 'orders', id FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)")
@@ -690,11 +703,9 @@ impl StoreTx for SqliteTx<'_> {
             query("DELETE FROM orders WHERE file_id = ? AND id NOT IN (SELECT order_id FROM order_lines)").bind(file_id),
         )?;
         self.exec(
-            query(
-                "UPDATE orders SET amount = NULL, discount = NULL, gen = ? WHERE file_id = ?",
-            )
-            .bind(self.generation)
-            .bind(file_id),
+            query("UPDATE orders SET amount = NULL, discount = NULL, gen = ? WHERE file_id = ?")
+                .bind(self.generation)
+                .bind(file_id),
         )?;
         Ok(n)
     }
@@ -853,9 +864,7 @@ impl StoreTx for SqliteTx<'_> {
             },
         )?;
         let count = |tx: &mut Self, table: &'static str| -> Result<i64> {
-            let r = tx.fetch(query(format!(
-                "SELECT COUNT(*) FROM {table}"
-            )))?;
+            let r = tx.fetch(query(format!("SELECT COUNT(*) FROM {table}")))?;
             r.first()
                 .map(|r| get(r, 0))
                 .transpose()
@@ -1070,9 +1079,7 @@ impl StoreTx for SqliteTx<'_> {
         shared: &[i64],
     ) -> Result<()> {
         let g = self.generation;
-        self.exec(
-            query("UPDATE identities SET shared = 0, gen = ? WHERE shared <> 0").bind(g),
-        )?;
+        self.exec(query("UPDATE identities SET shared = 0, gen = ? WHERE shared <> 0").bind(g))?;
         for id in shared {
             self.exec(
                 query("UPDATE identities SET shared = 1, gen = ? WHERE id = ?")
@@ -1581,12 +1588,10 @@ impl Store for SqliteStore {
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
-        self.fetch_all(
-            query("SELECT value FROM settings WHERE key = ?").bind(key.to_string()),
-        )?
-        .first()
-        .map(|r| get(r, 0))
-        .transpose()
+        self.fetch_all(query("SELECT value FROM settings WHERE key = ?").bind(key.to_string()))?
+            .first()
+            .map(|r| get(r, 0))
+            .transpose()
     }
 
     fn save_model(
@@ -1678,7 +1683,7 @@ impl Store for SqliteStore {
                 .bind(k.created_at)
                 .bind(k.expires_at)
                 .bind(k.revoked_at)
-                
+
         )?;
         Ok(())
     }
@@ -1961,29 +1966,25 @@ impl Store for SqliteStore {
 
     fn revoke_key(&self, id: &str, at: i64) -> Result<bool> {
         let done = self.execute(
-                query(
-                    "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                )
+            query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(at)
-                .bind(id.to_string())
-                
+                .bind(id.to_string()),
         )?;
         Ok(done == 1)
     }
 
     fn create_user(&self, u: &UserRecord) -> Result<bool> {
         let done = self.execute(
-                query(
-                    "INSERT INTO users (name, role, department, password_hash, created_at, disabled_at)
+            query(
+                "INSERT INTO users (name, role, department, password_hash, created_at, disabled_at)
                      VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
-                )
-                .bind(u.name.clone())
-                .bind(u.role.clone())
-                .bind(u.department.clone())
-                .bind(u.password_hash.clone())
-                .bind(u.created_at)
-                .bind(u.disabled_at)
-                
+            )
+            .bind(u.name.clone())
+            .bind(u.role.clone())
+            .bind(u.department.clone())
+            .bind(u.password_hash.clone())
+            .bind(u.created_at)
+            .bind(u.disabled_at),
         )?;
         Ok(done == 1)
     }
@@ -2017,22 +2018,18 @@ impl Store for SqliteStore {
 
     fn set_user_password(&self, name: &str, hash: &str) -> Result<bool> {
         let done = self.execute(
-                query("UPDATE users SET password_hash = ? WHERE name = ?")
-                    .bind(hash.to_string())
-                    .bind(name.to_string())
-                    
+            query("UPDATE users SET password_hash = ? WHERE name = ?")
+                .bind(hash.to_string())
+                .bind(name.to_string()),
         )?;
         Ok(done == 1)
     }
 
     fn disable_user(&self, name: &str, at: i64) -> Result<bool> {
         let done = self.execute(
-                query(
-                    "UPDATE users SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL",
-                )
+            query("UPDATE users SET disabled_at = ? WHERE name = ? AND disabled_at IS NULL")
                 .bind(at)
-                .bind(name.to_string())
-                
+                .bind(name.to_string()),
         )?;
         Ok(done == 1)
     }
@@ -2051,7 +2048,7 @@ impl Store for SqliteStore {
                 .bind(r.created_at)
                 .bind(r.expires_at)
                 .bind(r.revoked_at)
-                
+
         )?;
         Ok(())
     }
@@ -2081,24 +2078,20 @@ impl Store for SqliteStore {
 
     fn revoke_session(&self, id: &str, at: i64) -> Result<bool> {
         let done = self.execute(
-                query(
-                    "UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                )
+            query("UPDATE web_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
                 .bind(at)
-                .bind(id.to_string())
-                
+                .bind(id.to_string()),
         )?;
         Ok(done == 1)
     }
 
     fn revoke_sessions_of_user(&self, name: &str, at: i64) -> Result<u64> {
         let done = self.execute(
-                query(
-                    "UPDATE web_sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
-                )
-                .bind(at)
-                .bind(name.to_string())
-                
+            query(
+                "UPDATE web_sessions SET revoked_at = ? WHERE user_name = ? AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(name.to_string()),
         )?;
         Ok(done)
     }
@@ -2110,7 +2103,7 @@ impl Store for SqliteStore {
                 )
                 .bind(at)
                 .bind(customer_id)
-                
+
         )?;
         Ok(done)
     }
@@ -2624,7 +2617,6 @@ impl SqliteStore {
             Ok(out)
         })
     }
-
 }
 
 fn read_generation(db: &RawDb<'_>) -> Result<Generation> {
