@@ -74,6 +74,10 @@ impl Ctx {
     /// The store path, refusing when no store is there.
     pub fn existing_db_path(&self) -> anyhow::Result<PathBuf> {
         let path = self.db_path();
+        if infogap_store::postgres_url(&path).is_some() {
+            // a server database: opening it says whether it is there
+            return Ok(path);
+        }
         match path.try_exists() {
             Ok(true) => Ok(path),
             Ok(false) => anyhow::bail!(
@@ -105,8 +109,12 @@ pub fn open_engine(
             .and_then(|c| c.privacy.key_file.as_ref())
             .map(std::path::PathBuf::from)
     });
-    let engine = infogap_engine::Engine::open_with_key(path, key.as_deref())
-        .map_err(|e| anyhow::Error::new(e).context(format!("opening store {}", path.display())))?;
+    let engine = infogap_engine::Engine::open_with_key(path, key.as_deref()).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "opening store {}",
+            infogap_store::shown_location(path)
+        ))
+    })?;
     if let Some(k) = engine.key_generated() {
         eprintln!(
             "warning: generated the data key {} (mode 0600) for the new store. Personal data in the store is encrypted with it: move it somewhere safe, back it up apart from the store, and point INFOGAP_KEY_FILE or [privacy] key_file at it. Without it the store cannot be read.",

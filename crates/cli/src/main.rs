@@ -16,8 +16,8 @@ pub use ctx::Ctx;
 #[derive(Debug, Parser)]
 #[command(name = "infogap", version, about, long_about = None)]
 struct Cli {
-    /// SQLite database file of the store.
-    #[arg(long, global = true, env = "INFOGAP_DB", value_name = "PATH")]
+    /// The store: a SQLite file, or a PostgreSQL URL (postgres://user@host:port/db).
+    #[arg(long, global = true, env = "INFOGAP_DB", value_name = "PATH|URL")]
     db: Option<PathBuf>,
     /// No progress bars or chatter (errors are still printed).
     #[arg(long, short = 'q', global = true)]

@@ -259,7 +259,8 @@ impl SourceConfig {
 pub struct Config {
     /// The config file.
     pub path: PathBuf,
-    /// `[store] path`, resolved against the config's directory.
+    /// `[store] path`, resolved against the config's directory, or
+    /// `[store] url` (a PostgreSQL URL, carried as a path).
     pub store_path: Option<PathBuf>,
     /// Identity policy.
     pub identity: IdentityConfig,
@@ -512,6 +513,8 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawStore {
     path: Option<String>,
+    /// A PostgreSQL URL (`postgres://user@host:port/db`) instead of a file.
+    url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -613,7 +616,31 @@ impl Config {
             }
         }
 
-        let store_path = raw.store.and_then(|s| s.path).map(|p| base.join(p));
+        let store_path = match raw.store {
+            None => None,
+            Some(RawStore {
+                path: Some(_),
+                url: Some(u),
+            }) => {
+                return Err(err(
+                    lines.line(u.span().start),
+                    "[store]: give either path (a SQLite file) or url (PostgreSQL), not both"
+                        .into(),
+                ));
+            }
+            Some(RawStore { url: Some(u), .. }) => {
+                let at = lines.line(u.span().start);
+                let u = u.into_inner();
+                if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                    return Err(err(
+                        at,
+                        "[store] url: expected postgres://user@host:port/database".into(),
+                    ));
+                }
+                Some(PathBuf::from(u))
+            }
+            Some(RawStore { path, .. }) => path.map(|p| base.join(p)),
+        };
         if raw.source.is_empty() {
             return Err(err(0, "no [[source]] entries: nothing to import".into()));
         }

@@ -182,9 +182,10 @@ impl Engine {
         if let Some(s) = self.audit.get() {
             return Ok(s.clone());
         }
-        let log = match &self.db_path {
-            Some(p) => AuditLog::open(&audit_path(p), true)?,
-            None => AuditLog::in_memory()?,
+        let log = match (&self.db_path, &self.pg_url) {
+            (Some(p), _) => AuditLog::open(&audit_path(p), true)?,
+            (None, Some(url)) => AuditLog::open_postgres(url)?,
+            (None, None) => AuditLog::in_memory()?,
         };
         Ok(self
             .audit

@@ -43,6 +43,11 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
+    /// A secret from its bytes (derived from the store's data key).
+    pub fn from_bytes(bytes: [u8; 32]) -> Secret {
+        Secret(bytes)
+    }
+
     /// A random secret (for stores without a file: tests, in-memory).
     pub fn random() -> Secret {
         Secret(rand::random())

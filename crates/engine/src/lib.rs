@@ -106,8 +106,11 @@ pub struct Engine {
     /// The snapshot cache file beside the store (none for a store given
     /// by [`Engine::with_store`]).
     cache: Option<std::path::PathBuf>,
-    /// The store file (none for a store given by [`Engine::with_store`]).
+    /// The store file (none for a store given by [`Engine::with_store`]
+    /// and for a PostgreSQL store).
     db_path: Option<std::path::PathBuf>,
+    /// The PostgreSQL URL of a store in a server database.
+    pg_url: Option<String>,
     /// The store's secret for keyed hashes of keys, loaded once.
     secret: std::sync::OnceLock<keys::Secret>,
     /// Where audit records go (opened on first use).
@@ -135,7 +138,11 @@ impl Engine {
 
     /// Opens the store with the data key in `key_file` (see
     /// [`SqliteStore::open_with_key`]).
+    /// A `postgres://` location opens the store in that PostgreSQL database.
     pub fn open_with_key(path: &Path, key_file: Option<&Path>) -> Result<Self, EngineError> {
+        if let Some(url) = infogap_store::postgres_url(path) {
+            return Self::open_postgres(url, key_file);
+        }
         let store = SqliteStore::open_with_key(path, key_file)?;
         let key_generated = store
             .key_generated()
@@ -145,10 +152,42 @@ impl Engine {
             store: Box::new(store),
             cache: Some(infogap_store::cache::cache_path(path)),
             db_path: Some(path.to_path_buf()),
+            pg_url: None,
             secret: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
             key_generated,
         })
+    }
+
+    /// Opens (creating the schema if needed) the store in the PostgreSQL
+    /// database at `url`, with its data key file (given, or the one the
+    /// store remembers). The audit trail lives in the same database; the
+    /// store's other secrets derive from the key file, so every server
+    /// holding it agrees on them.
+    pub fn open_postgres(url: &str, key_file: Option<&Path>) -> Result<Self, EngineError> {
+        let store = SqliteStore::open_postgres(url, key_file)?;
+        let key_generated = store
+            .key_generated()
+            .then(|| store.key_path().map(Path::to_path_buf))
+            .flatten();
+        let secret = std::sync::OnceLock::new();
+        if let Some(k) = store.data_key() {
+            let _ = secret.set(keys::Secret::from_bytes(k.derive("infogap engine secret")));
+        }
+        Ok(Engine {
+            store: Box::new(store),
+            cache: None,
+            db_path: None,
+            pg_url: Some(url.to_string()),
+            secret,
+            audit: std::sync::OnceLock::new(),
+            key_generated,
+        })
+    }
+
+    /// The PostgreSQL URL of a store in a server database.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.pg_url.as_deref()
     }
 
     /// The key file this open generated for a new store (the caller tells
@@ -160,7 +199,7 @@ impl Engine {
     /// Opens an existing store only: `no store at PATH` when the file does
     /// not exist (a read must never create an empty store).
     pub fn open_existing(path: &Path) -> Result<Self, EngineError> {
-        if !path.exists() {
+        if infogap_store::postgres_url(path).is_none() && !path.exists() {
             return Err(EngineError::NotFound(format!(
                 "no store at {}",
                 path.display()
@@ -175,6 +214,7 @@ impl Engine {
             store,
             cache: None,
             db_path: None,
+            pg_url: None,
             secret: std::sync::OnceLock::new(),
             audit: std::sync::OnceLock::new(),
             key_generated: None,

@@ -314,6 +314,21 @@ impl DataKey {
         hex(&m.finalize().into_bytes()[..16])
     }
 
+    /// A 256-bit secret for `domain`, derived from the suppression secret:
+    /// the same for every holder of the key file, and unchanged by
+    /// rotation (a store in a server database keeps its other secrets
+    /// this way, with no second file to copy to every server).
+    pub fn derive(&self, domain: &str) -> [u8; 32] {
+        // HMAC accepts keys of any length
+        let mut m =
+            <HmacSha256 as Mac>::new_from_slice(&self.suppress).unwrap_or_else(|_| unreachable!());
+        m.update(b"derive v1\0");
+        m.update(domain.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&m.finalize().into_bytes());
+        out
+    }
+
     /// The suppression hash of an erased identity value.
     pub fn suppression(&self, kind: &str, value: &str) -> String {
         let mut v = Vec::with_capacity(kind.len() + 1 + value.len());

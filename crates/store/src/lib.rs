@@ -43,6 +43,24 @@ use serde::Serialize;
 
 pub use sqlite::{SqliteStore, redact_url};
 
+/// The PostgreSQL URL a store location names (`postgres://…` or
+/// `postgresql://…`), or `None` for a SQLite file path. A location travels
+/// as a path everywhere (`--db`, `INFOGAP_DB`, `[store] path`), so a URL is
+/// recognised wherever a path is given.
+pub fn postgres_url(location: &std::path::Path) -> Option<&str> {
+    location
+        .to_str()
+        .filter(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+}
+
+/// A store location as it may be shown (a URL's password hidden).
+pub fn shown_location(location: &std::path::Path) -> String {
+    match postgres_url(location) {
+        Some(url) => redact_url(url),
+        None => location.display().to_string(),
+    }
+}
+
 mod backup;
 pub use backup::{BackupCheck, BackupReport, secret_path, verify_backup};
 

@@ -481,6 +481,31 @@ pub(crate) fn open_model(key: Option<&DataKey>, sealed: bool, stored: Vec<u8>) -
     }
 }
 
+/// The positions, among the inserted columns of `head`, of the columns
+/// named by the `ON CONFLICT(…)` of `tail`.
+fn conflict_columns(head: &str, tail: &str) -> Vec<usize> {
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(|c| c.trim().trim_matches('"').to_string())
+            .collect()
+    };
+    let inserted = match (head.find('('), head.find(')')) {
+        (Some(a), Some(b)) if a < b => list(&head[a + 1..b]),
+        _ => return Vec::new(),
+    };
+    let named = match tail.find("ON CONFLICT(") {
+        Some(a) => match tail[a..].find(')') {
+            Some(b) => list(&tail[a + 12..a + b]),
+            None => return Vec::new(),
+        },
+        None => return Vec::new(),
+    };
+    named
+        .iter()
+        .filter_map(|n| inserted.iter().position(|c| c == n))
+        .collect()
+}
+
 /// Rows per multi-row INSERT (kept well under SQLite's 32766 bound parameters).
 const CHUNK: usize = 400;
 
@@ -584,10 +609,38 @@ impl SqliteTx<'_> {
             let mut full: Option<Stmt<'_>> = None;
             let mut written = 0u64;
             let mut range: Option<(i64, i64)> = None;
+            // PostgreSQL refuses an upsert that changes one row twice, which
+            // SQLite does in order: such a chunk runs as several statements,
+            // split before each repeated key
+            let keys = if db.is_pg() && tail.contains("DO UPDATE") {
+                conflict_columns(head, tail)
+            } else {
+                Vec::new()
+            };
+            let mut parts: Vec<(Vec<crate::sql::Val>, usize)> = Vec::new();
             for chunk in rows.chunks(CHUNK) {
                 let q = chunk.iter().fold(query(""), |q, r| bind(q, r));
+                if keys.is_empty() {
+                    parts.push((q.args, chunk.len()));
+                    continue;
+                }
+                let mut seen = HashSet::new();
+                let mut part: (Vec<crate::sql::Val>, usize) = (Vec::new(), 0);
+                for row in q.args.chunks(cols) {
+                    let key = format!("{:?}", keys.iter().map(|&k| &row[k]).collect::<Vec<_>>());
+                    if !seen.insert(key.clone()) {
+                        parts.push(std::mem::take(&mut part));
+                        seen.clear();
+                        seen.insert(key);
+                    }
+                    part.0.extend_from_slice(row);
+                    part.1 += 1;
+                }
+                parts.push(part);
+            }
+            for (args, nrows) in parts {
                 let mut part;
-                let st = if chunk.len() == CHUNK {
+                let st = if nrows == CHUNK {
                     match &mut full {
                         Some(st) => {
                             st.reset()?;
@@ -596,10 +649,10 @@ impl SqliteTx<'_> {
                         None => full.insert(db.prepare(&sql(CHUNK))?),
                     }
                 } else {
-                    part = db.prepare(&sql(chunk.len()))?;
+                    part = db.prepare(&sql(nrows))?;
                     &mut part
                 };
-                for (i, v) in q.args.iter().enumerate() {
+                for (i, v) in args.iter().enumerate() {
                     st.bind(i as std::ffi::c_int + 1, v)?;
                 }
                 let mut ids: Option<(i64, i64)> = None;
