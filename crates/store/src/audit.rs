@@ -23,8 +23,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, SqliteConnection};
 use tokio::runtime::Runtime;
 
 use crate::sql::{RawDb, Row, get, query};
@@ -294,22 +292,15 @@ impl AuditLog {
                 reason: "no audit trail here".into(),
             });
         }
-        Self::connect(crate::sqlite::wal_options(path, create), path)
+        Self::connect(path, create)
     }
 
     /// An audit trail in memory (stores without a file: tests).
     pub fn in_memory() -> Result<AuditLog> {
-        let opts: SqliteConnectOptions =
-            "sqlite::memory:"
-                .parse()
-                .map_err(|e: sqlx::Error| StoreError::Open {
-                    path: ":memory:".into(),
-                    reason: e.to_string(),
-                })?;
-        Self::connect(opts, Path::new(":memory:"))
+        Self::connect(Path::new(":memory:"), true)
     }
 
-    fn connect(opts: SqliteConnectOptions, path: &Path) -> Result<AuditLog> {
+    fn connect(path: &Path, create: bool) -> Result<AuditLog> {
         let open_err = |reason: String| StoreError::Open {
             path: path.display().to_string(),
             reason,
@@ -318,33 +309,31 @@ impl AuditLog {
             .enable_all()
             .build()
             .map_err(|e| open_err(e.to_string()))?;
-        let mut conn = rt
-            .block_on(SqliteConnection::connect_with(&opts))
-            .map_err(|e| open_err(e.to_string()))?;
-        rt.block_on(sqlx::raw_sql(SCHEMA).execute(&mut conn))
-            .map_err(|e| open_err(e.to_string()))?;
-        // records with a redactable subject (a trail written before has
-        // none; its records keep verifying the first way)
-        let cols = rt
-            .block_on(
-                sqlx::query("SELECT name FROM pragma_table_info('audit_log')").fetch_all(&mut conn),
-            )
-            .map_err(|e| open_err(e.to_string()))?;
-        use sqlx::Row as _;
-        let has = cols.iter().any(|r| {
-            r.try_get::<String, _>(0)
-                .is_ok_and(|n| n == "subject_commit")
-        });
-        if !has {
-            rt.block_on(
-                sqlx::raw_sql(
+        let setup = if path == Path::new(":memory:") {
+            ""
+        } else {
+            crate::sqlite::WAL_SETUP
+        };
+        let conn = crate::raw::LiteConn::open(path, create, setup)?;
+        {
+            let db = RawDb::Lite(conn.db());
+            db.exec_batch(SCHEMA).map_err(|e| open_err(e.to_string()))?;
+            // records with a redactable subject (a trail written before has
+            // none; its records keep verifying the first way)
+            let cols = db
+                .fetch(&query("SELECT name FROM pragma_table_info('audit_log')"))
+                .map_err(|e| open_err(e.to_string()))?;
+            let has = cols
+                .iter()
+                .any(|r| get::<String>(r, 0).is_ok_and(|n| n == "subject_commit"));
+            if !has {
+                db.exec_batch(
                     "ALTER TABLE audit_log ADD COLUMN subject_commit TEXT;
                      ALTER TABLE audit_log ADD COLUMN subject_salt TEXT;
                      ALTER TABLE audit_log ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0;",
                 )
-                .execute(&mut conn),
-            )
-            .map_err(|e| open_err(e.to_string()))?;
+                .map_err(|e| open_err(e.to_string()))?;
+            }
         }
         Ok(AuditLog {
             rt,

@@ -129,15 +129,9 @@ impl SqliteStore {
     /// The recorded key id and key file, when the store is encrypted.
     pub(crate) fn stored_key_id(&self) -> Result<Option<(String, Option<PathBuf>)>> {
         self.with_raw(|db| {
-            let mut st = db.prepare(if db.is_pg() {
-                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'settings'"
-            } else {
-                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'settings'"
-            })?;
-            if !st.step()? || st.i64(0)? == 0 {
+            if !db.table_exists("settings")? {
                 return Ok(None);
             }
-            drop(st);
             let get = |key: &str| -> Result<Option<String>> {
                 let mut st = db.prepare("SELECT value FROM settings WHERE key = ?1")?;
                 st.bind_text(1, key)?;

@@ -19,8 +19,78 @@ use libsqlite3_sys as ffi;
 
 use crate::{Result, StoreError};
 
-/// A borrowed SQLite connection handle (from sqlx's `LockedSqliteHandle`,
-/// which holds the connection's lock for as long as this lives).
+/// An open SQLite connection, owned: opened and closed here, used by one
+/// thread at a time (its owner keeps it behind a mutex).
+///
+/// Why not sqlx's connection: sqlx drives SQLite from a worker thread and
+/// lends the handle out through a lock protocol with that thread; taken
+/// for every statement (thousands per import), that protocol was slow and
+/// once stalled for good. Every statement here runs on the caller's thread.
+pub(crate) struct LiteConn {
+    db: NonNull<ffi::sqlite3>,
+}
+
+// SAFETY: SQLite is built thread-safe (serialized); the connection moves
+// between threads but is used by one at a time (its owner's mutex).
+unsafe impl Send for LiteConn {}
+
+impl Drop for LiteConn {
+    /// Closes the connection: the last connection to close checkpoints the
+    /// WAL and removes it.
+    fn drop(&mut self) {
+        // SAFETY: the handle was opened here and is closed exactly once;
+        // every statement borrowed from it has been finalized (they borrow
+        // the connection).
+        unsafe {
+            ffi::sqlite3_close(self.db.as_ptr());
+        }
+    }
+}
+
+impl LiteConn {
+    /// Opens the database file at `path` (`:memory:` for one in memory),
+    /// creating it when `create`; then runs `setup` (`PRAGMA`s).
+    pub(crate) fn open(path: &std::path::Path, create: bool, setup: &str) -> Result<LiteConn> {
+        let err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| err("the path holds a NUL byte".into()))?;
+        let mut flags = ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_FULLMUTEX;
+        if create {
+            flags |= ffi::SQLITE_OPEN_CREATE;
+        }
+        let mut db: *mut ffi::sqlite3 = std::ptr::null_mut();
+        // SAFETY: `c_path` is NUL-terminated and outlives the call; `db` is
+        // an out-pointer; no VFS name.
+        let rc = unsafe { ffi::sqlite3_open_v2(c_path.as_ptr(), &mut db, flags, std::ptr::null()) };
+        let Some(db) = NonNull::new(db) else {
+            return Err(err("out of memory".into()));
+        };
+        let conn = LiteConn { db };
+        if rc != ffi::SQLITE_OK {
+            let msg = conn.db().error("open").to_string();
+            return Err(err(msg));
+        }
+        // SAFETY: the handle is live.
+        unsafe {
+            ffi::sqlite3_extended_result_codes(db.as_ptr(), 1);
+            ffi::sqlite3_busy_timeout(db.as_ptr(), 30_000);
+        }
+        conn.db()
+            .exec_batch(setup)
+            .map_err(|e| err(e.to_string()))?;
+        Ok(conn)
+    }
+
+    /// The connection for statements, borrowed.
+    pub(crate) fn db(&self) -> LiteDb<'_> {
+        LiteDb::new(self.db)
+    }
+}
+
+/// A borrowed SQLite connection handle.
 pub(crate) struct LiteDb<'a> {
     db: NonNull<ffi::sqlite3>,
     _borrow: PhantomData<&'a mut ()>,

@@ -418,6 +418,22 @@ impl<'a> RawDb<'a> {
         }
     }
 
+    /// Whether the table `name` exists.
+    pub(crate) fn table_exists(&self, name: &str) -> Result<bool> {
+        let sql = if self.is_pg() {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = ?1"
+        } else {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1"
+        };
+        let rows = self.fetch(&query(sql).bind(name))?;
+        Ok(rows
+            .first()
+            .map(|r| get::<i64>(r, 0))
+            .transpose()?
+            .unwrap_or(0)
+            > 0)
+    }
+
     /// Runs several statements without parameters (a migration).
     pub(crate) fn exec_batch(&self, sql: &str) -> Result<()> {
         match self {

@@ -24,9 +24,9 @@ use infogap_core::dataset::{
     AttrValue, CampaignFact, CampaignInfo, CustomerInfo, Dataset, EventFact, FeedbackFact,
     LineFact, OrderFact, ProductInfo,
 };
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection};
 use tokio::runtime::Runtime;
+
+use crate::raw::LiteConn;
 
 use crate::crypto::{DataKey, Field};
 use crate::keyed::load_checked;
@@ -42,7 +42,7 @@ fn db_err(e: sqlx::Error) -> StoreError {
 /// The store's database connection(s).
 pub(crate) enum Backend {
     /// `None` only while being dropped (the connection is closed cleanly).
-    Lite(Mutex<Option<SqliteConnection>>),
+    Lite(Mutex<Option<LiteConn>>),
     Pg(sqlx::PgPool),
 }
 
@@ -79,7 +79,7 @@ impl Backend {
 
 /// A connection held for a while (a call, or a whole transaction).
 pub(crate) enum Held<'a> {
-    Lite(MutexGuard<'a, Option<SqliteConnection>>),
+    Lite(MutexGuard<'a, Option<LiteConn>>),
     /// `None` only while being dropped.
     Pg(RefCell<Option<PgConn>>, &'a Runtime),
 }
@@ -104,17 +104,14 @@ impl Held<'_> {
     ) -> Result<T> {
         match self {
             Held::Lite(g) => {
-                let Some(conn) = g.as_mut() else {
+                let Some(conn) = g.as_ref() else {
                     // the connection is taken only in `Drop`, when no borrow is left
                     return Err(StoreError::Database(
                         "the store's connection is used after drop".into(),
                     ));
                 };
-                rt.block_on(async {
-                    let mut handle = conn.lock_handle().await.map_err(db_err)?;
-                    let db = RawDb::Lite(crate::raw::LiteDb::new(handle.as_raw_handle()));
-                    f(&db)
-                })
+                let db = RawDb::Lite(conn.db());
+                f(&db)
             }
             Held::Pg(c, _) => {
                 let db = RawDb::Pg(PgDb::new(c, rt));
@@ -136,9 +133,7 @@ impl Drop for SqliteStore {
                     Ok(c) => c.take(),
                     Err(poisoned) => poisoned.into_inner().take(),
                 };
-                if let Some(c) = conn {
-                    let _ = self.rt.block_on(c.close());
-                }
+                drop(conn);
             }
             Backend::Pg(pool) => self.rt.block_on(pool.close()),
         }
@@ -151,18 +146,11 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-/// How every database file of a store is opened: WAL, `synchronous =
-/// NORMAL` (a committed transaction is in the WAL file, which survives a
-/// crash of the process; only a power loss can take the last ones), and a
-/// 30 s wait for another writer's lock.
-pub(crate) fn wal_options(path: &Path, create: bool) -> SqliteConnectOptions {
-    SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(create)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(30))
-}
+/// How every database file of a store is set up on open: WAL,
+/// `synchronous = NORMAL` (a committed transaction is in the WAL file,
+/// which survives a crash of the process; only a power loss can take the
+/// last ones); with a 30 s wait for another writer's lock.
+pub(crate) const WAL_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
 /// A PostgreSQL URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
@@ -282,16 +270,19 @@ impl SqliteStore {
             .enable_all()
             .build()
             .map_err(|e| open_err(e.to_string()))?;
-        let opts = wal_options(path, true)
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory")
-            // reads through a memory map: a 50 MB model blob is 12,800
-            // overflow pages, each otherwise its own pread
-            .pragma("mmap_size", "1073741824")
-            .foreign_keys(false);
-        let conn = rt
-            .block_on(SqliteConnection::connect_with(&opts))
-            .map_err(|e| open_err(e.to_string()))?;
+        let conn = LiteConn::open(
+            path,
+            true,
+            &format!(
+                "{WAL_SETUP}
+                 PRAGMA cache_size = -65536;
+                 PRAGMA temp_store = memory;
+                 -- reads through a memory map: a 50 MB model blob is 12,800
+                 -- overflow pages, each otherwise its own pread
+                 PRAGMA mmap_size = 1073741824;
+                 PRAGMA foreign_keys = OFF;"
+            ),
+        )?;
         let mut store = SqliteStore {
             rt,
             conn: Backend::Lite(Mutex::new(Some(conn))),
@@ -337,34 +328,49 @@ impl SqliteStore {
 
     fn migrate(&self, up_to: i64) -> Result<()> {
         let migrations = self.migrations();
-        self.with_raw(|db| {
-            // several processes may open a new database at once: one migrates
-            db.immediate(|| {
+        let pending = |db: &RawDb<'_>, create: bool| -> Result<Vec<&'static Migration>> {
+            if create {
                 db.exec(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)",
                 )?;
-                let mut applied: HashMap<i64, String> = HashMap::new();
-                for r in db.fetch(&query("SELECT version, checksum FROM schema_migrations"))? {
-                    applied.insert(get(&r, 0)?, get(&r, 1)?);
-                }
-                if let Some(max) = applied.keys().max()
-                    && *max > latest()
-                {
-                    return Err(StoreError::TooNew {
-                        found: *max,
-                        supported: latest(),
-                    });
-                }
-                for m in migrations.iter().filter(|m| m.version <= up_to) {
-                    if let Some(sum) = applied.get(&m.version) {
-                        if *sum != checksum(m.sql) {
-                            return Err(StoreError::Corrupt(format!(
-                                "migration {} ({}) was changed after it was applied",
-                                m.version, m.name
-                            )));
-                        }
-                        continue;
+            }
+            let mut applied: HashMap<i64, String> = HashMap::new();
+            for r in db.fetch(&query("SELECT version, checksum FROM schema_migrations"))? {
+                applied.insert(get(&r, 0)?, get(&r, 1)?);
+            }
+            if let Some(max) = applied.keys().max()
+                && *max > latest()
+            {
+                return Err(StoreError::TooNew {
+                    found: *max,
+                    supported: latest(),
+                });
+            }
+            let mut out = Vec::new();
+            for m in migrations.iter().filter(|m| m.version <= up_to) {
+                match applied.get(&m.version) {
+                    Some(sum) if *sum != checksum(m.sql) => {
+                        return Err(StoreError::Corrupt(format!(
+                            "migration {} ({}) was changed after it was applied",
+                            m.version, m.name
+                        )));
                     }
+                    Some(_) => {}
+                    None => out.push(m),
+                }
+            }
+            Ok(out)
+        };
+        self.with_raw(|db| {
+            // an up-to-date store is only read: opening it never waits for
+            // a writer (an import holds the write lock for a whole file)
+            if db.table_exists("schema_migrations")? && pending(db, false)?.is_empty() {
+                return Ok(());
+            }
+            // several processes may open a new store at once: one migrates,
+            // the others find it done
+            db.immediate(|| {
+                for m in pending(db, true)? {
                     db.exec_batch(m.sql)?;
                     db.execute(
                         &query("INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)")

@@ -19,6 +19,32 @@ pub fn run_in(dir: &Path, args: &[&str]) -> Output {
         .expect("spawn infogap")
 }
 
+/// Runs `infogap` in `dir` on the store at `db` (a file or a PostgreSQL
+/// URL), with the data key in `dir/store.key`.
+pub fn run_on(dir: &Path, db: &str, args: &[&str]) -> Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .env("INFOGAP_DB", db)
+        .env("INFOGAP_KEY_FILE", dir.join("store.key"))
+        .args(args)
+        .output()
+        .expect("spawn infogap")
+}
+
+/// [`run_on`], asserting success and parsing stdout as JSON.
+pub fn json_on(dir: &Path, db: &str, args: &[&str]) -> serde_json::Value {
+    let out = run_on(dir, db, args);
+    assert!(
+        out.status.success(),
+        "infogap {:?} failed\nstdout:\n{}\nstderr:\n{}",
+        args,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
 /// Runs and asserts success; returns stdout.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
     let out = run_in(dir, args);

@@ -410,3 +410,59 @@ fn complete_journey_imports_to_the_published_figures_twice() {
     assert_eq!(first["products"], second["products"]);
     assert_eq!(first["campaign_contacts"], second["campaign_contacts"]);
 }
+
+/// The same import into PostgreSQL gives exactly the SQLite figures, and
+/// the same customer.
+#[test]
+#[ignore = "real data: ../shared/data"]
+fn complete_journey_imports_to_the_published_figures_on_postgres() {
+    use crate::common::{json_on, run_on};
+    let data = crate::common::shared_data();
+    assert!(data.join("completejourney/transactions.parquet").is_file());
+    let Some(pg) = infogap_store::pgtest::database("complete journey on PostgreSQL") else {
+        return;
+    };
+    let d = tempfile::tempdir().expect("tmp");
+    let cfg =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/completejourney/infogap.toml");
+    let cfg = cfg.to_string_lossy().to_string();
+    let out = run_on(d.path(), &pg.url, &["import", "--config", &cfg, "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = json_on(d.path(), &pg.url, &["stats", "--json"]);
+    assert_eq!(s["customers"], 2469);
+    assert_eq!(s["orders"], 155_848);
+    assert_eq!(s["order_lines"], 1_469_307);
+    assert!(
+        (s["revenue"].as_f64().unwrap_or(0.0) - 4_596_039.58).abs() < 0.005,
+        "{}",
+        s["revenue"]
+    );
+    let h = json_on(
+        d.path(),
+        &pg.url,
+        &[
+            "customer",
+            "show",
+            "1023",
+            "--namespace",
+            "household",
+            "--json",
+        ],
+    );
+    assert_eq!(h["orders"]["count"], 375);
+    assert!((h["orders"]["revenue"].as_f64().unwrap_or(0.0) - 24_879.75).abs() < 0.005);
+    // a second import of the same files changes nothing
+    let out = run_on(d.path(), &pg.url, &["import", "--config", &cfg, "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = json_on(d.path(), &pg.url, &["stats", "--json"]);
+    assert_eq!(again["order_lines"], 1_469_307);
+    assert_eq!(again["products"], s["products"]);
+}
