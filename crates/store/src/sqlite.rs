@@ -625,7 +625,7 @@ impl SqliteTx<'_> {
             };
             let mut parts: Vec<(Vec<crate::sql::Val>, usize)> = Vec::new();
             for chunk in rows.chunks(CHUNK) {
-                let q = chunk.iter().fold(query(""), |q, r| bind(q, r));
+                let q = chunk.iter().fold(query(""), &bind);
                 if keys.is_empty() {
                     parts.push((q.args, chunk.len()));
                     continue;

@@ -346,7 +346,6 @@ fn postgres_audit_trail_is_one_chain_across_writers() {
     let threads: Vec<_> = [(a.clone(), "a"), (b.clone(), "b")]
         .into_iter()
         .map(|(log, name)| {
-            let entry = entry.clone();
             std::thread::spawn(move || {
                 for i in 0..50i64 {
                     log.append(&[entry(name, vec![i % 7]), entry(name, vec![100])])
