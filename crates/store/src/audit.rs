@@ -19,7 +19,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -350,23 +349,7 @@ impl AuditLog {
             path: shown.clone(),
             reason,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("infogap-audit")
-            .enable_all()
-            .build()
-            .map_err(|e| open_err(e.to_string()))?;
-        let opts: sqlx::postgres::PgConnectOptions = url
-            .parse()
-            .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
-        let pool = rt
-            .block_on(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(opts),
-            )
-            .map_err(|e| open_err(e.to_string()))?;
+        let (rt, pool) = crate::sqlite::pg_pool(url, "infogap-audit", 4)?;
         let log = AuditLog {
             rt,
             conn: Backend::Pg(pool),

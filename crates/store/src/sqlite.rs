@@ -152,6 +152,33 @@ impl std::fmt::Debug for SqliteStore {
 /// last ones); with a 30 s wait for another writer's lock.
 pub(crate) const WAL_SETUP: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
 
+/// A runtime of one thread and a pool of at most `max` connections to
+/// the PostgreSQL database at `url`.
+pub(crate) fn pg_pool(url: &str, thread: &str, max: u32) -> Result<(Runtime, sqlx::PgPool)> {
+    let open_err = |reason: String| StoreError::Open {
+        path: redact_url(url),
+        reason,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(thread)
+        .enable_all()
+        .build()
+        .map_err(|e| open_err(e.to_string()))?;
+    let opts: sqlx::postgres::PgConnectOptions = url
+        .parse()
+        .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
+    let pool = rt
+        .block_on(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts),
+        )
+        .map_err(|e| open_err(e.to_string()))?;
+    Ok((rt, pool))
+}
+
 /// A PostgreSQL URL without its password, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -201,24 +228,7 @@ impl SqliteStore {
             path: shown.clone(),
             reason,
         };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("infogap-pg")
-            .enable_all()
-            .build()
-            .map_err(|e| open_err(e.to_string()))?;
-        let opts: sqlx::postgres::PgConnectOptions = url
-            .parse()
-            .map_err(|e: sqlx::Error| open_err(e.to_string()))?;
-        let pool = rt
-            .block_on(
-                sqlx::postgres::PgPoolOptions::new()
-                    .max_connections(8)
-                    .min_connections(1)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(opts),
-            )
-            .map_err(|e| open_err(e.to_string()))?;
+        let (rt, pool) = pg_pool(url, "infogap-pg", 8)?;
         let mut store = SqliteStore {
             rt,
             conn: Backend::Pg(pool),

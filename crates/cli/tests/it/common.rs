@@ -33,21 +33,17 @@ pub fn run_on(dir: &Path, db: &str, args: &[&str]) -> Output {
 
 /// [`run_on`], asserting success and parsing stdout as JSON.
 pub fn json_on(dir: &Path, db: &str, args: &[&str]) -> serde_json::Value {
-    let out = run_on(dir, db, args);
-    assert!(
-        out.status.success(),
-        "infogap {:?} failed\nstdout:\n{}\nstderr:\n{}",
-        args,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = String::from_utf8_lossy(&out.stdout);
+    let s = succeeded(run_on(dir, db, args), args);
     serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
 /// Runs and asserts success; returns stdout.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run_in(dir, args);
+    succeeded(run_in(dir, args), args)
+}
+
+/// Asserts a run succeeded; returns its stdout.
+fn succeeded(out: Output, args: &[&str]) -> String {
     assert!(
         out.status.success(),
         "infogap {:?} failed\nstdout:\n{}\nstderr:\n{}",

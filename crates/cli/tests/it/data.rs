@@ -379,16 +379,7 @@ fn complete_journey_imports_to_the_published_figures_twice() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/completejourney/infogap.toml");
     let cfg = cfg.to_string_lossy().to_string();
     ok(d.path(), &["import", "--config", &cfg, "--quiet"]);
-    let check = |s: &serde_json::Value| {
-        assert_eq!(s["customers"], 2469);
-        assert_eq!(s["orders"], 155_848);
-        assert_eq!(s["order_lines"], 1_469_307);
-        assert!(
-            (s["revenue"].as_f64().unwrap_or(0.0) - 4_596_039.58).abs() < 0.005,
-            "{}",
-            s["revenue"]
-        );
-    };
+    let check = cj_figures;
     let first = json(d.path(), &["stats", "--json"]);
     check(&first);
     let h = json(
@@ -402,13 +393,30 @@ fn complete_journey_imports_to_the_published_figures_twice() {
             "--json",
         ],
     );
-    assert_eq!(h["orders"]["count"], 375);
-    assert!((h["orders"]["revenue"].as_f64().unwrap_or(0.0) - 24_879.75).abs() < 0.005);
+    cj_household_1023(&h);
     ok(d.path(), &["import", "--config", &cfg, "--quiet"]);
     let second = json(d.path(), &["stats", "--json"]);
     check(&second);
     assert_eq!(first["products"], second["products"]);
     assert_eq!(first["campaign_contacts"], second["campaign_contacts"]);
+}
+
+/// The Complete Journey's published figures in `infogap stats --json`.
+fn cj_figures(s: &serde_json::Value) {
+    assert_eq!(s["customers"], 2469);
+    assert_eq!(s["orders"], 155_848);
+    assert_eq!(s["order_lines"], 1_469_307);
+    assert!(
+        (s["revenue"].as_f64().unwrap_or(0.0) - 4_596_039.58).abs() < 0.005,
+        "{}",
+        s["revenue"]
+    );
+}
+
+/// Household 1023 of The Complete Journey in `customer show --json`.
+fn cj_household_1023(h: &serde_json::Value) {
+    assert_eq!(h["orders"]["count"], 375);
+    assert!((h["orders"]["revenue"].as_f64().unwrap_or(0.0) - 24_879.75).abs() < 0.005);
 }
 
 /// The same import into PostgreSQL gives exactly the SQLite figures, and
@@ -433,14 +441,7 @@ fn complete_journey_imports_to_the_published_figures_on_postgres() {
         String::from_utf8_lossy(&out.stderr)
     );
     let s = json_on(d.path(), &pg.url, &["stats", "--json"]);
-    assert_eq!(s["customers"], 2469);
-    assert_eq!(s["orders"], 155_848);
-    assert_eq!(s["order_lines"], 1_469_307);
-    assert!(
-        (s["revenue"].as_f64().unwrap_or(0.0) - 4_596_039.58).abs() < 0.005,
-        "{}",
-        s["revenue"]
-    );
+    cj_figures(&s);
     let h = json_on(
         d.path(),
         &pg.url,
@@ -453,8 +454,7 @@ fn complete_journey_imports_to_the_published_figures_on_postgres() {
             "--json",
         ],
     );
-    assert_eq!(h["orders"]["count"], 375);
-    assert!((h["orders"]["revenue"].as_f64().unwrap_or(0.0) - 24_879.75).abs() < 0.005);
+    cj_household_1023(&h);
     // a second import of the same files changes nothing
     let out = run_on(d.path(), &pg.url, &["import", "--config", &cfg, "--quiet"]);
     assert!(
