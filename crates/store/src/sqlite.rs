@@ -267,9 +267,15 @@ impl SqliteStore {
     /// [`SqliteStore::open_with_key`]), `None` leaves it off.
     fn open_inner(path: &Path, version: i64, key: Option<Option<&Path>>) -> Result<SqliteStore> {
         let open_err = |reason: String| StoreError::Open {
-            path: path.display().to_string(),
+            path: crate::shown_location(path),
             reason,
         };
+        if crate::postgres_url(path).is_some() {
+            // never a file named after a URL (nor its directories)
+            return Err(open_err(
+                "a PostgreSQL URL, where a SQLite file was expected (this command works on SQLite stores)".into(),
+            ));
+        }
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
             && !parent.exists()

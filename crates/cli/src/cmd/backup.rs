@@ -68,6 +68,12 @@ pub fn backup(ctx: &Ctx, a: &BackupArgs) -> anyhow::Result<()> {
 
 fn take(ctx: &Ctx, out: &Path, json: bool) -> anyhow::Result<()> {
     let db = ctx.existing_db_path()?;
+    if infogap_store::postgres_url(&db).is_some() {
+        anyhow::bail!(
+            "backup copies a SQLite store; {} is a PostgreSQL store: back it up with pg_dump (or the server's own backups), and keep its key file apart from the dump",
+            infogap_store::shown_location(&db)
+        );
+    }
     let store = SqliteStore::open_with_key(&db, crate::ctx::key_file_from_env().as_deref())
         .with_context(|| format!("opening store {}", db.display()))?;
     let rep = store

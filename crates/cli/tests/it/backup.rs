@@ -287,3 +287,23 @@ fn read_commands_refuse_a_missing_store_and_create_nothing() {
     }
     assert!(!d.path().join("copy.db").exists());
 }
+
+/// A PostgreSQL store is not copied as a file: the refusal says what to
+/// use instead, hides the URL's password, and creates nothing.
+#[test]
+fn backup_of_a_postgres_store_is_refused_clearly() {
+    let d = tempfile::tempdir().expect("tmp");
+    let url = "postgres://u:hunter2@127.0.0.1:1/x";
+    let out = crate::common::run_on(d.path(), url, &["backup", "--out", "b.db"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pg_dump"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.contains("u:***@"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
