@@ -2,9 +2,10 @@
 //!
 //! Design decisions:
 //! - **Synchronous trait, any backend.** The engine and CLI are synchronous;
-//!   backends that speak async (sqlx) hide their runtime inside. A PostgreSQL
-//!   backend is one more implementation of [`Store`]/[`StoreTx`] in this crate;
-//!   [`conformance`] is the suite every backend must pass.
+//!   backends that speak async (sqlx) hide their runtime inside. SQLite and
+//!   PostgreSQL share one implementation ([`SqliteStore`], over the
+//!   statement API of `sql`, which holds what differs between the two);
+//!   [`conformance`] is the suite both must pass.
 //! - **Facts point at identities, not customers.** Order lines, events,
 //!   feedback, contacts and attributes carry the `identity_id` of the key that
 //!   brought them. Merging or splitting customers rewrites only
