@@ -109,12 +109,7 @@ impl SqliteStore {
     /// What erasing `customer_id` touches (nothing is changed).
     pub fn erasure_plan(&self, customer_id: i64) -> Result<ErasurePlan> {
         let key = self.data_key();
-        self.with_raw(|db| {
-            db.exec("BEGIN")?;
-            let r = plan_in(db, customer_id, key.as_deref());
-            let _ = db.exec("COMMIT");
-            r
-        })
+        self.with_raw(|db| db.read(|| plan_in(db, customer_id, key.as_deref())))
     }
 
     /// Erases `customer_id` in one transaction: deletes (or, with

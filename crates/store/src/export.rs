@@ -169,14 +169,7 @@ const MINE: &str = "SELECT id FROM identities WHERE customer_id = ?1";
 impl SqliteStore {
     /// Every row of a customer with its provenance (see [`PersonRows`]).
     pub(crate) fn read_person_rows(&self, c: i64) -> Result<PersonRows> {
-        self.with_raw(|db| {
-            db.exec("BEGIN")?;
-            let out = person_rows(db, c);
-            let end = db.exec(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
-            let out = out?;
-            end?;
-            Ok(out)
-        })
+        self.with_raw(|db| db.read(|| person_rows(db, c)))
     }
 }
 

@@ -1404,16 +1404,8 @@ impl Store for SqliteStore {
     }
 
     fn snapshot_delta(&self, since: i64) -> Result<SnapshotDelta> {
-        self.with_raw(|db| {
-            db.exec("BEGIN")?;
-            let key = self.data_key();
-            let out = read_delta(db, since, key.as_deref());
-            // a read transaction: ending it cannot lose anything
-            let end = db.exec(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
-            let delta = out?;
-            end?;
-            Ok(delta)
-        })
+        let key = self.data_key();
+        self.with_raw(|db| db.read(|| read_delta(db, since, key.as_deref())))
     }
 
     fn sources(&self) -> Result<Vec<SourceRecord>> {
@@ -2439,15 +2431,8 @@ impl Store for SqliteStore {
     }
 
     fn provenance(&self) -> Result<crate::Provenance> {
-        self.with_raw(|db| {
-            db.exec("BEGIN")?;
-            let key = self.data_key();
-            let out = read_provenance(db, key.as_deref());
-            let end = db.exec(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
-            let p = out?;
-            end?;
-            Ok(p)
-        })
+        let key = self.data_key();
+        self.with_raw(|db| db.read(|| read_provenance(db, key.as_deref())))
     }
 }
 

@@ -31,9 +31,14 @@ pub fn run_on(dir: &Path, db: &str, args: &[&str]) -> Output {
         .expect("spawn infogap")
 }
 
+/// [`run_on`], asserting success; returns stdout.
+pub fn ok_on(dir: &Path, db: &str, args: &[&str]) -> String {
+    succeeded(run_on(dir, db, args), args)
+}
+
 /// [`run_on`], asserting success and parsing stdout as JSON.
 pub fn json_on(dir: &Path, db: &str, args: &[&str]) -> serde_json::Value {
-    let s = succeeded(run_on(dir, db, args), args);
+    let s = ok_on(dir, db, args);
     serde_json::from_str(&s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
